@@ -1,0 +1,131 @@
+"""The `metabrain` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+
+from sidecar.engine.engine import EngineConfig
+from sidecar.limits import Limits
+
+Command = Callable[[argparse.Namespace], int]
+_COMMANDS: dict[str, Command] = {}
+
+
+def _port(text: str) -> int | None:
+    if text.lower() in ("off", "none", "-1"):
+        return None
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is outside 0..65535 (0 picks a free port, 'off' disables)")
+    return value
+
+
+def add_serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--grpc-port", type=_port, default=50051, help="gRPC port; 0 picks a free one; 'off' disables")
+    p.add_argument("--ws-port", type=_port, default=50052, help="WebSocket port; 0 picks a free one; 'off' disables")
+    p.add_argument("--ports-file", help="write the chosen ports to this file")
+    p.add_argument("--checkpoint", help="model checkpoint (default: the bundled trained model)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when available)")
+    p.add_argument("--policy", default="predictive", choices=["static", "rubber_band", "intensity", "predictive"],
+                   help="director policy for sessions whose hello names none")
+    p.add_argument("--max-batch", type=int, default=8192, help="most players stepped in one tick")
+    p.add_argument("--max-wait-ms", type=float, default=0.0, help="wait this long for a batch to fill (0: greedy)")
+    p.add_argument("--max-sessions", type=int, default=Limits.max_sessions)
+    p.add_argument("--max-npcs", type=int, default=Limits.max_npcs_per_frame)
+    p.add_argument("--max-message-bytes", type=int, default=Limits.max_message_bytes)
+    p.add_argument("--max-fps", type=float, default=Limits.max_frames_per_second, help="per-session frame rate limit")
+    p.add_argument("--resume-window", type=float, default=Limits.resume_window_s, help="seconds a dropped session waits")
+    p.add_argument("--idle-timeout", type=float, default=Limits.idle_timeout_s)
+    p.add_argument("--token-file", help="file of accepted tokens, one per line (also $METABRAIN_TOKEN)")
+    p.add_argument("--tls-cert", help="server certificate (PEM) to serve TLS on both transports")
+    p.add_argument("--tls-key", help="server private key (PEM)")
+    p.add_argument("--state-dir", help="keeps the resume secret so clients can resume after a restart")
+    p.add_argument("--record-dir", help="record consenting sessions here (msgpack)")
+    p.add_argument("--record-key-file", help="key for pseudonymising player ids in recordings")
+    p.add_argument("--retention-days", type=float, default=30.0, help="delete recordings older than this")
+    p.add_argument("--log-level", default="INFO")
+
+
+def resolve_device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def serve_config(a: argparse.Namespace) -> object:
+    from sidecar.server import ServeConfig
+
+    limits = Limits(
+        max_sessions=a.max_sessions, max_npcs_per_frame=a.max_npcs, max_message_bytes=a.max_message_bytes,
+        max_frames_per_second=a.max_fps, resume_window_s=a.resume_window, idle_timeout_s=a.idle_timeout,
+    )
+    engine = EngineConfig(device=resolve_device(a.device), max_batch=a.max_batch, max_wait_s=a.max_wait_ms / 1000,
+                          default_policy=a.policy)
+    return ServeConfig(
+        host=a.host, grpc_port=a.grpc_port, ws_port=a.ws_port, checkpoint=a.checkpoint, engine=engine, limits=limits,
+        token_file=a.token_file, tls_cert=a.tls_cert, tls_key=a.tls_key, state_dir=a.state_dir,
+        record_dir=a.record_dir, record_key_file=a.record_key_file, record_retention_days=a.retention_days,
+    )
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from sidecar.model.checkpoint import CheckpointError
+    from sidecar.server import ServeConfig, serve_forever
+
+    cfg = serve_config(a)
+    assert isinstance(cfg, ServeConfig)
+    try:
+        import uvloop
+
+        runner: Callable[..., int] = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        return runner(serve_forever(cfg, a.ports_file))
+    except (OSError, CheckpointError) as exc:
+        print(f"metabrain serve: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="metabrain", description="The AI brain for game and VR worlds.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the sidecar (gRPC + WebSocket)")
+    add_serve_args(serve)
+    serve.set_defaults(func=cmd_serve)
+    for register in _extensions():
+        register(sub)
+    return parser
+
+
+def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
+    """Subcommands that live beside the code they drive (simulator, training, benchmarks)."""
+    found = []
+    for module in ("sim.commands", "sidecar.training.commands", "sidecar.bench_model"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue
+            raise
+        found.append(mod.register)
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(args, "log_level", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""The engine: the transports' one interface to the model.
+
+Transports hand it accepted frames and get a future of the responses for that frame. A single loop
+task asks the scheduler for a step plan whenever frames are waiting (greedy: as soon as the previous
+step is done, or after `max_wait_s` to let a batch fill), runs the runner and the directors in a
+worker thread (torch releases the GIL, so the transports keep serving), and resolves the futures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sidecar.engine.plan import PlanEntry, StepPlan, StepResult
+from sidecar.engine.runner import Runner
+from sidecar.engine.scheduler import Scheduler
+from sidecar.errors import LimitExceeded, ModelUnavailable
+from sidecar.model.checkpoint import Checkpoint
+from sidecar.policies.director import Director, observation
+from sidecar.protocol import FrameAccepted
+from sidecar.schema import pb
+from sidecar.session import Session
+
+log = logging.getLogger("metabrain.engine")
+
+Responses = list[pb.SessionResponse]
+
+
+@dataclass
+class EngineConfig:
+    device: str = "cpu"
+    max_batch: int = 8192
+    max_wait_s: float = 0.0
+    max_slots: int = 16384
+    default_policy: str = "predictive"
+    levels: int = 11  # candidate difficulty levels scored per player per tick
+    cuda_graphs: bool = True
+    torch_threads: int = 1
+
+
+@dataclass
+class TickStats:
+    tick: int
+    batch: int
+    model_seconds: float
+    tick_seconds: float
+    fallback: bool
+
+
+class Engine:
+    def __init__(self, checkpoint: Checkpoint, config: EngineConfig | None = None) -> None:
+        self.cfg = config or EngineConfig()
+        if self.cfg.device == "cpu":
+            torch.set_num_threads(self.cfg.torch_threads)
+        self.checkpoint = checkpoint
+        self.model_version = checkpoint.version
+        self.runner = Runner(checkpoint.model, self.cfg.device, self.cfg.max_slots, self.cfg.cuda_graphs)
+        self.scheduler = Scheduler(self.cfg.max_slots, np.linspace(0.0, 1.0, self.cfg.levels, dtype=np.float32))
+        self.directors: dict[str, Director] = {}
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="metabrain-runner")
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.on_tick: list[Callable[[TickStats], None]] = []
+        self.on_guidance: list[Callable[[Session, pb.Guidance], None]] = []
+        self.ticks = 0
+
+    @property
+    def device(self) -> str:
+        return str(self.runner.device)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="metabrain-engine")
+
+    async def stop(self) -> None:
+        """Answer every waiting frame, then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        self._executor.shutdown(wait=True)
+
+    # -- sessions ---------------------------------------------------------------------------
+    def join(self, session: Session, state_reset: bool = False) -> None:
+        sid = session.session_id
+        if sid in self.directors and not state_reset:
+            return  # resumed with its state intact
+        self.directors[sid] = Director(session, self.cfg.default_policy)
+        self.scheduler.join(sid, explain=session.has(pb.CAPABILITY_EXPLANATIONS))
+        if state_reset:
+            self.scheduler.reset_state(sid)
+
+    def leave(self, session_id: str) -> None:
+        self.directors.pop(session_id, None)
+        for _seq, ticket in self.scheduler.leave(session_id):
+            assert isinstance(ticket, asyncio.Future)
+            if not ticket.done():
+                ticket.cancel()
+
+    def submit(self, accepted: FrameAccepted) -> asyncio.Future[Responses]:
+        fut: asyncio.Future[Responses] = asyncio.get_running_loop().create_future()
+        f = accepted.features
+        overtaken = self.scheduler.submit(accepted.session.session_id, f, fut, accepted.received_at)
+        for seq, ticket in overtaken:
+            assert isinstance(ticket, asyncio.Future)
+            if not ticket.done():
+                ticket.set_result([pb.SessionResponse(superseded=pb.Superseded(sequence=seq, by_sequence=f.sequence))])
+        self._wake.set()
+        return fut
+
+    # -- the loop ---------------------------------------------------------------------------
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self.scheduler.waiting:
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self.cfg.max_wait_s > 0 and self.scheduler.waiting < self.cfg.max_batch and not self._stopping:
+                await asyncio.sleep(self.cfg.max_wait_s)
+            plan = self.scheduler.plan(self.cfg.max_batch)
+            if plan is None:
+                continue
+            answers = await loop.run_in_executor(self._executor, self._process, plan)
+            for ticket, responses in answers:
+                assert isinstance(ticket, asyncio.Future)
+                if not ticket.done():
+                    ticket.set_result(responses)
+
+    def _process(self, plan: StepPlan) -> list[tuple[object, Responses]]:
+        """Worker thread: one model step for the whole plan, then each session's director."""
+        t0 = time.monotonic()
+        answers: list[tuple[object, Responses]] = []
+        for entry, why in plan.rejected:
+            err = LimitExceeded(why, field="max_slots", sequence=entry.features.sequence)
+            answers.append((entry.ticket, [pb.SessionResponse(error=err.to_proto())]))
+        result: StepResult | None = None
+        failure = ""
+        if plan.batch:
+            try:
+                result = self.runner.step(plan)
+            except Exception as exc:  # the device failing must not take the sidecar down
+                failure = f"{type(exc).__name__}: {exc}"
+                log.error("model step failed on tick %d (%d rows): %s", plan.tick, plan.batch, failure)
+                if isinstance(exc, torch.cuda.OutOfMemoryError):
+                    torch.cuda.empty_cache()
+        for entry in plan.entries:
+            answers.append((entry.ticket, self._answer(entry, plan, result, failure)))
+        self.ticks += 1
+        stats = TickStats(plan.tick, plan.batch, result.model_seconds if result else 0.0, time.monotonic() - t0,
+                          result is None)
+        for cb in self.on_tick:
+            cb(stats)
+        return answers
+
+    def _answer(self, entry: PlanEntry, plan: StepPlan, result: StepResult | None, failure: str) -> Responses:
+        director = self.directors.get(entry.session_id)
+        f = entry.features
+        if director is None:  # left while the step ran
+            return []
+        g = pb.Guidance(sequence=f.sequence, model_version=self.model_version, policy=director.policy_name)
+        extra: Responses = []
+        rows = slice(entry.row, entry.row + len(f.player_ids))
+        if result is None:
+            values = director.defaults
+            director.values = values.copy()
+            g.fallback = True
+            err = ModelUnavailable(f"the model failed this tick ({failure}); sent the designer's defaults",
+                                   sequence=f.sequence)
+            extra.append(pb.SessionResponse(error=err.to_proto()))
+        else:
+            obs = observation(f, result.p_fail[rows], result.p_quit[rows], plan.levels[entry.row])
+            values = director.knob_values(obs)
+            p_now = result.p_fail[rows, -1]
+            g.npc_hints.extend(director.npc_hints(f, result.npc_tactic_p[rows], p_now))
+            if director.session.has(pb.CAPABILITY_INSIGHT):
+                for i, pid in enumerate(f.player_ids):
+                    r = entry.row + i
+                    ins = g.insights.add(
+                        player_id=pid, p_fail=float(result.p_fail[r, -1]), p_quit=float(result.p_quit[r, -1]),
+                        frustration=float(result.frustration[r]), engagement=float(result.engagement[r]),
+                        skill=float(result.skill[r]),
+                    )
+                    for name, weight in result.explanations.get(r, []):
+                        ins.explanations.add(signal=name, weight=weight)
+        for name, value in zip(director.names, values, strict=True):
+            g.knobs.add(name=name, value=float(value))
+        g.processing_us = min(int((time.monotonic() - entry.received_at) * 1e6), 2**32 - 1)
+        for cb in self.on_guidance:
+            cb(director.session, g)
+        return [pb.SessionResponse(guidance=g), *extra]

@@ -1,0 +1,165 @@
+"""The runner: the only part that touches torch. Holds the model and the state-slot pool on the device.
+
+Per step: zero newly assigned slots, gather the batch's states by slot, run the model once for the
+whole batch, scatter the new states back, and return plain numpy predictions. On CUDA, inputs go
+through pinned staging buffers and the step is replayed from CUDA graphs captured per batch-size
+bucket (padding rows write into a scratch slot); on CPU it runs eagerly.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from sidecar.engine.plan import StepPlan, StepResult
+from sidecar.features import PLAYER_COLUMNS
+from sidecar.model.player_model import PlayerModel
+
+GRAPH_BUCKETS = (1, 8, 64, 256, 1024, 4096, 8192)
+EXPLAIN_TOP = 3
+
+
+class Runner:
+    def __init__(
+        self, model: PlayerModel, device: str = "cpu", max_slots: int = 4096, cuda_graphs: bool = True,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device, dtype).eval()
+        self.dtype = dtype
+        cfg = model.cfg
+        # One extra scratch slot at the end absorbs the padding rows of CUDA-graph buckets.
+        self.scratch_slot = max_slots
+        self.pool = torch.zeros(cfg.layers, max_slots + 1, cfg.hidden, device=self.device, dtype=dtype)  # [L, S+1, H]
+        self.use_graphs = cuda_graphs and self.device.type == "cuda"
+        self._graphs: dict[tuple[int, int], _GraphStep] = {}
+        self.fail_next: BaseException | None = None  # fault injection for tests
+
+    @torch.no_grad()
+    def _eager(self, slots: torch.Tensor, players: torch.Tensor, npcs: torch.Tensor, mask: torch.Tensor,
+               levels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        h = self.pool[:, slots]  # [L, B, H] gather
+        out = self.model(players[:, None], npcs[:, None], mask[:, None], h, levels[:, None])
+        self.pool[:, slots] = out.h  # scatter
+        return (
+            torch.sigmoid(out.fail_logits[:, 0]), torch.sigmoid(out.quit_logits[:, 0]), out.frustration[:, 0],
+            out.engagement[:, 0], out.skill[:, 0], torch.sigmoid(out.npc_logits[:, 0]),
+        )
+
+    def step(self, plan: StepPlan) -> StepResult:
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc
+        t0 = time.perf_counter()
+        if plan.reset_slots.size:
+            self.pool[:, torch.as_tensor(plan.reset_slots, device=self.device)] = 0
+        explanations = self._explain(plan) if plan.explain_rows.size else {}
+        if self.use_graphs:
+            outs = self._graph_step(plan)
+        else:
+            dev, dt = self.device, self.dtype
+            outs = self._eager(
+                torch.as_tensor(plan.slots, device=dev),
+                torch.as_tensor(plan.players, device=dev, dtype=dt),
+                torch.as_tensor(plan.npcs, device=dev, dtype=dt),
+                torch.as_tensor(plan.npc_mask, device=dev),
+                torch.as_tensor(plan.levels, device=dev, dtype=dt),
+            )
+            outs = tuple(o.float().cpu().numpy() for o in outs)
+        p_fail, p_quit, frus, eng, skill, npc = outs
+        return StepResult(p_fail, p_quit, frus, eng, skill, npc, explanations, time.perf_counter() - t0)
+
+    # -- explanations: gradient x input of the current-level p_fail logit, on the rows that asked --
+    def _explain(self, plan: StepPlan) -> dict[int, list[tuple[str, float]]]:
+        rows = plan.explain_rows
+        dev, dt = self.device, self.dtype
+        x = torch.as_tensor(plan.players[rows], device=dev, dtype=dt).requires_grad_(True)
+        h = self.pool[:, torch.as_tensor(plan.slots[rows], device=dev)].detach()
+        with torch.enable_grad():
+            out = self.model(
+                x[:, None], torch.as_tensor(plan.npcs[rows], device=dev, dtype=dt)[:, None],
+                torch.as_tensor(plan.npc_mask[rows], device=dev)[:, None], h,
+                torch.as_tensor(plan.levels[rows][:, -1:], device=dev, dtype=dt)[:, None],
+            )
+            out.fail_logits.sum().backward()
+        assert x.grad is not None
+        # A signal that raises the failure risk pushes the difficulty down: the sign says which way.
+        contrib = (-(x.grad * x)).detach().float().cpu().numpy()  # [X, Fp]
+        result: dict[int, list[tuple[str, float]]] = {}
+        for r, c in zip(rows, contrib, strict=True):
+            top = np.argsort(-np.abs(c))[:EXPLAIN_TOP]
+            result[int(r)] = [(PLAYER_COLUMNS[j], float(c[j])) for j in top]
+        return result
+
+    # -- CUDA graphs -----------------------------------------------------------------------------
+    def _graph_step(self, plan: StepPlan) -> tuple[np.ndarray, ...]:
+        b = plan.batch
+        bucket = next((s for s in GRAPH_BUCKETS if s >= b), None)
+        if bucket is None:  # larger than the largest bucket: eager
+            dev, dt = self.device, self.dtype
+            outs = self._eager(
+                torch.as_tensor(plan.slots, device=dev), torch.as_tensor(plan.players, device=dev, dtype=dt),
+                torch.as_tensor(plan.npcs, device=dev, dtype=dt), torch.as_tensor(plan.npc_mask, device=dev),
+                torch.as_tensor(plan.levels, device=dev, dtype=dt),
+            )
+            return tuple(o.float().cpu().numpy() for o in outs)
+        key = (bucket, plan.levels.shape[1])
+        g = self._graphs.get(key)
+        if g is None:
+            g = self._graphs[key] = _GraphStep(self, bucket, plan)
+        return g.run(plan)
+
+
+class _GraphStep:
+    """One captured step for a batch-size bucket: pinned host staging -> static inputs -> replay."""
+
+    def __init__(self, runner: Runner, bucket: int, plan: StepPlan) -> None:
+        dev, dt = runner.device, runner.dtype
+        n, fn = plan.npcs.shape[1:]
+        k = plan.levels.shape[1]
+        fp = plan.players.shape[1]
+        self.bucket = bucket
+        self.runner = runner
+        self.h_slots = torch.full((bucket,), runner.scratch_slot, dtype=torch.int64).pin_memory()
+        self.h_players = torch.zeros(bucket, fp).pin_memory()
+        self.h_npcs = torch.zeros(bucket, n, fn).pin_memory()
+        self.h_mask = torch.zeros(bucket, n, dtype=torch.bool).pin_memory()
+        self.h_levels = torch.zeros(bucket, k).pin_memory()
+        self.slots = self.h_slots.to(dev)
+        self.players = self.h_players.to(dev, dt)
+        self.npcs = self.h_npcs.to(dev, dt)
+        self.mask = self.h_mask.to(dev)
+        self.levels = self.h_levels.to(dev, dt)
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(2):  # warm up outside the graph (allocations, cuBLAS handles)
+                runner._eager(self.slots, self.players, self.npcs, self.mask, self.levels)
+        torch.cuda.current_stream().wait_stream(stream)
+        runner.pool[:, runner.scratch_slot] = 0
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.outs = runner._eager(self.slots, self.players, self.npcs, self.mask, self.levels)
+        self.h_outs = [torch.zeros(o.shape, dtype=torch.float32).pin_memory() for o in self.outs]
+
+    def run(self, plan: StepPlan) -> tuple[np.ndarray, ...]:
+        b = plan.batch
+        self.h_slots.fill_(self.runner.scratch_slot)
+        self.h_slots[:b] = torch.from_numpy(plan.slots)
+        self.h_players[:b] = torch.from_numpy(plan.players)
+        self.h_npcs[:b] = torch.from_numpy(plan.npcs)
+        self.h_mask.zero_()
+        self.h_mask[:b] = torch.from_numpy(plan.npc_mask)
+        self.h_levels[:b] = torch.from_numpy(plan.levels)
+        self.slots.copy_(self.h_slots, non_blocking=True)
+        self.players.copy_(self.h_players, non_blocking=True)
+        self.npcs.copy_(self.h_npcs, non_blocking=True)
+        self.mask.copy_(self.h_mask, non_blocking=True)
+        self.levels.copy_(self.h_levels, non_blocking=True)
+        self.graph.replay()
+        for h, o in zip(self.h_outs, self.outs, strict=True):
+            h.copy_(o, non_blocking=True)
+        torch.cuda.current_stream().synchronize()
+        return tuple(h[:b].numpy().copy() for h in self.h_outs)

@@ -1,0 +1,353 @@
+"""Featurizer: protobuf frames -> fixed-layout float arrays for the player model.
+
+The same code runs in the sidecar (on every accepted frame) and in training (over recorded frames),
+so a checkpoint always sees the features it was trained on. The layout is named column by column;
+its version and a hash of the names are stored in every checkpoint and checked at load.
+
+Per-player running aggregates (exponential moving averages of deaths, kills, damage...) live in a
+small PlayerTrack kept by the session; they make the events of frames that were superseded before
+the model ran still count, and they are the signals explanations name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sidecar.schema import pb
+
+FEATURE_LAYOUT_VERSION = 1
+MAX_MODEL_NPCS = 16  # the model sees the nearest NPCs of each player, padded to this many
+ARENA_SCALE = 50.0  # game units that count as "far"; positions are divided by it
+
+PLAYER_COLUMNS: tuple[str, ...] = (
+    "dt",
+    "health",
+    "dead",
+    "vel_x",
+    "vel_z",
+    "speed",
+    "move_x",
+    "move_y",
+    "shots_fired",
+    "shots_hit",
+    "dodges",
+    "apm",
+    "damage_taken",
+    "damage_dealt",
+    "kills",
+    "deaths",
+    "objectives",
+    "paused",
+    "difficulty",
+    "npcs_alive",
+    "nearest_npc",
+    "mean_npc_dist",
+    "npcs_targeting",
+    "npcs_attacking",
+    "heart_rate",
+    "heart_rate_known",
+    "vr",
+    "recent_deaths",
+    "recent_kills",
+    "recent_damage",
+    "recent_accuracy",
+    "recent_activity",
+    "time_since_death",
+    "time_alive",
+    "session_minutes",
+)
+NPC_STATES = 7
+NPC_TACTICS = 7
+NPC_COLUMNS: tuple[str, ...] = (
+    "dx",
+    "dz",
+    "dist",
+    "health",
+    *(f"state_{i}" for i in range(NPC_STATES)),
+    *(f"tactic_{i}" for i in range(NPC_TACTICS)),
+    "targets_player",
+)
+PLAYER_DIM = len(PLAYER_COLUMNS)
+NPC_DIM = len(NPC_COLUMNS)
+P = {name: i for i, name in enumerate(PLAYER_COLUMNS)}
+# Columns that count events: when frames are merged (latest wins) these add up instead of replacing.
+EVENT_COLUMNS = np.array([P[c] for c in ("shots_fired", "shots_hit", "dodges", "damage_taken",
+                                         "damage_dealt", "kills", "deaths", "objectives")])
+
+
+def layout_hash() -> str:
+    text = f"v{FEATURE_LAYOUT_VERSION}|{MAX_MODEL_NPCS}|" + ",".join(PLAYER_COLUMNS) + "|" + ",".join(NPC_COLUMNS)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# Time constants (seconds) of the running aggregates.
+_TAU_RECENT = 60.0
+_TAU_DAMAGE = 20.0
+
+
+@dataclass
+class PlayerTrack:
+    """Running aggregates for one player, updated frame by frame."""
+
+    recent_deaths: float = 0.0
+    recent_kills: float = 0.0
+    recent_damage: float = 0.0
+    recent_shots: float = 0.0
+    recent_hits: float = 0.0
+    recent_activity: float = 0.0
+    last_death_time: float = -1.0
+    alive_since: float = 0.0
+
+
+@dataclass
+class KnobNormalizer:
+    """Maps the game's knob values to one difficulty in [0, 1] (0 easiest)."""
+
+    names: list[str]
+    lo: np.ndarray
+    span: np.ndarray
+    easier_when_higher: np.ndarray
+
+    @classmethod
+    def from_specs(cls, specs: list[pb.KnobSpec]) -> KnobNormalizer:
+        lo = np.array([k.min_value for k in specs], np.float32)
+        span = np.array([max(k.max_value - k.min_value, 1e-9) for k in specs], np.float32)
+        return cls([k.name for k in specs], lo, span, np.array([k.higher_is_easier for k in specs], bool))
+
+    def to_difficulty(self, values: np.ndarray) -> float:
+        if len(self.names) == 0:
+            return 0.5
+        x = np.clip((values - self.lo) / self.span, 0.0, 1.0)
+        x = np.where(self.easier_when_higher, 1.0 - x, x)
+        return float(x.mean())
+
+    def to_values(self, difficulty: float) -> np.ndarray:
+        d = np.where(self.easier_when_higher, 1.0 - difficulty, difficulty)
+        return (self.lo + d * self.span).astype(np.float32)
+
+
+@dataclass
+class FrameFeatures:
+    """One frame, featurized: plain numpy data that the scheduler and runner consume."""
+
+    sequence: int
+    game_time: float
+    player_ids: list[str]
+    players: np.ndarray  # [P, PLAYER_DIM] float32
+    npcs: np.ndarray  # [P, MAX_MODEL_NPCS, NPC_DIM] float32
+    npc_mask: np.ndarray  # [P, MAX_MODEL_NPCS] bool, True where an NPC is present
+    npc_ids: np.ndarray  # [P, MAX_MODEL_NPCS] int64, -1 for padding
+    all_npc_ids: list[int] = field(default_factory=list)
+    npc_target_player: list[int] = field(default_factory=list)  # per NPC: index into player_ids
+    knob_values: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    difficulty: float = 0.5
+
+
+def _decay(dt: float, tau: float) -> float:
+    return math.exp(-dt / tau)
+
+
+# Raw fields pulled out of the protobuf in one pass; named so validation can say which one is bad.
+RAW_PLAYER_FIELDS: tuple[str, ...] = (
+    "health", "max_health", "dead", "velocity.x", "velocity.z", "input.move_x", "input.move_y",
+    "input.shots_fired", "input.shots_hit", "input.dodges", "input.actions_per_minute",
+    "biometrics.heart_rate_bpm", "has_vr", "position.x", "position.z", "position.y", "velocity.y",
+    "input.aim_x", "input.aim_y", "biometrics.skin_conductance_us",
+)
+RAW_NPC_FIELDS: tuple[str, ...] = ("position.x", "position.z", "health", "state", "tactic", "npc_id", "position.y")
+RP = {name: i for i, name in enumerate(RAW_PLAYER_FIELDS)}
+
+
+@dataclass
+class RawFrame:
+    """The numbers of one frame as arrays, before validation and featurization."""
+
+    players: np.ndarray  # [P, len(RAW_PLAYER_FIELDS)] float64
+    npcs: np.ndarray  # [N, len(RAW_NPC_FIELDS)] float64
+    events: np.ndarray  # [E, 4] float64: type, player index (-1 unknown), amount, game_time
+    knob_values: np.ndarray  # [K] float32, in the session's knob order (NaN where not reported)
+    player_ids: list[str]
+    npc_target: list[int]
+
+
+def extract(frame: pb.Frame, knob_names: list[str]) -> RawFrame:
+    players = frame.players
+    player_ids = [p.player_id for p in players]
+    index_of = {pid: i for i, pid in enumerate(player_ids)}
+    single = len(players) == 1
+    raw = np.array(
+        [
+            (
+                p.health, p.max_health, float(p.dead), p.velocity.x, p.velocity.z,
+                p.input.move_x, p.input.move_y, p.input.shots_fired, p.input.shots_hit, p.input.dodges,
+                p.input.actions_per_minute, p.biometrics.heart_rate_bpm, float(p.HasField("vr")),
+                p.position.x, p.position.z, p.position.y, p.velocity.y, p.input.aim_x, p.input.aim_y,
+                p.biometrics.skin_conductance_us,
+            )
+            for p in players
+        ],
+        np.float64,
+    ).reshape(len(players), len(RAW_PLAYER_FIELDS))
+    npcs = frame.npcs
+    nraw = np.array(
+        [(n.position.x, n.position.z, n.health, n.state, n.tactic, n.npc_id, n.position.y) for n in npcs],
+        np.float64,
+    ).reshape(len(npcs), len(RAW_NPC_FIELDS))
+    events = np.array(
+        [
+            (e.type, index_of.get(e.player_id, 0 if single and not e.player_id else -1), e.amount, e.game_time)
+            for e in frame.events
+        ],
+        np.float64,
+    ).reshape(len(frame.events), 4)
+    knob_map = {k.name: k.value for k in frame.knobs}
+    knob_values = np.array([knob_map.get(n, np.nan) for n in knob_names], np.float32)
+    npc_target = [index_of.get(n.target_player_id, -1) for n in npcs]
+    return RawFrame(raw, nraw, events, knob_values, player_ids, npc_target)
+
+
+def featurize(
+    raw: RawFrame,
+    sequence: int,
+    game_time: float,
+    tracks: dict[str, PlayerTrack],
+    knobs: KnobNormalizer,
+    prev_game_time: float | None,
+    session_start: float = 0.0,
+) -> FrameFeatures:
+    """Featurize one validated frame, updating the players' running aggregates in `tracks`."""
+    gt = game_time
+    dt = 0.0 if prev_game_time is None else min(max(gt - prev_game_time, 0.0), 1.0)
+    knob_values = raw.knob_values
+    if np.isnan(knob_values).any():
+        # A knob the frame did not report counts as its range midpoint.
+        knob_values = np.where(np.isnan(knob_values), knobs.lo + 0.5 * knobs.span, knob_values)
+    difficulty = knobs.to_difficulty(knob_values)
+    player_ids = raw.player_ids
+    n_players = len(player_ids)
+    rp = raw.players
+
+    # Events -> per-player counts [P, 6]: damage_taken, damage_dealt, kills, deaths, objectives, paused.
+    ev = np.zeros((n_players, 6), np.float32)
+    for t, i, amount, _ in raw.events:
+        i = int(i)
+        if i < 0:
+            continue
+        if t == pb.EVENT_TYPE_DAMAGE_TAKEN:
+            ev[i, 0] += amount
+        elif t == pb.EVENT_TYPE_DAMAGE_DEALT:
+            ev[i, 1] += amount
+        elif t == pb.EVENT_TYPE_KILL:
+            ev[i, 2] += 1
+        elif t == pb.EVENT_TYPE_DEATH:
+            ev[i, 3] += 1
+        elif t in (pb.EVENT_TYPE_OBJECTIVE, pb.EVENT_TYPE_CHECKPOINT):
+            ev[i, 4] += 1
+        elif t == pb.EVENT_TYPE_PAUSE:
+            ev[i, 5] = 1
+        elif t == pb.EVENT_TYPE_RESUME:
+            ev[i, 5] = 0
+
+    ppos = rp[:, [RP["position.x"], RP["position.z"]]]
+    nraw = raw.npcs
+    alive = nraw[:, 3] != pb.NPC_STATE_DEAD
+    target_arr = np.array(raw.npc_target, np.int64)
+
+    out = np.zeros((n_players, PLAYER_DIM), np.float32)
+    npc_feats = np.zeros((n_players, MAX_MODEL_NPCS, NPC_DIM), np.float32)
+    npc_mask = np.zeros((n_players, MAX_MODEL_NPCS), bool)
+    npc_ids = np.full((n_players, MAX_MODEL_NPCS), -1, np.int64)
+    for i in range(n_players):
+        d = nraw[:, :2] - ppos[i]
+        dist = np.hypot(d[:, 0], d[:, 1])
+        order = np.argsort(np.where(alive, dist, np.inf), kind="stable")[:MAX_MODEL_NPCS]
+        order = order[alive[order]]
+        k = len(order)
+        if k:
+            f = npc_feats[i, :k]
+            f[:, 0:2] = d[order] / ARENA_SCALE
+            f[:, 2] = dist[order] / ARENA_SCALE
+            f[:, 3] = nraw[order, 2]
+            f[np.arange(k), 4 + np.clip(nraw[order, 3], 0, NPC_STATES - 1).astype(int)] = 1.0
+            f[np.arange(k), 4 + NPC_STATES + np.clip(nraw[order, 4], 0, NPC_TACTICS - 1).astype(int)] = 1.0
+            f[:, -1] = target_arr[order] == i
+            npc_mask[i, :k] = True
+            npc_ids[i, :k] = nraw[order, 5].astype(np.int64)
+        live_dist = dist[alive]
+        out[i, P["npcs_alive"]] = alive.sum() / MAX_MODEL_NPCS
+        out[i, P["nearest_npc"]] = min(live_dist.min() if live_dist.size else ARENA_SCALE, 2 * ARENA_SCALE) / ARENA_SCALE
+        out[i, P["mean_npc_dist"]] = min(live_dist.mean() if live_dist.size else ARENA_SCALE, 2 * ARENA_SCALE) / ARENA_SCALE
+        out[i, P["npcs_targeting"]] = ((target_arr == i) & alive).sum() / MAX_MODEL_NPCS
+        out[i, P["npcs_attacking"]] = ((nraw[:, 3] == pb.NPC_STATE_ATTACK) & alive).sum() / MAX_MODEL_NPCS
+
+    max_health = np.maximum(rp[:, RP["max_health"]], 1e-6)
+    vx, vz = rp[:, RP["velocity.x"]], rp[:, RP["velocity.z"]]
+    out[:, P["dt"]] = dt
+    out[:, P["health"]] = rp[:, RP["health"]] / max_health
+    out[:, P["dead"]] = rp[:, RP["dead"]]
+    out[:, P["vel_x"]] = np.clip(vx / 10.0, -5, 5)
+    out[:, P["vel_z"]] = np.clip(vz / 10.0, -5, 5)
+    out[:, P["speed"]] = np.clip(np.hypot(vx, vz) / 10.0, 0, 5)
+    out[:, P["move_x"]] = rp[:, RP["input.move_x"]]
+    out[:, P["move_y"]] = rp[:, RP["input.move_y"]]
+    out[:, P["shots_fired"]] = np.minimum(rp[:, RP["input.shots_fired"]], 10)
+    out[:, P["shots_hit"]] = np.minimum(rp[:, RP["input.shots_hit"]], 10)
+    out[:, P["dodges"]] = np.minimum(rp[:, RP["input.dodges"]], 10)
+    out[:, P["apm"]] = np.minimum(rp[:, RP["input.actions_per_minute"]] / 300.0, 5)
+    out[:, P["damage_taken"]] = np.minimum(ev[:, 0] / max_health, 5)
+    out[:, P["damage_dealt"]] = np.minimum(ev[:, 1] / 100.0, 5)
+    out[:, P["kills"]] = np.minimum(ev[:, 2], 10)
+    out[:, P["deaths"]] = np.minimum(ev[:, 3], 10)
+    out[:, P["objectives"]] = np.minimum(ev[:, 4], 10)
+    out[:, P["paused"]] = ev[:, 5]
+    out[:, P["difficulty"]] = difficulty
+    out[:, P["heart_rate"]] = np.minimum(rp[:, RP["biometrics.heart_rate_bpm"]] / 200.0, 2)
+    out[:, P["heart_rate_known"]] = rp[:, RP["biometrics.heart_rate_bpm"]] > 0
+    out[:, P["vr"]] = rp[:, RP["has_vr"]]
+    out[:, P["session_minutes"]] = min(max(gt - session_start, 0.0) / 600.0, 3.0)
+
+    # Running aggregates: per player, a handful of scalar updates.
+    a_recent = _decay(dt, _TAU_RECENT)
+    a_damage = _decay(dt, _TAU_DAMAGE)
+    a_act = _decay(dt, 10.0)
+    for i, pid in enumerate(player_ids):
+        tr = tracks.get(pid)
+        if tr is None:
+            tr = tracks[pid] = PlayerTrack(alive_since=gt)
+        shots, hits = float(out[i, P["shots_fired"]]), float(out[i, P["shots_hit"]])
+        tr.recent_deaths = tr.recent_deaths * a_recent + float(ev[i, 3])
+        tr.recent_kills = tr.recent_kills * a_recent + float(ev[i, 2])
+        tr.recent_damage = tr.recent_damage * a_damage + float(out[i, P["damage_taken"]])
+        tr.recent_shots = tr.recent_shots * a_recent + shots
+        tr.recent_hits = tr.recent_hits * a_recent + hits
+        activity = min(abs(float(out[i, P["move_x"]])) + abs(float(out[i, P["move_y"]])) + min(shots, 1.0), 2.0) / 2.0
+        tr.recent_activity = tr.recent_activity * a_act + activity * (1.0 - a_act)
+        if ev[i, 3] > 0:
+            tr.last_death_time = gt
+            tr.alive_since = gt
+        out[i, P["recent_deaths"]] = tr.recent_deaths / 5.0
+        out[i, P["recent_kills"]] = tr.recent_kills / 20.0
+        out[i, P["recent_damage"]] = tr.recent_damage
+        out[i, P["recent_accuracy"]] = tr.recent_hits / (tr.recent_shots + 1.0)
+        out[i, P["recent_activity"]] = tr.recent_activity
+        since = 60.0 if tr.last_death_time < 0 else gt - tr.last_death_time
+        out[i, P["time_since_death"]] = min(since, 120.0) / 60.0
+        out[i, P["time_alive"]] = min(gt - tr.alive_since, 120.0) / 60.0
+
+    return FrameFeatures(
+        sequence=sequence,
+        game_time=gt,
+        player_ids=player_ids,
+        players=out,
+        npcs=npc_feats,
+        npc_mask=npc_mask,
+        npc_ids=npc_ids,
+        all_npc_ids=[int(x) for x in nraw[:, 5]],
+        npc_target_player=raw.npc_target,
+        knob_values=knob_values,
+        difficulty=difficulty,
+    )

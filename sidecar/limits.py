@@ -1,0 +1,37 @@
+"""The limits the sidecar enforces; every refusal names one of these fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sidecar.schema import pb
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_message_bytes: int = 64 * 1024
+    max_players_per_frame: int = 64
+    max_npcs_per_frame: int = 256
+    max_events_per_frame: int = 256
+    max_knobs: int = 16
+    max_sessions: int = 10_000
+    resume_window_s: float = 30.0
+    idle_timeout_s: float = 60.0
+    max_frames_per_second: float = 240.0
+    max_string_bytes: int = 128
+    # Coordinates beyond this magnitude are refused as corrupt rather than fed to the model.
+    max_abs_coordinate: float = 1.0e6
+
+    def to_proto(self) -> pb.Limits:
+        return pb.Limits(
+            max_message_bytes=self.max_message_bytes,
+            max_players_per_frame=self.max_players_per_frame,
+            max_npcs_per_frame=self.max_npcs_per_frame,
+            max_events_per_frame=self.max_events_per_frame,
+            max_knobs=self.max_knobs,
+            max_sessions=self.max_sessions,
+            resume_window_s=self.resume_window_s,
+            idle_timeout_s=self.idle_timeout_s,
+            max_frames_per_second=self.max_frames_per_second,
+            max_string_bytes=self.max_string_bytes,
+        )

@@ -1,0 +1,1 @@
+"""The streaming player model and its checkpoints."""

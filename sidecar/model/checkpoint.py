@@ -1,0 +1,70 @@
+"""Checkpoints: weights + config + feature-layout hash + model version, checked on load."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sidecar.features import FEATURE_LAYOUT_VERSION, layout_hash
+from sidecar.model.player_model import ModelConfig, PlayerModel
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot serve: wrong feature layout, missing fields, unreadable file."""
+
+
+@dataclass
+class Checkpoint:
+    model: PlayerModel
+    version: str
+    trained: bool
+    metrics: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(
+    path: str | Path, model: PlayerModel, version: str, *, trained: bool, metrics: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    state = {k: v.detach().cpu().to(torch.float16 if v.is_floating_point() else v.dtype) for k, v in model.state_dict().items()}
+    torch.save(
+        {
+            "format": 1,
+            "config": model.cfg.to_dict(),
+            "feature_layout_version": FEATURE_LAYOUT_VERSION,
+            "feature_layout_hash": layout_hash(),
+            "model_version": version,
+            "trained": trained,
+            "metrics": metrics or {},
+            "extra": extra or {},
+            "state_dict": state,
+        },
+        path,
+    )
+
+
+def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
+    path = Path(path) if path else DEFAULT_CHECKPOINT
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a corrupt file must say which file
+        raise CheckpointError(f"checkpoint {path} could not be read: {exc}") from exc
+    want = layout_hash()
+    got = blob.get("feature_layout_hash")
+    if got != want:
+        raise CheckpointError(
+            f"checkpoint {path} was trained on feature layout {got} (v{blob.get('feature_layout_version')}), "
+            f"but this sidecar builds layout {want} (v{FEATURE_LAYOUT_VERSION}); retrain it with `metabrain train`"
+        )
+    cfg = ModelConfig(**blob["config"])
+    model = PlayerModel(cfg)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
+    model.eval()
+    return Checkpoint(model, str(blob["model_version"]), bool(blob["trained"]), blob.get("metrics", {}), blob.get("extra", {}))

@@ -1,0 +1,131 @@
+"""The streaming player model: one file, top to bottom.
+
+Each tick the model takes every active player's features (their own telemetry plus the NPCs around
+them), advances that player's recurrent state by one step, and predicts:
+
+  p_fail       the player fails (dies) within `fail_horizon_s`, GIVEN a difficulty level
+  p_quit       the player quits within `quit_horizon_s`, GIVEN a difficulty level
+  frustration, engagement, skill   in [0, 1]
+  npc tactics  for every NPC near the player: the chance that NPC lands damage on the player within
+               `npc_horizon_s` if it follows each tactic (the hint policy picks from these)
+
+Conditioning p_fail and p_quit on a difficulty level is what lets the predictive director ask
+"what if": it scores several candidate levels for every player in the same batch and picks one.
+
+Shapes: B players in the batch, T time steps, N = MAX_MODEL_NPCS, K candidate levels,
+L GRU layers, H hidden size, E NPC embedding size, A = number of tactics.
+The streaming step is the sequence forward with T = 1, so training and serving share one path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from sidecar.features import MAX_MODEL_NPCS, NPC_DIM, PLAYER_DIM, P
+
+# Tactics the NPC head scores, in NpcTactic enum order starting at NPC_TACTIC_HOLD (=1).
+TACTICS = ("hold", "advance", "flank", "retreat", "regroup", "pressure")
+DIFFICULTY_COLUMN = P["difficulty"]
+
+
+@dataclass
+class ModelConfig:
+    player_dim: int = PLAYER_DIM
+    npc_dim: int = NPC_DIM
+    max_npcs: int = MAX_MODEL_NPCS
+    hidden: int = 128  # H
+    layers: int = 1  # L
+    npc_embed: int = 32  # E
+    head_hidden: int = 64
+    dropout: float = 0.1
+    fail_horizon_s: float = 10.0
+    quit_horizon_s: float = 60.0
+    npc_horizon_s: float = 5.0
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+    @classmethod
+    def gpu_large(cls) -> ModelConfig:
+        """About 100M parameters: 4 layers x 2048 (the H200 configuration)."""
+        return cls(hidden=2048, layers=4, npc_embed=256, head_hidden=1024)
+
+
+@dataclass
+class StepOutput:
+    h: Tensor  # [L, B, H] new recurrent state
+    fail_logits: Tensor  # [B, T, K]
+    quit_logits: Tensor  # [B, T, K]
+    frustration: Tensor  # [B, T]
+    engagement: Tensor  # [B, T]
+    skill: Tensor  # [B, T]
+    npc_logits: Tensor  # [B, T, N, A]
+
+
+class PlayerModel(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        E, H = cfg.npc_embed, cfg.hidden
+        # NPC set encoder and attention pooling with the player's own features as the query.
+        self.npc_enc = nn.Sequential(nn.Linear(cfg.npc_dim, E), nn.GELU(), nn.Linear(E, E))
+        self.npc_query = nn.Linear(cfg.player_dim, E)
+        self.input_proj = nn.Sequential(nn.Linear(cfg.player_dim + 2 * E, H), nn.GELU(), nn.Dropout(cfg.dropout))
+        self.core = nn.GRU(H, H, num_layers=cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.core_norm = nn.LayerNorm(H)
+        # Difficulty-conditioned risk heads: [h, embed(d)] -> (fail, quit) logits.
+        self.diff_embed = nn.Sequential(nn.Linear(1, 16), nn.GELU())
+        self.risk_head = nn.Sequential(
+            nn.Linear(H + 16, cfg.head_hidden), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.head_hidden, 2)
+        )
+        self.state_head = nn.Sequential(nn.Linear(H, cfg.head_hidden), nn.GELU(), nn.Linear(cfg.head_hidden, 3))
+        self.npc_from_h = nn.Linear(H, E)
+        self.npc_head = nn.Sequential(nn.Linear(2 * E, cfg.head_hidden), nn.GELU(), nn.Linear(cfg.head_hidden, len(TACTICS)))
+
+    def initial_state(self, batch: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
+        return torch.zeros(self.cfg.layers, batch, self.cfg.hidden, device=device, dtype=dtype)  # [L, B, H]
+
+    def forward(
+        self,
+        players: Tensor,  # [B, T, Fp]
+        npcs: Tensor,  # [B, T, N, Fn]
+        npc_mask: Tensor,  # [B, T, N] bool
+        h0: Tensor,  # [L, B, H]
+        levels: Tensor,  # [B, T, K] difficulty levels at which to score p_fail / p_quit
+    ) -> StepOutput:
+        e = self.npc_enc(npcs)  # [B, T, N, E]
+        q = self.npc_query(players)  # [B, T, E]
+        scores = torch.einsum("btne,bte->btn", e, q) / e.shape[-1] ** 0.5  # [B, T, N]
+        scores = scores.masked_fill(~npc_mask, -1e4)
+        attn = torch.softmax(scores, dim=-1) * npc_mask  # [B, T, N]; all zeros when no NPC
+        pooled_attn = torch.einsum("btn,btne->bte", attn, e)  # [B, T, E]
+        m = npc_mask.unsqueeze(-1).to(e.dtype)
+        pooled_max = (e * m - (1 - m) * 1e4).amax(dim=2).clamp_min(0.0) * m.amax(dim=2)  # [B, T, E]
+        x = self.input_proj(torch.cat([players, pooled_attn, pooled_max], dim=-1))  # [B, T, H]
+        out, h = self.core(x, h0)  # out [B, T, H], h [L, B, H]
+        z = self.core_norm(out)  # [B, T, H]
+
+        K = levels.shape[-1]
+        d = self.diff_embed(levels.unsqueeze(-1))  # [B, T, K, 16]
+        zk = z.unsqueeze(2).expand(-1, -1, K, -1)  # [B, T, K, H]
+        risk = self.risk_head(torch.cat([zk, d], dim=-1))  # [B, T, K, 2]
+        states = torch.sigmoid(self.state_head(z))  # [B, T, 3]
+
+        hq = self.npc_from_h(z).unsqueeze(2).expand(-1, -1, e.shape[2], -1)  # [B, T, N, E]
+        npc_logits = self.npc_head(torch.cat([e, hq], dim=-1))  # [B, T, N, A]
+        return StepOutput(
+            h=h,
+            fail_logits=risk[..., 0],
+            quit_logits=risk[..., 1],
+            frustration=states[..., 0],
+            engagement=states[..., 1],
+            skill=states[..., 2],
+            npc_logits=npc_logits,
+        )
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

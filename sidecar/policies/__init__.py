@@ -1,0 +1,1 @@
+"""Director policies (difficulty) and the NPC hint policy."""

@@ -1,0 +1,149 @@
+"""Difficulty policies: each turns one session's predictions and recent play into a target difficulty.
+
+Difficulty is one number in [0, 1] (0 easiest) that the session's knobs map to (KnobNormalizer).
+Policies propose a target; the Director (director.py) then enforces every knob's range and its
+maximum change per second, whatever the policy asked for.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+from sidecar.features import P
+
+
+@dataclass
+class Observation:
+    """What a policy sees of one session at one tick (all players of the session)."""
+
+    game_time: float
+    dt: float
+    difficulty: float  # the level the game reports applying now
+    players: np.ndarray  # [P, PLAYER_DIM] features
+    p_fail: np.ndarray  # [P, K] at the candidate levels (last column: current level)
+    p_quit: np.ndarray  # [P, K]
+    levels: np.ndarray  # [K] the candidate levels (last: current)
+
+
+class DifficultyPolicy:
+    name = "base"
+
+    def target(self, obs: Observation) -> float:
+        raise NotImplementedError
+
+
+def _param(params: dict[str, str], key: str, default: float) -> float:
+    try:
+        return float(params.get(key, default))
+    except ValueError as exc:
+        raise ValueError(f"policy parameter {key}={params[key]!r} is not a number") from exc
+
+
+class StaticPolicy(DifficultyPolicy):
+    """A fixed level; without `level`, the designer's defaults."""
+
+    name = "static"
+
+    def __init__(self, params: dict[str, str], default_level: float) -> None:
+        self.level = min(max(_param(params, "level", default_level), 0.0), 1.0)
+
+    def target(self, obs: Observation) -> float:
+        return self.level
+
+
+class RubberBandPolicy(DifficultyPolicy):
+    """Rule-based: each death drops the difficulty, each kill and each calm second raises it a little."""
+
+    name = "rubber_band"
+
+    def __init__(self, params: dict[str, str], default_level: float) -> None:
+        self.level = _param(params, "start", default_level)
+        self.death_step = _param(params, "death_step", 0.12)
+        self.kill_step = _param(params, "kill_step", 0.01)
+        self.calm_rate = _param(params, "calm_rate", 0.004)  # per second without taking damage
+        self.lo = _param(params, "min", 0.0)
+        self.hi = _param(params, "max", 1.0)
+
+    def target(self, obs: Observation) -> float:
+        x = obs.players
+        deaths = float(x[:, P["deaths"]].sum())
+        kills = float(x[:, P["kills"]].sum())
+        calm = float((x[:, P["damage_taken"]] <= 0).mean())
+        self.level += -self.death_step * deaths + self.kill_step * kills + self.calm_rate * calm * obs.dt
+        self.level = min(max(self.level, self.lo), self.hi)
+        return self.level
+
+
+class Phase(enum.Enum):
+    BUILD_UP = "build_up"
+    SUSTAIN = "sustain"
+    FADE = "fade"
+    RELAX = "relax"
+
+
+class IntensityPolicy(DifficultyPolicy):
+    """Left 4 Dead's director: build up until intensity peaks, sustain, fade, then relax.
+
+    Intensity rises with damage taken and kills and decays in calm; every number is a parameter.
+    """
+
+    name = "intensity"
+
+    def __init__(self, params: dict[str, str], default_level: float) -> None:
+        self.peak = _param(params, "peak", 1.0)
+        self.sustain_s = _param(params, "sustain_s", 4.0)  # 3-5 s in L4D
+        self.relax_s = _param(params, "relax_s", 35.0)  # 30-45 s in L4D
+        self.fade_to = _param(params, "fade_to", 0.3)
+        self.decay_per_s = _param(params, "decay_per_s", 0.05)
+        self.damage_gain = _param(params, "damage_gain", 2.0)
+        self.kill_gain = _param(params, "kill_gain", 0.08)
+        self.high = _param(params, "high", min(default_level + 0.25, 1.0))
+        self.low = _param(params, "low", max(default_level - 0.25, 0.0))
+        self.phase = Phase.BUILD_UP
+        self.intensity = 0.0
+        self.phase_started = 0.0
+
+    def target(self, obs: Observation) -> float:
+        x = obs.players
+        self.intensity += float(self.damage_gain * x[:, P["damage_taken"]].sum() + self.kill_gain * x[:, P["kills"]].sum())
+        self.intensity = max(self.intensity - self.decay_per_s * obs.dt, 0.0)
+        t = obs.game_time
+        if self.phase is Phase.BUILD_UP and self.intensity >= self.peak:
+            self.phase, self.phase_started = Phase.SUSTAIN, t
+        elif self.phase is Phase.SUSTAIN and t - self.phase_started >= self.sustain_s:
+            self.phase, self.phase_started = Phase.FADE, t
+        elif self.phase is Phase.FADE and self.intensity <= self.fade_to:
+            self.phase, self.phase_started = Phase.RELAX, t
+        elif self.phase is Phase.RELAX and t - self.phase_started >= self.relax_s:
+            self.phase, self.phase_started = Phase.BUILD_UP, t
+        return self.high if self.phase in (Phase.BUILD_UP, Phase.SUSTAIN) else self.low
+
+
+class PredictivePolicy(DifficultyPolicy):
+    """Model-driven: score candidate levels, pick the one whose predicted p_fail sits in the target band.
+
+    Cost of a level = distance of p_fail from the band + quit_weight * p_quit; the chosen level is
+    then approached smoothly (and the Director's rate limits still apply).
+    """
+
+    name = "predictive"
+
+    def __init__(self, params: dict[str, str], default_level: float, band: tuple[float, float]) -> None:
+        self.band = band
+        self.quit_weight = _param(params, "quit_weight", 0.5)
+        self.smoothing_s = _param(params, "smoothing_s", 2.0)
+        self.level = _param(params, "start", default_level)
+
+    def target(self, obs: Observation) -> float:
+        lo, hi = self.band
+        fail = obs.p_fail[:, :-1].mean(axis=0)  # [K-1]
+        quit_ = obs.p_quit[:, :-1].mean(axis=0)
+        gap = np.maximum(lo - fail, 0.0) + np.maximum(fail - hi, 0.0)
+        cost = gap + self.quit_weight * quit_
+        best = float(obs.levels[:-1][int(np.argmin(cost))])
+        a = 1.0 if self.smoothing_s <= 0 else min(obs.dt / self.smoothing_s, 1.0)
+        self.level += a * (best - self.level)
+        return self.level

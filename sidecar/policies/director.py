@@ -1,0 +1,107 @@
+"""The per-session director: policy target -> knob values within range and rate, plus NPC hints."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sidecar.features import P, FrameFeatures
+from sidecar.model.player_model import TACTICS
+from sidecar.policies.difficulty import (
+    DifficultyPolicy,
+    IntensityPolicy,
+    Observation,
+    PredictivePolicy,
+    RubberBandPolicy,
+    StaticPolicy,
+)
+from sidecar.schema import pb
+from sidecar.session import Session
+
+POLICIES = ("static", "rubber_band", "intensity", "predictive")
+DEFAULT_BAND = (0.25, 0.45)
+# NpcTactic enum values of the model's tactics, in TACTICS order.
+TACTIC_ENUMS = np.array([pb.NPC_TACTIC_HOLD, pb.NPC_TACTIC_ADVANCE, pb.NPC_TACTIC_FLANK, pb.NPC_TACTIC_RETREAT,
+                         pb.NPC_TACTIC_REGROUP, pb.NPC_TACTIC_PRESSURE])
+assert len(TACTIC_ENUMS) == len(TACTICS)
+
+
+def make_policy(name: str, params: dict[str, str], default_level: float, band: tuple[float, float]) -> DifficultyPolicy:
+    if name == "static":
+        return StaticPolicy(params, default_level)
+    if name == "rubber_band":
+        return RubberBandPolicy(params, default_level)
+    if name == "intensity":
+        return IntensityPolicy(params, default_level)
+    if name == "predictive":
+        return PredictivePolicy(params, default_level, band)
+    raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
+
+
+class Director:
+    def __init__(self, session: Session, default_policy: str) -> None:
+        hello = session.hello
+        self.session = session
+        specs = list(hello.knobs)
+        self.names = [k.name for k in specs]
+        self.lo = np.array([k.min_value for k in specs], np.float32)
+        self.hi = np.array([k.max_value for k in specs], np.float32)
+        self.rate = np.array([k.max_change_per_second for k in specs], np.float32)
+        self.defaults = np.array([k.default_value for k in specs], np.float32)
+        self.default_level = session.knobs.to_difficulty(self.defaults)
+        self.band = (hello.target.p_fail_low, hello.target.p_fail_high) if hello.HasField("target") else DEFAULT_BAND
+        self.policy_name = hello.policy or default_policy
+        params = dict(hello.policy_params)
+        self.policy = make_policy(self.policy_name, params, self.default_level, self.band)
+        self.hints_on = session.has(pb.CAPABILITY_NPC_HINTS) and params.get("npc_hints", "on") != "off"
+        allowed = set(hello.npc_tactics) or set(TACTIC_ENUMS.tolist())
+        self.tactic_allowed = np.array([t in allowed for t in TACTIC_ENUMS])
+        self.values = self.defaults.copy()  # the knob values we last sent
+        self.last_time: float | None = None
+
+    def knob_values(self, obs: Observation) -> np.ndarray:
+        target = self.policy.target(obs)
+        wanted = self.session.knobs.to_values(min(max(target, 0.0), 1.0))
+        dt = 0.0 if self.last_time is None else max(obs.game_time - self.last_time, 0.0)
+        self.last_time = obs.game_time
+        step = np.where(self.rate > 0, self.rate * dt, np.inf)
+        self.values = np.clip(np.clip(wanted, self.values - step, self.values + step), self.lo, self.hi).astype(np.float32)
+        return self.values
+
+    def npc_hints(self, features: FrameFeatures, tactic_p: np.ndarray, p_fail_now: np.ndarray) -> list[pb.NpcHint]:
+        """tactic_p: [P, N, A] per player's nearby NPCs; p_fail_now: [P] at the current level."""
+        if not self.hints_on:
+            return []
+        lo, hi = self.band
+        mid = 0.5 * (lo + hi)
+        hints: list[pb.NpcHint] = []
+        seen: set[int] = set()
+        for i, pid in enumerate(features.player_ids):
+            # Below the band: the most effective tactic; above it: the least; inside: the median.
+            pf = float(p_fail_now[i])
+            aggression = float(np.clip(0.5 + 2.0 * (mid - pf), 0.0, 1.0))
+            for j, npc_id in enumerate(features.npc_ids[i]):
+                if npc_id < 0 or int(npc_id) in seen or not features.npc_mask[i, j]:
+                    continue
+                seen.add(int(npc_id))
+                p = np.where(self.tactic_allowed, tactic_p[i, j], np.nan)
+                if pf < lo:
+                    k = int(np.nanargmax(p))
+                elif pf > hi:
+                    k = int(np.nanargmin(p))
+                else:
+                    k = int(np.nanargmin(np.abs(p - np.nanmedian(p))))
+                hints.append(pb.NpcHint(npc_id=int(npc_id), tactic=int(TACTIC_ENUMS[k]), target_player_id=pid,
+                                        aggression=aggression))
+        return hints
+
+
+def observation(features: FrameFeatures, p_fail: np.ndarray, p_quit: np.ndarray, levels: np.ndarray) -> Observation:
+    return Observation(
+        game_time=features.game_time,
+        dt=float(features.players[0, P["dt"]]),
+        difficulty=features.difficulty,
+        players=features.players,
+        p_fail=p_fail,
+        p_quit=p_quit,
+        levels=levels,
+    )

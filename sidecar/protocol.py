@@ -1,0 +1,192 @@
+"""The sans-I/O session protocol: bytes and messages in, decisions out. Never imports grpc.
+
+One Connection per stream, whatever the transport. It enforces the order (hello, frames, goodbye),
+versions, sequencing, rate and size limits, validates and featurizes frames, and raises the typed
+errors of sidecar.errors; the transports only move bytes and map those errors to their status.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from sidecar.errors import (
+    LimitExceeded,
+    Malformed,
+    MessageTooLarge,
+    MetabrainError,
+    ProtocolViolation,
+    StaleSequence,
+    UnsupportedVersion,
+)
+from sidecar.features import FrameFeatures, extract, featurize
+from sidecar.limits import Limits
+from sidecar.schema import PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, pb
+from sidecar.session import Session, SessionRegistry
+from sidecar.validation import validate_frame_counts, validate_hello, validate_raw
+
+
+class State(enum.Enum):
+    AWAIT_HELLO = "await_hello"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    model_version: str
+    default_policy: str
+
+
+@dataclass
+class Welcomed:
+    """The hello was accepted: send `welcome`, and let the engine know the session (re)joined."""
+
+    session: Session
+    welcome: pb.Welcome
+    state_reset: bool
+
+
+@dataclass
+class FrameAccepted:
+    """A valid frame for the engine."""
+
+    session: Session
+    features: FrameFeatures
+    received_at: float
+
+
+@dataclass
+class SessionEnded:
+    """A goodbye: the session is over and its state can be freed."""
+
+    session: Session
+    reason: str
+
+
+Event = Welcomed | FrameAccepted | SessionEnded
+
+
+def parse_request(data: bytes, limits: Limits) -> pb.SessionRequest:
+    """Bytes from the wire -> a SessionRequest, refusing oversized or malformed input."""
+    if len(data) > limits.max_message_bytes:
+        raise MessageTooLarge(
+            f"message is {len(data)} bytes; the limit is max_message_bytes={limits.max_message_bytes}",
+            field="max_message_bytes",
+        )
+    req = pb.SessionRequest()
+    try:
+        req.ParseFromString(data)
+    except (DecodeError, RuntimeError) as exc:
+        raise Malformed(f"bytes are not a metabrain.v1.SessionRequest: {exc}") from exc
+    if req.WhichOneof("kind") is None:
+        raise Malformed("SessionRequest has none of hello, frame or goodbye set", field="kind")
+    return req
+
+
+class Connection:
+    """Protocol state of one stream."""
+
+    def __init__(self, registry: SessionRegistry, info: ServerInfo) -> None:
+        self.registry = registry
+        self.limits = registry.limits
+        self.info = info
+        self.state = State.AWAIT_HELLO
+        self.session: Session | None = None
+
+    def receive(self, req: pb.SessionRequest, now: float) -> Event | None:
+        """Handle one request; raises a MetabrainError on refusal (its .fatal says if the stream ends)."""
+        kind = req.WhichOneof("kind")
+        if self.state is State.CLOSED:
+            raise ProtocolViolation("the session is closed; open a new stream", field=kind or "")
+        if kind == "hello":
+            return self._hello(req.hello, now)
+        if self.state is State.AWAIT_HELLO or self.session is None:
+            raise ProtocolViolation(f"received {kind} before hello; the first message must be a hello", field=kind or "")
+        if kind == "frame":
+            return self._frame(req.frame, now)
+        if kind == "goodbye":
+            session = self.session
+            self.registry.close(session)
+            self.state = State.CLOSED
+            return SessionEnded(session, req.goodbye.reason or "client goodbye")
+        raise Malformed("SessionRequest has none of hello, frame or goodbye set", field="kind")
+
+    def _hello(self, hello: pb.Hello, now: float) -> Welcomed:
+        if self.state is not State.AWAIT_HELLO:
+            raise ProtocolViolation("a second hello on an open session", field="hello")
+        if hello.protocol_version not in SUPPORTED_PROTOCOL_VERSIONS:
+            raise UnsupportedVersion(
+                f"hello.protocol_version={hello.protocol_version} is not supported; this sidecar speaks "
+                f"{sorted(SUPPORTED_PROTOCOL_VERSIONS)}",
+                field="hello.protocol_version",
+            )
+        validate_hello(hello, self.limits)
+        session, resumed, state_reset = self.registry.open(hello, now)
+        self.session = session
+        self.state = State.OPEN
+        welcome = pb.Welcome(
+            session_id=session.session_id,
+            resume_token=session.resume_token,
+            model_version=self.info.model_version,
+            capabilities=sorted(session.capabilities),
+            protocol_version=PROTOCOL_VERSION,
+            resumed=resumed,
+            state_reset=state_reset,
+            policy=session.hello.policy or self.info.default_policy,
+            last_sequence=session.last_sequence,
+            limits=self.limits.to_proto(),
+        )
+        return Welcomed(session, welcome, state_reset)
+
+    def _frame(self, frame: pb.Frame, now: float) -> FrameAccepted:
+        session = self.session
+        assert session is not None
+        seq = frame.sequence
+        session.last_seen = now
+        # Rate limit: a token bucket holding one second of frames.
+        rate = self.limits.max_frames_per_second
+        session.rate_tokens = min(rate, session.rate_tokens + (now - session.rate_updated) * rate)
+        session.rate_updated = now
+        if session.rate_tokens < 1.0:
+            raise LimitExceeded(
+                f"frame {seq} exceeds max_frames_per_second={rate:g} for this session", field="max_frames_per_second",
+                sequence=seq,
+            )
+        session.rate_tokens -= 1.0
+        if seq <= session.last_sequence:
+            raise StaleSequence(
+                f"frame.sequence={seq} is not after the last accepted sequence {session.last_sequence}",
+                field="frame.sequence", sequence=seq,
+            )
+        validate_frame_counts(frame, self.limits)
+        if session.last_game_time is not None and frame.game_time < session.last_game_time:
+            raise StaleSequence(
+                f"frame.game_time={frame.game_time} goes back from {session.last_game_time}",
+                field="frame.game_time", sequence=seq,
+            )
+        raw = extract(frame, session.knobs.names)
+        validate_raw(raw, self.limits, seq)
+        if session.start_game_time is None:
+            session.start_game_time = frame.game_time
+        features = featurize(
+            raw, seq, frame.game_time, session.tracks, session.knobs, session.last_game_time, session.start_game_time
+        )
+        session.last_sequence = seq
+        session.last_game_time = frame.game_time
+        session.frames_accepted += 1
+        return FrameAccepted(session, features, now)
+
+    def lost(self, now: float) -> Session | None:
+        """The stream ended without a goodbye; the session waits for a resume."""
+        session = self.session
+        if session is not None and self.state is State.OPEN:
+            self.registry.detach(session, now)
+        self.state = State.CLOSED
+        return session
+
+
+def error_response(err: MetabrainError) -> pb.SessionResponse:
+    return pb.SessionResponse(error=err.to_proto())

@@ -1,0 +1,10 @@
+"""The one seam to the generated protobuf code: everything else imports messages from here."""
+
+from sidecar.gen.metabrain.v1 import metabrain_pb2 as pb
+from sidecar.gen.metabrain.v1 import metabrain_pb2_grpc as pb_grpc
+
+PROTOCOL_VERSION = 1
+SUPPORTED_PROTOCOL_VERSIONS = frozenset({1})
+SERVICE_NAME = "metabrain.v1.BrainService"
+
+__all__ = ["PROTOCOL_VERSION", "SERVICE_NAME", "SUPPORTED_PROTOCOL_VERSIONS", "pb", "pb_grpc"]

@@ -1,0 +1,152 @@
+"""The sidecar process: one engine, one session registry, gRPC and WebSocket in front."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2
+
+from sidecar.auth import TokenAuth
+from sidecar.engine.engine import Engine, EngineConfig
+from sidecar.limits import Limits
+from sidecar.model.checkpoint import Checkpoint, load_checkpoint
+from sidecar.protocol import ServerInfo
+from sidecar.service import ServiceContext, SessionObserver
+from sidecar.session import SessionRegistry
+from sidecar.transports.grpc_server import start_grpc
+from sidecar.transports.ws_server import start_ws
+
+log = logging.getLogger("metabrain.server")
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"
+    grpc_port: int | None = 0  # None: transport off; 0: pick a free port
+    ws_port: int | None = 0
+    checkpoint: str | None = None
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    limits: Limits = field(default_factory=Limits)
+    token_file: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    state_dir: str | None = None  # keeps the resume secret across restarts
+    record_dir: str | None = None
+    record_key_file: str | None = None
+    record_retention_days: float = 30.0
+    sweep_interval_s: float = 1.0
+
+
+class Sidecar:
+    def __init__(self, config: ServeConfig, checkpoint: Checkpoint | None = None) -> None:
+        self.config = config
+        self.checkpoint = checkpoint or load_checkpoint(config.checkpoint)
+        self.engine = Engine(self.checkpoint, config.engine)
+        self.registry = SessionRegistry(config.limits, self._resume_secret())
+        info = ServerInfo(self.checkpoint.version, config.engine.default_policy)
+        self.ctx = ServiceContext(self.engine, self.registry, config.limits, info)
+        self.auth = TokenAuth.from_sources(config.token_file)
+        self.grpc_server: grpc.aio.Server | None = None
+        self.ws_server = None
+        self.grpc_port: int | None = None
+        self.ws_port: int | None = None
+        self._health = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self.recorder = None
+
+    def _resume_secret(self) -> bytes:
+        if not self.config.state_dir:
+            return secrets.token_bytes(32)
+        path = Path(self.config.state_dir) / "resume.secret"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.write_bytes(secrets.token_bytes(32))
+            path.chmod(0o600)
+        return path.read_bytes()
+
+    def add_observer(self, observer: SessionObserver) -> None:
+        self.ctx.observers.append(observer)
+
+    async def start(self) -> None:
+        cfg = self.config
+        if cfg.record_dir:
+            from sidecar.recording import SessionRecorder
+
+            self.recorder = SessionRecorder(cfg.record_dir, self.checkpoint.version, cfg.record_key_file,
+                                            cfg.record_retention_days)
+            self.add_observer(self.recorder)
+        await self.engine.start()
+        tls_pair = None
+        if cfg.tls_cert and cfg.tls_key:
+            tls_pair = (Path(cfg.tls_cert).read_bytes(), Path(cfg.tls_key).read_bytes())
+        try:
+            if cfg.grpc_port is not None:
+                self.grpc_server, self.grpc_port, self._health = await start_grpc(
+                    self.ctx, cfg.host, cfg.grpc_port, self.auth, tls_pair
+                )
+            if cfg.ws_port is not None:
+                tls_files = (cfg.tls_cert, cfg.tls_key) if cfg.tls_cert and cfg.tls_key else None
+                self.ws_server, self.ws_port = await start_ws(self.ctx, cfg.host, cfg.ws_port, self.auth, tls_files)
+        except OSError:
+            await self.stop(grace=0)
+            raise
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.sweep_interval_s)
+            self.ctx.sweep(time.monotonic())
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, answer what is in flight, say goodbye to every session, flush recordings."""
+        self.ctx.shutting_down = True
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        handlers = list(self.ctx.handlers.values())
+        if handlers:
+            await asyncio.gather(*(h.drain(grace) for h in handlers))
+        from sidecar.errors import ShuttingDown
+
+        for h in handlers:
+            h._close(ShuttingDown("the sidecar is shutting down; reconnect with your resume token"))
+        if self.ws_server is not None:
+            self.ws_server.close()
+            await self.ws_server.wait_closed()
+        if self.grpc_server is not None:
+            await self.grpc_server.stop(grace)
+        await self.engine.stop()
+        if self.recorder is not None:
+            self.recorder.close_all()
+
+    def ports_line(self) -> str:
+        return f"metabrain serving grpc={self.config.host}:{self.grpc_port} ws={self.config.host}:{self.ws_port}"
+
+
+async def serve_forever(config: ServeConfig, ports_file: str | None = None) -> int:
+    sidecar = Sidecar(config)
+    await sidecar.start()
+    line = sidecar.ports_line()
+    print(f"{line} model={sidecar.checkpoint.version} device={sidecar.engine.device}", flush=True)
+    if ports_file:
+        Path(ports_file).write_text(f"grpc={sidecar.grpc_port}\nws={sidecar.ws_port}\n")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: draining sessions")
+    await sidecar.stop()
+    print("metabrain stopped", flush=True)
+    return 0
+
+
+HEALTH_SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -1,0 +1,125 @@
+"""Sessions and their registry: resume tokens, resume windows, idle timeouts. No I/O, no clock reads.
+
+A Session outlives the connection that opened it: when a connection drops the session is detached
+and can be resumed with its token until the resume window closes. Resume tokens are the session id
+signed with the sidecar's secret, so a restarted sidecar that keeps its secret (--state-dir) can
+accept them and start the session afresh (the welcome then says state_reset).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+
+from sidecar.errors import ResumeRejected, SessionLimitExceeded
+from sidecar.features import KnobNormalizer, PlayerTrack
+from sidecar.limits import Limits
+from sidecar.schema import pb
+
+_GRANTABLE = frozenset(
+    {pb.CAPABILITY_NPC_HINTS, pb.CAPABILITY_INSIGHT, pb.CAPABILITY_EXPLANATIONS, pb.CAPABILITY_RECORDING}
+)
+
+
+@dataclass
+class Session:
+    session_id: str
+    resume_token: str
+    hello: pb.Hello
+    knobs: KnobNormalizer
+    capabilities: frozenset[int]
+    created_at: float
+    last_seen: float
+    last_sequence: int = 0
+    last_game_time: float | None = None
+    start_game_time: float | None = None
+    attached: bool = True
+    detached_at: float | None = None
+    tracks: dict[str, PlayerTrack] = field(default_factory=dict)
+    # Token bucket for max_frames_per_second.
+    rate_tokens: float = 0.0
+    rate_updated: float = 0.0
+    frames_accepted: int = 0
+
+    def has(self, capability: int) -> bool:
+        return capability in self.capabilities
+
+
+class SessionRegistry:
+    """All sessions of one sidecar, keyed by id."""
+
+    def __init__(self, limits: Limits, secret: bytes | None = None) -> None:
+        self.limits = limits
+        self.secret = secret or secrets.token_bytes(32)
+        self.sessions: dict[str, Session] = {}
+
+    def _sign(self, session_id: str) -> str:
+        mac = hmac.new(self.secret, session_id.encode(), hashlib.sha256).hexdigest()[:32]
+        return f"{session_id}.{mac}"
+
+    def _verify(self, token: str) -> str | None:
+        session_id, _, _mac = token.partition(".")
+        if not session_id or not hmac.compare_digest(self._sign(session_id), token):
+            return None
+        return session_id
+
+    def open(self, hello: pb.Hello, now: float) -> tuple[Session, bool, bool]:
+        """Open or resume the session for a hello; returns (session, resumed, state_reset)."""
+        if hello.resume_token:
+            session_id = self._verify(hello.resume_token)
+            if session_id is None:
+                raise ResumeRejected("hello.resume_token is not valid for this sidecar", field="hello.resume_token")
+            existing = self.sessions.get(session_id)
+            if existing is not None:
+                # Take the session over from whichever connection held it.
+                existing.attached = True
+                existing.detached_at = None
+                existing.last_seen = now
+                return existing, True, False
+            session = self._create(hello, now, session_id)
+            return session, True, True
+        return self._create(hello, now, None), False, False
+
+    def _create(self, hello: pb.Hello, now: float, session_id: str | None) -> Session:
+        if len(self.sessions) >= self.limits.max_sessions:
+            raise SessionLimitExceeded(
+                f"the sidecar already holds {len(self.sessions)} sessions; the limit is max_sessions={self.limits.max_sessions}",
+                field="max_sessions",
+            )
+        sid = session_id or secrets.token_hex(8)
+        session = Session(
+            session_id=sid,
+            resume_token=self._sign(sid),
+            hello=hello,
+            knobs=KnobNormalizer.from_specs(list(hello.knobs)),
+            capabilities=frozenset(c for c in hello.capabilities if c in _GRANTABLE),
+            created_at=now,
+            last_seen=now,
+            rate_tokens=self.limits.max_frames_per_second,
+            rate_updated=now,
+        )
+        self.sessions[sid] = session
+        return session
+
+    def detach(self, session: Session, now: float) -> None:
+        """The connection went away without a goodbye: keep the session for the resume window."""
+        if self.sessions.get(session.session_id) is session:
+            session.attached = False
+            session.detached_at = now
+
+    def close(self, session: Session) -> None:
+        self.sessions.pop(session.session_id, None)
+
+    def expired(self, now: float) -> tuple[list[Session], list[Session]]:
+        """Sessions to free now: (detached past the resume window, attached but idle too long)."""
+        gone, idle = [], []
+        for s in self.sessions.values():
+            if not s.attached and s.detached_at is not None and now - s.detached_at > self.limits.resume_window_s:
+                gone.append(s)
+            elif s.attached and now - s.last_seen > self.limits.idle_timeout_s:
+                idle.append(s)
+        for s in gone + idle:
+            self.sessions.pop(s.session_id, None)
+        return gone, idle

@@ -1,0 +1,1 @@
+"""Transports: gRPC and WebSocket, both over the same protocol core and engine."""

@@ -1,0 +1,94 @@
+"""The WebSocket transport: the same SessionRequest/SessionResponse envelopes as binary messages."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ssl
+from http import HTTPStatus
+from urllib.parse import parse_qs, urlparse
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from sidecar.auth import TokenAuth
+from sidecar.errors import Malformed, MetabrainError
+from sidecar.schema import pb
+from sidecar.service import ServiceContext, StreamHandler
+from sidecar.transports.status import ws_close_code, ws_reason
+
+WS_PATH = "/metabrain/v1/session"
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("Authorization") or request.headers.get("X-Metabrain-Token")
+    if header:
+        return header
+    query = parse_qs(urlparse(request.path).query)
+    return (query.get("token") or [None])[0]
+
+
+async def start_ws(
+    ctx: ServiceContext, host: str, port: int, auth: TokenAuth, tls_files: tuple[str, str] | None = None,
+) -> tuple[Server, int]:
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        if not auth.check(_token(request)):
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "missing or wrong token (header 'Authorization: Bearer <token>')\n")
+        return None
+
+    async def handle(ws: ServerConnection) -> None:
+        out: asyncio.Queue[pb.SessionResponse | MetabrainError] = asyncio.Queue()
+        handler = StreamHandler(ctx, "websocket", out.put_nowait, out.put_nowait)
+
+        async def write() -> None:
+            try:
+                while True:
+                    item = await out.get()
+                    if isinstance(item, MetabrainError):
+                        await ws.send(pb.SessionResponse(error=item.to_proto()).SerializeToString())
+                        await ws.close(ws_close_code(item), ws_reason(item))
+                        return
+                    await ws.send(item.SerializeToString())
+            except ConnectionClosed:
+                return
+
+        writer = asyncio.create_task(write())
+        try:
+            async for message in ws:
+                if isinstance(message, str):
+                    raise Malformed("text message received; send SessionRequest protobuf bytes as binary messages")
+                handler.on_bytes(message)
+            await handler.drain()
+        except MetabrainError as err:
+            out.put_nowait(err)
+        except ConnectionClosed:
+            pass
+        finally:
+            handler.on_disconnect()
+            try:
+                await asyncio.wait_for(_flush(out, writer), timeout=5.0)
+            except (TimeoutError, ConnectionClosed):
+                pass
+            writer.cancel()
+
+    ssl_ctx = None
+    if tls_files is not None:
+        ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ssl_ctx.load_cert_chain(tls_files[0], tls_files[1])
+    try:
+        server = await serve(
+            handle, host, port, max_size=ctx.limits.max_message_bytes, process_request=process_request,
+            ssl=ssl_ctx, compression=None, ping_interval=20, ping_timeout=20,
+        )
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(f"cannot listen for WebSocket on {host}:{port}: the port is already in use") from exc
+        raise OSError(f"cannot listen for WebSocket on {host}:{port}: {exc.strerror}") from exc
+    bound = next(iter(server.sockets)).getsockname()[1]
+    return server, int(bound)
+
+
+async def _flush(out: asyncio.Queue[pb.SessionResponse | MetabrainError], writer: asyncio.Task[None]) -> None:
+    while not out.empty() and not writer.done():
+        await asyncio.sleep(0.001)
