@@ -22,6 +22,7 @@ from sidecar.engine.plan import PlanEntry, StepPlan, StepResult
 from sidecar.engine.runner import Runner
 from sidecar.engine.scheduler import Scheduler
 from sidecar.errors import LimitExceeded, ModelUnavailable
+from sidecar.features import FrameFeatures
 from sidecar.model.checkpoint import Checkpoint
 from sidecar.policies.director import Director, observation
 from sidecar.protocol import FrameAccepted
@@ -115,6 +116,21 @@ class Engine:
                 ticket.set_result([pb.SessionResponse(superseded=pb.Superseded(sequence=seq, by_sequence=f.sequence))])
         self._wake.set()
         return fut
+
+    def step_now(self, frames: list[tuple[Session, FrameFeatures]]) -> dict[str, Responses]:
+        """Synchronous stepping for in-process use (offline simulation, replay, training checks).
+
+        The same scheduler, runner and directors as the served path, without an event loop.
+        """
+        now = time.monotonic()
+        for session, features in frames:
+            self.scheduler.submit(session.session_id, features, session.session_id, now)
+        out: dict[str, Responses] = {}
+        while (plan := self.scheduler.plan(self.cfg.max_batch)) is not None:
+            for ticket, responses in self._process(plan):
+                assert isinstance(ticket, str)
+                out[ticket] = responses
+        return out
 
     # -- the loop ---------------------------------------------------------------------------
     async def _loop(self) -> None:

@@ -1,0 +1,215 @@
+"""Session recordings: msgpack streams, pseudonymised, opt-in.
+
+A file is a header map followed by one record per message: [receive time (s, float), direction
+("in" from the game, "out" from the sidecar), protobuf bytes]. Any msgpack reader can read it. Files
+are flushed every `flush_every` records and on close, so a killed process leaves a file intact up to
+its last flushed record; read_recording() reads a truncated file up to its last complete record.
+Player ids are replaced by a keyed hash (HMAC-SHA256) before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import msgpack
+
+from sidecar.schema import pb
+from sidecar.service import SessionObserver
+from sidecar.session import Session
+
+FORMAT = "metabrain-recording"
+FORMAT_VERSION = 1
+SCHEMA_VERSION = "metabrain.v1"
+
+
+class Pseudonymizer:
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self._cache: dict[str, str] = {}
+
+    @classmethod
+    def from_file(cls, path: str | None) -> Pseudonymizer:
+        if path and Path(path).exists():
+            return cls(Path(path).read_bytes().strip())
+        key = secrets.token_bytes(32)
+        if path:
+            Path(path).write_bytes(key)
+            Path(path).chmod(0o600)
+        return cls(key)
+
+    def __call__(self, player_id: str) -> str:
+        if not player_id:
+            return player_id
+        out = self._cache.get(player_id)
+        if out is None:
+            out = "ph_" + hmac.new(self.key, player_id.encode(), hashlib.sha256).hexdigest()[:16]
+            if len(self._cache) < 100_000:
+                self._cache[player_id] = out
+        return out
+
+    def request(self, req: pb.SessionRequest) -> pb.SessionRequest:
+        if req.WhichOneof("kind") != "frame":
+            return req
+        out = pb.SessionRequest()
+        out.CopyFrom(req)
+        f = out.frame
+        for p in f.players:
+            p.player_id = self(p.player_id)
+        for n in f.npcs:
+            n.target_player_id = self(n.target_player_id)
+        for e in f.events:
+            e.player_id = self(e.player_id)
+        return out
+
+    def response(self, resp: pb.SessionResponse) -> pb.SessionResponse:
+        if resp.WhichOneof("kind") != "guidance":
+            return resp
+        out = pb.SessionResponse()
+        out.CopyFrom(resp)
+        for h in out.guidance.npc_hints:
+            h.target_player_id = self(h.target_player_id)
+        for i in out.guidance.insights:
+            i.player_id = self(i.player_id)
+        return out
+
+
+class RecordingWriter:
+    def __init__(self, path: Path, header: dict[str, Any], flush_every: int = 64) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._f: BinaryIO = open(path, "wb")  # noqa: SIM115 (closed in close())
+        self._packer = msgpack.Packer()
+        self.flush_every = flush_every
+        self._unflushed = 0
+        self._f.write(self._packer.pack({"format": FORMAT, "format_version": FORMAT_VERSION,
+                                         "schema_version": SCHEMA_VERSION, **header}))
+        self._f.flush()
+
+    def write(self, t: float, direction: str, data: bytes) -> None:
+        self._f.write(self._packer.pack([t, direction, data]))
+        self._unflushed += 1
+        if self._unflushed >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        self._f.flush()
+        self._unflushed = 0
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.flush()
+            self._f.close()
+
+
+@dataclass
+class Recording:
+    header: dict[str, Any]
+    records: list[tuple[float, str, bytes]] = field(default_factory=list)
+    truncated: bool = False
+
+    def requests(self) -> Iterator[tuple[float, pb.SessionRequest]]:
+        for t, d, data in self.records:
+            if d == "in":
+                yield t, pb.SessionRequest.FromString(data)
+
+    def responses(self) -> Iterator[tuple[float, pb.SessionResponse]]:
+        for t, d, data in self.records:
+            if d == "out":
+                yield t, pb.SessionResponse.FromString(data)
+
+
+def read_recording(path: str | Path) -> Recording:
+    """Read a recording; a truncated tail (a killed writer) is dropped with a warning."""
+    data = Path(path).read_bytes()
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(data)
+    header: dict[str, Any] | None = None
+    rec = Recording({})
+    consumed = 0
+    try:
+        for obj in unpacker:
+            consumed = unpacker.tell()
+            if header is None:
+                if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+                    raise ValueError(f"{path} is not a metabrain recording (no header)")
+                header = obj
+                continue
+            t, d, b = obj
+            rec.records.append((float(t), str(d), bytes(b)))
+    except (msgpack.ExtraData, msgpack.FormatError, ValueError, TypeError) as exc:
+        if header is None:
+            raise ValueError(f"{path} is not a metabrain recording: {exc}") from exc
+        rec.truncated = True
+    if header is None:
+        raise ValueError(f"{path} is empty or not a metabrain recording")
+    if consumed < len(data):
+        rec.truncated = True
+    if rec.truncated:
+        warnings.warn(f"{path}: truncated after {len(rec.records)} complete records ({len(data) - consumed} bytes "
+                      "dropped)", stacklevel=2)
+    rec.header = header
+    return rec
+
+
+class SessionRecorder(SessionObserver):
+    """Records the sessions whose hello consents, into one file per session."""
+
+    def __init__(self, directory: str | Path, model_version: str, key_file: str | None = None,
+                 retention_days: float = 30.0) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.model_version = model_version
+        self.pseudo = Pseudonymizer.from_file(key_file)
+        self.writers: dict[str, RecordingWriter] = {}
+        self._purge(retention_days)
+
+    def _purge(self, days: float) -> None:
+        cutoff = time.time() - days * 86400
+        for f in self.dir.glob("*.mbrec"):
+            if f.stat().st_mtime < cutoff:
+                f.unlink()
+
+    def _writer(self, session: Session | None) -> RecordingWriter | None:
+        return None if session is None else self.writers.get(session.session_id)
+
+    def on_open(self, session: Session, transport: str) -> None:
+        hello = session.hello
+        if not hello.recording_consent or session.session_id in self.writers:
+            return
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        path = self.dir / f"{stamp}-{session.session_id}.mbrec"
+        w = RecordingWriter(path, {"game_id": hello.game_id, "model_version": self.model_version,
+                                   "created_at": time.time(), "session_id": session.session_id,
+                                   "transport": transport})
+        w.write(time.time(), "in", pb.SessionRequest(hello=hello).SerializeToString())
+        self.writers[session.session_id] = w
+
+    def on_request(self, session: Session | None, req: pb.SessionRequest, raw: bytes | None) -> None:
+        w = self._writer(session)
+        if w is not None and req.WhichOneof("kind") != "hello":
+            w.write(time.time(), "in", self.pseudo.request(req).SerializeToString())
+
+    def on_response(self, session: Session | None, resp: pb.SessionResponse) -> None:
+        w = self._writer(session)
+        if w is not None:
+            w.write(time.time(), "out", self.pseudo.response(resp).SerializeToString())
+
+    def on_close(self, session: Session | None, reason: str) -> None:
+        if session is None:
+            return
+        w = self.writers.pop(session.session_id, None)
+        if w is not None:
+            w.close()
+
+    def close_all(self) -> None:
+        for w in self.writers.values():
+            w.close()
+        self.writers.clear()

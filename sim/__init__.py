@@ -1,0 +1,1 @@
+"""The headless simulator: a seeded arena game, simulated players, clients, replay and the demo."""

@@ -1,0 +1,230 @@
+"""Offline simulation: many sessions in one process, as fast as the CPU allows.
+
+Every telemetry tick, all live sessions' frames are stepped through the sidecar's own engine in one
+batch (the same scheduler, runner and directors as `metabrain serve`, minus the network). Frames go
+straight from the game into arrays (Game.raw_frame); when recording, the game builds real protobuf
+frames instead and the recording holds exactly what a live sidecar would have received and sent.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sidecar.engine.engine import Engine, EngineConfig
+from sidecar.features import FrameFeatures, KnobNormalizer, extract, featurize
+from sidecar.model.checkpoint import Checkpoint, load_checkpoint
+from sidecar.policies.difficulty import DifficultyPolicy, Observation
+from sidecar.recording import RecordingWriter
+from sidecar.schema import pb
+from sidecar.session import Session
+from sim.game import DT, KNOBS, TICK_HZ, TACTICS, Game, hello
+from sim.players import PlayerModel, Population
+
+KNOB_NAMES = [k.name for k in KNOBS]
+
+
+class RandomWalkPolicy(DifficultyPolicy):
+    """Data generation: a difficulty that wanders and sometimes jumps, so data covers every level."""
+
+    name = "random_walk"
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.level = self.rng.random()
+
+    def target(self, obs: Observation) -> float:
+        if self.rng.random() < obs.dt / 40.0:
+            self.level = self.rng.random()
+        self.level = min(max(self.level + self.rng.gauss(0.0, 0.08) * math.sqrt(obs.dt), 0.0), 1.0)
+        return self.level
+
+
+@dataclass
+class SessionSummary:
+    index: int
+    archetype: str
+    skill: float
+    policy: str
+    seconds: float
+    quit: bool
+    kills: int
+    deaths: int
+    difficulty_mean: float
+    difficulty_min: float
+    difficulty_max: float
+    in_band_share: float
+    hints: bool
+    curve: list[tuple[float, float, float]] = field(default_factory=list)  # (time, difficulty, p_fail)
+
+
+@dataclass
+class _Live:
+    index: int
+    player: PlayerModel
+    game: Game
+    session: Session
+    policy: str
+    writer: RecordingWriter | None
+    random_tactics: bool
+    tactic_rng: random.Random
+    diffs: list[float] = field(default_factory=list)
+    in_band: int = 0
+    frames: int = 0
+    curve: list[tuple[float, float, float]] = field(default_factory=list)
+    prev_time: float | None = None
+
+
+@dataclass
+class OfflineConfig:
+    sessions: int = 100
+    max_seconds: float = 900.0
+    frame_every: int = 6  # game ticks per telemetry frame: 30 Hz / 6 = 5 Hz
+    seed: int = 0
+    policies: list[str] = field(default_factory=lambda: ["predictive"])  # assigned round-robin
+    params: dict[str, str] = field(default_factory=dict)
+    npc_hints: bool = True
+    random_tactics: bool = False  # data generation: NPCs pick random tactics instead of hints
+    record_dir: str | None = None
+    curve_every_s: float = 5.0
+    batch_sessions: int = 4096
+
+
+def run_offline(
+    population: Population,
+    cfg: OfflineConfig,
+    checkpoint: Checkpoint | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[SessionSummary]:
+    ckpt = checkpoint or load_checkpoint()
+    engine = Engine(ckpt, EngineConfig(device="cpu", max_batch=cfg.batch_sessions * 2, max_slots=cfg.batch_sessions + 8))
+    players = population.players(cfg.sessions)
+    pending = list(enumerate(players))
+    pending.reverse()
+    live: list[_Live] = []
+    done: list[SessionSummary] = []
+    frame_dt = cfg.frame_every * DT
+    while pending or live:
+        while pending and len(live) < cfg.batch_sessions:
+            i, player = pending.pop()
+            live.append(_open(i, player, cfg, engine, ckpt.version))
+        frames: list[tuple[Session, FrameFeatures]] = []
+        for s in live:
+            for _ in range(cfg.frame_every):
+                s.game.step(s.player.act(s.game))
+                if s.game.over:
+                    break
+            frames.append((s.session, _features(s, frame_dt)))
+        answers = engine.step_now(frames)
+        still: list[_Live] = []
+        for s in live:
+            responses = answers.get(s.session.session_id, [])
+            _apply(s, responses, cfg)
+            if s.game.over or s.game.t >= cfg.max_seconds:
+                done.append(_close(s, engine, cfg))
+                if progress is not None:
+                    progress(1)
+            else:
+                still.append(s)
+        live = still
+    done.sort(key=lambda r: r.index)
+    return done
+
+
+def _open(i: int, player: PlayerModel, cfg: OfflineConfig, engine: Engine, model_version: str) -> _Live:
+    policy = cfg.policies[i % len(cfg.policies)]
+    seed = cfg.seed * 1_000_003 + i
+    params = dict(cfg.params)
+    if not cfg.npc_hints:
+        params["npc_hints"] = "off"
+    h = hello(policy="static" if policy == "random_walk" else policy, params=params,
+              capabilities=(pb.CAPABILITY_NPC_HINTS, pb.CAPABILITY_INSIGHT))
+    session = Session(session_id=f"sim-{i}", resume_token="", hello=h, knobs=KnobNormalizer.from_specs(list(KNOBS)),
+                      capabilities=frozenset(h.capabilities), created_at=0.0, last_seen=0.0)
+    engine.join(session)
+    if policy == "random_walk":
+        engine.directors[session.session_id].policy = RandomWalkPolicy(seed)
+    writer = None
+    if cfg.record_dir:
+        writer = RecordingWriter(
+            Path(cfg.record_dir) / f"sim-{cfg.seed}-{i:06d}.mbrec",
+            {"game_id": h.game_id, "model_version": model_version, "created_at": time.time(), "session_id": f"sim-{i}",
+             "source": "metabrain sim", "policy": policy, "archetype": player.traits.archetype},
+            flush_every=256,
+        )
+        writer.write(0.0, "in", pb.SessionRequest(hello=h).SerializeToString())
+    return _Live(i, player, Game(seed), session, policy, writer, cfg.random_tactics, random.Random(seed ^ 0x5EED))
+
+
+def _features(s: _Live, frame_dt: float) -> FrameFeatures:
+    sess = s.session
+    if s.writer is not None:
+        frame = s.game.frame(frame_dt)
+        s.writer.write(s.game.t, "in", pb.SessionRequest(frame=frame).SerializeToString())
+        seq, gt, raw = frame.sequence, frame.game_time, extract(frame, sess.knobs.names)
+    else:
+        seq, gt, raw = s.game.raw_frame(frame_dt, sess.knobs.names)
+    if sess.start_game_time is None:
+        sess.start_game_time = gt
+    f = featurize(raw, seq, gt, sess.tracks, sess.knobs, s.prev_time, sess.start_game_time)
+    s.prev_time = gt
+    return f
+
+
+def _apply(s: _Live, responses: list[pb.SessionResponse], cfg: OfflineConfig) -> None:
+    game = s.game
+    for resp in responses:
+        if s.writer is not None:
+            s.writer.write(game.t, "out", resp.SerializeToString())
+        if resp.WhichOneof("kind") != "guidance":
+            continue
+        g = resp.guidance
+        game.apply_knobs({k.name: k.value for k in g.knobs})
+        if not s.random_tactics:
+            for h in g.npc_hints:
+                game.apply_hint(h.npc_id, h.tactic, h.aggression)
+        d = s.session.knobs.to_difficulty(np.array([game.knobs[n] for n in s.session.knobs.names], np.float32))
+        s.diffs.append(d)
+        s.frames += 1
+        p_fail = g.insights[0].p_fail if g.insights else 0.0
+        lo, hi = engine_band(s)
+        s.in_band += lo <= p_fail <= hi
+        if not s.curve or game.t - s.curve[-1][0] >= cfg.curve_every_s:
+            s.curve.append((game.t, d, p_fail))
+    if s.random_tactics:
+        for n in game.npcs:
+            if not n.hinted or s.tactic_rng.random() < 0.02 * cfg.frame_every:
+                n.tactic, n.hinted = s.tactic_rng.choice(TACTICS), True
+                n.aggression = s.tactic_rng.random()
+
+
+def engine_band(s: _Live) -> tuple[float, float]:
+    from sidecar.policies.director import DEFAULT_BAND
+
+    return DEFAULT_BAND
+
+
+def _close(s: _Live, engine: Engine, cfg: OfflineConfig) -> SessionSummary:
+    engine.leave(s.session.session_id)
+    if s.writer is not None:
+        s.writer.write(s.game.t, "in", pb.SessionRequest(goodbye=pb.Goodbye(
+            reason="quit" if s.game.over else "time limit")).SerializeToString())
+        s.writer.close()
+    diffs = s.diffs or [0.5]
+    st = s.game.stats
+    return SessionSummary(
+        index=s.index, archetype=s.player.traits.archetype, skill=s.player.traits.skill, policy=s.policy,
+        seconds=s.game.t, quit=s.game.over, kills=st.kills, deaths=st.deaths,
+        difficulty_mean=float(np.mean(diffs)), difficulty_min=float(np.min(diffs)),
+        difficulty_max=float(np.max(diffs)), in_band_share=s.in_band / max(s.frames, 1), hints=cfg.npc_hints,
+        curve=s.curve,
+    )
+
+
+__all__ = ["TICK_HZ", "OfflineConfig", "RandomWalkPolicy", "SessionSummary", "run_offline"]

@@ -1,0 +1,233 @@
+"""Simulated players: a PlayerModel interface and a population of players who differ and feel.
+
+Each SimPlayer has a latent skill that improves with play, a reaction time, aim noise, and
+tolerances for frustration (repeated failure) and boredom (no challenge). Frustration rises with
+deaths and heavy damage; boredom rises while the fight is too easy. Both decay over time, make the
+player less active as they build (a tell an observer can see), and drive the hazard of quitting.
+So the difficulty a player faces changes how long they play: the thing a director should optimise.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from sim.game import DT, PLAYER_MAX_HEALTH, Action, Game
+
+
+class PlayerModel(Protocol):
+    """Anything that can play: observe the game each tick and act (including deciding to quit)."""
+
+    traits: PlayerTraits
+
+    def act(self, game: Game) -> Action: ...
+
+
+@dataclass(frozen=True)
+class PlayerTraits:
+    skill: float  # 0 (novice) .. 1 (expert): aim and dodging
+    reaction_s: float  # seconds before reacting to a threat
+    aim_noise: float  # spread added to every shot
+    learning_rate: float  # skill gained per minute of play
+    frustration_tolerance: float  # frustration at which quitting becomes likely
+    boredom_tolerance: float  # boredom at which quitting becomes likely
+    archetype: str = "custom"
+
+
+@dataclass
+class SimPlayer:
+    traits: PlayerTraits
+    seed: int
+    frustration: float = 0.0
+    boredom: float = 0.0
+    skill_now: float = field(init=False)
+    _rng: random.Random = field(init=False)
+    _seen_deaths: int = 0
+    _seen_damage: float = 0.0
+    _seen_kills: int = 0
+    _react_timer: float = 0.0
+    _strafe: float = 1.0
+    _calm_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.skill_now = self.traits.skill
+        self._rng = random.Random(self.seed)
+
+    @property
+    def disengagement(self) -> float:
+        """0 while engaged; grows toward 1 as frustration or boredom near the player's tolerance."""
+        tr = self.traits
+        return min(max(self.frustration / tr.frustration_tolerance, self.boredom / tr.boredom_tolerance) ** 2, 1.0)
+
+    def _feel(self, game: Game) -> None:
+        s = game.stats
+        deaths, damage, kills = s.deaths - self._seen_deaths, s.damage_taken - self._seen_damage, s.kills - self._seen_kills
+        self._seen_deaths, self._seen_damage, self._seen_kills = s.deaths, s.damage_taken, s.kills
+        # Frustration: deaths hurt most, heavy damage some; it fades over about a minute.
+        self.frustration += 1.0 * deaths + 0.004 * damage
+        self.frustration *= math.exp(-DT / 70.0)
+        # Boredom: grows while nothing threatens the player; challenge (damage, deaths) drains it.
+        challenged = damage > 0 or deaths > 0
+        self._calm_s = 0.0 if challenged else self._calm_s + DT
+        easy_kill = 0.02 * kills if self._calm_s > 5.0 else 0.0
+        self.boredom += (DT / 120.0) * (1.0 if self._calm_s > 5.0 else 0.0) + easy_kill
+        self.boredom = max(self.boredom - 0.05 * deaths - 0.003 * damage, 0.0)
+        self.boredom *= math.exp(-DT / 150.0)
+        # Learning: skill grows with play, faster when the fight is close.
+        self.skill_now = min(self.skill_now + self.traits.learning_rate * DT / 60.0, 1.0)
+
+    def _quits(self, game: Game) -> bool:
+        tr = self.traits
+        over_f = min(self.frustration / tr.frustration_tolerance - 1.0, 2.0)
+        over_b = min(self.boredom / tr.boredom_tolerance - 1.0, 2.0)
+        # Hazard per second: a small base rate plus a steep rise toward and past either tolerance.
+        hazard = 1.0 / 2400.0 + 0.02 * math.exp(6.0 * over_f) + 0.02 * math.exp(6.0 * over_b)
+        return self._rng.random() < hazard * DT * (0.3 if game.player.dead else 1.0)
+
+    def act(self, game: Game) -> Action:
+        self._feel(game)
+        if self._quits(game):
+            return Action(quit=True)
+        rng, p = self._rng, game.player
+        if p.dead:
+            return Action()
+        idle = self.disengagement
+        if rng.random() < 0.7 * idle:  # a disengaging player idles more and more
+            return Action()
+        target = game.nearest_npc()
+        if target is None:
+            self._strafe = -self._strafe if rng.random() < 0.01 else self._strafe
+            return Action(move_x=0.3 * self._strafe, move_z=0.0)
+        dx, dz = target.x - p.x, target.z - p.z
+        d = math.hypot(dx, dz) + 1e-9
+        ux, uz = dx / d, dz / d
+        if rng.random() < 0.02:
+            self._strafe = -self._strafe
+        # Keep a fighting distance and strafe; better players hold range better.
+        radial = 0.0 if 8.0 < d < 13.0 else (1.0 if d >= 13.0 else -1.0)
+        s = self.skill_now
+        move_x = radial * ux - self._strafe * uz * (0.4 + 0.6 * s)
+        move_z = radial * uz + self._strafe * ux * (0.4 + 0.6 * s)
+        # Dodging: react to nearby attackers after the reaction time, with skill-dependent success.
+        self._react_timer -= DT
+        dodge = False
+        if d < 14.0 and self._react_timer <= 0.0:
+            self._react_timer = self.traits.reaction_s
+            dodge = rng.random() < 0.15 + 0.45 * s
+        hit = (0.18 + 0.62 * s) * (1.0 - self.traits.aim_noise) * (1.0 - 0.4 * d / 22.0)
+        hit *= 1.0 - 0.3 * (p.health < 0.3 * PLAYER_MAX_HEALTH) * (1.0 - s)  # panic aim
+        return Action(move_x=move_x, move_z=move_z, aim_at=target.npc_id, shoot=True, dodge=dodge,
+                      hit_chance=max(min(hit, 0.95), 0.02))
+
+
+# -- populations ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Archetype:
+    name: str
+    skill: tuple[float, float]  # mean, sd
+    reaction_s: tuple[float, float]
+    aim_noise: tuple[float, float]
+    learning_rate: tuple[float, float]
+    frustration_tolerance: tuple[float, float]
+    boredom_tolerance: tuple[float, float]
+
+
+ARCHETYPES: dict[str, Archetype] = {
+    "novice": Archetype("novice", (0.18, 0.08), (0.55, 0.1), (0.25, 0.08), (0.04, 0.02), (2.2, 0.5), (3.0, 0.6)),
+    "casual": Archetype("casual", (0.42, 0.1), (0.4, 0.08), (0.15, 0.05), (0.03, 0.015), (3.0, 0.7), (1.6, 0.4)),
+    "core": Archetype("core", (0.65, 0.1), (0.3, 0.06), (0.1, 0.04), (0.02, 0.01), (3.6, 0.8), (1.2, 0.3)),
+    "expert": Archetype("expert", (0.88, 0.06), (0.2, 0.05), (0.05, 0.03), (0.01, 0.005), (5.0, 0.9), (0.7, 0.2)),
+}
+
+DEFAULT_MIX = {"novice": 0.25, "casual": 0.35, "core": 0.25, "expert": 0.15}
+# A second population nobody tuned for: skewed to the extremes, with its own seed.
+HOLDOUT_MIX = {"novice": 0.4, "casual": 0.1, "core": 0.15, "expert": 0.35}
+
+
+@dataclass(frozen=True)
+class PopulationSpec:
+    mix: dict[str, float]
+    seed: int = 0
+
+    @classmethod
+    def parse(cls, text: str, seed: int = 0) -> PopulationSpec:
+        """'default', 'holdout', or 'novice=0.5,expert=0.5'."""
+        if text == "default":
+            return cls(dict(DEFAULT_MIX), seed)
+        if text == "holdout":
+            return cls(dict(HOLDOUT_MIX), seed)
+        mix: dict[str, float] = {}
+        for part in text.split(","):
+            name, _, weight = part.partition("=")
+            name = name.strip()
+            if name not in ARCHETYPES:
+                raise ValueError(f"population archetype {name!r} is unknown; choose from {', '.join(ARCHETYPES)}")
+            try:
+                mix[name] = float(weight or 1.0)
+            except ValueError as exc:
+                raise ValueError(f"population weight for {name!r} is not a number: {weight!r}") from exc
+        return cls(mix, seed)
+
+
+def sample_traits(arch: Archetype, rng: random.Random) -> PlayerTraits:
+    def draw(ms: tuple[float, float], lo: float, hi: float) -> float:
+        return min(max(rng.gauss(*ms), lo), hi)
+
+    return PlayerTraits(
+        skill=draw(arch.skill, 0.02, 0.98),
+        reaction_s=draw(arch.reaction_s, 0.1, 1.0),
+        aim_noise=draw(arch.aim_noise, 0.0, 0.6),
+        learning_rate=draw(arch.learning_rate, 0.0, 0.2),
+        frustration_tolerance=draw(arch.frustration_tolerance, 0.8, 8.0),
+        boredom_tolerance=draw(arch.boredom_tolerance, 0.3, 5.0),
+        archetype=arch.name,
+    )
+
+
+class Population:
+    """Makes players: from a spec of archetypes, or from any factory `path.py:Factory`."""
+
+    def __init__(self, spec: PopulationSpec | None = None, factory: object | None = None) -> None:
+        self.spec = spec or PopulationSpec(dict(DEFAULT_MIX))
+        self.factory = factory
+
+    def players(self, n: int) -> list[PlayerModel]:
+        rng = random.Random(self.spec.seed)
+        out: list[PlayerModel] = []
+        names = list(self.spec.mix)
+        weights = [self.spec.mix[k] for k in names]
+        for i in range(n):
+            seed = rng.randrange(2**31)
+            if self.factory is not None:
+                out.append(self.factory(i, seed))  # type: ignore[operator]
+                continue
+            arch = ARCHETYPES[rng.choices(names, weights)[0]]
+            out.append(SimPlayer(sample_traits(arch, rng), seed))
+        return out
+
+
+def load_population(text: str, seed: int = 0) -> Population:
+    """'default', 'holdout', 'novice=0.5,expert=0.5', or 'path/to/file.py:Factory'.
+
+    A factory is called as Factory(index, seed) and returns a PlayerModel.
+    """
+    if ".py:" in text:
+        path, _, attr = text.rpartition(":")
+        file = Path(path)
+        if not file.exists():
+            raise ValueError(f"population file {file} does not exist")
+        spec = importlib.util.spec_from_file_location(f"metabrain_population_{file.stem}", file)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        if not hasattr(module, attr):
+            raise ValueError(f"population file {file} has no {attr!r}")
+        return Population(PopulationSpec({}, seed), getattr(module, attr))
+    return Population(PopulationSpec.parse(text, seed))
