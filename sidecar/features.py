@@ -121,9 +121,17 @@ class KnobNormalizer:
     def to_difficulty(self, values: np.ndarray) -> float:
         if len(self.names) == 0:
             return 0.5
-        x = np.clip((values - self.lo) / self.span, 0.0, 1.0)
-        x = np.where(self.easier_when_higher, 1.0 - x, x)
-        return float(x.mean())
+        total = 0.0
+        for v, lo, span, flip in zip(values.tolist(), self._lo, self._span, self._flip, strict=True):
+            x = min(max((v - lo) / span, 0.0), 1.0)
+            total += 1.0 - x if flip else x
+        return total / len(self.names)
+
+    def __post_init__(self) -> None:
+        # Plain-float copies: per-frame work on a handful of knobs is cheaper outside numpy.
+        self._lo = self.lo.tolist()
+        self._span = self.span.tolist()
+        self._flip = self.easier_when_higher.tolist()
 
     def to_values(self, difficulty: float) -> np.ndarray:
         d = np.where(self.easier_when_higher, 1.0 - difficulty, difficulty)
@@ -252,91 +260,107 @@ def featurize(
         elif t == pb.EVENT_TYPE_RESUME:
             ev[i, 5] = 0
 
-    ppos = rp[:, [RP["position.x"], RP["position.z"]]]
     nraw = raw.npcs
+    n_npcs = nraw.shape[0]
     alive = nraw[:, 3] != pb.NPC_STATE_DEAD
     target_arr = np.array(raw.npc_target, np.int64)
-
-    out = np.zeros((n_players, PLAYER_DIM), np.float32)
+    n_alive = int(alive.sum())
+    attacking = int(((nraw[:, 3] == pb.NPC_STATE_ATTACK) & alive).sum())
     npc_feats = np.zeros((n_players, MAX_MODEL_NPCS, NPC_DIM), np.float32)
     npc_mask = np.zeros((n_players, MAX_MODEL_NPCS), bool)
     npc_ids = np.full((n_players, MAX_MODEL_NPCS), -1, np.int64)
-    for i in range(n_players):
-        d = nraw[:, :2] - ppos[i]
-        dist = np.hypot(d[:, 0], d[:, 1])
-        order = np.argsort(np.where(alive, dist, np.inf), kind="stable")[:MAX_MODEL_NPCS]
-        order = order[alive[order]]
-        k = len(order)
-        if k:
-            f = npc_feats[i, :k]
-            f[:, 0:2] = d[order] / ARENA_SCALE
-            f[:, 2] = dist[order] / ARENA_SCALE
-            f[:, 3] = nraw[order, 2]
-            f[np.arange(k), 4 + np.clip(nraw[order, 3], 0, NPC_STATES - 1).astype(int)] = 1.0
-            f[np.arange(k), 4 + NPC_STATES + np.clip(nraw[order, 4], 0, NPC_TACTICS - 1).astype(int)] = 1.0
-            f[:, -1] = target_arr[order] == i
-            npc_mask[i, :k] = True
-            npc_ids[i, :k] = nraw[order, 5].astype(np.int64)
-        live_dist = dist[alive]
-        out[i, P["npcs_alive"]] = alive.sum() / MAX_MODEL_NPCS
-        out[i, P["nearest_npc"]] = min(live_dist.min() if live_dist.size else ARENA_SCALE, 2 * ARENA_SCALE) / ARENA_SCALE
-        out[i, P["mean_npc_dist"]] = min(live_dist.mean() if live_dist.size else ARENA_SCALE, 2 * ARENA_SCALE) / ARENA_SCALE
-        out[i, P["npcs_targeting"]] = ((target_arr == i) & alive).sum() / MAX_MODEL_NPCS
-        out[i, P["npcs_attacking"]] = ((nraw[:, 3] == pb.NPC_STATE_ATTACK) & alive).sum() / MAX_MODEL_NPCS
-
-    max_health = np.maximum(rp[:, RP["max_health"]], 1e-6)
-    vx, vz = rp[:, RP["velocity.x"]], rp[:, RP["velocity.z"]]
-    out[:, P["dt"]] = dt
-    out[:, P["health"]] = rp[:, RP["health"]] / max_health
-    out[:, P["dead"]] = rp[:, RP["dead"]]
-    out[:, P["vel_x"]] = np.clip(vx / 10.0, -5, 5)
-    out[:, P["vel_z"]] = np.clip(vz / 10.0, -5, 5)
-    out[:, P["speed"]] = np.clip(np.hypot(vx, vz) / 10.0, 0, 5)
-    out[:, P["move_x"]] = rp[:, RP["input.move_x"]]
-    out[:, P["move_y"]] = rp[:, RP["input.move_y"]]
-    out[:, P["shots_fired"]] = np.minimum(rp[:, RP["input.shots_fired"]], 10)
-    out[:, P["shots_hit"]] = np.minimum(rp[:, RP["input.shots_hit"]], 10)
-    out[:, P["dodges"]] = np.minimum(rp[:, RP["input.dodges"]], 10)
-    out[:, P["apm"]] = np.minimum(rp[:, RP["input.actions_per_minute"]] / 300.0, 5)
-    out[:, P["damage_taken"]] = np.minimum(ev[:, 0] / max_health, 5)
-    out[:, P["damage_dealt"]] = np.minimum(ev[:, 1] / 100.0, 5)
-    out[:, P["kills"]] = np.minimum(ev[:, 2], 10)
-    out[:, P["deaths"]] = np.minimum(ev[:, 3], 10)
-    out[:, P["objectives"]] = np.minimum(ev[:, 4], 10)
-    out[:, P["paused"]] = ev[:, 5]
-    out[:, P["difficulty"]] = difficulty
-    out[:, P["heart_rate"]] = np.minimum(rp[:, RP["biometrics.heart_rate_bpm"]] / 200.0, 2)
-    out[:, P["heart_rate_known"]] = rp[:, RP["biometrics.heart_rate_bpm"]] > 0
-    out[:, P["vr"]] = rp[:, RP["has_vr"]]
-    out[:, P["session_minutes"]] = min(max(gt - session_start, 0.0) / 600.0, 3.0)
-
-    # Running aggregates: per player, a handful of scalar updates.
+    out = np.empty((n_players, PLAYER_DIM), np.float32)
     a_recent = _decay(dt, _TAU_RECENT)
     a_damage = _decay(dt, _TAU_DAMAGE)
     a_act = _decay(dt, 10.0)
+    session_minutes = min(max(gt - session_start, 0.0) / 600.0, 3.0)
+    rows = rp.tolist()
+    evl = ev.tolist()
     for i, pid in enumerate(player_ids):
+        r = rows[i]
+        e = evl[i]
+        # NPCs around this player: nearest first, dead ones left out.
+        nearest = mean_dist = 1.0
+        targeting = 0
+        if n_npcs:
+            d = nraw[:, :2] - (r[RP["position.x"]], r[RP["position.z"]])
+            dist = np.hypot(d[:, 0], d[:, 1])
+            order = np.argsort(np.where(alive, dist, np.inf), kind="stable")[:MAX_MODEL_NPCS]
+            order = order[alive[order]]
+            k = len(order)
+            if k:
+                f = npc_feats[i, :k]
+                f[:, 0:2] = d[order] / ARENA_SCALE
+                f[:, 2] = dist[order] / ARENA_SCALE
+                f[:, 3] = nraw[order, 2]
+                ar = np.arange(k)
+                f[ar, 4 + np.clip(nraw[order, 3], 0, NPC_STATES - 1).astype(np.int64)] = 1.0
+                f[ar, 4 + NPC_STATES + np.clip(nraw[order, 4], 0, NPC_TACTICS - 1).astype(np.int64)] = 1.0
+                f[:, -1] = target_arr[order] == i
+                npc_mask[i, :k] = True
+                npc_ids[i, :k] = nraw[order, 5]
+                live = dist[order]
+                nearest = min(float(live[0]), 2 * ARENA_SCALE) / ARENA_SCALE
+                mean_dist = min(float(live.mean()), 2 * ARENA_SCALE) / ARENA_SCALE
+                targeting = int(((target_arr == i) & alive).sum())
+        max_health = max(r[RP["max_health"]], 1e-6)
+        vx, vz = r[RP["velocity.x"]], r[RP["velocity.z"]]
+        mx, my = r[RP["input.move_x"]], r[RP["input.move_y"]]
+        shots, hits = min(r[RP["input.shots_fired"]], 10.0), min(r[RP["input.shots_hit"]], 10.0)
+        damage_taken = min(e[0] / max_health, 5.0)
+        hr = r[RP["biometrics.heart_rate_bpm"]]
+        # Running aggregates.
         tr = tracks.get(pid)
         if tr is None:
             tr = tracks[pid] = PlayerTrack(alive_since=gt)
-        shots, hits = float(out[i, P["shots_fired"]]), float(out[i, P["shots_hit"]])
-        tr.recent_deaths = tr.recent_deaths * a_recent + float(ev[i, 3])
-        tr.recent_kills = tr.recent_kills * a_recent + float(ev[i, 2])
-        tr.recent_damage = tr.recent_damage * a_damage + float(out[i, P["damage_taken"]])
+        tr.recent_deaths = tr.recent_deaths * a_recent + e[3]
+        tr.recent_kills = tr.recent_kills * a_recent + e[2]
+        tr.recent_damage = tr.recent_damage * a_damage + damage_taken
         tr.recent_shots = tr.recent_shots * a_recent + shots
         tr.recent_hits = tr.recent_hits * a_recent + hits
-        activity = min(abs(float(out[i, P["move_x"]])) + abs(float(out[i, P["move_y"]])) + min(shots, 1.0), 2.0) / 2.0
+        activity = min(abs(mx) + abs(my) + min(shots, 1.0), 2.0) / 2.0
         tr.recent_activity = tr.recent_activity * a_act + activity * (1.0 - a_act)
-        if ev[i, 3] > 0:
+        if e[3] > 0:
             tr.last_death_time = gt
             tr.alive_since = gt
-        out[i, P["recent_deaths"]] = tr.recent_deaths / 5.0
-        out[i, P["recent_kills"]] = tr.recent_kills / 20.0
-        out[i, P["recent_damage"]] = tr.recent_damage
-        out[i, P["recent_accuracy"]] = tr.recent_hits / (tr.recent_shots + 1.0)
-        out[i, P["recent_activity"]] = tr.recent_activity
         since = 60.0 if tr.last_death_time < 0 else gt - tr.last_death_time
-        out[i, P["time_since_death"]] = min(since, 120.0) / 60.0
-        out[i, P["time_alive"]] = min(gt - tr.alive_since, 120.0) / 60.0
+        out[i] = (
+            dt,
+            r[RP["health"]] / max_health,
+            r[RP["dead"]],
+            min(max(vx / 10.0, -5.0), 5.0),
+            min(max(vz / 10.0, -5.0), 5.0),
+            min(math.hypot(vx, vz) / 10.0, 5.0),
+            mx,
+            my,
+            shots,
+            hits,
+            min(r[RP["input.dodges"]], 10.0),
+            min(r[RP["input.actions_per_minute"]] / 300.0, 5.0),
+            damage_taken,
+            min(e[1] / 100.0, 5.0),
+            min(e[2], 10.0),
+            min(e[3], 10.0),
+            min(e[4], 10.0),
+            e[5],
+            difficulty,
+            n_alive / MAX_MODEL_NPCS,
+            nearest,
+            mean_dist,
+            targeting / MAX_MODEL_NPCS,
+            attacking / MAX_MODEL_NPCS,
+            min(hr / 200.0, 2.0),
+            float(hr > 0),
+            r[RP["has_vr"]],
+            tr.recent_deaths / 5.0,
+            tr.recent_kills / 20.0,
+            tr.recent_damage,
+            tr.recent_hits / (tr.recent_shots + 1.0),
+            tr.recent_activity,
+            min(since, 120.0) / 60.0,
+            min(gt - tr.alive_since, 120.0) / 60.0,
+            session_minutes,
+        )
 
     return FrameFeatures(
         sequence=sequence,
@@ -346,7 +370,7 @@ def featurize(
         npcs=npc_feats,
         npc_mask=npc_mask,
         npc_ids=npc_ids,
-        all_npc_ids=[int(x) for x in nraw[:, 5]],
+        all_npc_ids=nraw[:, 5].astype(np.int64).tolist(),
         npc_target_player=raw.npc_target,
         knob_values=knob_values,
         difficulty=difficulty,

@@ -91,6 +91,7 @@ class OfflineConfig:
     params: dict[str, str] = field(default_factory=dict)
     npc_hints: bool = True
     random_tactics: bool = False  # data generation: NPCs pick random tactics instead of hints
+    random_static_levels: bool = False  # data generation: each static session gets its own random level
     record_dir: str | None = None
     curve_every_s: float = 5.0
     batch_sessions: int = 4096
@@ -143,6 +144,8 @@ def _open(i: int, player: PlayerModel, cfg: OfflineConfig, engine: Engine, model
     params = dict(cfg.params)
     if not cfg.npc_hints:
         params["npc_hints"] = "off"
+    if policy == "static" and cfg.random_static_levels:
+        params["level"] = f"{random.Random(seed).random():.3f}"
     h = hello(policy="static" if policy == "random_walk" else policy, params=params,
               capabilities=(pb.CAPABILITY_NPC_HINTS, pb.CAPABILITY_INSIGHT))
     session = Session(session_id=f"sim-{i}", resume_token="", hello=h, knobs=KnobNormalizer.from_specs(list(KNOBS)),

@@ -1,0 +1,1 @@
+"""Training pipeline: recordings -> examples -> trained checkpoint -> evaluation report."""

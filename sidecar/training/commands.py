@@ -1,0 +1,121 @@
+"""Subcommands: `metabrain dataset`, `metabrain train`, `metabrain evaluate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+
+def _build_one(args: tuple[str, float, float, float]) -> list[Any]:
+    from sidecar.training.dataset import Horizons, session_examples
+
+    path, fail_s, quit_s, npc_s = args
+    return session_examples(path, Horizons(fail_s, quit_s, npc_s))
+
+
+def cmd_dataset(a: argparse.Namespace) -> int:
+    if a.action == "generate":
+        from sidecar.training.generate import GenerateConfig, generate
+
+        n = generate(GenerateConfig(out=a.out, sessions=a.sessions, population=a.population, seed=a.seed,
+                                    workers=a.workers, max_seconds=a.max_seconds))
+        print(f"recorded {n} sessions into {a.out}")
+        return 0
+    from sidecar.training.dataset import save_examples
+
+    files = sorted(str(p) for src in a.recordings for p in (Path(src).glob("*.mbrec") if Path(src).is_dir() else [Path(src)]))
+    if not files:
+        print(f"metabrain dataset build: no .mbrec recordings in {' '.join(a.recordings)}", file=sys.stderr)
+        return 2
+    jobs = [(f, a.fail_horizon, a.quit_horizon, 5.0) for f in files]
+    sessions = []
+    with mp.get_context("spawn").Pool(a.workers) as pool:
+        for result in tqdm(pool.imap(_build_one, jobs, chunksize=8), total=len(jobs), desc="featurizing recordings",
+                           unit="file"):
+            sessions.extend(result)
+    frames = save_examples(a.out, sessions)
+    print(f"wrote {len(sessions)} player sequences, {frames} frames, to {a.out}")
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from sidecar.training.train import TrainConfig, train
+
+    cfg = TrainConfig(data=a.data, out=a.out, version=a.version, hidden=a.hidden, layers=a.layers, dropout=a.dropout,
+                      weight_decay=a.weight_decay, lr=a.lr, schedule=a.schedule, epochs=a.epochs, patience=a.patience,
+                      lanes=a.lanes, chunk=a.chunk, seed=a.seed, split_seed=a.split_seed, max_steps=a.max_steps,
+                      threads=a.threads)
+    report = train(cfg)
+    if a.report:
+        Path(a.report).write_text(json.dumps(report, indent=2, default=str))
+    print(f"saved {a.out} (best validation loss {report['best_val_loss']:.4f}, {report['seconds']:.0f} s)")
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from sidecar.training.evaluate import evaluate, markdown, write_reports
+
+    report = evaluate(a.checkpoint, a.data, a.split, a.threshold, a.split_seed, a.png)
+    write_reports(report, a.markdown, a.json)
+    print(markdown(report))
+    if a.png:
+        print(f"reliability diagram: {a.png}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ds = sub.add_parser("dataset", help="simulate recordings, or turn recordings into training examples")
+    dsub = ds.add_subparsers(dest="action", required=True)
+    gen = dsub.add_parser("generate", help="record simulated sessions (mixed policies, random NPC tactics)")
+    gen.add_argument("--out", required=True, help="directory for the .mbrec recordings")
+    gen.add_argument("--sessions", type=int, default=800)
+    gen.add_argument("--population", default="default", help="'default', 'holdout', 'novice=1,expert=1' or file.py:Factory")
+    gen.add_argument("--seed", type=int, default=1)
+    gen.add_argument("--workers", type=int, default=2)
+    gen.add_argument("--max-seconds", type=float, default=1200.0, help="session length cap (game seconds)")
+    gen.set_defaults(func=cmd_dataset)
+    build = dsub.add_parser("build", help="recordings -> examples (.npz) with the sidecar's featurizer")
+    build.add_argument("recordings", nargs="+", help=".mbrec files or directories")
+    build.add_argument("--out", required=True, help="output .npz")
+    build.add_argument("--fail-horizon", type=float, default=10.0)
+    build.add_argument("--quit-horizon", type=float, default=60.0)
+    build.add_argument("--workers", type=int, default=2)
+    build.set_defaults(func=cmd_dataset)
+
+    tr = sub.add_parser("train", help="train the player model (also under torchrun for DDP)")
+    tr.add_argument("--data", required=True, help="examples .npz from `metabrain dataset build`")
+    tr.add_argument("--out", required=True, help="checkpoint to write")
+    tr.add_argument("--version", default="metabrain-gru-s")
+    tr.add_argument("--hidden", type=int, default=128)
+    tr.add_argument("--layers", type=int, default=1)
+    tr.add_argument("--dropout", type=float, default=0.1)
+    tr.add_argument("--weight-decay", type=float, default=1e-4)
+    tr.add_argument("--lr", type=float, default=3e-3)
+    tr.add_argument("--schedule", choices=["cosine", "plateau"], default="cosine")
+    tr.add_argument("--epochs", type=int, default=20)
+    tr.add_argument("--patience", type=int, default=4)
+    tr.add_argument("--lanes", type=int, default=96, help="parallel session lanes per step (batch size)")
+    tr.add_argument("--chunk", type=int, default=64, help="truncated-BPTT length in frames")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--split-seed", type=int, default=0)
+    tr.add_argument("--max-steps", type=int, default=0)
+    tr.add_argument("--threads", type=int, default=0)
+    tr.add_argument("--report", help="write the training history as JSON")
+    tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="AUC, accuracy, recall, F1 and calibration on held-out sessions")
+    ev.add_argument("--checkpoint", help="default: the bundled model")
+    ev.add_argument("--data", required=True)
+    ev.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    ev.add_argument("--split-seed", type=int, default=0)
+    ev.add_argument("--threshold", type=float, default=0.5)
+    ev.add_argument("--markdown", help="write the report as markdown")
+    ev.add_argument("--json", help="write the figures as JSON")
+    ev.add_argument("--png", help="write the reliability diagram")
+    ev.set_defaults(func=cmd_evaluate)

@@ -1,0 +1,202 @@
+"""Recordings -> training examples, with the sidecar's own featurizer.
+
+Each recorded session is replayed through `featurize` exactly as the sidecar would see it, giving one
+sequence per player. Labels come from the future of the session:
+
+  fail         a DEATH of the player within fail_horizon_s after the frame
+  quit         the session ends with a QUIT within quit_horizon_s after the frame
+  level_fail   mean difficulty over the fail horizon (what the p_fail head is conditioned on)
+  level_quit   mean difficulty over the quit horizon
+  frustration  deaths in [t - 60 s, t + 30 s] / 3, clipped to [0, 1]
+  engagement   mean future activity over 30 s, scaled down when the player quits within it
+  skill        kills / (kills + 4 deaths + 5) over the whole session
+  npc_hit      for each nearby NPC, whether it damages the player within npc_horizon_s, under the
+               tactic it was following (npc_tactic), so the NPC head learns what each tactic does
+
+Splits are by session, never by frame, from a seeded hash of the file name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sidecar.features import MAX_MODEL_NPCS, NPC_COLUMNS, NPC_STATES, P, KnobNormalizer, extract, featurize
+from sidecar.recording import read_recording
+from sidecar.schema import pb
+
+TACTIC0 = NPC_COLUMNS.index("tactic_0")
+
+
+@dataclass
+class Horizons:
+    fail_s: float = 10.0
+    quit_s: float = 60.0
+    npc_s: float = 5.0
+
+
+@dataclass
+class SessionExamples:
+    name: str
+    players: np.ndarray  # [T, Fp] float32
+    npcs: np.ndarray  # [T, N, Fn] float16
+    npc_mask: np.ndarray  # [T, N] bool
+    fail: np.ndarray  # [T] float32
+    quit: np.ndarray  # [T]
+    level_fail: np.ndarray  # [T]
+    level_quit: np.ndarray  # [T]
+    frustration: np.ndarray  # [T]
+    engagement: np.ndarray  # [T]
+    skill: np.ndarray  # [T]
+    npc_hit: np.ndarray  # [T, N] float32
+    npc_tactic: np.ndarray  # [T, N] int8: model tactic index 0..5, -1 where unknown or absent
+
+    def __len__(self) -> int:
+        return int(self.players.shape[0])
+
+
+def _window_mean(times: np.ndarray, values: np.ndarray, horizon: float) -> np.ndarray:
+    """Mean of values over (t, t + horizon] for every t (the current value where the window is empty)."""
+    csum = np.concatenate([[0.0], np.cumsum(values)])
+    lo = np.searchsorted(times, times, side="right")
+    hi = np.searchsorted(times, times + horizon, side="right")
+    n = hi - lo
+    mean = (csum[hi] - csum[lo]) / np.maximum(n, 1)
+    return np.where(n > 0, mean, values).astype(np.float32)
+
+
+def _any_within(times: np.ndarray, events: np.ndarray, horizon: float) -> np.ndarray:
+    """For each t: is there an event time in (t, t + horizon]?"""
+    if events.size == 0:
+        return np.zeros(times.shape, np.float32)
+    ev = np.sort(events)
+    lo = np.searchsorted(ev, times, side="right")
+    hi = np.searchsorted(ev, times + horizon, side="right")
+    return (hi > lo).astype(np.float32)
+
+
+def _count_between(times: np.ndarray, events: np.ndarray, before: float, after: float) -> np.ndarray:
+    ev = np.sort(events)
+    return (np.searchsorted(ev, times + after, side="right") - np.searchsorted(ev, times - before, side="left")).astype(
+        np.float32
+    )
+
+
+def session_examples(path: str | Path, horizons: Horizons) -> list[SessionExamples]:
+    rec = read_recording(path)
+    hello: pb.Hello | None = None
+    knobs: KnobNormalizer | None = None
+    tracks: dict = {}
+    prev: float | None = None
+    start: float | None = None
+    rows: dict[str, list] = {}
+    deaths: dict[str, list[float]] = {}
+    kills: dict[str, int] = {}
+    hits: dict[str, list[tuple[float, int]]] = {}
+    quit_time: float | None = None
+    for _, req in rec.requests():
+        kind = req.WhichOneof("kind")
+        if kind == "hello":
+            hello = req.hello
+            knobs = KnobNormalizer.from_specs(list(hello.knobs))
+            continue
+        if kind != "frame" or knobs is None:
+            continue
+        frame = req.frame
+        raw = extract(frame, knobs.names)
+        if start is None:
+            start = frame.game_time
+        f = featurize(raw, frame.sequence, frame.game_time, tracks, knobs, prev, start)
+        prev = frame.game_time
+        for e in frame.events:
+            pid = e.player_id
+            if e.type == pb.EVENT_TYPE_DEATH:
+                deaths.setdefault(pid, []).append(e.game_time)
+            elif e.type == pb.EVENT_TYPE_KILL:
+                kills[pid] = kills.get(pid, 0) + 1
+            elif e.type == pb.EVENT_TYPE_DAMAGE_TAKEN:
+                hits.setdefault(pid, []).append((e.game_time, e.npc_id))
+            elif e.type == pb.EVENT_TYPE_QUIT:
+                quit_time = e.game_time
+        for i, pid in enumerate(f.player_ids):
+            rows.setdefault(pid, []).append((frame.game_time, f.players[i], f.npcs[i], f.npc_mask[i], f.npc_ids[i]))
+    out = []
+    for pid, seq in rows.items():
+        times = np.array([r[0] for r in seq], np.float64)
+        players = np.stack([r[1] for r in seq]).astype(np.float32)
+        npcs = np.stack([r[2] for r in seq]).astype(np.float16)
+        mask = np.stack([r[3] for r in seq])
+        ids = np.stack([r[4] for r in seq])
+        d = np.array(deaths.get(pid, []), np.float64)
+        level = players[:, P["difficulty"]]
+        fail = _any_within(times, d, horizons.fail_s)
+        quit_ = (
+            ((quit_time - times) <= horizons.quit_s).astype(np.float32) if quit_time is not None
+            else np.zeros(len(times), np.float32)
+        )
+        frustration = np.clip(_count_between(times, d, 60.0, 30.0) / 3.0, 0.0, 1.0)
+        activity = players[:, P["recent_activity"]]
+        quits_soon = (quit_time - times <= 30.0) if quit_time is not None else np.zeros(len(times), bool)
+        engagement = np.clip(_window_mean(times, activity, 30.0) * np.where(quits_soon, 0.3, 1.0), 0.0, 1.0)
+        k = kills.get(pid, 0)
+        skill = np.full(len(times), k / (k + 4.0 * len(d) + 5.0), np.float32)
+        # NPC labels: did NPC j (by id) damage the player within the horizon after t?
+        npc_hit = np.zeros(ids.shape, np.float32)
+        by_npc: dict[int, list[float]] = {}
+        for t, nid in hits.get(pid, []):
+            by_npc.setdefault(nid, []).append(t)
+        for nid, ts in by_npc.items():
+            sel = ids == nid
+            if sel.any():
+                ti = np.nonzero(sel)[0]
+                npc_hit[sel] = _any_within(times[ti], np.array(ts), horizons.npc_s)
+        tactic_1hot = npcs[:, :, TACTIC0:TACTIC0 + 7].astype(np.float32)
+        tactic = np.where(mask & (tactic_1hot[:, :, 1:].sum(-1) > 0), tactic_1hot[:, :, 1:].argmax(-1), -1).astype(np.int8)
+        out.append(SessionExamples(
+            name=f"{Path(path).name}:{pid}", players=players, npcs=npcs, npc_mask=mask, fail=fail, quit=quit_,
+            level_fail=_window_mean(times, level, horizons.fail_s), level_quit=_window_mean(times, level, horizons.quit_s),
+            frustration=frustration.astype(np.float32), engagement=engagement.astype(np.float32), skill=skill,
+            npc_hit=npc_hit, npc_tactic=tactic,
+        ))
+    return out
+
+
+def split_of(name: str, seed: int, val_fraction: float, test_fraction: float) -> str:
+    """Deterministic split by session name: 'train', 'val' or 'test'."""
+    h = int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "big") / 2**64
+    if h < test_fraction:
+        return "test"
+    if h < test_fraction + val_fraction:
+        return "val"
+    return "train"
+
+
+FIELDS = ("players", "npcs", "npc_mask", "fail", "quit", "level_fail", "level_quit", "frustration", "engagement",
+          "skill", "npc_hit", "npc_tactic")
+
+
+def save_examples(path: str | Path, sessions: Iterable[SessionExamples]) -> int:
+    sessions = list(sessions)
+    lengths = np.array([len(s) for s in sessions], np.int64)
+    arrays = {f: np.concatenate([getattr(s, f) for s in sessions]) for f in FIELDS}
+    np.savez(path, lengths=lengths, names=np.array([s.name for s in sessions]), **arrays)
+    return int(lengths.sum())
+
+
+def load_examples(path: str | Path) -> list[SessionExamples]:
+    z = np.load(path)
+    lengths = z["lengths"]
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    arrays = {f: z[f] for f in FIELDS}
+    names = z["names"]
+    return [
+        SessionExamples(name=str(names[i]), **{f: arrays[f][bounds[i]:bounds[i + 1]] for f in FIELDS})
+        for i in range(len(lengths))
+    ]
+
+
+assert NPC_STATES == 7 and MAX_MODEL_NPCS > 0

@@ -1,0 +1,180 @@
+"""`metabrain evaluate`: the seed's metrics on held-out sessions, per head, with calibration plots.
+
+For the binary heads (p_fail, p_quit, and the NPC tactic head): AUC, accuracy, precision, recall and
+F1 at a chosen threshold, and the expected calibration error (ECE, 10 equal-width bins) with a
+reliability diagram. For the [0, 1] state heads (frustration, engagement, skill): mean absolute error
+and correlation with their proxies.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sidecar.model.checkpoint import load_checkpoint
+from sidecar.model.player_model import PlayerModel
+from sidecar.training.dataset import SessionExamples, load_examples
+from sidecar.training.train import TrainConfig, batches, make_lanes, split_sessions
+
+
+def auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Area under the ROC curve by the rank statistic (ties averaged)."""
+    y = y.astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(p, kind="mergesort")
+    ranks = np.empty(len(p), np.float64)
+    sorted_p = p[order]
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_p, return_index=True, return_counts=True)
+    avg = first + (counts - 1) / 2.0 + 1.0
+    ranks[order] = np.repeat(avg, counts)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> tuple[float, list[dict[str, float]]]:
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+    ece, table = 0.0, []
+    for b in range(bins):
+        sel = idx == b
+        if not sel.any():
+            continue
+        conf, acc = float(p[sel].mean()), float(y[sel].mean())
+        ece += sel.mean() * abs(conf - acc)
+        table.append({"bin": b, "count": int(sel.sum()), "predicted": conf, "observed": acc})
+    return float(ece), table
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
+    pred = p >= threshold
+    yb = y >= 0.5
+    tp, fp = int((pred & yb).sum()), int((pred & ~yb).sum())
+    fn, tn = int((~pred & yb).sum()), int((~pred & ~yb).sum())
+    precision = tp / max(tp + fp, 1)
+    recall = tp / max(tp + fn, 1)
+    ece, table = calibration(yb.astype(np.float64), p)
+    return {
+        "n": len(y), "positive_rate": float(yb.mean()), "auc": auc(yb, p), "threshold": threshold,
+        "accuracy": (tp + tn) / max(len(y), 1), "precision": precision, "recall": recall,
+        "f1": 2 * precision * recall / max(precision + recall, 1e-12), "ece": ece, "reliability": table,
+    }
+
+
+@dataclass
+class Predictions:
+    fail: tuple[np.ndarray, np.ndarray]  # (labels, probabilities)
+    quit: tuple[np.ndarray, np.ndarray]
+    npc: tuple[np.ndarray, np.ndarray]
+    states: dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+@torch.no_grad()
+def predict(model: PlayerModel, sessions: list[SessionExamples], chunk: int = 64, lanes: int = 64) -> Predictions:
+    model.eval()
+    lane_list = make_lanes([len(s) for s in sessions], min(lanes, len(sessions)), chunk, random.Random(0))
+    h = model.initial_state(len(lane_list))
+    acc: dict[str, list[np.ndarray]] = {}
+
+    def add(key: str, value: torch.Tensor) -> None:
+        acc.setdefault(key, []).append(value.float().numpy())
+
+    for b in batches(sessions, lane_list, chunk, torch.device("cpu")):
+        h = h * (~b.reset).float()[None, :, None]
+        out = model(b.players, b.npcs, b.npc_mask, h, b.levels)
+        h = out.h
+        v = b.valid
+        add("fail_y", b.targets["fail"][v])
+        add("fail_p", torch.sigmoid(out.fail_logits[..., 0])[v])
+        add("quit_y", b.targets["quit"][v])
+        add("quit_p", torch.sigmoid(out.quit_logits[..., 1])[v])
+        for name in ("frustration", "engagement", "skill"):
+            add(f"{name}_y", b.targets[name][v])
+            add(f"{name}_p", getattr(out, name)[v])
+        tactic = b.targets["npc_tactic"]
+        seen = (tactic >= 0) & v.unsqueeze(-1)
+        logit = out.npc_logits.gather(-1, tactic.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+        add("npc_y", b.targets["npc_hit"][seen])
+        add("npc_p", torch.sigmoid(logit)[seen])
+    cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in acc.items()}
+    return Predictions(
+        fail=(cat["fail_y"], cat["fail_p"]), quit=(cat["quit_y"], cat["quit_p"]), npc=(cat["npc_y"], cat["npc_p"]),
+        states={n: (cat[f"{n}_y"], cat[f"{n}_p"]) for n in ("frustration", "engagement", "skill")},
+    )
+
+
+def evaluate(checkpoint: str | None, data: str, split: str = "test", threshold: float = 0.5,
+             split_seed: int = 0, png: str | None = None) -> dict[str, Any]:
+    ckpt = load_checkpoint(checkpoint)
+    cfg = TrainConfig(data=data, out="", split_seed=split_seed)
+    sessions = split_sessions(load_examples(data), cfg)[split] if split != "all" else load_examples(data)
+    if not sessions:
+        raise ValueError(f"no sessions in split {split!r} of {data}")
+    preds = predict(ckpt.model, sessions)
+    report: dict[str, Any] = {
+        "model_version": ckpt.version, "data": str(data), "split": split, "sessions": len(sessions),
+        "frames": int(len(preds.fail[0])),
+        "heads": {
+            "p_fail": binary_metrics(*preds.fail, threshold),
+            "p_quit": binary_metrics(*preds.quit, threshold),
+            "npc_tactic_hit": binary_metrics(*preds.npc, threshold),
+        },
+        "states": {
+            name: {"mae": float(np.abs(y - p).mean()), "corr": float(np.corrcoef(y, p)[0, 1]) if y.std() > 0 else float("nan")}
+            for name, (y, p) in preds.states.items()
+        },
+    }
+    if png:
+        reliability_png(report, png)
+    return report
+
+
+def reliability_png(report: dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    heads = report["heads"]
+    fig, axes = plt.subplots(1, len(heads), figsize=(4.2 * len(heads), 4))
+    for ax, (name, m) in zip(axes, heads.items(), strict=True):
+        t = m["reliability"]
+        ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
+        ax.plot([r["predicted"] for r in t], [r["observed"] for r in t], "o-", color="C0")
+        ax.set_title(f"{name}\nAUC {m['auc']:.3f}  ECE {m['ece']:.3f}")
+        ax.set_xlabel("predicted probability")
+        ax.set_ylabel("observed frequency")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+    fig.suptitle(f"Reliability on held-out sessions — {report['model_version']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [f"# Evaluation — {report['model_version']}", "",
+             f"{report['sessions']} held-out sessions ({report['split']} split), {report['frames']} frames.", "",
+             "| head | AUC | accuracy | precision | recall | F1 | ECE | positives |", "|---|---|---|---|---|---|---|---|"]
+    for name, m in report["heads"].items():
+        lines.append(f"| {name} | {m['auc']:.3f} | {m['accuracy']:.3f} | {m['precision']:.3f} | {m['recall']:.3f} | "
+                     f"{m['f1']:.3f} | {m['ece']:.3f} | {m['positive_rate']:.3f} |")
+    lines += ["", f"Threshold {report['heads']['p_fail']['threshold']}.", "", "| state | MAE | correlation |",
+              "|---|---|---|"]
+    for name, m in report["states"].items():
+        lines.append(f"| {name} | {m['mae']:.3f} | {m['corr']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(report: dict[str, Any], md_path: str | None, json_path: str | None) -> None:
+    if md_path:
+        Path(md_path).write_text(markdown(report))
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2))

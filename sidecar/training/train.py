@@ -1,0 +1,280 @@
+"""`metabrain train`: truncated backpropagation through time over the streaming model.
+
+Sessions are laid end to end in B parallel lanes; each step takes the next chunk of T frames from
+every lane, carries each lane's recurrent state from its previous chunk (detached: truncated BPTT)
+and zeroes it where a new session starts. A session never shares a chunk with another, so the GRU
+runs over whole chunks in one call. AdamW, cosine or plateau learning-rate schedule, dropout and
+weight decay, early stopping on the validation split. Runs under torchrun with
+DistributedDataParallel (gloo on CPU, nccl on GPU): each rank takes its share of the lanes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from sidecar.model.checkpoint import save_checkpoint
+from sidecar.model.player_model import ModelConfig, PlayerModel, StepOutput
+from sidecar.training.dataset import SessionExamples, load_examples, split_of
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    version: str = "metabrain-gru-s"
+    hidden: int = 128
+    layers: int = 1
+    dropout: float = 0.1
+    weight_decay: float = 1e-4
+    lr: float = 3e-3
+    schedule: str = "cosine"  # or "plateau"
+    epochs: int = 20
+    patience: int = 4
+    lanes: int = 96
+    chunk: int = 64
+    seed: int = 0
+    split_seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    max_steps: int = 0  # stop after this many steps in total (tests); 0 = no limit
+    threads: int = 0  # torch threads; 0 = leave as is
+    loss_weights: dict[str, float] = field(default_factory=lambda: {
+        "fail": 1.0, "quit": 1.0, "frustration": 0.3, "engagement": 0.3, "skill": 0.3, "npc": 0.5})
+
+
+# -- lanes ------------------------------------------------------------------------------------
+
+Chunk = tuple[int, int, int]  # (session index, start, end)
+
+
+def make_lanes(lengths: list[int], n_lanes: int, chunk: int, rng: random.Random) -> list[list[Chunk]]:
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    lanes: list[list[Chunk]] = [[] for _ in range(n_lanes)]
+    for s in order:  # longest-processing-time-ish: append each session to the shortest lane
+        lane = min(lanes, key=len)
+        for a in range(0, lengths[s], chunk):
+            lane.append((s, a, min(a + chunk, lengths[s])))
+    return lanes
+
+
+@dataclass
+class Batch:
+    players: torch.Tensor  # [B, T, Fp]
+    npcs: torch.Tensor  # [B, T, N, Fn]
+    npc_mask: torch.Tensor  # [B, T, N]
+    levels: torch.Tensor  # [B, T, 2]: level_fail, level_quit
+    valid: torch.Tensor  # [B, T] bool
+    reset: torch.Tensor  # [B] bool: the lane starts a new session (zero its state)
+    targets: dict[str, torch.Tensor]
+
+
+def batches(sessions: list[SessionExamples], lanes: list[list[Chunk]], chunk: int, device: torch.device,
+            steps: int | None = None) -> Iterator[Batch]:
+    """Every rank must take the same number of steps under DDP: `steps` pads short lane sets."""
+    steps = steps if steps is not None else max((len(lane) for lane in lanes), default=0)
+    b = len(lanes)
+    s0 = sessions[0]
+    fp, (n, fn) = s0.players.shape[1], s0.npcs.shape[1:]
+    for k in range(steps):
+        players = np.zeros((b, chunk, fp), np.float32)
+        npcs = np.zeros((b, chunk, n, fn), np.float32)
+        mask = np.zeros((b, chunk, n), bool)
+        levels = np.zeros((b, chunk, 2), np.float32)
+        valid = np.zeros((b, chunk), bool)
+        reset = np.ones(b, bool)
+        tg = {name: np.zeros((b, chunk), np.float32) for name in ("fail", "quit", "frustration", "engagement", "skill")}
+        npc_hit = np.zeros((b, chunk, n), np.float32)
+        npc_tactic = np.full((b, chunk, n), -1, np.int64)
+        for i, lane in enumerate(lanes):
+            if k >= len(lane):
+                continue
+            si, a, e = lane[k]
+            s = sessions[si]
+            m = e - a
+            players[i, :m] = s.players[a:e]
+            npcs[i, :m] = s.npcs[a:e]
+            mask[i, :m] = s.npc_mask[a:e]
+            levels[i, :m, 0] = s.level_fail[a:e]
+            levels[i, :m, 1] = s.level_quit[a:e]
+            valid[i, :m] = True
+            reset[i] = a == 0
+            for name in tg:
+                tg[name][i, :m] = getattr(s, name)[a:e]
+            npc_hit[i, :m] = s.npc_hit[a:e]
+            npc_tactic[i, :m] = s.npc_tactic[a:e]
+        t = {name: torch.from_numpy(v).to(device) for name, v in tg.items()}
+        t["npc_hit"] = torch.from_numpy(npc_hit).to(device)
+        t["npc_tactic"] = torch.from_numpy(npc_tactic).to(device)
+        yield Batch(
+            torch.from_numpy(players).to(device), torch.from_numpy(npcs).to(device), torch.from_numpy(mask).to(device),
+            torch.from_numpy(levels).to(device), torch.from_numpy(valid).to(device), torch.from_numpy(reset).to(device), t,
+        )
+
+
+def losses(out: StepOutput, batch: Batch) -> dict[str, torch.Tensor]:
+    v = batch.valid.float()
+    denom = v.sum().clamp_min(1.0)
+    t = batch.targets
+
+    def masked(x: torch.Tensor) -> torch.Tensor:
+        return (x * v).sum() / denom
+
+    result = {
+        "fail": masked(F.binary_cross_entropy_with_logits(out.fail_logits[..., 0], t["fail"], reduction="none")),
+        "quit": masked(F.binary_cross_entropy_with_logits(out.quit_logits[..., 1], t["quit"], reduction="none")),
+    }
+    for name, pred in (("frustration", out.frustration), ("engagement", out.engagement), ("skill", out.skill)):
+        result[name] = masked(F.binary_cross_entropy(pred.clamp(1e-5, 1 - 1e-5), t[name], reduction="none"))
+    tactic = t["npc_tactic"]
+    seen = (tactic >= 0) & batch.valid.unsqueeze(-1)
+    logit = out.npc_logits.gather(-1, tactic.clamp_min(0).unsqueeze(-1)).squeeze(-1)  # [B, T, N]
+    npc = F.binary_cross_entropy_with_logits(logit, t["npc_hit"], reduction="none")
+    result["npc"] = (npc * seen).sum() / seen.sum().clamp_min(1.0)
+    return result
+
+
+def run_epoch(model: nn.Module, sessions: list[SessionExamples], lanes: list[list[Chunk]], cfg: TrainConfig,
+              device: torch.device, opt: torch.optim.Optimizer | None, bar: tqdm | None = None,
+              step_budget: list[int] | None = None, steps: int | None = None) -> dict[str, float]:
+    core: PlayerModel = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model  # type: ignore[assignment]
+    h = core.initial_state(len(lanes), device)
+    totals: dict[str, float] = {}
+    n = 0
+    train = opt is not None
+    model.train(train)
+    for batch in batches(sessions, lanes, cfg.chunk, device, steps):
+        h = h * (~batch.reset).float()[None, :, None]
+        with torch.set_grad_enabled(train):
+            out = model(batch.players, batch.npcs, batch.npc_mask, h, batch.levels)
+            parts = losses(out, batch)
+            loss = sum(cfg.loss_weights[k] * v for k, v in parts.items())
+        if train:
+            assert opt is not None
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[union-attr]
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+        h = out.h.detach()
+        for k, v in parts.items():
+            totals[k] = totals.get(k, 0.0) + float(v)
+        totals["loss"] = totals.get("loss", 0.0) + float(loss)
+        n += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{totals['loss'] / n:.4f}")
+        if step_budget is not None:
+            step_budget[0] -= 1
+            if step_budget[0] <= 0:
+                break
+    return {k: v / max(n, 1) for k, v in totals.items()}
+
+
+def split_sessions(sessions: list[SessionExamples], cfg: TrainConfig) -> dict[str, list[SessionExamples]]:
+    out: dict[str, list[SessionExamples]] = {"train": [], "val": [], "test": []}
+    for s in sessions:
+        out[split_of(s.name, cfg.split_seed, cfg.val_fraction, cfg.test_fraction)].append(s)
+    return out
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    distributed = world > 1
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if torch.cuda.is_available() else torch.device("cpu")
+    if distributed:
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    splits = split_sessions(load_examples(cfg.data), cfg)
+    train_s, val_s = splits["train"], splits["val"] or splits["train"][:1]
+    model_cfg = ModelConfig(hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout)
+    model: nn.Module = PlayerModel(model_cfg).to(device)
+    if distributed:
+        model = nn.parallel.DistributedDataParallel(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    all_lanes = make_lanes([len(s) for s in train_s], cfg.lanes * world, cfg.chunk, rng)
+    lanes = all_lanes[rank::world]
+    steps_per_epoch = max(len(lane) for lane in all_lanes)
+    total = steps_per_epoch * cfg.epochs
+    if cfg.schedule == "cosine":
+        sched: Any = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(total, 1), pct_start=0.05)
+    else:
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=1)
+    val_lanes = make_lanes([len(s) for s in val_s], min(cfg.lanes, max(len(val_s), 1)), cfg.chunk, random.Random(1))
+    best, best_state, bad, history = math.inf, None, 0, []
+    budget = [cfg.max_steps] if cfg.max_steps else None
+    core: PlayerModel = model.module if distributed else model  # type: ignore[assignment]
+    show = rank == 0
+    t0 = time.time()
+    for epoch in range(cfg.epochs):
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not show, leave=False)
+        if cfg.schedule == "cosine":
+            tr = _epoch_with_sched(model, train_s, lanes, cfg, device, opt, sched, bar, budget, steps_per_epoch)
+        else:
+            tr = run_epoch(model, train_s, lanes, cfg, device, opt, bar, budget, steps_per_epoch)
+        bar.close()
+        val = run_epoch(core, val_s, val_lanes, cfg, device, None)
+        if cfg.schedule != "cosine":
+            sched.step(val["loss"])
+        history.append({"epoch": epoch + 1, "train": tr, "val": val, "lr": opt.param_groups[0]["lr"]})
+        if show:
+            print(f"epoch {epoch + 1}: train {tr['loss']:.4f} val {val['loss']:.4f} (fail {val['fail']:.4f} "
+                  f"quit {val['quit']:.4f} npc {val['npc']:.4f})", flush=True)
+        if val["loss"] < best - 1e-4:
+            best, bad = val["loss"], 0
+            best_state = {k: v.detach().clone() for k, v in core.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                if show:
+                    print(f"early stop: no validation improvement for {cfg.patience} epochs", flush=True)
+                break
+        if budget is not None and budget[0] <= 0:
+            break
+    if best_state is not None:
+        core.load_state_dict(best_state)
+    report = {"config": asdict(cfg), "history": history, "best_val_loss": best, "seconds": time.time() - t0,
+              "sessions": {k: len(v) for k, v in splits.items()}, "world_size": world}
+    if rank == 0:
+        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(cfg.out, core, f"{cfg.version} (trained)", trained=True, metrics={"best_val_loss": best},
+                        extra={"train": report})
+    if distributed:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return report
+
+
+def _epoch_with_sched(model: nn.Module, sessions: list[SessionExamples], lanes: list[list[Chunk]], cfg: TrainConfig,
+                      device: torch.device, opt: torch.optim.Optimizer, sched: Any, bar: tqdm,
+                      budget: list[int] | None, steps: int) -> dict[str, float]:
+    # Step the per-batch schedule by wrapping the optimizer's step.
+    orig = opt.step
+
+    def stepped(*a: Any, **k: Any) -> Any:
+        r = orig(*a, **k)
+        if sched.last_epoch + 1 < sched.total_steps:
+            sched.step()
+        return r
+
+    opt.step = stepped  # type: ignore[method-assign]
+    try:
+        return run_epoch(model, sessions, lanes, cfg, device, opt, bar, budget, steps)
+    finally:
+        opt.step = orig  # type: ignore[method-assign]

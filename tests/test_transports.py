@@ -1,0 +1,299 @@
+"""The real server on port 0, real gRPC and WebSocket clients."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import subprocess
+import sys
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from websockets.exceptions import ConnectionClosed
+
+from sidecar.inprocess import RunningSidecar
+from sidecar.schema import SERVICE_NAME, pb, pb_grpc
+from tests.helpers import GrpcSession, WsSession, frame_req, game_frames, hello_req
+
+FRAMES = game_frames(600)
+
+
+def _open(client: GrpcSession | WsSession, **hello_kw: object) -> pb.Welcome:
+    client.send(hello_req(**hello_kw))
+    resp = client.recv()
+    assert resp.WhichOneof("kind") == "welcome", resp
+    return resp.welcome
+
+
+def _guidance_for(client: GrpcSession | WsSession, seq: int) -> pb.Guidance:
+    while True:
+        resp = client.recv()
+        kind = resp.WhichOneof("kind")
+        if kind == "guidance":
+            assert resp.guidance.sequence == seq
+            return resp.guidance
+        raise AssertionError(f"expected guidance for {seq}, got {resp}")
+
+
+def _clients(sidecar: RunningSidecar, channel: grpc.Channel) -> dict[str, GrpcSession | WsSession]:
+    return {"grpc": GrpcSession(channel), "websocket": WsSession(sidecar.ws_url)}
+
+
+@pytest.mark.parametrize("transport", ["grpc", "websocket"])
+def test_600_frames_get_600_guidance(sidecar: RunningSidecar, channel: grpc.Channel, transport: str) -> None:
+    client = _clients(sidecar, channel)[transport]
+    welcome = _open(client)
+    assert welcome.session_id and welcome.resume_token
+    assert "untrained" in welcome.model_version
+    seqs = []
+    for f in FRAMES:
+        client.send(frame_req(f))
+        g = _guidance_for(client, f.sequence)
+        seqs.append(g.sequence)
+        names = {k.name for k in g.knobs}
+        assert names == {"enemy_accuracy", "enemy_damage", "enemy_speed", "spawn_rate"}
+        assert g.insights and g.insights[0].player_id == "p1"
+        assert 0.0 <= g.insights[0].p_fail <= 1.0
+    assert seqs == [f.sequence for f in FRAMES]
+    client.send(pb.SessionRequest(goodbye=pb.Goodbye(reason="done")))
+    assert client.recv().WhichOneof("kind") == "goodbye"
+    client.close()
+
+
+@pytest.mark.parametrize("transport", ["grpc", "websocket"])
+def test_burst_is_answered_latest_wins(sidecar: RunningSidecar, channel: grpc.Channel, transport: str) -> None:
+    """Frames sent faster than the model steps: each gets exactly one guidance or superseded, the last guidance."""
+    client = _clients(sidecar, channel)[transport]
+    _open(client)
+    frames = FRAMES[:200]
+    for f in frames:
+        client.send(frame_req(f))
+    answered: dict[int, str] = {}
+    while len(answered) < len(frames):
+        resp = client.recv()
+        kind = resp.WhichOneof("kind")
+        seq = resp.guidance.sequence if kind == "guidance" else resp.superseded.sequence
+        assert kind in ("guidance", "superseded")
+        assert seq not in answered
+        answered[seq] = kind
+        if kind == "superseded":
+            assert resp.superseded.by_sequence > seq
+    assert answered[frames[-1].sequence] == "guidance"
+    client.close()
+
+
+def test_sessions_do_not_share_state(sidecar: RunningSidecar, channel: grpc.Channel) -> None:
+    a_frames, b_frames = game_frames(40, seed=5), game_frames(40, seed=9)
+
+    def run_alone(frames: list[pb.Frame]) -> list[float]:
+        c = GrpcSession(channel)
+        _open(c)
+        out = []
+        for f in frames:
+            c.send(frame_req(f))
+            out.append(_guidance_for(c, f.sequence).insights[0].p_fail)
+        c.close()
+        return out
+
+    alone_a = run_alone(a_frames)
+    a, b = GrpcSession(channel), WsSession(sidecar.ws_url)
+    _open(a)
+    _open(b)
+    together_a = []
+    for fa, fb in zip(a_frames, b_frames, strict=True):
+        a.send(frame_req(fa))
+        b.send(frame_req(fb))
+        together_a.append(_guidance_for(a, fa.sequence).insights[0].p_fail)
+        _guidance_for(b, fb.sequence)
+    assert together_a == pytest.approx(alone_a, abs=1e-5)
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize("transport", ["grpc", "websocket"])
+def test_resume_continues_the_session(sidecar: RunningSidecar, channel: grpc.Channel, transport: str) -> None:
+    frames = game_frames(30, seed=3)
+    ref = GrpcSession(channel)
+    _open(ref)
+    expected = []
+    for f in frames:
+        ref.send(frame_req(f))
+        expected.append(_guidance_for(ref, f.sequence).insights[0].p_fail)
+    ref.close()
+
+    first = _clients(sidecar, channel)[transport]
+    welcome = _open(first)
+    got = []
+    for f in frames[:15]:
+        first.send(frame_req(f))
+        got.append(_guidance_for(first, f.sequence).insights[0].p_fail)
+    first.close()  # dropped without a goodbye
+    second = _clients(sidecar, channel)[transport]
+    resumed = _open(second, resume_token=welcome.resume_token)
+    assert resumed.resumed and not resumed.state_reset
+    assert resumed.session_id == welcome.session_id
+    assert resumed.last_sequence == frames[14].sequence
+    for f in frames[15:]:
+        second.send(frame_req(f))
+        got.append(_guidance_for(second, f.sequence).insights[0].p_fail)
+    assert got == pytest.approx(expected, abs=1e-5)  # the recurrent state carried over
+    second.close()
+
+
+def test_bad_resume_token_is_refused(channel: grpc.Channel) -> None:
+    c = GrpcSession(channel)
+    c.send(hello_req(resume_token="deadbeef.0000"))
+    resp = c.recv()
+    assert resp.error.code == pb.ERROR_CODE_RESUME_REJECTED and resp.error.fatal
+    with pytest.raises(grpc.RpcError) as info:
+        c.recv()
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+class Healthy:
+    """A session that keeps streaming while bad input hits the server; counts its guidance."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self.client = GrpcSession(channel)
+        _open(self.client)
+        self.frames = iter(game_frames(400, seed=11))
+
+    def tick(self) -> None:
+        f = next(self.frames)
+        self.client.send(frame_req(f))
+        _guidance_for(self.client, f.sequence)
+
+
+def _nan_frame() -> pb.Frame:
+    f = pb.Frame()
+    f.CopyFrom(FRAMES[0])
+    f.sequence = 1
+    f.players[0].position.x = math.nan
+    return f
+
+
+def test_bad_input_on_grpc(sidecar: RunningSidecar, channel: grpc.Channel) -> None:
+    healthy = Healthy(channel)
+    healthy.tick()
+
+    # A frame before the hello ends the stream with FAILED_PRECONDITION.
+    c = GrpcSession(channel)
+    c.send(frame_req(FRAMES[0]))
+    assert c.recv().error.code == pb.ERROR_CODE_FAILED_PRECONDITION
+    with pytest.raises(grpc.RpcError) as info:
+        c.recv()
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    healthy.tick()
+
+    # A wrong protocol version.
+    c = GrpcSession(channel)
+    req = hello_req()
+    req.hello.protocol_version = 99
+    c.send(req)
+    err = c.recv().error
+    assert err.code == pb.ERROR_CODE_UNSUPPORTED_VERSION and err.field == "hello.protocol_version"
+    with pytest.raises(grpc.RpcError):
+        c.recv()
+    healthy.tick()
+
+    # NaN and too many NPCs: in-stream errors naming the field; the session goes on.
+    c = GrpcSession(channel)
+    _open(c)
+    c.send(frame_req(_nan_frame()))
+    err = c.recv().error
+    assert err.code == pb.ERROR_CODE_INVALID_ARGUMENT and not err.fatal
+    assert err.field == "frame.players[0].position.x" and "finite" in err.message
+    healthy.tick()
+    many = pb.Frame()
+    many.CopyFrom(FRAMES[1])
+    for i in range(40):
+        many.npcs.add(npc_id=1000 + i)
+    c.send(frame_req(many))
+    err = c.recv().error
+    assert err.code == pb.ERROR_CODE_LIMIT_EXCEEDED and "max_npcs_per_frame=32" in err.message
+    healthy.tick()
+    c.send(frame_req(FRAMES[2]))
+    assert _guidance_for(c, FRAMES[2].sequence).sequence == FRAMES[2].sequence
+    # A duplicate sequence is refused in-stream too.
+    c.send(frame_req(FRAMES[2]))
+    assert c.recv().error.code == pb.ERROR_CODE_STALE_SEQUENCE
+    healthy.tick()
+
+    # An oversized message: RESOURCE_EXHAUSTED from gRPC itself.
+    big = pb.Frame()
+    big.CopyFrom(FRAMES[3])
+    big.players[0].player_id = "x" * 40000
+    c.send(frame_req(big))
+    with pytest.raises(grpc.RpcError) as info:
+        while True:
+            c.recv()
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    healthy.tick()
+    healthy.tick()
+
+
+def test_bad_input_on_websocket(sidecar: RunningSidecar, channel: grpc.Channel) -> None:
+    healthy = Healthy(channel)
+    healthy.tick()
+
+    c = WsSession(sidecar.ws_url)
+    c.send_bytes(os.urandom(64) + b"\xff\xff\xff")
+    resp = c.recv()
+    assert resp.error.code == pb.ERROR_CODE_MALFORMED and resp.error.fatal
+    with pytest.raises(ConnectionClosed) as info:
+        c.recv()
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4000 + pb.ERROR_CODE_MALFORMED
+    healthy.tick()
+
+    c = WsSession(sidecar.ws_url)
+    c.send(frame_req(FRAMES[0]))
+    assert c.recv().error.code == pb.ERROR_CODE_FAILED_PRECONDITION
+    with pytest.raises(ConnectionClosed) as info:
+        c.recv()
+    assert info.value.rcvd is not None and "before hello" in info.value.rcvd.reason
+    healthy.tick()
+
+    c = WsSession(sidecar.ws_url)
+    _open(c)
+    c.send(frame_req(_nan_frame()))
+    assert c.recv().error.field == "frame.players[0].position.x"
+    c.send(frame_req(FRAMES[1]))
+    _guidance_for(c, FRAMES[1].sequence)
+    healthy.tick()
+    c.send_bytes(b"\x12" + b"\xff" * 20000)  # over max_message_bytes (16 KiB)
+    with pytest.raises(ConnectionClosed) as info:
+        while True:
+            c.recv()
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+    healthy.tick()
+    healthy.tick()
+
+
+def test_health_and_reflection(sidecar: RunningSidecar, channel: grpc.Channel) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
+    for name in ("", SERVICE_NAME):
+        status = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5).status
+        assert status == health_pb2.HealthCheckResponse.SERVING
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    reqs = iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+    services = {s.name for r in stub.ServerReflectionInfo(reqs, timeout=5) for s in r.list_services_response.service}
+    assert SERVICE_NAME in services
+    info = pb_grpc.BrainServiceStub(channel).GetInfo(pb.GetInfoRequest(), timeout=5)
+    assert info.limits.max_npcs_per_frame == 32 and "predictive" in info.policies and info.device == "cpu"
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "sidecar.cli", "serve", "--grpc-port", "off", "--ws-port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )
+    assert proc.returncode == 2
+    assert f"127.0.0.1:{port}" in proc.stderr and "in use" in proc.stderr
+    assert "Traceback" not in proc.stderr
