@@ -231,3 +231,14 @@ def _close(s: _Live, engine: Engine, cfg: OfflineConfig) -> SessionSummary:
 
 
 __all__ = ["TICK_HZ", "OfflineConfig", "RandomWalkPolicy", "SessionSummary", "run_offline"]
+
+
+def play_fixed(player: PlayerModel, seed: int, level: float, max_seconds: float = 1200.0) -> tuple[float, bool, Game]:
+    """One session at a fixed difficulty with no director at all (population checks, benchmarks)."""
+    from sim.game import knob_values_for
+
+    game = Game(seed)
+    game.apply_knobs(knob_values_for(level))
+    while not game.over and game.t < max_seconds:
+        game.step(player.act(game))
+    return game.t, game.over, game

@@ -125,7 +125,8 @@ class IntensityPolicy(DifficultyPolicy):
 class PredictivePolicy(DifficultyPolicy):
     """Model-driven: score candidate levels, pick the one whose predicted p_fail sits in the target band.
 
-    Cost of a level = distance of p_fail from the band + quit_weight * p_quit; the chosen level is
+    Cost of a level = distance of p_fail from the band (+ a tie-break toward its middle)
+    + quit_weight * p_quit; the chosen level is
     then approached smoothly (and the Director's rate limits still apply).
     """
 
@@ -142,7 +143,8 @@ class PredictivePolicy(DifficultyPolicy):
         fail = obs.p_fail[:, :-1].mean(axis=0)  # [K-1]
         quit_ = obs.p_quit[:, :-1].mean(axis=0)
         gap = np.maximum(lo - fail, 0.0) + np.maximum(fail - hi, 0.0)
-        cost = gap + self.quit_weight * quit_
+        # Inside the band, prefer its middle (a weak tie-break that never outweighs leaving the band).
+        cost = gap + 0.1 * np.abs(fail - 0.5 * (lo + hi)) + self.quit_weight * quit_
         best = float(obs.levels[:-1][int(np.argmin(cost))])
         a = 1.0 if self.smoothing_s <= 0 else min(obs.dt / self.smoothing_s, 1.0)
         self.level += a * (best - self.level)

@@ -170,8 +170,8 @@ def run_epoch(model: nn.Module, sessions: list[SessionExamples], lanes: list[lis
             opt.step()
         h = out.h.detach()
         for k, v in parts.items():
-            totals[k] = totals.get(k, 0.0) + float(v)
-        totals["loss"] = totals.get("loss", 0.0) + float(loss)
+            totals[k] = totals.get(k, 0.0) + float(v.detach())
+        totals["loss"] = totals.get("loss", 0.0) + float(loss.detach())  # type: ignore[union-attr]
         n += 1
         if bar is not None:
             bar.update(1)

@@ -1,0 +1,116 @@
+"""Director policies on scripted observations, and the Director's range and rate guarantees."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sidecar.features import PLAYER_DIM, KnobNormalizer, P
+from sidecar.policies.difficulty import IntensityPolicy, Observation, Phase, PredictivePolicy, RubberBandPolicy
+from sidecar.policies.director import Director
+from sidecar.schema import pb
+from sidecar.session import Session
+from sim.game import KNOBS, hello
+
+LEVELS = np.linspace(0, 1, 11, dtype=np.float32)
+
+
+def obs(t: float, dt: float = 0.2, deaths: float = 0, kills: float = 0, damage: float = 0.0,
+        p_fail: np.ndarray | None = None, p_quit: np.ndarray | None = None) -> Observation:
+    x = np.zeros((1, PLAYER_DIM), np.float32)
+    x[0, P["deaths"]], x[0, P["kills"]], x[0, P["damage_taken"]] = deaths, kills, damage
+    k = len(LEVELS) + 1
+    return Observation(t, dt, 0.5, x, (p_fail if p_fail is not None else np.zeros((1, k))),
+                       (p_quit if p_quit is not None else np.zeros((1, k))), np.append(LEVELS, 0.5))
+
+
+def test_rubber_band_lowers_after_deaths_and_rises_when_calm() -> None:
+    p = RubberBandPolicy({}, 0.5)
+    start = p.target(obs(0.0))
+    after = start
+    for i in range(3):
+        after = p.target(obs(1.0 + i, deaths=1))
+    assert after < start - 0.3
+    calm = after
+    for i in range(300):
+        calm = p.target(obs(10.0 + i * 0.2, kills=0.05))
+    assert calm > after
+
+
+def test_intensity_cycles_through_its_phases() -> None:
+    p = IntensityPolicy({"sustain_s": "3", "relax_s": "30"}, 0.5)
+    t, seen = 0.0, []
+    for _ in range(2000):
+        t += 0.2
+        hurt = p.phase is Phase.BUILD_UP
+        level = p.target(obs(t, damage=0.1 if hurt else 0.0))
+        seen.append((t, p.phase, level))
+    phases = [ph for _, ph, _ in seen]
+    assert {Phase.BUILD_UP, Phase.SUSTAIN, Phase.FADE, Phase.RELAX} <= set(phases)
+    sustain = [tt for tt, ph, _ in seen if ph is Phase.SUSTAIN]
+    assert 2.9 <= sustain[-1] - sustain[0] + 0.2 <= 3.5 or len(sustain) > 10
+    relax_levels = {lv for _, ph, lv in seen if ph is Phase.RELAX}
+    build_levels = {lv for _, ph, lv in seen if ph is Phase.BUILD_UP}
+    assert max(relax_levels) < min(build_levels)
+
+
+def test_predictive_picks_the_level_in_the_band() -> None:
+    p = PredictivePolicy({"smoothing_s": "0", "quit_weight": "0"}, 0.5, (0.25, 0.35))
+    fail = np.append(LEVELS * 0.5, 0.0)[None, :]  # p_fail grows with level: 0.3 at level 0.6
+    assert p.target(obs(0.0, p_fail=fail)) == pytest.approx(0.6)
+    # With quitting weighed in, among levels in the band the one players quit least wins.
+    p2 = PredictivePolicy({"smoothing_s": "0", "quit_weight": "1"}, 0.5, (0.2, 0.4))
+    quit_ = np.append(np.abs(LEVELS - 0.8), 0.0)[None, :]
+    assert p2.target(obs(0.0, p_fail=fail, p_quit=quit_)) == pytest.approx(0.8)
+
+
+def _director(policy: str, params: dict[str, str]) -> Director:
+    h = hello(policy=policy, params=params)
+    s = Session("s", "", h, KnobNormalizer.from_specs(list(KNOBS)), frozenset(h.capabilities), 0.0, 0.0)
+    return Director(s, "predictive")
+
+
+@pytest.mark.parametrize("policy", ["static", "rubber_band", "intensity", "predictive"])
+def test_director_respects_range_and_rate(policy: str) -> None:
+    d = _director(policy, {"level": "1.0"} if policy == "static" else {})
+    rng = np.random.default_rng(0)
+    rates = np.array([k.max_change_per_second for k in KNOBS])
+    lo = np.array([k.min_value for k in KNOBS])
+    hi = np.array([k.max_value for k in KNOBS])
+    prev, t = d.values.copy(), 0.0
+    for _ in range(500):
+        dt = float(rng.uniform(0.01, 0.5))
+        t += dt
+        fail = rng.uniform(0, 1, (1, len(LEVELS) + 1))
+        v = d.knob_values(obs(t, dt, deaths=float(rng.random() < 0.05), kills=float(rng.random() < 0.3),
+                              damage=float(rng.uniform(0, 0.2)), p_fail=fail))
+        assert np.all(v >= lo - 1e-6) and np.all(v <= hi + 1e-6)
+        assert np.all(np.abs(v - prev) <= rates * dt + 1e-4)
+        prev = v.copy()
+
+
+def test_static_without_level_keeps_designer_defaults() -> None:
+    d = _director("static", {})
+    v = d.knob_values(obs(1.0))
+    np.testing.assert_allclose(v, [k.default_value for k in KNOBS], atol=1e-4)
+
+
+def test_npc_hints_follow_the_band_and_allowed_tactics() -> None:
+    from sidecar.features import MAX_MODEL_NPCS, NPC_DIM, FrameFeatures
+
+    d = _director("predictive", {})
+    d.tactic_allowed[:] = False
+    d.tactic_allowed[[1, 3]] = True  # advance, retreat only
+    mask = np.zeros((1, MAX_MODEL_NPCS), bool)
+    mask[0, :2] = True
+    f = FrameFeatures(1, 0.0, ["p1"], np.zeros((1, PLAYER_DIM), np.float32),
+                      np.zeros((1, MAX_MODEL_NPCS, NPC_DIM), np.float32), mask, np.where(mask, [[5, 6] + [0] * 14], -1))
+    tp = np.zeros((1, MAX_MODEL_NPCS, 6))
+    tp[0, :, 1], tp[0, :, 3] = 0.9, 0.1  # advance lands damage, retreat does not
+    easy = d.npc_hints(f, tp, np.array([0.0]))  # below the band: push
+    hard = d.npc_hints(f, tp, np.array([0.99]))  # above the band: ease off
+    assert [h.tactic for h in easy] == [pb.NPC_TACTIC_ADVANCE] * 2
+    assert [h.tactic for h in hard] == [pb.NPC_TACTIC_RETREAT] * 2
+    assert easy[0].aggression > hard[0].aggression
+    d.hints_on = False
+    assert d.npc_hints(f, tp, np.array([0.0])) == []
