@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(args, "log_level", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("websockets", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     result: int = args.func(args)
     return result
 

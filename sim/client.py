@@ -1,0 +1,193 @@
+"""An engine-like client: plays simulated sessions against a running sidecar over gRPC or WebSocket.
+
+Like a real engine plugin it never waits for the sidecar: every frame is sent as soon as the game
+produced it, a background reader keeps only the newest guidance (older or stale guidance is
+dropped), and the game applies whatever guidance has arrived when it next ticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import grpc
+
+from sidecar.schema import pb, pb_grpc
+from sim.game import DT, Game, hello
+from sim.players import PlayerModel
+
+
+@dataclass
+class LiveSummary:
+    index: int
+    archetype: str
+    skill: float
+    seconds: float
+    quit: bool
+    kills: int
+    deaths: int
+    frames_sent: int = 0
+    guidance: int = 0
+    superseded: int = 0
+    errors: int = 0
+    stale_dropped: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    curve: list[tuple[float, float, float]] = field(default_factory=list)  # (game time, difficulty, p_fail)
+    model_version: str = ""
+    policy: str = ""
+
+
+@dataclass
+class ClientConfig:
+    target: str  # host:port for gRPC, ws://host:port/path for WebSocket
+    transport: str = "grpc"
+    realtime: bool = True
+    max_seconds: float = 30.0
+    frame_every: int = 6
+    policy: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    consent: bool = False
+    token: str = ""
+    seed: int = 0
+
+
+class _Mailbox:
+    """The newest guidance that has arrived; anything older is dropped as stale."""
+
+    def __init__(self) -> None:
+        self.latest: pb.Guidance | None = None
+        self.applied_sequence = 0
+        self.sent_at: dict[int, float] = {}
+
+
+async def play_session(index: int, player: PlayerModel, cfg: ClientConfig,
+                       on_frame: Callable[[], None] | None = None) -> LiveSummary:
+    game = Game(cfg.seed * 1_000_003 + index)
+    summary = LiveSummary(index, player.traits.archetype, player.traits.skill, 0.0, False, 0, 0)
+    box = _Mailbox()
+    outbox: asyncio.Queue[pb.SessionRequest | None] = asyncio.Queue()
+    welcome = asyncio.get_running_loop().create_future()
+
+    def on_response(resp: pb.SessionResponse) -> None:
+        kind = resp.WhichOneof("kind")
+        if kind == "welcome":
+            if not welcome.done():
+                welcome.set_result(resp.welcome)
+        elif kind == "guidance":
+            g = resp.guidance
+            summary.guidance += 1
+            sent = box.sent_at.pop(g.sequence, None)
+            if sent is not None:
+                summary.latencies_ms.append((time.perf_counter() - sent) * 1e3)
+            if box.latest is None or g.sequence > box.latest.sequence:
+                box.latest = g
+            else:
+                summary.stale_dropped += 1
+        elif kind == "superseded":
+            summary.superseded += 1
+            box.sent_at.pop(resp.superseded.sequence, None)
+        elif kind == "error":
+            summary.errors += 1
+            if resp.error.fatal and not welcome.done():
+                welcome.set_exception(RuntimeError(f"sidecar refused the session: {resp.error.message}"))
+
+    h = hello(policy=cfg.policy, params=cfg.params, consent=cfg.consent, tick_rate_hz=30.0 / cfg.frame_every)
+    await outbox.put(pb.SessionRequest(hello=h))
+    if cfg.transport == "grpc":
+        io_task = asyncio.create_task(_grpc_io(cfg, outbox, on_response))
+    else:
+        io_task = asyncio.create_task(_ws_io(cfg, outbox, on_response))
+    try:
+        w = await asyncio.wait_for(welcome, 30.0)
+    except TimeoutError as exc:
+        io_task.cancel()
+        raise TimeoutError(f"no welcome from the sidecar at {cfg.target} within 30 s") from exc
+    summary.model_version, summary.policy = w.model_version, w.policy
+    start = time.perf_counter()
+    frame_dt = cfg.frame_every * DT
+    last_curve = -1e9
+    while not game.over and game.t < cfg.max_seconds:
+        g = box.latest
+        if g is not None and g.sequence > box.applied_sequence:
+            box.applied_sequence = g.sequence
+            game.apply_knobs({k.name: k.value for k in g.knobs})
+            for hint in g.npc_hints:
+                game.apply_hint(hint.npc_id, hint.tactic, hint.aggression)
+            if game.t - last_curve >= 1.0:
+                last_curve = game.t
+                d = sum((game.knobs[k.name] - k.min_value) / (k.max_value - k.min_value) for k in h.knobs) / len(h.knobs)
+                summary.curve.append((game.t, d, g.insights[0].p_fail if g.insights else 0.0))
+        for _ in range(cfg.frame_every):
+            game.step(player.act(game))
+            if game.over:
+                break
+        frame = game.frame(frame_dt)
+        box.sent_at[frame.sequence] = time.perf_counter()
+        outbox.put_nowait(pb.SessionRequest(frame=frame))
+        summary.frames_sent += 1
+        if on_frame is not None:
+            on_frame()
+        if cfg.realtime:
+            ahead = start + game.t - time.perf_counter()
+            await asyncio.sleep(max(ahead, 0.0))
+        else:
+            await asyncio.sleep(0)
+    outbox.put_nowait(pb.SessionRequest(goodbye=pb.Goodbye(reason="quit" if game.over else "time limit")))
+    outbox.put_nowait(None)
+    try:
+        await asyncio.wait_for(io_task, 10.0)
+    except TimeoutError:
+        io_task.cancel()
+    st = game.stats
+    summary.seconds, summary.quit, summary.kills, summary.deaths = game.t, game.over, st.kills, st.deaths
+    return summary
+
+
+async def _grpc_io(cfg: ClientConfig, outbox: asyncio.Queue[pb.SessionRequest | None],
+                   on_response: Callable[[pb.SessionResponse], None]) -> None:
+    async def requests():  # type: ignore[no-untyped-def]
+        while (item := await outbox.get()) is not None:
+            yield item
+
+    metadata = (("authorization", f"Bearer {cfg.token}"),) if cfg.token else ()
+    async with grpc.aio.insecure_channel(cfg.target) as channel:
+        call = pb_grpc.BrainServiceStub(channel).Session(requests(), metadata=metadata)
+        try:
+            async for resp in call:
+                on_response(resp)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                on_response(pb.SessionResponse(error=pb.Error(code=pb.ERROR_CODE_INTERNAL, message=str(exc.details()),
+                                                              fatal=True)))
+
+
+async def _ws_io(cfg: ClientConfig, outbox: asyncio.Queue[pb.SessionRequest | None],
+                 on_response: Callable[[pb.SessionResponse], None]) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    headers = {"Authorization": f"Bearer {cfg.token}"} if cfg.token else {}
+    async with connect(cfg.target, additional_headers=headers, max_size=2**20, compression=None) as ws:
+        async def pump() -> None:
+            while (item := await outbox.get()) is not None:
+                await ws.send(item.SerializeToString())
+
+        sender = asyncio.create_task(pump())
+        try:
+            async for data in ws:
+                assert isinstance(data, bytes)
+                resp = pb.SessionResponse.FromString(data)
+                on_response(resp)
+                if resp.WhichOneof("kind") == "goodbye":
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            sender.cancel()
+
+
+async def play_many(players: list[PlayerModel], cfg: ClientConfig,
+                    on_frame: Callable[[], None] | None = None) -> list[LiveSummary]:
+    return list(await asyncio.gather(*(play_session(i, p, cfg, on_frame) for i, p in enumerate(players))))

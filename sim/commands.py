@@ -1,0 +1,181 @@
+"""Subcommands: `metabrain sim`, `demo`, `replay`, `evaluate-directors`, `bench-sim`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+
+def _params(items: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--param {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def cmd_sim(a: argparse.Namespace) -> int:
+    from sim.players import load_population
+
+    pop = load_population(a.population, a.seed)
+    if a.target:
+        from sim.client import ClientConfig, play_many
+        from sim.report import curves_png, session_table
+
+        cfg = ClientConfig(target=a.target, transport=a.transport, realtime=not a.fast, max_seconds=a.seconds,
+                           policy=a.policy, params=_params(a.param), consent=a.record_consent, token=a.token or "",
+                           seed=a.seed)
+        players = pop.players(a.sessions)
+        with tqdm(total=int(a.sessions * a.seconds * 5), desc="frames", unit="frame") as bar:
+            rows = asyncio.run(play_many(players, cfg, on_frame=lambda: bar.update(1)))
+        print(session_table(rows))
+        if a.png:
+            curves_png(rows, a.png, f"metabrain sim — {rows[0].model_version}, policy {rows[0].policy}")
+        return 0
+    from sim.offline import OfflineConfig, run_offline
+
+    cfg2 = OfflineConfig(sessions=a.sessions, max_seconds=a.seconds, seed=a.seed, policies=[a.policy or "predictive"],
+                         params=_params(a.param), record_dir=a.record_dir, npc_hints=not a.no_hints)
+    with tqdm(total=a.sessions, desc="sessions", unit="session") as bar:
+        rows2 = run_offline(pop, cfg2, progress=bar.update)
+    lengths = [r.seconds for r in rows2]
+    print(f"{len(rows2)} sessions, mean length {sum(lengths) / len(lengths):.0f} s, quit {sum(r.quit for r in rows2)}, "
+          f"mean difficulty {sum(r.difficulty_mean for r in rows2) / len(rows2):.2f}")
+    if a.record_dir:
+        print(f"recordings in {a.record_dir}")
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from sim.demo import run_demo
+
+    return run_demo(a.players, a.seconds, a.population, a.seed, a.out, a.policy, a.transport, a.checkpoint)
+
+
+def cmd_replay(a: argparse.Namespace) -> int:
+    from sim.replay import replay_file, report_png, report_table
+
+    files = sorted(str(p) for src in a.files for p in (Path(src).glob("*.mbrec") if Path(src).is_dir() else [Path(src)]))
+    running = None
+    target = a.target
+    if not target:
+        from sidecar.engine.engine import EngineConfig
+        from sidecar.inprocess import start_in_thread
+        from sidecar.server import ServeConfig
+
+        running = start_in_thread(ServeConfig(grpc_port=0, ws_port=None, checkpoint=a.checkpoint,
+                                              engine=EngineConfig(device="cpu")))
+        target = running.grpc_address
+        print(f"replaying against an in-process sidecar ({running.sidecar.checkpoint.version})")
+    try:
+        results = [replay_file(f, target, a.against, a.policy, a.token or "") for f in tqdm(files, desc="replaying",
+                                                                                            unit="file")]
+    finally:
+        if running is not None:
+            running.stop()
+    print(report_table(results))
+    if a.png:
+        report_png(results, a.png, "recorded" if not a.against else a.against, a.policy or target)
+        print(f"wrote {a.png}")
+    return 0
+
+
+def cmd_evaluate_directors(a: argparse.Namespace) -> int:
+    from sim.director_eval import DEFAULT_POLICIES, evaluate_directors, markdown, pngs, write
+
+    policies = tuple(a.policies.split(",")) if a.policies else DEFAULT_POLICIES
+    report = evaluate_directors(a.population, a.players, a.seed, policies, a.max_seconds, a.checkpoint, a.workers)
+    write(report, a.json, a.markdown)
+    print(markdown(report))
+    for p in pngs(report, a.out):
+        print(f"wrote {p}")
+    return 0
+
+
+def cmd_bench_sim(a: argparse.Namespace) -> int:
+    """Simulated player-seconds per wall second: the game and its players alone, one core."""
+    from sim.offline import play_fixed
+    from sim.players import load_population
+
+    players = load_population("default", 3).players(a.sessions)
+    t0 = time.perf_counter()
+    sim_s = 0.0
+    for i, p in enumerate(tqdm(players, desc="simulating", unit="session")):
+        t, _, _ = play_fixed(p, i, 0.4, a.seconds)
+        sim_s += t
+    wall = time.perf_counter() - t0
+    # Baseline in the same run: the same number of ticks of an empty Python loop doing the RNG calls alone.
+    print(f"simulated {sim_s:.0f} player-seconds in {wall:.2f} s wall: {sim_s / wall:.0f}x real time on one core "
+          f"({platform.processor() or platform.machine()}, Python {sys.version.split()[0]})")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"player_seconds": sim_s, "wall_s": wall, "realtime_factor": sim_s / wall,
+                                            "machine": platform.platform()}))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser("sim", help="simulate sessions offline, or against a running sidecar (--target)")
+    s.add_argument("--population", default="default", help="'default', 'holdout', 'novice=1,expert=2' or file.py:Factory")
+    s.add_argument("--sessions", type=int, default=20)
+    s.add_argument("--seconds", type=float, default=120.0, help="session length cap in game seconds")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--policy", default="", help="director policy (the sidecar's default when empty)")
+    s.add_argument("--param", action="append", help="policy parameter KEY=VALUE (repeatable)")
+    s.add_argument("--target", help="host:port (gRPC) or ws://host:port/metabrain/v1/session; offline when absent")
+    s.add_argument("--transport", choices=["grpc", "websocket"], default="grpc")
+    s.add_argument("--fast", action="store_true", help="as fast as possible instead of real time (with --target)")
+    s.add_argument("--token", help="auth token for the sidecar")
+    s.add_argument("--record-dir", help="offline: record every session here")
+    s.add_argument("--record-consent", action="store_true", help="with --target: consent to the sidecar recording")
+    s.add_argument("--no-hints", action="store_true", help="offline: NPCs ignore tactic hints")
+    s.add_argument("--png", help="with --target: write difficulty curves here")
+    s.set_defaults(func=cmd_sim)
+
+    d = sub.add_parser("demo", help="sidecar + bundled model + simulated players over gRPC, ~30 s, table and PNG")
+    d.add_argument("--players", type=int, default=8)
+    d.add_argument("--seconds", type=float, default=30.0)
+    d.add_argument("--population", default="default")
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--policy", default="predictive")
+    d.add_argument("--transport", choices=["grpc", "websocket"], default="grpc")
+    d.add_argument("--checkpoint")
+    d.add_argument("--out", default="demo-out", help="directory for demo.png")
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("replay", help="re-send recorded sessions to a sidecar and compare the guidance")
+    r.add_argument("files", nargs="+", help=".mbrec files or directories")
+    r.add_argument("--target", help="host:port of a running sidecar (default: an in-process one)")
+    r.add_argument("--checkpoint", help="for the in-process sidecar")
+    r.add_argument("--against", help="compare with this second sidecar instead of the recorded guidance")
+    r.add_argument("--policy", help="replay under this director policy instead of the recorded one")
+    r.add_argument("--token")
+    r.add_argument("--png", help="write difficulty, recorded versus replayed")
+    r.set_defaults(func=cmd_replay)
+
+    e = sub.add_parser("evaluate-directors", help="every director policy on one simulated population")
+    e.add_argument("--population", default="default")
+    e.add_argument("--players", type=int, default=1000)
+    e.add_argument("--seed", type=int, default=20261128)
+    e.add_argument("--policies", help="comma-separated, e.g. static:0.3,rubber_band,predictive,predictive:nohints")
+    e.add_argument("--max-seconds", type=float, default=900.0)
+    e.add_argument("--checkpoint")
+    e.add_argument("--workers", type=int, default=2)
+    e.add_argument("--json", help="write the table as JSON")
+    e.add_argument("--markdown", help="write the table as markdown")
+    e.add_argument("--out", default="director-eval", help="directory for the PNGs")
+    e.set_defaults(func=cmd_evaluate_directors)
+
+    b = sub.add_parser("bench-sim", help="offline simulation speed (player-seconds per wall second)")
+    b.add_argument("--sessions", type=int, default=40)
+    b.add_argument("--seconds", type=float, default=300.0)
+    b.add_argument("--json")
+    b.set_defaults(func=cmd_bench_sim)

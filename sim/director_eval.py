@@ -1,0 +1,187 @@
+"""`metabrain evaluate-directors`: every policy against the same simulated population.
+
+Each policy plays the same players (same traits, same seeds) offline through the sidecar's own engine.
+Reported per policy: mean and median session length (the engagement proxy), quit rate by minute,
+share of frames whose predicted p_fail sits in the target band, and the spread of win rates
+(kills / (kills + deaths)) across skill deciles.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from sim.offline import SessionSummary
+
+DEFAULT_POLICIES = ("static:0.1", "static:0.25", "static:0.4", "static:0.55", "static:0.7", "rubber_band", "intensity",
+                    "predictive", "predictive:nohints")
+
+
+@dataclass
+class PolicyRun:
+    label: str
+    policy: str
+    params: dict[str, str]
+    hints: bool
+
+
+def parse_policy(label: str) -> PolicyRun:
+    name, _, arg = label.partition(":")
+    if name == "static":
+        return PolicyRun(label, "static", {"level": arg or "0.5"}, True)
+    if arg == "nohints":
+        return PolicyRun(label, name, {}, False)
+    return PolicyRun(label, name, {}, True)
+
+
+def _run(args: tuple[PolicyRun, str, int, int, float, str | None, Any]) -> tuple[str, list[dict[str, Any]]]:
+    run, population, n, seed, max_seconds, checkpoint, queue = args
+    import torch
+
+    torch.set_num_threads(1)
+    from sidecar.model.checkpoint import load_checkpoint
+    from sim.offline import OfflineConfig, run_offline
+    from sim.players import load_population
+
+    cfg = OfflineConfig(sessions=n, max_seconds=max_seconds, seed=seed, policies=[run.policy], params=run.params,
+                        npc_hints=run.hints, curve_every_s=1e9)
+    rows = run_offline(load_population(population, seed), cfg, load_checkpoint(checkpoint), progress=queue.put)
+    return run.label, [asdict(r) for r in rows]
+
+
+def summarize(label: str, rows: list[SessionSummary], max_seconds: float) -> dict[str, Any]:
+    lengths = np.array([r.seconds for r in rows])
+    minutes = int(np.ceil(max_seconds / 60))
+    quit_by_minute = []
+    alive = len(rows)
+    for m in range(minutes):
+        q = sum(1 for r in rows if r.quit and m * 60 <= r.seconds < (m + 1) * 60)
+        quit_by_minute.append(q / max(alive, 1))
+        alive -= q
+    skills = np.array([r.skill for r in rows])
+    win = np.array([r.kills / max(r.kills + r.deaths, 1) for r in rows])
+    deciles = np.quantile(skills, np.linspace(0, 1, 11))
+    idx = np.clip(np.searchsorted(deciles, skills, side="right") - 1, 0, 9)
+    win_by_decile = [float(win[idx == d].mean()) if (idx == d).any() else float("nan") for d in range(10)]
+    diff_by_decile = [float(np.mean([r.difficulty_mean for r, i in zip(rows, idx, strict=True) if i == d]))
+                      if (idx == d).any() else float("nan") for d in range(10)]
+    return {
+        "policy": label,
+        "sessions": len(rows),
+        "mean_length_s": float(lengths.mean()),
+        "median_length_s": float(np.median(lengths)),
+        "quit_share": float(np.mean([r.quit for r in rows])),
+        "quit_rate_by_minute": quit_by_minute,
+        "in_band_share": float(np.mean([r.in_band_share for r in rows])),
+        "win_rate_by_skill_decile": win_by_decile,
+        "win_rate_spread": float(np.nanmax(win_by_decile) - np.nanmin(win_by_decile)),
+        "difficulty_by_skill_decile": diff_by_decile,
+        "mean_difficulty": float(np.mean([r.difficulty_mean for r in rows])),
+        "deaths_per_min": float(sum(r.deaths for r in rows) / max(lengths.sum() / 60, 1e-9)),
+    }
+
+
+def evaluate_directors(population: str = "default", players: int = 1000, seed: int = 20261128,
+                       policies: tuple[str, ...] = DEFAULT_POLICIES, max_seconds: float = 900.0,
+                       checkpoint: str | None = None, workers: int = 2) -> dict[str, Any]:
+    runs = [parse_policy(p) for p in policies]
+    ctx = mp.get_context("spawn")
+    results: dict[str, list[SessionSummary]] = {}
+    with ctx.Manager() as manager:
+        queue = manager.Queue()
+        with ctx.Pool(workers) as pool:
+            pending = pool.map_async(_run, [(r, population, players, seed, max_seconds, checkpoint, queue) for r in runs])
+            total = players * len(runs)
+            with tqdm(total=total, desc=f"{len(runs)} policies x {players} players", unit="session") as bar:
+                done = 0
+                while done < total:
+                    done += queue.get()
+                    bar.update(1)
+            for label, rows in pending.get():
+                results[label] = [SessionSummary(**r) for r in rows]
+    table = [summarize(label, results[label], max_seconds) for label in [r.label for r in runs]]
+    static = [t for t in table if t["policy"].startswith("static")]
+    best_static = max(static, key=lambda t: t["mean_length_s"]) if static else None
+    by = {t["policy"]: t for t in table}
+    comparison: dict[str, Any] = {}
+    if "predictive" in by and best_static is not None:
+        p = by["predictive"]["mean_length_s"]
+        comparison["best_static"] = best_static["policy"]
+        comparison["predictive_vs_best_static"] = p / best_static["mean_length_s"] - 1
+        if "rubber_band" in by:
+            comparison["predictive_vs_rubber_band"] = p / by["rubber_band"]["mean_length_s"] - 1
+        if "predictive:nohints" in by:
+            comparison["hints_on_vs_off"] = p / by["predictive:nohints"]["mean_length_s"] - 1
+    return {"population": population, "players": players, "seed": seed, "max_seconds": max_seconds,
+            "checkpoint": checkpoint or "bundled", "table": table, "comparison": comparison,
+            "lengths": {label: [r.seconds for r in rows] for label, rows in results.items()},
+            "skill_difficulty": {label: [(r.skill, r.difficulty_mean) for r in rows] for label, rows in results.items()}}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [f"Population `{report['population']}`, {report['players']} players, seed {report['seed']}, sessions capped "
+             f"at {report['max_seconds']:.0f} s.", "",
+             "| policy | mean length s | median s | quit share | quit rate min 1 / 2 / 5 | in band | win-rate spread "
+             "| mean difficulty | deaths/min |", "|---|---|---|---|---|---|---|---|---|"]
+    for t in report["table"]:
+        q = t["quit_rate_by_minute"]
+        lines.append(
+            f"| {t['policy']} | {t['mean_length_s']:.0f} | {t['median_length_s']:.0f} | {t['quit_share']:.2f} | "
+            f"{q[0]:.2f} / {q[1]:.2f} / {q[4] if len(q) > 4 else float('nan'):.2f} | {t['in_band_share']:.2f} | "
+            f"{t['win_rate_spread']:.2f} | {t['mean_difficulty']:.2f} | {t['deaths_per_min']:.2f} |"
+        )
+    c = report["comparison"]
+    if c:
+        lines += ["", f"Best static: {c['best_static']}. Predictive vs best static: {c['predictive_vs_best_static']:+.1%}"
+                  + (f"; vs rubber_band: {c['predictive_vs_rubber_band']:+.1%}" if "predictive_vs_rubber_band" in c else "")
+                  + (f"; NPC hints on vs off: {c['hints_on_vs_off']:+.1%}" if "hints_on_vs_off" in c else "") + "."]
+    return "\n".join(lines) + "\n"
+
+
+def pngs(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = [t["policy"] for t in report["table"]]
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    ax.boxplot([np.array(report["lengths"][lb]) / 60 for lb in labels], tick_labels=labels, showmeans=True)
+    ax.set_ylabel("session length (minutes)")
+    ax.set_title(f"Session length per policy — population {report['population']}, {report['players']} players")
+    plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+    fig.tight_layout()
+    p1 = out / f"session_length_{report['population']}.png"
+    fig.savefig(p1, dpi=110)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for lb in labels:
+        if lb.startswith("static"):
+            continue
+        sd = np.array(report["skill_difficulty"][lb])
+        ax.scatter(sd[:, 0], sd[:, 1], s=6, alpha=0.5, label=lb)
+    ax.set_xlabel("player skill (latent)")
+    ax.set_ylabel("mean difficulty faced")
+    ax.set_title("Difficulty versus skill")
+    ax.legend(fontsize=8, markerscale=2)
+    fig.tight_layout()
+    p2 = out / f"difficulty_vs_skill_{report['population']}.png"
+    fig.savefig(p2, dpi=110)
+    plt.close(fig)
+    return [p1, p2]
+
+
+def write(report: dict[str, Any], json_path: str | None, md_path: str | None) -> None:
+    slim = {k: v for k, v in report.items() if k not in ("lengths", "skill_difficulty")}
+    if json_path:
+        Path(json_path).write_text(json.dumps(slim, indent=2))
+    if md_path:
+        Path(md_path).write_text(markdown(report))
