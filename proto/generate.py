@@ -61,7 +61,7 @@ def _generate_all(py_out: Path, engines_root: Path) -> dict[Path, str]:
     for f in generate_python(py_out):
         outputs[Path("sidecar/gen") / f.relative_to(py_out)] = f.read_text()
     try:
-        from engine_codegen import generate_engine_codecs  # type: ignore[import-not-found]
+        from engine_codegen import generate_engine_codecs
     except ImportError:
         return outputs
     for rel, text in generate_engine_codecs(descriptor_set()).items():

@@ -31,15 +31,21 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ports-file", help="write the chosen ports to this file")
     p.add_argument("--checkpoint", help="model checkpoint (default: the bundled trained model)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when available)")
-    p.add_argument("--policy", default="predictive", choices=["static", "rubber_band", "intensity", "predictive"],
-                   help="director policy for sessions whose hello names none")
+    p.add_argument(
+        "--policy",
+        default="predictive",
+        choices=["static", "rubber_band", "intensity", "predictive"],
+        help="director policy for sessions whose hello names none",
+    )
     p.add_argument("--max-batch", type=int, default=8192, help="most players stepped in one tick")
     p.add_argument("--max-wait-ms", type=float, default=0.0, help="wait this long for a batch to fill (0: greedy)")
     p.add_argument("--max-sessions", type=int, default=Limits.max_sessions)
     p.add_argument("--max-npcs", type=int, default=Limits.max_npcs_per_frame)
     p.add_argument("--max-message-bytes", type=int, default=Limits.max_message_bytes)
     p.add_argument("--max-fps", type=float, default=Limits.max_frames_per_second, help="per-session frame rate limit")
-    p.add_argument("--resume-window", type=float, default=Limits.resume_window_s, help="seconds a dropped session waits")
+    p.add_argument(
+        "--resume-window", type=float, default=Limits.resume_window_s, help="seconds a dropped session waits"
+    )
     p.add_argument("--idle-timeout", type=float, default=Limits.idle_timeout_s)
     p.add_argument("--token-file", help="file of accepted tokens, one per line (also $METABRAIN_TOKEN)")
     p.add_argument("--tls-cert", help="server certificate (PEM) to serve TLS on both transports")
@@ -63,15 +69,30 @@ def serve_config(a: argparse.Namespace) -> object:
     from sidecar.server import ServeConfig
 
     limits = Limits(
-        max_sessions=a.max_sessions, max_npcs_per_frame=a.max_npcs, max_message_bytes=a.max_message_bytes,
-        max_frames_per_second=a.max_fps, resume_window_s=a.resume_window, idle_timeout_s=a.idle_timeout,
+        max_sessions=a.max_sessions,
+        max_npcs_per_frame=a.max_npcs,
+        max_message_bytes=a.max_message_bytes,
+        max_frames_per_second=a.max_fps,
+        resume_window_s=a.resume_window,
+        idle_timeout_s=a.idle_timeout,
     )
-    engine = EngineConfig(device=resolve_device(a.device), max_batch=a.max_batch, max_wait_s=a.max_wait_ms / 1000,
-                          default_policy=a.policy)
+    engine = EngineConfig(
+        device=resolve_device(a.device), max_batch=a.max_batch, max_wait_s=a.max_wait_ms / 1000, default_policy=a.policy
+    )
     return ServeConfig(
-        host=a.host, grpc_port=a.grpc_port, ws_port=a.ws_port, checkpoint=a.checkpoint, engine=engine, limits=limits,
-        token_file=a.token_file, tls_cert=a.tls_cert, tls_key=a.tls_key, state_dir=a.state_dir,
-        record_dir=a.record_dir, record_key_file=a.record_key_file, record_retention_days=a.retention_days,
+        host=a.host,
+        grpc_port=a.grpc_port,
+        ws_port=a.ws_port,
+        checkpoint=a.checkpoint,
+        engine=engine,
+        limits=limits,
+        token_file=a.token_file,
+        tls_cert=a.tls_cert,
+        tls_key=a.tls_key,
+        state_dir=a.state_dir,
+        record_dir=a.record_dir,
+        record_key_file=a.record_key_file,
+        record_retention_days=a.retention_days,
     )
 
 
@@ -122,7 +143,9 @@ def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.Argument
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=getattr(args, "log_level", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=getattr(args, "log_level", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     for noisy in ("websockets", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     result: int = args.func(args)

@@ -7,6 +7,8 @@ in exactly one place (sidecar/transports/status.py).
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from sidecar.schema import pb
 
 
@@ -24,7 +26,7 @@ class MetabrainError(Exception):
 
     def to_proto(self) -> pb.Error:
         return pb.Error(
-            code=self.code, message=self.message, field=self.field, sequence=self.sequence, fatal=self.fatal
+            code=cast(Any, self.code), message=self.message, field=self.field, sequence=self.sequence, fatal=self.fatal
         )
 
 

@@ -75,8 +75,12 @@ PLAYER_DIM = len(PLAYER_COLUMNS)
 NPC_DIM = len(NPC_COLUMNS)
 P = {name: i for i, name in enumerate(PLAYER_COLUMNS)}
 # Columns that count events: when frames are merged (latest wins) these add up instead of replacing.
-EVENT_COLUMNS = np.array([P[c] for c in ("shots_fired", "shots_hit", "dodges", "damage_taken",
-                                         "damage_dealt", "kills", "deaths", "objectives")])
+EVENT_COLUMNS = np.array(
+    [
+        P[c]
+        for c in ("shots_fired", "shots_hit", "dodges", "damage_taken", "damage_dealt", "kills", "deaths", "objectives")
+    ]
+)
 
 
 def layout_hash() -> str:
@@ -161,10 +165,26 @@ def _decay(dt: float, tau: float) -> float:
 
 # Raw fields pulled out of the protobuf in one pass; named so validation can say which one is bad.
 RAW_PLAYER_FIELDS: tuple[str, ...] = (
-    "health", "max_health", "dead", "velocity.x", "velocity.z", "input.move_x", "input.move_y",
-    "input.shots_fired", "input.shots_hit", "input.dodges", "input.actions_per_minute",
-    "biometrics.heart_rate_bpm", "has_vr", "position.x", "position.z", "position.y", "velocity.y",
-    "input.aim_x", "input.aim_y", "biometrics.skin_conductance_us",
+    "health",
+    "max_health",
+    "dead",
+    "velocity.x",
+    "velocity.z",
+    "input.move_x",
+    "input.move_y",
+    "input.shots_fired",
+    "input.shots_hit",
+    "input.dodges",
+    "input.actions_per_minute",
+    "biometrics.heart_rate_bpm",
+    "has_vr",
+    "position.x",
+    "position.z",
+    "position.y",
+    "velocity.y",
+    "input.aim_x",
+    "input.aim_y",
+    "biometrics.skin_conductance_us",
 )
 RAW_NPC_FIELDS: tuple[str, ...] = ("position.x", "position.z", "health", "state", "tactic", "npc_id", "position.y")
 RP = {name: i for i, name in enumerate(RAW_PLAYER_FIELDS)}
@@ -190,10 +210,25 @@ def extract(frame: pb.Frame, knob_names: list[str]) -> RawFrame:
     raw = np.array(
         [
             (
-                p.health, p.max_health, float(p.dead), p.velocity.x, p.velocity.z,
-                p.input.move_x, p.input.move_y, p.input.shots_fired, p.input.shots_hit, p.input.dodges,
-                p.input.actions_per_minute, p.biometrics.heart_rate_bpm, float(p.HasField("vr")),
-                p.position.x, p.position.z, p.position.y, p.velocity.y, p.input.aim_x, p.input.aim_y,
+                p.health,
+                p.max_health,
+                float(p.dead),
+                p.velocity.x,
+                p.velocity.z,
+                p.input.move_x,
+                p.input.move_y,
+                p.input.shots_fired,
+                p.input.shots_hit,
+                p.input.dodges,
+                p.input.actions_per_minute,
+                p.biometrics.heart_rate_bpm,
+                float(p.HasField("vr")),
+                p.position.x,
+                p.position.z,
+                p.position.y,
+                p.velocity.y,
+                p.input.aim_x,
+                p.input.aim_y,
                 p.biometrics.skin_conductance_us,
             )
             for p in players

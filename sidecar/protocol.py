@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any, cast
 
 from google.protobuf.message import DecodeError
 
@@ -104,7 +105,9 @@ class Connection:
         if kind == "hello":
             return self._hello(req.hello, now)
         if self.state is State.AWAIT_HELLO or self.session is None:
-            raise ProtocolViolation(f"received {kind} before hello; the first message must be a hello", field=kind or "")
+            raise ProtocolViolation(
+                f"received {kind} before hello; the first message must be a hello", field=kind or ""
+            )
         if kind == "frame":
             return self._frame(req.frame, now)
         if kind == "goodbye":
@@ -131,7 +134,7 @@ class Connection:
             session_id=session.session_id,
             resume_token=session.resume_token,
             model_version=self.info.model_version,
-            capabilities=sorted(session.capabilities),
+            capabilities=cast(Any, sorted(session.capabilities)),
             protocol_version=PROTOCOL_VERSION,
             resumed=resumed,
             state_reset=state_reset,
@@ -152,20 +155,23 @@ class Connection:
         session.rate_updated = now
         if session.rate_tokens < 1.0:
             raise LimitExceeded(
-                f"frame {seq} exceeds max_frames_per_second={rate:g} for this session", field="max_frames_per_second",
+                f"frame {seq} exceeds max_frames_per_second={rate:g} for this session",
+                field="max_frames_per_second",
                 sequence=seq,
             )
         session.rate_tokens -= 1.0
         if seq <= session.last_sequence:
             raise StaleSequence(
                 f"frame.sequence={seq} is not after the last accepted sequence {session.last_sequence}",
-                field="frame.sequence", sequence=seq,
+                field="frame.sequence",
+                sequence=seq,
             )
         validate_frame_counts(frame, self.limits)
         if session.last_game_time is not None and frame.game_time < session.last_game_time:
             raise StaleSequence(
                 f"frame.game_time={frame.game_time} goes back from {session.last_game_time}",
-                field="frame.game_time", sequence=seq,
+                field="frame.game_time",
+                sequence=seq,
             )
         raw = extract(frame, session.knobs.names)
         validate_raw(raw, self.limits, seq)

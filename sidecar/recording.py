@@ -89,8 +89,11 @@ class RecordingWriter:
         self._packer = msgpack.Packer()
         self.flush_every = flush_every
         self._unflushed = 0
-        self._f.write(self._packer.pack({"format": FORMAT, "format_version": FORMAT_VERSION,
-                                         "schema_version": SCHEMA_VERSION, **header}))
+        self._f.write(
+            self._packer.pack(
+                {"format": FORMAT, "format_version": FORMAT_VERSION, "schema_version": SCHEMA_VERSION, **header}
+            )
+        )
         self._f.flush()
 
     def write(self, t: float, direction: str, data: bytes) -> None:
@@ -153,8 +156,10 @@ def read_recording(path: str | Path) -> Recording:
     if consumed < len(data):
         rec.truncated = True
     if rec.truncated:
-        warnings.warn(f"{path}: truncated after {len(rec.records)} complete records ({len(data) - consumed} bytes "
-                      "dropped)", stacklevel=2)
+        warnings.warn(
+            f"{path}: truncated after {len(rec.records)} complete records ({len(data) - consumed} bytes dropped)",
+            stacklevel=2,
+        )
     rec.header = header
     return rec
 
@@ -162,8 +167,9 @@ def read_recording(path: str | Path) -> Recording:
 class SessionRecorder(SessionObserver):
     """Records the sessions whose hello consents, into one file per session."""
 
-    def __init__(self, directory: str | Path, model_version: str, key_file: str | None = None,
-                 retention_days: float = 30.0) -> None:
+    def __init__(
+        self, directory: str | Path, model_version: str, key_file: str | None = None, retention_days: float = 30.0
+    ) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.model_version = model_version
@@ -186,9 +192,16 @@ class SessionRecorder(SessionObserver):
             return
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         path = self.dir / f"{stamp}-{session.session_id}.mbrec"
-        w = RecordingWriter(path, {"game_id": hello.game_id, "model_version": self.model_version,
-                                   "created_at": time.time(), "session_id": session.session_id,
-                                   "transport": transport})
+        w = RecordingWriter(
+            path,
+            {
+                "game_id": hello.game_id,
+                "model_version": self.model_version,
+                "created_at": time.time(),
+                "session_id": session.session_id,
+                "transport": transport,
+            },
+        )
         w.write(time.time(), "in", pb.SessionRequest(hello=hello).SerializeToString())
         self.writers[session.session_id] = w
 

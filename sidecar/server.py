@@ -12,12 +12,14 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2
+from websockets.asyncio.server import Server
 
 from sidecar.auth import TokenAuth
 from sidecar.engine.engine import Engine, EngineConfig
 from sidecar.limits import Limits
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
 from sidecar.protocol import ServerInfo
+from sidecar.recording import SessionRecorder
 from sidecar.service import ServiceContext, SessionObserver
 from sidecar.session import SessionRegistry
 from sidecar.transports.grpc_server import start_grpc
@@ -54,12 +56,12 @@ class Sidecar:
         self.ctx = ServiceContext(self.engine, self.registry, config.limits, info)
         self.auth = TokenAuth.from_sources(config.token_file)
         self.grpc_server: grpc.aio.Server | None = None
-        self.ws_server = None
+        self.ws_server: Server | None = None
         self.grpc_port: int | None = None
         self.ws_port: int | None = None
         self._health = None
         self._sweeper: asyncio.Task[None] | None = None
-        self.recorder = None
+        self.recorder: SessionRecorder | None = None
 
     def _resume_secret(self) -> bytes:
         if not self.config.state_dir:
@@ -77,11 +79,10 @@ class Sidecar:
     async def start(self) -> None:
         cfg = self.config
         if cfg.record_dir:
-            from sidecar.recording import SessionRecorder
-
-            self.recorder = SessionRecorder(cfg.record_dir, self.checkpoint.version, cfg.record_key_file,
-                                            cfg.record_retention_days)
-            self.add_observer(self.recorder)
+            self.recorder = SessionRecorder(
+                cfg.record_dir, self.checkpoint.version, cfg.record_key_file, cfg.record_retention_days
+            )
+            self.add_observer(self.recorder)  # opt-in per session: the hello's recording_consent
         await self.engine.start()
         tls_pair = None
         if cfg.tls_cert and cfg.tls_key:

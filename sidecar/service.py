@@ -69,8 +69,13 @@ class ServiceContext:
 
 
 class StreamHandler:
-    def __init__(self, ctx: ServiceContext, transport: str, send: Callable[[pb.SessionResponse], None],
-                 close: Callable[[MetabrainError], None]) -> None:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        transport: str,
+        send: Callable[[pb.SessionResponse], None],
+        close: Callable[[MetabrainError], None],
+    ) -> None:
         self.ctx = ctx
         self.transport = transport
         self._send = send

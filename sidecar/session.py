@@ -85,7 +85,8 @@ class SessionRegistry:
     def _create(self, hello: pb.Hello, now: float, session_id: str | None) -> Session:
         if len(self.sessions) >= self.limits.max_sessions:
             raise SessionLimitExceeded(
-                f"the sidecar already holds {len(self.sessions)} sessions; the limit is max_sessions={self.limits.max_sessions}",
+                f"the sidecar already holds {len(self.sessions)} sessions; "
+                f"the limit is max_sessions={self.limits.max_sessions}",
                 field="max_sessions",
             )
         sid = session_id or secrets.token_hex(8)

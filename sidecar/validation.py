@@ -71,7 +71,9 @@ def validate_hello(hello: pb.Hello, limits: Limits) -> None:
         _check_float(t.p_fail_low, "hello.target.p_fail_low", 0.0, 1.0, InvalidHello)
         _check_float(t.p_fail_high, "hello.target.p_fail_high", t.p_fail_low, 1.0, InvalidHello)
     if len(hello.policy_params) > _MAX_POLICY_PARAMS:
-        raise InvalidHello(f"hello.policy_params has more than {_MAX_POLICY_PARAMS} entries", field="hello.policy_params")
+        raise InvalidHello(
+            f"hello.policy_params has more than {_MAX_POLICY_PARAMS} entries", field="hello.policy_params"
+        )
     for key, value in hello.policy_params.items():
         _check_string(key, "hello.policy_params key", limits, invalid=InvalidHello)
         _check_string(value, f"hello.policy_params[{key}]", limits, invalid=InvalidHello)
@@ -89,17 +91,22 @@ def validate_frame_counts(frame: pb.Frame, limits: Limits) -> None:
     ):
         limit = getattr(limits, limit_name)
         if count > limit:
-            raise LimitExceeded(f"{field} has {count} entries; the limit is {limit_name}={limit}", field=field, sequence=seq)
+            raise LimitExceeded(
+                f"{field} has {count} entries; the limit is {limit_name}={limit}", field=field, sequence=seq
+            )
     if not frame.players:
         raise InvalidArgument("frame.players must hold at least one player", field="frame.players", sequence=seq)
     if not math.isfinite(frame.game_time) or frame.game_time < 0:
         raise InvalidArgument(
-            f"frame.game_time must be a finite number >= 0, got {frame.game_time}", field="frame.game_time", sequence=seq
+            f"frame.game_time must be a finite number >= 0, got {frame.game_time}",
+            field="frame.game_time",
+            sequence=seq,
         )
     for i, k in enumerate(frame.knobs):
         if not math.isfinite(k.value):
             raise InvalidArgument(
-                f"frame.knobs[{i}].value must be a finite number, got {k.value}", field=f"frame.knobs[{i}].value",
+                f"frame.knobs[{i}].value must be a finite number, got {k.value}",
+                field=f"frame.knobs[{i}].value",
                 sequence=seq,
             )
     seen: set[str] = set()
@@ -107,7 +114,8 @@ def validate_frame_counts(frame: pb.Frame, limits: Limits) -> None:
         _check_string(p.player_id, f"frame.players[{i}].player_id", limits)
         if p.player_id in seen:
             raise InvalidArgument(
-                f"frame.players[{i}].player_id {p.player_id!r} appears twice", field=f"frame.players[{i}].player_id",
+                f"frame.players[{i}].player_id {p.player_id!r} appears twice",
+                field=f"frame.players[{i}].player_id",
                 sequence=seq,
             )
         seen.add(p.player_id)
@@ -131,14 +139,16 @@ def _validate_vr(vr: pb.VrPose, field: str, limits: Limits, seq: int) -> None:
             if not (math.isfinite(v) and abs(v) <= big):
                 raise InvalidArgument(
                     f"{field}.{part}.position.{axis}={v} must be finite with magnitude <= max_abs_coordinate={big}",
-                    field=f"{field}.{part}.position.{axis}", sequence=seq,
+                    field=f"{field}.{part}.position.{axis}",
+                    sequence=seq,
                 )
         for axis in ("x", "y", "z", "w"):
             v = getattr(pose.rotation, axis)
             if not (math.isfinite(v) and abs(v) <= 1.001):
                 raise InvalidArgument(
                     f"{field}.{part}.rotation.{axis}={v} must be a finite quaternion component in [-1, 1]",
-                    field=f"{field}.{part}.rotation.{axis}", sequence=seq,
+                    field=f"{field}.{part}.rotation.{axis}",
+                    sequence=seq,
                 )
 
 
@@ -156,7 +166,9 @@ _PLAYER_RANGES: dict[str, tuple[float, float] | None] = {
 }
 
 
-def _bounds(names: tuple[str, ...], ranges: dict[str, tuple[float, float] | None], big: float) -> tuple[np.ndarray, np.ndarray]:
+def _bounds(
+    names: tuple[str, ...], ranges: dict[str, tuple[float, float] | None], big: float
+) -> tuple[np.ndarray, np.ndarray]:
     lo = np.array([(ranges.get(n) or (-big, big))[0] for n in names])
     hi = np.array([(ranges.get(n) or (-big, big))[1] for n in names])
     return lo, hi
@@ -179,7 +191,9 @@ def validate_raw(raw: RawFrame, limits: Limits, sequence: int) -> None:
             field = f"{prefix}[{row}].{names[col]}"
             if not math.isfinite(value):
                 raise InvalidArgument(f"{field} must be a finite number, got {value}", field=field, sequence=sequence)
-            raise InvalidArgument(f"{field}={value:g} is outside [{lo[col]:g}, {hi[col]:g}]", field=field, sequence=sequence)
+            raise InvalidArgument(
+                f"{field}={value:g} is outside [{lo[col]:g}, {hi[col]:g}]", field=field, sequence=sequence
+            )
     health = raw.players[:, RP["health"]]
     over = health > raw.players[:, RP["max_health"]] * 1.0001 + 1e-6
     if over.any():
@@ -187,7 +201,8 @@ def validate_raw(raw: RawFrame, limits: Limits, sequence: int) -> None:
         field = f"frame.players[{i}].health"
         raise InvalidArgument(
             f"{field}={health[i]:g} exceeds frame.players[{i}].max_health={raw.players[i, RP['max_health']]:g}",
-            field=field, sequence=sequence,
+            field=field,
+            sequence=sequence,
         )
     if raw.events.size:
         ev = raw.events[:, 2:4]
@@ -197,5 +212,6 @@ def validate_raw(raw: RawFrame, limits: Limits, sequence: int) -> None:
             field = f"frame.events[{row}].{('amount', 'game_time')[col]}"
             raise InvalidArgument(
                 f"{field}={ev[row, col]} must be finite with magnitude <= max_abs_coordinate={big:g}",
-                field=field, sequence=sequence,
+                field=field,
+                sequence=sequence,
             )

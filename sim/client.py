@@ -62,8 +62,9 @@ class _Mailbox:
         self.sent_at: dict[int, float] = {}
 
 
-async def play_session(index: int, player: PlayerModel, cfg: ClientConfig,
-                       on_frame: Callable[[], None] | None = None) -> LiveSummary:
+async def play_session(
+    index: int, player: PlayerModel, cfg: ClientConfig, on_frame: Callable[[], None] | None = None
+) -> LiveSummary:
     game = Game(cfg.seed * 1_000_003 + index)
     summary = LiveSummary(index, player.traits.archetype, player.traits.skill, 0.0, False, 0, 0)
     box = _Mailbox()
@@ -117,7 +118,9 @@ async def play_session(index: int, player: PlayerModel, cfg: ClientConfig,
                 game.apply_hint(hint.npc_id, hint.tactic, hint.aggression)
             if game.t - last_curve >= 1.0:
                 last_curve = game.t
-                d = sum((game.knobs[k.name] - k.min_value) / (k.max_value - k.min_value) for k in h.knobs) / len(h.knobs)
+                d = sum((game.knobs[k.name] - k.min_value) / (k.max_value - k.min_value) for k in h.knobs) / len(
+                    h.knobs
+                )
                 summary.curve.append((game.t, d, g.insights[0].p_fail if g.insights else 0.0))
         for _ in range(cfg.frame_every):
             game.step(player.act(game))
@@ -145,8 +148,11 @@ async def play_session(index: int, player: PlayerModel, cfg: ClientConfig,
     return summary
 
 
-async def _grpc_io(cfg: ClientConfig, outbox: asyncio.Queue[pb.SessionRequest | None],
-                   on_response: Callable[[pb.SessionResponse], None]) -> None:
+async def _grpc_io(
+    cfg: ClientConfig,
+    outbox: asyncio.Queue[pb.SessionRequest | None],
+    on_response: Callable[[pb.SessionResponse], None],
+) -> None:
     async def requests():  # type: ignore[no-untyped-def]
         while (item := await outbox.get()) is not None:
             yield item
@@ -159,17 +165,24 @@ async def _grpc_io(cfg: ClientConfig, outbox: asyncio.Queue[pb.SessionRequest | 
                 on_response(resp)
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.CANCELLED:
-                on_response(pb.SessionResponse(error=pb.Error(code=pb.ERROR_CODE_INTERNAL, message=str(exc.details()),
-                                                              fatal=True)))
+                on_response(
+                    pb.SessionResponse(
+                        error=pb.Error(code=pb.ERROR_CODE_INTERNAL, message=str(exc.details()), fatal=True)
+                    )
+                )
 
 
-async def _ws_io(cfg: ClientConfig, outbox: asyncio.Queue[pb.SessionRequest | None],
-                 on_response: Callable[[pb.SessionResponse], None]) -> None:
+async def _ws_io(
+    cfg: ClientConfig,
+    outbox: asyncio.Queue[pb.SessionRequest | None],
+    on_response: Callable[[pb.SessionResponse], None],
+) -> None:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
     headers = {"Authorization": f"Bearer {cfg.token}"} if cfg.token else {}
     async with connect(cfg.target, additional_headers=headers, max_size=2**20, compression=None) as ws:
+
         async def pump() -> None:
             while (item := await outbox.get()) is not None:
                 await ws.send(item.SerializeToString())
@@ -188,6 +201,7 @@ async def _ws_io(cfg: ClientConfig, outbox: asyncio.Queue[pb.SessionRequest | No
             sender.cancel()
 
 
-async def play_many(players: list[PlayerModel], cfg: ClientConfig,
-                    on_frame: Callable[[], None] | None = None) -> list[LiveSummary]:
+async def play_many(
+    players: list[PlayerModel], cfg: ClientConfig, on_frame: Callable[[], None] | None = None
+) -> list[LiveSummary]:
     return list(await asyncio.gather(*(play_session(i, p, cfg, on_frame) for i, p in enumerate(players))))

@@ -31,9 +31,17 @@ def cmd_sim(a: argparse.Namespace) -> int:
         from sim.client import ClientConfig, play_many
         from sim.report import curves_png, session_table
 
-        cfg = ClientConfig(target=a.target, transport=a.transport, realtime=not a.fast, max_seconds=a.seconds,
-                           policy=a.policy, params=_params(a.param), consent=a.record_consent, token=a.token or "",
-                           seed=a.seed)
+        cfg = ClientConfig(
+            target=a.target,
+            transport=a.transport,
+            realtime=not a.fast,
+            max_seconds=a.seconds,
+            policy=a.policy,
+            params=_params(a.param),
+            consent=a.record_consent,
+            token=a.token or "",
+            seed=a.seed,
+        )
         players = pop.players(a.sessions)
         with tqdm(total=int(a.sessions * a.seconds * 5), desc="frames", unit="frame") as bar:
             rows = asyncio.run(play_many(players, cfg, on_frame=lambda: bar.update(1)))
@@ -43,13 +51,22 @@ def cmd_sim(a: argparse.Namespace) -> int:
         return 0
     from sim.offline import OfflineConfig, run_offline
 
-    cfg2 = OfflineConfig(sessions=a.sessions, max_seconds=a.seconds, seed=a.seed, policies=[a.policy or "predictive"],
-                         params=_params(a.param), record_dir=a.record_dir, npc_hints=not a.no_hints)
+    cfg2 = OfflineConfig(
+        sessions=a.sessions,
+        max_seconds=a.seconds,
+        seed=a.seed,
+        policies=[a.policy or "predictive"],
+        params=_params(a.param),
+        record_dir=a.record_dir,
+        npc_hints=not a.no_hints,
+    )
     with tqdm(total=a.sessions, desc="sessions", unit="session") as bar:
         rows2 = run_offline(pop, cfg2, progress=bar.update)
     lengths = [r.seconds for r in rows2]
-    print(f"{len(rows2)} sessions, mean length {sum(lengths) / len(lengths):.0f} s, quit {sum(r.quit for r in rows2)}, "
-          f"mean difficulty {sum(r.difficulty_mean for r in rows2) / len(rows2):.2f}")
+    print(
+        f"{len(rows2)} sessions, mean length {sum(lengths) / len(lengths):.0f} s, quit {sum(r.quit for r in rows2)}, "
+        f"mean difficulty {sum(r.difficulty_mean for r in rows2) / len(rows2):.2f}"
+    )
     if a.record_dir:
         print(f"recordings in {a.record_dir}")
     return 0
@@ -64,7 +81,9 @@ def cmd_demo(a: argparse.Namespace) -> int:
 def cmd_replay(a: argparse.Namespace) -> int:
     from sim.replay import replay_file, report_png, report_table
 
-    files = sorted(str(p) for src in a.files for p in (Path(src).glob("*.mbrec") if Path(src).is_dir() else [Path(src)]))
+    files = sorted(
+        str(p) for src in a.files for p in (Path(src).glob("*.mbrec") if Path(src).is_dir() else [Path(src)])
+    )
     running = None
     target = a.target
     if not target:
@@ -72,13 +91,16 @@ def cmd_replay(a: argparse.Namespace) -> int:
         from sidecar.inprocess import start_in_thread
         from sidecar.server import ServeConfig
 
-        running = start_in_thread(ServeConfig(grpc_port=0, ws_port=None, checkpoint=a.checkpoint,
-                                              engine=EngineConfig(device="cpu")))
+        running = start_in_thread(
+            ServeConfig(grpc_port=0, ws_port=None, checkpoint=a.checkpoint, engine=EngineConfig(device="cpu"))
+        )
         target = running.grpc_address
         print(f"replaying against an in-process sidecar ({running.sidecar.checkpoint.version})")
     try:
-        results = [replay_file(f, target, a.against, a.policy, a.token or "") for f in tqdm(files, desc="replaying",
-                                                                                            unit="file")]
+        results = [
+            replay_file(f, target, a.against, a.policy, a.token or "")
+            for f in tqdm(files, desc="replaying", unit="file")
+        ]
     finally:
         if running is not None:
             running.stop()
@@ -114,17 +136,29 @@ def cmd_bench_sim(a: argparse.Namespace) -> int:
         sim_s += t
     wall = time.perf_counter() - t0
     # Baseline in the same run: the same number of ticks of an empty Python loop doing the RNG calls alone.
-    print(f"simulated {sim_s:.0f} player-seconds in {wall:.2f} s wall: {sim_s / wall:.0f}x real time on one core "
-          f"({platform.processor() or platform.machine()}, Python {sys.version.split()[0]})")
+    print(
+        f"simulated {sim_s:.0f} player-seconds in {wall:.2f} s wall: {sim_s / wall:.0f}x real time on one core "
+        f"({platform.processor() or platform.machine()}, Python {sys.version.split()[0]})"
+    )
     if a.json:
-        Path(a.json).write_text(json.dumps({"player_seconds": sim_s, "wall_s": wall, "realtime_factor": sim_s / wall,
-                                            "machine": platform.platform()}))
+        Path(a.json).write_text(
+            json.dumps(
+                {
+                    "player_seconds": sim_s,
+                    "wall_s": wall,
+                    "realtime_factor": sim_s / wall,
+                    "machine": platform.platform(),
+                }
+            )
+        )
     return 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("sim", help="simulate sessions offline, or against a running sidecar (--target)")
-    s.add_argument("--population", default="default", help="'default', 'holdout', 'novice=1,expert=2' or file.py:Factory")
+    s.add_argument(
+        "--population", default="default", help="'default', 'holdout', 'novice=1,expert=2' or file.py:Factory"
+    )
     s.add_argument("--sessions", type=int, default=20)
     s.add_argument("--seconds", type=float, default=120.0, help="session length cap in game seconds")
     s.add_argument("--seed", type=int, default=0)

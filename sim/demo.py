@@ -15,11 +15,21 @@ from sim.players import load_population
 from sim.report import curves_png, session_table
 
 
-def run_demo(players: int = 8, seconds: float = 30.0, population: str = "default", seed: int = 7,
-             out_dir: str = "demo-out", policy: str = "predictive", transport: str = "grpc",
-             checkpoint: str | None = None) -> int:
-    sc = start_in_thread(ServeConfig(grpc_port=0, ws_port=0, checkpoint=checkpoint,
-                                     engine=EngineConfig(device="cpu", default_policy=policy)))
+def run_demo(
+    players: int = 8,
+    seconds: float = 30.0,
+    population: str = "default",
+    seed: int = 7,
+    out_dir: str = "demo-out",
+    policy: str = "predictive",
+    transport: str = "grpc",
+    checkpoint: str | None = None,
+) -> int:
+    sc = start_in_thread(
+        ServeConfig(
+            grpc_port=0, ws_port=0, checkpoint=checkpoint, engine=EngineConfig(device="cpu", default_policy=policy)
+        )
+    )
     try:
         print(sc.sidecar.ports_line() + f" model={sc.sidecar.checkpoint.version}", flush=True)
         pop = load_population(population, seed).players(players)
@@ -37,6 +47,8 @@ def run_demo(players: int = 8, seconds: float = 30.0, population: str = "default
     curves_png(rows, png, f"metabrain demo — {rows[0].model_version}, policy {rows[0].policy}")
     print(f"\nwrote {png}")
     missing = sum(r.frames_sent - r.guidance - r.superseded for r in rows)
-    print(f"frames sent {sum(r.frames_sent for r in rows)}, guidance {sum(r.guidance for r in rows)}, "
-          f"superseded {sum(r.superseded for r in rows)}, unanswered {missing}")
+    print(
+        f"frames sent {sum(r.frames_sent for r in rows)}, guidance {sum(r.guidance for r in rows)}, "
+        f"superseded {sum(r.superseded for r in rows)}, unanswered {missing}"
+    )
     return 0

@@ -19,8 +19,17 @@ from tqdm import tqdm
 
 from sim.offline import SessionSummary
 
-DEFAULT_POLICIES = ("static:0.1", "static:0.25", "static:0.4", "static:0.55", "static:0.7", "rubber_band", "intensity",
-                    "predictive", "predictive:nohints")
+DEFAULT_POLICIES = (
+    "static:0.1",
+    "static:0.25",
+    "static:0.4",
+    "static:0.55",
+    "static:0.7",
+    "rubber_band",
+    "intensity",
+    "predictive",
+    "predictive:nohints",
+)
 
 
 @dataclass
@@ -49,8 +58,15 @@ def _run(args: tuple[PolicyRun, str, int, int, float, str | None, Any]) -> tuple
     from sim.offline import OfflineConfig, run_offline
     from sim.players import load_population
 
-    cfg = OfflineConfig(sessions=n, max_seconds=max_seconds, seed=seed, policies=[run.policy], params=run.params,
-                        npc_hints=run.hints, curve_every_s=1e9)
+    cfg = OfflineConfig(
+        sessions=n,
+        max_seconds=max_seconds,
+        seed=seed,
+        policies=[run.policy],
+        params=run.params,
+        npc_hints=run.hints,
+        curve_every_s=1e9,
+    )
     rows = run_offline(load_population(population, seed), cfg, load_checkpoint(checkpoint), progress=queue.put)
     return run.label, [asdict(r) for r in rows]
 
@@ -69,8 +85,12 @@ def summarize(label: str, rows: list[SessionSummary], max_seconds: float) -> dic
     deciles = np.quantile(skills, np.linspace(0, 1, 11))
     idx = np.clip(np.searchsorted(deciles, skills, side="right") - 1, 0, 9)
     win_by_decile = [float(win[idx == d].mean()) if (idx == d).any() else float("nan") for d in range(10)]
-    diff_by_decile = [float(np.mean([r.difficulty_mean for r, i in zip(rows, idx, strict=True) if i == d]))
-                      if (idx == d).any() else float("nan") for d in range(10)]
+    diff_by_decile = [
+        float(np.mean([r.difficulty_mean for r, i in zip(rows, idx, strict=True) if i == d]))
+        if (idx == d).any()
+        else float("nan")
+        for d in range(10)
+    ]
     return {
         "policy": label,
         "sessions": len(rows),
@@ -87,16 +107,24 @@ def summarize(label: str, rows: list[SessionSummary], max_seconds: float) -> dic
     }
 
 
-def evaluate_directors(population: str = "default", players: int = 1000, seed: int = 20261128,
-                       policies: tuple[str, ...] = DEFAULT_POLICIES, max_seconds: float = 900.0,
-                       checkpoint: str | None = None, workers: int = 2) -> dict[str, Any]:
+def evaluate_directors(
+    population: str = "default",
+    players: int = 1000,
+    seed: int = 20261128,
+    policies: tuple[str, ...] = DEFAULT_POLICIES,
+    max_seconds: float = 900.0,
+    checkpoint: str | None = None,
+    workers: int = 2,
+) -> dict[str, Any]:
     runs = [parse_policy(p) for p in policies]
     ctx = mp.get_context("spawn")
     results: dict[str, list[SessionSummary]] = {}
     with ctx.Manager() as manager:
         queue = manager.Queue()
         with ctx.Pool(workers) as pool:
-            pending = pool.map_async(_run, [(r, population, players, seed, max_seconds, checkpoint, queue) for r in runs])
+            pending = pool.map_async(
+                _run, [(r, population, players, seed, max_seconds, checkpoint, queue) for r in runs]
+            )
             total = players * len(runs)
             with tqdm(total=total, desc=f"{len(runs)} policies x {players} players", unit="session") as bar:
                 done = 0
@@ -118,17 +146,28 @@ def evaluate_directors(population: str = "default", players: int = 1000, seed: i
             comparison["predictive_vs_rubber_band"] = p / by["rubber_band"]["mean_length_s"] - 1
         if "predictive:nohints" in by:
             comparison["hints_on_vs_off"] = p / by["predictive:nohints"]["mean_length_s"] - 1
-    return {"population": population, "players": players, "seed": seed, "max_seconds": max_seconds,
-            "checkpoint": checkpoint or "bundled", "table": table, "comparison": comparison,
-            "lengths": {label: [r.seconds for r in rows] for label, rows in results.items()},
-            "skill_difficulty": {label: [(r.skill, r.difficulty_mean) for r in rows] for label, rows in results.items()}}
+    return {
+        "population": population,
+        "players": players,
+        "seed": seed,
+        "max_seconds": max_seconds,
+        "checkpoint": checkpoint or "bundled",
+        "table": table,
+        "comparison": comparison,
+        "lengths": {label: [r.seconds for r in rows] for label, rows in results.items()},
+        "skill_difficulty": {label: [(r.skill, r.difficulty_mean) for r in rows] for label, rows in results.items()},
+    }
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = [f"Population `{report['population']}`, {report['players']} players, seed {report['seed']}, sessions capped "
-             f"at {report['max_seconds']:.0f} s.", "",
-             "| policy | mean length s | median s | quit share | quit rate min 1 / 2 / 5 | in band | win-rate spread "
-             "| mean difficulty | deaths/min |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Population `{report['population']}`, {report['players']} players, seed {report['seed']}, sessions capped "
+        f"at {report['max_seconds']:.0f} s.",
+        "",
+        "| policy | mean length s | median s | quit share | quit rate min 1 / 2 / 5 | in band | win-rate spread "
+        "| mean difficulty | deaths/min |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for t in report["table"]:
         q = t["quit_rate_by_minute"]
         lines.append(
@@ -138,9 +177,13 @@ def markdown(report: dict[str, Any]) -> str:
         )
     c = report["comparison"]
     if c:
-        lines += ["", f"Best static: {c['best_static']}. Predictive vs best static: {c['predictive_vs_best_static']:+.1%}"
-                  + (f"; vs rubber_band: {c['predictive_vs_rubber_band']:+.1%}" if "predictive_vs_rubber_band" in c else "")
-                  + (f"; NPC hints on vs off: {c['hints_on_vs_off']:+.1%}" if "hints_on_vs_off" in c else "") + "."]
+        lines += [
+            "",
+            f"Best static: {c['best_static']}. Predictive vs best static: {c['predictive_vs_best_static']:+.1%}"
+            + (f"; vs rubber_band: {c['predictive_vs_rubber_band']:+.1%}" if "predictive_vs_rubber_band" in c else "")
+            + (f"; NPC hints on vs off: {c['hints_on_vs_off']:+.1%}" if "hints_on_vs_off" in c else "")
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 

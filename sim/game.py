@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 
@@ -38,8 +39,14 @@ KNOBS: tuple[pb.KnobSpec, ...] = (
     pb.KnobSpec(name="enemy_speed", min_value=1.5, max_value=5.5, default_value=3.5, max_change_per_second=0.7),
     pb.KnobSpec(name="spawn_rate", min_value=0.08, max_value=0.7, default_value=0.39, max_change_per_second=0.1),
 )
-TACTICS = (pb.NPC_TACTIC_HOLD, pb.NPC_TACTIC_ADVANCE, pb.NPC_TACTIC_FLANK, pb.NPC_TACTIC_RETREAT,
-           pb.NPC_TACTIC_REGROUP, pb.NPC_TACTIC_PRESSURE)
+TACTICS = (
+    pb.NPC_TACTIC_HOLD,
+    pb.NPC_TACTIC_ADVANCE,
+    pb.NPC_TACTIC_FLANK,
+    pb.NPC_TACTIC_RETREAT,
+    pb.NPC_TACTIC_REGROUP,
+    pb.NPC_TACTIC_PRESSURE,
+)
 
 
 def knob_values_for(difficulty: float) -> dict[str, float]:
@@ -207,7 +214,9 @@ class Game:
         side = rng.randrange(4)
         u = rng.uniform(-ARENA, ARENA)
         x, z = ((u, -ARENA), (u, ARENA), (-ARENA, u), (ARENA, u))[side]
-        self.npcs.append(Npc(self.next_npc_id, x, z, flank_sign=rng.choice((-1.0, 1.0)), cooldown=rng.uniform(0.5, 1.5)))
+        self.npcs.append(
+            Npc(self.next_npc_id, x, z, flank_sign=rng.choice((-1.0, 1.0)), cooldown=rng.uniform(0.5, 1.5))
+        )
         self.events.append((pb.EVENT_TYPE_SPAWN, self.next_npc_id, 0.0, t))
         self.next_npc_id += 1
 
@@ -255,7 +264,9 @@ class Game:
                 n.cooldown = rate * (1.25 - 0.5 * n.aggression) * rng.uniform(0.8, 1.2)
                 # Strafing across the NPC's line of fire makes the player harder to hit.
                 lateral = abs(p.vx * uz - p.vz * ux) / PLAYER_SPEED
-                hit = acc * (1.0 - d / (NPC_RANGE * 1.6)) * (0.25 if dodging else 1.0) * (1.0 - 0.45 * min(lateral, 1.0))
+                hit = (
+                    acc * (1.0 - d / (NPC_RANGE * 1.6)) * (0.25 if dodging else 1.0) * (1.0 - 0.45 * min(lateral, 1.0))
+                )
                 if rng.random() < hit:
                     self._hurt(dmg, n.npc_id, t)
                     if p.dead:
@@ -294,8 +305,14 @@ class Game:
         inp.shots_fired, inp.shots_hit, inp.dodges = shots, hits, dodges
         inp.actions_per_minute = actions * 60.0 / max(frame_dt, 1e-6)
         for n in self.npcs:
-            m = f.npcs.add(npc_id=n.npc_id, kind="grunt", health=max(n.health, 0.0), state=n.state,
-                           target_player_id=PLAYER_ID, tactic=n.tactic)
+            m = f.npcs.add(
+                npc_id=n.npc_id,
+                kind="grunt",
+                health=max(n.health, 0.0),
+                state=n.state,
+                target_player_id=PLAYER_ID,
+                tactic=n.tactic,
+            )
             m.position.x, m.position.z = n.x, n.z
         for etype, npc_id, amount, et in self.events:
             f.events.add(type=etype, player_id=PLAYER_ID, npc_id=npc_id, amount=amount, game_time=et)
@@ -312,14 +329,39 @@ class Game:
         shots, hits, dodges, actions = self._take_input()
         mx, mz, ax, az = self._acc_moves
         # Values pass through float32 exactly as a protobuf float field would.
-        players = np.array([[
-            p.health, PLAYER_MAX_HEALTH, float(p.dead), p.vx, p.vz, mx, mz, shots, hits, dodges,
-            actions * 60.0 / max(frame_dt, 1e-6), 0.0, 0.0, p.x, p.z, 0.0, 0.0, ax, az, 0.0,
-        ]], f32).astype(np.float64)
+        players = np.array(
+            [
+                [
+                    p.health,
+                    PLAYER_MAX_HEALTH,
+                    float(p.dead),
+                    p.vx,
+                    p.vz,
+                    mx,
+                    mz,
+                    shots,
+                    hits,
+                    dodges,
+                    actions * 60.0 / max(frame_dt, 1e-6),
+                    0.0,
+                    0.0,
+                    p.x,
+                    p.z,
+                    0.0,
+                    0.0,
+                    ax,
+                    az,
+                    0.0,
+                ]
+            ],
+            f32,
+        ).astype(np.float64)
         assert players.shape[1] == len(RAW_PLAYER_FIELDS)
-        npcs = np.array(
-            [(n.x, n.z, max(n.health, 0.0), n.state, n.tactic, n.npc_id, 0.0) for n in self.npcs], f32
-        ).astype(np.float64).reshape(len(self.npcs), len(RAW_NPC_FIELDS))
+        npcs = (
+            np.array([(n.x, n.z, max(n.health, 0.0), n.state, n.tactic, n.npc_id, 0.0) for n in self.npcs], f32)
+            .astype(np.float64)
+            .reshape(len(self.npcs), len(RAW_NPC_FIELDS))
+        )
         npcs[:, 5] = [n.npc_id for n in self.npcs]
         events = np.array([(e, 0, a, t) for e, _, a, t in self.events], np.float64).reshape(len(self.events), 4)
         events[:, 2] = events[:, 2].astype(f32)
@@ -329,11 +371,24 @@ class Game:
         return self.sequence, self.t, raw
 
 
-def hello(policy: str = "", consent: bool = False, params: dict[str, str] | None = None,
-          capabilities: tuple[int, ...] = (pb.CAPABILITY_NPC_HINTS, pb.CAPABILITY_INSIGHT),
-          tick_rate_hz: float = 10.0, resume_token: str = "") -> pb.Hello:
+def hello(
+    policy: str = "",
+    consent: bool = False,
+    params: dict[str, str] | None = None,
+    capabilities: tuple[int, ...] = (pb.CAPABILITY_NPC_HINTS, pb.CAPABILITY_INSIGHT),
+    tick_rate_hz: float = 10.0,
+    resume_token: str = "",
+) -> pb.Hello:
     return pb.Hello(
-        protocol_version=1, game_id="metabrain.sim.arena", game_build="0.1.0", knobs=list(KNOBS),
-        npc_tactics=list(TACTICS), tick_rate_hz=tick_rate_hz, capabilities=list(capabilities),
-        recording_consent=consent, policy=policy, policy_params=params or {}, resume_token=resume_token,
+        protocol_version=1,
+        game_id="metabrain.sim.arena",
+        game_build="0.1.0",
+        knobs=list(KNOBS),
+        npc_tactics=list(TACTICS),
+        tick_rate_hz=tick_rate_hz,
+        capabilities=cast(Any, list(capabilities)),
+        recording_consent=consent,
+        policy=policy,
+        policy_params=params or {},
+        resume_token=resume_token,
     )

@@ -24,7 +24,7 @@ from sidecar.policies.difficulty import DifficultyPolicy, Observation
 from sidecar.recording import RecordingWriter
 from sidecar.schema import pb
 from sidecar.session import Session
-from sim.game import DT, KNOBS, TICK_HZ, TACTICS, Game, hello
+from sim.game import DT, KNOBS, TACTICS, TICK_HZ, Game, hello
 from sim.players import PlayerModel, Population
 
 KNOB_NAMES = [k.name for k in KNOBS]
@@ -104,7 +104,9 @@ def run_offline(
     progress: Callable[[int], None] | None = None,
 ) -> list[SessionSummary]:
     ckpt = checkpoint or load_checkpoint()
-    engine = Engine(ckpt, EngineConfig(device="cpu", max_batch=cfg.batch_sessions * 2, max_slots=cfg.batch_sessions + 8))
+    engine = Engine(
+        ckpt, EngineConfig(device="cpu", max_batch=cfg.batch_sessions * 2, max_slots=cfg.batch_sessions + 8)
+    )
     players = population.players(cfg.sessions)
     pending = list(enumerate(players))
     pending.reverse()
@@ -146,10 +148,20 @@ def _open(i: int, player: PlayerModel, cfg: OfflineConfig, engine: Engine, model
         params["npc_hints"] = "off"
     if policy == "static" and cfg.random_static_levels:
         params["level"] = f"{random.Random(seed).random():.3f}"
-    h = hello(policy="static" if policy == "random_walk" else policy, params=params,
-              capabilities=(pb.CAPABILITY_NPC_HINTS, pb.CAPABILITY_INSIGHT))
-    session = Session(session_id=f"sim-{i}", resume_token="", hello=h, knobs=KnobNormalizer.from_specs(list(KNOBS)),
-                      capabilities=frozenset(h.capabilities), created_at=0.0, last_seen=0.0)
+    h = hello(
+        policy="static" if policy == "random_walk" else policy,
+        params=params,
+        capabilities=(pb.CAPABILITY_NPC_HINTS, pb.CAPABILITY_INSIGHT),
+    )
+    session = Session(
+        session_id=f"sim-{i}",
+        resume_token="",
+        hello=h,
+        knobs=KnobNormalizer.from_specs(list(KNOBS)),
+        capabilities=frozenset(h.capabilities),
+        created_at=0.0,
+        last_seen=0.0,
+    )
     engine.join(session)
     if policy == "random_walk":
         engine.directors[session.session_id].policy = RandomWalkPolicy(seed)
@@ -157,8 +169,15 @@ def _open(i: int, player: PlayerModel, cfg: OfflineConfig, engine: Engine, model
     if cfg.record_dir:
         writer = RecordingWriter(
             Path(cfg.record_dir) / f"sim-{cfg.seed}-{i:06d}.mbrec",
-            {"game_id": h.game_id, "model_version": model_version, "created_at": time.time(), "session_id": f"sim-{i}",
-             "source": "metabrain sim", "policy": policy, "archetype": player.traits.archetype},
+            {
+                "game_id": h.game_id,
+                "model_version": model_version,
+                "created_at": time.time(),
+                "session_id": f"sim-{i}",
+                "source": "metabrain sim",
+                "policy": policy,
+                "archetype": player.traits.archetype,
+            },
             flush_every=256,
         )
         writer.write(0.0, "in", pb.SessionRequest(hello=h).SerializeToString())
@@ -216,16 +235,28 @@ def engine_band(s: _Live) -> tuple[float, float]:
 def _close(s: _Live, engine: Engine, cfg: OfflineConfig) -> SessionSummary:
     engine.leave(s.session.session_id)
     if s.writer is not None:
-        s.writer.write(s.game.t, "in", pb.SessionRequest(goodbye=pb.Goodbye(
-            reason="quit" if s.game.over else "time limit")).SerializeToString())
+        s.writer.write(
+            s.game.t,
+            "in",
+            pb.SessionRequest(goodbye=pb.Goodbye(reason="quit" if s.game.over else "time limit")).SerializeToString(),
+        )
         s.writer.close()
     diffs = s.diffs or [0.5]
     st = s.game.stats
     return SessionSummary(
-        index=s.index, archetype=s.player.traits.archetype, skill=s.player.traits.skill, policy=s.policy,
-        seconds=s.game.t, quit=s.game.over, kills=st.kills, deaths=st.deaths,
-        difficulty_mean=float(np.mean(diffs)), difficulty_min=float(np.min(diffs)),
-        difficulty_max=float(np.max(diffs)), in_band_share=s.in_band / max(s.frames, 1), hints=cfg.npc_hints,
+        index=s.index,
+        archetype=s.player.traits.archetype,
+        skill=s.player.traits.skill,
+        policy=s.policy,
+        seconds=s.game.t,
+        quit=s.game.over,
+        kills=st.kills,
+        deaths=st.deaths,
+        difficulty_mean=float(np.mean(diffs)),
+        difficulty_min=float(np.min(diffs)),
+        difficulty_max=float(np.max(diffs)),
+        in_band_share=s.in_band / max(s.frames, 1),
+        hints=cfg.npc_hints,
         curve=s.curve,
     )
 

@@ -66,7 +66,11 @@ class SimPlayer:
 
     def _feel(self, game: Game) -> None:
         s = game.stats
-        deaths, damage, kills = s.deaths - self._seen_deaths, s.damage_taken - self._seen_damage, s.kills - self._seen_kills
+        deaths, damage, kills = (
+            s.deaths - self._seen_deaths,
+            s.damage_taken - self._seen_damage,
+            s.kills - self._seen_kills,
+        )
         self._seen_deaths, self._seen_damage, self._seen_kills = s.deaths, s.damage_taken, s.kills
         # Frustration: deaths hurt most, heavy damage some; it fades over about a minute.
         self.frustration += 1.0 * deaths + 0.004 * damage
@@ -121,11 +125,18 @@ class SimPlayer:
             dodge = rng.random() < 0.15 + 0.45 * s
         hit = (0.18 + 0.62 * s) * (1.0 - self.traits.aim_noise) * (1.0 - 0.4 * d / 22.0)
         hit *= 1.0 - 0.3 * (p.health < 0.3 * PLAYER_MAX_HEALTH) * (1.0 - s)  # panic aim
-        return Action(move_x=move_x, move_z=move_z, aim_at=target.npc_id, shoot=True, dodge=dodge,
-                      hit_chance=max(min(hit, 0.95), 0.02))
+        return Action(
+            move_x=move_x,
+            move_z=move_z,
+            aim_at=target.npc_id,
+            shoot=True,
+            dodge=dodge,
+            hit_chance=max(min(hit, 0.95), 0.02),
+        )
 
 
 # -- populations ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Archetype:

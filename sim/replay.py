@@ -81,8 +81,9 @@ def _difficulty(g: pb.Guidance, specs: dict[str, pb.KnobSpec]) -> float:
     return float(np.mean(vals)) if vals else 0.0
 
 
-def replay_file(path: str | Path, target: str, against: str | None = None, policy: str | None = None,
-                token: str = "") -> ReplayResult:
+def replay_file(
+    path: str | Path, target: str, against: str | None = None, policy: str | None = None, token: str = ""
+) -> ReplayResult:
     rec = read_recording(path)
     requests = [r for _, r in rec.requests()]
     hello = next(r.hello for r in requests if r.WhichOneof("kind") == "hello")
@@ -107,8 +108,13 @@ def replay_file(path: str | Path, target: str, against: str | None = None, polic
             res.frames += 1
             answers = [c.frame(r.frame) for c in clients]
             new = answers[0].guidance if answers[0].WhichOneof("kind") == "guidance" else None
-            base = (answers[1].guidance if len(answers) > 1 and answers[1].WhichOneof("kind") == "guidance"
-                    else recorded.get(r.frame.sequence) if not against else None)
+            base = (
+                answers[1].guidance
+                if len(answers) > 1 and answers[1].WhichOneof("kind") == "guidance"
+                else recorded.get(r.frame.sequence)
+                if not against
+                else None
+            )
             if new is None or base is None:
                 continue
             res.compared += 1
@@ -130,11 +136,15 @@ def replay_file(path: str | Path, target: str, against: str | None = None, polic
 
 
 def report_table(results: list[ReplayResult]) -> str:
-    lines = [f"{'recording':<40} {'frames':>6} {'compared':>8} {'exact':>6} {'max knob diff':>13} {'mean':>8} "
-             f"{'max p_fail diff':>15} {'superseded live':>15}"]
+    lines = [
+        f"{'recording':<40} {'frames':>6} {'compared':>8} {'exact':>6} {'max knob diff':>13} {'mean':>8} "
+        f"{'max p_fail diff':>15} {'superseded live':>15}"
+    ]
     for r in results:
-        lines.append(f"{Path(r.file).name[:40]:<40} {r.frames:>6} {r.compared:>8} {r.exact:>6} {r.max_knob_diff:>13.6f} "
-                     f"{r.mean_knob_diff:>8.4f} {r.max_p_fail_diff:>15.6f} {r.recorded_superseded:>15}")
+        lines.append(
+            f"{Path(r.file).name[:40]:<40} {r.frames:>6} {r.compared:>8} {r.exact:>6} {r.max_knob_diff:>13.6f} "
+            f"{r.mean_knob_diff:>8.4f} {r.max_p_fail_diff:>15.6f} {r.recorded_superseded:>15}"
+        )
     return "\n".join(lines)
 
 

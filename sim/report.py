@@ -11,8 +11,10 @@ from sim.client import LiveSummary
 
 def session_table(rows: Sequence[LiveSummary]) -> str:
     lo, hi = DEFAULT_BAND
-    out = [f"{'player':>6} {'type':>7} {'skill':>5} {'time s':>7} {'deaths':>6} {'kills':>5} {'difficulty mean [min-max]':>26} "
-           f"{'in band':>7} {'quit':>4} {'guidance':>8} {'p99 ms':>6}"]
+    out = [
+        f"{'player':>6} {'type':>7} {'skill':>5} {'time s':>7} {'deaths':>6} {'kills':>5} "
+        f"{'difficulty mean [min-max]':>26} {'in band':>7} {'quit':>4} {'guidance':>8} {'p99 ms':>6}"
+    ]
     for r in rows:
         diffs = [d for _, d, _ in r.curve] or [0.0]
         in_band = sum(lo <= p <= hi for _, _, p in r.curve) / max(len(r.curve), 1)

@@ -9,7 +9,7 @@ import torch
 from sidecar.engine.plan import StepPlan
 from sidecar.engine.runner import Runner
 from sidecar.engine.scheduler import Scheduler
-from sidecar.features import EVENT_COLUMNS, MAX_MODEL_NPCS, NPC_DIM, PLAYER_DIM, P, FrameFeatures
+from sidecar.features import MAX_MODEL_NPCS, NPC_DIM, PLAYER_DIM, FrameFeatures, P
 from sidecar.model.player_model import ModelConfig, PlayerModel
 
 LEVELS = np.linspace(0, 1, 5, dtype=np.float32)
@@ -157,7 +157,9 @@ def test_explanations_name_features() -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine (run .ci/gpu_check.py on one)")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device on this machine (run .ci/gpu_check.py on one)"
+)
 def test_cuda_graphs_match_eager() -> None:
     torch.manual_seed(0)
     model = PlayerModel(ModelConfig(hidden=32, npc_embed=8, head_hidden=16, dropout=0.0))

@@ -15,13 +15,27 @@ from sim.game import KNOBS, hello
 LEVELS = np.linspace(0, 1, 11, dtype=np.float32)
 
 
-def obs(t: float, dt: float = 0.2, deaths: float = 0, kills: float = 0, damage: float = 0.0,
-        p_fail: np.ndarray | None = None, p_quit: np.ndarray | None = None) -> Observation:
+def obs(
+    t: float,
+    dt: float = 0.2,
+    deaths: float = 0,
+    kills: float = 0,
+    damage: float = 0.0,
+    p_fail: np.ndarray | None = None,
+    p_quit: np.ndarray | None = None,
+) -> Observation:
     x = np.zeros((1, PLAYER_DIM), np.float32)
     x[0, P["deaths"]], x[0, P["kills"]], x[0, P["damage_taken"]] = deaths, kills, damage
     k = len(LEVELS) + 1
-    return Observation(t, dt, 0.5, x, (p_fail if p_fail is not None else np.zeros((1, k))),
-                       (p_quit if p_quit is not None else np.zeros((1, k))), np.append(LEVELS, 0.5))
+    return Observation(
+        t,
+        dt,
+        0.5,
+        x,
+        (p_fail if p_fail is not None else np.zeros((1, k))),
+        (p_quit if p_quit is not None else np.zeros((1, k))),
+        np.append(LEVELS, 0.5),
+    )
 
 
 def test_rubber_band_lowers_after_deaths_and_rises_when_calm() -> None:
@@ -82,8 +96,16 @@ def test_director_respects_range_and_rate(policy: str) -> None:
         dt = float(rng.uniform(0.01, 0.5))
         t += dt
         fail = rng.uniform(0, 1, (1, len(LEVELS) + 1))
-        v = d.knob_values(obs(t, dt, deaths=float(rng.random() < 0.05), kills=float(rng.random() < 0.3),
-                              damage=float(rng.uniform(0, 0.2)), p_fail=fail))
+        v = d.knob_values(
+            obs(
+                t,
+                dt,
+                deaths=float(rng.random() < 0.05),
+                kills=float(rng.random() < 0.3),
+                damage=float(rng.uniform(0, 0.2)),
+                p_fail=fail,
+            )
+        )
         assert np.all(v >= lo - 1e-6) and np.all(v <= hi + 1e-6)
         assert np.all(np.abs(v - prev) <= rates * dt + 1e-4)
         prev = v.copy()
@@ -103,8 +125,15 @@ def test_npc_hints_follow_the_band_and_allowed_tactics() -> None:
     d.tactic_allowed[[1, 3]] = True  # advance, retreat only
     mask = np.zeros((1, MAX_MODEL_NPCS), bool)
     mask[0, :2] = True
-    f = FrameFeatures(1, 0.0, ["p1"], np.zeros((1, PLAYER_DIM), np.float32),
-                      np.zeros((1, MAX_MODEL_NPCS, NPC_DIM), np.float32), mask, np.where(mask, [[5, 6] + [0] * 14], -1))
+    f = FrameFeatures(
+        1,
+        0.0,
+        ["p1"],
+        np.zeros((1, PLAYER_DIM), np.float32),
+        np.zeros((1, MAX_MODEL_NPCS, NPC_DIM), np.float32),
+        mask,
+        np.where(mask, [[5, 6] + [0] * 14], -1),
+    )
     tp = np.zeros((1, MAX_MODEL_NPCS, 6))
     tp[0, :, 1], tp[0, :, 3] = 0.9, 0.1  # advance lands damage, retreat does not
     easy = d.npc_hints(f, tp, np.array([0.0]))  # below the band: push

@@ -66,7 +66,11 @@ def test_order_and_version_errors_are_fatal() -> None:
         (lambda f: setattr(f, "game_time", math.nan), "frame.game_time", "finite"),
         (lambda f: f.knobs.add(name="enemy_damage", value=math.inf), "frame.knobs", "finite"),
         (lambda f: f.players.add(player_id="p1"), "frame.players[1].player_id", "twice"),
-        (lambda f: f.players[0].vr.head.rotation.__setattr__("w", 7.0), "frame.players[0].vr.head.rotation.w", "quaternion"),
+        (
+            lambda f: f.players[0].vr.head.rotation.__setattr__("w", 7.0),
+            "frame.players[0].vr.head.rotation.w",
+            "quaternion",
+        ),
     ],
 )
 def test_invalid_fields_are_named_and_not_fatal(mutate: object, field: str, words: str) -> None:

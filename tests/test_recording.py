@@ -32,7 +32,8 @@ def test_record_live_session_then_replay(tiny_checkpoint: Checkpoint, tmp_path: 
         raw = files[0].read_bytes()
         assert b'"p1"' not in raw and b"\x02p1" not in raw  # player ids are pseudonymised
         # A plain msgpack reader can read it.
-        objs = list(msgpack.Unpacker(open(files[0], "rb"), raw=False))
+        with open(files[0], "rb") as fh:
+            objs = list(msgpack.Unpacker(fh, raw=False))
         assert objs[0]["format"] == "metabrain-recording" and objs[0]["schema_version"] == "metabrain.v1"
         assert {o[1] for o in objs[1:]} == {"in", "out"}
 

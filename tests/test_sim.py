@@ -45,8 +45,11 @@ def test_fast_path_features_equal_protobuf_path() -> None:
     for i in range(600):
         for g in (g1, g2):
             n = g.nearest_npc()
-            g.step(Action(move_x=0.5, move_z=-0.2, aim_at=n.npc_id if n else -1, shoot=True, hit_chance=0.4,
-                          dodge=i % 40 == 0))
+            g.step(
+                Action(
+                    move_x=0.5, move_z=-0.2, aim_at=n.npc_id if n else -1, shoot=True, hit_chance=0.4, dodge=i % 40 == 0
+                )
+            )
         if i % 6 == 5:
             f = g1.frame(0.2)
             fa = featurize(extract(f, kn.names), f.sequence, f.game_time, t1, kn, prev, 0.0)
@@ -91,7 +94,9 @@ def test_population_specs_and_factories(tmp_path: object) -> None:
     pop = Population(PopulationSpec({"novice": 1.0, "expert": 1.0}, seed=3))
     players = pop.players(50)
     assert {p.traits.archetype for p in players} == {"novice", "expert"}
-    assert [p.traits for p in pop.players(5)] == [p.traits for p in Population(PopulationSpec({"novice": 1.0, "expert": 1.0}, seed=3)).players(5)]
+    assert [p.traits for p in pop.players(5)] == [
+        p.traits for p in Population(PopulationSpec({"novice": 1.0, "expert": 1.0}, seed=3)).players(5)
+    ]
     file = Path(str(tmp_path)) / "mine.py"
     file.write_text(
         "from sim.players import SimPlayer, PlayerTraits\n"

@@ -292,7 +292,9 @@ def test_port_in_use_is_a_clear_error() -> None:
         port = s.getsockname()[1]
         proc = subprocess.run(
             [sys.executable, "-m", "sidecar.cli", "serve", "--grpc-port", "off", "--ws-port", str(port)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert proc.returncode == 2
     assert f"127.0.0.1:{port}" in proc.stderr and "in use" in proc.stderr

@@ -173,8 +173,9 @@ class Engine:
         for entry in plan.entries:
             answers.append((entry.ticket, self._answer(entry, plan, result, failure)))
         self.ticks += 1
-        stats = TickStats(plan.tick, plan.batch, result.model_seconds if result else 0.0, time.monotonic() - t0,
-                          result is None)
+        stats = TickStats(
+            plan.tick, plan.batch, result.model_seconds if result else 0.0, time.monotonic() - t0, result is None
+        )
         for cb in self.on_tick:
             cb(stats)
         return answers
@@ -191,8 +192,9 @@ class Engine:
             values = director.defaults
             director.values = values.copy()
             g.fallback = True
-            err = ModelUnavailable(f"the model failed this tick ({failure}); sent the designer's defaults",
-                                   sequence=f.sequence)
+            err = ModelUnavailable(
+                f"the model failed this tick ({failure}); sent the designer's defaults", sequence=f.sequence
+            )
             extra.append(pb.SessionResponse(error=err.to_proto()))
         else:
             obs = observation(f, result.p_fail[rows], result.p_quit[rows], plan.levels[entry.row])
@@ -203,8 +205,11 @@ class Engine:
                 for i, pid in enumerate(f.player_ids):
                     r = entry.row + i
                     ins = g.insights.add(
-                        player_id=pid, p_fail=float(result.p_fail[r, -1]), p_quit=float(result.p_quit[r, -1]),
-                        frustration=float(result.frustration[r]), engagement=float(result.engagement[r]),
+                        player_id=pid,
+                        p_fail=float(result.p_fail[r, -1]),
+                        p_quit=float(result.p_quit[r, -1]),
+                        frustration=float(result.frustration[r]),
+                        engagement=float(result.engagement[r]),
                         skill=float(result.skill[r]),
                     )
                     for name, weight in result.explanations.get(r, []):

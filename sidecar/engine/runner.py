@@ -23,7 +23,11 @@ EXPLAIN_TOP = 3
 
 class Runner:
     def __init__(
-        self, model: PlayerModel, device: str = "cpu", max_slots: int = 4096, cuda_graphs: bool = True,
+        self,
+        model: PlayerModel,
+        device: str = "cpu",
+        max_slots: int = 4096,
+        cuda_graphs: bool = True,
         dtype: torch.dtype = torch.float32,
     ) -> None:
         self.device = torch.device(device)
@@ -38,15 +42,31 @@ class Runner:
         self.fail_next: BaseException | None = None  # fault injection for tests
 
     @torch.no_grad()
-    def _eager(self, slots: torch.Tensor, players: torch.Tensor, npcs: torch.Tensor, mask: torch.Tensor,
-               levels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _eager(
+        self, slots: torch.Tensor, players: torch.Tensor, npcs: torch.Tensor, mask: torch.Tensor, levels: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
         h = self.pool[:, slots]  # [L, B, H] gather
         out = self.model(players[:, None], npcs[:, None], mask[:, None], h, levels[:, None])
         self.pool[:, slots] = out.h  # scatter
         return (
-            torch.sigmoid(out.fail_logits[:, 0]), torch.sigmoid(out.quit_logits[:, 0]), out.frustration[:, 0],
-            out.engagement[:, 0], out.skill[:, 0], torch.sigmoid(out.npc_logits[:, 0]),
+            torch.sigmoid(out.fail_logits[:, 0]),
+            torch.sigmoid(out.quit_logits[:, 0]),
+            out.frustration[:, 0],
+            out.engagement[:, 0],
+            out.skill[:, 0],
+            torch.sigmoid(out.npc_logits[:, 0]),
         )
+
+    def _eager_numpy(self, plan: StepPlan) -> tuple[np.ndarray, ...]:
+        dev, dt = self.device, self.dtype
+        outs = self._eager(
+            torch.as_tensor(plan.slots, device=dev),
+            torch.as_tensor(plan.players, device=dev, dtype=dt),
+            torch.as_tensor(plan.npcs, device=dev, dtype=dt),
+            torch.as_tensor(plan.npc_mask, device=dev),
+            torch.as_tensor(plan.levels, device=dev, dtype=dt),
+        )
+        return tuple(o.float().cpu().numpy() for o in outs)
 
     def step(self, plan: StepPlan) -> StepResult:
         if self.fail_next is not None:
@@ -56,18 +76,7 @@ class Runner:
         if plan.reset_slots.size:
             self.pool[:, torch.as_tensor(plan.reset_slots, device=self.device)] = 0
         explanations = self._explain(plan) if plan.explain_rows.size else {}
-        if self.use_graphs:
-            outs = self._graph_step(plan)
-        else:
-            dev, dt = self.device, self.dtype
-            outs = self._eager(
-                torch.as_tensor(plan.slots, device=dev),
-                torch.as_tensor(plan.players, device=dev, dtype=dt),
-                torch.as_tensor(plan.npcs, device=dev, dtype=dt),
-                torch.as_tensor(plan.npc_mask, device=dev),
-                torch.as_tensor(plan.levels, device=dev, dtype=dt),
-            )
-            outs = tuple(o.float().cpu().numpy() for o in outs)
+        outs = self._graph_step(plan) if self.use_graphs else self._eager_numpy(plan)
         p_fail, p_quit, frus, eng, skill, npc = outs
         return StepResult(p_fail, p_quit, frus, eng, skill, npc, explanations, time.perf_counter() - t0)
 
@@ -79,8 +88,10 @@ class Runner:
         h = self.pool[:, torch.as_tensor(plan.slots[rows], device=dev)].detach()
         with torch.enable_grad():
             out = self.model(
-                x[:, None], torch.as_tensor(plan.npcs[rows], device=dev, dtype=dt)[:, None],
-                torch.as_tensor(plan.npc_mask[rows], device=dev)[:, None], h,
+                x[:, None],
+                torch.as_tensor(plan.npcs[rows], device=dev, dtype=dt)[:, None],
+                torch.as_tensor(plan.npc_mask[rows], device=dev)[:, None],
+                h,
                 torch.as_tensor(plan.levels[rows][:, -1:], device=dev, dtype=dt)[:, None],
             )
             out.fail_logits.sum().backward()
@@ -98,13 +109,7 @@ class Runner:
         b = plan.batch
         bucket = next((s for s in GRAPH_BUCKETS if s >= b), None)
         if bucket is None:  # larger than the largest bucket: eager
-            dev, dt = self.device, self.dtype
-            outs = self._eager(
-                torch.as_tensor(plan.slots, device=dev), torch.as_tensor(plan.players, device=dev, dtype=dt),
-                torch.as_tensor(plan.npcs, device=dev, dtype=dt), torch.as_tensor(plan.npc_mask, device=dev),
-                torch.as_tensor(plan.levels, device=dev, dtype=dt),
-            )
-            return tuple(o.float().cpu().numpy() for o in outs)
+            return self._eager_numpy(plan)
         key = (bucket, plan.levels.shape[1])
         g = self._graphs.get(key)
         if g is None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sidecar.engine.plan import PlanEntry, StepPlan
-from sidecar.features import EVENT_COLUMNS, MAX_MODEL_NPCS, NPC_DIM, PLAYER_DIM, P, FrameFeatures
+from sidecar.features import EVENT_COLUMNS, MAX_MODEL_NPCS, NPC_DIM, PLAYER_DIM, FrameFeatures, P
 
 _DIFF_COL = P["difficulty"]
 _DT_COL = P["dt"]
@@ -72,7 +72,9 @@ class Scheduler:
         return self._slots.get(session_id, {}).get(player_id)
 
     # -- frames -----------------------------------------------------------------------------
-    def submit(self, session_id: str, features: FrameFeatures, ticket: object, received_at: float) -> list[tuple[int, object]]:
+    def submit(
+        self, session_id: str, features: FrameFeatures, ticket: object, received_at: float
+    ) -> list[tuple[int, object]]:
         """Queue a frame; returns [(sequence, ticket)] of frames it superseded (answer them now)."""
         if session_id not in self._slots:
             raise KeyError(f"session {session_id} has not joined the scheduler")
@@ -127,7 +129,9 @@ class Scheduler:
             entries.append(PlanEntry(session_id, w.features, rows, w.ticket, w.received_at, w.superseded))
             rows += n
         self.tick += 1
-        players = np.concatenate([e.features.players for e in entries]) if entries else np.zeros((0, PLAYER_DIM), np.float32)
+        players = (
+            np.concatenate([e.features.players for e in entries]) if entries else np.zeros((0, PLAYER_DIM), np.float32)
+        )
         npcs = (
             np.concatenate([e.features.npcs for e in entries])
             if entries
@@ -152,4 +156,3 @@ class Scheduler:
             explain_rows=np.array(explain_rows, np.int64),
             rejected=rejected,
         )
-

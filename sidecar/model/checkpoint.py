@@ -28,10 +28,18 @@ class Checkpoint:
 
 
 def save_checkpoint(
-    path: str | Path, model: PlayerModel, version: str, *, trained: bool, metrics: dict[str, Any] | None = None,
+    path: str | Path,
+    model: PlayerModel,
+    version: str,
+    *,
+    trained: bool,
+    metrics: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    state = {k: v.detach().cpu().to(torch.float16 if v.is_floating_point() else v.dtype) for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().cpu().to(torch.float16 if v.is_floating_point() else v.dtype)
+        for k, v in model.state_dict().items()
+    }
     torch.save(
         {
             "format": 1,
@@ -67,4 +75,6 @@ def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
     model = PlayerModel(cfg)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
     model.eval()
-    return Checkpoint(model, str(blob["model_version"]), bool(blob["trained"]), blob.get("metrics", {}), blob.get("extra", {}))
+    return Checkpoint(
+        model, str(blob["model_version"]), bool(blob["trained"]), blob.get("metrics", {}), blob.get("extra", {})
+    )

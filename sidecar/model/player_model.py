@@ -74,7 +74,9 @@ class PlayerModel(nn.Module):
         self.npc_enc = nn.Sequential(nn.Linear(cfg.npc_dim, E), nn.GELU(), nn.Linear(E, E))
         self.npc_query = nn.Linear(cfg.player_dim, E)
         self.input_proj = nn.Sequential(nn.Linear(cfg.player_dim + 2 * E, H), nn.GELU(), nn.Dropout(cfg.dropout))
-        self.core = nn.GRU(H, H, num_layers=cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.core = nn.GRU(
+            H, H, num_layers=cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0
+        )
         self.core_norm = nn.LayerNorm(H)
         # Difficulty-conditioned risk heads: [h, embed(d)] -> (fail, quit) logits.
         self.diff_embed = nn.Sequential(nn.Linear(1, 16), nn.GELU())
@@ -83,9 +85,13 @@ class PlayerModel(nn.Module):
         )
         self.state_head = nn.Sequential(nn.Linear(H, cfg.head_hidden), nn.GELU(), nn.Linear(cfg.head_hidden, 3))
         self.npc_from_h = nn.Linear(H, E)
-        self.npc_head = nn.Sequential(nn.Linear(2 * E, cfg.head_hidden), nn.GELU(), nn.Linear(cfg.head_hidden, len(TACTICS)))
+        self.npc_head = nn.Sequential(
+            nn.Linear(2 * E, cfg.head_hidden), nn.GELU(), nn.Linear(cfg.head_hidden, len(TACTICS))
+        )
 
-    def initial_state(self, batch: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
+    def initial_state(
+        self, batch: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> Tensor:
         return torch.zeros(self.cfg.layers, batch, self.cfg.hidden, device=device, dtype=dtype)  # [L, B, H]
 
     def forward(

@@ -108,7 +108,9 @@ class IntensityPolicy(DifficultyPolicy):
 
     def target(self, obs: Observation) -> float:
         x = obs.players
-        self.intensity += float(self.damage_gain * x[:, P["damage_taken"]].sum() + self.kill_gain * x[:, P["kills"]].sum())
+        self.intensity += float(
+            self.damage_gain * x[:, P["damage_taken"]].sum() + self.kill_gain * x[:, P["kills"]].sum()
+        )
         self.intensity = max(self.intensity - self.decay_per_s * obs.dt, 0.0)
         t = obs.game_time
         if self.phase is Phase.BUILD_UP and self.intensity >= self.peak:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 
-from sidecar.features import P, FrameFeatures
+from sidecar.features import FrameFeatures, P
 from sidecar.model.player_model import TACTICS
 from sidecar.policies.difficulty import (
     DifficultyPolicy,
@@ -20,8 +22,16 @@ from sidecar.session import Session
 POLICIES = ("static", "rubber_band", "intensity", "predictive")
 DEFAULT_BAND = (0.25, 0.45)
 # NpcTactic enum values of the model's tactics, in TACTICS order.
-TACTIC_ENUMS = np.array([pb.NPC_TACTIC_HOLD, pb.NPC_TACTIC_ADVANCE, pb.NPC_TACTIC_FLANK, pb.NPC_TACTIC_RETREAT,
-                         pb.NPC_TACTIC_REGROUP, pb.NPC_TACTIC_PRESSURE])
+TACTIC_ENUMS = np.array(
+    [
+        pb.NPC_TACTIC_HOLD,
+        pb.NPC_TACTIC_ADVANCE,
+        pb.NPC_TACTIC_FLANK,
+        pb.NPC_TACTIC_RETREAT,
+        pb.NPC_TACTIC_REGROUP,
+        pb.NPC_TACTIC_PRESSURE,
+    ]
+)
 assert len(TACTIC_ENUMS) == len(TACTICS)
 
 
@@ -64,7 +74,9 @@ class Director:
         dt = 0.0 if self.last_time is None else max(obs.game_time - self.last_time, 0.0)
         self.last_time = obs.game_time
         step = np.where(self.rate > 0, self.rate * dt, np.inf)
-        self.values = np.clip(np.clip(wanted, self.values - step, self.values + step), self.lo, self.hi).astype(np.float32)
+        self.values = np.clip(np.clip(wanted, self.values - step, self.values + step), self.lo, self.hi).astype(
+            np.float32
+        )
         return self.values
 
     def npc_hints(self, features: FrameFeatures, tactic_p: np.ndarray, p_fail_now: np.ndarray) -> list[pb.NpcHint]:
@@ -90,8 +102,14 @@ class Director:
                     k = int(np.nanargmin(p))
                 else:
                     k = int(np.nanargmin(np.abs(p - np.nanmedian(p))))
-                hints.append(pb.NpcHint(npc_id=int(npc_id), tactic=int(TACTIC_ENUMS[k]), target_player_id=pid,
-                                        aggression=aggression))
+                hints.append(
+                    pb.NpcHint(
+                        npc_id=int(npc_id),
+                        tactic=cast(Any, int(TACTIC_ENUMS[k])),
+                        target_player_id=pid,
+                        aggression=aggression,
+                    )
+                )
         return hints
 
 

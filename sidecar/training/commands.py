@@ -23,21 +23,32 @@ def cmd_dataset(a: argparse.Namespace) -> int:
     if a.action == "generate":
         from sidecar.training.generate import GenerateConfig, generate
 
-        n = generate(GenerateConfig(out=a.out, sessions=a.sessions, population=a.population, seed=a.seed,
-                                    workers=a.workers, max_seconds=a.max_seconds))
+        n = generate(
+            GenerateConfig(
+                out=a.out,
+                sessions=a.sessions,
+                population=a.population,
+                seed=a.seed,
+                workers=a.workers,
+                max_seconds=a.max_seconds,
+            )
+        )
         print(f"recorded {n} sessions into {a.out}")
         return 0
     from sidecar.training.dataset import save_examples
 
-    files = sorted(str(p) for src in a.recordings for p in (Path(src).glob("*.mbrec") if Path(src).is_dir() else [Path(src)]))
+    files = sorted(
+        str(p) for src in a.recordings for p in (Path(src).glob("*.mbrec") if Path(src).is_dir() else [Path(src)])
+    )
     if not files:
         print(f"metabrain dataset build: no .mbrec recordings in {' '.join(a.recordings)}", file=sys.stderr)
         return 2
     jobs = [(f, a.fail_horizon, a.quit_horizon, 5.0) for f in files]
     sessions = []
     with mp.get_context("spawn").Pool(a.workers) as pool:
-        for result in tqdm(pool.imap(_build_one, jobs, chunksize=8), total=len(jobs), desc="featurizing recordings",
-                           unit="file"):
+        for result in tqdm(
+            pool.imap(_build_one, jobs, chunksize=8), total=len(jobs), desc="featurizing recordings", unit="file"
+        ):
             sessions.extend(result)
     frames = save_examples(a.out, sessions)
     print(f"wrote {len(sessions)} player sequences, {frames} frames, to {a.out}")
@@ -47,10 +58,25 @@ def cmd_dataset(a: argparse.Namespace) -> int:
 def cmd_train(a: argparse.Namespace) -> int:
     from sidecar.training.train import TrainConfig, train
 
-    cfg = TrainConfig(data=a.data, out=a.out, version=a.version, hidden=a.hidden, layers=a.layers, dropout=a.dropout,
-                      weight_decay=a.weight_decay, lr=a.lr, schedule=a.schedule, epochs=a.epochs, patience=a.patience,
-                      lanes=a.lanes, chunk=a.chunk, seed=a.seed, split_seed=a.split_seed, max_steps=a.max_steps,
-                      threads=a.threads)
+    cfg = TrainConfig(
+        data=a.data,
+        out=a.out,
+        version=a.version,
+        hidden=a.hidden,
+        layers=a.layers,
+        dropout=a.dropout,
+        weight_decay=a.weight_decay,
+        lr=a.lr,
+        schedule=a.schedule,
+        epochs=a.epochs,
+        patience=a.patience,
+        lanes=a.lanes,
+        chunk=a.chunk,
+        seed=a.seed,
+        split_seed=a.split_seed,
+        max_steps=a.max_steps,
+        threads=a.threads,
+    )
     report = train(cfg)
     if a.report:
         Path(a.report).write_text(json.dumps(report, indent=2, default=str))
@@ -75,7 +101,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     gen = dsub.add_parser("generate", help="record simulated sessions (mixed policies, random NPC tactics)")
     gen.add_argument("--out", required=True, help="directory for the .mbrec recordings")
     gen.add_argument("--sessions", type=int, default=800)
-    gen.add_argument("--population", default="default", help="'default', 'holdout', 'novice=1,expert=1' or file.py:Factory")
+    gen.add_argument(
+        "--population", default="default", help="'default', 'holdout', 'novice=1,expert=1' or file.py:Factory"
+    )
     gen.add_argument("--seed", type=int, default=1)
     gen.add_argument("--workers", type=int, default=2)
     gen.add_argument("--max-seconds", type=float, default=1200.0, help="session length cap (game seconds)")

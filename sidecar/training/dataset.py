@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sidecar.features import MAX_MODEL_NPCS, NPC_COLUMNS, NPC_STATES, P, KnobNormalizer, extract, featurize
+from sidecar.features import MAX_MODEL_NPCS, NPC_COLUMNS, NPC_STATES, KnobNormalizer, P, extract, featurize
 from sidecar.recording import read_recording
 from sidecar.schema import pb
 
@@ -135,7 +135,8 @@ def session_examples(path: str | Path, horizons: Horizons) -> list[SessionExampl
         level = players[:, P["difficulty"]]
         fail = _any_within(times, d, horizons.fail_s)
         quit_ = (
-            ((quit_time - times) <= horizons.quit_s).astype(np.float32) if quit_time is not None
+            ((quit_time - times) <= horizons.quit_s).astype(np.float32)
+            if quit_time is not None
             else np.zeros(len(times), np.float32)
         )
         frustration = np.clip(_count_between(times, d, 60.0, 30.0) / 3.0, 0.0, 1.0)
@@ -154,14 +155,27 @@ def session_examples(path: str | Path, horizons: Horizons) -> list[SessionExampl
             if sel.any():
                 ti = np.nonzero(sel)[0]
                 npc_hit[sel] = _any_within(times[ti], np.array(ts), horizons.npc_s)
-        tactic_1hot = npcs[:, :, TACTIC0:TACTIC0 + 7].astype(np.float32)
-        tactic = np.where(mask & (tactic_1hot[:, :, 1:].sum(-1) > 0), tactic_1hot[:, :, 1:].argmax(-1), -1).astype(np.int8)
-        out.append(SessionExamples(
-            name=f"{Path(path).name}:{pid}", players=players, npcs=npcs, npc_mask=mask, fail=fail, quit=quit_,
-            level_fail=_window_mean(times, level, horizons.fail_s), level_quit=_window_mean(times, level, horizons.quit_s),
-            frustration=frustration.astype(np.float32), engagement=engagement.astype(np.float32), skill=skill,
-            npc_hit=npc_hit, npc_tactic=tactic,
-        ))
+        tactic_1hot = npcs[:, :, TACTIC0 : TACTIC0 + 7].astype(np.float32)
+        tactic = np.where(mask & (tactic_1hot[:, :, 1:].sum(-1) > 0), tactic_1hot[:, :, 1:].argmax(-1), -1).astype(
+            np.int8
+        )
+        out.append(
+            SessionExamples(
+                name=f"{Path(path).name}:{pid}",
+                players=players,
+                npcs=npcs,
+                npc_mask=mask,
+                fail=fail,
+                quit=quit_,
+                level_fail=_window_mean(times, level, horizons.fail_s),
+                level_quit=_window_mean(times, level, horizons.quit_s),
+                frustration=frustration.astype(np.float32),
+                engagement=engagement.astype(np.float32),
+                skill=skill,
+                npc_hit=npc_hit,
+                npc_tactic=tactic,
+            )
+        )
     return out
 
 
@@ -175,15 +189,29 @@ def split_of(name: str, seed: int, val_fraction: float, test_fraction: float) ->
     return "train"
 
 
-FIELDS = ("players", "npcs", "npc_mask", "fail", "quit", "level_fail", "level_quit", "frustration", "engagement",
-          "skill", "npc_hit", "npc_tactic")
+FIELDS = (
+    "players",
+    "npcs",
+    "npc_mask",
+    "fail",
+    "quit",
+    "level_fail",
+    "level_quit",
+    "frustration",
+    "engagement",
+    "skill",
+    "npc_hit",
+    "npc_tactic",
+)
 
 
 def save_examples(path: str | Path, sessions: Iterable[SessionExamples]) -> int:
     sessions = list(sessions)
     lengths = np.array([len(s) for s in sessions], np.int64)
     arrays = {f: np.concatenate([getattr(s, f) for s in sessions]) for f in FIELDS}
-    np.savez(path, lengths=lengths, names=np.array([s.name for s in sessions]), **arrays)
+    arrays["lengths"] = lengths
+    arrays["names"] = np.array([s.name for s in sessions])
+    np.savez(path, **arrays)  # type: ignore[arg-type]
     return int(lengths.sum())
 
 
@@ -194,7 +222,7 @@ def load_examples(path: str | Path) -> list[SessionExamples]:
     arrays = {f: z[f] for f in FIELDS}
     names = z["names"]
     return [
-        SessionExamples(name=str(names[i]), **{f: arrays[f][bounds[i]:bounds[i + 1]] for f in FIELDS})
+        SessionExamples(name=str(names[i]), **{f: arrays[f][bounds[i] : bounds[i + 1]] for f in FIELDS})
         for i in range(len(lengths))
     ]
 

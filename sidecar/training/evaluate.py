@@ -62,9 +62,16 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, 
     recall = tp / max(tp + fn, 1)
     ece, table = calibration(yb.astype(np.float64), p)
     return {
-        "n": len(y), "positive_rate": float(yb.mean()), "auc": auc(yb, p), "threshold": threshold,
-        "accuracy": (tp + tn) / max(len(y), 1), "precision": precision, "recall": recall,
-        "f1": 2 * precision * recall / max(precision + recall, 1e-12), "ece": ece, "reliability": table,
+        "n": len(y),
+        "positive_rate": float(yb.mean()),
+        "auc": auc(yb, p),
+        "threshold": threshold,
+        "accuracy": (tp + tn) / max(len(y), 1),
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / max(precision + recall, 1e-12),
+        "ece": ece,
+        "reliability": table,
     }
 
 
@@ -105,13 +112,21 @@ def predict(model: PlayerModel, sessions: list[SessionExamples], chunk: int = 64
         add("npc_p", torch.sigmoid(logit)[seen])
     cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in acc.items()}
     return Predictions(
-        fail=(cat["fail_y"], cat["fail_p"]), quit=(cat["quit_y"], cat["quit_p"]), npc=(cat["npc_y"], cat["npc_p"]),
+        fail=(cat["fail_y"], cat["fail_p"]),
+        quit=(cat["quit_y"], cat["quit_p"]),
+        npc=(cat["npc_y"], cat["npc_p"]),
         states={n: (cat[f"{n}_y"], cat[f"{n}_p"]) for n in ("frustration", "engagement", "skill")},
     )
 
 
-def evaluate(checkpoint: str | None, data: str, split: str = "test", threshold: float = 0.5,
-             split_seed: int = 0, png: str | None = None) -> dict[str, Any]:
+def evaluate(
+    checkpoint: str | None,
+    data: str,
+    split: str = "test",
+    threshold: float = 0.5,
+    split_seed: int = 0,
+    png: str | None = None,
+) -> dict[str, Any]:
     ckpt = load_checkpoint(checkpoint)
     cfg = TrainConfig(data=data, out="", split_seed=split_seed)
     sessions = split_sessions(load_examples(data), cfg)[split] if split != "all" else load_examples(data)
@@ -119,15 +134,21 @@ def evaluate(checkpoint: str | None, data: str, split: str = "test", threshold: 
         raise ValueError(f"no sessions in split {split!r} of {data}")
     preds = predict(ckpt.model, sessions)
     report: dict[str, Any] = {
-        "model_version": ckpt.version, "data": str(data), "split": split, "sessions": len(sessions),
-        "frames": int(len(preds.fail[0])),
+        "model_version": ckpt.version,
+        "data": str(data),
+        "split": split,
+        "sessions": len(sessions),
+        "frames": len(preds.fail[0]),
         "heads": {
             "p_fail": binary_metrics(*preds.fail, threshold),
             "p_quit": binary_metrics(*preds.quit, threshold),
             "npc_tactic_hit": binary_metrics(*preds.npc, threshold),
         },
         "states": {
-            name: {"mae": float(np.abs(y - p).mean()), "corr": float(np.corrcoef(y, p)[0, 1]) if y.std() > 0 else float("nan")}
+            name: {
+                "mae": float(np.abs(y - p).mean()),
+                "corr": float(np.corrcoef(y, p)[0, 1]) if y.std() > 0 else float("nan"),
+            }
             for name, (y, p) in preds.states.items()
         },
     }
@@ -160,14 +181,26 @@ def reliability_png(report: dict[str, Any], path: str) -> None:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = [f"# Evaluation — {report['model_version']}", "",
-             f"{report['sessions']} held-out sessions ({report['split']} split), {report['frames']} frames.", "",
-             "| head | AUC | accuracy | precision | recall | F1 | ECE | positives |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Evaluation — {report['model_version']}",
+        "",
+        f"{report['sessions']} held-out sessions ({report['split']} split), {report['frames']} frames.",
+        "",
+        "| head | AUC | accuracy | precision | recall | F1 | ECE | positives |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, m in report["heads"].items():
-        lines.append(f"| {name} | {m['auc']:.3f} | {m['accuracy']:.3f} | {m['precision']:.3f} | {m['recall']:.3f} | "
-                     f"{m['f1']:.3f} | {m['ece']:.3f} | {m['positive_rate']:.3f} |")
-    lines += ["", f"Threshold {report['heads']['p_fail']['threshold']}.", "", "| state | MAE | correlation |",
-              "|---|---|---|"]
+        lines.append(
+            f"| {name} | {m['auc']:.3f} | {m['accuracy']:.3f} | {m['precision']:.3f} | {m['recall']:.3f} | "
+            f"{m['f1']:.3f} | {m['ece']:.3f} | {m['positive_rate']:.3f} |"
+        )
+    lines += [
+        "",
+        f"Threshold {report['heads']['p_fail']['threshold']}.",
+        "",
+        "| state | MAE | correlation |",
+        "|---|---|---|",
+    ]
     for name, m in report["states"].items():
         lines.append(f"| {name} | {m['mae']:.3f} | {m['corr']:.3f} |")
     return "\n".join(lines) + "\n"

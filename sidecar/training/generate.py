@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -24,15 +25,22 @@ class GenerateConfig:
     frame_every: int = 6
 
 
-def _shard(args: tuple[GenerateConfig, int, int, mp.Queue]) -> int:
+def _shard(args: tuple[GenerateConfig, int, int, Any]) -> int:
     cfg, shard, n, queue = args
     from sim.offline import OfflineConfig, run_offline
     from sim.players import load_population
 
     pop = load_population(cfg.population, cfg.seed * 100 + shard)
     ocfg = OfflineConfig(
-        sessions=n, max_seconds=cfg.max_seconds, frame_every=cfg.frame_every, seed=cfg.seed * 100 + shard,
-        policies=DATA_POLICIES, random_tactics=True, random_static_levels=True, record_dir=cfg.out, npc_hints=False,
+        sessions=n,
+        max_seconds=cfg.max_seconds,
+        frame_every=cfg.frame_every,
+        seed=cfg.seed * 100 + shard,
+        policies=DATA_POLICIES,
+        random_tactics=True,
+        random_static_levels=True,
+        record_dir=cfg.out,
+        npc_hints=False,
     )
     res = run_offline(pop, ocfg, progress=lambda k: queue.put(k))
     return len(res)

@@ -51,8 +51,16 @@ class TrainConfig:
     test_fraction: float = 0.1
     max_steps: int = 0  # stop after this many steps in total (tests); 0 = no limit
     threads: int = 0  # torch threads; 0 = leave as is
-    loss_weights: dict[str, float] = field(default_factory=lambda: {
-        "fail": 1.0, "quit": 1.0, "frustration": 0.3, "engagement": 0.3, "skill": 0.3, "npc": 0.5})
+    loss_weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "fail": 1.0,
+            "quit": 1.0,
+            "frustration": 0.3,
+            "engagement": 0.3,
+            "skill": 0.3,
+            "npc": 0.5,
+        }
+    )
 
 
 # -- lanes ------------------------------------------------------------------------------------
@@ -82,8 +90,13 @@ class Batch:
     targets: dict[str, torch.Tensor]
 
 
-def batches(sessions: list[SessionExamples], lanes: list[list[Chunk]], chunk: int, device: torch.device,
-            steps: int | None = None) -> Iterator[Batch]:
+def batches(
+    sessions: list[SessionExamples],
+    lanes: list[list[Chunk]],
+    chunk: int,
+    device: torch.device,
+    steps: int | None = None,
+) -> Iterator[Batch]:
     """Every rank must take the same number of steps under DDP: `steps` pads short lane sets."""
     steps = steps if steps is not None else max((len(lane) for lane in lanes), default=0)
     b = len(lanes)
@@ -120,8 +133,13 @@ def batches(sessions: list[SessionExamples], lanes: list[list[Chunk]], chunk: in
         t["npc_hit"] = torch.from_numpy(npc_hit).to(device)
         t["npc_tactic"] = torch.from_numpy(npc_tactic).to(device)
         yield Batch(
-            torch.from_numpy(players).to(device), torch.from_numpy(npcs).to(device), torch.from_numpy(mask).to(device),
-            torch.from_numpy(levels).to(device), torch.from_numpy(valid).to(device), torch.from_numpy(reset).to(device), t,
+            torch.from_numpy(players).to(device),
+            torch.from_numpy(npcs).to(device),
+            torch.from_numpy(mask).to(device),
+            torch.from_numpy(levels).to(device),
+            torch.from_numpy(valid).to(device),
+            torch.from_numpy(reset).to(device),
+            t,
         )
 
 
@@ -147,9 +165,17 @@ def losses(out: StepOutput, batch: Batch) -> dict[str, torch.Tensor]:
     return result
 
 
-def run_epoch(model: nn.Module, sessions: list[SessionExamples], lanes: list[list[Chunk]], cfg: TrainConfig,
-              device: torch.device, opt: torch.optim.Optimizer | None, bar: tqdm | None = None,
-              step_budget: list[int] | None = None, steps: int | None = None) -> dict[str, float]:
+def run_epoch(
+    model: nn.Module,
+    sessions: list[SessionExamples],
+    lanes: list[list[Chunk]],
+    cfg: TrainConfig,
+    device: torch.device,
+    opt: torch.optim.Optimizer | None,
+    bar: tqdm | None = None,
+    step_budget: list[int] | None = None,
+    steps: int | None = None,
+) -> dict[str, float]:
     core: PlayerModel = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model  # type: ignore[assignment]
     h = core.initial_state(len(lanes), device)
     totals: dict[str, float] = {}
@@ -194,7 +220,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     distributed = world > 1
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if torch.cuda.is_available() else torch.device("cpu")
+    device = (
+        torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if torch.cuda.is_available()
+        else torch.device("cpu")
+    )
     if distributed:
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if cfg.threads:
@@ -223,7 +253,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     show = rank == 0
     t0 = time.time()
     for epoch in range(cfg.epochs):
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not show, leave=False)
+        bar = tqdm(
+            total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not show, leave=False
+        )
         if cfg.schedule == "cosine":
             tr = _epoch_with_sched(model, train_s, lanes, cfg, device, opt, sched, bar, budget, steps_per_epoch)
         else:
@@ -234,8 +266,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             sched.step(val["loss"])
         history.append({"epoch": epoch + 1, "train": tr, "val": val, "lr": opt.param_groups[0]["lr"]})
         if show:
-            print(f"epoch {epoch + 1}: train {tr['loss']:.4f} val {val['loss']:.4f} (fail {val['fail']:.4f} "
-                  f"quit {val['quit']:.4f} npc {val['npc']:.4f})", flush=True)
+            print(
+                f"epoch {epoch + 1}: train {tr['loss']:.4f} val {val['loss']:.4f} (fail {val['fail']:.4f} "
+                f"quit {val['quit']:.4f} npc {val['npc']:.4f})",
+                flush=True,
+            )
         if val["loss"] < best - 1e-4:
             best, bad = val["loss"], 0
             best_state = {k: v.detach().clone() for k, v in core.state_dict().items()}
@@ -249,21 +284,42 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             break
     if best_state is not None:
         core.load_state_dict(best_state)
-    report = {"config": asdict(cfg), "history": history, "best_val_loss": best, "seconds": time.time() - t0,
-              "sessions": {k: len(v) for k, v in splits.items()}, "world_size": world}
+    report = {
+        "config": asdict(cfg),
+        "history": history,
+        "best_val_loss": best,
+        "seconds": time.time() - t0,
+        "sessions": {k: len(v) for k, v in splits.items()},
+        "world_size": world,
+    }
     if rank == 0:
         Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(cfg.out, core, f"{cfg.version} (trained)", trained=True, metrics={"best_val_loss": best},
-                        extra={"train": report})
+        save_checkpoint(
+            cfg.out,
+            core,
+            f"{cfg.version} (trained)",
+            trained=True,
+            metrics={"best_val_loss": best},
+            extra={"train": report},
+        )
     if distributed:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return report
 
 
-def _epoch_with_sched(model: nn.Module, sessions: list[SessionExamples], lanes: list[list[Chunk]], cfg: TrainConfig,
-                      device: torch.device, opt: torch.optim.Optimizer, sched: Any, bar: tqdm,
-                      budget: list[int] | None, steps: int) -> dict[str, float]:
+def _epoch_with_sched(
+    model: nn.Module,
+    sessions: list[SessionExamples],
+    lanes: list[list[Chunk]],
+    cfg: TrainConfig,
+    device: torch.device,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    bar: tqdm,
+    budget: list[int] | None,
+    steps: int,
+) -> dict[str, float]:
     # Step the per-batch schedule by wrapping the optimizer's step.
     orig = opt.step
 

@@ -37,8 +37,12 @@ class BrainServicer(pb_grpc.BrainServiceServicer):
 
         return pb.GetInfoResponse(
             model_version=self.ctx.info.model_version,
-            capabilities=[pb.CAPABILITY_NPC_HINTS, pb.CAPABILITY_INSIGHT, pb.CAPABILITY_EXPLANATIONS,
-                          pb.CAPABILITY_RECORDING],
+            capabilities=[
+                pb.CAPABILITY_NPC_HINTS,
+                pb.CAPABILITY_INSIGHT,
+                pb.CAPABILITY_EXPLANATIONS,
+                pb.CAPABILITY_RECORDING,
+            ],
             limits=self.ctx.limits.to_proto(),
             policies=list(POLICIES),
             protocol_version=1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import ssl
 from http import HTTPStatus
@@ -26,15 +27,22 @@ def _token(request: Request) -> str | None:
     if header:
         return header
     query = parse_qs(urlparse(request.path).query)
-    return (query.get("token") or [None])[0]
+    tokens = query.get("token")
+    return tokens[0] if tokens else None
 
 
 async def start_ws(
-    ctx: ServiceContext, host: str, port: int, auth: TokenAuth, tls_files: tuple[str, str] | None = None,
+    ctx: ServiceContext,
+    host: str,
+    port: int,
+    auth: TokenAuth,
+    tls_files: tuple[str, str] | None = None,
 ) -> tuple[Server, int]:
     def process_request(connection: ServerConnection, request: Request) -> Response | None:
         if not auth.check(_token(request)):
-            return connection.respond(HTTPStatus.UNAUTHORIZED, "missing or wrong token (header 'Authorization: Bearer <token>')\n")
+            return connection.respond(
+                HTTPStatus.UNAUTHORIZED, "missing or wrong token (header 'Authorization: Bearer <token>')\n"
+            )
         return None
 
     async def handle(ws: ServerConnection) -> None:
@@ -66,10 +74,8 @@ async def start_ws(
             pass
         finally:
             handler.on_disconnect()
-            try:
+            with contextlib.suppress(TimeoutError, ConnectionClosed):
                 await asyncio.wait_for(_flush(out, writer), timeout=5.0)
-            except (TimeoutError, ConnectionClosed):
-                pass
             writer.cancel()
 
     ssl_ctx = None
@@ -78,8 +84,15 @@ async def start_ws(
         ssl_ctx.load_cert_chain(tls_files[0], tls_files[1])
     try:
         server = await serve(
-            handle, host, port, max_size=ctx.limits.max_message_bytes, process_request=process_request,
-            ssl=ssl_ctx, compression=None, ping_interval=20, ping_timeout=20,
+            handle,
+            host,
+            port,
+            max_size=ctx.limits.max_message_bytes,
+            process_request=process_request,
+            ssl=ssl_ctx,
+            compression=None,
+            ping_interval=20,
+            ping_timeout=20,
         )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:

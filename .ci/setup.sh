@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh machine: Python packages (CPU torch from the local wheel when present).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if ! "$PY" -c "import torch" 2>/dev/null; then
+  # torch 2.13.0 is the CPU build on this machine kind; a plain 'torch' would pull a 5 GB CUDA build.
+  "$PY" -m pip install -q "torch==2.13.0" || "$PY" -m pip install -q "torch>=2.4,<2.14"
+fi
+"$PY" -m pip install -q -e ".[test,fast]"
