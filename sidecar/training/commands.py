@@ -76,6 +76,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         split_seed=a.split_seed,
         max_steps=a.max_steps,
         threads=a.threads,
+        rank_digest=a.rank_digest or "",
     )
     report = train(cfg)
     if a.report:
@@ -135,6 +136,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tr.add_argument("--max-steps", type=int, default=0)
     tr.add_argument("--threads", type=int, default=0)
     tr.add_argument("--report", help="write the training history as JSON")
+    tr.add_argument("--rank-digest", help="write each rank's final weight digest to PATH.rankN (DDP check)")
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="AUC, accuracy, recall, F1 and calibration on held-out sessions")

@@ -10,6 +10,7 @@ DistributedDataParallel (gloo on CPU, nccl on GPU): each rank takes its share of
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import random
@@ -51,6 +52,7 @@ class TrainConfig:
     test_fraction: float = 0.1
     max_steps: int = 0  # stop after this many steps in total (tests); 0 = no limit
     threads: int = 0  # torch threads; 0 = leave as is
+    rank_digest: str = ""  # write each rank's final weight digest to <this>.rank<N> (checks DDP agreement)
     loss_weights: dict[str, float] = field(
         default_factory=lambda: {
             "fail": 1.0,
@@ -292,6 +294,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "sessions": {k: len(v) for k, v in splits.items()},
         "world_size": world,
     }
+    if cfg.rank_digest:
+        Path(f"{cfg.rank_digest}.rank{rank}").write_text(weights_digest(core))
     if rank == 0:
         Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(
@@ -306,6 +310,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return report
+
+
+def weights_digest(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().float().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _epoch_with_sched(

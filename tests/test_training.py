@@ -1,0 +1,97 @@
+"""The training pipeline end to end on a small simulated data set, and DDP with two CPU processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sidecar.model.checkpoint import CheckpointError, load_checkpoint
+from sidecar.training.dataset import Horizons, load_examples, save_examples, session_examples, split_of
+from sidecar.training.evaluate import auc, calibration
+from sim.offline import OfflineConfig, run_offline
+from sim.players import load_population
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: object) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    cfg = OfflineConfig(sessions=16, max_seconds=150.0, seed=5, policies=["random_walk", "rubber_band"],
+                        random_tactics=True, record_dir=str(root / "recs"), npc_hints=False)
+    run_offline(load_population("novice=1,expert=1", 5), cfg, tiny_checkpoint)  # type: ignore[arg-type]
+    sessions = [s for f in sorted((root / "recs").glob("*.mbrec")) for s in session_examples(f, Horizons())]
+    save_examples(root / "data.npz", sessions)
+    return root / "data.npz"
+
+
+def test_labels_come_from_the_future(small_data: Path) -> None:
+    sessions = load_examples(small_data)
+    assert len(sessions) == 16
+    s = max(sessions, key=lambda x: x.fail.sum())
+    deaths = np.nonzero(s.players[:, 15] > 0)[0]  # the "deaths" column
+    assert deaths.size
+    d = deaths[0]
+    # The frames in the 10 s (50 frames at 5 Hz) before a death are labelled fail; the death frame itself is past.
+    assert s.fail[max(d - 45, 0):d].all()
+    quit_sessions = [x for x in sessions if x.quit.any()]
+    for x in quit_sessions:
+        assert x.quit[-1] == 1.0 and (x.quit[:-302] == 0).all()  # only the last 60 s (300 frames)
+    assert all(((x.npc_tactic >= -1) & (x.npc_tactic < 6)).all() for x in sessions)
+    # Splits are by session and reproducible.
+    assert split_of("a", 0, 0.1, 0.1) == split_of("a", 0, 0.1, 0.1)
+
+
+def test_metrics() -> None:
+    y = np.array([0, 0, 1, 1])
+    assert auc(y, np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
+    assert auc(y, np.array([0.9, 0.8, 0.2, 0.1])) == 0.0
+    assert auc(y, np.array([0.5, 0.5, 0.5, 0.5])) == 0.5
+    ece, _ = calibration(np.array([0.0, 1.0] * 50), np.full(100, 0.5))
+    assert ece == pytest.approx(0.0)
+
+
+def test_train_then_evaluate_then_serve(small_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.pt"
+    report = tmp_path / "r.json"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cmd = [sys.executable, "-m", "sidecar.cli", "train", "--data", str(small_data), "--out", str(out), "--epochs", "2",
+           "--hidden", "32", "--lanes", "8", "--chunk", "16", "--report", str(report), "--threads", "1"]
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=300)
+    history = json.loads(report.read_text())["history"]
+    assert len(history) >= 1 and np.isfinite(history[-1]["val"]["loss"])
+    ckpt = load_checkpoint(out)
+    assert ckpt.trained and "trained" in ckpt.version and ckpt.model.cfg.hidden == 32
+    ev = subprocess.run([sys.executable, "-m", "sidecar.cli", "evaluate", "--checkpoint", str(out), "--data",
+                         str(small_data), "--split", "all", "--json", str(tmp_path / "e.json"), "--png",
+                         str(tmp_path / "rel.png")], check=True, env=env, capture_output=True, text=True, timeout=300)
+    assert "| p_fail |" in ev.stdout
+    figures = json.loads((tmp_path / "e.json").read_text())
+    assert 0.0 <= figures["heads"]["p_fail"]["auc"] <= 1.0 and (tmp_path / "rel.png").stat().st_size > 1000
+
+
+def test_checkpoint_layout_mismatch_is_refused(tmp_path: Path) -> None:
+    import torch
+
+    blob = torch.load(load_checkpoint.__globals__["DEFAULT_CHECKPOINT"], weights_only=True)
+    blob["feature_layout_hash"] = "0000"
+    torch.save(blob, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="feature layout 0000"):
+        load_checkpoint(tmp_path / "old.pt")
+
+
+def test_ddp_two_cpu_ranks_agree(small_data: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    digest = tmp_path / "digest"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "sidecar.cli",
+           "train", "--data", str(small_data), "--out", str(tmp_path / "ddp.pt"), "--epochs", "1", "--max-steps", "4",
+           "--hidden", "16", "--lanes", "4", "--chunk", "8", "--rank-digest", str(digest)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r0, r1 = (Path(f"{digest}.rank{i}").read_text() for i in (0, 1))
+    assert r0 == r1
+    assert load_checkpoint(tmp_path / "ddp.pt").extra["train"]["world_size"] == 2
