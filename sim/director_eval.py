@@ -41,12 +41,21 @@ class PolicyRun:
 
 
 def parse_policy(label: str) -> PolicyRun:
+    """'static:0.4', 'rubber_band', 'predictive:nohints', or 'predictive:quit_weight=2;band_low=0.1'."""
     name, _, arg = label.partition(":")
     if name == "static":
         return PolicyRun(label, "static", {"level": arg or "0.5"}, True)
-    if arg == "nohints":
-        return PolicyRun(label, name, {}, False)
-    return PolicyRun(label, name, {}, True)
+    params: dict[str, str] = {}
+    hints = True
+    for part in filter(None, arg.split(";")):
+        if part == "nohints":
+            hints = False
+            continue
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"policy {label!r}: expected KEY=VALUE or 'nohints', got {part!r}")
+        params[key] = value
+    return PolicyRun(label, name, params, hints)
 
 
 def _run(args: tuple[PolicyRun, str, int, int, float, str | None, Any]) -> tuple[str, list[dict[str, Any]]]:

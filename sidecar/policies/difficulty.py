@@ -135,7 +135,7 @@ class PredictivePolicy(DifficultyPolicy):
     name = "predictive"
 
     def __init__(self, params: dict[str, str], default_level: float, band: tuple[float, float]) -> None:
-        self.band = band
+        self.band = (_param(params, "band_low", band[0]), _param(params, "band_high", band[1]))
         self.quit_weight = _param(params, "quit_weight", 0.5)
         self.smoothing_s = _param(params, "smoothing_s", 2.0)
         self.level = _param(params, "start", default_level)

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The prepared GPU check, for a lent CUDA machine (e.g. the H200 through the device tool):
+# the CUDA tests (graphs vs eager), then model-step timings, default and ~100M-parameter configs.
+# Output goes to $OUT (or ./gpu-out). Sized to finish in a few minutes.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-gpu-out}
+mkdir -p "$OUT"
+export PYTHONPATH=$PWD
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else '')" | tee "$OUT/env.txt"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee -a "$OUT/env.txt"
+python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_engine.py 2>&1 | tail -5 | tee "$OUT/gpu_tests.txt"
+python3 -m sidecar.cli bench-model --device cuda --batches 1,64,1024,8192 --repeats 100 --json "$OUT/bench_default.json" 2>/dev/null | tee "$OUT/bench_default.txt"
+python3 -m sidecar.cli bench-model --device cuda --config large --bf16 --batches 1,1024,5000,8192 --repeats 30 --json "$OUT/bench_large_bf16.json" 2>/dev/null | tee "$OUT/bench_large.txt"

@@ -1,0 +1,103 @@
+"""`metabrain bench-model`: model-step time per tick for several batch sizes, eager vs CUDA graphs.
+
+Each tick is the runner's whole step: zero new slots, gather states, one model step, scatter, copy
+predictions to the host. Reported as the median of repeated ticks after warm-up; the eager time at
+batch 1 is the baseline every other figure is divided by.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sidecar.engine.plan import StepPlan
+from sidecar.engine.runner import Runner
+from sidecar.features import MAX_MODEL_NPCS, NPC_DIM, PLAYER_DIM
+from sidecar.model.player_model import ModelConfig, PlayerModel, parameter_count
+
+
+def synthetic_plan(batch: int, levels: int = 12, seed: int = 0) -> StepPlan:
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((batch, MAX_MODEL_NPCS), bool)
+    mask[:, :6] = True
+    return StepPlan(
+        tick=0, entries=[], slots=rng.permutation(batch).astype(np.int64), reset_slots=np.zeros(0, np.int64),
+        players=rng.normal(size=(batch, PLAYER_DIM)).astype(np.float32),
+        npcs=rng.normal(size=(batch, MAX_MODEL_NPCS, NPC_DIM)).astype(np.float32), npc_mask=mask,
+        levels=rng.uniform(size=(batch, levels)).astype(np.float32), explain_rows=np.zeros(0, np.int64),
+    )
+
+
+def time_ticks(runner: Runner, plan: StepPlan, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        runner.step(plan)
+    times = []
+    for _ in range(repeats):
+        if runner.device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        runner.step(plan)  # returns host numpy arrays: the copy back synchronizes
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench(device: str, batches: list[int], config: str, repeats: int, dtype: torch.dtype) -> dict[str, Any]:
+    cfg = ModelConfig.gpu_large() if config == "large" else ModelConfig()
+    model = PlayerModel(cfg).eval()
+    rows = []
+    modes = ["eager"] + (["cuda_graph"] if device.startswith("cuda") else [])
+    with tqdm(total=len(batches) * len(modes), desc=f"bench {config} on {device}", unit="case") as bar:
+        for mode in modes:
+            runner = Runner(model, device, max_slots=max(batches), cuda_graphs=mode == "cuda_graph", dtype=dtype)
+            for b in batches:
+                n = repeats if b <= 1024 else max(repeats // 4, 5)
+                t = time_ticks(runner, synthetic_plan(b), n)
+                rows.append({"mode": mode, "batch": b, "tick_ms": t * 1e3, "us_per_player": t * 1e6 / b})
+                bar.update(1)
+    base = next(r["tick_ms"] for r in rows if r["mode"] == "eager" and r["batch"] == batches[0])
+    for r in rows:
+        r["vs_eager_b1"] = r["tick_ms"] / base
+    return {
+        "device": device, "device_name": (
+            torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine()
+        ),
+        "config": config, "parameters": parameter_count(model), "dtype": str(dtype), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "machine": platform.platform(), "rows": rows,
+    }
+
+
+def cmd(a: argparse.Namespace) -> int:
+    device = a.device if a.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        torch.set_num_threads(a.threads)
+    dtype = torch.bfloat16 if a.bf16 else torch.float32
+    report = bench(device, [int(b) for b in a.batches.split(",")], a.config, a.repeats, dtype)
+    print(f"{report['config']} model, {report['parameters']:,} parameters, {report['dtype']}, on {device} "
+          f"({report['device_name']}), torch {report['torch']}, {report['threads']} threads")
+    print(f"{'mode':>10} {'batch':>6} {'tick ms':>9} {'us/player':>10} {'x eager b1':>10}")
+    for r in report["rows"]:
+        print(f"{r['mode']:>10} {r['batch']:>6} {r['tick_ms']:>9.3f} {r['us_per_player']:>10.2f} {r['vs_eager_b1']:>10.2f}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("bench-model", help="model-step time per tick for batch sizes 1..8192 (eager vs CUDA graphs)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batches", default="1,64,1024,8192")
+    p.add_argument("--config", choices=["default", "large"], default="default")
+    p.add_argument("--repeats", type=int, default=50)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--bf16", action="store_true", help="run the model in bfloat16")
+    p.add_argument("--json")
+    p.set_defaults(func=cmd)
