@@ -30,10 +30,15 @@ def synthetic_plan(batch: int, levels: int = 12, seed: int = 0) -> StepPlan:
     mask = np.zeros((batch, MAX_MODEL_NPCS), bool)
     mask[:, :6] = True
     return StepPlan(
-        tick=0, entries=[], slots=rng.permutation(batch).astype(np.int64), reset_slots=np.zeros(0, np.int64),
+        tick=0,
+        entries=[],
+        slots=rng.permutation(batch).astype(np.int64),
+        reset_slots=np.zeros(0, np.int64),
         players=rng.normal(size=(batch, PLAYER_DIM)).astype(np.float32),
-        npcs=rng.normal(size=(batch, MAX_MODEL_NPCS, NPC_DIM)).astype(np.float32), npc_mask=mask,
-        levels=rng.uniform(size=(batch, levels)).astype(np.float32), explain_rows=np.zeros(0, np.int64),
+        npcs=rng.normal(size=(batch, MAX_MODEL_NPCS, NPC_DIM)).astype(np.float32),
+        npc_mask=mask,
+        levels=rng.uniform(size=(batch, levels)).astype(np.float32),
+        explain_rows=np.zeros(0, np.int64),
     )
 
 
@@ -67,11 +72,17 @@ def bench(device: str, batches: list[int], config: str, repeats: int, dtype: tor
     for r in rows:
         r["vs_eager_b1"] = r["tick_ms"] / base
     return {
-        "device": device, "device_name": (
+        "device": device,
+        "device_name": (
             torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine()
         ),
-        "config": config, "parameters": parameter_count(model), "dtype": str(dtype), "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "machine": platform.platform(), "rows": rows,
+        "config": config,
+        "parameters": parameter_count(model),
+        "dtype": str(dtype),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.platform(),
+        "rows": rows,
     }
 
 
@@ -81,11 +92,15 @@ def cmd(a: argparse.Namespace) -> int:
         torch.set_num_threads(a.threads)
     dtype = torch.bfloat16 if a.bf16 else torch.float32
     report = bench(device, [int(b) for b in a.batches.split(",")], a.config, a.repeats, dtype)
-    print(f"{report['config']} model, {report['parameters']:,} parameters, {report['dtype']}, on {device} "
-          f"({report['device_name']}), torch {report['torch']}, {report['threads']} threads")
+    print(
+        f"{report['config']} model, {report['parameters']:,} parameters, {report['dtype']}, on {device} "
+        f"({report['device_name']}), torch {report['torch']}, {report['threads']} threads"
+    )
     print(f"{'mode':>10} {'batch':>6} {'tick ms':>9} {'us/player':>10} {'x eager b1':>10}")
     for r in report["rows"]:
-        print(f"{r['mode']:>10} {r['batch']:>6} {r['tick_ms']:>9.3f} {r['us_per_player']:>10.2f} {r['vs_eager_b1']:>10.2f}")
+        print(
+            f"{r['mode']:>10} {r['batch']:>6} {r['tick_ms']:>9.3f} {r['us_per_player']:>10.2f} {r['vs_eager_b1']:>10.2f}"
+        )
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=2))
     return 0

@@ -21,8 +21,15 @@ from sim.players import load_population
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: object) -> Path:
     root = tmp_path_factory.mktemp("data")
-    cfg = OfflineConfig(sessions=16, max_seconds=150.0, seed=5, policies=["random_walk", "rubber_band"],
-                        random_tactics=True, record_dir=str(root / "recs"), npc_hints=False)
+    cfg = OfflineConfig(
+        sessions=16,
+        max_seconds=150.0,
+        seed=5,
+        policies=["random_walk", "rubber_band"],
+        random_tactics=True,
+        record_dir=str(root / "recs"),
+        npc_hints=False,
+    )
     run_offline(load_population("novice=1,expert=1", 5), cfg, tiny_checkpoint)  # type: ignore[arg-type]
     sessions = [s for f in sorted((root / "recs").glob("*.mbrec")) for s in session_examples(f, Horizons())]
     save_examples(root / "data.npz", sessions)
@@ -37,7 +44,7 @@ def test_labels_come_from_the_future(small_data: Path) -> None:
     assert deaths.size
     d = deaths[0]
     # The frames in the 10 s (50 frames at 5 Hz) before a death are labelled fail; the death frame itself is past.
-    assert s.fail[max(d - 45, 0):d].all()
+    assert s.fail[max(d - 45, 0) : d].all()
     quit_sessions = [x for x in sessions if x.quit.any()]
     for x in quit_sessions:
         assert x.quit[-1] == 1.0 and (x.quit[:-302] == 0).all()  # only the last 60 s (300 frames)
@@ -59,16 +66,56 @@ def test_train_then_evaluate_then_serve(small_data: Path, tmp_path: Path) -> Non
     out = tmp_path / "m.pt"
     report = tmp_path / "r.json"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    cmd = [sys.executable, "-m", "sidecar.cli", "train", "--data", str(small_data), "--out", str(out), "--epochs", "2",
-           "--hidden", "32", "--lanes", "8", "--chunk", "16", "--report", str(report), "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sidecar.cli",
+        "train",
+        "--data",
+        str(small_data),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--hidden",
+        "32",
+        "--lanes",
+        "8",
+        "--chunk",
+        "16",
+        "--report",
+        str(report),
+        "--threads",
+        "1",
+    ]
     subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=300)
     history = json.loads(report.read_text())["history"]
     assert len(history) >= 1 and np.isfinite(history[-1]["val"]["loss"])
     ckpt = load_checkpoint(out)
     assert ckpt.trained and "trained" in ckpt.version and ckpt.model.cfg.hidden == 32
-    ev = subprocess.run([sys.executable, "-m", "sidecar.cli", "evaluate", "--checkpoint", str(out), "--data",
-                         str(small_data), "--split", "all", "--json", str(tmp_path / "e.json"), "--png",
-                         str(tmp_path / "rel.png")], check=True, env=env, capture_output=True, text=True, timeout=300)
+    ev = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sidecar.cli",
+            "evaluate",
+            "--checkpoint",
+            str(out),
+            "--data",
+            str(small_data),
+            "--split",
+            "all",
+            "--json",
+            str(tmp_path / "e.json"),
+            "--png",
+            str(tmp_path / "rel.png"),
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert "| p_fail |" in ev.stdout
     figures = json.loads((tmp_path / "e.json").read_text())
     assert 0.0 <= figures["heads"]["p_fail"]["auc"] <= 1.0 and (tmp_path / "rel.png").stat().st_size > 1000
@@ -87,9 +134,33 @@ def test_checkpoint_layout_mismatch_is_refused(tmp_path: Path) -> None:
 def test_ddp_two_cpu_ranks_agree(small_data: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
     digest = tmp_path / "digest"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "sidecar.cli",
-           "train", "--data", str(small_data), "--out", str(tmp_path / "ddp.pt"), "--epochs", "1", "--max-steps", "4",
-           "--hidden", "16", "--lanes", "4", "--chunk", "8", "--rank-digest", str(digest)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "sidecar.cli",
+        "train",
+        "--data",
+        str(small_data),
+        "--out",
+        str(tmp_path / "ddp.pt"),
+        "--epochs",
+        "1",
+        "--max-steps",
+        "4",
+        "--hidden",
+        "16",
+        "--lanes",
+        "4",
+        "--chunk",
+        "8",
+        "--rank-digest",
+        str(digest),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     r0, r1 = (Path(f"{digest}.rank{i}").read_text() for i in (0, 1))
