@@ -99,7 +99,8 @@ def cmd(a: argparse.Namespace) -> int:
     print(f"{'mode':>10} {'batch':>6} {'tick ms':>9} {'us/player':>10} {'x eager b1':>10}")
     for r in report["rows"]:
         print(
-            f"{r['mode']:>10} {r['batch']:>6} {r['tick_ms']:>9.3f} {r['us_per_player']:>10.2f} {r['vs_eager_b1']:>10.2f}"
+            f"{r['mode']:>10} {r['batch']:>6} {r['tick_ms']:>9.3f} {r['us_per_player']:>10.2f} "
+            f"{r['vs_eager_b1']:>10.2f}"
         )
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=2))
