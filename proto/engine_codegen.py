@@ -235,8 +235,20 @@ _GD_RUNTIME = """
 ## Wire writer: a growable byte buffer with protobuf primitives.
 class Writer:
 	var buf: StreamPeerBuffer = StreamPeerBuffer.new()
+	var _child: Writer = null
+
+	## A cleared scratch writer for a nested message, reused (no allocation per message).
+	func child() -> Writer:
+		if _child == null:
+			_child = Writer.new()
+		else:
+			_child.buf.clear()
+		return _child
 
 	func varint(v: int) -> void:
+		if v >= 0 and v < 0x80:
+			buf.put_u8(v)
+			return
 		# GDScript ints are signed 64-bit: shift logically by masking after the arithmetic shift.
 		while true:
 			var low: int = v & 0x7F
@@ -265,6 +277,12 @@ class Writer:
 		buf.put_double(v)
 
 	func bytes(b: PackedByteArray) -> void:
+		varint(b.size())
+		buf.put_data(b)
+
+	## A nested message from a child writer: its length, then its bytes.
+	func nested(w: Writer) -> void:
+		var b: PackedByteArray = w.buf.data_array
 		varint(b.size())
 		buf.put_data(b)
 
@@ -446,13 +464,19 @@ def _gd_type(f: Field) -> tuple[str, str]:
     return t, default
 
 
+def _gd_tag(w: str, number: int, wire: int) -> str:
+    key = (number << 3) | wire
+    # Most tags fit one byte: write it directly (a measurable share of encode time in GDScript).
+    return f"{w}.buf.put_u8({key})" if key < 0x80 else f"{w}.tag({number}, {wire})"
+
+
 def _gd_scalar_write(f: Field, expr: str, w: str = "out_") -> list[str]:
     if f.type == STRING:
-        return [f"{w}.tag({f.number}, 2)", f"{w}.bytes({expr}.to_utf8_buffer())"]
+        return [_gd_tag(w, f.number, 2), f"{w}.bytes({expr}.to_utf8_buffer())"]
     if f.type == BYTES:
-        return [f"{w}.tag({f.number}, 2)", f"{w}.bytes({expr})"]
+        return [_gd_tag(w, f.number, 2), f"{w}.bytes({expr})"]
     value = f"(1 if {expr} else 0)" if f.type == BOOL else expr
-    return [f"{w}.tag({f.number}, {WIRE[f.type]})", f"{w}.{_GD_WRITE[f.type]}({value})"]
+    return [_gd_tag(w, f.number, WIRE[f.type]), f"{w}.{_GD_WRITE[f.type]}({value})"]
 
 
 def _gd_is_set(f: Field, expr: str) -> str:
@@ -506,35 +530,35 @@ def _gd_message(m: Message) -> list[str]:
             body += ["\t" + s for s in _gd_scalar_write(f.map_key, "k_", "e_")]
             if f.map_value.type == MESSAGE:
                 body += [
-                    "\tvar sub_: Writer = Writer.new()",
+                    "\tvar sub_: Writer = out_.child()",
                     f"\t{n}[k_].write(sub_)",
-                    "\te_.tag(2, 2)",
-                    "\te_.bytes(sub_.data())",
+                    "\te_.buf.put_u8(18)",
+                    "\te_.nested(sub_)",
                 ]
             else:
                 body += ["\t" + s for s in _gd_scalar_write(f.map_value, f"{n}[k_]", "e_")]
-            body += [f"\tout_.tag({f.number}, 2)", "\tout_.bytes(e_.data())"]
+            body += [f"\t{_gd_tag('out_', f.number, 2)}", "\tout_.bytes(e_.data())"]
         elif f.type == MESSAGE and f.repeated:
             body += [
                 f"for item_: {f.type_name} in {n}:",
-                "\tvar sub_: Writer = Writer.new()",
+                "\tvar sub_: Writer = out_.child()",
                 "\titem_.write(sub_)",
-                f"\tout_.tag({f.number}, 2)",
-                "\tout_.bytes(sub_.data())",
+                f"\t{_gd_tag('out_', f.number, 2)}",
+                "\tout_.nested(sub_)",
             ]
         elif f.type == MESSAGE:
             body += [
                 f"if {n} != null:",
-                "\tvar sub_: Writer = Writer.new()",
+                "\tvar sub_: Writer = out_.child()",
                 f"\t{n}.write(sub_)",
-                f"\tout_.tag({f.number}, 2)",
-                "\tout_.bytes(sub_.data())",
+                f"\t{_gd_tag('out_', f.number, 2)}",
+                "\tout_.nested(sub_)",
             ]
         elif f.packed:
             et = _GD_TYPES[f.type][0]
             body += [f"if not {n}.is_empty():", "\tvar p_: Writer = Writer.new()", f"\tfor v_: {et} in {n}:"]
             value = "(1 if v_ else 0)" if f.type == BOOL else "v_"
-            body += [f"\t\tp_.{_GD_WRITE[f.type]}({value})", f"\tout_.tag({f.number}, 2)", "\tout_.bytes(p_.data())"]
+            body += [f"\t\tp_.{_GD_WRITE[f.type]}({value})", f"\t{_gd_tag('out_', f.number, 2)}", "\tout_.bytes(p_.data())"]
         elif f.repeated:
             body += [f"for v_: {_GD_TYPES[f.type][0]} in {n}:"] + ["\t" + s for s in _gd_scalar_write(f, "v_")]
         elif f.oneof is not None:

@@ -12,8 +12,20 @@ enum Color_ {
 ## Wire writer: a growable byte buffer with protobuf primitives.
 class Writer:
 	var buf: StreamPeerBuffer = StreamPeerBuffer.new()
+	var _child: Writer = null
+
+	## A cleared scratch writer for a nested message, reused (no allocation per message).
+	func child() -> Writer:
+		if _child == null:
+			_child = Writer.new()
+		else:
+			_child.buf.clear()
+		return _child
 
 	func varint(v: int) -> void:
+		if v >= 0 and v < 0x80:
+			buf.put_u8(v)
+			return
 		# GDScript ints are signed 64-bit: shift logically by masking after the arithmetic shift.
 		while true:
 			var low: int = v & 0x7F
@@ -42,6 +54,12 @@ class Writer:
 		buf.put_double(v)
 
 	func bytes(b: PackedByteArray) -> void:
+		varint(b.size())
+		buf.put_data(b)
+
+	## A nested message from a child writer: its length, then its bytes.
+	func nested(w: Writer) -> void:
+		var b: PackedByteArray = w.buf.data_array
 		varint(b.size())
 		buf.put_data(b)
 
@@ -162,10 +180,10 @@ class Inner:
 
 	func write(out_: Writer) -> void:
 		if id != 0:
-			out_.tag(1, 0)
+			out_.buf.put_u8(8)
 			out_.varint(id)
 		if not label.is_empty():
-			out_.tag(2, 2)
+			out_.buf.put_u8(18)
 			out_.bytes(label.to_utf8_buffer())
 
 	func read(in_: Reader, end_: int) -> void:
@@ -245,63 +263,63 @@ class AllTypes:
 
 	func write(out_: Writer) -> void:
 		if Writer.is_set_float(f_double):
-			out_.tag(1, 1)
+			out_.buf.put_u8(9)
 			out_.float64(f_double)
 		if Writer.is_set_float(f_float):
-			out_.tag(2, 5)
+			out_.buf.put_u8(21)
 			out_.float32(f_float)
 		if f_int64 != 0:
-			out_.tag(3, 0)
+			out_.buf.put_u8(24)
 			out_.varint(f_int64)
 		if f_uint64 != 0:
-			out_.tag(4, 0)
+			out_.buf.put_u8(32)
 			out_.varint(f_uint64)
 		if f_int32 != 0:
-			out_.tag(5, 0)
+			out_.buf.put_u8(40)
 			out_.varint(f_int32)
 		if f_fixed64 != 0:
-			out_.tag(6, 1)
+			out_.buf.put_u8(49)
 			out_.fixed64(f_fixed64)
 		if f_fixed32 != 0:
-			out_.tag(7, 5)
+			out_.buf.put_u8(61)
 			out_.fixed32(f_fixed32)
 		if f_bool:
-			out_.tag(8, 0)
+			out_.buf.put_u8(64)
 			out_.varint((1 if f_bool else 0))
 		if not f_string.is_empty():
-			out_.tag(9, 2)
+			out_.buf.put_u8(74)
 			out_.bytes(f_string.to_utf8_buffer())
 		if not f_bytes.is_empty():
-			out_.tag(10, 2)
+			out_.buf.put_u8(82)
 			out_.bytes(f_bytes)
 		if f_uint32 != 0:
-			out_.tag(11, 0)
+			out_.buf.put_u8(88)
 			out_.varint(f_uint32)
 		if f_enum != 0:
-			out_.tag(12, 0)
+			out_.buf.put_u8(96)
 			out_.varint(f_enum)
 		if f_sfixed32 != 0:
-			out_.tag(13, 5)
+			out_.buf.put_u8(109)
 			out_.fixed32(f_sfixed32)
 		if f_sfixed64 != 0:
-			out_.tag(14, 1)
+			out_.buf.put_u8(113)
 			out_.fixed64(f_sfixed64)
 		if f_sint32 != 0:
-			out_.tag(15, 0)
+			out_.buf.put_u8(120)
 			out_.zigzag(f_sint32)
 		if f_sint64 != 0:
 			out_.tag(16, 0)
 			out_.zigzag(f_sint64)
 		if inner != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			inner.write(sub_)
 			out_.tag(17, 2)
-			out_.bytes(sub_.data())
+			out_.nested(sub_)
 		for item_: Inner in inners:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			item_.write(sub_)
 			out_.tag(18, 2)
-			out_.bytes(sub_.data())
+			out_.nested(sub_)
 		if not r_int32.is_empty():
 			var p_: Writer = Writer.new()
 			for v_: int in r_int32:
@@ -348,10 +366,10 @@ class AllTypes:
 			out_.tag(26, 2)
 			out_.bytes(p_.data())
 		if choice_inner != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			choice_inner.write(sub_)
 			out_.tag(27, 2)
-			out_.bytes(sub_.data())
+			out_.nested(sub_)
 		if _has_choice_text:
 			out_.tag(28, 2)
 			out_.bytes(choice_text.to_utf8_buffer())
@@ -360,20 +378,20 @@ class AllTypes:
 			out_.varint(choice_number)
 		for k_: String in tags:
 			var e_: Writer = Writer.new()
-			e_.tag(1, 2)
+			e_.buf.put_u8(10)
 			e_.bytes(k_.to_utf8_buffer())
-			e_.tag(2, 2)
+			e_.buf.put_u8(18)
 			e_.bytes(tags[k_].to_utf8_buffer())
 			out_.tag(30, 2)
 			out_.bytes(e_.data())
 		for k_: String in named:
 			var e_: Writer = Writer.new()
-			e_.tag(1, 2)
+			e_.buf.put_u8(10)
 			e_.bytes(k_.to_utf8_buffer())
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			named[k_].write(sub_)
-			e_.tag(2, 2)
-			e_.bytes(sub_.data())
+			e_.buf.put_u8(18)
+			e_.nested(sub_)
 			out_.tag(31, 2)
 			out_.bytes(e_.data())
 

@@ -64,8 +64,20 @@ enum ErrorCode {
 ## Wire writer: a growable byte buffer with protobuf primitives.
 class Writer:
 	var buf: StreamPeerBuffer = StreamPeerBuffer.new()
+	var _child: Writer = null
+
+	## A cleared scratch writer for a nested message, reused (no allocation per message).
+	func child() -> Writer:
+		if _child == null:
+			_child = Writer.new()
+		else:
+			_child.buf.clear()
+		return _child
 
 	func varint(v: int) -> void:
+		if v >= 0 and v < 0x80:
+			buf.put_u8(v)
+			return
 		# GDScript ints are signed 64-bit: shift logically by masking after the arithmetic shift.
 		while true:
 			var low: int = v & 0x7F
@@ -94,6 +106,12 @@ class Writer:
 		buf.put_double(v)
 
 	func bytes(b: PackedByteArray) -> void:
+		varint(b.size())
+		buf.put_data(b)
+
+	## A nested message from a child writer: its length, then its bytes.
+	func nested(w: Writer) -> void:
+		var b: PackedByteArray = w.buf.data_array
 		varint(b.size())
 		buf.put_data(b)
 
@@ -216,20 +234,20 @@ class SessionRequest:
 
 	func write(out_: Writer) -> void:
 		if hello != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			hello.write(sub_)
-			out_.tag(1, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(10)
+			out_.nested(sub_)
 		if frame != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			frame.write(sub_)
-			out_.tag(2, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(18)
+			out_.nested(sub_)
 		if goodbye != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			goodbye.write(sub_)
-			out_.tag(3, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(26)
+			out_.nested(sub_)
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
@@ -300,30 +318,30 @@ class SessionResponse:
 
 	func write(out_: Writer) -> void:
 		if welcome != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			welcome.write(sub_)
-			out_.tag(1, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(10)
+			out_.nested(sub_)
 		if guidance != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			guidance.write(sub_)
-			out_.tag(2, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(18)
+			out_.nested(sub_)
 		if error != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			error.write(sub_)
-			out_.tag(3, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(26)
+			out_.nested(sub_)
 		if superseded != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			superseded.write(sub_)
-			out_.tag(4, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(34)
+			out_.nested(sub_)
 		if goodbye != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			goodbye.write(sub_)
-			out_.tag(5, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(42)
+			out_.nested(sub_)
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
@@ -429,22 +447,22 @@ class KnobSpec:
 
 	func write(out_: Writer) -> void:
 		if not name.is_empty():
-			out_.tag(1, 2)
+			out_.buf.put_u8(10)
 			out_.bytes(name.to_utf8_buffer())
 		if Writer.is_set_float(min_value):
-			out_.tag(2, 5)
+			out_.buf.put_u8(21)
 			out_.float32(min_value)
 		if Writer.is_set_float(max_value):
-			out_.tag(3, 5)
+			out_.buf.put_u8(29)
 			out_.float32(max_value)
 		if Writer.is_set_float(default_value):
-			out_.tag(4, 5)
+			out_.buf.put_u8(37)
 			out_.float32(default_value)
 		if Writer.is_set_float(max_change_per_second):
-			out_.tag(5, 5)
+			out_.buf.put_u8(45)
 			out_.float32(max_change_per_second)
 		if higher_is_easier:
-			out_.tag(6, 0)
+			out_.buf.put_u8(48)
 			out_.varint((1 if higher_is_easier else 0))
 
 	func read(in_: Reader, end_: int) -> void:
@@ -503,10 +521,10 @@ class ChallengeTarget:
 
 	func write(out_: Writer) -> void:
 		if Writer.is_set_float(p_fail_low):
-			out_.tag(1, 5)
+			out_.buf.put_u8(13)
 			out_.float32(p_fail_low)
 		if Writer.is_set_float(p_fail_high):
-			out_.tag(2, 5)
+			out_.buf.put_u8(21)
 			out_.float32(p_fail_high)
 
 	func read(in_: Reader, end_: int) -> void:
@@ -555,55 +573,55 @@ class Hello:
 
 	func write(out_: Writer) -> void:
 		if protocol_version != 0:
-			out_.tag(1, 0)
+			out_.buf.put_u8(8)
 			out_.varint(protocol_version)
 		if not game_id.is_empty():
-			out_.tag(2, 2)
+			out_.buf.put_u8(18)
 			out_.bytes(game_id.to_utf8_buffer())
 		if not game_build.is_empty():
-			out_.tag(3, 2)
+			out_.buf.put_u8(26)
 			out_.bytes(game_build.to_utf8_buffer())
 		for item_: KnobSpec in knobs:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			item_.write(sub_)
-			out_.tag(4, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(34)
+			out_.nested(sub_)
 		if not npc_tactics.is_empty():
 			var p_: Writer = Writer.new()
 			for v_: int in npc_tactics:
 				p_.varint(v_)
-			out_.tag(5, 2)
+			out_.buf.put_u8(42)
 			out_.bytes(p_.data())
 		if Writer.is_set_float(tick_rate_hz):
-			out_.tag(6, 5)
+			out_.buf.put_u8(53)
 			out_.float32(tick_rate_hz)
 		if not capabilities.is_empty():
 			var p_: Writer = Writer.new()
 			for v_: int in capabilities:
 				p_.varint(v_)
-			out_.tag(7, 2)
+			out_.buf.put_u8(58)
 			out_.bytes(p_.data())
 		if recording_consent:
-			out_.tag(8, 0)
+			out_.buf.put_u8(64)
 			out_.varint((1 if recording_consent else 0))
 		if not resume_token.is_empty():
-			out_.tag(9, 2)
+			out_.buf.put_u8(74)
 			out_.bytes(resume_token.to_utf8_buffer())
 		if not policy.is_empty():
-			out_.tag(10, 2)
+			out_.buf.put_u8(82)
 			out_.bytes(policy.to_utf8_buffer())
 		if target != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			target.write(sub_)
-			out_.tag(11, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(90)
+			out_.nested(sub_)
 		for k_: String in policy_params:
 			var e_: Writer = Writer.new()
-			e_.tag(1, 2)
+			e_.buf.put_u8(10)
 			e_.bytes(k_.to_utf8_buffer())
-			e_.tag(2, 2)
+			e_.buf.put_u8(18)
 			e_.bytes(policy_params[k_].to_utf8_buffer())
-			out_.tag(12, 2)
+			out_.buf.put_u8(98)
 			out_.bytes(e_.data())
 
 	func read(in_: Reader, end_: int) -> void:
@@ -725,40 +743,40 @@ class Welcome:
 
 	func write(out_: Writer) -> void:
 		if not session_id.is_empty():
-			out_.tag(1, 2)
+			out_.buf.put_u8(10)
 			out_.bytes(session_id.to_utf8_buffer())
 		if not resume_token.is_empty():
-			out_.tag(2, 2)
+			out_.buf.put_u8(18)
 			out_.bytes(resume_token.to_utf8_buffer())
 		if not model_version.is_empty():
-			out_.tag(3, 2)
+			out_.buf.put_u8(26)
 			out_.bytes(model_version.to_utf8_buffer())
 		if not capabilities.is_empty():
 			var p_: Writer = Writer.new()
 			for v_: int in capabilities:
 				p_.varint(v_)
-			out_.tag(4, 2)
+			out_.buf.put_u8(34)
 			out_.bytes(p_.data())
 		if protocol_version != 0:
-			out_.tag(5, 0)
+			out_.buf.put_u8(40)
 			out_.varint(protocol_version)
 		if resumed:
-			out_.tag(6, 0)
+			out_.buf.put_u8(48)
 			out_.varint((1 if resumed else 0))
 		if state_reset:
-			out_.tag(7, 0)
+			out_.buf.put_u8(56)
 			out_.varint((1 if state_reset else 0))
 		if not policy.is_empty():
-			out_.tag(8, 2)
+			out_.buf.put_u8(66)
 			out_.bytes(policy.to_utf8_buffer())
 		if last_sequence != 0:
-			out_.tag(9, 0)
+			out_.buf.put_u8(72)
 			out_.varint(last_sequence)
 		if limits != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			limits.write(sub_)
-			out_.tag(10, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(82)
+			out_.nested(sub_)
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
@@ -842,7 +860,7 @@ class Goodbye:
 
 	func write(out_: Writer) -> void:
 		if not reason.is_empty():
-			out_.tag(1, 2)
+			out_.buf.put_u8(10)
 			out_.bytes(reason.to_utf8_buffer())
 
 	func read(in_: Reader, end_: int) -> void:
@@ -884,34 +902,34 @@ class Limits:
 
 	func write(out_: Writer) -> void:
 		if max_message_bytes != 0:
-			out_.tag(1, 0)
+			out_.buf.put_u8(8)
 			out_.varint(max_message_bytes)
 		if max_players_per_frame != 0:
-			out_.tag(2, 0)
+			out_.buf.put_u8(16)
 			out_.varint(max_players_per_frame)
 		if max_npcs_per_frame != 0:
-			out_.tag(3, 0)
+			out_.buf.put_u8(24)
 			out_.varint(max_npcs_per_frame)
 		if max_events_per_frame != 0:
-			out_.tag(4, 0)
+			out_.buf.put_u8(32)
 			out_.varint(max_events_per_frame)
 		if max_knobs != 0:
-			out_.tag(5, 0)
+			out_.buf.put_u8(40)
 			out_.varint(max_knobs)
 		if max_sessions != 0:
-			out_.tag(6, 0)
+			out_.buf.put_u8(48)
 			out_.varint(max_sessions)
 		if Writer.is_set_float(resume_window_s):
-			out_.tag(7, 5)
+			out_.buf.put_u8(61)
 			out_.float32(resume_window_s)
 		if Writer.is_set_float(idle_timeout_s):
-			out_.tag(8, 5)
+			out_.buf.put_u8(69)
 			out_.float32(idle_timeout_s)
 		if Writer.is_set_float(max_frames_per_second):
-			out_.tag(9, 5)
+			out_.buf.put_u8(77)
 			out_.float32(max_frames_per_second)
 		if max_string_bytes != 0:
-			out_.tag(10, 0)
+			out_.buf.put_u8(80)
 			out_.varint(max_string_bytes)
 
 	func read(in_: Reader, end_: int) -> void:
@@ -991,13 +1009,13 @@ class Vec3:
 
 	func write(out_: Writer) -> void:
 		if Writer.is_set_float(x):
-			out_.tag(1, 5)
+			out_.buf.put_u8(13)
 			out_.float32(x)
 		if Writer.is_set_float(y):
-			out_.tag(2, 5)
+			out_.buf.put_u8(21)
 			out_.float32(y)
 		if Writer.is_set_float(z):
-			out_.tag(3, 5)
+			out_.buf.put_u8(29)
 			out_.float32(z)
 
 	func read(in_: Reader, end_: int) -> void:
@@ -1043,16 +1061,16 @@ class Quat:
 
 	func write(out_: Writer) -> void:
 		if Writer.is_set_float(x):
-			out_.tag(1, 5)
+			out_.buf.put_u8(13)
 			out_.float32(x)
 		if Writer.is_set_float(y):
-			out_.tag(2, 5)
+			out_.buf.put_u8(21)
 			out_.float32(y)
 		if Writer.is_set_float(z):
-			out_.tag(3, 5)
+			out_.buf.put_u8(29)
 			out_.float32(z)
 		if Writer.is_set_float(w):
-			out_.tag(4, 5)
+			out_.buf.put_u8(37)
 			out_.float32(w)
 
 	func read(in_: Reader, end_: int) -> void:
@@ -1101,15 +1119,15 @@ class Pose:
 
 	func write(out_: Writer) -> void:
 		if position != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			position.write(sub_)
-			out_.tag(1, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(10)
+			out_.nested(sub_)
 		if rotation != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			rotation.write(sub_)
-			out_.tag(2, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(18)
+			out_.nested(sub_)
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
@@ -1154,20 +1172,20 @@ class VrPose:
 
 	func write(out_: Writer) -> void:
 		if head != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			head.write(sub_)
-			out_.tag(1, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(10)
+			out_.nested(sub_)
 		if left_hand != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			left_hand.write(sub_)
-			out_.tag(2, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(18)
+			out_.nested(sub_)
 		if right_hand != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			right_hand.write(sub_)
-			out_.tag(3, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(26)
+			out_.nested(sub_)
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
@@ -1219,10 +1237,10 @@ class Biometrics:
 
 	func write(out_: Writer) -> void:
 		if Writer.is_set_float(heart_rate_bpm):
-			out_.tag(1, 5)
+			out_.buf.put_u8(13)
 			out_.float32(heart_rate_bpm)
 		if Writer.is_set_float(skin_conductance_us):
-			out_.tag(2, 5)
+			out_.buf.put_u8(21)
 			out_.float32(skin_conductance_us)
 
 	func read(in_: Reader, end_: int) -> void:
@@ -1267,28 +1285,28 @@ class InputSummary:
 
 	func write(out_: Writer) -> void:
 		if Writer.is_set_float(move_x):
-			out_.tag(1, 5)
+			out_.buf.put_u8(13)
 			out_.float32(move_x)
 		if Writer.is_set_float(move_y):
-			out_.tag(2, 5)
+			out_.buf.put_u8(21)
 			out_.float32(move_y)
 		if Writer.is_set_float(aim_x):
-			out_.tag(3, 5)
+			out_.buf.put_u8(29)
 			out_.float32(aim_x)
 		if Writer.is_set_float(aim_y):
-			out_.tag(4, 5)
+			out_.buf.put_u8(37)
 			out_.float32(aim_y)
 		if shots_fired != 0:
-			out_.tag(5, 0)
+			out_.buf.put_u8(40)
 			out_.varint(shots_fired)
 		if shots_hit != 0:
-			out_.tag(6, 0)
+			out_.buf.put_u8(48)
 			out_.varint(shots_hit)
 		if dodges != 0:
-			out_.tag(7, 0)
+			out_.buf.put_u8(56)
 			out_.varint(dodges)
 		if Writer.is_set_float(actions_per_minute):
-			out_.tag(8, 5)
+			out_.buf.put_u8(69)
 			out_.float32(actions_per_minute)
 
 	func read(in_: Reader, end_: int) -> void:
@@ -1364,41 +1382,41 @@ class PlayerState:
 
 	func write(out_: Writer) -> void:
 		if not player_id.is_empty():
-			out_.tag(1, 2)
+			out_.buf.put_u8(10)
 			out_.bytes(player_id.to_utf8_buffer())
 		if position != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			position.write(sub_)
-			out_.tag(2, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(18)
+			out_.nested(sub_)
 		if velocity != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			velocity.write(sub_)
-			out_.tag(3, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(26)
+			out_.nested(sub_)
 		if Writer.is_set_float(health):
-			out_.tag(4, 5)
+			out_.buf.put_u8(37)
 			out_.float32(health)
 		if Writer.is_set_float(max_health):
-			out_.tag(5, 5)
+			out_.buf.put_u8(45)
 			out_.float32(max_health)
 		if input != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			input.write(sub_)
-			out_.tag(6, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(50)
+			out_.nested(sub_)
 		if vr != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			vr.write(sub_)
-			out_.tag(7, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(58)
+			out_.nested(sub_)
 		if biometrics != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			biometrics.write(sub_)
-			out_.tag(8, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(66)
+			out_.nested(sub_)
 		if dead:
-			out_.tag(9, 0)
+			out_.buf.put_u8(72)
 			out_.varint((1 if dead else 0))
 
 	func read(in_: Reader, end_: int) -> void:
@@ -1492,27 +1510,27 @@ class Npc:
 
 	func write(out_: Writer) -> void:
 		if npc_id != 0:
-			out_.tag(1, 0)
+			out_.buf.put_u8(8)
 			out_.varint(npc_id)
 		if not kind.is_empty():
-			out_.tag(2, 2)
+			out_.buf.put_u8(18)
 			out_.bytes(kind.to_utf8_buffer())
 		if position != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			position.write(sub_)
-			out_.tag(3, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(26)
+			out_.nested(sub_)
 		if Writer.is_set_float(health):
-			out_.tag(4, 5)
+			out_.buf.put_u8(37)
 			out_.float32(health)
 		if state != 0:
-			out_.tag(5, 0)
+			out_.buf.put_u8(40)
 			out_.varint(state)
 		if not target_player_id.is_empty():
-			out_.tag(6, 2)
+			out_.buf.put_u8(50)
 			out_.bytes(target_player_id.to_utf8_buffer())
 		if tactic != 0:
-			out_.tag(7, 0)
+			out_.buf.put_u8(56)
 			out_.varint(tactic)
 
 	func read(in_: Reader, end_: int) -> void:
@@ -1582,19 +1600,19 @@ class GameEvent:
 
 	func write(out_: Writer) -> void:
 		if type != 0:
-			out_.tag(1, 0)
+			out_.buf.put_u8(8)
 			out_.varint(type)
 		if not player_id.is_empty():
-			out_.tag(2, 2)
+			out_.buf.put_u8(18)
 			out_.bytes(player_id.to_utf8_buffer())
 		if npc_id != 0:
-			out_.tag(3, 0)
+			out_.buf.put_u8(24)
 			out_.varint(npc_id)
 		if Writer.is_set_float(amount):
-			out_.tag(4, 5)
+			out_.buf.put_u8(37)
 			out_.float32(amount)
 		if Writer.is_set_float(game_time):
-			out_.tag(5, 1)
+			out_.buf.put_u8(41)
 			out_.float64(game_time)
 
 	func read(in_: Reader, end_: int) -> void:
@@ -1648,10 +1666,10 @@ class KnobValue:
 
 	func write(out_: Writer) -> void:
 		if not name.is_empty():
-			out_.tag(1, 2)
+			out_.buf.put_u8(10)
 			out_.bytes(name.to_utf8_buffer())
 		if Writer.is_set_float(value):
-			out_.tag(2, 5)
+			out_.buf.put_u8(21)
 			out_.float32(value)
 
 	func read(in_: Reader, end_: int) -> void:
@@ -1694,31 +1712,31 @@ class Frame:
 
 	func write(out_: Writer) -> void:
 		if sequence != 0:
-			out_.tag(1, 0)
+			out_.buf.put_u8(8)
 			out_.varint(sequence)
 		if Writer.is_set_float(game_time):
-			out_.tag(2, 1)
+			out_.buf.put_u8(17)
 			out_.float64(game_time)
 		for item_: PlayerState in players:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			item_.write(sub_)
-			out_.tag(3, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(26)
+			out_.nested(sub_)
 		for item_: Npc in npcs:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			item_.write(sub_)
-			out_.tag(4, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(34)
+			out_.nested(sub_)
 		for item_: GameEvent in events:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			item_.write(sub_)
-			out_.tag(5, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(42)
+			out_.nested(sub_)
 		for item_: KnobValue in knobs:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			item_.write(sub_)
-			out_.tag(6, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(50)
+			out_.nested(sub_)
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
@@ -1790,16 +1808,16 @@ class NpcHint:
 
 	func write(out_: Writer) -> void:
 		if npc_id != 0:
-			out_.tag(1, 0)
+			out_.buf.put_u8(8)
 			out_.varint(npc_id)
 		if tactic != 0:
-			out_.tag(2, 0)
+			out_.buf.put_u8(16)
 			out_.varint(tactic)
 		if not target_player_id.is_empty():
-			out_.tag(3, 2)
+			out_.buf.put_u8(26)
 			out_.bytes(target_player_id.to_utf8_buffer())
 		if Writer.is_set_float(aggression):
-			out_.tag(4, 5)
+			out_.buf.put_u8(37)
 			out_.float32(aggression)
 
 	func read(in_: Reader, end_: int) -> void:
@@ -1848,10 +1866,10 @@ class Explanation:
 
 	func write(out_: Writer) -> void:
 		if not signal_.is_empty():
-			out_.tag(1, 2)
+			out_.buf.put_u8(10)
 			out_.bytes(signal_.to_utf8_buffer())
 		if Writer.is_set_float(weight):
-			out_.tag(2, 5)
+			out_.buf.put_u8(21)
 			out_.float32(weight)
 
 	func read(in_: Reader, end_: int) -> void:
@@ -1895,28 +1913,28 @@ class PlayerInsight:
 
 	func write(out_: Writer) -> void:
 		if not player_id.is_empty():
-			out_.tag(1, 2)
+			out_.buf.put_u8(10)
 			out_.bytes(player_id.to_utf8_buffer())
 		if Writer.is_set_float(p_fail):
-			out_.tag(2, 5)
+			out_.buf.put_u8(21)
 			out_.float32(p_fail)
 		if Writer.is_set_float(p_quit):
-			out_.tag(3, 5)
+			out_.buf.put_u8(29)
 			out_.float32(p_quit)
 		if Writer.is_set_float(frustration):
-			out_.tag(4, 5)
+			out_.buf.put_u8(37)
 			out_.float32(frustration)
 		if Writer.is_set_float(engagement):
-			out_.tag(5, 5)
+			out_.buf.put_u8(45)
 			out_.float32(engagement)
 		if Writer.is_set_float(skill):
-			out_.tag(6, 5)
+			out_.buf.put_u8(53)
 			out_.float32(skill)
 		for item_: Explanation in explanations:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			item_.write(sub_)
-			out_.tag(7, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(58)
+			out_.nested(sub_)
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
@@ -1988,34 +2006,34 @@ class Guidance:
 
 	func write(out_: Writer) -> void:
 		if sequence != 0:
-			out_.tag(1, 0)
+			out_.buf.put_u8(8)
 			out_.varint(sequence)
 		for item_: KnobValue in knobs:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			item_.write(sub_)
-			out_.tag(2, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(18)
+			out_.nested(sub_)
 		for item_: NpcHint in npc_hints:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			item_.write(sub_)
-			out_.tag(3, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(26)
+			out_.nested(sub_)
 		for item_: PlayerInsight in insights:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			item_.write(sub_)
-			out_.tag(4, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(34)
+			out_.nested(sub_)
 		if not model_version.is_empty():
-			out_.tag(5, 2)
+			out_.buf.put_u8(42)
 			out_.bytes(model_version.to_utf8_buffer())
 		if processing_us != 0:
-			out_.tag(6, 0)
+			out_.buf.put_u8(48)
 			out_.varint(processing_us)
 		if fallback:
-			out_.tag(7, 0)
+			out_.buf.put_u8(56)
 			out_.varint((1 if fallback else 0))
 		if not policy.is_empty():
-			out_.tag(8, 2)
+			out_.buf.put_u8(66)
 			out_.bytes(policy.to_utf8_buffer())
 
 	func read(in_: Reader, end_: int) -> void:
@@ -2093,10 +2111,10 @@ class Superseded:
 
 	func write(out_: Writer) -> void:
 		if sequence != 0:
-			out_.tag(1, 0)
+			out_.buf.put_u8(8)
 			out_.varint(sequence)
 		if by_sequence != 0:
-			out_.tag(2, 0)
+			out_.buf.put_u8(16)
 			out_.varint(by_sequence)
 
 	func read(in_: Reader, end_: int) -> void:
@@ -2138,19 +2156,19 @@ class Error_:
 
 	func write(out_: Writer) -> void:
 		if code != 0:
-			out_.tag(1, 0)
+			out_.buf.put_u8(8)
 			out_.varint(code)
 		if not message.is_empty():
-			out_.tag(2, 2)
+			out_.buf.put_u8(18)
 			out_.bytes(message.to_utf8_buffer())
 		if not field.is_empty():
-			out_.tag(3, 2)
+			out_.buf.put_u8(26)
 			out_.bytes(field.to_utf8_buffer())
 		if sequence != 0:
-			out_.tag(4, 0)
+			out_.buf.put_u8(32)
 			out_.varint(sequence)
 		if fatal:
-			out_.tag(5, 0)
+			out_.buf.put_u8(40)
 			out_.varint((1 if fatal else 0))
 
 	func read(in_: Reader, end_: int) -> void:
@@ -2234,30 +2252,30 @@ class GetInfoResponse:
 
 	func write(out_: Writer) -> void:
 		if not model_version.is_empty():
-			out_.tag(1, 2)
+			out_.buf.put_u8(10)
 			out_.bytes(model_version.to_utf8_buffer())
 		if not capabilities.is_empty():
 			var p_: Writer = Writer.new()
 			for v_: int in capabilities:
 				p_.varint(v_)
-			out_.tag(2, 2)
+			out_.buf.put_u8(18)
 			out_.bytes(p_.data())
 		if limits != null:
-			var sub_: Writer = Writer.new()
+			var sub_: Writer = out_.child()
 			limits.write(sub_)
-			out_.tag(3, 2)
-			out_.bytes(sub_.data())
+			out_.buf.put_u8(26)
+			out_.nested(sub_)
 		for v_: String in policies:
-			out_.tag(4, 2)
+			out_.buf.put_u8(34)
 			out_.bytes(v_.to_utf8_buffer())
 		if protocol_version != 0:
-			out_.tag(5, 0)
+			out_.buf.put_u8(40)
 			out_.varint(protocol_version)
 		if not device.is_empty():
-			out_.tag(6, 2)
+			out_.buf.put_u8(50)
 			out_.bytes(device.to_utf8_buffer())
 		if not default_policy.is_empty():
-			out_.tag(7, 2)
+			out_.buf.put_u8(58)
 			out_.bytes(default_policy.to_utf8_buffer())
 
 	func read(in_: Reader, end_: int) -> void:

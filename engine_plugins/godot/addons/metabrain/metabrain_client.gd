@@ -1,0 +1,301 @@
+class_name MetaBrain
+extends Node
+## Streams telemetry to a metabrain sidecar over WebSocket and applies the guidance that comes back.
+##
+## It never blocks the game: frames go onto a non-blocking socket polled in _process, the newest
+## guidance wins (older guidance is dropped), and while the sidecar is away the designer's defaults
+## apply and the node reconnects with backoff, resuming its session with the resume token.
+
+signal connected(session_id: String, resumed: bool)
+signal disconnected(reason: String)
+signal difficulty_changed(knob: String, value: float)
+signal npc_hint(npc: Node, tactic: int, target: String, aggression: float)
+signal npc_hint_by_id(npc_id: int, tactic: int, target: String, aggression: float)
+signal insight(player_id: String, p_fail: float, p_quit: float, frustration: float, engagement: float, skill: float)
+signal guidance_received(guidance: MetaBrainProto.Guidance)
+signal error_received(code: int, message: String, field: String)
+
+enum State { IDLE, CONNECTING, HANDSHAKE, OPEN, BACKOFF }
+
+const PROTOCOL_VERSION: int = 1
+const WS_PATH: String = "/metabrain/v1/session"
+
+## Sidecar address and port; empty/0 take the project settings metabrain/network/*.
+@export var address: String = ""
+@export var port: int = 0
+@export var token: String = ""
+@export var use_tls: bool = false
+@export var game_id: String = "my.game"
+@export var game_build: String = ""
+## Director policy: "static", "rubber_band", "intensity", "predictive", or empty for the sidecar's default.
+@export var policy: String = ""
+@export var policy_params: Dictionary = {}
+@export var knobs: Array[MetaBrainKnob] = []
+## NpcTactic values the game implements (MetaBrainProto.NpcTactic); empty means all.
+@export var npc_tactics: Array[int] = []
+## Send a frame every N physics ticks; 0 takes the project setting.
+@export var send_every_n_physics_ticks: int = 0
+## Build frames from the "metabrain_player" / "metabrain_npc" groups (else call send_frame yourself).
+@export var auto_collect: bool = true
+@export var request_npc_hints: bool = true
+@export var request_insight: bool = true
+@export var recording_consent: bool = false
+@export var autostart: bool = true
+@export var reconnect_min_s: float = 0.25
+@export var reconnect_max_s: float = 5.0
+@export var connect_timeout_s: float = 3.0
+## Frames are dropped (never queued without bound) while this much is still unsent.
+@export var max_outbound_bytes: int = 262144
+
+var state: State = State.IDLE
+var session_id: String = ""
+var knob_values: Dictionary = {}
+var last_guidance: MetaBrainProto.Guidance = null
+var stats: Dictionary = {
+	"frames_sent": 0, "frames_dropped": 0, "guidance": 0, "stale_guidance": 0, "superseded": 0, "errors": 0,
+	"connects": 0, "resumes": 0,
+}
+
+var _ws: WebSocketPeer = null
+var _resume_token: String = ""
+var _sequence: int = 0
+var _last_applied: int = 0
+var _game_time: float = 0.0
+var _physics_ticks: int = 0
+var _backoff_s: float = 0.25
+var _retry_at_ms: int = 0
+var _connect_started_ms: int = 0
+var _pending_events: Array[MetaBrainProto.GameEvent] = []
+var _npc_nodes: Dictionary = {}
+
+
+func _ready() -> void:
+	if address.is_empty():
+		address = str(ProjectSettings.get_setting("metabrain/network/address", "127.0.0.1"))
+	if port == 0:
+		port = int(ProjectSettings.get_setting("metabrain/network/port", 50052))
+	if token.is_empty():
+		token = str(ProjectSettings.get_setting("metabrain/network/token", ""))
+	if send_every_n_physics_ticks <= 0:
+		send_every_n_physics_ticks = int(ProjectSettings.get_setting("metabrain/telemetry/send_every_n_physics_ticks", 1))
+	_apply_defaults()
+	if autostart:
+		start()
+
+
+func start() -> void:
+	_backoff_s = reconnect_min_s
+	_connect()
+
+
+func stop() -> void:
+	if _ws != null and state == State.OPEN:
+		var req: MetaBrainProto.SessionRequest = MetaBrainProto.SessionRequest.new()
+		req.goodbye = MetaBrainProto.Goodbye.new()
+		req.goodbye.reason = "game stopped"
+		_ws.send(req.encode())
+		_ws.close(1000, "goodbye")
+	_ws = null
+	state = State.IDLE
+	_apply_defaults()
+
+
+func is_open() -> bool:
+	return state == State.OPEN
+
+
+func knob(knob_name: String) -> float:
+	return float(knob_values.get(knob_name, 0.0))
+
+
+## Queue a game event; it rides with the next frame.
+func report_event(type: int, player_id: String = "", npc_id: int = 0, amount: float = 0.0) -> void:
+	var e: MetaBrainProto.GameEvent = MetaBrainProto.GameEvent.new()
+	e.type = type
+	e.player_id = player_id
+	e.npc_id = npc_id
+	e.amount = amount
+	e.game_time = _game_time
+	if _pending_events.size() < 256:
+		_pending_events.append(e)
+
+
+## Send one frame now (sequence, game time, events and knob values are filled in). Never blocks:
+## returns false when the frame was dropped (not connected, or the socket's buffer is full).
+func send_frame(frame: MetaBrainProto.Frame) -> bool:
+	if state != State.OPEN or _ws == null:
+		stats["frames_dropped"] += 1
+		_pending_events.clear()
+		return false
+	if _ws.get_current_outbound_buffered_amount() > max_outbound_bytes:
+		stats["frames_dropped"] += 1
+		return false
+	_sequence += 1
+	frame.sequence = _sequence
+	frame.game_time = _game_time
+	frame.events.append_array(_pending_events)
+	_pending_events.clear()
+	if frame.knobs.is_empty():
+		for k: MetaBrainKnob in knobs:
+			var kv: MetaBrainProto.KnobValue = MetaBrainProto.KnobValue.new()
+			kv.name = k.name
+			kv.value = float(knob_values.get(k.name, k.default_value))
+			frame.knobs.append(kv)
+	var req: MetaBrainProto.SessionRequest = MetaBrainProto.SessionRequest.new()
+	req.frame = frame
+	if _ws.send(req.encode()) != OK:
+		stats["frames_dropped"] += 1
+		return false
+	stats["frames_sent"] += 1
+	return true
+
+
+func _physics_process(delta: float) -> void:
+	_game_time += delta
+	_physics_ticks += 1
+	if not auto_collect or _physics_ticks % maxi(send_every_n_physics_ticks, 1) != 0:
+		return
+	if state != State.OPEN:
+		stats["frames_dropped"] += 1
+		_pending_events.clear()
+		return
+	var frame: MetaBrainProto.Frame = MetaBrainProto.Frame.new()
+	_npc_nodes = MetaBrainTelemetry.collect(get_tree(), frame)
+	if frame.players.is_empty():
+		return
+	send_frame(frame)
+
+
+func _process(_delta: float) -> void:
+	poll()
+
+
+## Polls the socket; called every _process, and callable by hand (e.g. from a test's loop).
+func poll() -> void:
+	var now: int = Time.get_ticks_msec()
+	if _ws == null:
+		if state == State.BACKOFF and now >= _retry_at_ms:
+			_connect()
+		return
+	_ws.poll()
+	match _ws.get_ready_state():
+		WebSocketPeer.STATE_CONNECTING:
+			if now - _connect_started_ms > int(connect_timeout_s * 1000.0):
+				_lost("no WebSocket handshake from %s within %.1f s" % [_url(), connect_timeout_s])
+		WebSocketPeer.STATE_OPEN:
+			if state == State.CONNECTING:
+				_send_hello()
+			while _ws != null and _ws.get_available_packet_count() > 0:
+				_handle(_ws.get_packet())
+		WebSocketPeer.STATE_CLOSED:
+			_lost("closed (%d %s)" % [_ws.get_close_code(), _ws.get_close_reason()])
+
+
+func _url() -> String:
+	return "%s://%s:%d%s" % ["wss" if use_tls else "ws", address, port, WS_PATH]
+
+
+func _connect() -> void:
+	_ws = WebSocketPeer.new()
+	_ws.outbound_buffer_size = max_outbound_bytes * 2
+	_ws.inbound_buffer_size = 1 << 20
+	if not token.is_empty():
+		_ws.handshake_headers = PackedStringArray(["Authorization: Bearer " + token])
+	var err: Error = _ws.connect_to_url(_url())
+	_connect_started_ms = Time.get_ticks_msec()
+	stats["connects"] += 1
+	if err != OK:
+		_lost("cannot connect to %s (error %d)" % [_url(), err])
+		return
+	state = State.CONNECTING
+
+
+func _send_hello() -> void:
+	var h: MetaBrainProto.Hello = MetaBrainProto.Hello.new()
+	h.protocol_version = PROTOCOL_VERSION
+	h.game_id = game_id
+	h.game_build = game_build
+	for k: MetaBrainKnob in knobs:
+		h.knobs.append(k.to_proto())
+	h.npc_tactics = npc_tactics.duplicate()
+	h.tick_rate_hz = float(Engine.physics_ticks_per_second) / float(maxi(send_every_n_physics_ticks, 1))
+	if request_npc_hints:
+		h.capabilities.append(MetaBrainProto.Capability.CAPABILITY_NPC_HINTS)
+	if request_insight:
+		h.capabilities.append(MetaBrainProto.Capability.CAPABILITY_INSIGHT)
+	h.recording_consent = recording_consent
+	h.resume_token = _resume_token
+	h.policy = policy
+	for key: Variant in policy_params:
+		h.policy_params[str(key)] = str(policy_params[key])
+	var req: MetaBrainProto.SessionRequest = MetaBrainProto.SessionRequest.new()
+	req.hello = h
+	_ws.send(req.encode())
+	state = State.HANDSHAKE
+
+
+func _handle(bytes: PackedByteArray) -> void:
+	var resp: MetaBrainProto.SessionResponse = MetaBrainProto.SessionResponse.decode(bytes)
+	if resp == null:
+		stats["errors"] += 1
+		return
+	if resp.welcome != null:
+		session_id = resp.welcome.session_id
+		_resume_token = resp.welcome.resume_token
+		state = State.OPEN
+		_backoff_s = reconnect_min_s
+		if resp.welcome.resumed:
+			stats["resumes"] += 1
+		connected.emit(session_id, resp.welcome.resumed)
+	elif resp.guidance != null:
+		_apply(resp.guidance)
+	elif resp.superseded != null:
+		stats["superseded"] += 1
+	elif resp.error != null:
+		stats["errors"] += 1
+		if resp.error.code == MetaBrainProto.ErrorCode.ERROR_CODE_RESUME_REJECTED:
+			_resume_token = ""  # the sidecar forgot us: start a fresh session next time
+		error_received.emit(resp.error.code, resp.error.message, resp.error.field)
+	elif resp.goodbye != null:
+		_lost("sidecar goodbye: " + resp.goodbye.reason)
+
+
+func _apply(g: MetaBrainProto.Guidance) -> void:
+	if g.sequence <= _last_applied:
+		stats["stale_guidance"] += 1
+		return
+	_last_applied = g.sequence
+	stats["guidance"] += 1
+	last_guidance = g
+	for kv: MetaBrainProto.KnobValue in g.knobs:
+		_set_knob(kv.name, kv.value)
+	for h: MetaBrainProto.NpcHint in g.npc_hints:
+		var node: Node = _npc_nodes.get(h.npc_id, null)
+		if node != null and is_instance_valid(node):
+			npc_hint.emit(node, h.tactic, h.target_player_id, h.aggression)
+		npc_hint_by_id.emit(h.npc_id, h.tactic, h.target_player_id, h.aggression)
+	for i: MetaBrainProto.PlayerInsight in g.insights:
+		insight.emit(i.player_id, i.p_fail, i.p_quit, i.frustration, i.engagement, i.skill)
+	guidance_received.emit(g)
+
+
+func _set_knob(knob_name: String, value: float) -> void:
+	if knob_values.get(knob_name, NAN) != value:
+		knob_values[knob_name] = value
+		difficulty_changed.emit(knob_name, value)
+
+
+func _apply_defaults() -> void:
+	for k: MetaBrainKnob in knobs:
+		_set_knob(k.name, k.default_value)
+
+
+func _lost(reason: String) -> void:
+	var was_open: bool = state == State.OPEN
+	_ws = null
+	state = State.BACKOFF
+	_retry_at_ms = Time.get_ticks_msec() + int(_backoff_s * 1000.0)
+	_backoff_s = minf(_backoff_s * 2.0, reconnect_max_s)
+	_apply_defaults()
+	if was_open:
+		disconnected.emit(reason)

@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Headless Godot 4 tests of the MetaBrain addon against a real sidecar.
+
+Uses $GODOT, else `godot` on PATH, else /tmp/godot4/godot, else installs Godot 4.6 with
+../shared/tools/install-godot4.sh. Builds a scratch project (demo + addon + tests), runs the import
+pass, starts a real sidecar on free ports, runs each GDScript test under a timeout (each also has its
+own watchdog), and prints a closing `N passed, N failed` line. Exit code 0 only when all passed;
+77 when Godot cannot be had (a developer machine may skip; CI treats it as failure).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+SHARED_INSTALL = REPO.parent / "shared" / "tools" / "install-godot4.sh"
+
+
+def find_godot(install: bool) -> str | None:
+    for cand in (os.environ.get("GODOT"), shutil.which("godot"), "/tmp/godot4/godot"):
+        if cand and Path(cand).exists():
+            return cand
+    if install and SHARED_INSTALL.exists():
+        print(f"installing Godot 4 with {SHARED_INSTALL}", flush=True)
+        subprocess.run(["bash", str(SHARED_INSTALL)], check=False, stdout=sys.stderr)
+        if Path("/tmp/godot4/godot").exists():
+            return "/tmp/godot4/godot"
+    return None
+
+
+class Sidecar:
+    def __init__(self, workdir: Path, port: int = 0) -> None:
+        self.workdir = workdir
+        self.port = port
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> int:
+        ports = self.workdir / "ports.txt"
+        ports.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "sidecar.cli", "serve", "--grpc-port", "off", "--ws-port", str(self.port),
+               "--ports-file", str(ports), "--state-dir", str(self.workdir / "state"), "--max-fps", "100000",
+               "--log-level", "WARNING"]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while not ports.exists():
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"the sidecar did not start: {self.proc.stderr.read() if self.proc.stderr else ''}")
+            time.sleep(0.05)
+        time.sleep(0.05)
+        self.port = int(dict(line.split("=") for line in ports.read_text().split())["ws"])
+        return self.port
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def make_project(root: Path, with_demo: bool = True) -> Path:
+    proj = root / ("project" if with_demo else "empty")
+    proj.mkdir(parents=True)
+    if with_demo:
+        for f in (HERE / "demo").iterdir():
+            if f.name != "addons" and f.is_file():
+                shutil.copy(f, proj / f.name)
+    else:
+        (proj / "project.godot").write_text(
+            'config_version=5\n\n[application]\n\nconfig/name="empty"\n\n[editor_plugins]\n\n'
+            'enabled=PackedStringArray("res://addons/metabrain/plugin.cfg")\n'
+        )
+    shutil.copytree(HERE / "addons", proj / "addons")
+    shutil.copytree(HERE / "tests", proj / "tests", ignore=shutil.ignore_patterns("*.uid"))
+    shutil.copy(REPO / "proto" / "testdata" / "vectors.json", proj / "vectors.json")
+    return proj
+
+
+class Runner:
+    def __init__(self, godot: str, scratch: Path) -> None:
+        self.godot = godot
+        self.scratch = scratch
+        self.env = {**os.environ, "HOME": str(scratch / "home"), "XDG_DATA_HOME": str(scratch / "xdg-data"),
+                    "XDG_CONFIG_HOME": str(scratch / "xdg-config"), "XDG_CACHE_HOME": str(scratch / "xdg-cache")}
+        self.passed: list[str] = []
+        self.failed: list[str] = []
+        self.results: dict[str, object] = {}
+
+    def godot_run(self, proj: Path, args: list[str], timeout: float, on_line: object = None) -> tuple[int, str]:
+        cmd = [self.godot, "--headless", "--path", str(proj), *args]
+        proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines: list[str] = []
+
+        def read() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if on_line is not None:
+                    on_line(line)  # type: ignore[operator]
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = 124
+        reader.join(5)
+        return code, "".join(lines)
+
+    def import_pass(self, proj: Path, editor: bool = False) -> None:
+        # With editor=True the editor starts once (plugins run their _enter_tree), then quits.
+        args = ["--editor", "--quit-after", "30"] if editor else ["--import"]
+        code, out = self.godot_run(proj, args, 180)
+        bad = [line for line in out.splitlines() if "SCRIPT ERROR" in line or "Parse Error" in line
+               or ("ERROR" in line and "metabrain" in line.lower())]
+        self.record(f"import {proj.name}", code == 0 and not bad, "\n".join(bad[:10]) or out[-1500:])
+
+    def record(self, name: str, ok: bool, detail: str = "") -> None:
+        (self.passed if ok else self.failed).append(name)
+        print(f"{'PASS' if ok else 'FAIL'} {name}", flush=True)
+        if not ok and detail:
+            print("    " + detail.replace("\n", "\n    "), flush=True)
+
+    def script_test(self, proj: Path, name: str, script: str, args: list[str], timeout: float,
+                    on_line: object = None) -> dict[str, object] | None:
+        code, out = self.godot_run(proj, ["--script", f"res://tests/{script}", "--", *args], timeout, on_line)
+        result = None
+        for line in out.splitlines():
+            if line.startswith("RESULT "):
+                result = json.loads(line[7:])
+        ok = code == 0 and result is not None and not result.get("failures")
+        self.results[name] = result
+        errors = [line for line in out.splitlines() if "SCRIPT ERROR" in line or line.startswith("FAIL")]
+        self.record(name, ok, f"exit {code}; " + "\n".join(errors[:12]) + ("\n" + out[-1200:] if not errors else ""))
+        return result
+
+
+def main() -> int:
+    godot = find_godot(install=True)
+    if godot is None:
+        print("Godot 4 not found ($GODOT, godot on PATH) and could not be installed", flush=True)
+        print("0 passed, 0 failed")
+        return 77
+    scratch = Path(tempfile.mkdtemp(prefix="metabrain-godot-"))
+    runner = Runner(godot, scratch)
+    version = subprocess.run([godot, "--headless", "--version"], capture_output=True, text=True, env=runner.env)
+    print(f"Godot {version.stdout.strip()} at {godot}; scratch {scratch}", flush=True)
+    proj = make_project(scratch)
+    runner.import_pass(proj)
+    side = Sidecar(scratch)
+    try:
+        port = side.start()
+        out_file = scratch / "gd_vectors.json"
+        runner.script_test(proj, "codec vectors (Python -> GDScript -> bytes)", "test_codec.gd",
+                           [f"--vectors={proj / 'vectors.json'}", f"--out={out_file}"], 120)
+        runner.record("codec vectors (GDScript bytes -> Python)", check_python_side(proj / "vectors.json", out_file))
+        runner.script_test(proj, "demo: 600 physics frames with guidance", "test_demo.gd",
+                           [f"--metabrain-port={port}", "--frames=600"], 120)
+        runner.script_test(proj, "benchmark", "bench.gd", [f"--port={port}"], 120)
+
+        def on_line(line: str) -> None:
+            if line.startswith("CONNECTED"):
+                def bounce() -> None:
+                    time.sleep(3.0)
+                    side.kill()
+                    time.sleep(2.5)
+                    side.start()
+                threading.Thread(target=bounce, daemon=True).start()
+
+        runner.script_test(proj, "sidecar killed and restarted mid-run", "test_reconnect.gd",
+                           [f"--metabrain-port={port}", "--seconds=16"], 120, on_line)
+    finally:
+        side.stop()
+    empty = make_project(scratch, with_demo=False)
+    runner.import_pass(empty)
+    runner.import_pass(empty, editor=True)
+    runner.script_test(empty, "addon copied into an empty project and enabled", "test_addon_loads.gd", [], 60)
+    lint(runner)
+    (scratch / "results.json").write_text(json.dumps(runner.results, indent=1))
+    print(f"results: {scratch / 'results.json'}")
+    print(f"{len(runner.passed)} passed, {len(runner.failed)} failed")
+    return 0 if runner.passed and not runner.failed else 1
+
+
+def check_python_side(vectors: Path, gd_out: Path) -> bool:
+    """GDScript's re-encodings parse with Python's protobuf to the same messages as the originals."""
+    sys.path.insert(0, str(REPO))
+    from google.protobuf import symbol_database  # noqa: F401
+
+    from sidecar.schema import pb
+    from tests.gen import codec_test_pb2
+
+    if not gd_out.exists():
+        return False
+    types = {"metabrain.testdata.AllTypes": codec_test_pb2.AllTypes, "metabrain.v1.SessionRequest": pb.SessionRequest,
+             "metabrain.v1.SessionResponse": pb.SessionResponse}
+    produced = json.loads(gd_out.read_text())
+    ok = True
+    for v in json.loads(vectors.read_text()):
+        cls = types[v["type"]]
+        if v["name"] not in produced:
+            return False
+        a, b = cls.FromString(bytes.fromhex(v["hex"])), cls.FromString(bytes.fromhex(produced[v["name"]]))
+        ok &= a.SerializeToString(deterministic=True) == b.SerializeToString(deterministic=True)
+    return ok
+
+
+def lint(runner: Runner) -> None:
+    gdlint = shutil.which("gdlint")
+    if gdlint is None:
+        runner.record("gdlint (gdtoolkit not installed)", False)
+        return
+    files = [str(p) for p in [*(HERE / "addons").rglob("*.gd"), *(HERE / "demo").glob("*.gd"), *(HERE / "tests").glob("*.gd")]
+             if "proto" not in p.parts and p.name != "codec_test_proto.gd"]
+    proc = subprocess.run([gdlint, *files], capture_output=True, text=True, cwd=HERE)  # reads HERE/gdlintrc
+    runner.record("gdlint", proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
