@@ -558,7 +558,11 @@ def _gd_message(m: Message) -> list[str]:
             et = _GD_TYPES[f.type][0]
             body += [f"if not {n}.is_empty():", "\tvar p_: Writer = Writer.new()", f"\tfor v_: {et} in {n}:"]
             value = "(1 if v_ else 0)" if f.type == BOOL else "v_"
-            body += [f"\t\tp_.{_GD_WRITE[f.type]}({value})", f"\t{_gd_tag('out_', f.number, 2)}", "\tout_.bytes(p_.data())"]
+            body += [
+                f"\t\tp_.{_GD_WRITE[f.type]}({value})",
+                f"\t{_gd_tag('out_', f.number, 2)}",
+                "\tout_.bytes(p_.data())",
+            ]
         elif f.repeated:
             body += [f"for v_: {_GD_TYPES[f.type][0]} in {n}:"] + ["\t" + s for s in _gd_scalar_write(f, "v_")]
         elif f.oneof is not None:

@@ -73,7 +73,7 @@ def generate_testdata(out: Path) -> dict[Path, str]:
         assert spec is not None and spec.loader is not None
         test_pb = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(test_pb)
-    from make_vectors import vectors_json  # type: ignore[import-not-found]
+    from make_vectors import vectors_json
 
     from sidecar.schema import pb
 

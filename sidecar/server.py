@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2
 from websockets.asyncio.server import Server
 
 from sidecar.auth import TokenAuth
 from sidecar.engine.engine import Engine, EngineConfig
+from sidecar.errors import ShuttingDown
 from sidecar.limits import Limits
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
 from sidecar.protocol import ServerInfo
@@ -115,8 +115,6 @@ class Sidecar:
         handlers = list(self.ctx.handlers.values())
         if handlers:
             await asyncio.gather(*(h.drain(grace) for h in handlers))
-        from sidecar.errors import ShuttingDown
-
         for h in handlers:
             h._close(ShuttingDown("the sidecar is shutting down; reconnect with your resume token"))
         if self.ws_server is not None:
@@ -148,6 +146,3 @@ async def serve_forever(config: ServeConfig, ports_file: str | None = None) -> i
     await sidecar.stop()
     print("metabrain stopped", flush=True)
     return 0
-
-
-HEALTH_SERVING = health_pb2.HealthCheckResponse.SERVING

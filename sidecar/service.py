@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sidecar.engine.engine import Engine, Responses
-from sidecar.errors import MetabrainError
+from sidecar.errors import IdleTimeout, MetabrainError, ShuttingDown
 from sidecar.limits import Limits
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, SessionEnded, Welcomed, parse_request
 from sidecar.schema import pb
@@ -108,8 +108,6 @@ class StreamHandler:
         now = time.monotonic()
         try:
             if self.ctx.shutting_down and req.WhichOneof("kind") == "hello":
-                from sidecar.errors import ShuttingDown
-
                 raise ShuttingDown("the sidecar is shutting down; connect to another one")
             event = self.conn.receive(req, now)
         except MetabrainError as err:
@@ -153,8 +151,6 @@ class StreamHandler:
             await asyncio.wait(list(self.pending), timeout=timeout)
 
     def idle_out(self) -> None:
-        from sidecar.errors import IdleTimeout
-
         err = IdleTimeout(f"no frame for {self.ctx.limits.idle_timeout_s:g} s; the limit is idle_timeout_s")
         self.conn.session = None
         self._close(err)

@@ -135,7 +135,7 @@ def cmd_bench_sim(a: argparse.Namespace) -> int:
         t, _, _ = play_fixed(p, i, 0.4, a.seconds)
         sim_s += t
     wall = time.perf_counter() - t0
-    # Baseline in the same run: the same number of ticks of an empty Python loop doing the RNG calls alone.
+    # The baseline is real time itself: the factor says how many simulated seconds one wall second buys.
     print(
         f"simulated {sim_s:.0f} player-seconds in {wall:.2f} s wall: {sim_s / wall:.0f}x real time on one core "
         f"({platform.processor() or platform.machine()}, Python {sys.version.split()[0]})"

@@ -21,6 +21,7 @@ from sidecar.engine.engine import Engine, EngineConfig
 from sidecar.features import FrameFeatures, KnobNormalizer, extract, featurize
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
 from sidecar.policies.difficulty import DifficultyPolicy, Observation
+from sidecar.policies.director import DEFAULT_BAND
 from sidecar.recording import RecordingWriter
 from sidecar.schema import pb
 from sidecar.session import Session
@@ -215,7 +216,7 @@ def _apply(s: _Live, responses: list[pb.SessionResponse], cfg: OfflineConfig) ->
         s.diffs.append(d)
         s.frames += 1
         p_fail = g.insights[0].p_fail if g.insights else 0.0
-        lo, hi = engine_band(s)
+        lo, hi = DEFAULT_BAND
         s.in_band += lo <= p_fail <= hi
         if not s.curve or game.t - s.curve[-1][0] >= cfg.curve_every_s:
             s.curve.append((game.t, d, p_fail))
@@ -224,12 +225,6 @@ def _apply(s: _Live, responses: list[pb.SessionResponse], cfg: OfflineConfig) ->
             if not n.hinted or s.tactic_rng.random() < 0.02 * cfg.frame_every:
                 n.tactic, n.hinted = s.tactic_rng.choice(TACTICS), True
                 n.aggression = s.tactic_rng.random()
-
-
-def engine_band(s: _Live) -> tuple[float, float]:
-    from sidecar.policies.director import DEFAULT_BAND
-
-    return DEFAULT_BAND
 
 
 def _close(s: _Live, engine: Engine, cfg: OfflineConfig) -> SessionSummary:

@@ -42,7 +42,7 @@ def test_rubber_band_lowers_after_deaths_and_rises_when_calm() -> None:
     p = RubberBandPolicy({}, 0.5)
     start = p.target(obs(0.0))
     after = start
-    for i in range(3):
+    for i in range(4):
         after = p.target(obs(1.0 + i, deaths=1))
     assert after < start - 0.3
     calm = after

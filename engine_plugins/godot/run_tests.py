@@ -47,9 +47,24 @@ class Sidecar:
     def start(self) -> int:
         ports = self.workdir / "ports.txt"
         ports.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "sidecar.cli", "serve", "--grpc-port", "off", "--ws-port", str(self.port),
-               "--ports-file", str(ports), "--state-dir", str(self.workdir / "state"), "--max-fps", "100000",
-               "--log-level", "WARNING"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "sidecar.cli",
+            "serve",
+            "--grpc-port",
+            "off",
+            "--ws-port",
+            str(self.port),
+            "--ports-file",
+            str(ports),
+            "--state-dir",
+            str(self.workdir / "state"),
+            "--max-fps",
+            "100000",
+            "--log-level",
+            "WARNING",
+        ]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 60
         while not ports.exists():
@@ -96,8 +111,13 @@ class Runner:
     def __init__(self, godot: str, scratch: Path) -> None:
         self.godot = godot
         self.scratch = scratch
-        self.env = {**os.environ, "HOME": str(scratch / "home"), "XDG_DATA_HOME": str(scratch / "xdg-data"),
-                    "XDG_CONFIG_HOME": str(scratch / "xdg-config"), "XDG_CACHE_HOME": str(scratch / "xdg-cache")}
+        self.env = {
+            **os.environ,
+            "HOME": str(scratch / "home"),
+            "XDG_DATA_HOME": str(scratch / "xdg-data"),
+            "XDG_CONFIG_HOME": str(scratch / "xdg-config"),
+            "XDG_CACHE_HOME": str(scratch / "xdg-cache"),
+        }
         self.passed: list[str] = []
         self.failed: list[str] = []
         self.results: dict[str, object] = {}
@@ -128,8 +148,11 @@ class Runner:
         # With editor=True the editor starts once (plugins run their _enter_tree), then quits.
         args = ["--editor", "--quit-after", "30"] if editor else ["--import"]
         code, out = self.godot_run(proj, args, 180)
-        bad = [line for line in out.splitlines() if "SCRIPT ERROR" in line or "Parse Error" in line
-               or ("ERROR" in line and "metabrain" in line.lower())]
+        bad = [
+            line
+            for line in out.splitlines()
+            if "SCRIPT ERROR" in line or "Parse Error" in line or ("ERROR" in line and "metabrain" in line.lower())
+        ]
         self.record(f"import {proj.name}", code == 0 and not bad, "\n".join(bad[:10]) or out[-1500:])
 
     def record(self, name: str, ok: bool, detail: str = "") -> None:
@@ -138,8 +161,9 @@ class Runner:
         if not ok and detail:
             print("    " + detail.replace("\n", "\n    "), flush=True)
 
-    def script_test(self, proj: Path, name: str, script: str, args: list[str], timeout: float,
-                    on_line: object = None) -> dict[str, object] | None:
+    def script_test(
+        self, proj: Path, name: str, script: str, args: list[str], timeout: float, on_line: object = None
+    ) -> dict[str, object] | None:
         code, out = self.godot_run(proj, ["--script", f"res://tests/{script}", "--", *args], timeout, on_line)
         result = None
         for line in out.splitlines():
@@ -168,24 +192,42 @@ def main() -> int:
     try:
         port = side.start()
         out_file = scratch / "gd_vectors.json"
-        runner.script_test(proj, "codec vectors (Python -> GDScript -> bytes)", "test_codec.gd",
-                           [f"--vectors={proj / 'vectors.json'}", f"--out={out_file}"], 120)
+        runner.script_test(
+            proj,
+            "codec vectors (Python -> GDScript -> bytes)",
+            "test_codec.gd",
+            [f"--vectors={proj / 'vectors.json'}", f"--out={out_file}"],
+            120,
+        )
         runner.record("codec vectors (GDScript bytes -> Python)", check_python_side(proj / "vectors.json", out_file))
-        runner.script_test(proj, "demo: 600 physics frames with guidance", "test_demo.gd",
-                           [f"--metabrain-port={port}", "--frames=600"], 120)
+        runner.script_test(
+            proj,
+            "demo: 600 physics frames with guidance",
+            "test_demo.gd",
+            [f"--metabrain-port={port}", "--frames=600"],
+            120,
+        )
         runner.script_test(proj, "benchmark", "bench.gd", [f"--port={port}"], 120)
 
         def on_line(line: str) -> None:
             if line.startswith("CONNECTED"):
+
                 def bounce() -> None:
                     time.sleep(3.0)
                     side.kill()
                     time.sleep(2.5)
                     side.start()
+
                 threading.Thread(target=bounce, daemon=True).start()
 
-        runner.script_test(proj, "sidecar killed and restarted mid-run", "test_reconnect.gd",
-                           [f"--metabrain-port={port}", "--seconds=16"], 120, on_line)
+        runner.script_test(
+            proj,
+            "sidecar killed and restarted mid-run",
+            "test_reconnect.gd",
+            [f"--metabrain-port={port}", "--seconds=16"],
+            120,
+            on_line,
+        )
     finally:
         side.stop()
     empty = make_project(scratch, with_demo=False)
@@ -209,8 +251,11 @@ def check_python_side(vectors: Path, gd_out: Path) -> bool:
 
     if not gd_out.exists():
         return False
-    types = {"metabrain.testdata.AllTypes": codec_test_pb2.AllTypes, "metabrain.v1.SessionRequest": pb.SessionRequest,
-             "metabrain.v1.SessionResponse": pb.SessionResponse}
+    types = {
+        "metabrain.testdata.AllTypes": codec_test_pb2.AllTypes,
+        "metabrain.v1.SessionRequest": pb.SessionRequest,
+        "metabrain.v1.SessionResponse": pb.SessionResponse,
+    }
     produced = json.loads(gd_out.read_text())
     ok = True
     for v in json.loads(vectors.read_text()):
@@ -227,8 +272,11 @@ def lint(runner: Runner) -> None:
     if gdlint is None:
         runner.record("gdlint (gdtoolkit not installed)", False)
         return
-    files = [str(p) for p in [*(HERE / "addons").rglob("*.gd"), *(HERE / "demo").glob("*.gd"), *(HERE / "tests").glob("*.gd")]
-             if "proto" not in p.parts and p.name != "codec_test_proto.gd"]
+    files = [
+        str(p)
+        for p in [*(HERE / "addons").rglob("*.gd"), *(HERE / "demo").glob("*.gd"), *(HERE / "tests").glob("*.gd")]
+        if "proto" not in p.parts and p.name != "codec_test_proto.gd"
+    ]
     proc = subprocess.run([gdlint, *files], capture_output=True, text=True, cwd=HERE)  # reads HERE/gdlintrc
     runner.record("gdlint", proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:])
 

@@ -70,7 +70,6 @@ class Engine:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.on_tick: list[Callable[[TickStats], None]] = []
-        self.on_guidance: list[Callable[[Session, pb.Guidance], None]] = []
         self.ticks = 0
 
     @property
@@ -217,6 +216,4 @@ class Engine:
         for name, value in zip(director.names, values, strict=True):
             g.knobs.add(name=name, value=float(value))
         g.processing_us = min(int((time.monotonic() - entry.received_at) * 1e6), 2**32 - 1)
-        for cb in self.on_guidance:
-            cb(director.session, g)
         return [pb.SessionResponse(guidance=g), *extra]

@@ -61,9 +61,9 @@ class RubberBandPolicy(DifficultyPolicy):
 
     def __init__(self, params: dict[str, str], default_level: float) -> None:
         self.level = _param(params, "start", default_level)
-        self.death_step = _param(params, "death_step", 0.12)
-        self.kill_step = _param(params, "kill_step", 0.01)
-        self.calm_rate = _param(params, "calm_rate", 0.004)  # per second without taking damage
+        self.death_step = _param(params, "death_step", 0.1)
+        self.kill_step = _param(params, "kill_step", 0.003)
+        self.calm_rate = _param(params, "calm_rate", 0.002)  # per second without taking damage
         self.lo = _param(params, "min", 0.0)
         self.hi = _param(params, "max", 1.0)
 
@@ -136,7 +136,7 @@ class PredictivePolicy(DifficultyPolicy):
 
     def __init__(self, params: dict[str, str], default_level: float, band: tuple[float, float]) -> None:
         self.band = (_param(params, "band_low", band[0]), _param(params, "band_high", band[1]))
-        self.quit_weight = _param(params, "quit_weight", 0.5)
+        self.quit_weight = _param(params, "quit_weight", 3.0)
         self.smoothing_s = _param(params, "smoothing_s", 2.0)
         self.level = _param(params, "start", default_level)
 

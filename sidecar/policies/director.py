@@ -20,7 +20,7 @@ from sidecar.schema import pb
 from sidecar.session import Session
 
 POLICIES = ("static", "rubber_band", "intensity", "predictive")
-DEFAULT_BAND = (0.25, 0.45)
+DEFAULT_BAND = (0.05, 0.30)
 # NpcTactic enum values of the model's tactics, in TACTICS order.
 TACTIC_ENUMS = np.array(
     [
