@@ -708,9 +708,7 @@ def generate_gdscript(descriptor_set: bytes, class_name: str = "MetaBrainProto")
 
 def generate_engine_codecs(descriptor_set: bytes) -> dict[Path, str]:
     files = {GODOT_OUT: generate_gdscript(descriptor_set)}
-    try:
-        from csharp_codegen import generate_csharp
-    except ImportError:
-        return files
+    from csharp_codegen import generate_csharp
+
     files[CSHARP_OUT] = generate_csharp(descriptor_set)
     return files

@@ -91,24 +91,23 @@ class Director:
             # Below the band: the most effective tactic; above it: the least; inside: the median.
             pf = float(p_fail_now[i])
             aggression = float(np.clip(0.5 + 2.0 * (mid - pf), 0.0, 1.0))
-            for j, npc_id in enumerate(features.npc_ids[i]):
-                if npc_id < 0 or int(npc_id) in seen or not features.npc_mask[i, j]:
+            valid = np.nonzero(features.npc_mask[i] & (features.npc_ids[i] >= 0))[0]
+            if valid.size == 0:
+                continue
+            p = np.where(self.tactic_allowed, tactic_p[i, valid], np.nan)  # [V, A], one pass for all NPCs
+            if pf < lo:
+                ks = np.nanargmax(p, axis=1)
+            elif pf > hi:
+                ks = np.nanargmin(p, axis=1)
+            else:
+                ks = np.nanargmin(np.abs(p - np.nanmedian(p, axis=1, keepdims=True)), axis=1)
+            tactics = TACTIC_ENUMS[ks].tolist()
+            for npc_id, tactic in zip(features.npc_ids[i, valid].tolist(), tactics, strict=True):
+                if npc_id in seen:
                     continue
-                seen.add(int(npc_id))
-                p = np.where(self.tactic_allowed, tactic_p[i, j], np.nan)
-                if pf < lo:
-                    k = int(np.nanargmax(p))
-                elif pf > hi:
-                    k = int(np.nanargmin(p))
-                else:
-                    k = int(np.nanargmin(np.abs(p - np.nanmedian(p))))
+                seen.add(npc_id)
                 hints.append(
-                    pb.NpcHint(
-                        npc_id=int(npc_id),
-                        tactic=cast(Any, int(TACTIC_ENUMS[k])),
-                        target_player_id=pid,
-                        aggression=aggression,
-                    )
+                    pb.NpcHint(npc_id=npc_id, tactic=cast(Any, tactic), target_player_id=pid, aggression=aggression)
                 )
         return hints
 
