@@ -1,0 +1,110 @@
+// Thin Unity layer over MetaBrain.Core: holds the knob and tactic definitions, fills frames from the
+// MetaBrainPlayer / MetaBrainNpc components each FixedUpdate, and raises UnityEvents and C# events on
+// the main thread. All networking and protocol work is in MetaBrainClient (Unity-free, tested outside Unity).
+using System;
+using System.Collections.Generic;
+using MetaBrain.Core;
+using MetaBrain.Proto;
+using UnityEngine;
+using UnityEngine.Events;
+
+namespace MetaBrain.Unity
+{
+    [Serializable] public class DifficultyEvent : UnityEvent<string, float> { }
+    [Serializable] public class NpcHintEvent : UnityEvent<MetaBrainNpc, NpcTactic, string, float> { }
+    [Serializable] public class InsightEvent : UnityEvent<string, float, float, float> { }
+
+    [AddComponentMenu("MetaBrain/MetaBrain Director")]
+    public sealed class MetaBrainDirector : MonoBehaviour
+    {
+        [Header("Sidecar")]
+        public string address = "127.0.0.1";
+        public int port = 50052;
+        public string token = "";
+        public bool useTls;
+
+        [Header("Game")]
+        public string gameId = "my.game";
+        public string gameBuild = "";
+        [Tooltip("static, rubber_band, intensity, predictive; empty = the sidecar's default")]
+        public string policy = "";
+        public List<KnobDefinition> knobs = new List<KnobDefinition>();
+        public List<NpcTactic> npcTactics = new List<NpcTactic>();
+        [Tooltip("Send a frame every N FixedUpdates")]
+        public int sendEveryNFixedUpdates = 6;
+        public bool recordingConsent;
+
+        [Header("Events (main thread)")]
+        public DifficultyEvent onDifficultyChanged = new DifficultyEvent();
+        public NpcHintEvent onNpcHint = new NpcHintEvent();
+        public InsightEvent onInsight = new InsightEvent();
+
+        public event Action<string, float> DifficultyChanged;
+        public event Action<PlayerInsight> InsightReceived;
+
+        public MetaBrainClient Client { get; private set; }
+        int _fixedUpdates;
+
+        void OnEnable()
+        {
+            var opt = new ClientOptions
+            {
+                Url = (useTls ? "wss://" : "ws://") + address + ":" + port + "/metabrain/v1/session",
+                Token = token, GameId = gameId, GameBuild = gameBuild, Policy = policy, RecordingConsent = recordingConsent,
+                TickRateHz = 1f / (Time.fixedDeltaTime * Mathf.Max(sendEveryNFixedUpdates, 1)),
+            };
+            opt.Knobs.AddRange(knobs);
+            opt.NpcTactics.AddRange(npcTactics);
+            Client = new MetaBrainClient(opt);
+            Client.DifficultyChanged += (k, v) => { onDifficultyChanged.Invoke(k, v); if (DifficultyChanged != null) DifficultyChanged(k, v); };
+            Client.NpcHintReceived += h =>
+            {
+                MetaBrainNpc npc;
+                if (MetaBrainNpc.ById.TryGetValue(h.NpcId, out npc) && npc != null)
+                {
+                    npc.ApplyHint(h.Tactic, h.Aggression);
+                    onNpcHint.Invoke(npc, h.Tactic, h.TargetPlayerId, h.Aggression);
+                }
+            };
+            Client.InsightReceived += i =>
+            {
+                onInsight.Invoke(i.PlayerId, i.PFail, i.PQuit, i.Skill);
+                if (InsightReceived != null) InsightReceived(i);
+            };
+            Client.Start();
+        }
+
+        void OnDisable()
+        {
+            if (Client != null) Client.Dispose();
+            Client = null;
+        }
+
+        public float Knob(string name) { return Client != null ? Client.Knob(name) : 0f; }
+
+        /// <summary>Report a game event; it rides with the next frame.</summary>
+        public void ReportEvent(EventType type, string playerId, uint npcId = 0, float amount = 0f)
+        {
+            _events.Add(new GameEvent { Type = type, PlayerId = playerId, NpcId = npcId, Amount = amount, GameTime = Time.time });
+        }
+
+        readonly List<GameEvent> _events = new List<GameEvent>();
+
+        void FixedUpdate()
+        {
+            if (Client == null || ++_fixedUpdates % Mathf.Max(sendEveryNFixedUpdates, 1) != 0) return;
+            var frame = new Frame { GameTime = Time.time };
+            foreach (var p in MetaBrainPlayer.All) frame.Players.Add(p.ToProto());
+            if (frame.Players.Count == 0) return;
+            foreach (var n in MetaBrainNpc.ById.Values) if (n != null) frame.Npcs.Add(n.ToProto());
+            frame.Events.AddRange(_events);
+            _events.Clear();
+            Client.TrySend(frame);  // never blocks; dropped while the sidecar is away
+        }
+
+        void Update()
+        {
+            if (Client != null) Client.Poll();
+        }
+    }
+}

@@ -1,0 +1,179 @@
+// The Unity-free core against a real sidecar (started, killed and restarted by these tests).
+// Usage: mono SessionTests.exe <python> <repo> <port> <state-dir>. Prints "N passed, N failed".
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
+using System.Reflection;
+using System.Threading;
+using MetaBrain.Core;
+using MetaBrain.Proto;
+
+[AttributeUsage(AttributeTargets.Method)]
+public sealed class TestAttribute : Attribute { }
+
+public static class SessionTests
+{
+    static string python, repo, stateDir;
+    static int port;
+    static Process sidecar;
+    public static readonly Dictionary<string, string> Results = new Dictionary<string, string>();
+
+    static void StartSidecar()
+    {
+        var psi = new ProcessStartInfo(python, "-m sidecar.cli serve --grpc-port off --ws-port " + port +
+            " --state-dir " + stateDir + " --max-fps 100000 --log-level WARNING")
+        { WorkingDirectory = repo, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        sidecar = Process.Start(psi);
+        var line = sidecar.StandardOutput.ReadLine();  // "metabrain serving ..." once it listens
+        if (line == null || !line.Contains("serving")) throw new Exception("sidecar did not start: " + sidecar.StandardError.ReadToEnd());
+    }
+
+    static void KillSidecar()
+    {
+        if (sidecar != null && !sidecar.HasExited) { sidecar.Kill(); sidecar.WaitForExit(10000); }
+    }
+
+    static ClientOptions Options()
+    {
+        var o = new ClientOptions { Url = "ws://127.0.0.1:" + port + "/metabrain/v1/session", GameId = "metabrain.csharp.test" };
+        o.Knobs.Add(new KnobDefinition("enemy_accuracy", 0.05f, 0.65f, 0.35f, 0.1f));
+        o.Knobs.Add(new KnobDefinition("enemy_damage", 3f, 16f, 9.5f, 2.5f));
+        o.ReconnectMax = TimeSpan.FromSeconds(1);
+        return o;
+    }
+
+    static Frame MakeFrame(int i, int npcs)
+    {
+        var f = new Frame();
+        var p = new PlayerState { PlayerId = "p1", Health = 100f - (i % 50), MaxHealth = 100f,
+            Position = new Vec3 { X = (float)Math.Sin(i * 0.1) * 5, Z = 2f }, Velocity = new Vec3 { X = 1f },
+            Input = new InputSummary { MoveX = 0.5f, ShotsFired = (uint)(i % 3), ShotsHit = (uint)(i % 2) } };
+        f.Players.Add(p);
+        for (int n = 0; n < npcs; n++)
+            f.Npcs.Add(new Npc { NpcId = (uint)(n + 1), Kind = "grunt", Health = 1f, State = NpcState.Chase, TargetPlayerId = "p1",
+                Tactic = NpcTactic.Advance, Position = new Vec3 { X = n, Z = 10f - n } });
+        if (i % 40 == 39) f.Events.Add(new GameEvent { Type = EventType.Death, PlayerId = "p1" });
+        return f;
+    }
+
+    static bool WaitFor(Func<bool> cond, int ms, MetaBrainClient c)
+    {
+        var sw = Stopwatch.StartNew();
+        while (sw.ElapsedMilliseconds < ms) { c.Poll(); if (cond()) return true; Thread.Sleep(1); }
+        return false;
+    }
+
+    static void Assert(bool ok, string what) { if (!ok) throw new Exception(what); }
+
+    [Test]
+    public static void Session600FramesGet600Guidance()
+    {
+        using (var c = new MetaBrainClient(Options()))
+        {
+            c.Start();
+            Assert(WaitFor(() => c.IsOpen, 10000, c), "connected");
+            int answered = 0;
+            for (int i = 0; i < 600; i++)
+            {
+                Assert(c.TrySend(MakeFrame(i, 4)), "frame " + i + " queued");
+                ulong seq = (ulong)(i + 1);
+                if (WaitFor(() => c.LastGuidance != null && c.LastGuidance.Sequence == seq, 2000, c)) answered++;
+            }
+            Results["session_guidance"] = answered + "/600";
+            Assert(answered == 600, "guidance for every frame (" + answered + "/600)");
+            Assert(c.Stats.FramesSent == 600 && c.Stats.Guidance == 600, "stats agree");
+        }
+    }
+
+    [Test]
+    public static void KilledSidecarFallsBackReconnectsResumes()
+    {
+        using (var c = new MetaBrainClient(Options()))
+        {
+            bool resumed = false;
+            c.Connected += (id, r) => { if (r) resumed = true; };
+            c.Start();
+            Assert(WaitFor(() => c.IsOpen, 10000, c), "connected");
+            for (int i = 0; i < 30; i++) { c.TrySend(MakeFrame(i, 4)); WaitFor(() => false, 10, c); }
+            Assert(c.LastGuidance != null && c.Stats.Guidance > 0, "guidance arrived before the kill");
+            KillSidecar();
+            Assert(WaitFor(() => !c.IsOpen, 5000, c), "noticed the sidecar going away");
+            double worstMs = 0;
+            var down = Stopwatch.StartNew();
+            int i2 = 0;
+            while (down.ElapsedMilliseconds < 1500)
+            {
+                var t = Stopwatch.StartNew();
+                c.TrySend(MakeFrame(i2++, 16));
+                worstMs = Math.Max(worstMs, t.Elapsed.TotalMilliseconds);
+                c.Poll();
+                Thread.Sleep(2);
+            }
+            Results["worst_send_ms_while_down"] = worstMs.ToString("F4");
+            Assert(worstMs < 5, "TrySend never blocks while the sidecar is away (worst " + worstMs + " ms)");
+            Assert(c.Knob("enemy_accuracy") == 0.35f && c.Knob("enemy_damage") == 9.5f, "designer defaults while away");
+            StartSidecar();
+            Assert(WaitFor(() => c.IsOpen, 15000, c), "reconnected");
+            Assert(resumed, "the session was resumed");
+            long before = c.Stats.Guidance;
+            for (int i = 0; i < 20; i++) { c.TrySend(MakeFrame(i, 4)); WaitFor(() => false, 10, c); }
+            Assert(WaitFor(() => c.Stats.Guidance >= before + 15, 5000, c), "guidance again after the restart");
+        }
+    }
+
+    [Test]
+    public static void Benchmark()
+    {
+        using (var c = new MetaBrainClient(Options()))
+        {
+            c.Start();
+            Assert(WaitFor(() => c.IsOpen, 10000, c), "connected");
+            const int n = 5000;
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < n; i++) new SessionRequest { Frame = MakeFrame(i, 16) }.ToByteArray();
+            double encodeUs = sw.Elapsed.TotalMilliseconds * 1000 / n;
+            sw.Restart();
+            for (int i = 0; i < n; i++) c.TrySend(MakeFrame(i, 16));
+            double sendUs = sw.Elapsed.TotalMilliseconds * 1000 / n;
+            WaitFor(() => false, 1000, c);
+            int trips = 0;
+            sw.Restart();
+            while (sw.ElapsedMilliseconds < 2000)
+            {
+                long before = c.Stats.Guidance + c.Stats.Superseded;
+                c.TrySend(MakeFrame(trips, 16));
+                WaitFor(() => c.Stats.Guidance + c.Stats.Superseded > before, 1000, c);
+                trips++;
+            }
+            double rate = trips / sw.Elapsed.TotalSeconds;
+            Results["build_encode_us"] = encodeUs.ToString("F1");
+            Results["build_encode_send_us"] = sendUs.ToString("F1");
+            Results["round_trips_per_s"] = rate.ToString("F0");
+            Console.WriteLine("BENCH build+encode " + encodeUs.ToString("F1") + " us, build+encode+send " + sendUs.ToString("F1") +
+                " us per frame (player + 16 NPCs); " + rate.ToString("F0") + " round trips/s");
+            Assert(rate > 0, "round trips measured");
+        }
+    }
+
+    public static int Main(string[] args)
+    {
+        python = args[0]; repo = args[1]; port = int.Parse(args[2]); stateDir = args[3];
+        int passed = 0, failed = 0;
+        try
+        {
+            StartSidecar();
+            var tests = typeof(SessionTests).GetMethods(BindingFlags.Public | BindingFlags.Static)
+                .Where(m => m.GetCustomAttributes(typeof(TestAttribute), false).Length > 0).ToList();
+            foreach (var t in tests)
+            {
+                try { t.Invoke(null, null); passed++; Console.WriteLine("PASS " + t.Name); }
+                catch (TargetInvocationException e) { failed++; Console.WriteLine("FAIL " + t.Name + ": " + e.InnerException.Message); }
+            }
+        }
+        finally { KillSidecar(); }
+        foreach (var kv in Results) Console.WriteLine("RESULT " + kv.Key + "=" + kv.Value);
+        Console.WriteLine(passed + " passed, " + failed + " failed");
+        return failed == 0 && passed > 0 ? 0 : 1;
+    }
+}

@@ -1,0 +1,75 @@
+"""The Unity package's Unity-free core: compiles alone with Mono's mcs, and runs against a real sidecar."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IN_CI
+
+ROOT = Path(__file__).resolve().parents[1]
+UNITY = ROOT / "engine_plugins" / "unity"
+CORE = sorted((UNITY / "Runtime" / "Core").rglob("*.cs"))
+
+
+def _need_mono() -> None:
+    if shutil.which("mcs") is None or shutil.which("mono") is None:
+        if IN_CI:
+            pytest.fail("Mono (mcs, mono) is missing; .ci/setup.sh installs it")
+        pytest.skip("Mono is not installed (apt-get install mono-mcs mono-runtime)")
+
+
+def test_core_compiles_without_unityengine(tmp_path: Path) -> None:
+    _need_mono()
+    for f in CORE:
+        assert not re.search(r"using\s+UnityEngine|UnityEngine\.", f.read_text()), f"{f} references UnityEngine"
+    asmdef = json.loads((UNITY / "Runtime/Core/MetaBrain.Core.asmdef").read_text())
+    assert asmdef["noEngineReferences"] is True
+    build = subprocess.run(
+        ["mcs", "-langversion:7.2", "-target:library", f"-out:{tmp_path / 'core.dll'}", *map(str, CORE)],
+        capture_output=True,
+        text=True,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+
+
+def test_package_layout() -> None:
+    pkg = json.loads((UNITY / "package.json").read_text())
+    assert pkg["name"] == "com.metabrain.director" and pkg["unity"]
+    for path in (UNITY / "Runtime").rglob("*"):
+        if path.suffix != ".meta":
+            assert path.with_name(path.name + ".meta").exists(), f"{path} has no .meta file"
+    assert (UNITY / "Samples~" / "Arena" / "ArenaSample.cs").exists()
+    assert (UNITY / "Documentation~" / "index.md").exists()
+
+
+@pytest.mark.slow
+def test_core_against_real_sidecar(tmp_path: Path) -> None:
+    _need_mono()
+    exe = tmp_path / "SessionTests.exe"
+    sources = [*CORE, UNITY / "Tests~" / "ConsoleTests" / "SessionTests.cs"]
+    build = subprocess.run(
+        ["mcs", "-langversion:7.2", "-debug", "-r:System.Core.dll", f"-out:{exe}", *map(str, sources)],
+        capture_output=True,
+        text=True,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = subprocess.run(
+        ["mono", "--debug", str(exe), sys.executable, str(ROOT), str(port), str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    print(run.stdout)
+    lines = [line for line in run.stdout.splitlines() if line.strip()]
+    assert run.returncode == 0 and lines and lines[-1] == "3 passed, 0 failed", run.stdout[-3000:] + run.stderr[-3000:]
