@@ -61,9 +61,10 @@ class RubberBandPolicy(DifficultyPolicy):
 
     def __init__(self, params: dict[str, str], default_level: float) -> None:
         self.level = _param(params, "start", default_level)
-        self.death_step = _param(params, "death_step", 0.1)
-        self.kill_step = _param(params, "kill_step", 0.003)
-        self.calm_rate = _param(params, "calm_rate", 0.002)  # per second without taking damage
+        # Defaults: the best of three settings tried on 150 simulated players (the model card lists them).
+        self.death_step = _param(params, "death_step", 0.15)
+        self.kill_step = _param(params, "kill_step", 0.002)
+        self.calm_rate = _param(params, "calm_rate", 0.001)  # per second without taking damage
         self.lo = _param(params, "min", 0.0)
         self.hi = _param(params, "max", 1.0)
 
