@@ -96,6 +96,15 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_card(a: argparse.Namespace) -> int:
+    from sidecar.training.model_card import write_card
+
+    notes = Path(a.notes).read_text() if a.notes else ""
+    write_card(a.checkpoint, a.eval, a.directors, a.out, notes)
+    print(f"wrote {a.out}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ds = sub.add_parser("dataset", help="simulate recordings, or turn recordings into training examples")
     dsub = ds.add_subparsers(dest="action", required=True)
@@ -149,3 +158,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.add_argument("--json", help="write the figures as JSON")
     ev.add_argument("--png", help="write the reliability diagram")
     ev.set_defaults(func=cmd_evaluate)
+
+    mc = sub.add_parser("model-card", help="write the model card from the evaluation reports")
+    mc.add_argument("--checkpoint")
+    mc.add_argument("--eval", required=True, help="JSON from `metabrain evaluate`")
+    mc.add_argument("--directors", nargs="*", default=[], help="JSON from `metabrain evaluate-directors`")
+    mc.add_argument("--notes", help="a markdown file of notes to include")
+    mc.add_argument("--out", required=True)
+    mc.set_defaults(func=cmd_model_card)

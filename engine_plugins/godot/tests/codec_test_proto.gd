@@ -9,176 +9,11 @@ enum Color_ {
 	COLOR_BLUE = 2,
 }
 
-## Wire writer: a growable byte buffer with protobuf primitives.
-class Writer:
-	var buf: StreamPeerBuffer = StreamPeerBuffer.new()
-	var _child: Writer = null
-
-	## A cleared scratch writer for a nested message, reused (no allocation per message).
-	func child() -> Writer:
-		if _child == null:
-			_child = Writer.new()
-		else:
-			_child.buf.clear()
-		return _child
-
-	func varint(v: int) -> void:
-		if v >= 0 and v < 0x80:
-			buf.put_u8(v)
-			return
-		# GDScript ints are signed 64-bit: shift logically by masking after the arithmetic shift.
-		while true:
-			var low: int = v & 0x7F
-			v = (v >> 7) & 0x01FFFFFFFFFFFFFF
-			if v == 0:
-				buf.put_u8(low)
-				return
-			buf.put_u8(low | 0x80)
-
-	func tag(field: int, wire: int) -> void:
-		varint((field << 3) | wire)
-
-	func zigzag(v: int) -> void:
-		varint((v << 1) ^ (v >> 63))
-
-	func fixed32(v: int) -> void:
-		buf.put_u32(v & 0xFFFFFFFF)
-
-	func fixed64(v: int) -> void:
-		buf.put_64(v)
-
-	func float32(v: float) -> void:
-		buf.put_float(v)
-
-	func float64(v: float) -> void:
-		buf.put_double(v)
-
-	func bytes(b: PackedByteArray) -> void:
-		varint(b.size())
-		buf.put_data(b)
-
-	## A nested message from a child writer: its length, then its bytes.
-	func nested(w: Writer) -> void:
-		var b: PackedByteArray = w.buf.data_array
-		varint(b.size())
-		buf.put_data(b)
-
-	func data() -> PackedByteArray:
-		return buf.data_array
-
-	static func is_set_float(v: float) -> bool:
-		# Written unless it is +0.0: -0.0 has its sign bit set and is written, as upb does.
-		return v != 0.0 or is_inf(1.0 / v) and 1.0 / v < 0.0
-
-
-## Wire reader over a PackedByteArray.
-class Reader:
-	var data: PackedByteArray
-	var pos: int = 0
-	var failed: bool = false
-
-	func _init(bytes_in: PackedByteArray) -> void:
-		data = bytes_in
-
-	func varint() -> int:
-		var result: int = 0
-		var shift: int = 0
-		while pos < data.size():
-			var b: int = data[pos]
-			pos += 1
-			if shift < 64:
-				result |= (b & 0x7F) << shift
-			if b < 0x80:
-				return result
-			shift += 7
-		failed = true
-		return 0
-
-	func int32() -> int:
-		# int32 and enums arrive as 64-bit varints; keep the low 32 bits, signed.
-		var v: int = varint() & 0xFFFFFFFF
-		return v - 0x100000000 if v >= 0x80000000 else v
-
-	func zigzag() -> int:
-		var v: int = varint()
-		return ((v >> 1) & 0x7FFFFFFFFFFFFFFF) ^ -(v & 1)
-
-	func fixed32() -> int:
-		if pos + 4 > data.size():
-			failed = true
-			pos = data.size()
-			return 0
-		var v: int = data.decode_u32(pos)
-		pos += 4
-		return v
-
-	func sfixed32() -> int:
-		var v: int = fixed32()
-		return v - 0x100000000 if v >= 0x80000000 else v
-
-	func fixed64() -> int:
-		if pos + 8 > data.size():
-			failed = true
-			pos = data.size()
-			return 0
-		var v: int = data.decode_s64(pos)
-		pos += 8
-		return v
-
-	func float32() -> float:
-		if pos + 4 > data.size():
-			failed = true
-			pos = data.size()
-			return 0.0
-		var v: float = data.decode_float(pos)
-		pos += 4
-		return v
-
-	func float64() -> float:
-		if pos + 8 > data.size():
-			failed = true
-			pos = data.size()
-			return 0.0
-		var v: float = data.decode_double(pos)
-		pos += 8
-		return v
-
-	func length() -> int:
-		var n: int = varint()
-		if n < 0 or pos + n > data.size():
-			failed = true
-			pos = data.size()
-			return 0
-		return n
-
-	func bytes() -> PackedByteArray:
-		var n: int = length()
-		var out: PackedByteArray = data.slice(pos, pos + n)
-		pos += n
-		return out
-
-	func skip(wire: int) -> void:
-		match wire:
-			0:
-				varint()
-			1:
-				pos += 8
-			2:
-				pos += length()
-			5:
-				pos += 4
-			_:
-				failed = true
-				pos = data.size()
-		if pos > data.size():
-			failed = true
-			pos = data.size()
-
 class Inner:
 	var id: int = 0
 	var label: String = ""
 
-	func write(out_: Writer) -> void:
+	func write(out_: MetaBrainProto.Writer) -> void:
 		if id != 0:
 			out_.buf.put_u8(8)
 			out_.varint(id)
@@ -186,7 +21,7 @@ class Inner:
 			out_.buf.put_u8(18)
 			out_.bytes(label.to_utf8_buffer())
 
-	func read(in_: Reader, end_: int) -> void:
+	func read(in_: MetaBrainProto.Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
 			var key_: int = in_.varint()
 			var wire_: int = key_ & 7
@@ -205,13 +40,13 @@ class Inner:
 					in_.skip(wire_)
 
 	func encode() -> PackedByteArray:
-		var out_: Writer = Writer.new()
+		var out_: MetaBrainProto.Writer = MetaBrainProto.Writer.new()
 		write(out_)
 		return out_.data()
 
 	static func decode(bytes_in: PackedByteArray) -> Inner:
 		var m_: Inner = Inner.new()
-		var in_: Reader = Reader.new(bytes_in)
+		var in_: MetaBrainProto.Reader = MetaBrainProto.Reader.new(bytes_in)
 		m_.read(in_, bytes_in.size())
 		return null if in_.failed else m_
 
@@ -261,11 +96,11 @@ class AllTypes:
 	var tags: Dictionary = {}
 	var named: Dictionary = {}
 
-	func write(out_: Writer) -> void:
-		if Writer.is_set_float(f_double):
+	func write(out_: MetaBrainProto.Writer) -> void:
+		if MetaBrainProto.Writer.is_set_float(f_double):
 			out_.buf.put_u8(9)
 			out_.float64(f_double)
-		if Writer.is_set_float(f_float):
+		if MetaBrainProto.Writer.is_set_float(f_float):
 			out_.buf.put_u8(21)
 			out_.float32(f_float)
 		if f_int64 != 0:
@@ -311,41 +146,41 @@ class AllTypes:
 			out_.tag(16, 0)
 			out_.zigzag(f_sint64)
 		if inner != null:
-			var sub_: Writer = out_.child()
+			var sub_: MetaBrainProto.Writer = out_.child()
 			inner.write(sub_)
 			out_.tag(17, 2)
 			out_.nested(sub_)
 		for item_: Inner in inners:
-			var sub_: Writer = out_.child()
+			var sub_: MetaBrainProto.Writer = out_.child()
 			item_.write(sub_)
 			out_.tag(18, 2)
 			out_.nested(sub_)
 		if not r_int32.is_empty():
-			var p_: Writer = Writer.new()
+			var p_: MetaBrainProto.Writer = MetaBrainProto.Writer.new()
 			for v_: int in r_int32:
 				p_.varint(v_)
 			out_.tag(19, 2)
 			out_.bytes(p_.data())
 		if not r_sint64.is_empty():
-			var p_: Writer = Writer.new()
+			var p_: MetaBrainProto.Writer = MetaBrainProto.Writer.new()
 			for v_: int in r_sint64:
 				p_.zigzag(v_)
 			out_.tag(20, 2)
 			out_.bytes(p_.data())
 		if not r_float.is_empty():
-			var p_: Writer = Writer.new()
+			var p_: MetaBrainProto.Writer = MetaBrainProto.Writer.new()
 			for v_: float in r_float:
 				p_.float32(v_)
 			out_.tag(21, 2)
 			out_.bytes(p_.data())
 		if not r_double.is_empty():
-			var p_: Writer = Writer.new()
+			var p_: MetaBrainProto.Writer = MetaBrainProto.Writer.new()
 			for v_: float in r_double:
 				p_.float64(v_)
 			out_.tag(22, 2)
 			out_.bytes(p_.data())
 		if not r_enum.is_empty():
-			var p_: Writer = Writer.new()
+			var p_: MetaBrainProto.Writer = MetaBrainProto.Writer.new()
 			for v_: int in r_enum:
 				p_.varint(v_)
 			out_.tag(23, 2)
@@ -354,19 +189,19 @@ class AllTypes:
 			out_.tag(24, 2)
 			out_.bytes(v_.to_utf8_buffer())
 		if not r_fixed32.is_empty():
-			var p_: Writer = Writer.new()
+			var p_: MetaBrainProto.Writer = MetaBrainProto.Writer.new()
 			for v_: int in r_fixed32:
 				p_.fixed32(v_)
 			out_.tag(25, 2)
 			out_.bytes(p_.data())
 		if not r_bool.is_empty():
-			var p_: Writer = Writer.new()
+			var p_: MetaBrainProto.Writer = MetaBrainProto.Writer.new()
 			for v_: bool in r_bool:
 				p_.varint((1 if v_ else 0))
 			out_.tag(26, 2)
 			out_.bytes(p_.data())
 		if choice_inner != null:
-			var sub_: Writer = out_.child()
+			var sub_: MetaBrainProto.Writer = out_.child()
 			choice_inner.write(sub_)
 			out_.tag(27, 2)
 			out_.nested(sub_)
@@ -377,7 +212,7 @@ class AllTypes:
 			out_.tag(29, 0)
 			out_.varint(choice_number)
 		for k_: String in tags:
-			var e_: Writer = Writer.new()
+			var e_: MetaBrainProto.Writer = MetaBrainProto.Writer.new()
 			e_.buf.put_u8(10)
 			e_.bytes(k_.to_utf8_buffer())
 			e_.buf.put_u8(18)
@@ -385,17 +220,17 @@ class AllTypes:
 			out_.tag(30, 2)
 			out_.bytes(e_.data())
 		for k_: String in named:
-			var e_: Writer = Writer.new()
+			var e_: MetaBrainProto.Writer = MetaBrainProto.Writer.new()
 			e_.buf.put_u8(10)
 			e_.bytes(k_.to_utf8_buffer())
-			var sub_: Writer = out_.child()
+			var sub_: MetaBrainProto.Writer = out_.child()
 			named[k_].write(sub_)
 			e_.buf.put_u8(18)
 			e_.nested(sub_)
 			out_.tag(31, 2)
 			out_.bytes(e_.data())
 
-	func read(in_: Reader, end_: int) -> void:
+	func read(in_: MetaBrainProto.Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
 			var key_: int = in_.varint()
 			var wire_: int = key_ & 7
@@ -625,13 +460,13 @@ class AllTypes:
 					in_.skip(wire_)
 
 	func encode() -> PackedByteArray:
-		var out_: Writer = Writer.new()
+		var out_: MetaBrainProto.Writer = MetaBrainProto.Writer.new()
 		write(out_)
 		return out_.data()
 
 	static func decode(bytes_in: PackedByteArray) -> AllTypes:
 		var m_: AllTypes = AllTypes.new()
-		var in_: Reader = Reader.new(bytes_in)
+		var in_: MetaBrainProto.Reader = MetaBrainProto.Reader.new(bytes_in)
 		m_.read(in_, bytes_in.size())
 		return null if in_.failed else m_
 

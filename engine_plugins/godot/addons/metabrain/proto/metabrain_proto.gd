@@ -225,7 +225,6 @@ class Reader:
 		if pos > data.size():
 			failed = true
 			pos = data.size()
-
 ## SessionRequest is everything a game sends on a session stream.
 class SessionRequest:
 	var hello: Hello = null
