@@ -73,7 +73,11 @@ def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
         )
     cfg = ModelConfig(**blob["config"])
     model = PlayerModel(cfg)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
+    state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+    # Checkpoints from before calibration existed carry none: identity calibration.
+    state.setdefault("risk_scale", torch.ones(2))
+    state.setdefault("risk_bias", torch.zeros(2))
+    model.load_state_dict(state)
     model.eval()
     return Checkpoint(
         model, str(blob["model_version"]), bool(blob["trained"]), blob.get("metrics", {}), blob.get("extra", {})

@@ -66,6 +66,9 @@ class StepOutput:
 
 
 class PlayerModel(nn.Module):
+    risk_scale: Tensor  # [2] buffers: Platt scaling of the (fail, quit) logits
+    risk_bias: Tensor
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -84,6 +87,9 @@ class PlayerModel(nn.Module):
             nn.Linear(H + 16, cfg.head_hidden), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.head_hidden, 2)
         )
         self.state_head = nn.Sequential(nn.Linear(H, cfg.head_hidden), nn.GELU(), nn.Linear(cfg.head_hidden, 3))
+        # Post-hoc calibration of the two risk logits (Platt scaling, fitted on the validation split).
+        self.register_buffer("risk_scale", torch.ones(2))
+        self.register_buffer("risk_bias", torch.zeros(2))
         self.npc_from_h = nn.Linear(H, E)
         self.npc_head = nn.Sequential(
             nn.Linear(2 * E, cfg.head_hidden), nn.GELU(), nn.Linear(cfg.head_hidden, len(TACTICS))
@@ -117,7 +123,7 @@ class PlayerModel(nn.Module):
         K = levels.shape[-1]
         d = self.diff_embed(levels.unsqueeze(-1))  # [B, T, K, 16]
         zk = z.unsqueeze(2).expand(-1, -1, K, -1)  # [B, T, K, H]
-        risk = self.risk_head(torch.cat([zk, d], dim=-1))  # [B, T, K, 2]
+        risk = self.risk_head(torch.cat([zk, d], dim=-1)) * self.risk_scale + self.risk_bias  # [B, T, K, 2]
         states = torch.sigmoid(self.state_head(z))  # [B, T, 3]
 
         hq = self.npc_from_h(z).unsqueeze(2).expand(-1, -1, e.shape[2], -1)  # [B, T, N, E]

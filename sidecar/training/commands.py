@@ -96,6 +96,22 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    from sidecar.model.checkpoint import load_checkpoint, save_checkpoint
+    from sidecar.training.calibrate import calibrate
+    from sidecar.training.dataset import load_examples
+    from sidecar.training.train import TrainConfig, split_sessions
+
+    ckpt = load_checkpoint(a.checkpoint)
+    val = split_sessions(load_examples(a.data), TrainConfig(data=a.data, out="", split_seed=a.split_seed))["val"]
+    fitted = calibrate(ckpt.model, val)
+    extra = dict(ckpt.extra)
+    extra.setdefault("train", {})["calibration"] = fitted
+    save_checkpoint(a.out, ckpt.model, ckpt.version, trained=ckpt.trained, metrics=ckpt.metrics, extra=extra)
+    print(f"calibrated on {len(val)} validation sessions: {fitted}; wrote {a.out}")
+    return 0
+
+
 def cmd_model_card(a: argparse.Namespace) -> int:
     from sidecar.training.model_card import write_card
 
@@ -158,6 +174,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.add_argument("--json", help="write the figures as JSON")
     ev.add_argument("--png", help="write the reliability diagram")
     ev.set_defaults(func=cmd_evaluate)
+
+    cal = sub.add_parser("calibrate", help="fit Platt scaling of the risk heads on the validation split")
+    cal.add_argument("--checkpoint", required=True)
+    cal.add_argument("--data", required=True)
+    cal.add_argument("--split-seed", type=int, default=0)
+    cal.add_argument("--out", required=True)
+    cal.set_defaults(func=cmd_calibrate)
 
     mc = sub.add_parser("model-card", help="write the model card from the evaluation reports")
     mc.add_argument("--checkpoint")

@@ -286,7 +286,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             break
     if best_state is not None:
         core.load_state_dict(best_state)
+    from sidecar.training.calibrate import calibrate
+
+    calibration = calibrate(core, val_s, cfg.chunk)
     report = {
+        "calibration": calibration,
         "config": asdict(cfg),
         "history": history,
         "best_val_loss": best,

@@ -1,0 +1,64 @@
+"""Platt scaling of the p_fail and p_quit logits on the validation split (two numbers per head).
+
+A sequence model trained to early stopping is often mis-calibrated on new sessions; a scale and a bias
+per risk head, fitted on held-out validation sessions, fixes the probabilities without touching the
+ranking (AUC is unchanged).
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+import torch.nn.functional as F
+
+from sidecar.model.player_model import PlayerModel
+from sidecar.training.dataset import SessionExamples
+from sidecar.training.train import batches, make_lanes
+
+
+@torch.no_grad()
+def _raw_logits(model: PlayerModel, sessions: list[SessionExamples], chunk: int) -> tuple[torch.Tensor, ...]:
+    model.eval()
+    scale, bias = model.risk_scale.clone(), model.risk_bias.clone()
+    model.risk_scale.fill_(1.0)
+    model.risk_bias.zero_()
+    lanes = make_lanes([len(s) for s in sessions], min(64, len(sessions)), chunk, random.Random(0))
+    h = model.initial_state(len(lanes))
+    fl, fy, ql, qy = [], [], [], []
+    for b in batches(sessions, lanes, chunk, torch.device("cpu")):
+        h = h * (~b.reset).float()[None, :, None]
+        out = model(b.players, b.npcs, b.npc_mask, h, b.levels)
+        h = out.h
+        fl.append(out.fail_logits[..., 0][b.valid])
+        fy.append(b.targets["fail"][b.valid])
+        ql.append(out.quit_logits[..., 1][b.valid])
+        qy.append(b.targets["quit"][b.valid])
+    model.risk_scale.copy_(scale)
+    model.risk_bias.copy_(bias)
+    return torch.cat(fl), torch.cat(fy), torch.cat(ql), torch.cat(qy)
+
+
+def _fit(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    a = torch.ones(1, requires_grad=True)
+    b = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([a, b], lr=0.5, max_iter=200)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(logits * a + b, y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(a), float(b)
+
+
+def calibrate(model: PlayerModel, val_sessions: list[SessionExamples], chunk: int = 64) -> dict[str, float]:
+    fl, fy, ql, qy = _raw_logits(model, val_sessions, chunk)
+    fa, fb = _fit(fl, fy)
+    qa, qb = _fit(ql, qy)
+    with torch.no_grad():
+        model.risk_scale.copy_(torch.tensor([fa, qa]))
+        model.risk_bias.copy_(torch.tensor([fb, qb]))
+    return {"fail_scale": fa, "fail_bias": fb, "quit_scale": qa, "quit_bias": qb}
