@@ -116,7 +116,7 @@ class Sidecar:
         if handlers:
             await asyncio.gather(*(h.drain(grace) for h in handlers))
         for h in handlers:
-            h._close(ShuttingDown("the sidecar is shutting down; reconnect with your resume token"))
+            h.close(ShuttingDown("the sidecar is shutting down; reconnect with your resume token"))
         if self.ws_server is not None:
             self.ws_server.close()
             await self.ws_server.wait_closed()

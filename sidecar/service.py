@@ -150,6 +150,10 @@ class StreamHandler:
         if self.pending:
             await asyncio.wait(list(self.pending), timeout=timeout)
 
+    def close(self, err: MetabrainError) -> None:
+        """End this stream with a fatal error (sent in-stream, then the transport's close status)."""
+        self._close(err)
+
     def idle_out(self) -> None:
         err = IdleTimeout(f"no frame for {self.ctx.limits.idle_timeout_s:g} s; the limit is idle_timeout_s")
         self.conn.session = None

@@ -11,7 +11,7 @@ from grpc_reflection.v1alpha import reflection
 
 from sidecar.auth import TokenAuth
 from sidecar.errors import MetabrainError, Unauthenticated
-from sidecar.schema import SERVICE_NAME, pb, pb_grpc
+from sidecar.schema import PROTOCOL_VERSION, SERVICE_NAME, pb, pb_grpc
 from sidecar.service import ServiceContext, StreamHandler
 from sidecar.transports.status import grpc_status
 
@@ -45,7 +45,7 @@ class BrainServicer(pb_grpc.BrainServiceServicer):
             ],
             limits=self.ctx.limits.to_proto(),
             policies=list(POLICIES),
-            protocol_version=1,
+            protocol_version=PROTOCOL_VERSION,
             device=self.ctx.engine.device,
             default_policy=self.ctx.info.default_policy,
         )
