@@ -20,6 +20,7 @@ from sidecar.limits import Limits
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
 from sidecar.protocol import ServerInfo
 from sidecar.recording import SessionRecorder
+from sidecar.schema import pb
 from sidecar.service import ServiceContext, SessionObserver
 from sidecar.session import SessionRegistry
 from sidecar.transports.grpc_server import start_grpc
@@ -116,6 +117,9 @@ class Sidecar:
         if handlers:
             await asyncio.gather(*(h.drain(grace) for h in handlers))
         for h in handlers:
+            h.send(
+                pb.SessionResponse(goodbye=pb.Goodbye(reason="sidecar shutting down; reconnect with your resume token"))
+            )
             h.close(ShuttingDown("the sidecar is shutting down; reconnect with your resume token"))
         if self.ws_server is not None:
             self.ws_server.close()
