@@ -17,6 +17,7 @@ from typing import Any, cast
 import numpy as np
 
 from sidecar.features import RAW_NPC_FIELDS, RAW_PLAYER_FIELDS, RawFrame
+from sidecar.policies.director import TACTIC_ENUMS
 from sidecar.schema import pb
 
 ARENA = 20.0
@@ -39,14 +40,8 @@ KNOBS: tuple[pb.KnobSpec, ...] = (
     pb.KnobSpec(name="enemy_speed", min_value=1.5, max_value=5.5, default_value=3.5, max_change_per_second=0.7),
     pb.KnobSpec(name="spawn_rate", min_value=0.08, max_value=0.7, default_value=0.39, max_change_per_second=0.1),
 )
-TACTICS = (
-    pb.NPC_TACTIC_HOLD,
-    pb.NPC_TACTIC_ADVANCE,
-    pb.NPC_TACTIC_FLANK,
-    pb.NPC_TACTIC_RETREAT,
-    pb.NPC_TACTIC_REGROUP,
-    pb.NPC_TACTIC_PRESSURE,
-)
+# The arena implements every tactic the director knows.
+TACTICS: tuple[int, ...] = tuple(int(t) for t in TACTIC_ENUMS)
 
 
 def knob_values_for(difficulty: float) -> dict[str, float]:
