@@ -379,7 +379,7 @@ def hello(
         game_id="metabrain.sim.arena",
         game_build="0.1.0",
         knobs=list(KNOBS),
-        npc_tactics=list(TACTICS),
+        npc_tactics=cast(Any, list(TACTICS)),
         tick_rate_hz=tick_rate_hz,
         capabilities=cast(Any, list(capabilities)),
         recording_consent=consent,
