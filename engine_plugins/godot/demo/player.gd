@@ -1,5 +1,5 @@
 extends Node2D
-## The player avatar. With a window: WASD to move, left mouse to shoot. Headless: an autopilot.
+## The player avatar. With a window: arrow keys to move, left mouse to shoot. Headless: an autopilot.
 
 var player_id: String = "p1"
 var health: float = 100.0
