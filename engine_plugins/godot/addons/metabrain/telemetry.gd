@@ -11,12 +11,12 @@ const PLAYER_GROUP: StringName = &"metabrain_player"
 const NPC_GROUP: StringName = &"metabrain_npc"
 
 
-static func _prop(node: Node, key: String, fallback: Variant) -> Variant:
-	if key in node:
-		return node.get(key)
-	if node.has_meta(key):
-		return node.get_meta(key)
-	return fallback
+static func _prop(node: Node, key: StringName, fallback: Variant) -> Variant:
+	# One property read (null when the node has no such property), then metadata, then the fallback.
+	var v: Variant = node.get(key)
+	if v != null:
+		return v
+	return node.get_meta(key, fallback)
 
 
 static func _vec(v: Variant) -> MetaBrainProto.Vec3:
