@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
+import numpy as np
 
+from sidecar.features import KnobNormalizer
 from sidecar.schema import pb, pb_grpc
 from sim.game import DT, Game, hello
 from sim.players import PlayerModel
@@ -95,6 +97,7 @@ async def play_session(
                 welcome.set_exception(RuntimeError(f"sidecar refused the session: {resp.error.message}"))
 
     h = hello(policy=cfg.policy, params=cfg.params, consent=cfg.consent, tick_rate_hz=30.0 / cfg.frame_every)
+    knobs = KnobNormalizer.from_specs(list(h.knobs))
     await outbox.put(pb.SessionRequest(hello=h))
     if cfg.transport == "grpc":
         io_task = asyncio.create_task(_grpc_io(cfg, outbox, on_response))
@@ -118,9 +121,7 @@ async def play_session(
                 game.apply_hint(hint.npc_id, hint.tactic, hint.aggression)
             if game.t - last_curve >= 1.0:
                 last_curve = game.t
-                d = sum((game.knobs[k.name] - k.min_value) / (k.max_value - k.min_value) for k in h.knobs) / len(
-                    h.knobs
-                )
+                d = knobs.to_difficulty(np.array([game.knobs[n] for n in knobs.names], np.float32))
                 summary.curve.append((game.t, d, g.insights[0].p_fail if g.insights else 0.0))
         for _ in range(cfg.frame_every):
             game.step(player.act(game))

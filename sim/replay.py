@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from sidecar.features import KnobNormalizer
 from sidecar.recording import read_recording
 from sidecar.schema import pb, pb_grpc
 
@@ -71,14 +72,9 @@ class ReplayResult:
     replay_difficulty: list[float] = field(default_factory=list)
 
 
-def _difficulty(g: pb.Guidance, specs: dict[str, pb.KnobSpec]) -> float:
-    vals = []
-    for k in g.knobs:
-        s = specs.get(k.name)
-        if s is not None and s.max_value > s.min_value:
-            x = (k.value - s.min_value) / (s.max_value - s.min_value)
-            vals.append(1 - x if s.higher_is_easier else x)
-    return float(np.mean(vals)) if vals else 0.0
+def _difficulty(g: pb.Guidance, knobs: KnobNormalizer) -> float:
+    by_name = {k.name: k.value for k in g.knobs}
+    return knobs.to_difficulty(np.array([by_name.get(n, np.nan) for n in knobs.names], np.float32))
 
 
 def replay_file(
@@ -93,7 +89,7 @@ def replay_file(
     h.recording_consent = False
     if policy:
         h.policy = policy
-    specs = {k.name: k for k in h.knobs}
+    knobs = KnobNormalizer.from_specs(list(h.knobs))
     recorded = {r.guidance.sequence: r.guidance for _, r in rec.responses() if r.WhichOneof("kind") == "guidance"}
     superseded = sum(1 for _, r in rec.responses() if r.WhichOneof("kind") == "superseded")
     clients = [LockstepClient(target, token)] + ([LockstepClient(against, token)] if against else [])
@@ -125,8 +121,8 @@ def replay_file(
             diffs.append(d)
             res.max_p_fail_diff = max(res.max_p_fail_diff, pf)
             res.exact += d <= 1e-6 and pf <= 1e-6
-            res.baseline_difficulty.append(_difficulty(base, specs))
-            res.replay_difficulty.append(_difficulty(new, specs))
+            res.baseline_difficulty.append(_difficulty(base, knobs))
+            res.replay_difficulty.append(_difficulty(new, knobs))
     finally:
         for c in clients:
             c.close()

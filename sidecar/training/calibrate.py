@@ -7,14 +7,12 @@ ranking (AUC is unchanged).
 
 from __future__ import annotations
 
-import random
-
 import torch
 import torch.nn.functional as F
 
 from sidecar.model.player_model import PlayerModel
 from sidecar.training.dataset import SessionExamples
-from sidecar.training.train import batches, make_lanes
+from sidecar.training.train import rollout
 
 
 @torch.no_grad()
@@ -23,13 +21,8 @@ def _raw_logits(model: PlayerModel, sessions: list[SessionExamples], chunk: int)
     scale, bias = model.risk_scale.clone(), model.risk_bias.clone()
     model.risk_scale.fill_(1.0)
     model.risk_bias.zero_()
-    lanes = make_lanes([len(s) for s in sessions], min(64, len(sessions)), chunk, random.Random(0))
-    h = model.initial_state(len(lanes))
     fl, fy, ql, qy = [], [], [], []
-    for b in batches(sessions, lanes, chunk, torch.device("cpu")):
-        h = h * (~b.reset).float()[None, :, None]
-        out = model(b.players, b.npcs, b.npc_mask, h, b.levels)
-        h = out.h
+    for b, out in rollout(model, sessions, chunk):
         fl.append(out.fail_logits[..., 0][b.valid])
         fy.append(b.targets["fail"][b.valid])
         ql.append(out.quit_logits[..., 1][b.valid])

@@ -9,7 +9,6 @@ and correlation with their proxies.
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import torch
 from sidecar.model.checkpoint import load_checkpoint
 from sidecar.model.player_model import PlayerModel
 from sidecar.training.dataset import SessionExamples, load_examples
-from sidecar.training.train import TrainConfig, batches, make_lanes, split_sessions
+from sidecar.training.train import TrainConfig, rollout, split_sessions
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -83,20 +82,13 @@ class Predictions:
     states: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
-@torch.no_grad()
 def predict(model: PlayerModel, sessions: list[SessionExamples], chunk: int = 64, lanes: int = 64) -> Predictions:
-    model.eval()
-    lane_list = make_lanes([len(s) for s in sessions], min(lanes, len(sessions)), chunk, random.Random(0))
-    h = model.initial_state(len(lane_list))
     acc: dict[str, list[np.ndarray]] = {}
 
     def add(key: str, value: torch.Tensor) -> None:
         acc.setdefault(key, []).append(value.float().numpy())
 
-    for b in batches(sessions, lane_list, chunk, torch.device("cpu")):
-        h = h * (~b.reset).float()[None, :, None]
-        out = model(b.players, b.npcs, b.npc_mask, h, b.levels)
-        h = out.h
+    for b, out in rollout(model, sessions, chunk, lanes):
         v = b.valid
         add("fail_y", b.targets["fail"][v])
         add("fail_p", torch.sigmoid(out.fail_logits[..., 0])[v])

@@ -145,6 +145,21 @@ def batches(
         )
 
 
+@torch.no_grad()
+def rollout(
+    model: PlayerModel, sessions: list[SessionExamples], chunk: int = 64, lanes: int = 64
+) -> Iterator[tuple[Batch, StepOutput]]:
+    """Run the model over whole sessions in evaluation mode, chunk by chunk, carrying each lane's state."""
+    model.eval()
+    lane_list = make_lanes([len(s) for s in sessions], min(lanes, len(sessions)), chunk, random.Random(0))
+    h = model.initial_state(len(lane_list))
+    for b in batches(sessions, lane_list, chunk, torch.device("cpu")):
+        h = h * (~b.reset).float()[None, :, None]
+        out = model(b.players, b.npcs, b.npc_mask, h, b.levels)
+        h = out.h
+        yield b, out
+
+
 def losses(out: StepOutput, batch: Batch) -> dict[str, torch.Tensor]:
     v = batch.valid.float()
     denom = v.sum().clamp_min(1.0)
