@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Callable
 
 from sidecar.engine.engine import EngineConfig
 from sidecar.limits import Limits
+from sidecar.logs import configure_logging
 
 Command = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Command] = {}
@@ -54,7 +54,20 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record-dir", help="record consenting sessions here (msgpack)")
     p.add_argument("--record-key-file", help="key for pseudonymising player ids in recordings")
     p.add_argument("--retention-days", type=float, default=30.0, help="delete recordings older than this")
+    p.add_argument("--max-connections", type=int, default=Limits.max_connections, help="open streams at most")
+    p.add_argument(
+        "--max-conn-rate",
+        type=float,
+        default=Limits.max_messages_per_second_per_connection,
+        help="messages per second per connection, valid or not",
+    )
+    p.add_argument("--metrics-port", type=_port, default=None, help="Prometheus /metrics port (0: free port; off)")
+    p.add_argument("--dashboard-port", type=_port, default=None, help="live dashboard page port (0: free port; off)")
+    p.add_argument(
+        "--fault-injection", action="store_true", help="SIGUSR1 makes the next model step fail (drills and tests)"
+    )
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-format", choices=["text", "json"], default="text", help="json: one JSON object per line")
 
 
 def resolve_device(name: str) -> str:
@@ -75,6 +88,8 @@ def serve_config(a: argparse.Namespace) -> object:
         max_frames_per_second=a.max_fps,
         resume_window_s=a.resume_window,
         idle_timeout_s=a.idle_timeout,
+        max_connections=a.max_connections,
+        max_messages_per_second_per_connection=a.max_conn_rate,
     )
     engine = EngineConfig(
         device=resolve_device(a.device), max_batch=a.max_batch, max_wait_s=a.max_wait_ms / 1000, default_policy=a.policy
@@ -93,6 +108,9 @@ def serve_config(a: argparse.Namespace) -> object:
         record_dir=a.record_dir,
         record_key_file=a.record_key_file,
         record_retention_days=a.retention_days,
+        metrics_port=a.metrics_port,
+        dashboard_port=a.dashboard_port,
+        fault_injection=a.fault_injection,
     )
 
 
@@ -143,11 +161,7 @@ def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.Argument
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(args, "log_level", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    for noisy in ("websockets", "matplotlib", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"))
     result: int = args.func(args)
     return result
 

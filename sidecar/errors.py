@@ -60,6 +60,12 @@ class SessionLimitExceeded(LimitExceeded):
     fatal = True
 
 
+class ConnectionLimitExceeded(LimitExceeded):
+    """No room for another stream (max_connections)."""
+
+    fatal = True
+
+
 class Malformed(MetabrainError):
     """Bytes that do not parse as a SessionRequest: the stream can no longer be trusted."""
 

@@ -15,6 +15,9 @@ class Limits:
     max_events_per_frame: int = 256
     max_knobs: int = 16
     max_sessions: int = 10_000
+    max_connections: int = 12_000
+    # Every message a stream sends, valid or not; above the frame rate so refusals never starve frames.
+    max_messages_per_second_per_connection: float = 480.0
     resume_window_s: float = 30.0
     idle_timeout_s: float = 60.0
     max_frames_per_second: float = 240.0
@@ -34,4 +37,6 @@ class Limits:
             idle_timeout_s=self.idle_timeout_s,
             max_frames_per_second=self.max_frames_per_second,
             max_string_bytes=self.max_string_bytes,
+            max_connections=self.max_connections,
+            max_messages_per_second_per_connection=self.max_messages_per_second_per_connection,
         )

@@ -1,9 +1,10 @@
 """Session recordings: msgpack streams, pseudonymised, opt-in.
 
 A file is a header map followed by one record per message: [receive time (s, float), direction
-("in" from the game, "out" from the sidecar), protobuf bytes]. Any msgpack reader can read it. Files
-are flushed every `flush_every` records and on close, so a killed process leaves a file intact up to
-its last flushed record; read_recording() reads a truncated file up to its last complete record.
+("in" from the game, "out" from the sidecar), protobuf bytes]. Any msgpack reader can read it. Every
+response is written and flushed to the OS before it leaves the sidecar, so a frame the game has had an
+answer to is on disk even if the process is killed the next instant (one write per answered frame);
+read_recording() reads a file cut mid-record up to its last complete record.
 Player ids are replaced by a keyed hash (HMAC-SHA256) before anything is written.
 """
 
@@ -214,6 +215,7 @@ class SessionRecorder(SessionObserver):
         w = self._writer(session)
         if w is not None:
             w.write(time.time(), "out", self.pseudo.response(resp).SerializeToString())
+            w.flush()  # observers run before the transport sends: recorded, then acknowledged
 
     def on_close(self, session: Session | None, reason: str) -> None:
         if session is None:

@@ -9,14 +9,17 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
 import grpc
+import torch
 from websockets.asyncio.server import Server
 
 from sidecar.auth import TokenAuth
 from sidecar.engine.engine import Engine, EngineConfig
 from sidecar.errors import ShuttingDown
 from sidecar.limits import Limits
+from sidecar.metrics import SidecarMetrics, serve_metrics
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
 from sidecar.protocol import ServerInfo
 from sidecar.recording import SessionRecorder
@@ -45,6 +48,10 @@ class ServeConfig:
     record_key_file: str | None = None
     record_retention_days: float = 30.0
     sweep_interval_s: float = 1.0
+    metrics_port: int | None = None  # None: off; 0: pick a free port
+    dashboard_port: int | None = None
+    # SIGUSR1 makes the next model step raise CUDA out-of-memory (for fault-injection tests and drills).
+    fault_injection: bool = False
 
 
 class Sidecar:
@@ -63,6 +70,12 @@ class Sidecar:
         self._health = None
         self._sweeper: asyncio.Task[None] | None = None
         self.recorder: SessionRecorder | None = None
+        self.metrics: SidecarMetrics | None = None
+        self.metrics_port: int | None = None
+        self._metrics_server: WSGIServer | None = None
+        if config.metrics_port is not None:
+            self.metrics = SidecarMetrics(self.registry, self.engine, config.engine.default_policy)
+            self.add_observer(self.metrics)
 
     def _resume_secret(self) -> bytes:
         if not self.config.state_dir:
@@ -85,6 +98,10 @@ class Sidecar:
             )
             self.add_observer(self.recorder)  # opt-in per session: the hello's recording_consent
         await self.engine.start()
+        if self.metrics is not None and cfg.metrics_port is not None:
+            self._metrics_server, self.metrics_port = serve_metrics(self.metrics, cfg.host, cfg.metrics_port)
+        if cfg.fault_injection:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.inject_device_failure)
         tls_pair = None
         if cfg.tls_cert and cfg.tls_key:
             tls_pair = (Path(cfg.tls_cert).read_bytes(), Path(cfg.tls_key).read_bytes())
@@ -100,6 +117,10 @@ class Sidecar:
             await self.stop(grace=0)
             raise
         self._sweeper = asyncio.create_task(self._sweep())
+
+    def inject_device_failure(self) -> None:
+        log.warning("fault injection: the next model step raises CUDA out of memory")
+        self.engine.runner.fail_next = torch.cuda.OutOfMemoryError("CUDA out of memory (injected by SIGUSR1)")
 
     async def _sweep(self) -> None:
         while True:
@@ -129,9 +150,16 @@ class Sidecar:
         await self.engine.stop()
         if self.recorder is not None:
             self.recorder.close_all()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+
+    def ports(self) -> dict[str, int | None]:
+        return {"grpc": self.grpc_port, "ws": self.ws_port, "metrics": self.metrics_port}
 
     def ports_line(self) -> str:
-        return f"metabrain serving grpc={self.config.host}:{self.grpc_port} ws={self.config.host}:{self.ws_port}"
+        listening = " ".join(f"{k}={self.config.host}:{v}" for k, v in self.ports().items() if v is not None)
+        return f"metabrain serving {listening}"
 
 
 async def serve_forever(config: ServeConfig, ports_file: str | None = None) -> int:
@@ -140,7 +168,9 @@ async def serve_forever(config: ServeConfig, ports_file: str | None = None) -> i
     line = sidecar.ports_line()
     print(f"{line} model={sidecar.checkpoint.version} device={sidecar.engine.device}", flush=True)
     if ports_file:
-        Path(ports_file).write_text(f"grpc={sidecar.grpc_port}\nws={sidecar.ws_port}\n")
+        tmp = Path(ports_file + ".tmp")  # renamed into place: a reader never sees half a file
+        tmp.write_text("".join(f"{k}={v}\n" for k, v in sidecar.ports().items() if v is not None))
+        tmp.replace(ports_file)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

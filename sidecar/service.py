@@ -14,24 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sidecar.engine.engine import Engine, Responses
-from sidecar.errors import IdleTimeout, MetabrainError, ShuttingDown
+from sidecar.errors import ConnectionLimitExceeded, IdleTimeout, LimitExceeded, MetabrainError, ShuttingDown
 from sidecar.limits import Limits
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, SessionEnded, Welcomed, parse_request
 from sidecar.schema import pb
 from sidecar.session import Session, SessionRegistry
 
 log = logging.getLogger("metabrain.service")
-
-
-@dataclass
-class Counters:
-    frames_in: dict[str, int] = field(default_factory=dict)
-    guidance_out: dict[str, int] = field(default_factory=dict)
-    superseded: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-
-    def bump(self, table: dict[str, int], key: str) -> None:
-        table[key] = table.get(key, 0) + 1
 
 
 class SessionObserver:
@@ -49,19 +38,29 @@ class ServiceContext:
     registry: SessionRegistry
     limits: Limits
     info: ServerInfo
-    counters: Counters = field(default_factory=Counters)
     observers: list[SessionObserver] = field(default_factory=list)
     handlers: dict[str, StreamHandler] = field(default_factory=dict)  # attached session -> its handler
     shutting_down: bool = False
+    connections: int = 0  # open streams on both transports
+
+    def admit_connection(self) -> None:
+        """Refuse a new stream beyond max_connections (raised before any handler exists)."""
+        if self.connections >= self.limits.max_connections:
+            raise ConnectionLimitExceeded(
+                f"{self.connections} streams are open; the limit is max_connections={self.limits.max_connections}",
+                field="max_connections",
+            )
 
     def sweep(self, now: float) -> None:
         """Free sessions whose resume window closed; close attached ones idle for too long."""
         gone, idle = self.registry.expired(now)
         for s in gone:
+            log.info("session freed: resume window closed", extra={"session_id": s.session_id})
             self.engine.leave(s.session_id)
             for o in self.observers:
                 o.on_close(s, "resume window closed")
         for s in idle:
+            log.info("session closed: idle", extra={"session_id": s.session_id})
             self.engine.leave(s.session_id)
             handler = self.handlers.pop(s.session_id, None)
             if handler is not None:
@@ -82,36 +81,67 @@ class StreamHandler:
         self._close = close
         self.conn = Connection(ctx.registry, ctx.info)
         self.pending: set[asyncio.Future[Responses]] = set()
+        ctx.connections += 1
+        self._disconnected = False
+        # Per-connection message rate (every message, valid or not): a token bucket of one second.
+        rate = ctx.limits.max_messages_per_second_per_connection
+        self._tokens = rate
+        self._tokens_at = time.monotonic()
+        self._refused_at = -1.0
 
     @property
     def session(self) -> Session | None:
         return self.conn.session
 
+    def _sid(self) -> str:
+        return self.conn.session.session_id if self.conn.session is not None else ""
+
     def send(self, resp: pb.SessionResponse) -> None:
-        kind = resp.WhichOneof("kind")
-        counters = self.ctx.counters
-        if kind == "guidance":
-            counters.bump(counters.guidance_out, self.transport)
-        elif kind == "superseded":
-            counters.superseded += 1
-        elif kind == "error":
-            counters.bump(counters.errors, pb.ErrorCode.Name(resp.error.code))
         for o in self.ctx.observers:
             o.on_response(self.session, resp)
         self._send(resp)
 
     def on_bytes(self, data: bytes) -> None:
-        self.on_request(parse_request(data, self.ctx.limits), data)
+        now = time.monotonic()
+        if self._within_rate(now):
+            self._on_request(parse_request(data, self.ctx.limits), data, now)
 
     def on_request(self, req: pb.SessionRequest, raw: bytes | None = None) -> None:
         """Raises MetabrainError; non-fatal ones are reported in-stream here and not re-raised."""
         now = time.monotonic()
+        if self._within_rate(now):
+            self._on_request(req, raw, now)
+
+    def _within_rate(self, now: float) -> bool:
+        """Drop messages beyond the connection's rate, with at most one error a second (no amplification)."""
+        rate = self.ctx.limits.max_messages_per_second_per_connection
+        self._tokens = min(rate, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        if now - self._refused_at >= 1.0:
+            self._refused_at = now
+            err = LimitExceeded(
+                f"this connection sent more than max_messages_per_second_per_connection={rate:g}; "
+                "messages over the rate are dropped",
+                field="max_messages_per_second_per_connection",
+            )
+            self.send(pb.SessionResponse(error=err.to_proto()))
+        return False
+
+    def _on_request(self, req: pb.SessionRequest, raw: bytes | None, now: float) -> None:
         try:
             if self.ctx.shutting_down and req.WhichOneof("kind") == "hello":
                 raise ShuttingDown("the sidecar is shutting down; connect to another one")
             event = self.conn.receive(req, now)
         except MetabrainError as err:
             if err.fatal:
+                log.warning(
+                    "stream refused: %s",
+                    err.message,
+                    extra={"session_id": self._sid(), "transport": self.transport, "field": err.field},
+                )
                 raise
             self.send(pb.SessionResponse(error=err.to_proto()))
             return
@@ -123,15 +153,27 @@ class StreamHandler:
             if old is not None and old is not self:
                 old.conn.session = None  # the session moved to this stream
             self.ctx.handlers[event.session.session_id] = self
+            w = event.welcome
+            log.info(
+                "session opened",
+                extra={
+                    "session_id": w.session_id,
+                    "transport": self.transport,
+                    "resumed": w.resumed,
+                    "state_reset": w.state_reset,
+                    "policy": w.policy,
+                    "game_id": event.session.hello.game_id,
+                },
+            )
             for o in self.ctx.observers:
                 o.on_open(event.session, self.transport)
             self.send(pb.SessionResponse(welcome=event.welcome))
         elif isinstance(event, FrameAccepted):
-            self.ctx.counters.bump(self.ctx.counters.frames_in, self.transport)
             fut = self.ctx.engine.submit(event)
             self.pending.add(fut)
             fut.add_done_callback(self._deliver)
         elif isinstance(event, SessionEnded):
+            log.info("session ended: %s", event.reason, extra={"session_id": event.session.session_id})
             self.ctx.handlers.pop(event.session.session_id, None)
             self.ctx.engine.leave(event.session.session_id)
             for o in self.ctx.observers:
@@ -160,6 +202,10 @@ class StreamHandler:
         self._close(err)
 
     def on_disconnect(self) -> None:
+        if not self._disconnected:
+            self._disconnected = True
+            self.ctx.connections -= 1
         session = self.conn.lost(time.monotonic())
         if session is not None and self.ctx.handlers.get(session.session_id) is self:
             self.ctx.handlers.pop(session.session_id, None)
+            log.info("session detached: waiting for a resume", extra={"session_id": session.session_id})

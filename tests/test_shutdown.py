@@ -1,51 +1,30 @@
-"""SIGTERM: the sidecar stops accepting, answers what is in flight, says goodbye, and exits 0."""
+"""SIGTERM: the sidecar stops accepting, answers what is in flight, says goodbye, flushes, exits 0."""
 
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
+import warnings
 from pathlib import Path
 
 import grpc
 
+from sidecar.recording import read_recording
 from tests.helpers import GrpcSession, frame_req, game_frames, hello_req
+from tests.processes import SidecarProcess
 
 
-def test_sigterm_drains_and_says_goodbye(tmp_path: Path) -> None:
-    ports = tmp_path / "ports"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sidecar.cli",
-            "serve",
-            "--grpc-port",
-            "0",
-            "--ws-port",
-            "0",
-            "--ports-file",
-            str(ports),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.time() + 60
-        while not ports.exists() and time.time() < deadline:
-            time.sleep(0.05)
-        port = dict(line.split("=") for line in ports.read_text().split())["grpc"]
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        client = GrpcSession(channel)
-        client.send(hello_req())
+def test_sigterm_drains_says_goodbye_and_flushes_recordings(tmp_path: Path) -> None:
+    records = tmp_path / "rec"
+    with SidecarProcess(tmp_path, "--record-dir", str(records)) as sc:
+        client = GrpcSession(sc.channel)
+        client.send(hello_req(consent=True))
         assert client.recv().WhichOneof("kind") == "welcome"
         frames = game_frames(5)
         for f in frames:
             client.send(frame_req(f))
         time.sleep(0.3)  # the frames are on the wire and in the server before the signal
-        proc.send_signal(signal.SIGTERM)
+        sc.signal(signal.SIGTERM)
         kinds = []
         try:
             while True:
@@ -55,9 +34,12 @@ def test_sigterm_drains_and_says_goodbye(tmp_path: Path) -> None:
         answered = kinds.count("guidance") + kinds.count("superseded")
         assert answered == len(frames), kinds  # everything received was answered
         assert "goodbye" in kinds and kinds.index("goodbye") > max(i for i, k in enumerate(kinds) if k == "guidance")
-        assert proc.wait(30) == 0
-        assert "metabrain stopped" in (proc.stdout.read() if proc.stdout else "")
-        channel.close()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        assert sc.proc.wait(30) == 0
+        assert "metabrain stopped" in sc.log()
+    (path,) = records.glob("*.mbrec")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a truncated file would warn
+        rec = read_recording(path)
+    out = [r.WhichOneof("kind") for _, r in rec.responses()]
+    assert [r.frame.sequence for _, r in rec.requests() if r.HasField("frame")] == [f.sequence for f in frames]
+    assert out.count("guidance") + out.count("superseded") == len(frames) and out[-1] == "goodbye"

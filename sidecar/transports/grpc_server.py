@@ -56,6 +56,10 @@ class BrainServicer(pb_grpc.BrainServiceServicer):
         if not self.auth.check(_token(context)):
             err = Unauthenticated("missing or wrong token: send metadata 'authorization: Bearer <token>'")
             await context.abort(grpc_status(err), err.message)
+        try:
+            self.ctx.admit_connection()
+        except MetabrainError as err:
+            await context.abort(grpc_status(err), err.message)
         queue: asyncio.Queue[object] = asyncio.Queue()
         handler = StreamHandler(self.ctx, "grpc", queue.put_nowait, queue.put_nowait)
 
@@ -63,6 +67,7 @@ class BrainServicer(pb_grpc.BrainServiceServicer):
             try:
                 async for req in request_iterator:
                     handler.on_request(req)
+                    await asyncio.sleep(0)  # one message per loop pass (see ws_server)
                 await handler.drain()
                 queue.put_nowait(_EOF)
             except MetabrainError as err:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 import grpc
 
 from sidecar import errors
@@ -46,6 +48,21 @@ def ws_close_code(err: errors.MetabrainError) -> int:
         if isinstance(err, cls):
             return code
     return 4000 + int(err.code)
+
+
+# Refusals before the WebSocket upgrade are HTTP responses.
+_HTTP: tuple[tuple[type[errors.MetabrainError], HTTPStatus], ...] = (
+    (errors.Unauthenticated, HTTPStatus.UNAUTHORIZED),
+    (errors.LimitExceeded, HTTPStatus.SERVICE_UNAVAILABLE),
+    (errors.ShuttingDown, HTTPStatus.SERVICE_UNAVAILABLE),
+)
+
+
+def ws_http_status(err: errors.MetabrainError) -> HTTPStatus:
+    for cls, status in _HTTP:
+        if isinstance(err, cls):
+            return status
+    return HTTPStatus.BAD_REQUEST
 
 
 def ws_reason(err: errors.MetabrainError) -> str:

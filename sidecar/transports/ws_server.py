@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import errno
 import ssl
-from http import HTTPStatus
 from urllib.parse import parse_qs, urlparse
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -14,10 +13,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from sidecar.auth import TokenAuth
-from sidecar.errors import Malformed, MetabrainError
+from sidecar.errors import Malformed, MetabrainError, Unauthenticated
 from sidecar.schema import pb
 from sidecar.service import ServiceContext, StreamHandler
-from sidecar.transports.status import ws_close_code, ws_reason
+from sidecar.transports.status import ws_close_code, ws_http_status, ws_reason
 
 WS_PATH = "/metabrain/v1/session"
 
@@ -39,10 +38,12 @@ async def start_ws(
     tls_files: tuple[str, str] | None = None,
 ) -> tuple[Server, int]:
     def process_request(connection: ServerConnection, request: Request) -> Response | None:
-        if not auth.check(_token(request)):
-            return connection.respond(
-                HTTPStatus.UNAUTHORIZED, "missing or wrong token (header 'Authorization: Bearer <token>')\n"
-            )
+        try:
+            if not auth.check(_token(request)):
+                raise Unauthenticated("missing or wrong token (header 'Authorization: Bearer <token>')")
+            ctx.admit_connection()
+        except MetabrainError as err:
+            return connection.respond(ws_http_status(err), err.message + "\n")
         return None
 
     async def handle(ws: ServerConnection) -> None:
@@ -67,6 +68,9 @@ async def start_ws(
                 if isinstance(message, str):
                     raise Malformed("text message received; send SessionRequest protobuf bytes as binary messages")
                 handler.on_bytes(message)
+                # Yield after every message: one loop pass costs (connections x one message), so the
+                # engine's tick and the answers never queue behind a burst from a few connections.
+                await asyncio.sleep(0)
             await handler.drain()
         except MetabrainError as err:
             out.put_nowait(err)

@@ -898,6 +898,8 @@ class Limits:
 	var idle_timeout_s: float = 0.0
 	var max_frames_per_second: float = 0.0
 	var max_string_bytes: int = 0
+	var max_connections: int = 0
+	var max_messages_per_second_per_connection: float = 0.0
 
 	func write(out_: Writer) -> void:
 		if max_message_bytes != 0:
@@ -930,6 +932,12 @@ class Limits:
 		if max_string_bytes != 0:
 			out_.buf.put_u8(80)
 			out_.varint(max_string_bytes)
+		if max_connections != 0:
+			out_.buf.put_u8(88)
+			out_.varint(max_connections)
+		if Writer.is_set_float(max_messages_per_second_per_connection):
+			out_.buf.put_u8(101)
+			out_.float32(max_messages_per_second_per_connection)
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
@@ -984,6 +992,16 @@ class Limits:
 				10:
 					if wire_ == 0:
 						max_string_bytes = in_.varint() & 0xFFFFFFFF
+					else:
+						in_.skip(wire_)
+				11:
+					if wire_ == 0:
+						max_connections = in_.varint() & 0xFFFFFFFF
+					else:
+						in_.skip(wire_)
+				12:
+					if wire_ == 5:
+						max_messages_per_second_per_connection = in_.float32()
 					else:
 						in_.skip(wire_)
 				_:

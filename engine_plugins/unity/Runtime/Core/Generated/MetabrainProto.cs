@@ -1159,6 +1159,8 @@ namespace MetaBrain.Proto
         public float IdleTimeoutS;
         public float MaxFramesPerSecond;
         public uint MaxStringBytes;
+        public uint MaxConnections;
+        public float MaxMessagesPerSecondPerConnection;
 
         public void WriteTo(ProtoWriter w)
         {
@@ -1211,6 +1213,16 @@ namespace MetaBrain.Proto
             {
                 w.Tag(10, 0);
                 w.Varint(MaxStringBytes);
+            }
+            if (MaxConnections != 0)
+            {
+                w.Tag(11, 0);
+                w.Varint(MaxConnections);
+            }
+            if (ProtoWriter.IsSet(MaxMessagesPerSecondPerConnection))
+            {
+                w.Tag(12, 5);
+                w.Float(MaxMessagesPerSecondPerConnection);
             }
         }
 
@@ -1289,6 +1301,20 @@ namespace MetaBrain.Proto
                         if (wire == 0)
                         {
                             MaxStringBytes = (uint)r.Varint();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 11:
+                        if (wire == 0)
+                        {
+                            MaxConnections = (uint)r.Varint();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 12:
+                        if (wire == 5)
+                        {
+                            MaxMessagesPerSecondPerConnection = r.Float();
                         }
                         else r.Skip(wire);
                         break;

@@ -1,0 +1,145 @@
+"""Prometheus metrics for one sidecar: a SessionObserver plus an engine tick hook.
+
+Each Sidecar owns its own CollectorRegistry, so several sidecars in one process (tests, the bench)
+never share series. `serve_metrics` exposes it over HTTP (`--metrics-port`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from wsgiref.simple_server import WSGIServer
+
+import torch
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from sidecar.engine.engine import Engine, TickStats
+from sidecar.schema import pb
+from sidecar.service import SessionObserver
+from sidecar.session import Session, SessionRegistry
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+# Latency buckets around one 60 Hz frame (16.7 ms), in seconds.
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.0167, 0.033, 0.066, 0.133, 0.5, 1.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+
+
+class _LiveState(Collector):
+    """Gauges read at scrape time: sessions by state, model state slots, device memory."""
+
+    def __init__(self, registry: SessionRegistry, engine: Engine) -> None:
+        self.registry = registry
+        self.engine = engine
+
+    def collect(self) -> list[Metric]:
+        sessions = GaugeMetricFamily("metabrain_sessions_active", "Sessions held, by state", labels=["state"])
+        attached = sum(1 for s in list(self.registry.sessions.values()) if s.attached)
+        sessions.add_metric(["attached"], attached)
+        sessions.add_metric(["detached"], len(self.registry.sessions) - attached)
+        slots = GaugeMetricFamily("metabrain_state_slots_in_use", "Per-player recurrent state slots in use")
+        slots.add_metric([], self.engine.scheduler.slots_in_use)
+        memory = GaugeMetricFamily(
+            "metabrain_device_memory_bytes",
+            "Memory the model holds on its device (CUDA: allocated by torch; CPU: weights + state pool)",
+            labels=["device"],
+        )
+        memory.add_metric([self.engine.device], float(device_memory_bytes(self.engine)))
+        return [sessions, slots, memory]
+
+
+def device_memory_bytes(engine: Engine) -> int:
+    runner = engine.runner
+    if runner.device.type == "cuda":
+        return int(torch.cuda.memory_allocated(runner.device))
+    params = sum(p.numel() * p.element_size() for p in runner.model.parameters())
+    return int(params + runner.pool.numel() * runner.pool.element_size())
+
+
+class SidecarMetrics(SessionObserver):
+    def __init__(self, registry: SessionRegistry, engine: Engine, default_policy: str) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.frames_in = Counter("metabrain_frames_in", "Frames accepted", ["transport"], registry=r)
+        self.guidance_out = Counter("metabrain_guidance_out", "Guidance messages sent", ["transport"], registry=r)
+        self.superseded = Counter(
+            "metabrain_frames_superseded", "Frames answered as superseded (a newer frame won)", registry=r
+        )
+        self.rejected = Counter(
+            "metabrain_frames_rejected", "Requests refused, by the limit or field named", ["reason"], registry=r
+        )
+        self.errors = Counter("metabrain_errors", "Errors sent in-stream, by code", ["code"], registry=r)
+        self.model_failures = Counter(
+            "metabrain_model_failures", "Ticks whose model step failed (answered with defaults)", registry=r
+        )
+        self.sessions_opened = Counter("metabrain_sessions_opened", "Sessions welcomed", ["transport"], registry=r)
+        self.batch = Histogram(
+            "metabrain_tick_batch_size", "Player rows stepped per tick", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.model_seconds = Histogram(
+            "metabrain_model_step_seconds", "Model time per tick", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.tick_seconds = Histogram(
+            "metabrain_tick_seconds", "Whole tick: model and directors", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.latency = Histogram(
+            "metabrain_frame_latency_seconds",
+            "Frame received to its guidance sent, measured in the sidecar",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        info = Info("metabrain_model", "The model this sidecar serves", registry=r)
+        info.info({"version": engine.model_version, "device": engine.device, "default_policy": default_policy})
+        r.register(_LiveState(registry, engine))
+        self._transport: dict[str, str] = {}  # session -> transport
+        engine.on_tick.append(self.on_tick)
+
+    # -- SessionObserver --------------------------------------------------------------------
+    def on_open(self, session: Session, transport: str) -> None:
+        self._transport[session.session_id] = transport
+        self.sessions_opened.labels(transport).inc()
+
+    def on_request(self, session: Session | None, req: pb.SessionRequest, raw: bytes | None) -> None:
+        if session is not None and req.WhichOneof("kind") == "frame":
+            self.frames_in.labels(self._transport.get(session.session_id, "?")).inc()
+
+    def on_response(self, session: Session | None, resp: pb.SessionResponse) -> None:
+        kind = resp.WhichOneof("kind")
+        if kind == "guidance":
+            transport = self._transport.get(session.session_id, "?") if session is not None else "?"
+            self.guidance_out.labels(transport).inc()
+            self.latency.observe(resp.guidance.processing_us / 1e6)
+        elif kind == "superseded":
+            self.superseded.inc()
+        elif kind == "error":
+            err = resp.error
+            self.errors.labels(pb.ErrorCode.Name(err.code)).inc()
+            if err.code == pb.ERROR_CODE_MODEL_UNAVAILABLE:
+                return  # counted per tick in model_failures
+            self.rejected.labels(err.field or pb.ErrorCode.Name(err.code)).inc()
+
+    def on_close(self, session: Session | None, reason: str) -> None:
+        if session is not None:
+            self._transport.pop(session.session_id, None)
+
+    # -- engine hook (runs on the runner thread; prometheus_client is thread-safe) -----------
+    def on_tick(self, stats: TickStats) -> None:
+        if stats.batch == 0:
+            return
+        self.batch.observe(stats.batch)
+        self.tick_seconds.observe(stats.tick_seconds)
+        if stats.fallback:
+            self.model_failures.inc()
+        else:
+            self.model_seconds.observe(stats.model_seconds)
+
+
+def serve_metrics(metrics: SidecarMetrics, host: str, port: int) -> tuple[WSGIServer, int]:
+    """Serve /metrics on its own thread; port 0 picks a free port. Returns the server and its port."""
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as exc:
+        raise OSError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from exc
+    return server, int(server.server_port)

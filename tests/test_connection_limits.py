@@ -1,0 +1,83 @@
+"""Per-connection limits: how many streams may be open, and how fast one stream may send."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from sidecar.limits import Limits
+from sidecar.model.checkpoint import Checkpoint
+from sidecar.schema import pb
+from tests.conftest import make_sidecar
+from tests.helpers import GrpcSession, WsSession, frame_req, game_frames, hello_req
+
+
+def test_max_connections_refuses_the_next_stream_by_name(tiny_checkpoint: Checkpoint) -> None:
+    sc = make_sidecar(tiny_checkpoint, limits=Limits(max_connections=2, max_frames_per_second=1e6))
+    try:
+        ch = grpc.insecure_channel(sc.grpc_address)
+        first, second = GrpcSession(ch), WsSession(sc.ws_url)
+        for c in (first, second):
+            c.send(hello_req())
+            assert c.recv().WhichOneof("kind") == "welcome"
+        third = GrpcSession(ch)
+        third.send(hello_req())
+        with pytest.raises(grpc.RpcError) as info:
+            third.recv()
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "max_connections=2" in str(info.value.details())
+        with pytest.raises(InvalidStatus) as ws_info:
+            WsSession(sc.ws_url)
+        assert ws_info.value.response.status_code == 503 and b"max_connections=2" in ws_info.value.response.body
+        second.close()  # a slot frees when a stream ends
+        deadline = time.time() + 5
+        while sc.sidecar.ctx.connections >= 2 and time.time() < deadline:
+            time.sleep(0.02)
+        again = WsSession(sc.ws_url)
+        again.send(hello_req())
+        assert again.recv().WhichOneof("kind") == "welcome"
+        again.close()
+        first.close()
+        ch.close()
+    finally:
+        sc.stop()
+
+
+@pytest.mark.parametrize("transport", ["grpc", "websocket"])
+def test_connection_rate_drops_the_excess_with_one_error_and_keeps_the_stream(
+    tiny_checkpoint: Checkpoint, transport: str
+) -> None:
+    limits = Limits(max_messages_per_second_per_connection=50, max_frames_per_second=1e6)
+    sc = make_sidecar(tiny_checkpoint, limits=limits)
+    try:
+        ch = grpc.insecure_channel(sc.grpc_address)
+        c = GrpcSession(ch) if transport == "grpc" else WsSession(sc.ws_url)
+        c.send(hello_req())
+        assert c.recv().WhichOneof("kind") == "welcome"
+        frames = game_frames(201)
+        for f in frames[:200]:  # four times the bucket, as fast as possible
+            c.send(frame_req(f))
+        kinds: list[str] = []
+        errors: list[pb.Error] = []
+        try:
+            while True:
+                r = c.recv(timeout=2)
+                kinds.append(str(r.WhichOneof("kind")))
+                if r.HasField("error"):
+                    errors.append(r.error)
+        except Exception:
+            pass  # quiet: everything sent has been answered or dropped
+        answered = kinds.count("guidance") + kinds.count("superseded")
+        assert 40 <= answered < 120  # about one second of the rate; the rest dropped
+        assert len(errors) == 1 and errors[0].field == "max_messages_per_second_per_connection"
+        assert not errors[0].fatal and "=50" in errors[0].message
+        time.sleep(0.5)  # the bucket refills; the stream is still open
+        c.send(frame_req(frames[200]))
+        assert c.recv().guidance.sequence == frames[200].sequence
+        c.close()
+        ch.close()
+    finally:
+        sc.stop()
