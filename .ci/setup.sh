@@ -8,11 +8,17 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -m pip install -q "torch==2.13.0" || "$PY" -m pip install -q "torch>=2.4,<2.14"
 fi
 "$PY" -m pip install -q -e ".[test,fast]"
-# Mono compiles and runs the Unity package's Unity-free C# core in the tests (no .NET SDK needed).
-if ! command -v mcs >/dev/null 2>&1 || ! command -v mono >/dev/null 2>&1; then
+# Debian packages the tests drive for real: Mono (the Unity package's C# core), Chromium (the live
+# dashboard, through Playwright) and Prometheus (scraping the sidecar).
+need=()
+command -v mcs >/dev/null 2>&1 && command -v mono >/dev/null 2>&1 || need+=(mono-mcs mono-runtime)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends mono-mcs mono-runtime >/dev/null
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   else
-    echo "note: Mono is missing and this user cannot apt-get it; the C# tests will skip (fail in CI)" >&2
+    echo "note: ${need[*]} missing and this user cannot apt-get them; their tests skip (and fail in CI)" >&2
   fi
 fi

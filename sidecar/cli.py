@@ -62,6 +62,9 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
         help="messages per second per connection, valid or not",
     )
     p.add_argument("--metrics-port", type=_port, default=None, help="Prometheus /metrics port (0: free port; off)")
+    p.add_argument(
+        "--metrics-host", help="address for metrics and the dashboard (default: --host); 0.0.0.0 lets probes in"
+    )
     p.add_argument("--dashboard-port", type=_port, default=None, help="live dashboard page port (0: free port; off)")
     p.add_argument(
         "--fault-injection", action="store_true", help="SIGUSR1 makes the next model step fail (drills and tests)"
@@ -109,6 +112,7 @@ def serve_config(a: argparse.Namespace) -> object:
         record_key_file=a.record_key_file,
         record_retention_days=a.retention_days,
         metrics_port=a.metrics_port,
+        metrics_host=a.metrics_host,
         dashboard_port=a.dashboard_port,
         fault_injection=a.fault_injection,
     )
@@ -133,12 +137,35 @@ def cmd_serve(a: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_health(a: argparse.Namespace) -> int:
+    """Exit 0 when the sidecar's gRPC health service says SERVING (a Kubernetes exec probe)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(a.target) as channel:
+        try:
+            resp = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=a.service), timeout=a.timeout
+            )
+        except grpc.RpcError as exc:
+            print(f"metabrain health: {a.target}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+    print(f"{a.target}: {status}")
+    return 0 if resp.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metabrain", description="The AI brain for game and VR worlds.")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the sidecar (gRPC + WebSocket)")
     add_serve_args(serve)
     serve.set_defaults(func=cmd_serve)
+    health = sub.add_parser("health", help="check a sidecar's gRPC health service (exit 0 when SERVING)")
+    health.add_argument("--target", default="127.0.0.1:50051", help="host:port of the gRPC transport")
+    health.add_argument("--service", default="metabrain.v1.BrainService", help="'' for the whole server")
+    health.add_argument("--timeout", type=float, default=2.0)
+    health.set_defaults(func=cmd_health)
     for register in _extensions():
         register(sub)
     return parser

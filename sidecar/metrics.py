@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 import torch
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info, ProcessCollector, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -93,6 +93,7 @@ class SidecarMetrics(SessionObserver):
         info = Info("metabrain_model", "The model this sidecar serves", registry=r)
         info.info({"version": engine.model_version, "device": engine.device, "default_policy": default_policy})
         r.register(_LiveState(registry, engine))
+        ProcessCollector(registry=r)  # process_resident_memory_bytes, process_cpu_seconds_total, ...
         self._transport: dict[str, str] = {}  # session -> transport
         engine.on_tick.append(self.on_tick)
 

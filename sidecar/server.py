@@ -16,6 +16,7 @@ import torch
 from websockets.asyncio.server import Server
 
 from sidecar.auth import TokenAuth
+from sidecar.dashboard import DashboardFeed, start_dashboard
 from sidecar.engine.engine import Engine, EngineConfig
 from sidecar.errors import ShuttingDown
 from sidecar.limits import Limits
@@ -49,6 +50,7 @@ class ServeConfig:
     record_retention_days: float = 30.0
     sweep_interval_s: float = 1.0
     metrics_port: int | None = None  # None: off; 0: pick a free port
+    metrics_host: str | None = None  # metrics and dashboard address; None: the same as host
     dashboard_port: int | None = None
     # SIGUSR1 makes the next model step raise CUDA out-of-memory (for fault-injection tests and drills).
     fault_injection: bool = False
@@ -73,6 +75,12 @@ class Sidecar:
         self.metrics: SidecarMetrics | None = None
         self.metrics_port: int | None = None
         self._metrics_server: WSGIServer | None = None
+        self.dashboard: DashboardFeed | None = None
+        self.dashboard_port: int | None = None
+        self._dashboard_server: Server | None = None
+        if config.dashboard_port is not None:
+            self.dashboard = DashboardFeed(self.checkpoint.version, self.engine.device, config.engine.default_policy)
+            self.add_observer(self.dashboard)
         if config.metrics_port is not None:
             self.metrics = SidecarMetrics(self.registry, self.engine, config.engine.default_policy)
             self.add_observer(self.metrics)
@@ -99,7 +107,11 @@ class Sidecar:
             self.add_observer(self.recorder)  # opt-in per session: the hello's recording_consent
         await self.engine.start()
         if self.metrics is not None and cfg.metrics_port is not None:
-            self._metrics_server, self.metrics_port = serve_metrics(self.metrics, cfg.host, cfg.metrics_port)
+            self._metrics_server, self.metrics_port = serve_metrics(self.metrics, self.ops_host, cfg.metrics_port)
+        if self.dashboard is not None and cfg.dashboard_port is not None:
+            self._dashboard_server, self.dashboard_port = await start_dashboard(
+                self.dashboard, self.ops_host, cfg.dashboard_port
+            )
         if cfg.fault_injection:
             asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.inject_device_failure)
         tls_pair = None
@@ -117,6 +129,10 @@ class Sidecar:
             await self.stop(grace=0)
             raise
         self._sweeper = asyncio.create_task(self._sweep())
+
+    @property
+    def ops_host(self) -> str:
+        return self.config.metrics_host or self.config.host
 
     def inject_device_failure(self) -> None:
         log.warning("fault injection: the next model step raises CUDA out of memory")
@@ -150,12 +166,20 @@ class Sidecar:
         await self.engine.stop()
         if self.recorder is not None:
             self.recorder.close_all()
+        if self._dashboard_server is not None:
+            self._dashboard_server.close()
+            await self._dashboard_server.wait_closed()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
 
     def ports(self) -> dict[str, int | None]:
-        return {"grpc": self.grpc_port, "ws": self.ws_port, "metrics": self.metrics_port}
+        return {
+            "grpc": self.grpc_port,
+            "ws": self.ws_port,
+            "metrics": self.metrics_port,
+            "dashboard": self.dashboard_port,
+        }
 
     def ports_line(self) -> str:
         listening = " ".join(f"{k}={self.config.host}:{v}" for k, v in self.ports().items() if v is not None)

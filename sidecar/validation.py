@@ -7,6 +7,7 @@ wrong do we locate the first offending element to name it.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -166,19 +167,23 @@ _PLAYER_RANGES: dict[str, tuple[float, float] | None] = {
 }
 
 
-def _bounds(
-    names: tuple[str, ...], ranges: dict[str, tuple[float, float] | None], big: float
-) -> tuple[np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=8)
+def _bounds(kind: str, big: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column [lo, hi] of the raw player or NPC arrays; computed once per limit value."""
+    names, ranges = (RAW_PLAYER_FIELDS, _PLAYER_RANGES) if kind == "player" else (RAW_NPC_FIELDS, _NPC_RANGES)
     lo = np.array([(ranges.get(n) or (-big, big))[0] for n in names])
     hi = np.array([(ranges.get(n) or (-big, big))[1] for n in names])
     return lo, hi
 
 
+_NPC_RANGES: dict[str, tuple[float, float] | None] = {"health": (0.0, 1.0)}
+
+
 def validate_raw(raw: RawFrame, limits: Limits, sequence: int) -> None:
     """Numbers: finite and within range, checked on whole arrays at once."""
     big = limits.max_abs_coordinate
-    plo, phi = _bounds(RAW_PLAYER_FIELDS, _PLAYER_RANGES, big)
-    nlo, nhi = _bounds(RAW_NPC_FIELDS, {"health": (0.0, 1.0)}, big)
+    plo, phi = _bounds("player", big)
+    nlo, nhi = _bounds("npc", big)
     for arr, lo, hi, names, prefix in (
         (raw.players, plo, phi, RAW_PLAYER_FIELDS, "frame.players"),
         (raw.npcs, nlo, nhi, RAW_NPC_FIELDS, "frame.npcs"),
@@ -191,8 +196,9 @@ def validate_raw(raw: RawFrame, limits: Limits, sequence: int) -> None:
             field = f"{prefix}[{row}].{names[col]}"
             if not math.isfinite(value):
                 raise InvalidArgument(f"{field} must be a finite number, got {value}", field=field, sequence=sequence)
+            why = f"; the limit is max_abs_coordinate={big:g}" if hi[col] == big else ""
             raise InvalidArgument(
-                f"{field}={value:g} is outside [{lo[col]:g}, {hi[col]:g}]", field=field, sequence=sequence
+                f"{field}={value:g} is outside [{lo[col]:g}, {hi[col]:g}]{why}", field=field, sequence=sequence
             )
     health = raw.players[:, RP["health"]]
     over = health > raw.players[:, RP["max_health"]] * 1.0001 + 1e-6

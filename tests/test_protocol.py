@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -190,3 +191,30 @@ def test_every_error_maps_to_a_grpc_status() -> None:
         assert 1000 <= ws_close_code(err) < 5000
     assert grpc_status(errors.InvalidArgument("x")) == grpc.StatusCode.INVALID_ARGUMENT
     assert grpc_status(errors.SessionLimitExceeded("x")) == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@pytest.mark.parametrize(
+    ("limits", "mutate", "name"),
+    [
+        (Limits(max_players_per_frame=1), lambda f: f.players.add(player_id="p2"), "max_players_per_frame=1"),
+        (Limits(max_events_per_frame=2), lambda f: [f.events.add() for _ in range(3)], "max_events_per_frame=2"),
+        (Limits(max_knobs=4), lambda f: [f.knobs.add(name=f"k{i}") for i in range(5)], "max_knobs=4"),
+        (Limits(max_string_bytes=20), lambda f: setattr(f.players[0], "player_id", "x" * 21), "max_string_bytes=20"),
+        (
+            Limits(max_abs_coordinate=100.0),
+            lambda f: setattr(f.players[0].position, "x", 101.0),
+            "max_abs_coordinate=100",
+        ),
+    ],
+)
+def test_every_frame_limit_is_named(limits: Limits, mutate: object, name: str) -> None:
+    c = _conn(dataclasses.replace(limits, max_frames_per_second=1e6))
+    c.receive(hello_req(), 0.0)
+    f = pb.Frame()
+    f.CopyFrom(FRAMES[0])
+    f.ClearField("events")
+    f.ClearField("knobs")
+    mutate(f)  # type: ignore[operator]
+    with pytest.raises(errors.MetabrainError) as e:
+        c.receive(pb.SessionRequest(frame=f), 0.0)
+    assert name in e.value.message and not e.value.fatal

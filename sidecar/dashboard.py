@@ -1,0 +1,144 @@
+"""The live dashboard: a static page plus a WebSocket feed of JSON snapshots (`--dashboard-port`).
+
+DashboardFeed is a SessionObserver that keeps, per session, a short curve of difficulty and the
+model's view of the player (sampled at most `sample_hz` times a second, so watching costs the hot
+path next to nothing). The page draws the curves on canvases; no front-end build step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from sidecar.schema import pb
+from sidecar.service import SessionObserver
+from sidecar.session import Session
+
+FEED_PATH = "/feed"
+_PAGE = resources.files("sidecar").joinpath("dashboard.html")
+
+
+@dataclass
+class _Track:
+    session_id: str
+    transport: str
+    policy: str
+    opened: float
+    frames: int = 0
+    last_at: float = 0.0
+    closed: str = ""
+    # (seconds since the dashboard started, difficulty, p_fail, p_quit, frustration, engagement, skill)
+    points: deque[tuple[float, ...]] = field(default_factory=lambda: deque(maxlen=600))
+
+
+class DashboardFeed(SessionObserver):
+    def __init__(self, model_version: str, device: str, default_policy: str, sample_hz: float = 10.0) -> None:
+        self.model_version = model_version
+        self.device = device
+        self.default_policy = default_policy
+        self.min_gap = 1.0 / sample_hz
+        self.t0 = time.monotonic()
+        self.tracks: dict[str, _Track] = {}
+        self.latencies_ms: deque[float] = deque(maxlen=2000)
+        self.sessions: dict[str, Session] = {}
+
+    def on_open(self, session: Session, transport: str) -> None:
+        now = time.monotonic()
+        policy = session.hello.policy or self.default_policy
+        self.tracks[session.session_id] = _Track(session.session_id, transport, policy, now - self.t0)
+        self.sessions[session.session_id] = session
+
+    def on_response(self, session: Session | None, resp: pb.SessionResponse) -> None:
+        if session is None or resp.WhichOneof("kind") != "guidance":
+            return
+        track = self.tracks.get(session.session_id)
+        if track is None:
+            return
+        g = resp.guidance
+        track.frames += 1
+        self.latencies_ms.append(g.processing_us / 1000.0)
+        now = time.monotonic()
+        if now - track.last_at < self.min_gap:
+            return
+        track.last_at = now
+        values = {k.name: k.value for k in g.knobs}
+        knobs = session.knobs
+        difficulty = knobs.to_difficulty(np.array([values.get(n, 0.0) for n in knobs.names], np.float32))
+        ins = g.insights[0] if g.insights else None
+        track.points.append(
+            (
+                round(now - self.t0, 3),
+                round(difficulty, 4),
+                *(round(getattr(ins, k), 4) if ins else -1.0 for k in ("p_fail", "p_quit", "frustration")),
+                *(round(getattr(ins, k), 4) if ins else -1.0 for k in ("engagement", "skill")),
+            )
+        )
+
+    def on_close(self, session: Session | None, reason: str) -> None:
+        if session is not None and session.session_id in self.tracks:
+            self.tracks[session.session_id].closed = reason
+            self.sessions.pop(session.session_id, None)
+
+    def snapshot(self, max_sessions: int = 24, max_points: int = 300) -> dict[str, Any]:
+        now = time.monotonic() - self.t0
+        # Forget sessions closed for a minute; show the most recently active first.
+        for sid in [s for s, t in self.tracks.items() if t.closed and now - (t.last_at - self.t0) > 60]:
+            del self.tracks[sid]
+        tracks = sorted(self.tracks.values(), key=lambda t: (bool(t.closed), -t.last_at))
+        lat = np.asarray(self.latencies_ms, np.float64)
+        return {
+            "t": round(now, 3),
+            "model_version": self.model_version,
+            "device": self.device,
+            "default_policy": self.default_policy,
+            "active": sum(1 for t in self.tracks.values() if not t.closed),
+            "latency_ms": {
+                "p50": round(float(np.percentile(lat, 50)), 3) if len(lat) else None,
+                "p99": round(float(np.percentile(lat, 99)), 3) if len(lat) else None,
+            },
+            "sessions": [
+                {
+                    "id": t.session_id,
+                    "transport": t.transport,
+                    "policy": t.policy,
+                    "frames": t.frames,
+                    "closed": t.closed,
+                    "points": list(t.points)[-max_points:],
+                }
+                for t in tracks[:max_sessions]
+            ],
+        }
+
+
+async def start_dashboard(feed: DashboardFeed, host: str, port: int, interval_s: float = 0.5) -> tuple[Server, int]:
+    page = _PAGE.read_bytes()
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?")[0]
+        if path == FEED_PATH:
+            return None  # the WebSocket upgrade
+        if path in ("/", "/index.html"):
+            headers = Headers({"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
+            return Response(200, "OK", headers, page)
+        return connection.respond(404, "not found: the dashboard is at / and its feed at /feed\n")
+
+    async def stream(ws: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await ws.send(json.dumps(feed.snapshot(), separators=(",", ":")))
+                await asyncio.sleep(interval_s)
+
+    server = await serve(stream, host, port, process_request=process_request, compression=None)
+    return server, int(next(iter(server.sockets)).getsockname()[1])

@@ -1,0 +1,40 @@
+"""JSON-lines logs: one object per line, sessions named by session id, never by a player id."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sidecar.schema import pb
+from tests.helpers import GrpcSession, frame_req, game_frames, hello_req
+from tests.processes import SidecarProcess
+
+
+def test_json_logs_name_sessions_and_never_players(tmp_path: Path) -> None:
+    with SidecarProcess(tmp_path, "--log-format", "json") as sc:
+        c = GrpcSession(sc.channel)
+        c.send(hello_req())
+        sid = c.recv().welcome.session_id
+        frames = game_frames(3)
+        for f in frames:  # a player id that would be personal data
+            for p in f.players:
+                p.player_id = "alice.smith@example.com"
+            for e in f.events:
+                e.player_id = "alice.smith@example.com" if e.player_id else ""
+        player_ids = {p.player_id for f in frames for p in f.players}
+        for f in frames:
+            c.send(frame_req(f))
+            c.recv()
+        c.send(pb.SessionRequest(goodbye=pb.Goodbye(reason="level complete")))
+        assert c.recv().WhichOneof("kind") == "goodbye"
+        c.close()
+        sc.signal(15)
+        sc.proc.wait(30)
+        lines = [line for line in sc.log().splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in lines]
+    assert records and all({"ts", "level", "logger", "msg"} <= r.keys() for r in records)
+    opened = [r for r in records if r["msg"] == "session opened"]
+    assert opened and opened[0]["session_id"] == sid and opened[0]["transport"] == "grpc"
+    assert any(r.get("session_id") == sid and r["msg"].startswith("session ended") for r in records)
+    text = "\n".join(lines)
+    assert player_ids and not any(pid in text for pid in player_ids)
