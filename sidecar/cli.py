@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Subcommands that live beside the code they drive (simulator, training, benchmarks)."""
     found = []
-    for module in ("sim.commands", "sidecar.training.commands", "sidecar.bench_model"):
+    for module in ("sim.commands", "sidecar.training.commands", "sidecar.bench.model", "sidecar.bench.run"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing as mp
+import os
 import queue
 import struct
 import time
@@ -40,6 +41,7 @@ class LoadSpec:
     token: str = ""
     policy: str = ""
     seed: int = 0
+    cores: tuple[int, ...] = ()  # pin the workers here (keep them off the server's cores)
 
 
 @dataclass
@@ -257,6 +259,9 @@ async def _worker_main(spec: LoadSpec, first: int, count: int, start_at: float) 
 
 
 def _worker(spec: LoadSpec, first: int, count: int, start_at: float, out: Any) -> None:
+    usable = set(spec.cores) & os.sched_getaffinity(0)
+    if usable:
+        os.sched_setaffinity(0, usable)
     try:
         import uvloop
 

@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from sidecar.cli import build_parser, main
+from sidecar.cli import build_parser
 from sidecar.inprocess import RunningSidecar
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,9 +94,14 @@ def test_dockerfile_command_is_a_valid_serve() -> None:
 
 
 def test_health_command_reports_serving_and_down(sidecar: RunningSidecar, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["health", "--target", sidecar.grpc_address]) == 0
+    def health(*args: str) -> int:  # the subcommand itself (main() would reconfigure logging)
+        a = build_parser().parse_args(["health", *args])
+        result: int = a.func(a)
+        return result
+
+    assert health("--target", sidecar.grpc_address) == 0
     assert "SERVING" in capsys.readouterr().out
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    assert main(["health", "--target", f"127.0.0.1:{closed}", "--timeout", "0.5"]) == 1
+    assert health("--target", f"127.0.0.1:{closed}", "--timeout", "0.5") == 1

@@ -1,0 +1,1 @@
+"""Benchmarks: the model step alone (`bench-model`) and whole servers under load (`bench`)."""

@@ -1,0 +1,341 @@
+"""`metabrain bench`: the sidecar against the transport ceiling and a naive server, under one load.
+
+Each server runs in a process of its own, pinned to the server cores; the load generator runs in
+processes pinned to the other cores. For each server and transport it measures the peak (closed
+loop: every session sends its next frame when the last is answered) and sweeps sessions at 60 Hz to
+find the most held with p99 <= 16.7 ms and >= 99% of frames answered with guidance. Then the
+sidecar alone with 32 players per frame (a multiplayer game server). Writes JSON and a PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from sidecar.transports.ws_server import WS_PATH
+from sim.loadgen import LoadSpec, run_load
+
+FRAME_BUDGET_MS = 1000.0 / 60.0
+SERVERS = ("echo", "naive", "sidecar")
+TRANSPORTS = ("grpc", "ws")
+
+
+@dataclass
+class BenchConfig:
+    servers: tuple[str, ...] = SERVERS
+    transports: tuple[str, ...] = TRANSPORTS
+    sweep: tuple[int, ...] = (25, 50, 100, 150, 200, 300, 400, 600, 800, 1200)
+    peak_sessions: int = 64
+    duration_s: float = 3.0
+    warmup_s: float = 1.0
+    multiplayer_players: int = 32
+    multiplayer_sessions: int = 16
+    server_cores: tuple[int, ...] = (0,)
+    load_cores: tuple[int, ...] = (1,)
+    load_processes: int = 1
+    sidecar_args: tuple[str, ...] = ()
+    out: str = "bench-out"
+
+
+class ServerProcess:
+    def __init__(self, kind: str, tmp: Path, cores: tuple[int, ...], extra: tuple[str, ...] = ()) -> None:
+        self.kind = kind
+        ports = tmp / f"{kind}.ports"
+        ports.unlink(missing_ok=True)
+        if kind == "sidecar":
+            cmd = [sys.executable, "-m", "sidecar.cli", "serve", "--grpc-port", "0", "--ws-port", "0"]
+            cmd += ["--max-fps", "100000", "--log-level", "WARNING", "--ports-file", str(ports), *extra]
+        else:
+            cmd = [sys.executable, "-m", "sidecar.bench.servers", kind, "--ports-file", str(ports)]
+        self.log = open(tmp / f"{kind}.log", "w")  # noqa: SIM115 (closed in stop())
+        usable = set(cores) & os.sched_getaffinity(0)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.sched_setaffinity(0, usable)) if usable else None,
+        )
+        deadline = time.time() + 90
+        while not ports.exists():
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"{kind} server did not start; see {self.log.name}")
+            time.sleep(0.05)
+        self.ports = {k: int(v) for k, v in (line.split("=") for line in ports.read_text().split())}
+
+    def target(self, transport: str) -> str:
+        if transport == "grpc":
+            return f"127.0.0.1:{self.ports['grpc']}"
+        return f"ws://127.0.0.1:{self.ports['ws']}{WS_PATH}"
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@dataclass
+class Point:
+    server: str
+    transport: str
+    mode: str  # "peak", "60hz", "multiplayer"
+    summary: dict[str, Any] = field(default_factory=dict)
+    server_cpu: float = 0.0  # cores busy, averaged over the run
+    server_rss_mb: float = 0.0
+
+    @property
+    def held(self) -> bool:
+        s = self.summary
+        return bool(s["errors"] == 0 and s["p99_ms"] <= FRAME_BUDGET_MS and s["guidance"] >= 0.99 * s["sent"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "transport": self.transport,
+            "mode": self.mode,
+            **self.summary,
+            "held_at_60hz": self.held if self.mode == "60hz" else None,
+            "server_cpu_cores": round(self.server_cpu, 3),
+            "server_rss_mb": round(self.server_rss_mb, 1),
+        }
+
+
+def measure(server: ServerProcess, transport: str, mode: str, spec: LoadSpec) -> Point:
+    rss: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.25):
+            rss.append(server.rss_mb())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    cpu0, t0 = server.cpu_seconds(), time.monotonic()
+    result = run_load(spec)
+    cpu = (server.cpu_seconds() - cpu0) / (time.monotonic() - t0)
+    done.set()
+    sampler.join()
+    return Point(server.kind, transport, mode, result.summary(), cpu, max(rss, default=server.rss_mb()))
+
+
+def machine() -> dict[str, Any]:
+    import grpc
+    import torch
+    import websockets
+
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "grpcio": grpc.__version__,
+        "websockets": websockets.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def run_bench(cfg: BenchConfig) -> dict[str, Any]:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    points: list[Point] = []
+    capacity: dict[str, dict[str, int]] = {}
+    peak: dict[str, dict[str, float]] = {}
+
+    def spec(target: str, transport: str, sessions: int, rate: float, players: int = 1) -> LoadSpec:
+        return LoadSpec(
+            target=target,
+            transport=transport,
+            sessions=sessions,
+            rate_hz=rate,
+            duration_s=cfg.duration_s,
+            warmup_s=cfg.warmup_s,
+            players_per_frame=players,
+            processes=cfg.load_processes,
+            cores=cfg.load_cores,
+        )
+
+    total = len(cfg.servers) * len(cfg.transports) * (1 + len(cfg.sweep)) + len(cfg.transports)
+    with tqdm(total=total, desc="bench", unit="run") as bar:
+        for kind in cfg.servers:
+            server = ServerProcess(kind, out, cfg.server_cores, cfg.sidecar_args if kind == "sidecar" else ())
+            try:
+                for transport in cfg.transports:
+                    target = server.target(transport)
+                    bar.set_postfix_str(f"{kind}/{transport} peak")
+                    p = measure(server, transport, "peak", spec(target, transport, cfg.peak_sessions, 0.0))
+                    points.append(p)
+                    peak.setdefault(kind, {})[transport] = p.summary["frames_per_s"]
+                    bar.update(1)
+                    held = 0
+                    for i, n in enumerate(cfg.sweep):
+                        bar.set_postfix_str(f"{kind}/{transport} {n} sessions at 60 Hz")
+                        p = measure(server, transport, "60hz", spec(target, transport, n, 60.0))
+                        points.append(p)
+                        bar.update(1)
+                        if not p.held:
+                            bar.update(len(cfg.sweep) - i - 1)
+                            break
+                        held = n
+                    capacity.setdefault(kind, {})[transport] = held
+                    if kind == "sidecar":
+                        bar.set_postfix_str(f"sidecar/{transport} {cfg.multiplayer_players} players per frame")
+                        s = spec(target, transport, cfg.multiplayer_sessions, 0.0, cfg.multiplayer_players)
+                        points.append(measure(server, transport, "multiplayer", s))
+                        bar.update(1)
+            finally:
+                server.stop()
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "config": {k: v for k, v in vars(cfg).items()},
+        "frame_budget_ms": FRAME_BUDGET_MS,
+        "peak_frames_per_s": peak,
+        "sessions_held_at_60hz": capacity,
+        "ratios": _ratios(peak, capacity),
+        "multiplayer": [p.to_dict() for p in points if p.mode == "multiplayer"],
+        "points": [p.to_dict() for p in points],
+    }
+    (out / "bench.json").write_text(json.dumps(report, indent=2))
+    plot(report, out / "bench.png")
+    return report
+
+
+def _ratios(peak: dict[str, dict[str, float]], capacity: dict[str, dict[str, int]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for transport in TRANSPORTS:
+        s_peak = peak.get("sidecar", {}).get(transport)
+        s_cap = capacity.get("sidecar", {}).get(transport)
+        e_peak = peak.get("echo", {}).get(transport)
+        n_cap = capacity.get("naive", {}).get(transport)
+        n_peak = peak.get("naive", {}).get(transport)
+        out[transport] = {
+            "sidecar_over_echo_peak": round(s_peak / e_peak, 3) if s_peak and e_peak else None,
+            "sidecar_over_naive_peak": round(s_peak / n_peak, 3) if s_peak and n_peak else None,
+            "sidecar_over_naive_sessions_at_60hz": round(s_cap / n_cap, 2) if s_cap and n_cap else None,
+        }
+    return out
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    colors = {"echo": "#888888", "naive": "#d9534f", "sidecar": "#2b7bba"}
+    for ax, transport in zip(axes[:2], TRANSPORTS, strict=True):
+        for kind in SERVERS:
+            pts = [p for p in report["points"] if p["server"] == kind and p["transport"] == transport]
+            pts = [p for p in pts if p["mode"] == "60hz"]
+            if pts:
+                xs = [p["sessions"] for p in pts]
+                ax.plot(xs, [p["p99_ms"] for p in pts], "o-", color=colors[kind], label=f"{kind} p99")
+                ax.plot(xs, [p["p50_ms"] for p in pts], ".--", color=colors[kind], alpha=0.6, label=f"{kind} p50")
+        ax.axhline(FRAME_BUDGET_MS, color="k", lw=0.8, ls=":", label="16.7 ms (one frame)")
+        ax.set_yscale("log")
+        ax.set_xlabel("sessions at 60 Hz")
+        ax.set_ylabel("latency at the client (ms)")
+        ax.set_title(f"{transport}: latency vs load")
+        ax.legend(fontsize=7)
+    ax = axes[2]
+    width = 0.25
+    for i, kind in enumerate(SERVERS):
+        vals = [report["peak_frames_per_s"].get(kind, {}).get(t, 0.0) for t in TRANSPORTS]
+        ax.bar([j + (i - 1) * width for j in range(len(TRANSPORTS))], vals, width, color=colors[kind], label=kind)
+    ax.set_xticks(range(len(TRANSPORTS)), list(TRANSPORTS))
+    ax.set_ylabel("peak frames/s (closed loop)")
+    ax.set_title("peak throughput")
+    ax.legend(fontsize=8)
+    m = report["machine"]
+    fig.suptitle(f"metabrain bench · {m['cpu']} · {m['cores']} cores · {m['date']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def print_report(report: dict[str, Any]) -> None:
+    print(f"\nmachine: {report['machine']['cpu']}, {report['machine']['cores']} cores, {report['machine']['date']}")
+    print(f"{'server':8} {'transport':9} {'peak frames/s':>14} {'held at 60 Hz':>14}")
+    for kind in SERVERS:
+        for t in TRANSPORTS:
+            if t in report["peak_frames_per_s"].get(kind, {}):
+                pk = report["peak_frames_per_s"][kind][t]
+                cap = report["sessions_held_at_60hz"][kind][t]
+                print(f"{kind:8} {t:9} {pk:14.0f} {cap:14d}")
+    for t, r in report["ratios"].items():
+        print(
+            f"{t}: sidecar/echo peak {r['sidecar_over_echo_peak']}, sidecar/naive peak {r['sidecar_over_naive_peak']},"
+            f" sidecar/naive sessions at 60 Hz {r['sidecar_over_naive_sessions_at_60hz']}"
+        )
+    for p in report["multiplayer"]:
+        print(
+            f"multiplayer ({p['players_per_frame']} players per frame, {p['transport']}): "
+            f"{p['player_frames_per_s']:.0f} player-frames/s, p99 {p['p99_ms']:.1f} ms"
+        )
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    cores = sorted(os.sched_getaffinity(0))
+    server_cores = tuple(cores[: max(1, len(cores) // 2)]) if a.server_cores is None else tuple(a.server_cores)
+    load_cores = tuple(c for c in cores if c not in server_cores) or tuple(cores)
+    cfg = BenchConfig(
+        servers=tuple(a.servers),
+        transports=tuple(a.transports),
+        duration_s=a.seconds,
+        server_cores=server_cores,
+        load_cores=load_cores,
+        load_processes=a.load_processes or max(1, len(load_cores)),
+        sidecar_args=tuple(a.sidecar_arg or ()),
+        out=a.out,
+    )
+    if a.quick:
+        cfg.sweep, cfg.duration_s, cfg.warmup_s, cfg.peak_sessions, cfg.multiplayer_sessions = (10, 20), 1.0, 0.5, 8, 2
+    report = run_bench(cfg)
+    print_report(report)
+    print(f"\nwrote {cfg.out}/bench.json and {cfg.out}/bench.png")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("bench", help="sidecar vs echo (transport ceiling) vs naive server, under the same load")
+    p.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
+    p.add_argument("--transports", nargs="+", default=list(TRANSPORTS), choices=TRANSPORTS)
+    p.add_argument("--seconds", type=float, default=3.0, help="measured seconds per point (after 1 s warm-up)")
+    p.add_argument("--server-cores", type=int, nargs="+", help="cores the servers are pinned to (default: half)")
+    p.add_argument("--load-processes", type=int, help="load-generator processes (default: one per load core)")
+    p.add_argument("--sidecar-arg", action="append", help="extra `metabrain serve` argument (repeatable)")
+    p.add_argument("--quick", action="store_true", help="a tiny run that checks everything works")
+    p.add_argument("--out", default="bench-out")
+    p.set_defaults(func=cmd_bench)
