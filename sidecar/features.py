@@ -188,6 +188,8 @@ RAW_PLAYER_FIELDS: tuple[str, ...] = (
 )
 RAW_NPC_FIELDS: tuple[str, ...] = ("position.x", "position.z", "health", "state", "tactic", "npc_id", "position.y")
 RP = {name: i for i, name in enumerate(RAW_PLAYER_FIELDS)}
+_POS_XZ = slice(RP["position.x"], RP["position.z"] + 1)
+assert RP["position.z"] == RP["position.x"] + 1
 
 
 @dataclass
@@ -207,39 +209,41 @@ def extract(frame: pb.Frame, knob_names: list[str]) -> RawFrame:
     player_ids = [p.player_id for p in players]
     index_of = {pid: i for i, pid in enumerate(player_ids)}
     single = len(players) == 1
-    raw = np.array(
-        [
+    rows = []
+    for p in players:
+        # One read per sub-message: each attribute access on a nested message builds a wrapper.
+        pos, vel, inp, bio = p.position, p.velocity, p.input, p.biometrics
+        rows.append(
             (
                 p.health,
                 p.max_health,
                 float(p.dead),
-                p.velocity.x,
-                p.velocity.z,
-                p.input.move_x,
-                p.input.move_y,
-                p.input.shots_fired,
-                p.input.shots_hit,
-                p.input.dodges,
-                p.input.actions_per_minute,
-                p.biometrics.heart_rate_bpm,
+                vel.x,
+                vel.z,
+                inp.move_x,
+                inp.move_y,
+                inp.shots_fired,
+                inp.shots_hit,
+                inp.dodges,
+                inp.actions_per_minute,
+                bio.heart_rate_bpm,
                 float(p.HasField("vr")),
-                p.position.x,
-                p.position.z,
-                p.position.y,
-                p.velocity.y,
-                p.input.aim_x,
-                p.input.aim_y,
-                p.biometrics.skin_conductance_us,
+                pos.x,
+                pos.z,
+                pos.y,
+                vel.y,
+                inp.aim_x,
+                inp.aim_y,
+                bio.skin_conductance_us,
             )
-            for p in players
-        ],
-        np.float64,
-    ).reshape(len(players), len(RAW_PLAYER_FIELDS))
+        )
+    raw = np.array(rows, np.float64).reshape(len(players), len(RAW_PLAYER_FIELDS))
     npcs = frame.npcs
-    nraw = np.array(
-        [(n.position.x, n.position.z, n.health, n.state, n.tactic, n.npc_id, n.position.y) for n in npcs],
-        np.float64,
-    ).reshape(len(npcs), len(RAW_NPC_FIELDS))
+    nrows = []
+    for n in npcs:
+        npos = n.position
+        nrows.append((npos.x, npos.z, n.health, n.state, n.tactic, n.npc_id, npos.y))
+    nraw = np.array(nrows, np.float64).reshape(len(npcs), len(RAW_NPC_FIELDS))
     events = np.array(
         [
             (e.type, index_of.get(e.player_id, 0 if single and not e.player_id else -1), e.amount, e.game_time)
@@ -276,7 +280,7 @@ def featurize(
 
     # Events -> per-player counts [P, 6]: damage_taken, damage_dealt, kills, deaths, objectives, paused.
     ev = np.zeros((n_players, 6), np.float32)
-    for t, i, amount, _ in raw.events:
+    for t, i, amount, _ in raw.events.tolist():
         i = int(i)
         if i < 0:
             continue
@@ -296,7 +300,6 @@ def featurize(
             ev[i, 5] = 0
 
     nraw = raw.npcs
-    n_npcs = nraw.shape[0]
     alive = nraw[:, 3] != pb.NPC_STATE_DEAD
     target_arr = np.array(raw.npc_target, np.int64)
     n_alive = int(alive.sum())
@@ -304,6 +307,36 @@ def featurize(
     npc_feats = np.zeros((n_players, MAX_MODEL_NPCS, NPC_DIM), np.float32)
     npc_mask = np.zeros((n_players, MAX_MODEL_NPCS), bool)
     npc_ids = np.full((n_players, MAX_MODEL_NPCS), -1, np.int64)
+    # NPCs around each player, all players at once: nearest first, dead ones left out. Every player
+    # sees the same live NPCs, so each gets the same count k, in its own order.
+    k = min(n_alive, MAX_MODEL_NPCS)
+    nearest_l = [1.0] * n_players
+    mean_l = [1.0] * n_players
+    targeting_l = [0] * n_players
+    if k:
+        pos = rp[:, _POS_XZ]  # [P, 2]
+        d = nraw[None, :, :2] - pos[:, None, :]  # [P, N, 2]
+        dist = np.hypot(d[..., 0], d[..., 1])  # [P, N]
+        order = np.argsort(np.where(alive, dist, np.inf), axis=1, kind="stable")[:, :k]  # [P, k]
+        rows_ix = np.arange(n_players)[:, None]
+        sel = nraw[order]  # [P, k, RAW_NPC]: one gather, then slices
+        dd = sel[..., :2] - pos[:, None, :]
+        near = np.hypot(dd[..., 0], dd[..., 1])  # [P, k]
+        f = npc_feats[:, :k]
+        f[..., 0:2] = dd / ARENA_SCALE
+        f[..., 2] = near / ARENA_SCALE
+        f[..., 3] = sel[..., 2]
+        slot = np.arange(k)[None, :]
+        f[rows_ix, slot, 4 + np.clip(sel[..., 3], 0, NPC_STATES - 1).astype(np.int64)] = 1.0
+        f[rows_ix, slot, 4 + NPC_STATES + np.clip(sel[..., 4], 0, NPC_TACTICS - 1).astype(np.int64)] = 1.0
+        f[..., -1] = target_arr[order] == rows_ix
+        npc_mask[:, :k] = True
+        npc_ids[:, :k] = sel[..., 5]
+        cap = 2 * ARENA_SCALE
+        nearest_l = (np.minimum(near[:, 0], cap) / ARENA_SCALE).tolist()
+        mean_l = (np.minimum(near.mean(axis=1), cap) / ARENA_SCALE).tolist()
+        targeted = target_arr[alive]
+        targeting_l = np.bincount(targeted[targeted >= 0], minlength=n_players)[:n_players].tolist()
     out = np.empty((n_players, PLAYER_DIM), np.float32)
     a_recent = _decay(dt, _TAU_RECENT)
     a_damage = _decay(dt, _TAU_DAMAGE)
@@ -314,30 +347,7 @@ def featurize(
     for i, pid in enumerate(player_ids):
         r = rows[i]
         e = evl[i]
-        # NPCs around this player: nearest first, dead ones left out.
-        nearest = mean_dist = 1.0
-        targeting = 0
-        if n_npcs:
-            d = nraw[:, :2] - (r[RP["position.x"]], r[RP["position.z"]])
-            dist = np.hypot(d[:, 0], d[:, 1])
-            order = np.argsort(np.where(alive, dist, np.inf), kind="stable")[:MAX_MODEL_NPCS]
-            order = order[alive[order]]
-            k = len(order)
-            if k:
-                f = npc_feats[i, :k]
-                f[:, 0:2] = d[order] / ARENA_SCALE
-                f[:, 2] = dist[order] / ARENA_SCALE
-                f[:, 3] = nraw[order, 2]
-                ar = np.arange(k)
-                f[ar, 4 + np.clip(nraw[order, 3], 0, NPC_STATES - 1).astype(np.int64)] = 1.0
-                f[ar, 4 + NPC_STATES + np.clip(nraw[order, 4], 0, NPC_TACTICS - 1).astype(np.int64)] = 1.0
-                f[:, -1] = target_arr[order] == i
-                npc_mask[i, :k] = True
-                npc_ids[i, :k] = nraw[order, 5]
-                live = dist[order]
-                nearest = min(float(live[0]), 2 * ARENA_SCALE) / ARENA_SCALE
-                mean_dist = min(float(live.mean()), 2 * ARENA_SCALE) / ARENA_SCALE
-                targeting = int(((target_arr == i) & alive).sum())
+        nearest, mean_dist, targeting = nearest_l[i], mean_l[i], targeting_l[i]
         max_health = max(r[RP["max_health"]], 1e-6)
         vx, vz = r[RP["velocity.x"]], r[RP["velocity.z"]]
         mx, my = r[RP["input.move_x"]], r[RP["input.move_y"]]

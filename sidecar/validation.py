@@ -188,9 +188,9 @@ def validate_raw(raw: RawFrame, limits: Limits, sequence: int) -> None:
         (raw.players, plo, phi, RAW_PLAYER_FIELDS, "frame.players"),
         (raw.npcs, nlo, nhi, RAW_NPC_FIELDS, "frame.npcs"),
     ):
-        with np.errstate(invalid="ignore"):
-            bad = ~(np.isfinite(arr) & (arr >= lo) & (arr <= hi))
-        if bad.any():
+        ok = (arr >= lo) & (arr <= hi)  # NaN and +-inf fail these comparisons (the bounds are finite)
+        if not ok.all():
+            bad = ~ok
             row, col = map(int, np.argwhere(bad)[0])
             value = arr[row, col]
             field = f"{prefix}[{row}].{names[col]}"

@@ -54,6 +54,7 @@ class LoadResult:
     measured_s: float = 0.0
     latencies_ms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     error_messages: list[str] = field(default_factory=list)
+    window: tuple[float, float] = (0.0, 0.0)  # the measured window, in time.perf_counter() seconds
 
     @property
     def frames_per_s(self) -> float:
@@ -300,7 +301,8 @@ def run_load(spec: LoadSpec) -> LoadResult:
                 raise RuntimeError(f"load workers failed (exit codes {failed}) or timed out") from None
     for p in procs:
         p.join(10)
-    result = LoadResult(spec, measured_s=spec.duration_s)
+    window = (start_at + spec.warmup_s, start_at + spec.warmup_s + spec.duration_s)
+    result = LoadResult(spec, measured_s=spec.duration_s, window=window)
     lat: list[float] = []
     for part in parts:
         result.sent += part["sent"]

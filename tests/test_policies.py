@@ -78,8 +78,11 @@ def test_predictive_picks_the_level_in_the_band() -> None:
     assert p2.target(obs(0.0, p_fail=fail, p_quit=quit_)) == pytest.approx(0.8)
 
 
-def _director(policy: str, params: dict[str, str]) -> Director:
+def _director(policy: str, params: dict[str, str], tactics: tuple[int, ...] = ()) -> Director:
     h = hello(policy=policy, params=params)
+    if tactics:
+        h.ClearField("npc_tactics")
+        h.npc_tactics.extend(tactics)
     s = Session("s", "", h, KnobNormalizer.from_specs(list(KNOBS)), frozenset(h.capabilities), 0.0, 0.0)
     return Director(s, "predictive")
 
@@ -120,9 +123,7 @@ def test_static_without_level_keeps_designer_defaults() -> None:
 def test_npc_hints_follow_the_band_and_allowed_tactics() -> None:
     from sidecar.features import MAX_MODEL_NPCS, NPC_DIM, FrameFeatures
 
-    d = _director("predictive", {})
-    d.tactic_allowed[:] = False
-    d.tactic_allowed[[1, 3]] = True  # advance, retreat only
+    d = _director("predictive", {}, (pb.NPC_TACTIC_ADVANCE, pb.NPC_TACTIC_RETREAT))  # the game has only these
     mask = np.zeros((1, MAX_MODEL_NPCS), bool)
     mask[0, :2] = True
     f = FrameFeatures(
@@ -141,5 +142,10 @@ def test_npc_hints_follow_the_band_and_allowed_tactics() -> None:
     assert [h.tactic for h in easy] == [pb.NPC_TACTIC_ADVANCE] * 2
     assert [h.tactic for h in hard] == [pb.NPC_TACTIC_RETREAT] * 2
     assert easy[0].aggression > hard[0].aggression
+    tp[0, :, 0] = 0.99  # HOLD would be best, but the game does not implement it
+    assert [h.tactic for h in d.npc_hints(f, tp, np.array([0.0]))] == [pb.NPC_TACTIC_ADVANCE] * 2
+    tp[0, :, 0] = 0.0
+    mid = d.npc_hints(f, tp, np.array([0.15]))  # inside the band: of two, the lower-index tie wins
+    assert [h.tactic for h in mid] == [pb.NPC_TACTIC_ADVANCE] * 2
     d.hints_on = False
     assert d.npc_hints(f, tp, np.array([0.0])) == []

@@ -86,11 +86,90 @@ def bench(device: str, batches: list[int], config: str, repeats: int, dtype: tor
     }
 
 
+def whole_ticks(device: str, sessions: list[int], config: str, repeats: int, bf16: bool) -> dict[str, Any]:
+    """The engine's whole tick for N sessions (one simulated player each, real featurized frames):
+    scheduler plan, model step, every session's director and its guidance message."""
+    from sidecar.engine.engine import Engine, EngineConfig
+    from sidecar.limits import Limits
+    from sidecar.model.checkpoint import Checkpoint, load_checkpoint
+    from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed
+    from sidecar.schema import pb
+    from sidecar.session import SessionRegistry
+    from sim.game import hello
+    from sim.loadgen import FrameStream
+
+    if config == "large":
+        checkpoint = Checkpoint(PlayerModel(ModelConfig.gpu_large()).eval(), "large (untrained)", trained=False)
+    else:
+        checkpoint = load_checkpoint(None)
+    n_max = max(sessions)
+    engine = Engine(checkpoint, EngineConfig(device=device, max_slots=n_max, max_batch=n_max, bf16=bf16))
+    registry = SessionRegistry(Limits(max_frames_per_second=1e9, max_sessions=n_max))
+    info = ServerInfo(checkpoint.version, "predictive")
+    conns, streams = [], []
+    for i in tqdm(range(n_max), desc="sessions", unit="session", leave=False):
+        c = Connection(registry, info)
+        ev = c.receive(pb.SessionRequest(hello=hello()), 0.0)
+        assert isinstance(ev, Welcomed)
+        engine.join(ev.session)
+        conns.append(c)
+        streams.append(FrameStream(i))
+    rows: list[dict[str, Any]] = []
+    model_s: list[float] = []
+    engine.on_tick.append(lambda st: model_s.append(st.model_seconds))
+    t_game = 1.0
+    for n in tqdm(sessions, desc=f"whole tick, {config} on {device}", unit="case"):
+        ticks, models = [], []
+        for r in range(repeats + 2):
+            t_game += 0.1
+            frames = []
+            for c, fs in zip(conns[:n], streams[:n], strict=True):
+                ev = c.receive(pb.SessionRequest.FromString(fs.next(t_game)), t_game)
+                assert isinstance(ev, FrameAccepted)
+                frames.append((ev.session, ev.features))
+            model_s.clear()
+            t0 = time.perf_counter()
+            out = engine.step_now(frames)
+            dt = time.perf_counter() - t0
+            assert len(out) == n
+            if r >= 2:  # warm-up: CUDA graph capture, allocator
+                ticks.append(dt)
+                models.append(sum(model_s))
+        tick = statistics.median(ticks)
+        rows.append(
+            {
+                "sessions": n,
+                "model_ms": statistics.median(models) * 1e3,
+                "tick_ms": tick * 1e3,
+                "frames_per_s": n / tick,
+            }
+        )
+    return {
+        "device": device,
+        "config": config,
+        "parameters": parameter_count(checkpoint.model),
+        "bf16": bf16,
+        "torch": torch.__version__,
+        "machine": platform.platform(),
+        "whole_tick_rows": rows,
+    }
+
+
 def cmd(a: argparse.Namespace) -> int:
     device = a.device if a.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu":
         torch.set_num_threads(a.threads)
     dtype = torch.bfloat16 if a.bf16 else torch.float32
+    if a.whole_tick:
+        sessions = [int(b) for b in a.batches.split(",")]
+        report = whole_ticks(device, sessions, a.config, a.repeats, a.bf16)
+        print(f"{report['config']} model, {report['parameters']:,} parameters, bf16={a.bf16}, on {device}")
+        print(f"{'sessions':>9} {'model ms':>9} {'whole tick ms':>14} {'frames/s':>10}")
+        for r in report["whole_tick_rows"]:
+            print(f"{r['sessions']:>9} {r['model_ms']:>9.3f} {r['tick_ms']:>14.3f} {r['frames_per_s']:>10.0f}")
+        if a.json:
+            Path(a.json).write_text(json.dumps(report, indent=2))
+        return 0
     report = bench(device, [int(b) for b in a.batches.split(",")], a.config, a.repeats, dtype)
     print(
         f"{report['config']} model, {report['parameters']:,} parameters, {report['dtype']}, on {device} "
@@ -115,5 +194,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--repeats", type=int, default=50)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--bf16", action="store_true", help="run the model in bfloat16")
+    p.add_argument(
+        "--whole-tick",
+        action="store_true",
+        help="time the engine's whole tick (plan, model, directors, guidance) for --batches sessions",
+    )
     p.add_argument("--json")
     p.set_defaults(func=cmd)

@@ -37,7 +37,7 @@ class BenchConfig:
     servers: tuple[str, ...] = SERVERS
     transports: tuple[str, ...] = TRANSPORTS
     sweep: tuple[int, ...] = (25, 50, 100, 150, 200, 300, 400, 600, 800, 1200)
-    peak_sessions: int = 64
+    peak_sessions: int = 128
     duration_s: float = 3.0
     warmup_s: float = 1.0
     multiplayer_players: int = 32
@@ -125,21 +125,24 @@ class Point:
 
 
 def measure(server: ServerProcess, transport: str, mode: str, spec: LoadSpec) -> Point:
-    rss: list[float] = []
+    samples: list[tuple[float, float, float]] = []  # (perf_counter, server CPU seconds, RSS MB)
     done = threading.Event()
 
     def sample() -> None:
-        while not done.wait(0.25):
-            rss.append(server.rss_mb())
+        while True:
+            samples.append((time.perf_counter(), server.cpu_seconds(), server.rss_mb()))
+            if done.wait(0.2):
+                return
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    cpu0, t0 = server.cpu_seconds(), time.monotonic()
     result = run_load(spec)
-    cpu = (server.cpu_seconds() - cpu0) / (time.monotonic() - t0)
     done.set()
     sampler.join()
-    return Point(server.kind, transport, mode, result.summary(), cpu, max(rss, default=server.rss_mb()))
+    lo, hi = result.window
+    inside = [s for s in samples if lo <= s[0] <= hi] or samples[-2:]
+    cpu = (inside[-1][1] - inside[0][1]) / max(inside[-1][0] - inside[0][0], 1e-9)
+    return Point(server.kind, transport, mode, result.summary(), cpu, max(s[2] for s in inside))
 
 
 def machine() -> dict[str, Any]:
@@ -306,6 +309,58 @@ def print_report(report: dict[str, Any]) -> None:
         )
 
 
+def soak(cfg: BenchConfig, seconds: float, sessions: int, transport: str = "ws") -> dict[str, Any]:
+    """Steady load on the sidecar for `seconds`, its RSS sampled every few seconds: is memory flat?"""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    server = ServerProcess("sidecar", out, cfg.server_cores, cfg.sidecar_args)
+    samples: list[tuple[float, float]] = []
+    done = threading.Event()
+    t0 = time.monotonic()
+
+    def sample() -> None:
+        with tqdm(total=int(seconds), desc=f"soak {sessions} sessions at 60 Hz", unit="s") as bar:
+            while not done.wait(5.0):
+                samples.append((time.monotonic() - t0, server.rss_mb()))
+                bar.n = min(int(time.monotonic() - t0), int(seconds))
+                bar.refresh()
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    try:
+        sampler.start()
+        spec = LoadSpec(
+            target=server.target(transport),
+            transport=transport,
+            sessions=sessions,
+            rate_hz=60.0,
+            duration_s=seconds,
+            warmup_s=cfg.warmup_s,
+            processes=cfg.load_processes,
+            cores=cfg.load_cores,
+        )
+        result = run_load(spec)
+    finally:
+        done.set()
+        sampler.join()
+        server.stop()
+    warm = [m for t, m in samples if t > 60.0] or [m for _, m in samples]
+    half = len(warm) // 2
+    report = {
+        "machine": machine(),
+        "seconds": seconds,
+        "sessions": sessions,
+        "transport": transport,
+        "load": result.summary(),
+        "rss_mb": [(round(t, 1), round(m, 1)) for t, m in samples],
+        "rss_after_first_minute_mb": {"min": min(warm), "max": max(warm)},
+        "rss_growth_second_half_vs_first_mb": round(
+            (sum(warm[half:]) / max(len(warm) - half, 1)) - (sum(warm[:half]) / max(half, 1)), 2
+        ),
+    }
+    (out / "soak.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
 def cmd_bench(a: argparse.Namespace) -> int:
     cores = sorted(os.sched_getaffinity(0))
     server_cores = tuple(cores[: max(1, len(cores) // 2)]) if a.server_cores is None else tuple(a.server_cores)
@@ -320,6 +375,17 @@ def cmd_bench(a: argparse.Namespace) -> int:
         sidecar_args=tuple(a.sidecar_arg or ()),
         out=a.out,
     )
+    if a.soak:
+        report = soak(cfg, a.soak, a.soak_sessions)
+        lo, hi = report["rss_after_first_minute_mb"]["min"], report["rss_after_first_minute_mb"]["max"]
+        print(f"\nsoak: {a.soak:g} s, {a.soak_sessions} sessions at 60 Hz: {report['load']}")
+        for t, m in report["rss_mb"][:: max(1, len(report["rss_mb"]) // 20)]:
+            print(f"  t={t:7.1f} s  RSS {m:7.1f} MB")
+        print(
+            f"RSS after the first minute: {lo:.1f}-{hi:.1f} MB; second half minus first half: "
+            f"{report['rss_growth_second_half_vs_first_mb']:+.2f} MB  (wrote {cfg.out}/soak.json)"
+        )
+        return 0
     if a.quick:
         cfg.sweep, cfg.duration_s, cfg.warmup_s, cfg.peak_sessions, cfg.multiplayer_sessions = (10, 20), 1.0, 0.5, 8, 2
     report = run_bench(cfg)
@@ -337,5 +403,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--load-processes", type=int, help="load-generator processes (default: one per load core)")
     p.add_argument("--sidecar-arg", action="append", help="extra `metabrain serve` argument (repeatable)")
     p.add_argument("--quick", action="store_true", help="a tiny run that checks everything works")
+    p.add_argument("--soak", type=float, metavar="SECONDS", help="instead: steady load this long, memory sampled")
+    p.add_argument("--soak-sessions", type=int, default=25, help="sessions at 60 Hz for --soak")
     p.add_argument("--out", default="bench-out")
     p.set_defaults(func=cmd_bench)

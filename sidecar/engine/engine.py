@@ -39,11 +39,21 @@ class EngineConfig:
     device: str = "cpu"
     max_batch: int = 8192
     max_wait_s: float = 0.0
+    # While frames keep arriving, read them into the coming tick for up to as long as the last tick
+    # took (at most this long): under load the batch grows instead of the per-tick cost repeating
+    # for a handful of frames; when a pass over the sockets brings nothing, the tick runs at once.
+    adaptive_wait_max_s: float = 0.004
     max_slots: int = 16384
     default_policy: str = "predictive"
     levels: int = 11  # candidate difficulty levels scored per player per tick
     cuda_graphs: bool = True
     torch_threads: int = 1
+    bf16: bool = False  # run the model in bfloat16 (GPUs)
+    # Step on a worker thread (None: only on CUDA). On a CPU every torch op hands the GIL back and
+    # forth, and with the event loop busy each hand-back waits a switch interval: stepping on the
+    # loop thread between I/O passes was 10x faster on one core (BENCHMARKS.md). On CUDA the worker
+    # lets the loop read frames while the GPU computes.
+    worker_thread: bool | None = None
 
 
 @dataclass
@@ -62,14 +72,19 @@ class Engine:
             torch.set_num_threads(self.cfg.torch_threads)
         self.checkpoint = checkpoint
         self.model_version = checkpoint.version
-        self.runner = Runner(checkpoint.model, self.cfg.device, self.cfg.max_slots, self.cfg.cuda_graphs)
+        dtype = torch.bfloat16 if self.cfg.bf16 else torch.float32
+        self.runner = Runner(checkpoint.model, self.cfg.device, self.cfg.max_slots, self.cfg.cuda_graphs, dtype)
         self.scheduler = Scheduler(self.cfg.max_slots, np.linspace(0.0, 1.0, self.cfg.levels, dtype=np.float32))
         self.directors: dict[str, Director] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="metabrain-runner")
+        wt = self.cfg.worker_thread
+        self.use_worker = self.runner.device.type == "cuda" if wt is None else wt
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.on_tick: list[Callable[[TickStats], None]] = []
+        self._last_tick_s = 0.0
+        self.submitted = 0
         self.ticks = 0
 
     @property
@@ -107,6 +122,7 @@ class Engine:
 
     def submit(self, accepted: FrameAccepted) -> asyncio.Future[Responses]:
         fut: asyncio.Future[Responses] = asyncio.get_running_loop().create_future()
+        self.submitted += 1
         f = accepted.features
         overtaken = self.scheduler.submit(accepted.session.session_id, f, fut, accepted.received_at)
         for seq, ticket in overtaken:
@@ -143,14 +159,30 @@ class Engine:
                 continue
             if self.cfg.max_wait_s > 0 and self.scheduler.waiting < self.cfg.max_batch and not self._stopping:
                 await asyncio.sleep(self.cfg.max_wait_s)
+            else:
+                await self._fill_batch()
             plan = self.scheduler.plan(self.cfg.max_batch)
             if plan is None:
                 continue
-            answers = await loop.run_in_executor(self._executor, self._process, plan)
+            if self.use_worker:
+                answers = await loop.run_in_executor(self._executor, self._process, plan)
+            else:
+                answers = self._process(plan)
             for ticket, responses in answers:
                 assert isinstance(ticket, asyncio.Future)
                 if not ticket.done():
                     ticket.set_result(responses)
+            if not self.use_worker:
+                await asyncio.sleep(0)  # one I/O pass between ticks: read what arrived meanwhile
+
+    async def _fill_batch(self) -> None:
+        """Read more frames into this tick while they keep coming, for at most as long as the last tick took."""
+        deadline = time.monotonic() + min(self._last_tick_s, self.cfg.adaptive_wait_max_s)
+        while self.scheduler.waiting < self.cfg.max_batch and not self._stopping:
+            before = self.submitted
+            await asyncio.sleep(0)  # one pass over the sockets
+            if self.submitted == before or time.monotonic() >= deadline:
+                return
 
     def _process(self, plan: StepPlan) -> list[tuple[object, Responses]]:
         """Worker thread: one model step for the whole plan, then each session's director."""
@@ -172,6 +204,7 @@ class Engine:
         for entry in plan.entries:
             answers.append((entry.ticket, self._answer(entry, plan, result, failure)))
         self.ticks += 1
+        self._last_tick_s = time.monotonic() - t0
         stats = TickStats(
             plan.tick, plan.batch, result.model_seconds if result else 0.0, time.monotonic() - t0, result is None
         )

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from sidecar.features import MAX_MODEL_NPCS, NPC_DIM, PLAYER_DIM, P
 
@@ -120,14 +121,24 @@ class PlayerModel(nn.Module):
         out, h = self.core(x, h0)  # out [B, T, H], h [L, B, H]
         z = self.core_norm(out)  # [B, T, H]
 
-        K = levels.shape[-1]
         d = self.diff_embed(levels.unsqueeze(-1))  # [B, T, K, 16]
-        zk = z.unsqueeze(2).expand(-1, -1, K, -1)  # [B, T, K, H]
-        risk = self.risk_head(torch.cat([zk, d], dim=-1)) * self.risk_scale + self.risk_bias  # [B, T, K, 2]
+        # risk_head(cat([z, d])) with its first layer split: z's part once per row, d's part per level,
+        # summed by broadcasting (the same function, without K copies of z).
+        first, rest = self.risk_head[0], self.risk_head[1:]
+        assert isinstance(first, nn.Linear)
+        H = z.shape[-1]
+        hz = F.linear(z, first.weight[:, :H], first.bias).unsqueeze(2)  # [B, T, 1, hh]
+        hd = F.linear(d, first.weight[:, H:])  # [B, T, K, hh]
+        risk = rest(hz + hd) * self.risk_scale + self.risk_bias  # [B, T, K, 2]
         states = torch.sigmoid(self.state_head(z))  # [B, T, 3]
 
-        hq = self.npc_from_h(z).unsqueeze(2).expand(-1, -1, e.shape[2], -1)  # [B, T, N, E]
-        npc_logits = self.npc_head(torch.cat([e, hq], dim=-1))  # [B, T, N, A]
+        # npc_head(cat([e, npc_from_h(z)])) split the same way: the player's part once, broadcast over N.
+        first, rest = self.npc_head[0], self.npc_head[1:]
+        assert isinstance(first, nn.Linear)
+        E = e.shape[-1]
+        he = F.linear(e, first.weight[:, :E], first.bias)  # [B, T, N, hh]
+        hh = F.linear(self.npc_from_h(z), first.weight[:, E:]).unsqueeze(2)  # [B, T, 1, hh]
+        npc_logits = rest(he + hh)  # [B, T, N, A]
         return StepOutput(
             h=h,
             fail_logits=risk[..., 0],

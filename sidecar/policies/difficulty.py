@@ -143,8 +143,10 @@ class PredictivePolicy(DifficultyPolicy):
 
     def target(self, obs: Observation) -> float:
         lo, hi = self.band
-        fail = obs.p_fail[:, :-1].mean(axis=0)  # [K-1]
-        quit_ = obs.p_quit[:, :-1].mean(axis=0)
+        if len(obs.p_fail) == 1:  # one player: skip the (slow, small-array) mean
+            fail, quit_ = obs.p_fail[0, :-1], obs.p_quit[0, :-1]  # [K-1]
+        else:
+            fail, quit_ = obs.p_fail[:, :-1].mean(axis=0), obs.p_quit[:, :-1].mean(axis=0)
         gap = np.maximum(lo - fail, 0.0) + np.maximum(fail - hi, 0.0)
         # Inside the band, prefer its middle (a weak tie-break that never outweighs leaving the band).
         cost = gap + 0.1 * np.abs(fail - 0.5 * (lo + hi)) + self.quit_weight * quit_

@@ -65,6 +65,8 @@ class Director:
         self.hints_on = session.has(pb.CAPABILITY_NPC_HINTS) and params.get("npc_hints", "on") != "off"
         allowed = set(hello.npc_tactics) or set(TACTIC_ENUMS.tolist())
         self.tactic_allowed = np.array([t in allowed for t in TACTIC_ENUMS])
+        self.allowed = np.flatnonzero(self.tactic_allowed)  # model tactic indices the game implements
+        self.allowed_enums = TACTIC_ENUMS[self.allowed]
         self.values = self.defaults.copy()  # the knob values we last sent
         self.last_time: float | None = None
 
@@ -81,27 +83,31 @@ class Director:
 
     def npc_hints(self, features: FrameFeatures, tactic_p: np.ndarray, p_fail_now: np.ndarray) -> list[pb.NpcHint]:
         """tactic_p: [P, N, A] per player's nearby NPCs; p_fail_now: [P] at the current level."""
-        if not self.hints_on:
+        if not self.hints_on or not self.allowed.size:
             return []
         lo, hi = self.band
         mid = 0.5 * (lo + hi)
         hints: list[pb.NpcHint] = []
         seen: set[int] = set()
+        present = features.npc_mask & (features.npc_ids >= 0)  # [P, N]
         for i, pid in enumerate(features.player_ids):
             # Below the band: the most effective tactic; above it: the least; inside: the median.
-            pf = float(p_fail_now[i])
-            aggression = float(np.clip(0.5 + 2.0 * (mid - pf), 0.0, 1.0))
-            valid = np.nonzero(features.npc_mask[i] & (features.npc_ids[i] >= 0))[0]
+            valid = np.flatnonzero(present[i])
             if valid.size == 0:
                 continue
-            p = np.where(self.tactic_allowed, tactic_p[i, valid], np.nan)  # [V, A], one pass for all NPCs
+            pf = float(p_fail_now[i])
+            aggression = min(max(0.5 + 2.0 * (mid - pf), 0.0), 1.0)
+            p = tactic_p[i, valid][:, self.allowed]  # [V, A'], the game's tactics only
             if pf < lo:
-                ks = np.nanargmax(p, axis=1)
+                ks = p.argmax(axis=1)
             elif pf > hi:
-                ks = np.nanargmin(p, axis=1)
+                ks = p.argmin(axis=1)
             else:
-                ks = np.nanargmin(np.abs(p - np.nanmedian(p, axis=1, keepdims=True)), axis=1)
-            tactics = TACTIC_ENUMS[ks].tolist()
+                order = p.argsort(axis=1, kind="stable")
+                a = p.shape[1]
+                # The median; with an even count the two middle ones tie, and the lower index wins.
+                ks = order[:, a // 2] if a % 2 else np.minimum(order[:, a // 2 - 1], order[:, a // 2])
+            tactics = self.allowed_enums[ks].tolist()
             for npc_id, tactic in zip(features.npc_ids[i, valid].tolist(), tactics, strict=True):
                 if npc_id in seen:
                     continue

@@ -1,0 +1,54 @@
+"""`metabrain bench` end to end at toy size: every server starts in its own process, answers, and the
+report has the figures and ratios it promises (no speed is asserted here: speeds are in BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sidecar.bench.run import BenchConfig, print_report, run_bench, soak
+from sidecar.bench.servers import EchoCodec
+from sidecar.schema import pb
+from sim.loadgen import FrameStream
+
+
+def test_echo_answers_each_frame_with_its_sequence() -> None:
+    echo, frames = EchoCodec(), FrameStream(3)
+    assert pb.SessionResponse.FromString(echo.answer(pb.SessionRequest().SerializeToString())).HasField("welcome")
+    for t in (0.1, 0.2, 300.0):
+        data = frames.next(t)
+        g = pb.SessionResponse.FromString(echo.answer(data)).guidance
+        assert g.sequence == pb.SessionRequest.FromString(data).frame.sequence and len(g.knobs) == 4
+
+
+def test_bench_reports_every_server_and_ratio(tmp_path: Path, capsys: object) -> None:
+    cfg = BenchConfig(
+        transports=("ws",),
+        sweep=(4, 8),
+        peak_sessions=4,
+        duration_s=1.0,
+        warmup_s=0.5,
+        multiplayer_players=4,
+        multiplayer_sessions=2,
+        out=str(tmp_path),
+    )
+    report = run_bench(cfg)
+    print_report(report)
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["machine"]["cores"] and (tmp_path / "bench.png").stat().st_size > 10_000
+    for kind in ("echo", "naive", "sidecar"):
+        assert saved["peak_frames_per_s"][kind]["ws"] > 0
+        assert saved["sessions_held_at_60hz"][kind]["ws"] in (0, 4, 8)
+        runs = [p for p in saved["points"] if p["server"] == kind]
+        assert all(p["errors"] == 0 and p["guidance"] > 0 and p["server_rss_mb"] > 0 for p in runs)
+    r = saved["ratios"]["ws"]
+    assert r["sidecar_over_echo_peak"] > 0 and r["sidecar_over_naive_peak"] > 0
+    (mp,) = saved["multiplayer"]
+    assert mp["players_per_frame"] == 4 and mp["player_frames_per_s"] == 4 * mp["frames_per_s"] > 0
+
+
+def test_soak_samples_memory(tmp_path: Path) -> None:
+    report = soak(BenchConfig(warmup_s=0.5, out=str(tmp_path)), seconds=12.0, sessions=3)
+    assert len(report["rss_mb"]) >= 2 and report["load"]["guidance"] > 0
+    assert (tmp_path / "soak.json").exists()
