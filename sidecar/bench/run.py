@@ -36,7 +36,7 @@ TRANSPORTS = ("grpc", "ws")
 class BenchConfig:
     servers: tuple[str, ...] = SERVERS
     transports: tuple[str, ...] = TRANSPORTS
-    sweep: tuple[int, ...] = (25, 50, 100, 150, 200, 300, 400, 600, 800, 1200)
+    sweep: tuple[int, ...] = (5, 10, 20, 30, 40, 50, 75, 100, 150, 200, 300, 400, 600, 800, 1200)
     peak_sessions: int = 128
     duration_s: float = 3.0
     warmup_s: float = 1.0
@@ -169,6 +169,75 @@ def machine() -> dict[str, Any]:
     }
 
 
+def stage_costs(players: int, sessions: int = 64, ticks: int = 20) -> dict[str, float]:
+    """Where a frame's time goes inside the sidecar, per stage, in this process (no transport):
+    microseconds per frame for decoding and featurizing, and for its share of one tick of `sessions`."""
+    import timeit
+
+    from sidecar.engine.engine import Engine, EngineConfig
+    from sidecar.features import extract, featurize
+    from sidecar.limits import Limits
+    from sidecar.model.checkpoint import load_checkpoint
+    from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed, parse_request
+    from sidecar.schema import pb
+    from sidecar.session import SessionRegistry
+    from sidecar.validation import validate_frame_counts, validate_raw
+    from sim.game import hello
+    from sim.loadgen import FrameStream
+
+    limits = Limits(max_frames_per_second=1e9)
+    checkpoint = load_checkpoint(None)
+    engine = Engine(checkpoint, EngineConfig(device="cpu"))
+    registry = SessionRegistry(limits)
+    info = ServerInfo(checkpoint.version, "predictive")
+    conns, streams = [], []
+    for i in range(sessions):
+        c = Connection(registry, info)
+        ev = c.receive(pb.SessionRequest(hello=hello()), 0.0)
+        assert isinstance(ev, Welcomed)
+        engine.join(ev.session)
+        conns.append(c)
+        streams.append(FrameStream(i, players))
+    session = conns[0].session
+    assert session is not None
+    data = streams[0].next(1.0)
+    frame = pb.SessionRequest.FromString(data).frame
+    raw = extract(frame, session.knobs.names)
+    tracks: dict[str, Any] = {}
+    n = 500
+    out = {
+        "parse_us": timeit.timeit(lambda: parse_request(data, limits), number=n) / n * 1e6,
+        "count_checks_us": timeit.timeit(lambda: validate_frame_counts(frame, limits), number=n) / n * 1e6,
+        "extract_us": timeit.timeit(lambda: extract(frame, session.knobs.names), number=n) / n * 1e6,
+        "validate_us": timeit.timeit(lambda: validate_raw(raw, limits, 1), number=n) / n * 1e6,
+        "featurize_us": timeit.timeit(lambda: featurize(raw, 1, 1.0, tracks, session.knobs, 0.9, 0.0), number=n)
+        / n
+        * 1e6,
+    }
+    model: list[float] = []
+    engine.on_tick.append(lambda st: model.append(st.model_seconds))
+    receive = tick = 0.0
+    t_game = 1.0
+    for _ in range(ticks):
+        t_game += 0.1
+        t0 = time.perf_counter()
+        frames = []
+        for c, fs in zip(conns, streams, strict=True):
+            ev = c.receive(parse_request(fs.next(t_game), limits), t_game)
+            assert isinstance(ev, FrameAccepted)
+            frames.append((ev.session, ev.features))
+        t1 = time.perf_counter()
+        engine.step_now(frames)
+        receive, tick = receive + t1 - t0, tick + time.perf_counter() - t1
+    per = ticks * sessions
+    out["receive_total_us"] = receive / per * 1e6
+    out["model_us"] = sum(model) / per * 1e6
+    out["directors_and_guidance_us"] = (tick - sum(model)) / per * 1e6
+    out["in_process_total_us"] = (receive + tick) / per * 1e6
+    out["in_process_frames_per_s"] = per / (receive + tick)
+    return {k: round(v, 1) for k, v in out.items()}
+
+
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -227,6 +296,10 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         "sessions_held_at_60hz": capacity,
         "ratios": _ratios(peak, capacity),
         "multiplayer": [p.to_dict() for p in points if p.mode == "multiplayer"],
+        "stage_costs_us_per_frame": {
+            "1_player": stage_costs(1),
+            f"{cfg.multiplayer_players}_players": stage_costs(cfg.multiplayer_players),
+        },
         "points": [p.to_dict() for p in points],
     }
     (out / "bench.json").write_text(json.dumps(report, indent=2))
@@ -302,6 +375,9 @@ def print_report(report: dict[str, Any]) -> None:
             f"{t}: sidecar/echo peak {r['sidecar_over_echo_peak']}, sidecar/naive peak {r['sidecar_over_naive_peak']},"
             f" sidecar/naive sessions at 60 Hz {r['sidecar_over_naive_sessions_at_60hz']}"
         )
+    print("where a frame's time goes in the sidecar (in-process, no transport; us per frame):")
+    for name, costs in report["stage_costs_us_per_frame"].items():
+        print(f"  {name}: " + ", ".join(f"{k.removesuffix('_us')} {v:g}" for k, v in costs.items()))
     for p in report["multiplayer"]:
         print(
             f"multiplayer ({p['players_per_frame']} players per frame, {p['transport']}): "

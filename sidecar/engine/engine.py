@@ -1,9 +1,10 @@
 """The engine: the transports' one interface to the model.
 
 Transports hand it accepted frames and get a future of the responses for that frame. A single loop
-task asks the scheduler for a step plan whenever frames are waiting (greedy: as soon as the previous
-step is done, or after `max_wait_s` to let a batch fill), runs the runner and the directors in a
-worker thread (torch releases the GIL, so the transports keep serving), and resolves the futures.
+task asks the scheduler for a step plan whenever frames are waiting (greedy, but reading what keeps
+arriving into the coming tick for up to as long as the last tick took, or `max_wait_s`), runs the
+runner and the directors (on the loop thread on a CPU, on a worker thread on CUDA), and resolves
+the futures.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sidecar.session import Session
 log = logging.getLogger("metabrain.engine")
 
 Responses = list[pb.SessionResponse]
+_FILL_STEP_S = 0.0005
 
 
 @dataclass
@@ -50,9 +52,10 @@ class EngineConfig:
     torch_threads: int = 1
     bf16: bool = False  # run the model in bfloat16 (GPUs)
     # Step on a worker thread (None: only on CUDA). On a CPU every torch op hands the GIL back and
-    # forth, and with the event loop busy each hand-back waits a switch interval: stepping on the
-    # loop thread between I/O passes was 10x faster on one core (BENCHMARKS.md). On CUDA the worker
-    # lets the loop read frames while the GPU computes.
+    # forth, and with the event loop busy each hand-back waits a switch interval (profiled under
+    # load: the runner thread spent its time waiting for the GIL; BENCHMARKS.md), so the CPU engine
+    # steps on the loop thread between I/O passes. On CUDA the worker lets the loop read frames
+    # while the GPU computes.
     worker_thread: bool | None = None
 
 
@@ -180,12 +183,17 @@ class Engine:
         deadline = time.monotonic() + min(self._last_tick_s, self.cfg.adaptive_wait_max_s)
         while self.scheduler.waiting < self.cfg.max_batch and not self._stopping:
             before = self.submitted
-            await asyncio.sleep(0)  # one pass over the sockets
-            if self.submitted == before or time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            # A short real sleep, not sleep(0): spinning the loop would burn the core (and the GIL
+            # that gRPC's poller thread needs) while waiting for frames.
+            await asyncio.sleep(min(left, _FILL_STEP_S))
+            if self.submitted == before:
                 return
 
     def _process(self, plan: StepPlan) -> list[tuple[object, Responses]]:
-        """Worker thread: one model step for the whole plan, then each session's director."""
+        """One tick: one model step for the whole plan, then each session's director."""
         t0 = time.monotonic()
         answers: list[tuple[object, Responses]] = []
         for entry, why in plan.rejected:

@@ -82,40 +82,40 @@ class Director:
         return self.values
 
     def npc_hints(self, features: FrameFeatures, tactic_p: np.ndarray, p_fail_now: np.ndarray) -> list[pb.NpcHint]:
-        """tactic_p: [P, N, A] per player's nearby NPCs; p_fail_now: [P] at the current level."""
+        """tactic_p: [P, N, A] per player's nearby NPCs; p_fail_now: [P] at the current level.
+
+        Below the band an NPC gets its most effective tactic, above it the least, inside it the
+        median. An NPC near several players is hinted once, for the first player that sees it.
+        """
         if not self.hints_on or not self.allowed.size:
             return []
-        lo, hi = self.band
-        mid = 0.5 * (lo + hi)
-        hints: list[pb.NpcHint] = []
-        seen: set[int] = set()
         present = features.npc_mask & (features.npc_ids >= 0)  # [P, N]
-        for i, pid in enumerate(features.player_ids):
-            # Below the band: the most effective tactic; above it: the least; inside: the median.
-            valid = np.flatnonzero(present[i])
-            if valid.size == 0:
-                continue
-            pf = float(p_fail_now[i])
-            aggression = min(max(0.5 + 2.0 * (mid - pf), 0.0), 1.0)
-            p = tactic_p[i, valid][:, self.allowed]  # [V, A'], the game's tactics only
-            if pf < lo:
-                ks = p.argmax(axis=1)
-            elif pf > hi:
-                ks = p.argmin(axis=1)
-            else:
-                order = p.argsort(axis=1, kind="stable")
-                a = p.shape[1]
-                # The median; with an even count the two middle ones tie, and the lower index wins.
-                ks = order[:, a // 2] if a % 2 else np.minimum(order[:, a // 2 - 1], order[:, a // 2])
-            tactics = self.allowed_enums[ks].tolist()
-            for npc_id, tactic in zip(features.npc_ids[i, valid].tolist(), tactics, strict=True):
-                if npc_id in seen:
-                    continue
-                seen.add(npc_id)
-                hints.append(
-                    pb.NpcHint(npc_id=npc_id, tactic=cast(Any, tactic), target_player_id=pid, aggression=aggression)
-                )
-        return hints
+        if not present.any():
+            return []
+        lo, hi = self.band
+        pf = np.asarray(p_fail_now, np.float64)[:, None]  # [P, 1]
+        p = tactic_p[:, :, self.allowed]  # [P, N, A'], the game's tactics only
+        a = p.shape[-1]
+        order = p.argsort(axis=-1, kind="stable")
+        # The median; with an even count the two middle ones tie, and the lower index wins.
+        median = order[..., a // 2] if a % 2 else np.minimum(order[..., a // 2 - 1], order[..., a // 2])
+        ks = np.where(pf < lo, p.argmax(axis=-1), np.where(pf > hi, order[..., 0], median))  # [P, N]
+        rows, slots = np.nonzero(present)  # player-major: the first player to see an NPC comes first
+        ids = features.npc_ids[rows, slots]
+        _, first = np.unique(ids, return_index=True)
+        first.sort()
+        aggression = np.clip(0.5 + 2.0 * (0.5 * (lo + hi) - pf[:, 0]), 0.0, 1.0)
+        pids = features.player_ids
+        return [
+            pb.NpcHint(npc_id=npc_id, tactic=cast(Any, tactic), target_player_id=pids[r], aggression=agg)
+            for npc_id, tactic, r, agg in zip(
+                ids[first].tolist(),
+                self.allowed_enums[ks[rows[first], slots[first]]].tolist(),
+                rows[first].tolist(),
+                aggression[rows[first]].tolist(),
+                strict=True,
+            )
+        ]
 
 
 def observation(features: FrameFeatures, p_fail: np.ndarray, p_quit: np.ndarray, levels: np.ndarray) -> Observation:
