@@ -86,7 +86,8 @@ class LoadResult:
         }
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """Protobuf's base-128 varint."""
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -116,8 +117,8 @@ class FrameStream:
 
     def next(self, game_time: float) -> bytes:
         self.seq += 1
-        inner = b"\x08" + _varint(self.seq) + b"\x11" + struct.pack("<d", game_time) + self.body
-        return b"\x12" + _varint(len(inner)) + inner
+        inner = b"\x08" + varint(self.seq) + b"\x11" + struct.pack("<d", game_time) + self.body
+        return b"\x12" + varint(len(inner)) + inner
 
 
 class _Session:

@@ -94,3 +94,14 @@ def hello_req(**kw: object) -> pb.SessionRequest:
 
 def frame_req(frame: pb.Frame) -> pb.SessionRequest:
     return pb.SessionRequest(frame=frame)
+
+
+def expect_defaults_then_error(client: GrpcSession, frame: pb.Frame) -> None:
+    """The answer to a frame whose model step failed: the designer's defaults, then MODEL_UNAVAILABLE."""
+    from sim.game import KNOBS
+
+    g = client.recv().guidance
+    err = client.recv().error
+    assert g.fallback and g.sequence == frame.sequence
+    assert {k.name: round(k.value, 4) for k in g.knobs} == {k.name: round(k.default_value, 4) for k in KNOBS}
+    assert err.code == pb.ERROR_CODE_MODEL_UNAVAILABLE and not err.fatal and "out of memory" in err.message

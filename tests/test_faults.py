@@ -5,9 +5,7 @@ from __future__ import annotations
 import grpc
 
 from sidecar.inprocess import RunningSidecar
-from sidecar.schema import pb
-from sim.game import KNOBS
-from tests.helpers import GrpcSession, frame_req, game_frames, hello_req
+from tests.helpers import GrpcSession, expect_defaults_then_error, frame_req, game_frames, hello_req
 
 
 def test_model_failure_gives_defaults_then_recovers(sidecar: RunningSidecar, channel: grpc.Channel) -> None:
@@ -20,11 +18,7 @@ def test_model_failure_gives_defaults_then_recovers(sidecar: RunningSidecar, cha
         assert c.recv().guidance.sequence == f.sequence
     sidecar.sidecar.engine.runner.fail_next = RuntimeError("CUDA error: out of memory (injected)")
     c.send(frame_req(frames[3]))
-    g = c.recv().guidance
-    err = c.recv().error
-    assert g.fallback and g.sequence == frames[3].sequence
-    assert {k.name: round(k.value, 4) for k in g.knobs} == {k.name: round(k.default_value, 4) for k in KNOBS}
-    assert err.code == pb.ERROR_CODE_MODEL_UNAVAILABLE and not err.fatal and "out of memory" in err.message
+    expect_defaults_then_error(c, frames[3])
     for f in frames[4:]:  # the next tick steps the model again
         c.send(frame_req(f))
         g2 = c.recv().guidance

@@ -13,9 +13,7 @@ import time
 from pathlib import Path
 
 from sidecar.recording import read_recording
-from sidecar.schema import pb
-from sim.game import KNOBS
-from tests.helpers import GrpcSession, frame_req, game_frames, hello_req
+from tests.helpers import GrpcSession, expect_defaults_then_error, frame_req, game_frames, hello_req
 from tests.processes import SidecarProcess, wait_for
 
 UNAVAILABLE = 'metabrain_errors_total{code="ERROR_CODE_MODEL_UNAVAILABLE"}'
@@ -33,11 +31,7 @@ def test_device_failure_answers_defaults_counts_it_and_recovers(tmp_path: Path) 
         sc.signal(signal.SIGUSR1)  # the next model step raises torch.cuda.OutOfMemoryError
         wait_for(lambda: "fault injection" in sc.log(), what="the sidecar to arm the fault")
         c.send(frame_req(frames[3]))
-        g = c.recv().guidance
-        err = c.recv().error
-        assert g.fallback and g.sequence == frames[3].sequence
-        assert {k.name: round(k.value, 4) for k in g.knobs} == {k.name: round(k.default_value, 4) for k in KNOBS}
-        assert err.code == pb.ERROR_CODE_MODEL_UNAVAILABLE and not err.fatal and "out of memory" in err.message
+        expect_defaults_then_error(c, frames[3])
         for f in frames[4:]:
             c.send(frame_req(f))
             assert not c.recv().guidance.fallback
@@ -50,7 +44,7 @@ def test_device_failure_answers_defaults_counts_it_and_recovers(tmp_path: Path) 
 
 CLIENT = """
 import sys, time, grpc
-from tests.helpers import GrpcSession, frame_req, game_frames, hello_req
+from tests.helpers import GrpcSession, expect_defaults_then_error, frame_req, game_frames, hello_req
 c = GrpcSession(grpc.insecure_channel(sys.argv[1]))
 c.send(hello_req())
 assert c.recv().WhichOneof("kind") == "welcome"

@@ -29,15 +29,7 @@ from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed, pa
 from sidecar.schema import SERVICE_NAME, pb
 from sidecar.session import SessionRegistry
 from sim.game import KNOBS
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+from sim.loadgen import varint
 
 
 def _read_varint(data: bytes, i: int) -> tuple[int, int]:
@@ -73,8 +65,8 @@ class EchoCodec:
             seq, _ = _read_varint(data, i + 1)
         else:  # sequence not first: parse properly
             seq = pb.SessionRequest.FromString(data).frame.sequence
-        inner = b"\x08" + _varint(seq) + self.body
-        return b"\x12" + _varint(len(inner)) + inner
+        inner = b"\x08" + varint(seq) + self.body
+        return b"\x12" + varint(len(inner)) + inner
 
 
 class NaiveCodec:
