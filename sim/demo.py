@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 from tqdm import tqdm
@@ -25,6 +26,8 @@ def run_demo(
     transport: str = "grpc",
     checkpoint: str | None = None,
 ) -> int:
+    # The per-session lines are for operators; here the table at the end says it all.
+    logging.getLogger("metabrain.service").setLevel(logging.WARNING)
     sc = start_in_thread(
         ServeConfig(
             grpc_port=0, ws_port=0, checkpoint=checkpoint, engine=EngineConfig(device="cpu", default_policy=policy)
