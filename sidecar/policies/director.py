@@ -93,29 +93,39 @@ class Director:
         if not present.any():
             return []
         lo, hi = self.band
-        pf = np.asarray(p_fail_now, np.float64)[:, None]  # [P, 1]
         p = tactic_p[:, :, self.allowed]  # [P, N, A'], the game's tactics only
-        a = p.shape[-1]
-        order = p.argsort(axis=-1, kind="stable")
-        # The median; with an even count the two middle ones tie, and the lower index wins.
-        median = order[..., a // 2] if a % 2 else np.minimum(order[..., a // 2 - 1], order[..., a // 2])
-        ks = np.where(pf < lo, p.argmax(axis=-1), np.where(pf > hi, order[..., 0], median))  # [P, N]
+        if len(features.player_ids) == 1:  # the common case: one branch, no per-player select
+            pf0 = float(p_fail_now[0])
+            ks = p.argmax(axis=-1) if pf0 < lo else p.argmin(axis=-1) if pf0 > hi else _median_index(p)
+        else:
+            pf = np.asarray(p_fail_now, np.float64)[:, None]  # [P, 1]
+            ks = np.where(pf < lo, p.argmax(axis=-1), np.where(pf > hi, p.argmin(axis=-1), _median_index(p)))
         rows, slots = np.nonzero(present)  # player-major: the first player to see an NPC comes first
-        ids = features.npc_ids[rows, slots]
-        _, first = np.unique(ids, return_index=True)
-        first.sort()
-        aggression = np.clip(0.5 + 2.0 * (0.5 * (lo + hi) - pf[:, 0]), 0.0, 1.0)
+        aggression = np.clip(0.5 + 2.0 * (0.5 * (lo + hi) - np.asarray(p_fail_now, np.float64)), 0.0, 1.0).tolist()
         pids = features.player_ids
-        return [
-            pb.NpcHint(npc_id=npc_id, tactic=cast(Any, tactic), target_player_id=pids[r], aggression=agg)
-            for npc_id, tactic, r, agg in zip(
-                ids[first].tolist(),
-                self.allowed_enums[ks[rows[first], slots[first]]].tolist(),
-                rows[first].tolist(),
-                aggression[rows[first]].tolist(),
-                strict=True,
-            )
-        ]
+        hints: list[pb.NpcHint] = []
+        seen: set[int] = set()  # an NPC near several players (or sent twice) is hinted once
+        for r, npc_id, tactic in zip(
+            rows.tolist(),
+            features.npc_ids[rows, slots].tolist(),
+            self.allowed_enums[ks[rows, slots]].tolist(),
+            strict=True,
+        ):
+            if npc_id not in seen:
+                seen.add(npc_id)
+                hints.append(
+                    pb.NpcHint(
+                        npc_id=npc_id, tactic=cast(Any, tactic), target_player_id=pids[r], aggression=aggression[r]
+                    )
+                )
+        return hints
+
+
+def _median_index(p: np.ndarray) -> np.ndarray:
+    """Index of the median along the last axis; of two middle ones (an even count), the lower index."""
+    order = p.argsort(axis=-1, kind="stable")
+    a = p.shape[-1]
+    return order[..., a // 2] if a % 2 else np.minimum(order[..., a // 2 - 1], order[..., a // 2])
 
 
 def observation(features: FrameFeatures, p_fail: np.ndarray, p_quit: np.ndarray, levels: np.ndarray) -> Observation:
