@@ -47,23 +47,26 @@ class Runner:
         use_script = torchscript and self.device.type == "cpu" and dtype == torch.float32
         self._forward: torch.nn.Module = _traced(self.model) if use_script else _Outputs(self.model)
 
-    @torch.inference_mode()
     def _eager(
         self, slots: torch.Tensor, players: torch.Tensor, npcs: torch.Tensor, mask: torch.Tensor, levels: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
-        h = self.pool[:, slots]  # [L, B, H] gather
-        new_h, fail, quit_, frus, eng, skill, npc = self._forward(
-            players[:, None], npcs[:, None], mask[:, None], h, levels[:, None]
-        )
-        self.pool[:, slots] = new_h  # scatter
-        return (
-            torch.sigmoid(fail[:, 0]),
-            torch.sigmoid(quit_[:, 0]),
-            frus[:, 0],
-            eng[:, 0],
-            skill[:, 0],
-            torch.sigmoid(npc[:, 0]),
-        )
+        # inference_mode is ~10% cheaper than no_grad on a CPU; CUDA-graph capture keeps no_grad, whose
+        # static output tensors stay ordinary tensors.
+        grad_off = torch.inference_mode() if self.device.type == "cpu" else torch.no_grad()
+        with grad_off:
+            h = self.pool[:, slots]  # [L, B, H] gather
+            new_h, fail, quit_, frus, eng, skill, npc = self._forward(
+                players[:, None], npcs[:, None], mask[:, None], h, levels[:, None]
+            )
+            self.pool[:, slots] = new_h  # scatter
+            return (
+                torch.sigmoid(fail[:, 0]),
+                torch.sigmoid(quit_[:, 0]),
+                frus[:, 0],
+                eng[:, 0],
+                skill[:, 0],
+                torch.sigmoid(npc[:, 0]),
+            )
 
     def _eager_numpy(self, plan: StepPlan) -> tuple[np.ndarray, ...]:
         dev, dt = self.device, self.dtype
