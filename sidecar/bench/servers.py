@@ -3,8 +3,9 @@
 - **echo**: the transport ceiling. Answers each frame with a guidance of realistic size carrying the
   frame's sequence, with no protobuf parsing and no model: gRPC through a generic bytes handler,
   WebSocket through the same `websockets` server the sidecar uses.
-- **naive**: what a user writes first. The sidecar's own protocol code (validation, featurizer) and
-  model, stepped synchronously once per frame inside the handler: no batching, no scheduler.
+- **naive**: what a user writes first. The sidecar's own protocol code (validation, featurizer),
+  model and director, stepped synchronously for each frame inside its handler (`Engine.step_now`
+  with that one frame): no batching across sessions, no latest-wins.
 
     python -m sidecar.bench.servers echo --ports-file ports.txt
 """
