@@ -189,6 +189,8 @@ RAW_PLAYER_FIELDS: tuple[str, ...] = (
 RAW_NPC_FIELDS: tuple[str, ...] = ("position.x", "position.z", "health", "state", "tactic", "npc_id", "position.y")
 RP = {name: i for i, name in enumerate(RAW_PLAYER_FIELDS)}
 _POS_XZ = slice(RP["position.x"], RP["position.z"] + 1)
+_EYE_STATES = np.eye(NPC_STATES, dtype=np.float32)
+_EYE_TACTICS = np.eye(NPC_TACTICS, dtype=np.float32)
 assert RP["position.z"] == RP["position.x"] + 1
 
 
@@ -326,15 +328,17 @@ def featurize(
         f[..., 0:2] = dd / ARENA_SCALE
         f[..., 2] = near / ARENA_SCALE
         f[..., 3] = sel[..., 2]
-        slot = np.arange(k)[None, :]
-        f[rows_ix, slot, 4 + np.clip(sel[..., 3], 0, NPC_STATES - 1).astype(np.int64)] = 1.0
-        f[rows_ix, slot, 4 + NPC_STATES + np.clip(sel[..., 4], 0, NPC_TACTICS - 1).astype(np.int64)] = 1.0
+        # One-hot state and tactic by row lookup in small identity tables (cheaper than scattering ones).
+        f[..., 4 : 4 + NPC_STATES] = _EYE_STATES[np.clip(sel[..., 3], 0, NPC_STATES - 1).astype(np.int64)]
+        f[..., 4 + NPC_STATES : 4 + NPC_STATES + NPC_TACTICS] = _EYE_TACTICS[
+            np.clip(sel[..., 4], 0, NPC_TACTICS - 1).astype(np.int64)
+        ]
         f[..., -1] = target_arr[order] == rows_ix
         npc_mask[:, :k] = True
         npc_ids[:, :k] = sel[..., 5]
         cap = 2 * ARENA_SCALE
         nearest_l = (np.minimum(near[:, 0], cap) / ARENA_SCALE).tolist()
-        mean_l = (np.minimum(near.mean(axis=1), cap) / ARENA_SCALE).tolist()
+        mean_l = (np.minimum(near.sum(axis=1) / k, cap) / ARENA_SCALE).tolist()
         targeted = target_arr[alive]
         targeting_l = np.bincount(targeted[targeted >= 0], minlength=n_players)[:n_players].tolist()
     out = np.empty((n_players, PLAYER_DIM), np.float32)
