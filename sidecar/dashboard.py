@@ -52,13 +52,11 @@ class DashboardFeed(SessionObserver):
         self.t0 = time.monotonic()
         self.tracks: dict[str, _Track] = {}
         self.latencies_ms: deque[float] = deque(maxlen=2000)
-        self.sessions: dict[str, Session] = {}
 
     def on_open(self, session: Session, transport: str) -> None:
         now = time.monotonic()
         policy = session.hello.policy or self.default_policy
         self.tracks[session.session_id] = _Track(session.session_id, transport, policy, now - self.t0)
-        self.sessions[session.session_id] = session
 
     def on_response(self, session: Session | None, resp: pb.SessionResponse) -> None:
         if session is None or resp.WhichOneof("kind") != "guidance":
@@ -89,7 +87,6 @@ class DashboardFeed(SessionObserver):
     def on_close(self, session: Session | None, reason: str) -> None:
         if session is not None and session.session_id in self.tracks:
             self.tracks[session.session_id].closed = reason
-            self.sessions.pop(session.session_id, None)
 
     def snapshot(self, max_sessions: int = 24, max_points: int = 300) -> dict[str, Any]:
         now = time.monotonic() - self.t0

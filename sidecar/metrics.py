@@ -30,15 +30,15 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 class _LiveState(Collector):
     """Gauges read at scrape time: sessions by state, model state slots, device memory."""
 
-    def __init__(self, registry: SessionRegistry, engine: Engine) -> None:
-        self.registry = registry
+    def __init__(self, sessions: SessionRegistry, engine: Engine) -> None:
+        self.sessions = sessions
         self.engine = engine
 
     def collect(self) -> list[Metric]:
         sessions = GaugeMetricFamily("metabrain_sessions_active", "Sessions held, by state", labels=["state"])
-        attached = sum(1 for s in list(self.registry.sessions.values()) if s.attached)
+        attached = sum(1 for s in list(self.sessions.sessions.values()) if s.attached)
         sessions.add_metric(["attached"], attached)
-        sessions.add_metric(["detached"], len(self.registry.sessions) - attached)
+        sessions.add_metric(["detached"], len(self.sessions.sessions) - attached)
         slots = GaugeMetricFamily("metabrain_state_slots_in_use", "Per-player recurrent state slots in use")
         slots.add_metric([], self.engine.scheduler.slots_in_use)
         memory = GaugeMetricFamily(
@@ -59,7 +59,7 @@ def device_memory_bytes(engine: Engine) -> int:
 
 
 class SidecarMetrics(SessionObserver):
-    def __init__(self, registry: SessionRegistry, engine: Engine, default_policy: str) -> None:
+    def __init__(self, sessions: SessionRegistry, engine: Engine, default_policy: str) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.frames_in = Counter("metabrain_frames_in", "Frames accepted", ["transport"], registry=r)
@@ -92,7 +92,7 @@ class SidecarMetrics(SessionObserver):
         )
         info = Info("metabrain_model", "The model this sidecar serves", registry=r)
         info.info({"version": engine.model_version, "device": engine.device, "default_policy": default_policy})
-        r.register(_LiveState(registry, engine))
+        r.register(_LiveState(sessions, engine))
         ProcessCollector(registry=r)  # process_resident_memory_bytes, process_cpu_seconds_total, ...
         self._transport: dict[str, str] = {}  # session -> transport
         engine.on_tick.append(self.on_tick)

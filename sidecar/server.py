@@ -22,6 +22,7 @@ from sidecar.errors import ShuttingDown
 from sidecar.limits import Limits
 from sidecar.metrics import SidecarMetrics, serve_metrics
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
+from sidecar.ports_file import write_ports_file
 from sidecar.protocol import ServerInfo
 from sidecar.recording import SessionRecorder
 from sidecar.schema import pb
@@ -192,9 +193,7 @@ async def serve_forever(config: ServeConfig, ports_file: str | None = None) -> i
     line = sidecar.ports_line()
     print(f"{line} model={sidecar.checkpoint.version} device={sidecar.engine.device}", flush=True)
     if ports_file:
-        tmp = Path(ports_file + ".tmp")  # renamed into place: a reader never sees half a file
-        tmp.write_text("".join(f"{k}={v}\n" for k, v in sidecar.ports().items() if v is not None))
-        tmp.replace(ports_file)
+        write_ports_file(ports_file, sidecar.ports())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

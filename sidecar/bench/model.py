@@ -89,14 +89,9 @@ def bench(device: str, batches: list[int], config: str, repeats: int, dtype: tor
 def whole_ticks(device: str, sessions: list[int], config: str, repeats: int, bf16: bool) -> dict[str, Any]:
     """The engine's whole tick for N sessions (one simulated player each, real featurized frames):
     scheduler plan, model step, every session's director and its guidance message."""
+    from sidecar.bench.sessions import SimulatedSessions
     from sidecar.engine.engine import Engine, EngineConfig
-    from sidecar.limits import Limits
     from sidecar.model.checkpoint import Checkpoint, load_checkpoint
-    from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed
-    from sidecar.schema import pb
-    from sidecar.session import SessionRegistry
-    from sim.game import hello
-    from sim.loadgen import FrameStream
 
     if config == "large":
         checkpoint = Checkpoint(PlayerModel(ModelConfig.gpu_large()).eval(), "large (untrained)", trained=False)
@@ -104,16 +99,7 @@ def whole_ticks(device: str, sessions: list[int], config: str, repeats: int, bf1
         checkpoint = load_checkpoint(None)
     n_max = max(sessions)
     engine = Engine(checkpoint, EngineConfig(device=device, max_slots=n_max, max_batch=n_max, bf16=bf16))
-    registry = SessionRegistry(Limits(max_frames_per_second=1e9, max_sessions=n_max))
-    info = ServerInfo(checkpoint.version, "predictive")
-    conns, streams = [], []
-    for i in tqdm(range(n_max), desc="sessions", unit="session", leave=False):
-        c = Connection(registry, info)
-        ev = c.receive(pb.SessionRequest(hello=hello()), 0.0)
-        assert isinstance(ev, Welcomed)
-        engine.join(ev.session)
-        conns.append(c)
-        streams.append(FrameStream(i))
+    sims = SimulatedSessions(engine, n_max, progress=True)
     rows: list[dict[str, Any]] = []
     model_s: list[float] = []
     engine.on_tick.append(lambda st: model_s.append(st.model_seconds))
@@ -122,11 +108,7 @@ def whole_ticks(device: str, sessions: list[int], config: str, repeats: int, bf1
         ticks, models = [], []
         for r in range(repeats + 2):
             t_game += 0.1
-            frames = []
-            for c, fs in zip(conns[:n], streams[:n], strict=True):
-                ev = c.receive(pb.SessionRequest.FromString(fs.next(t_game)), t_game)
-                assert isinstance(ev, FrameAccepted)
-                frames.append((ev.session, ev.features))
+            frames = sims.receive(t_game, n)
             model_s.clear()
             t0 = time.perf_counter()
             out = engine.step_now(frames)

@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import os
 import platform
-import subprocess
 import sys
 import threading
 import time
@@ -24,7 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from sidecar.transports.ws_server import WS_PATH
+from sidecar.bench.process import ServerProcess
 from sim.loadgen import LoadSpec, run_load
 
 FRAME_BUDGET_MS = 1000.0 / 60.0
@@ -49,53 +48,13 @@ class BenchConfig:
     out: str = "bench-out"
 
 
-class ServerProcess:
-    def __init__(self, kind: str, tmp: Path, cores: tuple[int, ...], extra: tuple[str, ...] = ()) -> None:
-        self.kind = kind
-        ports = tmp / f"{kind}.ports"
-        ports.unlink(missing_ok=True)
-        if kind == "sidecar":
-            cmd = [sys.executable, "-m", "sidecar.cli", "serve", "--grpc-port", "0", "--ws-port", "0"]
-            cmd += ["--max-fps", "100000", "--log-level", "WARNING", "--ports-file", str(ports), *extra]
-        else:
-            cmd = [sys.executable, "-m", "sidecar.bench.servers", kind, "--ports-file", str(ports)]
-        self.log = open(tmp / f"{kind}.log", "w")  # noqa: SIM115 (closed in stop())
-        usable = set(cores) & os.sched_getaffinity(0)
-        self.proc = subprocess.Popen(
-            cmd,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=(lambda: os.sched_setaffinity(0, usable)) if usable else None,
-        )
-        deadline = time.time() + 90
-        while not ports.exists():
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"{kind} server did not start; see {self.log.name}")
-            time.sleep(0.05)
-        self.ports = {k: int(v) for k, v in (line.split("=") for line in ports.read_text().split())}
-
-    def target(self, transport: str) -> str:
-        if transport == "grpc":
-            return f"127.0.0.1:{self.ports['grpc']}"
-        return f"ws://127.0.0.1:{self.ports['ws']}{WS_PATH}"
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+def start_server(kind: str, workdir: Path, cores: tuple[int, ...], extra: tuple[str, ...] = ()) -> ServerProcess:
+    if kind == "sidecar":
+        cmd = [sys.executable, "-m", "sidecar.cli", "serve", "--grpc-port", "0", "--ws-port", "0"]
+        cmd += ["--max-fps", "100000", "--log-level", "WARNING", *extra]
+    else:
+        cmd = [sys.executable, "-m", "sidecar.bench.servers", kind]
+    return ServerProcess(kind, cmd, workdir, cores)
 
 
 @dataclass
@@ -130,7 +89,7 @@ def measure(server: ServerProcess, transport: str, mode: str, spec: LoadSpec) ->
 
     def sample() -> None:
         while True:
-            samples.append((time.perf_counter(), server.cpu_seconds(), server.rss_mb()))
+            samples.append((time.perf_counter(), server.cpu_seconds(), server.rss_bytes() / 2**20))
             if done.wait(0.2):
                 return
 
@@ -142,7 +101,7 @@ def measure(server: ServerProcess, transport: str, mode: str, spec: LoadSpec) ->
     lo, hi = result.window
     inside = [s for s in samples if lo <= s[0] <= hi] or samples[-2:]
     cpu = (inside[-1][1] - inside[0][1]) / max(inside[-1][0] - inside[0][0], 1e-9)
-    return Point(server.kind, transport, mode, result.summary(), cpu, max(s[2] for s in inside))
+    return Point(server.name, transport, mode, result.summary(), cpu, max(s[2] for s in inside))
 
 
 def machine() -> dict[str, Any]:
@@ -174,33 +133,18 @@ def stage_costs(players: int, sessions: int = 64, ticks: int = 20) -> dict[str, 
     microseconds per frame for decoding and featurizing, and for its share of one tick of `sessions`."""
     import timeit
 
+    from sidecar.bench.sessions import SimulatedSessions
     from sidecar.engine.engine import Engine, EngineConfig
     from sidecar.features import extract, featurize
-    from sidecar.limits import Limits
     from sidecar.model.checkpoint import load_checkpoint
-    from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed, parse_request
+    from sidecar.protocol import parse_request
     from sidecar.schema import pb
-    from sidecar.session import SessionRegistry
     from sidecar.validation import validate_frame_counts, validate_raw
-    from sim.game import hello
-    from sim.loadgen import FrameStream
 
-    limits = Limits(max_frames_per_second=1e9)
-    checkpoint = load_checkpoint(None)
-    engine = Engine(checkpoint, EngineConfig(device="cpu"))
-    registry = SessionRegistry(limits)
-    info = ServerInfo(checkpoint.version, "predictive")
-    conns, streams = [], []
-    for i in range(sessions):
-        c = Connection(registry, info)
-        ev = c.receive(pb.SessionRequest(hello=hello()), 0.0)
-        assert isinstance(ev, Welcomed)
-        engine.join(ev.session)
-        conns.append(c)
-        streams.append(FrameStream(i, players))
-    session = conns[0].session
-    assert session is not None
-    data = streams[0].next(1.0)
+    engine = Engine(load_checkpoint(None), EngineConfig(device="cpu"))
+    sims = SimulatedSessions(engine, sessions, players)
+    limits, session = sims.limits, sims.first
+    data = sims.streams[0].next(1.0)
     frame = pb.SessionRequest.FromString(data).frame
     raw = extract(frame, session.knobs.names)
     tracks: dict[str, Any] = {}
@@ -224,11 +168,7 @@ def stage_costs(players: int, sessions: int = 64, ticks: int = 20) -> dict[str, 
             model.clear()
         t_game += 0.1
         t0 = time.perf_counter()
-        frames = []
-        for c, fs in zip(conns, streams, strict=True):
-            ev = c.receive(parse_request(fs.next(t_game), limits), t_game)
-            assert isinstance(ev, FrameAccepted)
-            frames.append((ev.session, ev.features))
+        frames = sims.receive(t_game)
         t1 = time.perf_counter()
         engine.step_now(frames)
         receive, tick = receive + t1 - t0, tick + time.perf_counter() - t1
@@ -264,7 +204,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     total = len(cfg.servers) * len(cfg.transports) * (1 + len(cfg.sweep)) + len(cfg.transports)
     with tqdm(total=total, desc="bench", unit="run") as bar:
         for kind in cfg.servers:
-            server = ServerProcess(kind, out, cfg.server_cores, cfg.sidecar_args if kind == "sidecar" else ())
+            server = start_server(kind, out, cfg.server_cores, cfg.sidecar_args if kind == "sidecar" else ())
             try:
                 for transport in cfg.transports:
                     target = server.target(transport)
@@ -392,7 +332,7 @@ def soak(cfg: BenchConfig, seconds: float, sessions: int, transport: str = "ws")
     """Steady load on the sidecar for `seconds`, its RSS sampled every few seconds: is memory flat?"""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    server = ServerProcess("sidecar", out, cfg.server_cores, cfg.sidecar_args)
+    server = start_server("sidecar", out, cfg.server_cores, cfg.sidecar_args)
     samples: list[tuple[float, float]] = []
     done = threading.Event()
     t0 = time.monotonic()
@@ -400,7 +340,7 @@ def soak(cfg: BenchConfig, seconds: float, sessions: int, transport: str = "ws")
     def sample() -> None:
         with tqdm(total=int(seconds), desc=f"soak {sessions} sessions at 60 Hz", unit="s") as bar:
             while not done.wait(5.0):
-                samples.append((time.monotonic() - t0, server.rss_mb()))
+                samples.append((time.monotonic() - t0, server.rss_bytes() / 2**20))
                 bar.n = min(int(time.monotonic() - t0), int(seconds))
                 bar.refresh()
 

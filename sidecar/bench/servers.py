@@ -17,7 +17,6 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import grpc
 from websockets.asyncio.server import ServerConnection, serve
@@ -26,6 +25,7 @@ from sidecar.engine.engine import Engine, EngineConfig
 from sidecar.errors import MetabrainError
 from sidecar.limits import Limits
 from sidecar.model.checkpoint import load_checkpoint
+from sidecar.ports_file import write_ports_file
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed, parse_request
 from sidecar.schema import SERVICE_NAME, pb
 from sidecar.session import SessionRegistry
@@ -137,9 +137,7 @@ async def run(kind: str, host: str, grpc_port: int, ws_port: int, ports_file: st
     bound_ws = next(iter(ws_server.sockets)).getsockname()[1]
     print(f"{kind} serving grpc={host}:{bound_grpc} ws={host}:{bound_ws}", flush=True)
     if ports_file:
-        tmp = Path(ports_file + ".tmp")
-        tmp.write_text(f"grpc={bound_grpc}\nws={bound_ws}\n")
-        tmp.replace(ports_file)
+        write_ports_file(ports_file, {"grpc": bound_grpc, "ws": bound_ws})
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

@@ -64,8 +64,8 @@ class Director:
         self.policy = make_policy(self.policy_name, params, self.default_level, self.band)
         self.hints_on = session.has(pb.CAPABILITY_NPC_HINTS) and params.get("npc_hints", "on") != "off"
         allowed = set(hello.npc_tactics) or set(TACTIC_ENUMS.tolist())
-        self.tactic_allowed = np.array([t in allowed for t in TACTIC_ENUMS])
-        self.allowed = np.flatnonzero(self.tactic_allowed)  # model tactic indices the game implements
+        # The model's tactic indices that the game implements.
+        self.allowed = np.array([i for i, t in enumerate(TACTIC_ENUMS.tolist()) if t in allowed], np.int64)
         self.allowed_enums = TACTIC_ENUMS[self.allowed]
         self.values = self.defaults.copy()  # the knob values we last sent
         self.last_time: float | None = None

@@ -1,0 +1,72 @@
+"""A server in a child process: started with `--ports-file`, its ports read once it listens.
+
+The bench runs its servers this way, and the tests run the sidecar this way to signal and kill it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from sidecar.ports_file import read_ports_file
+from sidecar.transports.ws_server import WS_PATH
+
+
+class ServerProcess:
+    def __init__(self, name: str, cmd: list[str], workdir: Path, cores: tuple[int, ...] = ()) -> None:
+        """cmd: the server's command line without `--ports-file`; cores: pin it there (empty: anywhere)."""
+        self.name = name
+        ports_file = workdir / f"{name}.ports"
+        ports_file.unlink(missing_ok=True)
+        self.log_path = workdir / f"{name}.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop())
+        usable = set(cores) & os.sched_getaffinity(0)
+        self.proc = subprocess.Popen(
+            [*cmd, "--ports-file", str(ports_file)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.sched_setaffinity(0, usable)) if usable else None,
+        )
+        deadline = time.time() + 90
+        while not ports_file.exists():
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                raise RuntimeError(f"{name} did not start (exit {self.proc.poll()}):\n{self.log()}")
+            time.sleep(0.05)
+        self.ports = read_ports_file(ports_file)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def target(self, transport: str) -> str:
+        """Where a client connects: host:port for gRPC, a ws:// URL for WebSocket."""
+        if transport == "grpc":
+            return f"127.0.0.1:{self.ports['grpc']}"
+        return f"ws://127.0.0.1:{self.ports['ws']}{WS_PATH}"
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_bytes(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no VmRSS for {self.name} (pid {self.pid})")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(15)
+        self._log.close()
