@@ -3,8 +3,11 @@
 Each SimPlayer has a latent skill that improves with play, a reaction time, aim noise, and
 tolerances for frustration (repeated failure) and boredom (no challenge). Frustration rises with
 deaths and heavy damage; boredom rises while the fight is too easy. Both decay over time, make the
-player less active as they build (a tell an observer can see), and drive the hazard of quitting.
-So the difficulty a player faces changes how long they play: the thing a director should optimise.
+player less active as they build (a tell an observer can see), and drive the hazard of deciding to
+leave. A player who has decided stops fighting for a while (puts the controller down, wanders,
+checks their phone) and then quits, as people do; a rarer quit comes from outside the game with no
+tell at all. So the difficulty a player faces changes how long they play: the thing a director
+should optimise.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 from typing import Protocol
 
 from sim.game import DT, PLAYER_MAX_HEALTH, Action, Game
+
+LEAVING_S = (10.0, 40.0)  # how long a player who has decided to leave lingers before quitting
 
 
 class PlayerModel(Protocol):
@@ -53,14 +58,22 @@ class SimPlayer:
     _react_timer: float = 0.0
     _strafe: float = 1.0
     _calm_s: float = 0.0
+    _leaving_s: float = -1.0  # >= 0 once the player has decided to leave: seconds until they quit
 
     def __post_init__(self) -> None:
         self.skill_now = self.traits.skill
         self._rng = random.Random(self.seed)
 
     @property
+    def leaving(self) -> bool:
+        """True once the player has decided to quit (they linger, not fighting, then quit)."""
+        return self._leaving_s >= 0.0
+
+    @property
     def disengagement(self) -> float:
         """0 while engaged; grows toward 1 as frustration or boredom near the player's tolerance."""
+        if self._leaving_s >= 0.0:
+            return 1.0
         tr = self.traits
         return min(max(self.frustration / tr.frustration_tolerance, self.boredom / tr.boredom_tolerance) ** 2, 1.0)
 
@@ -86,12 +99,19 @@ class SimPlayer:
         self.skill_now = min(self.skill_now + self.traits.learning_rate * DT / 60.0, 1.0)
 
     def _quits(self, game: Game) -> bool:
-        tr = self.traits
+        if self._leaving_s >= 0.0:
+            self._leaving_s -= DT
+            return self._leaving_s < 0.0
+        rng, tr = self._rng, self.traits
+        if rng.random() < DT / 7200.0:  # the doorbell: sudden, and nothing in the game foretells it
+            return True
         over_f = min(self.frustration / tr.frustration_tolerance - 1.0, 2.0)
         over_b = min(self.boredom / tr.boredom_tolerance - 1.0, 2.0)
-        # Hazard per second: a small base rate plus a steep rise toward and past either tolerance.
-        hazard = 1.0 / 2400.0 + 0.02 * math.exp(6.0 * over_f) + 0.02 * math.exp(6.0 * over_b)
-        return self._rng.random() < hazard * DT * (0.3 if game.player.dead else 1.0)
+        # Hazard per second of deciding to leave: a steep rise toward and past either tolerance.
+        hazard = 0.02 * math.exp(6.0 * over_f) + 0.02 * math.exp(6.0 * over_b)
+        if rng.random() < hazard * DT * (0.3 if game.player.dead else 1.0):
+            self._leaving_s = rng.uniform(*LEAVING_S)
+        return False
 
     def act(self, game: Game) -> Action:
         self._feel(game)
@@ -100,6 +120,8 @@ class SimPlayer:
         rng, p = self._rng, game.player
         if p.dead:
             return Action()
+        if self._leaving_s >= 0.0:  # decided to leave: stops fighting, drifts now and then
+            return Action() if rng.random() < 0.9 else Action(move_x=rng.uniform(-0.3, 0.3))
         idle = self.disengagement
         if rng.random() < 0.7 * idle:  # a disengaging player idles more and more
             return Action()

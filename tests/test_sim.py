@@ -7,7 +7,15 @@ import numpy as np
 from sidecar.features import KnobNormalizer, extract, featurize
 from sim.game import KNOBS, Action, Game
 from sim.offline import play_fixed
-from sim.players import ARCHETYPES, Population, PopulationSpec, SimPlayer, load_population, sample_traits
+from sim.players import (
+    ARCHETYPES,
+    LEAVING_S,
+    Population,
+    PopulationSpec,
+    SimPlayer,
+    load_population,
+    sample_traits,
+)
 
 NAMES = [k.name for k in KNOBS]
 
@@ -86,6 +94,26 @@ def test_population_behaves_sanely() -> None:
     expert_bored, _ = _mean_length("expert", 0.05)
     expert_matched, _ = _mean_length("expert", 0.8)
     assert expert_bored < 0.7 * expert_matched
+
+
+def test_a_player_who_decides_to_leave_stops_fighting_before_quitting() -> None:
+    # The tell a model can learn: between deciding and quitting the player lingers without fighting.
+    lingered = []
+    for seed in range(8):
+        game = Game(seed)
+        player = SimPlayer(sample_traits(ARCHETYPES["novice"], __import__("random").Random(seed)), seed)
+        for _ in range(300):  # let the fight start
+            game.step(player.act(game))
+        player.frustration = 3.0 * player.traits.frustration_tolerance  # far past tolerance: leaves soon
+        shots_at, decided_at = game.stats.shots, None
+        while not game.over and game.t < 200.0:
+            game.step(player.act(game))
+            if decided_at is None and player.leaving:
+                decided_at, shots_at = game.t, game.stats.shots
+        assert game.over and decided_at is not None, f"seed {seed}: never quit"
+        assert game.stats.shots == shots_at, f"seed {seed}: kept shooting after deciding to leave"
+        lingered.append(game.t - decided_at)
+    assert min(lingered) >= LEAVING_S[0] - 0.1 and max(lingered) <= LEAVING_S[1] + 0.1, lingered
 
 
 def test_population_specs_and_factories(tmp_path: object) -> None:

@@ -44,7 +44,7 @@ def _fit(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         return loss
 
     opt.step(closure)
-    return float(a), float(b)
+    return a.item(), b.item()
 
 
 def calibrate(model: PlayerModel, val_sessions: list[SessionExamples], chunk: int = 64) -> dict[str, float]:

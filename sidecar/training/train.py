@@ -192,7 +192,9 @@ def run_epoch(
     bar: tqdm | None = None,
     step_budget: list[int] | None = None,
     steps: int | None = None,
+    sched: Any = None,
 ) -> dict[str, float]:
+    """One pass over the lanes; trains when `opt` is given (and steps a per-batch `sched` after it)."""
     core: PlayerModel = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model  # type: ignore[assignment]
     h = core.initial_state(len(lanes), device)
     totals: dict[str, float] = {}
@@ -211,6 +213,8 @@ def run_epoch(
             loss.backward()  # type: ignore[union-attr]
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
+            if sched is not None and sched.last_epoch + 1 < sched.total_steps:
+                sched.step()
         h = out.h.detach()
         for k, v in parts.items():
             totals[k] = totals.get(k, 0.0) + float(v.detach())
@@ -273,10 +277,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         bar = tqdm(
             total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not show, leave=False
         )
-        if cfg.schedule == "cosine":
-            tr = _epoch_with_sched(model, train_s, lanes, cfg, device, opt, sched, bar, budget, steps_per_epoch)
-        else:
-            tr = run_epoch(model, train_s, lanes, cfg, device, opt, bar, budget, steps_per_epoch)
+        per_batch = sched if cfg.schedule == "cosine" else None
+        tr = run_epoch(model, train_s, lanes, cfg, device, opt, bar, budget, steps_per_epoch, per_batch)
         bar.close()
         val = run_epoch(core, val_s, val_lanes, cfg, device, None)
         if cfg.schedule != "cosine":
@@ -337,31 +339,3 @@ def weights_digest(model: nn.Module) -> str:
         h.update(name.encode())
         h.update(p.detach().cpu().float().numpy().tobytes())
     return h.hexdigest()
-
-
-def _epoch_with_sched(
-    model: nn.Module,
-    sessions: list[SessionExamples],
-    lanes: list[list[Chunk]],
-    cfg: TrainConfig,
-    device: torch.device,
-    opt: torch.optim.Optimizer,
-    sched: Any,
-    bar: tqdm,
-    budget: list[int] | None,
-    steps: int,
-) -> dict[str, float]:
-    # Step the per-batch schedule by wrapping the optimizer's step.
-    orig = opt.step
-
-    def stepped(*a: Any, **k: Any) -> Any:
-        r = orig(*a, **k)
-        if sched.last_epoch + 1 < sched.total_steps:
-            sched.step()
-        return r
-
-    opt.step = stepped  # type: ignore[method-assign]
-    try:
-        return run_epoch(model, sessions, lanes, cfg, device, opt, bar, budget, steps)
-    finally:
-        opt.step = orig  # type: ignore[method-assign]
