@@ -15,19 +15,18 @@ REPRODUCE = """```bash
 metabrain dataset generate --out recs1/ --sessions 800 --seed 1
 metabrain dataset generate --out recs2/ --sessions 1200 --seed 2
 metabrain dataset build recs1/ recs2/ --out data.npz
-metabrain train --data data.npz --out model.pt --epochs 6 --patience 2 --lanes 128 --chunk 32 --lr 1e-3 \\
-    --weight-decay 1e-2 --dropout 0.2 --hidden 96 --threads 2          # calibrates on the val split at the end
+metabrain train --data data.npz --out model.pt --version "metabrain-gru-s 2026.11.29" --epochs 6 --patience 2 \\
+    --lanes 128 --chunk 32 --lr 1e-3 --weight-decay 1e-2 --dropout 0.2 --hidden 96 --threads 2 --report train.json
 metabrain evaluate --checkpoint model.pt --data data.npz --split test --json eval.json --png reliability.png
 metabrain evaluate-directors --checkpoint model.pt --players 1000 --json directors_default.json \\
-    --policies "static:0.25,static:0.4,rubber_band,predictive,predictive:nohints"
-metabrain evaluate-directors --checkpoint model.pt --players 400 --population holdout --seed 99 \\
-    --policies "static:0.25,static:0.4,rubber_band,predictive" --json directors_holdout.json
+    --policies "static:0.25,static:0.4,rubber_band,predictive"
+metabrain evaluate-directors --checkpoint model.pt --players 1000 --population holdout --seed 99 \\
+    --policies "static:0.25,static:0.4,rubber_band,predictive,predictive:nohints" --json directors_holdout.json
 metabrain model-card --checkpoint model.pt --eval eval.json --directors directors_default.json \\
-    directors_holdout.json --out MODEL_CARD.md
+    directors_holdout.json --notes notes.md --out MODEL_CARD.md
 ```
 
-The shipped checkpoint was trained by the same `train` before calibration moved into it, then calibrated
-with `metabrain calibrate --checkpoint model.pt --data data.npz --out model.pt` (the same fit)."""
+Every step is seeded; `train` calibrates the risk heads on the validation split at its end."""
 
 
 def write_card(checkpoint: str | None, eval_json: str, directors: list[str], out: str, notes: str = "") -> None:
