@@ -67,6 +67,12 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dashboard-port", type=_port, default=None, help="live dashboard page port (0: free port; off)")
     p.add_argument(
+        "--front-ends",
+        type=int,
+        default=1,
+        help="front-end processes sharing the ports (SO_REUSEPORT) and one model runner process (many-core boxes)",
+    )
+    p.add_argument(
         "--fault-injection", action="store_true", help="SIGUSR1 makes the next model step fail (drills and tests)"
     )
     p.add_argument("--log-level", default="INFO")
@@ -124,6 +130,17 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
     cfg = serve_config(a)
     assert isinstance(cfg, ServeConfig)
+    if a.front_ends < 1:
+        print(f"metabrain serve: --front-ends must be at least 1 (got {a.front_ends})", file=sys.stderr)
+        return 2
+    if a.front_ends > 1:
+        from sidecar.front_ends import serve_front_ends
+
+        try:
+            return serve_front_ends(cfg, a.front_ends, a.ports_file, (a.log_level, a.log_format))
+        except (OSError, CheckpointError) as exc:
+            print(f"metabrain serve: {exc}", file=sys.stderr)
+            return 2
     try:
         import uvloop
 

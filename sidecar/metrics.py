@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
-import torch
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info, ProcessCollector, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -51,11 +50,7 @@ class _LiveState(Collector):
 
 
 def device_memory_bytes(engine: Engine) -> int:
-    runner = engine.runner
-    if runner.device.type == "cuda":
-        return int(torch.cuda.memory_allocated(runner.device))
-    params = sum(p.numel() * p.element_size() for p in runner.model.parameters())
-    return int(params + runner.pool.numel() * runner.pool.element_size())
+    return engine.runner.memory_bytes()
 
 
 class SidecarMetrics(SessionObserver):

@@ -18,6 +18,7 @@ from websockets.asyncio.server import Server
 from sidecar.auth import TokenAuth
 from sidecar.dashboard import DashboardFeed, start_dashboard
 from sidecar.engine.engine import Engine, EngineConfig
+from sidecar.engine.remote_runner import RemoteRunner
 from sidecar.errors import ShuttingDown
 from sidecar.limits import Limits
 from sidecar.metrics import SidecarMetrics, serve_metrics
@@ -55,14 +56,41 @@ class ServeConfig:
     dashboard_port: int | None = None
     # SIGUSR1 makes the next model step raise CUDA out-of-memory (for fault-injection tests and drills).
     fault_injection: bool = False
+    front_end: FrontEndLink | None = None  # set in each process of `serve --front-ends N`
+
+
+@dataclass(frozen=True)
+class FrontEndLink:
+    """How a front-end process reaches the shared model runner, and which block of its slots it owns."""
+
+    runner_address: str
+    authkey: bytes
+    index: int
+
+
+def resume_secret(state_dir: str | None) -> bytes:
+    """The key resume tokens are signed with: kept in state_dir (so restarts and sibling front ends
+    accept each other's tokens), else new for this process."""
+    if not state_dir:
+        return secrets.token_bytes(32)
+    path = Path(state_dir) / "resume.secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        tmp = path.with_name(f"resume.secret.{secrets.token_hex(4)}")
+        tmp.write_bytes(secrets.token_bytes(32))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return path.read_bytes()
 
 
 class Sidecar:
     def __init__(self, config: ServeConfig, checkpoint: Checkpoint | None = None) -> None:
         self.config = config
         self.checkpoint = checkpoint or load_checkpoint(config.checkpoint)
-        self.engine = Engine(self.checkpoint, config.engine)
-        self.registry = SessionRegistry(config.limits, self._resume_secret())
+        link = config.front_end
+        remote = RemoteRunner(link.runner_address, link.authkey, link.index) if link else None
+        self.engine = Engine(self.checkpoint, config.engine, remote)
+        self.registry = SessionRegistry(config.limits, resume_secret(config.state_dir))
         info = ServerInfo(self.checkpoint.version, config.engine.default_policy)
         self.ctx = ServiceContext(self.engine, self.registry, config.limits, info)
         self.auth = TokenAuth.from_sources(config.token_file)
@@ -85,16 +113,6 @@ class Sidecar:
         if config.metrics_port is not None:
             self.metrics = SidecarMetrics(self.registry, self.engine, config.engine.default_policy)
             self.add_observer(self.metrics)
-
-    def _resume_secret(self) -> bytes:
-        if not self.config.state_dir:
-            return secrets.token_bytes(32)
-        path = Path(self.config.state_dir) / "resume.secret"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            path.write_bytes(secrets.token_bytes(32))
-            path.chmod(0o600)
-        return path.read_bytes()
 
     def add_observer(self, observer: SessionObserver) -> None:
         self.ctx.observers.append(observer)
@@ -121,11 +139,13 @@ class Sidecar:
         try:
             if cfg.grpc_port is not None:
                 self.grpc_server, self.grpc_port, self._health = await start_grpc(
-                    self.ctx, cfg.host, cfg.grpc_port, self.auth, tls_pair
+                    self.ctx, cfg.host, cfg.grpc_port, self.auth, tls_pair, reuse_port=cfg.front_end is not None
                 )
             if cfg.ws_port is not None:
                 tls_files = (cfg.tls_cert, cfg.tls_key) if cfg.tls_cert and cfg.tls_key else None
-                self.ws_server, self.ws_port = await start_ws(self.ctx, cfg.host, cfg.ws_port, self.auth, tls_files)
+                self.ws_server, self.ws_port = await start_ws(
+                    self.ctx, cfg.host, cfg.ws_port, self.auth, tls_files, reuse_port=cfg.front_end is not None
+                )
         except OSError:
             await self.stop(grace=0)
             raise
@@ -165,6 +185,8 @@ class Sidecar:
         if self.grpc_server is not None:
             await self.grpc_server.stop(grace)
         await self.engine.stop()
+        if isinstance(self.engine.runner, RemoteRunner):
+            self.engine.runner.close()  # the runner process exits when its last front end has gone
         if self.recorder is not None:
             self.recorder.close_all()
         if self._dashboard_server is not None:

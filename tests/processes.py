@@ -29,9 +29,9 @@ class SidecarProcess(ServerProcess):
     def ws_url(self) -> str:
         return self.target("ws")
 
-    def metrics(self) -> dict[str, float]:
-        """Scrape /metrics: {'name{label="v",...}': value} for every sample."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports['metrics']}/metrics", timeout=10) as r:
+    def metrics(self, port: str = "metrics") -> dict[str, float]:
+        """Scrape /metrics: {'name{label="v",...}': value} for every sample (port: its ports-file name)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[port]}/metrics", timeout=10) as r:
             text = r.read().decode()
         out: dict[str, float] = {}
         for family in text_string_to_metric_families(text):

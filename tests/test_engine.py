@@ -156,6 +156,32 @@ def test_explanations_name_features() -> None:
     assert len(names) == 3 and all(n in PLAYER_COLUMNS for n in names)
 
 
+def test_runner_process_merge_equals_separate_steps() -> None:
+    """What the runner process does with two front ends' plans: one step, the same answers as two."""
+    from sidecar.engine.remote_runner import RunnerRequest, merge, split
+
+    def plan_for(sids: list[str], explain: set[str]) -> StepPlan:
+        s = Scheduler(8, LEVELS)
+        for i, sid in enumerate(sids):
+            s.join(sid, explain=sid in explain)
+            s.submit(sid, feat(1, seed=i + 5 * len(sids)), sid, 0.0)
+        plan = s.plan(100)
+        assert plan is not None
+        return plan
+
+    first, second = plan_for(["a", "b"], set()), plan_for(["c", "d", "e"], {"d"})
+    alone = [_runner().step(first), _runner().step(second)]
+    merged_plan, rows = merge([(0, RunnerRequest.of(first)), (8, RunnerRequest.of(second))])
+    assert list(merged_plan.slots) == [*first.slots, *(second.slots + 8)]
+    merged = _runner().step(merged_plan)  # a runner with 16 slots: two blocks of 8
+    for want, r in zip(alone, rows, strict=True):
+        got = split(merged, r)
+        for name in ("p_fail", "p_quit", "frustration", "engagement", "skill", "npc_tactic_p"):
+            assert np.allclose(getattr(got, name), getattr(want, name), atol=1e-5), name
+        assert set(got.explanations) == set(want.explanations)
+    assert set(split(merged, rows[1]).explanations) == {1}  # "d" is the second front end's row 1
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device on this machine (run .ci/gpu_check.py on one)"

@@ -51,15 +51,44 @@ class ServerProcess:
         self._log.flush()
         return self.log_path.read_text()
 
+    def processes(self) -> list[int]:
+        """The server's pid and its live descendants (`serve --front-ends N` is a tree of processes)."""
+        parent: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue  # exited while we looked
+        tree, frontier = [self.pid], [self.pid]
+        while frontier:
+            kids = [c for c, pp in parent.items() if pp in frontier]
+            tree += kids
+            frontier = kids
+        return tree
+
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time of the whole process tree."""
+        total = 0.0
+        for pid in self.processes():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
 
     def rss_bytes(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError(f"no VmRSS for {self.name} (pid {self.pid})")
+        """Resident memory summed over the process tree (pages shared between them count more than once)."""
+        total = 0
+        for pid in self.processes():
+            try:
+                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+            except OSError:
+                continue
+            total += sum(int(line.split()[1]) * 1024 for line in lines if line.startswith("VmRSS:"))
+        if not total:
+            raise RuntimeError(f"no VmRSS for {self.name} (pid {self.pid})")
+        return total
 
     def stop(self) -> None:
         if self.proc.poll() is None:

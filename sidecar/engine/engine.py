@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from sidecar.engine.plan import PlanEntry, StepPlan, StepResult
+from sidecar.engine.remote_runner import RemoteRunner
 from sidecar.engine.runner import Runner
 from sidecar.engine.scheduler import Scheduler
 from sidecar.errors import LimitExceeded, ModelUnavailable
@@ -54,8 +55,8 @@ class EngineConfig:
     # Step on a worker thread (None: only on CUDA). On a CPU every torch op hands the GIL back and
     # forth, and with the event loop busy each hand-back waits a switch interval (profiled under
     # load: the runner thread spent its time waiting for the GIL; BENCHMARKS.md), so the CPU engine
-    # steps on the loop thread between I/O passes. On CUDA the worker lets the loop read frames
-    # while the GPU computes.
+    # steps on the loop thread between I/O passes. On CUDA (or with a runner process) the worker
+    # lets the loop read frames while the model computes.
     worker_thread: bool | None = None
 
 
@@ -69,19 +70,24 @@ class TickStats:
 
 
 class Engine:
-    def __init__(self, checkpoint: Checkpoint, config: EngineConfig | None = None) -> None:
+    def __init__(
+        self, checkpoint: Checkpoint, config: EngineConfig | None = None, runner: RemoteRunner | None = None
+    ) -> None:
         self.cfg = config or EngineConfig()
         if self.cfg.device == "cpu":
             torch.set_num_threads(self.cfg.torch_threads)
         self.checkpoint = checkpoint
         self.model_version = checkpoint.version
         dtype = torch.bfloat16 if self.cfg.bf16 else torch.float32
-        self.runner = Runner(checkpoint.model, self.cfg.device, self.cfg.max_slots, self.cfg.cuda_graphs, dtype)
+        # The model runs here, or in a runner process shared with other front ends (front_ends.py).
+        self.runner: Runner | RemoteRunner = runner or Runner(
+            checkpoint.model, self.cfg.device, self.cfg.max_slots, self.cfg.cuda_graphs, dtype
+        )
         self.scheduler = Scheduler(self.cfg.max_slots, np.linspace(0.0, 1.0, self.cfg.levels, dtype=np.float32))
         self.directors: dict[str, Director] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="metabrain-runner")
         wt = self.cfg.worker_thread
-        self.use_worker = self.runner.device.type == "cuda" if wt is None else wt
+        self.use_worker = (self.runner.device.type == "cuda" or self.runner.remote) if wt is None else wt
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False

@@ -25,6 +25,8 @@ EXPLAIN_TOP = 3
 
 
 class Runner:
+    remote = False  # steps in this process (RemoteRunner: in the runner process)
+
     def __init__(
         self,
         model: PlayerModel,
@@ -78,6 +80,13 @@ class Runner:
             torch.as_tensor(plan.levels, device=dev, dtype=dt),
         )
         return tuple(o.float().cpu().numpy() for o in outs)
+
+    def memory_bytes(self) -> int:
+        """Weights plus the state-slot pool, as held on the device."""
+        if self.device.type == "cuda":
+            return int(torch.cuda.memory_allocated(self.device))
+        params = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        return int(params + self.pool.numel() * self.pool.element_size())
 
     def step(self, plan: StepPlan) -> StepResult:
         if self.fail_next is not None:

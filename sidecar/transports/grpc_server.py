@@ -93,13 +93,20 @@ class BrainServicer(pb_grpc.BrainServiceServicer):
 
 
 async def start_grpc(
-    ctx: ServiceContext, host: str, port: int, auth: TokenAuth, tls: tuple[bytes, bytes] | None = None
+    ctx: ServiceContext,
+    host: str,
+    port: int,
+    auth: TokenAuth,
+    tls: tuple[bytes, bytes] | None = None,
+    reuse_port: bool = False,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """reuse_port: share the port with other front-end processes (the kernel spreads connections);
+    off by default so that a port already in use is an error, not a silent second server."""
     max_bytes = ctx.limits.max_message_bytes
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(reuse_port)),
             ("grpc.keepalive_permit_without_calls", 1),
         ]
     )

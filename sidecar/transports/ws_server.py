@@ -36,6 +36,7 @@ async def start_ws(
     port: int,
     auth: TokenAuth,
     tls_files: tuple[str, str] | None = None,
+    reuse_port: bool = False,
 ) -> tuple[Server, int]:
     def process_request(connection: ServerConnection, request: Request) -> Response | None:
         try:
@@ -97,6 +98,7 @@ async def start_ws(
             compression=None,
             ping_interval=20,
             ping_timeout=20,
+            reuse_port=reuse_port,  # front-end processes share the port (front_ends.py)
         )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
