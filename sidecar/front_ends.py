@@ -44,12 +44,27 @@ def _offset(port: int | None, index: int) -> int | None:
     return None if port is None else (port + index if port else 0)
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this process when the `serve` process dies, even by SIGKILL (no orphans)."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _runner_main(*args: object) -> None:
+    _die_with_parent()
+    serve_runner(*args)  # type: ignore[arg-type]
+
+
 def _front_end_main(config: ServeConfig, ports_file: str, log: tuple[str, str]) -> None:
     import asyncio
 
     from sidecar.logs import configure_logging
     from sidecar.server import serve_forever
 
+    _die_with_parent()
     configure_logging(*log)
     try:
         import uvloop
@@ -73,7 +88,7 @@ def serve_front_ends(
         ws_port = free_port(config.host) if config.ws_port == 0 else config.ws_port
         ready = ctx.Event()
         runner = ctx.Process(
-            target=serve_runner,
+            target=_runner_main,
             args=(address, authkey, config.checkpoint, config.engine, n, ready),
             name="metabrain-runner",
         )

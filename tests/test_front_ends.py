@@ -91,3 +91,19 @@ def test_a_session_resumes_on_whichever_front_end_its_reconnect_lands(tmp_path: 
             again.close()
         assert any(reset) and not all(reset), reset  # both paths taken (each misses with p = 2**-12)
         wait_for(lambda: _opened(sc.metrics()) + _opened(sc.metrics("metrics_1")) == 24, what="24 welcomes")
+
+
+def test_killing_serve_takes_its_front_ends_and_runner_with_it(tmp_path: Path) -> None:
+    with SidecarProcess(tmp_path, "--front-ends", "2") as sc:
+        workers = _workers(sc.pid)
+        assert len(workers) == 3
+        sc.kill()  # SIGKILL: no chance to stop them itself
+
+        def gone(pid: int) -> bool:
+            try:
+                state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                return True
+            return state == "Z"
+
+        wait_for(lambda: all(gone(p) for p in workers), timeout=30, what="no orphaned front end or runner")

@@ -93,8 +93,14 @@ def serve_runner(
     ready: Any,
 ) -> None:
     """The runner process: accept `front_ends` connections, then step whatever they send until all close."""
+    import signal
+
     from sidecar.engine.runner import Runner
     from sidecar.model.checkpoint import load_checkpoint
+
+    # Ctrl-C reaches the whole process group: the front ends drain, and the runner must keep
+    # answering them until they have gone (it exits when the last one disconnects).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     if engine.device == "cpu":
         torch.set_num_threads(engine.torch_threads)
