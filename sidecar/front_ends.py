@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from sidecar.engine.remote_runner import serve_runner
+from sidecar.orphans import die_with_parent
 from sidecar.ports_file import read_ports_file, write_ports_file
 from sidecar.server import FrontEndLink, ServeConfig, resume_secret
 
@@ -44,17 +45,8 @@ def _offset(port: int | None, index: int) -> int | None:
     return None if port is None else (port + index if port else 0)
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGTERM this process when the `serve` process dies, even by SIGKILL (no orphans)."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 def _runner_main(*args: object) -> None:
-    _die_with_parent()
+    die_with_parent()
     serve_runner(*args)  # type: ignore[arg-type]
 
 
@@ -64,7 +56,7 @@ def _front_end_main(config: ServeConfig, ports_file: str, log: tuple[str, str]) 
     from sidecar.logs import configure_logging
     from sidecar.server import serve_forever
 
-    _die_with_parent()
+    die_with_parent()
     configure_logging(*log)
     try:
         import uvloop

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from sidecar.orphans import die_with_parent
 from sim.offline import SessionSummary
 
 DEFAULT_POLICIES = (
@@ -130,7 +131,7 @@ def evaluate_directors(
     results: dict[str, list[SessionSummary]] = {}
     with ctx.Manager() as manager:
         queue = manager.Queue()
-        with ctx.Pool(workers) as pool:
+        with ctx.Pool(workers, initializer=die_with_parent) as pool:
             pending = pool.map_async(
                 _run, [(r, population, players, seed, max_seconds, checkpoint, queue) for r in runs]
             )

@@ -11,6 +11,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from sidecar.orphans import die_with_parent
+
 
 def _build_one(args: tuple[str, float, float, float]) -> list[Any]:
     from sidecar.training.dataset import Horizons, session_examples
@@ -45,7 +47,7 @@ def cmd_dataset(a: argparse.Namespace) -> int:
         return 2
     jobs = [(f, a.fail_horizon, a.quit_horizon, 5.0) for f in files]
     sessions = []
-    with mp.get_context("spawn").Pool(a.workers) as pool:
+    with mp.get_context("spawn").Pool(a.workers, initializer=die_with_parent) as pool:
         for result in tqdm(
             pool.imap(_build_one, jobs, chunksize=8), total=len(jobs), desc="featurizing recordings", unit="file"
         ):

@@ -9,6 +9,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from sidecar.orphans import die_with_parent
+
 # Policies mixed so the data covers every difficulty, and NPC tactics randomised so the NPC head
 # sees what each tactic does.
 DATA_POLICIES = ["random_walk", "random_walk", "rubber_band", "intensity", "static"]
@@ -52,7 +54,7 @@ def generate(cfg: GenerateConfig) -> int:
     ctx = mp.get_context("spawn")
     with ctx.Manager() as manager:
         queue = manager.Queue()
-        with ctx.Pool(cfg.workers) as pool:
+        with ctx.Pool(cfg.workers, initializer=die_with_parent) as pool:
             result = pool.map_async(_shard, [(cfg, i, n, queue) for i, n in enumerate(per)])
             with tqdm(total=cfg.sessions, desc="simulating sessions", unit="session") as bar:
                 done = 0
