@@ -21,8 +21,10 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from sidecar.engine.remote_runner import serve_runner
 from sidecar.orphans import die_with_parent
@@ -58,12 +60,12 @@ def _front_end_main(config: ServeConfig, ports_file: str, log: tuple[str, str]) 
 
     die_with_parent()
     configure_logging(*log)
-    try:
+    run: Callable[[Coroutine[Any, Any, int]], int] = asyncio.run
+    with contextlib.suppress(ImportError):
         import uvloop
 
-        uvloop.run(serve_forever(config, ports_file))
-    except ImportError:
-        asyncio.run(serve_forever(config, ports_file))
+        run = uvloop.run
+    run(serve_forever(config, ports_file))
 
 
 def serve_front_ends(
