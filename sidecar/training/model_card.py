@@ -23,7 +23,7 @@ metabrain evaluate-directors --checkpoint model.pt --players 1000 --json directo
 metabrain evaluate-directors --checkpoint model.pt --players 1000 --population holdout --seed 99 \\
     --policies "static:0.25,static:0.4,rubber_band,predictive,predictive:nohints" --json directors_holdout.json
 metabrain model-card --checkpoint model.pt --eval eval.json --directors directors_default.json \\
-    directors_holdout.json --notes notes.md --out MODEL_CARD.md
+    directors_holdout.json --notes MODEL_CARD_NOTES.md --out MODEL_CARD.md
 ```
 
 Every step is seeded; `train` calibrates the risk heads on the validation split at its end."""
