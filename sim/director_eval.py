@@ -9,15 +9,13 @@ share of frames whose predicted p_fail sits in the target band, and the spread o
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from sidecar.orphans import die_with_parent
+from sidecar.worker_pool import report, run_pool
 from sim.offline import SessionSummary
 
 DEFAULT_POLICIES = (
@@ -59,8 +57,8 @@ def parse_policy(label: str) -> PolicyRun:
     return PolicyRun(label, name, params, hints)
 
 
-def _run(args: tuple[PolicyRun, str, int, int, float, str | None, Any]) -> tuple[str, list[dict[str, Any]]]:
-    run, population, n, seed, max_seconds, checkpoint, queue = args
+def _run(args: tuple[PolicyRun, str, int, int, float, str | None]) -> tuple[str, list[dict[str, Any]]]:
+    run, population, n, seed, max_seconds, checkpoint = args
     import torch
 
     torch.set_num_threads(1)
@@ -77,7 +75,7 @@ def _run(args: tuple[PolicyRun, str, int, int, float, str | None, Any]) -> tuple
         npc_hints=run.hints,
         curve_every_s=1e9,
     )
-    rows = run_offline(load_population(population, seed), cfg, load_checkpoint(checkpoint), progress=queue.put)
+    rows = run_offline(load_population(population, seed), cfg, load_checkpoint(checkpoint), progress=report)
     return run.label, [asdict(r) for r in rows]
 
 
@@ -127,22 +125,10 @@ def evaluate_directors(
     workers: int = 2,
 ) -> dict[str, Any]:
     runs = [parse_policy(p) for p in policies]
-    ctx = mp.get_context("spawn")
-    results: dict[str, list[SessionSummary]] = {}
-    with ctx.Manager() as manager:
-        queue = manager.Queue()
-        with ctx.Pool(workers, initializer=die_with_parent) as pool:
-            pending = pool.map_async(
-                _run, [(r, population, players, seed, max_seconds, checkpoint, queue) for r in runs]
-            )
-            total = players * len(runs)
-            with tqdm(total=total, desc=f"{len(runs)} policies x {players} players", unit="session") as bar:
-                done = 0
-                while done < total:
-                    done += queue.get()
-                    bar.update(1)
-            for label, rows in pending.get():
-                results[label] = [SessionSummary(**r) for r in rows]
+    tasks = [(r, population, players, seed, max_seconds, checkpoint) for r in runs]
+    desc = f"{len(runs)} policies x {players} players"
+    done = run_pool(_run, tasks, workers, players * len(runs), desc, "session")
+    results = {label: [SessionSummary(**r) for r in rows] for label, rows in done}
     table = [summarize(label, results[label], max_seconds) for label in [r.label for r in runs]]
     static = [t for t in table if t["policy"].startswith("static")]
     best_static = max(static, key=lambda t: t["mean_length_s"]) if static else None
@@ -180,9 +166,10 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for t in report["table"]:
         q = t["quit_rate_by_minute"]
+        m1, m2, m5 = (f"{q[m]:.2f}" if len(q) > m else "–" for m in (0, 1, 4))  # short caps have fewer minutes
         lines.append(
             f"| {t['policy']} | {t['mean_length_s']:.0f} | {t['median_length_s']:.0f} | {t['quit_share']:.2f} | "
-            f"{q[0]:.2f} / {q[1]:.2f} / {q[4] if len(q) > 4 else float('nan'):.2f} | {t['in_band_share']:.2f} | "
+            f"{m1} / {m2} / {m5} | {t['in_band_share']:.2f} | "
             f"{t['win_rate_spread']:.2f} | {t['mean_difficulty']:.2f} | {t['deaths_per_min']:.2f} |"
         )
     c = report["comparison"]

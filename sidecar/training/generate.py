@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from tqdm import tqdm
-
-from sidecar.orphans import die_with_parent
+from sidecar.worker_pool import report, run_pool
 
 # Policies mixed so the data covers every difficulty, and NPC tactics randomised so the NPC head
 # sees what each tactic does.
@@ -27,8 +23,8 @@ class GenerateConfig:
     frame_every: int = 6
 
 
-def _shard(args: tuple[GenerateConfig, int, int, Any]) -> int:
-    cfg, shard, n, queue = args
+def _shard(args: tuple[GenerateConfig, int, int]) -> int:
+    cfg, shard, n = args
     from sim.offline import OfflineConfig, run_offline
     from sim.players import load_population
 
@@ -44,21 +40,12 @@ def _shard(args: tuple[GenerateConfig, int, int, Any]) -> int:
         record_dir=cfg.out,
         npc_hints=False,
     )
-    res = run_offline(pop, ocfg, progress=lambda k: queue.put(k))
+    res = run_offline(pop, ocfg, progress=report)
     return len(res)
 
 
 def generate(cfg: GenerateConfig) -> int:
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     per = [cfg.sessions // cfg.workers + (1 if i < cfg.sessions % cfg.workers else 0) for i in range(cfg.workers)]
-    ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager:
-        queue = manager.Queue()
-        with ctx.Pool(cfg.workers, initializer=die_with_parent) as pool:
-            result = pool.map_async(_shard, [(cfg, i, n, queue) for i, n in enumerate(per)])
-            with tqdm(total=cfg.sessions, desc="simulating sessions", unit="session") as bar:
-                done = 0
-                while done < cfg.sessions:
-                    done += queue.get()
-                    bar.update(1)
-            return sum(result.get())
+    tasks = [(cfg, i, n) for i, n in enumerate(per)]
+    return sum(run_pool(_shard, tasks, cfg.workers, cfg.sessions, "simulating sessions", "session"))
