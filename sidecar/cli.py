@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable
 
@@ -141,14 +140,10 @@ def cmd_serve(a: argparse.Namespace) -> int:
         except (OSError, CheckpointError) as exc:
             print(f"metabrain serve: {exc}", file=sys.stderr)
             return 2
-    try:
-        import uvloop
+    from sidecar import event_loop
 
-        runner: Callable[..., int] = uvloop.run
-    except ImportError:
-        runner = asyncio.run
     try:
-        return runner(serve_forever(cfg, a.ports_file))
+        return event_loop.run(serve_forever(cfg, a.ports_file))
     except (OSError, CheckpointError) as exc:
         print(f"metabrain serve: {exc}", file=sys.stderr)
         return 2

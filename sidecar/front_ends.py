@@ -21,10 +21,8 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from sidecar.engine.remote_runner import serve_runner
 from sidecar.orphans import die_with_parent
@@ -53,19 +51,13 @@ def _runner_main(*args: object) -> None:
 
 
 def _front_end_main(config: ServeConfig, ports_file: str, log: tuple[str, str]) -> None:
-    import asyncio
-
+    from sidecar import event_loop
     from sidecar.logs import configure_logging
     from sidecar.server import serve_forever
 
     die_with_parent()
     configure_logging(*log)
-    run: Callable[[Coroutine[Any, Any, int]], int] = asyncio.run
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        run = uvloop.run
-    run(serve_forever(config, ports_file))
+    event_loop.run(serve_forever(config, ports_file))
 
 
 def serve_front_ends(

@@ -22,6 +22,7 @@ import grpc
 import numpy as np
 from websockets.asyncio.client import connect
 
+from sidecar import event_loop
 from sidecar.schema import pb
 from sim.game import Action, Game, hello
 
@@ -264,13 +265,7 @@ def _worker(spec: LoadSpec, first: int, count: int, start_at: float, out: Any) -
     usable = set(spec.cores) & os.sched_getaffinity(0)
     if usable:
         os.sched_setaffinity(0, usable)
-    try:
-        import uvloop
-
-        result = uvloop.run(_worker_main(spec, first, count, start_at))
-    except ImportError:
-        result = asyncio.run(_worker_main(spec, first, count, start_at))
-    out.put(result)
+    out.put(event_loop.run(_worker_main(spec, first, count, start_at)))
 
 
 def run_load(spec: LoadSpec) -> LoadResult:

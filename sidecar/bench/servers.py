@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 import grpc
 from websockets.asyncio.server import ServerConnection, serve
 
+from sidecar import event_loop
 from sidecar.engine.engine import Engine, EngineConfig
 from sidecar.errors import MetabrainError
 from sidecar.limits import Limits
@@ -157,12 +158,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    try:
-        import uvloop
-
-        uvloop.run(run(a.kind, a.host, a.grpc_port, a.ws_port, a.ports_file))
-    except ImportError:
-        asyncio.run(run(a.kind, a.host, a.grpc_port, a.ws_port, a.ports_file))
+    event_loop.run(run(a.kind, a.host, a.grpc_port, a.ws_port, a.ports_file))
     os._exit(0)
 
 
