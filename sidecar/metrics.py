@@ -45,12 +45,8 @@ class _LiveState(Collector):
             "Memory the model holds on its device (CUDA: allocated by torch; CPU: weights + state pool)",
             labels=["device"],
         )
-        memory.add_metric([self.engine.device], float(device_memory_bytes(self.engine)))
+        memory.add_metric([self.engine.device], float(self.engine.runner.memory_bytes()))
         return [sessions, slots, memory]
-
-
-def device_memory_bytes(engine: Engine) -> int:
-    return engine.runner.memory_bytes()
 
 
 class SidecarMetrics(SessionObserver):

@@ -87,7 +87,8 @@ class Engine:
         self.directors: dict[str, Director] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="metabrain-runner")
         wt = self.cfg.worker_thread
-        self.use_worker = (self.runner.device.type == "cuda" or self.runner.remote) if wt is None else wt
+        on_worker = self.runner.device.type == "cuda" or isinstance(self.runner, RemoteRunner)
+        self.use_worker = on_worker if wt is None else wt
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False

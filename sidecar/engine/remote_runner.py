@@ -79,7 +79,7 @@ def split(result: StepResult, rows: slice) -> StepResult:
         engagement=result.engagement[rows],
         skill=result.skill[rows],
         npc_tactic_p=result.npc_tactic_p[rows],
-        explanations={r - rows.start: e for r, e in result.explanations.items() if rows.start <= r < (rows.stop or 0)},
+        explanations={r - rows.start: e for r, e in result.explanations.items() if rows.start <= r < rows.stop},
         model_seconds=result.model_seconds,
     )
 
@@ -143,8 +143,6 @@ def serve_runner(
 
 class RemoteRunner:
     """A front end's handle on the runner process; a drop-in for Runner in the Engine."""
-
-    remote = True
 
     def __init__(self, address: str, authkey: bytes, index: int, connect_timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + connect_timeout_s

@@ -25,8 +25,6 @@ EXPLAIN_TOP = 3
 
 
 class Runner:
-    remote = False  # steps in this process (RemoteRunner: in the runner process)
-
     def __init__(
         self,
         model: PlayerModel,
