@@ -14,17 +14,9 @@ from tests.processes import SidecarProcess, wait_for
 Session = GrpcSession | WsSession
 
 
-def _workers(pid: int) -> list[int]:
-    """The child processes multiprocessing spawned to work (not its resource tracker)."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
-            out.append(int(stat.parent.name))
-    return out
+def _workers(sc: SidecarProcess) -> list[int]:
+    """The processes `serve` spawned to work (not multiprocessing's resource tracker)."""
+    return [p for p in sc.processes()[1:] if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
 
 
 def _opened(metrics: dict[str, float]) -> float:
@@ -41,7 +33,7 @@ def _guidance(s: Session) -> pb.Guidance:
 
 def test_front_ends_share_the_ports_and_one_runner_keeps_every_sessions_state(tmp_path: Path) -> None:
     with SidecarProcess(tmp_path, "--front-ends", "2") as sc:
-        assert len(_workers(sc.pid)) == 3, "one runner and two front ends"
+        assert len(_workers(sc)) == 3, "one runner and two front ends"
         # Separate TCP connections (gRPC would otherwise share one channel's connection).
         channels = [grpc.insecure_channel(sc.target("grpc"), [("grpc.use_local_subchannel_pool", 1)]) for _ in range(4)]
         sessions: list[Session] = [WsSession(sc.ws_url) for _ in range(12)] + [GrpcSession(ch) for ch in channels]
@@ -95,7 +87,7 @@ def test_a_session_resumes_on_whichever_front_end_its_reconnect_lands(tmp_path: 
 
 def test_killing_serve_takes_its_front_ends_and_runner_with_it(tmp_path: Path) -> None:
     with SidecarProcess(tmp_path, "--front-ends", "2") as sc:
-        workers = _workers(sc.pid)
+        workers = _workers(sc)
         assert len(workers) == 3
         sc.kill()  # SIGKILL: no chance to stop them itself
 

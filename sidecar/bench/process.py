@@ -51,31 +51,28 @@ class ServerProcess:
         self._log.flush()
         return self.log_path.read_text()
 
-    def processes(self) -> list[int]:
-        """The server's pid and its live descendants (`serve --front-ends N` is a tree of processes)."""
-        parent: dict[int, int] = {}
+    def _tree_stats(self) -> dict[int, list[str]]:
+        """/proc/PID/stat fields (after the command name) of the server and its live descendants."""
+        stats: dict[int, list[str]] = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
-                parent[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                stats[int(stat.parent.name)] = stat.read_text().rsplit(")", 1)[1].split()
             except (OSError, ValueError, IndexError):
                 continue  # exited while we looked
-        tree, frontier = [self.pid], [self.pid]
+        tree, frontier = {self.pid}, {self.pid}
         while frontier:
-            kids = [c for c, pp in parent.items() if pp in frontier]
-            tree += kids
-            frontier = kids
-        return tree
+            frontier = {pid for pid, f in stats.items() if int(f[1]) in frontier}
+            tree |= frontier
+        return {pid: stats[pid] for pid in sorted(tree) if pid in stats}
+
+    def processes(self) -> list[int]:
+        """The server's pid and its live descendants (`serve --front-ends N` is a tree of processes)."""
+        return [self.pid, *(pid for pid in self._tree_stats() if pid != self.pid)]
 
     def cpu_seconds(self) -> float:
-        """CPU time of the whole process tree."""
-        total = 0.0
-        for pid in self.processes():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return total
+        """CPU time of the whole process tree (utime + stime, from one pass over /proc)."""
+        ticks = sum(int(f[11]) + int(f[12]) for f in self._tree_stats().values())
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def rss_bytes(self) -> int:
         """Resident memory summed over the process tree (pages shared between them count more than once)."""
