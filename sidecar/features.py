@@ -12,7 +12,7 @@ the model ran still count, and they are the signals explanations name.
 from __future__ import annotations
 
 import hashlib
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -137,9 +137,16 @@ class KnobNormalizer:
         self._span = self.span.tolist()
         self._flip = self.easier_when_higher.tolist()
 
-    def to_values(self, difficulty: float) -> np.ndarray:
-        d = np.where(self.easier_when_higher, 1.0 - difficulty, difficulty)
-        return (self.lo + d * self.span).astype(np.float32)
+    def to_values(self, difficulty: float | np.ndarray) -> np.ndarray:
+        return knob_values_at(self.lo, self.span, self.easier_when_higher, difficulty)
+
+
+def knob_values_at(
+    lo: np.ndarray, span: np.ndarray, easier_when_higher: np.ndarray, difficulty: float | np.ndarray
+) -> np.ndarray:
+    """Knob values for a difficulty in [0, 1] (per knob, or one for all), elementwise over the knobs given."""
+    d = np.where(easier_when_higher, 1.0 - difficulty, difficulty)
+    return (lo + d * span).astype(np.float32)
 
 
 @dataclass
@@ -157,10 +164,6 @@ class FrameFeatures:
     npc_target_player: list[int] = field(default_factory=list)  # per NPC: index into player_ids
     knob_values: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     difficulty: float = 0.5
-
-
-def _decay(dt: float, tau: float) -> float:
-    return math.exp(-dt / tau)
 
 
 # Raw fields pulled out of the protobuf in one pass; named so validation can say which one is bad.
@@ -259,6 +262,19 @@ def extract(frame: pb.Frame, knob_names: list[str]) -> RawFrame:
     return RawFrame(raw, nraw, events, knob_values, player_ids, npc_target)
 
 
+@dataclass
+class FrameInput:
+    """A validated frame waiting to be featurized, with what featurizing it needs of its session."""
+
+    raw: RawFrame
+    sequence: int
+    game_time: float
+    prev_game_time: float | None  # the game time of the session's previous accepted frame
+    session_start: float
+    tracks: dict[str, PlayerTrack]  # the session's running aggregates, updated in place
+    knobs: KnobNormalizer
+
+
 def featurize(
     raw: RawFrame,
     sequence: int,
@@ -269,158 +285,271 @@ def featurize(
     session_start: float = 0.0,
 ) -> FrameFeatures:
     """Featurize one validated frame, updating the players' running aggregates in `tracks`."""
-    gt = game_time
-    dt = 0.0 if prev_game_time is None else min(max(gt - prev_game_time, 0.0), 1.0)
-    knob_values = raw.knob_values
-    if np.isnan(knob_values).any():
-        # A knob the frame did not report counts as its range midpoint.
-        knob_values = np.where(np.isnan(knob_values), knobs.lo + 0.5 * knobs.span, knob_values)
-    difficulty = knobs.to_difficulty(knob_values)
-    player_ids = raw.player_ids
-    n_players = len(player_ids)
-    rp = raw.players
+    return featurize_many([FrameInput(raw, sequence, game_time, prev_game_time, session_start, tracks, knobs)])[0]
 
-    # Events -> per-player counts [P, 6]: damage_taken, damage_dealt, kills, deaths, objectives, paused.
-    ev = np.zeros((n_players, 6), np.float32)
-    for t, i, amount, _ in raw.events.tolist():
-        i = int(i)
-        if i < 0:
-            continue
-        if t == pb.EVENT_TYPE_DAMAGE_TAKEN:
-            ev[i, 0] += amount
-        elif t == pb.EVENT_TYPE_DAMAGE_DEALT:
-            ev[i, 1] += amount
-        elif t == pb.EVENT_TYPE_KILL:
-            ev[i, 2] += 1
-        elif t == pb.EVENT_TYPE_DEATH:
-            ev[i, 3] += 1
-        elif t in (pb.EVENT_TYPE_OBJECTIVE, pb.EVENT_TYPE_CHECKPOINT):
-            ev[i, 4] += 1
-        elif t == pb.EVENT_TYPE_PAUSE:
-            ev[i, 5] = 1
-        elif t == pb.EVENT_TYPE_RESUME:
-            ev[i, 5] = 0
 
-    nraw = raw.npcs
-    alive = nraw[:, 3] != pb.NPC_STATE_DEAD
-    target_arr = np.array(raw.npc_target, np.int64)
-    n_alive = int(alive.sum())
-    attacking = int(((nraw[:, 3] == pb.NPC_STATE_ATTACK) & alive).sum())
-    npc_feats = np.zeros((n_players, MAX_MODEL_NPCS, NPC_DIM), np.float32)
-    npc_mask = np.zeros((n_players, MAX_MODEL_NPCS), bool)
-    npc_ids = np.full((n_players, MAX_MODEL_NPCS), -1, np.int64)
-    # NPCs around each player, all players at once: nearest first, dead ones left out. Every player
-    # sees the same live NPCs, so each gets the same count k, in its own order.
-    k = min(n_alive, MAX_MODEL_NPCS)
-    nearest_l = [1.0] * n_players
-    mean_l = [1.0] * n_players
-    targeting_l = [0] * n_players
+def featurize_many(frames: Sequence[FrameInput]) -> list[FrameFeatures]:
+    """Featurize frames of many sessions as one array program (a session's frames in the order given).
+
+    The sidecar featurizes each tick's frames together: per-frame numpy calls on arrays of a few
+    elements cost more than the arithmetic, so one call over the whole tick replaces dozens per frame.
+    """
+    out: list[FrameFeatures] = []
+    order: list[int] = []
+    rest = list(range(len(frames)))
+    # A session's later frame needs the aggregates its earlier one updates: rounds of at most one
+    # frame per session (one round, almost always).
+    while rest:
+        seen: set[int] = set()
+        now: list[int] = []
+        later: list[int] = []
+        for i in rest:
+            key = id(frames[i].tracks)
+            (later if key in seen else now).append(i)
+            seen.add(key)
+        out.extend(_featurize_round([frames[i] for i in now]))
+        order.extend(now)
+        rest = later
+    if len(order) > 1 and order != sorted(order):
+        by_index = dict(zip(order, out, strict=True))
+        out = [by_index[i] for i in range(len(frames))]
+    return out
+
+
+def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
+    """Frames of distinct sessions. Rows: all players of all frames, frame after frame."""
+    n_frames = len(frames)
+    counts = [len(f.raw.player_ids) for f in frames]
+    offsets = np.cumsum([0, *counts]).tolist()
+    n_rows = offsets[-1]
+    fi = np.repeat(np.arange(n_frames), counts)  # [R] the frame of each row
+    rp = np.concatenate([f.raw.players for f in frames]) if n_frames > 1 else frames[0].raw.players  # [R, RAW]
+
+    # Per frame: dt, difficulty, session minutes (plain Python: one value each).
+    dts, difficulties, minutes, knob_values_l = [], [], [], []
+    any_missing = bool(np.isnan(np.concatenate([f.raw.knob_values for f in frames])).any())
+    for f in frames:
+        gt, prev = f.game_time, f.prev_game_time
+        dts.append(0.0 if prev is None else min(max(gt - prev, 0.0), 1.0))
+        kv = f.raw.knob_values
+        if any_missing and np.isnan(kv).any():
+            # A knob the frame did not report counts as its range midpoint.
+            kv = np.where(np.isnan(kv), f.knobs.lo + 0.5 * f.knobs.span, kv)
+        knob_values_l.append(kv)
+        difficulties.append(f.knobs.to_difficulty(kv))
+        minutes.append(min(max(gt - f.session_start, 0.0) / 600.0, 3.0))
+    gt_r = np.array([f.game_time for f in frames])[fi]  # [R]
+    dt_r = np.array(dts)[fi]  # [R]
+
+    # Events -> per-row counts [R, 6]: damage_taken, damage_dealt, kills, deaths, objectives, paused.
+    ev = np.zeros((n_rows, 6), np.float32)
+    for f, off in zip(frames, offsets, strict=False):
+        for t, i, amount, _ in f.raw.events.tolist():
+            if i < 0:
+                continue
+            i = off + int(i)
+            if t == pb.EVENT_TYPE_DAMAGE_TAKEN:
+                ev[i, 0] += amount
+            elif t == pb.EVENT_TYPE_DAMAGE_DEALT:
+                ev[i, 1] += amount
+            elif t == pb.EVENT_TYPE_KILL:
+                ev[i, 2] += 1
+            elif t == pb.EVENT_TYPE_DEATH:
+                ev[i, 3] += 1
+            elif t in (pb.EVENT_TYPE_OBJECTIVE, pb.EVENT_TYPE_CHECKPOINT):
+                ev[i, 4] += 1
+            elif t == pb.EVENT_TYPE_PAUSE:
+                ev[i, 5] = 1
+            elif t == pb.EVENT_TYPE_RESUME:
+                ev[i, 5] = 0
+    e = ev.astype(np.float64)
+
+    # NPCs, padded to the most any frame has: [F, N, RAW_NPC], with each NPC's target as a row index.
+    n_npcs = [len(f.raw.npcs) for f in frames]
+    width = max(n_npcs, default=0)
+    present = np.arange(width)[None, :] < np.array(n_npcs)[:, None]  # [F, N]
+    flat = np.concatenate([f.raw.npcs for f in frames]) if n_frames > 1 else frames[0].raw.npcs  # [sum N, RAW]
+    nraw = np.zeros((n_frames, width, len(RAW_NPC_FIELDS)))
+    nraw[present] = flat  # row-major: frame after frame, as concatenated
+    flat_target = np.array([t for f in frames for t in f.raw.npc_target], np.int64)
+    target = np.full((n_frames, width), -1, np.int64)
+    target[present] = np.where(flat_target >= 0, flat_target + np.repeat(offsets[:-1], n_npcs), -1)
+    npc_id_list = flat[:, 5].astype(np.int64).tolist()
+    npc_starts = np.cumsum([0, *n_npcs]).tolist()
+    alive = present & (nraw[..., 3] != pb.NPC_STATE_DEAD)  # [F, N]
+    n_alive = alive.sum(axis=1)  # [F]
+    attacking = ((nraw[..., 3] == pb.NPC_STATE_ATTACK) & alive).sum(axis=1)  # [F]
+
+    npc_feats = np.zeros((n_rows, MAX_MODEL_NPCS, NPC_DIM), np.float32)
+    npc_mask = np.zeros((n_rows, MAX_MODEL_NPCS), bool)
+    npc_ids = np.full((n_rows, MAX_MODEL_NPCS), -1, np.int64)
+    nearest = np.ones(n_rows)
+    mean_dist = np.ones(n_rows)
+    targeting = np.zeros(n_rows)
+    # Each player sees its frame's live NPCs, nearest first, up to MAX_MODEL_NPCS (k of them).
+    k_r = np.minimum(n_alive, MAX_MODEL_NPCS)[fi]  # [R]
+    k = int(k_r.max(initial=0))
     if k:
-        pos = rp[:, _POS_XZ]  # [P, 2]
-        d = nraw[None, :, :2] - pos[:, None, :]  # [P, N, 2]
-        dist = np.hypot(d[..., 0], d[..., 1])  # [P, N]
-        order = np.argsort(np.where(alive, dist, np.inf), axis=1, kind="stable")[:, :k]  # [P, k]
-        rows_ix = np.arange(n_players)[:, None]
-        sel = nraw[order]  # [P, k, RAW_NPC]: one gather, then slices
+        pos = rp[:, _POS_XZ]  # [R, 2]
+        nr = nraw[fi]  # [R, N, RAW_NPC]
+        d = nr[..., :2] - pos[:, None, :]
+        dist = np.hypot(d[..., 0], d[..., 1])  # [R, N]
+        order = np.argsort(np.where(alive[fi], dist, np.inf), axis=1, kind="stable")[:, :k]  # [R, k]
+        rows_ix = np.arange(n_rows)[:, None]
+        shown = np.arange(k)[None, :] < k_r[:, None]  # [R, k] slots holding a live NPC
+        sel = nr[rows_ix, order]  # [R, k, RAW_NPC]: one gather, then slices
         dd = sel[..., :2] - pos[:, None, :]
-        near = np.hypot(dd[..., 0], dd[..., 1])  # [P, k]
-        f = npc_feats[:, :k]
-        f[..., 0:2] = dd / ARENA_SCALE
-        f[..., 2] = near / ARENA_SCALE
-        f[..., 3] = sel[..., 2]
+        near = np.where(shown, np.hypot(dd[..., 0], dd[..., 1]), 0.0)  # [R, k]
+        nf = npc_feats[:, :k]
+        nf[..., 0:2] = dd / ARENA_SCALE
+        nf[..., 2] = near / ARENA_SCALE
+        nf[..., 3] = sel[..., 2]
         # One-hot state and tactic by row lookup in small identity tables (cheaper than scattering ones).
-        f[..., 4 : 4 + NPC_STATES] = _EYE_STATES[np.clip(sel[..., 3], 0, NPC_STATES - 1).astype(np.int64)]
-        f[..., 4 + NPC_STATES : 4 + NPC_STATES + NPC_TACTICS] = _EYE_TACTICS[
+        nf[..., 4 : 4 + NPC_STATES] = _EYE_STATES[np.clip(sel[..., 3], 0, NPC_STATES - 1).astype(np.int64)]
+        nf[..., 4 + NPC_STATES : 4 + NPC_STATES + NPC_TACTICS] = _EYE_TACTICS[
             np.clip(sel[..., 4], 0, NPC_TACTICS - 1).astype(np.int64)
         ]
-        f[..., -1] = target_arr[order] == rows_ix
-        npc_mask[:, :k] = True
-        npc_ids[:, :k] = sel[..., 5]
+        nf[..., -1] = target[fi][rows_ix, order] == rows_ix
+        nf *= shown[..., None]
+        npc_mask[:, :k] = shown
+        npc_ids[:, :k] = np.where(shown, sel[..., 5], -1)
         cap = 2 * ARENA_SCALE
-        nearest_l = (np.minimum(near[:, 0], cap) / ARENA_SCALE).tolist()
-        mean_l = (np.minimum(near.sum(axis=1) / k, cap) / ARENA_SCALE).tolist()
-        targeted = target_arr[alive]
-        targeting_l = np.bincount(targeted[targeted >= 0], minlength=n_players)[:n_players].tolist()
-    out = np.empty((n_players, PLAYER_DIM), np.float32)
-    a_recent = _decay(dt, _TAU_RECENT)
-    a_damage = _decay(dt, _TAU_DAMAGE)
-    a_act = _decay(dt, 10.0)
-    session_minutes = min(max(gt - session_start, 0.0) / 600.0, 3.0)
-    rows = rp.tolist()
-    evl = ev.tolist()
-    for i, pid in enumerate(player_ids):
-        r = rows[i]
-        e = evl[i]
-        nearest, mean_dist, targeting = nearest_l[i], mean_l[i], targeting_l[i]
-        max_health = max(r[RP["max_health"]], 1e-6)
-        vx, vz = r[RP["velocity.x"]], r[RP["velocity.z"]]
-        mx, my = r[RP["input.move_x"]], r[RP["input.move_y"]]
-        shots, hits = min(r[RP["input.shots_fired"]], 10.0), min(r[RP["input.shots_hit"]], 10.0)
-        damage_taken = min(e[0] / max_health, 5.0)
-        hr = r[RP["biometrics.heart_rate_bpm"]]
-        # Running aggregates.
-        tr = tracks.get(pid)
-        if tr is None:
-            tr = tracks[pid] = PlayerTrack(alive_since=gt)
-        tr.recent_deaths = tr.recent_deaths * a_recent + e[3]
-        tr.recent_kills = tr.recent_kills * a_recent + e[2]
-        tr.recent_damage = tr.recent_damage * a_damage + damage_taken
-        tr.recent_shots = tr.recent_shots * a_recent + shots
-        tr.recent_hits = tr.recent_hits * a_recent + hits
-        activity = min(abs(mx) + abs(my) + min(shots, 1.0), 2.0) / 2.0
-        tr.recent_activity = tr.recent_activity * a_act + activity * (1.0 - a_act)
-        if e[3] > 0:
-            tr.last_death_time = gt
-            tr.alive_since = gt
-        since = 60.0 if tr.last_death_time < 0 else gt - tr.last_death_time
-        out[i] = (
-            dt,
-            r[RP["health"]] / max_health,
-            r[RP["dead"]],
-            min(max(vx / 10.0, -5.0), 5.0),
-            min(max(vz / 10.0, -5.0), 5.0),
-            min(math.hypot(vx, vz) / 10.0, 5.0),
+        some = k_r > 0
+        nearest = np.where(some, np.minimum(near[:, 0], cap) / ARENA_SCALE, 1.0)
+        mean_dist = np.where(some, np.minimum(near.sum(axis=1) / np.maximum(k_r, 1), cap) / ARENA_SCALE, 1.0)
+        targeted = target[alive]
+        targeting = np.bincount(targeted[targeted >= 0], minlength=n_rows)[:n_rows].astype(np.float64)
+
+    # Running aggregates: gathered from each player's track, updated as arrays, written back.
+    track_objs: list[PlayerTrack] = []
+    for f in frames:
+        tracks = f.tracks
+        for pid in f.raw.player_ids:
+            tr = tracks.get(pid)
+            if tr is None:
+                tr = tracks[pid] = PlayerTrack(alive_since=f.game_time)
+            track_objs.append(tr)
+    tr_arr = np.array(
+        [
+            (
+                t.recent_deaths,
+                t.recent_kills,
+                t.recent_damage,
+                t.recent_shots,
+                t.recent_hits,
+                t.recent_activity,
+                t.last_death_time,
+                t.alive_since,
+            )
+            for t in track_objs
+        ]
+    ).reshape(n_rows, 8)
+    deaths_prev, kills_prev, damage_prev, shots_prev, hits_prev, act_prev, last_death, alive_since = tr_arr.T
+    a_recent = np.exp(-dt_r / _TAU_RECENT)
+    a_damage = np.exp(-dt_r / _TAU_DAMAGE)
+    a_act = np.exp(-dt_r / 10.0)
+    col = rp.T  # raw player columns, each [R]
+    max_health = np.maximum(col[RP["max_health"]], 1e-6)
+    vx, vz = col[RP["velocity.x"]], col[RP["velocity.z"]]
+    mx, my = col[RP["input.move_x"]], col[RP["input.move_y"]]
+    shots = np.minimum(col[RP["input.shots_fired"]], 10.0)
+    hits = np.minimum(col[RP["input.shots_hit"]], 10.0)
+    damage_taken = np.minimum(e[:, 0] / max_health, 5.0)
+    hr = col[RP["biometrics.heart_rate_bpm"]]
+    recent_deaths = deaths_prev * a_recent + e[:, 3]
+    recent_kills = kills_prev * a_recent + e[:, 2]
+    recent_damage = damage_prev * a_damage + damage_taken
+    recent_shots = shots_prev * a_recent + shots
+    recent_hits = hits_prev * a_recent + hits
+    activity = np.minimum(np.abs(mx) + np.abs(my) + np.minimum(shots, 1.0), 2.0) / 2.0
+    recent_activity = act_prev * a_act + activity * (1.0 - a_act)
+    died = e[:, 3] > 0
+    last_death = np.where(died, gt_r, last_death)
+    alive_since = np.where(died, gt_r, alive_since)
+    updated = np.stack(
+        [
+            recent_deaths,
+            recent_kills,
+            recent_damage,
+            recent_shots,
+            recent_hits,
+            recent_activity,
+            last_death,
+            alive_since,
+        ],
+        axis=1,
+    ).tolist()
+    for t, values in zip(track_objs, updated, strict=True):
+        (
+            t.recent_deaths,
+            t.recent_kills,
+            t.recent_damage,
+            t.recent_shots,
+            t.recent_hits,
+            t.recent_activity,
+            t.last_death_time,
+            t.alive_since,
+        ) = values
+    since = np.where(last_death < 0, 60.0, gt_r - last_death)
+    per_frame = np.array([difficulties, minutes, n_alive, attacking], np.float64)[:, fi]  # [4, R]
+
+    out = np.stack(
+        [
+            dt_r,
+            col[RP["health"]] / max_health,
+            col[RP["dead"]],
+            np.clip(vx / 10.0, -5.0, 5.0),
+            np.clip(vz / 10.0, -5.0, 5.0),
+            np.minimum(np.hypot(vx, vz) / 10.0, 5.0),
             mx,
             my,
             shots,
             hits,
-            min(r[RP["input.dodges"]], 10.0),
-            min(r[RP["input.actions_per_minute"]] / 300.0, 5.0),
+            np.minimum(col[RP["input.dodges"]], 10.0),
+            np.minimum(col[RP["input.actions_per_minute"]] / 300.0, 5.0),
             damage_taken,
-            min(e[1] / 100.0, 5.0),
-            min(e[2], 10.0),
-            min(e[3], 10.0),
-            min(e[4], 10.0),
-            e[5],
-            difficulty,
-            n_alive / MAX_MODEL_NPCS,
+            np.minimum(e[:, 1] / 100.0, 5.0),
+            np.minimum(e[:, 2], 10.0),
+            np.minimum(e[:, 3], 10.0),
+            np.minimum(e[:, 4], 10.0),
+            e[:, 5],
+            per_frame[0],
+            per_frame[2] / MAX_MODEL_NPCS,
             nearest,
             mean_dist,
             targeting / MAX_MODEL_NPCS,
-            attacking / MAX_MODEL_NPCS,
-            min(hr / 200.0, 2.0),
-            float(hr > 0),
-            r[RP["has_vr"]],
-            tr.recent_deaths / 5.0,
-            tr.recent_kills / 20.0,
-            tr.recent_damage,
-            tr.recent_hits / (tr.recent_shots + 1.0),
-            tr.recent_activity,
-            min(since, 120.0) / 60.0,
-            min(gt - tr.alive_since, 120.0) / 60.0,
-            session_minutes,
-        )
+            per_frame[3] / MAX_MODEL_NPCS,
+            np.minimum(hr / 200.0, 2.0),
+            (hr > 0).astype(np.float64),
+            col[RP["has_vr"]],
+            recent_deaths / 5.0,
+            recent_kills / 20.0,
+            recent_damage,
+            recent_hits / (recent_shots + 1.0),
+            recent_activity,
+            np.minimum(since, 120.0) / 60.0,
+            np.minimum(gt_r - alive_since, 120.0) / 60.0,
+            per_frame[1],
+        ],
+        axis=1,
+    ).astype(np.float32)  # [R, PLAYER_DIM]
 
-    return FrameFeatures(
-        sequence=sequence,
-        game_time=gt,
-        player_ids=player_ids,
-        players=out,
-        npcs=npc_feats,
-        npc_mask=npc_mask,
-        npc_ids=npc_ids,
-        all_npc_ids=nraw[:, 5].astype(np.int64).tolist(),
-        npc_target_player=raw.npc_target,
-        knob_values=knob_values,
-        difficulty=difficulty,
-    )
+    result = []
+    for j, f in enumerate(frames):
+        rows = slice(offsets[j], offsets[j + 1])
+        result.append(
+            FrameFeatures(
+                sequence=f.sequence,
+                game_time=f.game_time,
+                player_ids=f.raw.player_ids,
+                players=out[rows],
+                npcs=npc_feats[rows],
+                npc_mask=npc_mask[rows],
+                npc_ids=npc_ids[rows],
+                all_npc_ids=npc_id_list[npc_starts[j] : npc_starts[j + 1]],
+                npc_target_player=f.raw.npc_target,
+                knob_values=knob_values_l[j],
+                difficulty=difficulties[j],
+            )
+        )
+    return result

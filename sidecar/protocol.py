@@ -1,8 +1,9 @@
 """The sans-I/O session protocol: bytes and messages in, decisions out. Never imports grpc.
 
 One Connection per stream, whatever the transport. It enforces the order (hello, frames, goodbye),
-versions, sequencing, rate and size limits, validates and featurizes frames, and raises the typed
-errors of sidecar.errors; the transports only move bytes and map those errors to their status.
+versions, sequencing, rate and size limits, validates frames, and raises the typed errors of
+sidecar.errors; the transports only move bytes and map those errors to their status. An accepted frame
+carries what featurizing it needs; the engine featurizes each tick's frames together.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sidecar.errors import (
     StaleSequence,
     UnsupportedVersion,
 )
-from sidecar.features import FrameFeatures, extract, featurize
+from sidecar.features import FrameInput, extract
 from sidecar.limits import Limits
 from sidecar.schema import PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, pb
 from sidecar.session import Session, SessionRegistry
@@ -52,10 +53,10 @@ class Welcomed:
 
 @dataclass
 class FrameAccepted:
-    """A valid frame for the engine."""
+    """A valid frame for the engine (featurized with the rest of its tick)."""
 
     session: Session
-    features: FrameFeatures
+    frame: FrameInput
     received_at: float
 
 
@@ -177,13 +178,13 @@ class Connection:
         validate_raw(raw, self.limits, seq)
         if session.start_game_time is None:
             session.start_game_time = frame.game_time
-        features = featurize(
-            raw, seq, frame.game_time, session.tracks, session.knobs, session.last_game_time, session.start_game_time
+        accepted = FrameInput(
+            raw, seq, frame.game_time, session.last_game_time, session.start_game_time, session.tracks, session.knobs
         )
         session.last_sequence = seq
         session.last_game_time = frame.game_time
         session.frames_accepted += 1
-        return FrameAccepted(session, features, now)
+        return FrameAccepted(session, accepted, now)
 
     def lost(self, now: float) -> Session | None:
         """The stream ended without a goodbye; the session waits for a resume."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from sidecar.engine.engine import Engine, EngineConfig
-from sidecar.features import FrameFeatures, KnobNormalizer, extract, featurize
+from sidecar.features import FrameInput, KnobNormalizer, extract
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
 from sidecar.policies.difficulty import DifficultyPolicy, Observation
 from sidecar.policies.director import DEFAULT_BAND
@@ -118,13 +118,13 @@ def run_offline(
         while pending and len(live) < cfg.batch_sessions:
             i, player = pending.pop()
             live.append(_open(i, player, cfg, engine, ckpt.version))
-        frames: list[tuple[Session, FrameFeatures]] = []
+        frames: list[tuple[Session, FrameInput]] = []
         for s in live:
             for _ in range(cfg.frame_every):
                 s.game.step(s.player.act(s.game))
                 if s.game.over:
                     break
-            frames.append((s.session, _features(s, frame_dt)))
+            frames.append((s.session, _frame(s, frame_dt)))
         answers = engine.step_now(frames)
         still: list[_Live] = []
         for s in live:
@@ -185,7 +185,7 @@ def _open(i: int, player: PlayerModel, cfg: OfflineConfig, engine: Engine, model
     return _Live(i, player, Game(seed), session, policy, writer, cfg.random_tactics, random.Random(seed ^ 0x5EED))
 
 
-def _features(s: _Live, frame_dt: float) -> FrameFeatures:
+def _frame(s: _Live, frame_dt: float) -> FrameInput:
     sess = s.session
     if s.writer is not None:
         frame = s.game.frame(frame_dt)
@@ -195,7 +195,7 @@ def _features(s: _Live, frame_dt: float) -> FrameFeatures:
         seq, gt, raw = s.game.raw_frame(frame_dt, sess.knobs.names)
     if sess.start_game_time is None:
         sess.start_game_time = gt
-    f = featurize(raw, seq, gt, sess.tracks, sess.knobs, s.prev_time, sess.start_game_time)
+    f = FrameInput(raw, seq, gt, s.prev_time, sess.start_game_time, sess.tracks, sess.knobs)
     s.prev_time = gt
     return f
 

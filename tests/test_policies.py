@@ -149,3 +149,73 @@ def test_npc_hints_follow_the_band_and_allowed_tactics() -> None:
     assert [h.tactic for h in mid] == [pb.NPC_TACTIC_ADVANCE] * 2
     d.hints_on = False
     assert d.npc_hints(f, tp, np.array([0.0])) == []
+
+
+def test_a_tick_directed_together_decides_as_each_session_alone() -> None:
+    """The engine directs a whole tick at once (sidecar/policies/tick.py); each session must get what its
+    own Director would decide: same knob values, same hints, same policy state afterwards."""
+    import copy
+
+    from sidecar.engine.plan import PlanEntry, StepPlan, StepResult
+    from sidecar.features import MAX_MODEL_NPCS, NPC_DIM, FrameFeatures
+    from sidecar.policies.director import observation
+    from sidecar.policies.tick import direct
+
+    rng = np.random.default_rng(1)
+    setups = [
+        ("predictive", {}, (), 1),
+        ("predictive", {"band_low": "0.1", "band_high": "0.2", "quit_weight": "1"}, (), 1),
+        ("predictive", {}, (), 3),  # a multiplayer session: the mean over its players
+        ("rubber_band", {}, (), 1),
+        ("static", {"level": "0.8"}, (), 2),
+        ("predictive", {}, (pb.NPC_TACTIC_ADVANCE, pb.NPC_TACTIC_RETREAT), 1),  # only some tactics
+        ("intensity", {"npc_hints": "off"}, (), 1),
+    ]
+    together = [_director(policy, params, tactics) for policy, params, tactics, _ in setups]
+    alone = copy.deepcopy(together)
+    k = len(LEVELS) + 1
+    for tick in range(40):
+        entries, row = [], 0
+        for i, (_, _, _, n) in enumerate(setups):
+            mask = rng.random((n, MAX_MODEL_NPCS)) < 0.4
+            ids = np.where(mask, rng.integers(0, 6, (n, MAX_MODEL_NPCS)), -1)  # NPCs seen by several players
+            players = rng.random((n, PLAYER_DIM)).astype(np.float32)
+            players[:, P["dt"]] = 0.1
+            f = FrameFeatures(
+                tick,
+                0.1 * tick,
+                [f"p{j}" for j in range(n)],
+                players,
+                np.zeros((n, MAX_MODEL_NPCS, NPC_DIM)),
+                mask,
+                ids,
+            )
+            entries.append(PlanEntry(f"s{i}", f, row, None, 0.0))
+            row += n
+        b = row
+        levels = np.concatenate([np.broadcast_to(LEVELS, (b, len(LEVELS))), rng.random((b, 1))], 1).astype(np.float32)
+        plan = StepPlan(
+            tick,
+            entries,
+            np.arange(b),
+            np.zeros(0, np.int64),
+            np.concatenate([e.features.players for e in entries]),
+            np.zeros((b, MAX_MODEL_NPCS, NPC_DIM), np.float32),
+            np.concatenate([e.features.npc_mask for e in entries]),
+            levels,
+            np.zeros(0, np.int64),
+        )
+        p_fail = rng.random((b, k)).astype(np.float32)
+        p_quit = (0.2 * rng.random((b, k))).astype(np.float32)
+        tactic_p = rng.random((b, MAX_MODEL_NPCS, 6)).astype(np.float32)
+        result = StepResult(p_fail, p_quit, np.zeros(b), np.zeros(b), np.zeros(b), tactic_p, {}, 0.0)
+        got = direct(together, entries, plan, result)
+        for d, e, g in zip(alone, entries, got, strict=True):
+            rows = slice(e.row, e.row + len(e.features.player_ids))
+            want = d.knob_values(observation(e.features, p_fail[rows], p_quit[rows], levels[e.row]))
+            np.testing.assert_allclose(g.values, want, rtol=1e-6, atol=1e-6)
+            assert g.hints == d.npc_hints(e.features, tactic_p[rows], p_fail[rows, -1])
+    assert sum(len(g.hints) for g in got) > 0
+    for a, b_ in zip(together, alone, strict=True):
+        assert vars(a.policy).keys() == vars(b_.policy).keys()
+        assert getattr(a.policy, "level", None) == pytest.approx(getattr(b_.policy, "level", None))

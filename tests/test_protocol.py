@@ -33,7 +33,7 @@ def test_handshake_frames_goodbye() -> None:
     assert ev.welcome.limits.max_npcs_per_frame == Limits().max_npcs_per_frame
     for i in range(3):
         ev = c.receive(_frame(i), 0.1 * i)
-        assert isinstance(ev, FrameAccepted) and ev.features.sequence == FRAMES[i].sequence
+        assert isinstance(ev, FrameAccepted) and ev.frame.sequence == FRAMES[i].sequence
     ev = c.receive(pb.SessionRequest(goodbye=pb.Goodbye(reason="bye")), 1.0)
     assert isinstance(ev, SessionEnded) and not c.registry.sessions
     with pytest.raises(errors.ProtocolViolation):

@@ -30,8 +30,7 @@ def _plans(batch: int, ticks: int) -> tuple[Engine, list[StepPlan]]:
     t = 1.0
     for _ in range(ticks):
         t += 0.1
-        for session, features in sims.receive(t):
-            engine.scheduler.submit(session.session_id, features, None, 0.0)
+        engine.admit_now(sims.receive(t))
         plan = engine.scheduler.plan(1 << 20)
         assert plan is not None
         plans.append(plan)

@@ -87,7 +87,7 @@ class NaiveCodec:
             self.engine.join(event.session)
             return [pb.SessionResponse(welcome=event.welcome).SerializeToString()]
         if isinstance(event, FrameAccepted):
-            out = self.engine.step_now([(event.session, event.features)])
+            out = self.engine.step_now([(event.session, event.frame)])
             return [r.SerializeToString() for r in out[event.session.session_id]]
         return []
 

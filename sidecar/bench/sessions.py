@@ -1,12 +1,12 @@
 """Sessions for in-process benchmarks: opened through the protocol core, joined to an engine, and fed
-real simulator frames through the same parse -> validate -> featurize path the transports use."""
+real simulator frames through the same parse -> validate path the transports use (the engine featurizes)."""
 
 from __future__ import annotations
 
 from tqdm import tqdm
 
 from sidecar.engine.engine import Engine
-from sidecar.features import FrameFeatures
+from sidecar.features import FrameInput
 from sidecar.limits import Limits
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed, parse_request
 from sidecar.schema import pb
@@ -37,11 +37,11 @@ class SimulatedSessions:
         assert session is not None
         return session
 
-    def receive(self, game_time: float, count: int | None = None) -> list[tuple[Session, FrameFeatures]]:
+    def receive(self, game_time: float, count: int | None = None) -> list[tuple[Session, FrameInput]]:
         """The first `count` sessions (all by default) each receive their next frame, as bytes."""
         frames = []
         for c, fs in zip(self.conns[:count], self.streams[:count], strict=True):
             ev = c.receive(parse_request(fs.next(game_time), self.limits), game_time)
             assert isinstance(ev, FrameAccepted)
-            frames.append((ev.session, ev.features))
+            frames.append((ev.session, ev.frame))
         return frames

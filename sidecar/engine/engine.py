@@ -1,10 +1,10 @@
 """The engine: the transports' one interface to the model.
 
 Transports hand it accepted frames and get a future of the responses for that frame. A single loop
-task asks the scheduler for a step plan whenever frames are waiting (greedy, but reading what keeps
-arriving into the coming tick for up to as long as the last tick took, or `max_wait_s`), runs the
-runner and the directors (on the loop thread on a CPU, on a worker thread on CUDA), and resolves
-the futures.
+task, whenever frames are waiting (greedy, but reading what keeps arriving into the coming tick for
+up to as long as the last tick took, or `max_wait_s`), featurizes all of them at once, hands them to
+the scheduler (latest wins), asks it for a step plan, runs the runner and the directors (on the loop
+thread on a CPU, on a worker thread on CUDA), and resolves the futures.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from sidecar.engine.plan import PlanEntry, StepPlan, StepResult
 from sidecar.engine.remote_runner import RemoteRunner
 from sidecar.engine.runner import Runner
 from sidecar.engine.scheduler import Scheduler
-from sidecar.errors import LimitExceeded, ModelUnavailable
-from sidecar.features import FrameFeatures
+from sidecar.errors import Internal, LimitExceeded, ModelUnavailable
+from sidecar.features import FrameInput, featurize_many
 from sidecar.model.checkpoint import Checkpoint
-from sidecar.policies.director import Director, observation
+from sidecar.policies.director import Director
+from sidecar.policies.tick import Direction, direct
 from sidecar.protocol import FrameAccepted
 from sidecar.schema import pb
 from sidecar.session import Session
@@ -94,6 +95,8 @@ class Engine:
         self._stopping = False
         self.on_tick: list[Callable[[TickStats], None]] = []
         self._last_tick_s = 0.0
+        # Accepted frames not featurized yet: (session id, frame, ticket, received at).
+        self._incoming: list[tuple[str, FrameInput, object, float]] = []
         self.submitted = 0
         self.ticks = 0
 
@@ -125,32 +128,60 @@ class Engine:
 
     def leave(self, session_id: str) -> None:
         self.directors.pop(session_id, None)
-        for _seq, ticket in self.scheduler.leave(session_id):
+        mine = [(f.sequence, t) for sid, f, t, _ in self._incoming if sid == session_id]
+        if mine:
+            self._incoming = [item for item in self._incoming if item[0] != session_id]
+        for _seq, ticket in [*self.scheduler.leave(session_id), *mine]:
             assert isinstance(ticket, asyncio.Future)
             if not ticket.done():
                 ticket.cancel()
 
     def submit(self, accepted: FrameAccepted) -> asyncio.Future[Responses]:
+        """Queue an accepted frame; it is featurized with the rest of its tick."""
         fut: asyncio.Future[Responses] = asyncio.get_running_loop().create_future()
         self.submitted += 1
-        f = accepted.features
-        overtaken = self.scheduler.submit(accepted.session.session_id, f, fut, accepted.received_at)
-        for seq, ticket in overtaken:
-            assert isinstance(ticket, asyncio.Future)
-            if not ticket.done():
-                ticket.set_result([pb.SessionResponse(superseded=pb.Superseded(sequence=seq, by_sequence=f.sequence))])
+        self._incoming.append((accepted.session.session_id, accepted.frame, fut, accepted.received_at))
         self._wake.set()
         return fut
 
-    def step_now(self, frames: list[tuple[Session, FrameFeatures]]) -> dict[str, Responses]:
+    @property
+    def waiting(self) -> int:
+        """Frames not yet stepped (an upper bound: some will be superseded)."""
+        return self.scheduler.waiting + len(self._incoming)
+
+    def _admit(self) -> list[tuple[object, Responses]]:
+        """Featurize every incoming frame in one call and queue them (latest wins) for the next plan.
+
+        Returns the answers due now: frames superseded by newer ones of their session (or, should the
+        featurizer fail, every incoming frame with an error)."""
+        incoming, self._incoming = self._incoming, []
+        if not incoming:
+            return []
+        try:
+            features = featurize_many([frame for _, frame, _, _ in incoming])
+        except Exception as exc:  # a featurizer bug must not stop the engine for every session
+            log.exception("featurizing %d frames failed", len(incoming))
+            failed = [(t, Internal(f"featurizing failed: {exc!r}", sequence=f.sequence)) for _, f, t, _ in incoming]
+            return [(t, [pb.SessionResponse(error=err.to_proto())]) for t, err in failed]
+        answers: list[tuple[object, Responses]] = []
+        for (sid, _, ticket, received_at), f in zip(incoming, features, strict=True):
+            for seq, old in self.scheduler.submit(sid, f, ticket, received_at):
+                note = pb.Superseded(sequence=seq, by_sequence=f.sequence)
+                answers.append((old, [pb.SessionResponse(superseded=note)]))
+        return answers
+
+    def admit_now(self, frames: list[tuple[Session, FrameInput]]) -> dict[str, Responses]:
+        """Featurize and queue frames for `step_now`; returns the answers due already, by session id."""
+        now = time.monotonic()
+        self._incoming.extend((session.session_id, frame, session.session_id, now) for session, frame in frames)
+        return {str(ticket): responses for ticket, responses in self._admit()}
+
+    def step_now(self, frames: list[tuple[Session, FrameInput]]) -> dict[str, Responses]:
         """Synchronous stepping for in-process use (offline simulation, replay, training checks).
 
-        The same scheduler, runner and directors as the served path, without an event loop.
+        The same featurizer, scheduler, runner and directors as the served path, without an event loop.
         """
-        now = time.monotonic()
-        for session, features in frames:
-            self.scheduler.submit(session.session_id, features, session.session_id, now)
-        out: dict[str, Responses] = {}
+        out = self.admit_now(frames)
         while (plan := self.scheduler.plan(self.cfg.max_batch)) is not None:
             for ticket, responses in self._process(plan):
                 assert isinstance(ticket, str)
@@ -161,16 +192,17 @@ class Engine:
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if not self.scheduler.waiting:
+            if not self.waiting:
                 if self._stopping:
                     return
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if self.cfg.max_wait_s > 0 and self.scheduler.waiting < self.cfg.max_batch and not self._stopping:
+            if self.cfg.max_wait_s > 0 and self.waiting < self.cfg.max_batch and not self._stopping:
                 await asyncio.sleep(self.cfg.max_wait_s)
             else:
                 await self._fill_batch()
+            self._resolve(self._admit())
             plan = self.scheduler.plan(self.cfg.max_batch)
             if plan is None:
                 continue
@@ -178,17 +210,21 @@ class Engine:
                 answers = await loop.run_in_executor(self._executor, self._process, plan)
             else:
                 answers = self._process(plan)
-            for ticket, responses in answers:
-                assert isinstance(ticket, asyncio.Future)
-                if not ticket.done():
-                    ticket.set_result(responses)
+            self._resolve(answers)
             if not self.use_worker:
                 await asyncio.sleep(0)  # one I/O pass between ticks: read what arrived meanwhile
+
+    @staticmethod
+    def _resolve(answers: list[tuple[object, Responses]]) -> None:
+        for ticket, responses in answers:
+            assert isinstance(ticket, asyncio.Future)
+            if not ticket.done():
+                ticket.set_result(responses)
 
     async def _fill_batch(self) -> None:
         """Read more frames into this tick while they keep coming, for at most as long as the last tick took."""
         deadline = time.monotonic() + min(self._last_tick_s, self.cfg.adaptive_wait_max_s)
-        while self.scheduler.waiting < self.cfg.max_batch and not self._stopping:
+        while self.waiting < self.cfg.max_batch and not self._stopping:
             before = self.submitted
             left = deadline - time.monotonic()
             if left <= 0:
@@ -216,8 +252,14 @@ class Engine:
                 log.error("model step failed on tick %d (%d rows): %s", plan.tick, plan.batch, failure)
                 if isinstance(exc, torch.cuda.OutOfMemoryError):
                     torch.cuda.empty_cache()
-        for entry in plan.entries:
-            answers.append((entry.ticket, self._answer(entry, plan, result, failure)))
+        # Directors of sessions that left while the step ran are gone: those frames get no answer.
+        live = [(e, d) for e in plan.entries if (d := self.directors.get(e.session_id)) is not None]
+        directions: list[Direction | None] = [None] * len(live)
+        if result is not None:
+            directions = list(direct([d for _, d in live], [e for e, _ in live], plan, result))
+        for (entry, director), direction in zip(live, directions, strict=True):
+            answers.append((entry.ticket, self._answer(entry, director, direction, result, failure)))
+        answers.extend((e.ticket, []) for e in plan.entries if e.session_id not in self.directors)
         self.ticks += 1
         self._last_tick_s = time.monotonic() - t0
         stats = TickStats(
@@ -227,15 +269,18 @@ class Engine:
             cb(stats)
         return answers
 
-    def _answer(self, entry: PlanEntry, plan: StepPlan, result: StepResult | None, failure: str) -> Responses:
-        director = self.directors.get(entry.session_id)
+    def _answer(
+        self,
+        entry: PlanEntry,
+        director: Director,
+        direction: Direction | None,
+        result: StepResult | None,
+        failure: str,
+    ) -> Responses:
         f = entry.features
-        if director is None:  # left while the step ran
-            return []
         g = pb.Guidance(sequence=f.sequence, model_version=self.model_version, policy=director.policy_name)
         extra: Responses = []
-        rows = slice(entry.row, entry.row + len(f.player_ids))
-        if result is None:
+        if result is None or direction is None:
             values = director.defaults
             director.values = values.copy()
             g.fallback = True
@@ -244,10 +289,8 @@ class Engine:
             )
             extra.append(pb.SessionResponse(error=err.to_proto()))
         else:
-            obs = observation(f, result.p_fail[rows], result.p_quit[rows], plan.levels[entry.row])
-            values = director.knob_values(obs)
-            p_now = result.p_fail[rows, -1]
-            g.npc_hints.extend(director.npc_hints(f, result.npc_tactic_p[rows], p_now))
+            values = direction.values
+            g.npc_hints.extend(direction.hints)
             if director.session.has(pb.CAPABILITY_INSIGHT):
                 for i, pid in enumerate(f.player_ids):
                     r = entry.row + i
@@ -261,7 +304,7 @@ class Engine:
                     )
                     for name, weight in result.explanations.get(r, []):
                         ins.explanations.add(signal=name, weight=weight)
-        for name, value in zip(director.names, values, strict=True):
-            g.knobs.add(name=name, value=float(value))
+        for name, value in zip(director.names, values.tolist(), strict=True):
+            g.knobs.add(name=name, value=value)
         g.processing_us = min(int((time.monotonic() - entry.received_at) * 1e6), 2**32 - 1)
         return [pb.SessionResponse(guidance=g), *extra]

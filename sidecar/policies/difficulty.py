@@ -140,17 +140,40 @@ class PredictivePolicy(DifficultyPolicy):
         self.quit_weight = _param(params, "quit_weight", 3.0)
         self.smoothing_s = _param(params, "smoothing_s", 2.0)
         self.level = _param(params, "start", default_level)
+        lo, hi = self.band
+        # (band low, band high, band middle, quit weight) as predictive_best takes them.
+        self.coefficients = (lo, hi, 0.5 * (lo + hi), self.quit_weight)
 
     def target(self, obs: Observation) -> float:
-        lo, hi = self.band
         if len(obs.p_fail) == 1:  # one player: skip the (slow, small-array) mean
-            fail, quit_ = obs.p_fail[0, :-1], obs.p_quit[0, :-1]  # [K-1]
+            fail, quit_ = obs.p_fail[:1, :-1], obs.p_quit[:1, :-1]  # [1, K-1]
         else:
-            fail, quit_ = obs.p_fail[:, :-1].mean(axis=0), obs.p_quit[:, :-1].mean(axis=0)
-        gap = np.maximum(lo - fail, 0.0) + np.maximum(fail - hi, 0.0)
-        # Inside the band, prefer its middle (a weak tie-break that never outweighs leaving the band).
-        cost = gap + 0.1 * np.abs(fail - 0.5 * (lo + hi)) + self.quit_weight * quit_
-        best = float(obs.levels[:-1][int(np.argmin(cost))])
-        a = 1.0 if self.smoothing_s <= 0 else min(obs.dt / self.smoothing_s, 1.0)
+            fail, quit_ = obs.p_fail[:, :-1].mean(axis=0, keepdims=True), obs.p_quit[:, :-1].mean(axis=0, keepdims=True)
+        coef = np.array(self.coefficients, np.float32)[:, None, None]  # [4, 1, 1]
+        best = predictive_best(fail, quit_, obs.levels[None, :-1], *coef)
+        return self.approach(float(best[0]), obs.dt)
+
+    def approach(self, best: float, dt: float) -> float:
+        """Move toward the best level, smoothly."""
+        a = 1.0 if self.smoothing_s <= 0 else min(dt / self.smoothing_s, 1.0)
         self.level += a * (best - self.level)
         return self.level
+
+
+def predictive_best(
+    fail: np.ndarray,
+    quit_: np.ndarray,
+    levels: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    mid: np.ndarray,
+    quit_weight: np.ndarray,
+) -> np.ndarray:
+    """Each session's best candidate level. fail, quit_, levels: [S, K]; the coefficients: [S, 1] float32.
+
+    Cost of a level = distance of p_fail from the band + a tie-break toward its middle (weak: it never
+    outweighs leaving the band) + quit_weight * p_quit. Returns [S].
+    """
+    gap = np.maximum(low - fail, 0.0) + np.maximum(fail - high, 0.0)
+    cost = gap + 0.1 * np.abs(fail - mid) + quit_weight * quit_
+    return levels[np.arange(len(levels)), np.argmin(cost, axis=1)]

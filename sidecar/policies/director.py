@@ -71,15 +71,19 @@ class Director:
         self.last_time: float | None = None
 
     def knob_values(self, obs: Observation) -> np.ndarray:
-        target = self.policy.target(obs)
+        return self.guard(self.policy.target(obs), obs.game_time)
+
+    def guard(self, target: float, game_time: float) -> np.ndarray:
+        """The knob values for a target difficulty, within every knob's range and rate."""
         wanted = self.session.knobs.to_values(min(max(target, 0.0), 1.0))
-        dt = 0.0 if self.last_time is None else max(obs.game_time - self.last_time, 0.0)
-        self.last_time = obs.game_time
-        step = np.where(self.rate > 0, self.rate * dt, np.inf)
-        self.values = np.clip(np.clip(wanted, self.values - step, self.values + step), self.lo, self.hi).astype(
-            np.float32
-        )
+        self.values = guard(wanted, self.values, self.rate, self.elapsed(game_time), self.lo, self.hi)
         return self.values
+
+    def elapsed(self, game_time: float) -> float:
+        """Game seconds since the last knob values (0 the first time)."""
+        dt = 0.0 if self.last_time is None else max(game_time - self.last_time, 0.0)
+        self.last_time = game_time
+        return dt
 
     def npc_hints(self, features: FrameFeatures, tactic_p: np.ndarray, p_fail_now: np.ndarray) -> list[pb.NpcHint]:
         """tactic_p: [P, N, A] per player's nearby NPCs; p_fail_now: [P] at the current level.
@@ -93,32 +97,56 @@ class Director:
         if not present.any():
             return []
         lo, hi = self.band
-        p = tactic_p[:, :, self.allowed]  # [P, N, A'], the game's tactics only
-        if len(features.player_ids) == 1:  # the common case: one branch, no per-player select
-            pf0 = float(p_fail_now[0])
-            ks = p.argmax(axis=-1) if pf0 < lo else p.argmin(axis=-1) if pf0 > hi else _median_index(p)
-        else:
-            pf = np.asarray(p_fail_now, np.float64)[:, None]  # [P, 1]
-            ks = np.where(pf < lo, p.argmax(axis=-1), np.where(pf > hi, p.argmin(axis=-1), _median_index(p)))
+        pf = np.asarray(p_fail_now, np.float64)
+        ks = choose_tactics(tactic_p[:, :, self.allowed], pf, lo, hi)  # the game's tactics only
         rows, slots = np.nonzero(present)  # player-major: the first player to see an NPC comes first
-        aggression = np.clip(0.5 + 2.0 * (0.5 * (lo + hi) - np.asarray(p_fail_now, np.float64)), 0.0, 1.0).tolist()
-        pids = features.player_ids
-        hints: list[pb.NpcHint] = []
-        seen: set[int] = set()  # an NPC near several players (or sent twice) is hinted once
-        for r, npc_id, tactic in zip(
+        return hint_messages(
             rows.tolist(),
             features.npc_ids[rows, slots].tolist(),
             self.allowed_enums[ks[rows, slots]].tolist(),
-            strict=True,
-        ):
-            if npc_id not in seen:
-                seen.add(npc_id)
-                hints.append(
-                    pb.NpcHint(
-                        npc_id=npc_id, tactic=cast(Any, tactic), target_player_id=pids[r], aggression=aggression[r]
-                    )
+            features.player_ids,
+            aggression(pf, lo, hi).tolist(),
+        )
+
+
+def guard(
+    wanted: np.ndarray, prev: np.ndarray, rate: np.ndarray, dt: float | np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
+    """Knob values toward `wanted`, at most rate * dt from `prev` (no limit where rate is 0), in [lo, hi]."""
+    step = np.where(rate > 0, rate * dt, np.inf)
+    return np.clip(np.clip(wanted, prev - step, prev + step), lo, hi).astype(np.float32)
+
+
+def choose_tactics(p: np.ndarray, p_fail_now: np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) -> np.ndarray:
+    """p: [P, N, A] chance each NPC lands damage under each tactic; p_fail_now, lo, hi: [P] (or scalars).
+
+    Below the band the most effective tactic, above it the least, inside it the median. Returns [P, N].
+    """
+    pf = p_fail_now[:, None]
+    lo_, hi_ = np.asarray(lo)[..., None], np.asarray(hi)[..., None]
+    return np.where(pf < lo_, p.argmax(axis=-1), np.where(pf > hi_, p.argmin(axis=-1), _median_index(p)))
+
+
+def aggression(p_fail_now: np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) -> np.ndarray:
+    """How hard NPCs should press, per player: 0.5 at the band's middle, more when the player is safe."""
+    return np.clip(0.5 + 2.0 * (0.5 * (lo + hi) - p_fail_now), 0.0, 1.0)
+
+
+def hint_messages(
+    rows: list[int], npc_ids: list[int], tactics: list[int], player_ids: list[str], aggression: list[float]
+) -> list[pb.NpcHint]:
+    """One hint per NPC, for the first player (row) that sees it; rows index player_ids and aggression."""
+    hints: list[pb.NpcHint] = []
+    seen: set[int] = set()  # an NPC near several players (or sent twice) is hinted once
+    for r, npc_id, tactic in zip(rows, npc_ids, tactics, strict=True):
+        if npc_id not in seen:
+            seen.add(npc_id)
+            hints.append(
+                pb.NpcHint(
+                    npc_id=npc_id, tactic=cast(Any, tactic), target_player_id=player_ids[r], aggression=aggression[r]
                 )
-        return hints
+            )
+    return hints
 
 
 def _median_index(p: np.ndarray) -> np.ndarray:

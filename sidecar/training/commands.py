@@ -13,12 +13,14 @@ from tqdm import tqdm
 
 from sidecar.orphans import die_with_parent
 
+_FILES_PER_JOB = 16  # recordings featurized side by side (featurize_many) in one job
 
-def _build_one(args: tuple[str, float, float, float]) -> list[Any]:
-    from sidecar.training.dataset import Horizons, session_examples
 
-    path, fail_s, quit_s, npc_s = args
-    return session_examples(path, Horizons(fail_s, quit_s, npc_s))
+def _build_some(args: tuple[list[str], float, float, float]) -> tuple[int, list[Any]]:
+    from sidecar.training.dataset import Horizons, examples_of
+
+    paths, fail_s, quit_s, npc_s = args
+    return len(paths), examples_of(paths, Horizons(fail_s, quit_s, npc_s))
 
 
 def cmd_dataset(a: argparse.Namespace) -> int:
@@ -45,13 +47,18 @@ def cmd_dataset(a: argparse.Namespace) -> int:
     if not files:
         print(f"metabrain dataset build: no .mbrec recordings in {' '.join(a.recordings)}", file=sys.stderr)
         return 2
-    jobs = [(f, a.fail_horizon, a.quit_horizon, 5.0) for f in files]
+    jobs = [
+        (files[i : i + _FILES_PER_JOB], a.fail_horizon, a.quit_horizon, 5.0)
+        for i in range(0, len(files), _FILES_PER_JOB)
+    ]
     sessions = []
-    with mp.get_context("spawn").Pool(a.workers, initializer=die_with_parent) as pool:
-        for result in tqdm(
-            pool.imap(_build_one, jobs, chunksize=8), total=len(jobs), desc="featurizing recordings", unit="file"
-        ):
+    with (
+        mp.get_context("spawn").Pool(a.workers, initializer=die_with_parent) as pool,
+        tqdm(total=len(files), desc="featurizing recordings", unit="file") as bar,
+    ):
+        for n, result in pool.imap(_build_some, jobs):
             sessions.extend(result)
+            bar.update(n)
     frames = save_examples(a.out, sessions)
     print(f"wrote {len(sessions)} player sequences, {frames} frames, to {a.out}")
     return 0

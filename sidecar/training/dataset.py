@@ -1,6 +1,6 @@
 """Recordings -> training examples, with the sidecar's own featurizer.
 
-Each recorded session is replayed through `featurize` exactly as the sidecar would see it, giving one
+Each recorded session is replayed through the featurizer exactly as the sidecar would see it, giving one
 sequence per player. Labels come from the future of the session:
 
   fail         a DEATH of the player within fail_horizon_s after the frame
@@ -19,13 +19,24 @@ Splits are by session, never by frame, from a seeded hash of the file name.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sidecar.features import MAX_MODEL_NPCS, NPC_COLUMNS, NPC_STATES, KnobNormalizer, P, extract, featurize
+from sidecar.features import (
+    MAX_MODEL_NPCS,
+    NPC_COLUMNS,
+    NPC_STATES,
+    FrameFeatures,
+    FrameInput,
+    KnobNormalizer,
+    P,
+    PlayerTrack,
+    extract,
+    featurize_many,
+)
 from sidecar.recording import read_recording
 from sidecar.schema import pb
 
@@ -86,44 +97,76 @@ def _count_between(times: np.ndarray, events: np.ndarray, before: float, after: 
     )
 
 
-def session_examples(path: str | Path, horizons: Horizons) -> list[SessionExamples]:
+@dataclass
+class _Recorded:
+    """One recording, read: its frames ready to featurize and the events its labels come from."""
+
+    path: str
+    inputs: list[FrameInput]
+    deaths: dict[str, list[float]]
+    kills: dict[str, int]
+    hits: dict[str, list[tuple[float, int]]]
+    quit_time: float | None
+
+
+def _read(path: str | Path) -> _Recorded:
     rec = read_recording(path)
-    hello: pb.Hello | None = None
     knobs: KnobNormalizer | None = None
-    tracks: dict = {}
+    tracks: dict[str, PlayerTrack] = {}
     prev: float | None = None
     start: float | None = None
-    rows: dict[str, list] = {}
-    deaths: dict[str, list[float]] = {}
-    kills: dict[str, int] = {}
-    hits: dict[str, list[tuple[float, int]]] = {}
-    quit_time: float | None = None
+    out = _Recorded(str(path), [], {}, {}, {}, None)
     for _, req in rec.requests():
         kind = req.WhichOneof("kind")
         if kind == "hello":
-            hello = req.hello
-            knobs = KnobNormalizer.from_specs(list(hello.knobs))
+            knobs = KnobNormalizer.from_specs(list(req.hello.knobs))
             continue
         if kind != "frame" or knobs is None:
             continue
         frame = req.frame
-        raw = extract(frame, knobs.names)
         if start is None:
             start = frame.game_time
-        f = featurize(raw, frame.sequence, frame.game_time, tracks, knobs, prev, start)
+        raw = extract(frame, knobs.names)
+        out.inputs.append(FrameInput(raw, frame.sequence, frame.game_time, prev, start, tracks, knobs))
         prev = frame.game_time
         for e in frame.events:
             pid = e.player_id
             if e.type == pb.EVENT_TYPE_DEATH:
-                deaths.setdefault(pid, []).append(e.game_time)
+                out.deaths.setdefault(pid, []).append(e.game_time)
             elif e.type == pb.EVENT_TYPE_KILL:
-                kills[pid] = kills.get(pid, 0) + 1
+                out.kills[pid] = out.kills.get(pid, 0) + 1
             elif e.type == pb.EVENT_TYPE_DAMAGE_TAKEN:
-                hits.setdefault(pid, []).append((e.game_time, e.npc_id))
+                out.hits.setdefault(pid, []).append((e.game_time, e.npc_id))
             elif e.type == pb.EVENT_TYPE_QUIT:
-                quit_time = e.game_time
+                out.quit_time = e.game_time
+    return out
+
+
+def session_examples(path: str | Path, horizons: Horizons) -> list[SessionExamples]:
+    return examples_of([path], horizons)
+
+
+def examples_of(paths: Sequence[str | Path], horizons: Horizons) -> list[SessionExamples]:
+    """Examples of several recordings, featurized side by side: frame r of every recording in one
+    featurize_many call, as the sidecar featurizes a tick (a session's frames stay in order)."""
+    recs = [_read(p) for p in paths]
+    features: list[list[FrameFeatures]] = [[] for _ in recs]
+    for r in range(max((len(x.inputs) for x in recs), default=0)):
+        live = [i for i, x in enumerate(recs) if r < len(x.inputs)]
+        for i, f in zip(live, featurize_many([recs[i].inputs[r] for i in live]), strict=True):
+            features[i].append(f)
+    out = []
+    for rec, feats in zip(recs, features, strict=True):
+        out.extend(_examples(rec, feats, horizons))
+    return out
+
+
+def _examples(rec: _Recorded, feats: list[FrameFeatures], horizons: Horizons) -> list[SessionExamples]:
+    path, deaths, kills, hits, quit_time = rec.path, rec.deaths, rec.kills, rec.hits, rec.quit_time
+    rows: dict[str, list] = {}
+    for f in feats:
         for i, pid in enumerate(f.player_ids):
-            rows.setdefault(pid, []).append((frame.game_time, f.players[i], f.npcs[i], f.npc_mask[i], f.npc_ids[i]))
+            rows.setdefault(pid, []).append((f.game_time, f.players[i], f.npcs[i], f.npc_mask[i], f.npc_ids[i]))
     out = []
     for pid, seq in rows.items():
         times = np.array([r[0] for r in seq], np.float64)

@@ -1,0 +1,157 @@
+"""The directors of a whole tick at once.
+
+Per session, a director's work is a dozen numpy calls on arrays of a few elements, where the call
+costs more than the arithmetic. Here each step is one call over every session of the tick: the
+predictive policy's level choice, the knobs' range and rate guard, the NPC tactic choice. The
+decisions are the ones Director.knob_values and Director.npc_hints make session by session (the same
+functions do the arithmetic; tests/test_policies.py checks the two paths agree); policies without a
+batched form run per session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sidecar.engine.plan import PlanEntry, StepPlan, StepResult
+from sidecar.features import P, knob_values_at
+from sidecar.model.player_model import TACTICS
+from sidecar.policies.difficulty import PredictivePolicy, predictive_best
+from sidecar.policies.director import (
+    TACTIC_ENUMS,
+    Director,
+    aggression,
+    choose_tactics,
+    guard,
+    hint_messages,
+    observation,
+)
+from sidecar.schema import pb
+
+
+@dataclass
+class Direction:
+    """What one session is told this tick."""
+
+    values: np.ndarray  # [K] knob values, in the session's knob order
+    hints: list[pb.NpcHint]
+
+
+def direct(directors: list[Director], entries: list[PlanEntry], plan: StepPlan, result: StepResult) -> list[Direction]:
+    """Knob values and NPC hints for every entry of a stepped plan (directors[i] directs entries[i])."""
+    if not entries:
+        return []
+    targets = _targets(directors, entries, plan, result)
+    values = _guard(directors, entries, targets)
+    hints = _hints(directors, entries, plan, result)
+    return [Direction(v, h) for v, h in zip(values, hints, strict=True)]
+
+
+def _rows(entries: list[PlanEntry], which: list[int]) -> tuple[np.ndarray, list[int]]:
+    """The batch rows of the chosen entries, concatenated, and each one's player count."""
+    counts = [len(entries[i].features.player_ids) for i in which]
+    if all(n == 1 for n in counts):
+        return np.array([entries[i].row for i in which], np.int64), counts
+    return np.concatenate(
+        [np.arange(entries[i].row, entries[i].row + n) for i, n in zip(which, counts, strict=True)]
+    ), counts
+
+
+def _targets(directors: list[Director], entries: list[PlanEntry], plan: StepPlan, result: StepResult) -> list[float]:
+    out = [0.0] * len(entries)
+    batched: list[int] = []
+    policies: list[PredictivePolicy] = []
+    for i, (d, e) in enumerate(zip(directors, entries, strict=True)):
+        if type(d.policy) is PredictivePolicy:
+            batched.append(i)
+            policies.append(d.policy)
+        else:
+            own = slice(e.row, e.row + len(e.features.player_ids))
+            obs = observation(e.features, result.p_fail[own], result.p_quit[own], plan.levels[e.row])
+            out[i] = d.policy.target(obs)
+    if not batched:
+        return out
+    rows, counts = _rows(entries, batched)
+    fail, quit_ = result.p_fail[rows, :-1], result.p_quit[rows, :-1]  # [R, K-1]
+    if len(rows) > len(batched):  # sessions of several players: the mean over each one's players
+        starts = np.cumsum([0, *counts[:-1]])
+        n = np.array(counts, np.float32)[:, None]
+        fail = np.add.reduceat(fail, starts, axis=0) / n
+        quit_ = np.add.reduceat(quit_, starts, axis=0) / n
+    first = np.array([entries[i].row for i in batched], np.int64)
+    coef = np.array([p.coefficients for p in policies], np.float32).T[:, :, None]  # [4, S, 1]
+    best = predictive_best(fail, quit_, plan.levels[first, :-1], *coef).tolist()
+    dts = plan.players[first, P["dt"]].tolist()
+    for i, policy, b, dt in zip(batched, policies, best, dts, strict=True):
+        out[i] = policy.approach(b, dt)
+    return out
+
+
+def _guard(directors: list[Director], entries: list[PlanEntry], targets: list[float]) -> list[np.ndarray]:
+    k = [len(d.names) for d in directors]
+    cat = np.concatenate
+    knobs = [d.session.knobs for d in directors]
+    difficulty = np.repeat(np.clip(np.array(targets), 0.0, 1.0), k)
+    wanted = knob_values_at(
+        cat([n.lo for n in knobs]), cat([n.span for n in knobs]), cat([n.easier_when_higher for n in knobs]), difficulty
+    )
+    dt = np.repeat(
+        np.array([d.elapsed(e.features.game_time) for d, e in zip(directors, entries, strict=True)], np.float32), k
+    )
+    values = guard(
+        wanted,
+        cat([d.values for d in directors]),
+        cat([d.rate for d in directors]),
+        dt,
+        cat([d.lo for d in directors]),
+        cat([d.hi for d in directors]),
+    )
+    out = np.split(values, np.cumsum(k)[:-1])
+    for d, v in zip(directors, out, strict=True):
+        d.values = v
+    return out
+
+
+_ALL_TACTICS = len(TACTICS)
+
+
+def _hints(
+    directors: list[Director], entries: list[PlanEntry], plan: StepPlan, result: StepResult
+) -> list[list[pb.NpcHint]]:
+    out: list[list[pb.NpcHint]] = [[] for _ in entries]
+    batched: list[int] = []
+    for i, (d, e) in enumerate(zip(directors, entries, strict=True)):
+        if not d.hints_on or not d.allowed.size:
+            continue
+        if d.allowed.size == _ALL_TACTICS:
+            batched.append(i)
+        else:  # the game implements only some tactics: this session's own choice among them
+            own = slice(e.row, e.row + len(e.features.player_ids))
+            out[i] = d.npc_hints(e.features, result.npc_tactic_p[own], result.p_fail[own, -1])
+    if not batched:
+        return out
+    rows, counts = _rows(entries, batched)
+    ids = np.concatenate([entries[i].features.npc_ids for i in batched])  # [R, N]
+    present = plan.npc_mask[rows] & (ids >= 0)
+    pf = result.p_fail[rows, -1].astype(np.float64)  # [R]
+    band = np.repeat(np.array([directors[i].band for i in batched], np.float64), counts, axis=0)  # [R, 2]
+    ks = choose_tactics(result.npc_tactic_p[rows], pf, band[:, 0], band[:, 1])  # [R, N]
+    r, s = np.nonzero(present)  # row-major: by session, then player, then nearness
+    ids_l = ids[r, s].tolist()
+    tactics = TACTIC_ENUMS[ks[r, s]].tolist()
+    agg = aggression(pf, band[:, 0], band[:, 1]).tolist()
+    r_l = r.tolist()
+    first = np.cumsum([0, *counts]).tolist()  # each session's first row in rows
+    cut = np.searchsorted(r, first).tolist()  # each session's first hint
+    for j, i in enumerate(batched):
+        a, b, base = cut[j], cut[j + 1], first[j]
+        if a < b:
+            out[i] = hint_messages(
+                [x - base for x in r_l[a:b]],
+                ids_l[a:b],
+                tactics[a:b],
+                entries[i].features.player_ids,
+                agg[base : first[j + 1]],
+            )
+    return out
