@@ -84,17 +84,24 @@ def validate_hello(hello: pb.Hello, limits: Limits) -> None:
 def validate_frame_counts(frame: pb.Frame, limits: Limits) -> None:
     """Cheap checks that bound the work of everything after them."""
     seq = frame.sequence
-    for field, count, limit_name in (
-        ("frame.players", len(frame.players), "max_players_per_frame"),
-        ("frame.npcs", len(frame.npcs), "max_npcs_per_frame"),
-        ("frame.events", len(frame.events), "max_events_per_frame"),
-        ("frame.knobs", len(frame.knobs), "max_knobs"),
+    counts = (len(frame.players), len(frame.npcs), len(frame.events), len(frame.knobs))
+    if (
+        counts[0] > limits.max_players_per_frame
+        or counts[1] > limits.max_npcs_per_frame
+        or counts[2] > limits.max_events_per_frame
+        or counts[3] > limits.max_knobs
     ):
-        limit = getattr(limits, limit_name)
-        if count > limit:
-            raise LimitExceeded(
-                f"{field} has {count} entries; the limit is {limit_name}={limit}", field=field, sequence=seq
-            )
+        for field, count, limit_name in zip(
+            ("frame.players", "frame.npcs", "frame.events", "frame.knobs"),
+            counts,
+            ("max_players_per_frame", "max_npcs_per_frame", "max_events_per_frame", "max_knobs"),
+            strict=True,
+        ):
+            limit = getattr(limits, limit_name)
+            if count > limit:
+                raise LimitExceeded(
+                    f"{field} has {count} entries; the limit is {limit_name}={limit}", field=field, sequence=seq
+                )
     if not frame.players:
         raise InvalidArgument("frame.players must hold at least one player", field="frame.players", sequence=seq)
     if not math.isfinite(frame.game_time) or frame.game_time < 0:
@@ -179,9 +186,35 @@ def _bounds(kind: str, big: float) -> tuple[np.ndarray, np.ndarray]:
 _NPC_RANGES: dict[str, tuple[float, float] | None] = {"health": (0.0, 1.0)}
 
 
+@functools.lru_cache(maxsize=256)
+def _frame_bounds(players: int, npcs: int, events: int, big: float) -> tuple[np.ndarray, np.ndarray]:
+    """[lo, hi] of every number _numbers() lays out for a frame of this shape (cached per shape)."""
+    plo, phi = _bounds("player", big)
+    nlo, nhi = _bounds("npc", big)
+    lo = np.concatenate([np.tile(plo, players), np.tile(nlo, npcs), np.full(2 * events, -big)])
+    hi = np.concatenate([np.tile(phi, players), np.tile(nhi, npcs), np.full(2 * events, big)])
+    return lo, hi
+
+
 def validate_raw(raw: RawFrame, limits: Limits, sequence: int) -> None:
-    """Numbers: finite and within range, checked on whole arrays at once."""
+    """Numbers: finite and within range, checked as one array (one comparison for the whole frame);
+    only a frame that fails is looked at again, to name the first offending field."""
     big = limits.max_abs_coordinate
+    p, n, ev = raw.players, raw.npcs, raw.events
+    lo, hi = _frame_bounds(len(p), len(n), len(ev), big)
+    x = np.concatenate((p.ravel(), n.ravel(), ev[:, 2:4].ravel()))
+    if ((x >= lo) & (x <= hi)).all():  # NaN and +-inf fail these comparisons (the bounds are finite)
+        hp = p[:, _HEALTH_COLS].tolist()
+        if all(h <= mh * 1.0001 + 1e-6 for h, mh in hp):
+            return
+    _name_the_error(raw, big, sequence)
+
+
+_HEALTH_COLS = [RP["health"], RP["max_health"]]
+
+
+def _name_the_error(raw: RawFrame, big: float, sequence: int) -> None:
+    """The frame failed validate_raw's check: raise for its first offending number, named."""
     plo, phi = _bounds("player", big)
     nlo, nhi = _bounds("npc", big)
     for arr, lo, hi, names, prefix in (
@@ -221,3 +254,4 @@ def validate_raw(raw: RawFrame, limits: Limits, sequence: int) -> None:
                 field=field,
                 sequence=sequence,
             )
+    raise InvalidArgument("frame holds a number out of range", field="frame", sequence=sequence)  # not reached
