@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +24,13 @@ class ServerProcess:
         self.log_path = workdir / f"{name}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop())
         usable = set(cores) & os.sched_getaffinity(0)
+        if cores and not usable:
+            # Pinning silently skipped would put the server on the load generator's core.
+            print(
+                f"{name}: cannot pin to cores {sorted(cores)}: this process may run only on "
+                f"{sorted(os.sched_getaffinity(0))}; the server runs unpinned",
+                file=sys.stderr,
+            )
         self.proc = subprocess.Popen(
             [*cmd, "--ports-file", str(ports_file)],
             stdout=self._log,
