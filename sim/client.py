@@ -8,6 +8,7 @@ dropped), and the game applies whatever guidance has arrived when it next ticks.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -119,10 +120,13 @@ async def play_session(
             game.apply_knobs({k.name: k.value for k in g.knobs})
             for hint in g.npc_hints:
                 game.apply_hint(hint.npc_id, hint.tactic, hint.aggression)
-            if game.t - last_curve >= 1.0:
-                last_curve = game.t
-                d = knobs.to_difficulty(np.array([game.knobs[n] for n in knobs.names], np.float32))
-                summary.curve.append((game.t, d, g.insights[0].p_fail if g.insights else 0.0))
+        if game.t - last_curve >= 1.0:
+            # Every game second, whether or not guidance came (a client that outruns the sidecar plays
+            # at the designer's defaults meanwhile): the difficulty played and the latest p_fail.
+            last_curve = game.t
+            d = knobs.to_difficulty(np.array([game.knobs[n] for n in knobs.names], np.float32))
+            latest = box.latest
+            summary.curve.append((game.t, d, latest.insights[0].p_fail if latest and latest.insights else math.nan))
         for _ in range(cfg.frame_every):
             game.step(player.act(game))
             if game.over:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,13 +17,14 @@ def session_table(rows: Sequence[LiveSummary]) -> str:
         f"{'difficulty mean [min-max]':>26} {'in band':>7} {'quit':>4} {'guidance':>8} {'p99 ms':>6}"
     ]
     for r in rows:
-        diffs = [d for _, d, _ in r.curve] or [0.0]
-        in_band = sum(lo <= p <= hi for _, _, p in r.curve) / max(len(r.curve), 1)
+        diffs = [d for _, d, _ in r.curve] or [math.nan]
+        known = [p for _, _, p in r.curve if not math.isnan(p)]  # seconds with a prediction yet
+        in_band = f"{sum(lo <= p <= hi for p in known) / len(known):.0%}" if known else "-"
         lat = sorted(r.latencies_ms)
         p99 = lat[int(0.99 * (len(lat) - 1))] if lat else float("nan")
         out.append(
             f"{r.index:>6} {r.archetype:>7} {r.skill:>5.2f} {r.seconds:>7.1f} {r.deaths:>6} {r.kills:>5} "
-            f"{sum(diffs) / len(diffs):>10.2f} [{min(diffs):.2f}-{max(diffs):.2f}]{'':>7} {in_band:>7.0%} "
+            f"{sum(diffs) / len(diffs):>10.2f} [{min(diffs):.2f}-{max(diffs):.2f}]{'':>7} {in_band:>7} "
             f"{'yes' if r.quit else 'no':>4} {r.guidance:>4}/{r.frames_sent:<4}{p99:>6.1f}"
         )
     return "\n".join(out)

@@ -139,3 +139,18 @@ def test_population_specs_and_factories(tmp_path: object) -> None:
         assert "wizard" in str(e)
     else:
         raise AssertionError("unknown archetype accepted")
+
+
+def test_session_table_shows_the_difficulty_played_before_any_prediction() -> None:
+    import math
+
+    from sim.client import LiveSummary
+    from sim.report import session_table
+
+    r = LiveSummary(0, "core", 0.5, 10.0, False, 0, 0)
+    r.curve = [(0.0, 0.5, math.nan), (1.0, 0.5, math.nan)]  # no guidance had come yet
+    row = session_table([r]).splitlines()[1]
+    assert "0.50 [0.50-0.50]" in row and " - " in row
+    r.curve.append((2.0, 0.4, 0.1))
+    row = session_table([r]).splitlines()[1]
+    assert "0.47 [0.40-0.50]" in row and "100%" in row
