@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 import yaml
 
 from sidecar.cli import build_parser
+from sidecar.front_ends import free_port
 from sidecar.inprocess import RunningSidecar
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +101,5 @@ def test_health_command_reports_serving_and_down(sidecar: RunningSidecar, capsys
 
     assert health("--target", sidecar.grpc_address) == 0
     assert "SERVING" in capsys.readouterr().out
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port("127.0.0.1")
     assert health("--target", f"127.0.0.1:{closed}", "--timeout", "0.5") == 1

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -17,17 +16,12 @@ from typing import Any
 
 import pytest
 
+from sidecar.front_ends import free_port
 from sim.loadgen import LoadSpec, run_load
 from tests.conftest import IN_CI
 from tests.processes import SidecarProcess, wait_for
 
 PROMETHEUS = shutil.which("prometheus")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _query(port: int, expr: str) -> list[dict[str, Any]]:
@@ -56,7 +50,7 @@ def test_prometheus_scrapes_the_sidecar_under_load(tmp_path: Path) -> None:
             "scrape_configs:\n  - job_name: metabrain\n    static_configs:\n"
             f"      - targets: ['127.0.0.1:{sc.ports['metrics']}']\n"
         )
-        port = _free_port()
+        port = free_port("127.0.0.1")
         prom = subprocess.Popen(
             [
                 PROMETHEUS,

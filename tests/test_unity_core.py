@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from sidecar.front_ends import free_port
 from tests.conftest import IN_CI
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,9 +61,7 @@ def test_core_against_real_sidecar(tmp_path: Path) -> None:
         text=True,
     )
     assert build.returncode == 0, build.stdout + build.stderr
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port("127.0.0.1")
     run = subprocess.run(
         ["mono", "--debug", str(exe), sys.executable, str(ROOT), str(port), str(tmp_path / "state")],
         capture_output=True,
