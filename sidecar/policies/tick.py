@@ -21,13 +21,13 @@ from sidecar.policies.difficulty import PredictivePolicy, predictive_best
 from sidecar.policies.director import (
     TACTIC_ENUMS,
     Director,
+    Hint,
     aggression,
+    choose_hints,
     choose_tactics,
     guard,
-    hint_messages,
     observation,
 )
-from sidecar.schema import pb
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Direction:
     """What one session is told this tick."""
 
     values: np.ndarray  # [K] knob values, in the session's knob order
-    hints: list[pb.NpcHint]
+    hints: list[Hint]
 
 
 def direct(directors: list[Director], entries: list[PlanEntry], plan: StepPlan, result: StepResult) -> list[Direction]:
@@ -116,10 +116,8 @@ def _guard(directors: list[Director], entries: list[PlanEntry], targets: list[fl
 _ALL_TACTICS = len(TACTICS)
 
 
-def _hints(
-    directors: list[Director], entries: list[PlanEntry], plan: StepPlan, result: StepResult
-) -> list[list[pb.NpcHint]]:
-    out: list[list[pb.NpcHint]] = [[] for _ in entries]
+def _hints(directors: list[Director], entries: list[PlanEntry], plan: StepPlan, result: StepResult) -> list[list[Hint]]:
+    out: list[list[Hint]] = [[] for _ in entries]
     batched: list[int] = []
     for i, (d, e) in enumerate(zip(directors, entries, strict=True)):
         if not d.hints_on or not d.allowed.size:
@@ -147,7 +145,7 @@ def _hints(
     for j, i in enumerate(batched):
         a, b, base = cut[j], cut[j + 1], first[j]
         if a < b:
-            out[i] = hint_messages(
+            out[i] = choose_hints(
                 [x - base for x in r_l[a:b]],
                 ids_l[a:b],
                 tactics[a:b],
