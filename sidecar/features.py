@@ -11,7 +11,9 @@ the model ran still count, and they are the signals explanations name.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -105,6 +107,10 @@ class PlayerTrack:
     recent_activity: float = 0.0
     last_death_time: float = -1.0
     alive_since: float = 0.0
+
+
+_TRACK_FIELDS = tuple(f.name for f in dataclasses.fields(PlayerTrack))
+_track_values = operator.attrgetter(*_TRACK_FIELDS)  # PlayerTrack -> tuple of its fields, in that order
 
 
 @dataclass
@@ -429,21 +435,7 @@ def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
             if tr is None:
                 tr = tracks[pid] = PlayerTrack(alive_since=f.game_time)
             track_objs.append(tr)
-    tr_arr = np.array(
-        [
-            (
-                t.recent_deaths,
-                t.recent_kills,
-                t.recent_damage,
-                t.recent_shots,
-                t.recent_hits,
-                t.recent_activity,
-                t.last_death_time,
-                t.alive_since,
-            )
-            for t in track_objs
-        ]
-    ).reshape(n_rows, 8)
+    tr_arr = np.array([_track_values(t) for t in track_objs]).reshape(n_rows, len(_TRACK_FIELDS))
     deaths_prev, kills_prev, damage_prev, shots_prev, hits_prev, act_prev, last_death, alive_since = tr_arr.T
     a_recent = np.exp(-dt_r / _TAU_RECENT)
     a_damage = np.exp(-dt_r / _TAU_DAMAGE)
@@ -466,7 +458,7 @@ def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
     died = e[:, 3] > 0
     last_death = np.where(died, gt_r, last_death)
     alive_since = np.where(died, gt_r, alive_since)
-    updated = np.stack(
+    updated = np.stack(  # in PlayerTrack's field order (_TRACK_FIELDS)
         [
             recent_deaths,
             recent_kills,
@@ -480,16 +472,8 @@ def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
         axis=1,
     ).tolist()
     for t, values in zip(track_objs, updated, strict=True):
-        (
-            t.recent_deaths,
-            t.recent_kills,
-            t.recent_damage,
-            t.recent_shots,
-            t.recent_hits,
-            t.recent_activity,
-            t.last_death_time,
-            t.alive_since,
-        ) = values
+        for name, value in zip(_TRACK_FIELDS, values, strict=True):
+            setattr(t, name, value)
     since = np.where(last_death < 0, 60.0, gt_r - last_death)
     per_frame = np.array([difficulties, minutes, n_alive, attacking], np.float64)[:, fi]  # [4, R]
 
