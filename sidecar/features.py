@@ -11,9 +11,7 @@ the model ran still count, and they are the signals explanations name.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -97,20 +95,28 @@ _TAU_DAMAGE = 20.0
 
 @dataclass
 class PlayerTrack:
-    """Running aggregates for one player, updated frame by frame."""
+    """Running aggregates for one player, updated frame by frame: `values` in TRACK_FIELDS order.
 
-    recent_deaths: float = 0.0
-    recent_kills: float = 0.0
-    recent_damage: float = 0.0
-    recent_shots: float = 0.0
-    recent_hits: float = 0.0
-    recent_activity: float = 0.0
-    last_death_time: float = -1.0
-    alive_since: float = 0.0
+    One list rather than eight attributes: a tick gathers every player's list into one array and
+    writes each row back with one assignment."""
+
+    values: list[float]
+
+    @classmethod
+    def new(cls, now: float) -> PlayerTrack:
+        return cls([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, now])
 
 
-_TRACK_FIELDS = tuple(f.name for f in dataclasses.fields(PlayerTrack))
-_track_values = operator.attrgetter(*_TRACK_FIELDS)  # PlayerTrack -> tuple of its fields, in that order
+TRACK_FIELDS = (
+    "recent_deaths",
+    "recent_kills",
+    "recent_damage",
+    "recent_shots",
+    "recent_hits",
+    "recent_activity",
+    "last_death_time",  # -1 before the first death
+    "alive_since",
+)
 
 
 @dataclass
@@ -433,9 +439,9 @@ def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
         for pid in f.raw.player_ids:
             tr = tracks.get(pid)
             if tr is None:
-                tr = tracks[pid] = PlayerTrack(alive_since=f.game_time)
+                tr = tracks[pid] = PlayerTrack.new(f.game_time)
             track_objs.append(tr)
-    tr_arr = np.array([_track_values(t) for t in track_objs]).reshape(n_rows, len(_TRACK_FIELDS))
+    tr_arr = np.array([t.values for t in track_objs]).reshape(n_rows, len(TRACK_FIELDS))
     deaths_prev, kills_prev, damage_prev, shots_prev, hits_prev, act_prev, last_death, alive_since = tr_arr.T
     a_recent = np.exp(-dt_r / _TAU_RECENT)
     a_damage = np.exp(-dt_r / _TAU_DAMAGE)
@@ -458,7 +464,7 @@ def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
     died = e[:, 3] > 0
     last_death = np.where(died, gt_r, last_death)
     alive_since = np.where(died, gt_r, alive_since)
-    updated = np.stack(  # in PlayerTrack's field order (_TRACK_FIELDS)
+    updated = np.stack(  # in TRACK_FIELDS order
         [
             recent_deaths,
             recent_kills,
@@ -472,8 +478,7 @@ def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
         axis=1,
     ).tolist()
     for t, values in zip(track_objs, updated, strict=True):
-        for name, value in zip(_TRACK_FIELDS, values, strict=True):
-            setattr(t, name, value)
+        t.values = values
     since = np.where(last_death < 0, 60.0, gt_r - last_death)
     per_frame = np.array([difficulties, minutes, n_alive, attacking], np.float64)[:, fi]  # [4, R]
 

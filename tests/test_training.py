@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sidecar.model.checkpoint import CheckpointError, load_checkpoint
-from sidecar.training.dataset import Horizons, load_examples, save_examples, session_examples, split_of
+from sidecar.training.dataset import Horizons, examples_of, load_examples, save_examples, split_of
 from sidecar.training.evaluate import auc, calibration
 from sim.offline import OfflineConfig, run_offline
 from sim.players import load_population
@@ -31,7 +31,7 @@ def small_data(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: object
         npc_hints=False,
     )
     run_offline(load_population("novice=1,expert=1", 5), cfg, tiny_checkpoint)  # type: ignore[arg-type]
-    sessions = [s for f in sorted((root / "recs").glob("*.mbrec")) for s in session_examples(f, Horizons())]
+    sessions = examples_of(sorted((root / "recs").glob("*.mbrec")), Horizons())
     save_examples(root / "data.npz", sessions)
     return root / "data.npz"
 

@@ -142,10 +142,6 @@ def _read(path: str | Path) -> _Recorded:
     return out
 
 
-def session_examples(path: str | Path, horizons: Horizons) -> list[SessionExamples]:
-    return examples_of([path], horizons)
-
-
 def examples_of(paths: Sequence[str | Path], horizons: Horizons) -> list[SessionExamples]:
     """Examples of several recordings, featurized side by side: frame r of every recording in one
     featurize_many call, as the sidecar featurizes a tick (a session's frames stay in order)."""
