@@ -12,7 +12,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv |
 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_engine.py 2>&1 | tail -5 | tee "$OUT/gpu_tests.txt"
 python3 -m sidecar.cli bench-model --device cuda --batches 1,64,1024,8192 --repeats 100 --json "$OUT/bench_default.json" 2>/dev/null | tee "$OUT/bench_default.txt"
 python3 -m sidecar.cli bench-model --device cuda --config large --bf16 --batches 1,1024,5000,8192 --repeats 30 --json "$OUT/bench_large_bf16.json" 2>/dev/null | tee "$OUT/bench_large.txt"
-# The engine's whole tick (plan, model, directors, guidance) for 1k/5k/8k sessions, both models.
+# The engine's whole tick (featurize, plan, model, directors, guidance) for 1k/5k/8k sessions, both models.
 python3 -m sidecar.cli bench-model --device cuda --whole-tick --batches 1000,5000,8192 --repeats 20 --json "$OUT/whole_tick_default.json" 2>/dev/null | tee "$OUT/whole_tick_default.txt"
 python3 -m sidecar.cli bench-model --device cuda --whole-tick --config large --bf16 --batches 1000,5000,8192 --repeats 10 --json "$OUT/whole_tick_large.json" 2>/dev/null | tee "$OUT/whole_tick_large.txt"
 # The served bench on the 16-core box: servers on cores 0-7, load on 8-15 (8 processes).

@@ -87,8 +87,9 @@ def bench(device: str, batches: list[int], config: str, repeats: int, dtype: tor
 
 
 def whole_ticks(device: str, sessions: list[int], config: str, repeats: int, bf16: bool) -> dict[str, Any]:
-    """The engine's whole tick for N sessions (one simulated player each, real featurized frames):
-    scheduler plan, model step, every session's director and its guidance message."""
+    """The engine's whole tick for N sessions (one simulated player each, real validated frames):
+    featurizing the tick's frames, scheduler plan, model step, every session's director and its
+    guidance message."""
     from sidecar.bench.sessions import SimulatedSessions
     from sidecar.engine.engine import Engine, EngineConfig
     from sidecar.model.checkpoint import Checkpoint, load_checkpoint
