@@ -319,13 +319,27 @@ def featurize_many(frames: Sequence[FrameInput]) -> list[FrameFeatures]:
             key = id(frames[i].tracks)
             (later if key in seen else now).append(i)
             seen.add(key)
-        out.extend(_featurize_round([frames[i] for i in now]))
-        order.extend(now)
+        # NPC arrays are padded to the round's widest frame: frames with a few NPCs are not padded to
+        # one frame's hundreds (that would be rows x 256 for the whole tick).
+        by_width: dict[int, list[int]] = {}
+        for i in now:
+            by_width.setdefault(_width_bucket(len(frames[i].raw.npcs)), []).append(i)
+        for group in by_width.values():
+            out.extend(_featurize_round([frames[i] for i in group]))
+            order.extend(group)
         rest = later
     if len(order) > 1 and order != sorted(order):
         by_index = dict(zip(order, out, strict=True))
         out = [by_index[i] for i in range(len(frames))]
     return out
+
+
+def _width_bucket(npcs: int) -> int:
+    """NPC counts featurized together: up to 16, 64, 256, ... (the smallest power of 4 from 16 that holds them)."""
+    width = 16
+    while width < npcs:
+        width *= 4
+    return width
 
 
 def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
@@ -403,13 +417,12 @@ def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
     k = int(k_r.max(initial=0))
     if k:
         pos = rp[:, _POS_XZ]  # [R, 2]
-        nr = nraw[fi]  # [R, N, RAW_NPC]
-        d = nr[..., :2] - pos[:, None, :]
+        d = nraw[fi, :, :2] - pos[:, None, :]  # [R, N, 2]
         dist = np.hypot(d[..., 0], d[..., 1])  # [R, N]
         order = np.argsort(np.where(alive[fi], dist, np.inf), axis=1, kind="stable")[:, :k]  # [R, k]
         rows_ix = np.arange(n_rows)[:, None]
         shown = np.arange(k)[None, :] < k_r[:, None]  # [R, k] slots holding a live NPC
-        sel = nr[rows_ix, order]  # [R, k, RAW_NPC]: one gather, then slices
+        sel = nraw[fi[:, None], order]  # [R, k, RAW_NPC]: one gather, then slices
         dd = sel[..., :2] - pos[:, None, :]
         near = np.where(shown, np.hypot(dd[..., 0], dd[..., 1]), 0.0)  # [R, k]
         nf = npc_feats[:, :k]

@@ -32,6 +32,10 @@ def _frames(step: int, games: list[Game], players: list[int]) -> list[tuple[int,
             if j == 2:
                 for n in fr.npcs[: len(fr.npcs) // 2]:
                     n.state = pb.NPC_STATE_DEAD
+            if j == 3:  # a crowd: featurized apart from the frames of a few NPCs, in the same tick
+                for k in range(40):
+                    n = fr.npcs.add(npc_id=1000 + k, health=0.5, state=pb.NPC_STATE_CHASE)
+                    n.position.x, n.position.z = float(k % 7) * 3.0, float(k // 7) * 3.0
             out.append((j, fr))
     return out
 
