@@ -186,7 +186,7 @@ def _bounds(kind: str, big: float) -> tuple[np.ndarray, np.ndarray]:
 _NPC_RANGES: dict[str, tuple[float, float] | None] = {"health": (0.0, 1.0)}
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=128)  # at most ~7 MB at the largest frames the limits allow
 def _frame_bounds(players: int, npcs: int, events: int, big: float) -> tuple[np.ndarray, np.ndarray]:
     """[lo, hi] of every number _numbers() lays out for a frame of this shape (cached per shape)."""
     plo, phi = _bounds("player", big)
