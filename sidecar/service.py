@@ -21,6 +21,7 @@ from sidecar.schema import pb
 from sidecar.session import Session, SessionRegistry
 
 log = logging.getLogger("metabrain.service")
+HANDSHAKE_TIMEOUT_S = 30.0  # websockets gives up on an opening handshake after 10 s
 
 
 class SessionObserver:
@@ -42,17 +43,30 @@ class ServiceContext:
     handlers: dict[str, StreamHandler] = field(default_factory=dict)  # attached session -> its handler
     shutting_down: bool = False
     connections: int = 0  # open streams on both transports
+    # WebSocket handshakes admitted but not yet streams (the handshake awaits between the two), by
+    # connection, with when they were admitted: they count against max_connections meanwhile.
+    handshakes: dict[object, float] = field(default_factory=dict)
 
-    def admit_connection(self) -> None:
-        """Refuse a new stream beyond max_connections (raised before any handler exists)."""
-        if self.connections >= self.limits.max_connections:
+    def admit_connection(self, handshake: object | None = None, now: float = 0.0) -> None:
+        """Refuse a new stream beyond max_connections (raised before any handler exists). A handshake
+        key holds the slot until `handshake_done(key)` (or HANDSHAKE_TIMEOUT_S, for one that died)."""
+        open_ = self.connections + len(self.handshakes)
+        if open_ >= self.limits.max_connections:
             raise ConnectionLimitExceeded(
-                f"{self.connections} streams are open; the limit is max_connections={self.limits.max_connections}",
+                f"{open_} streams are open or opening; the limit is max_connections={self.limits.max_connections}",
                 field="max_connections",
             )
+        if handshake is not None:
+            self.handshakes[handshake] = now
+
+    def handshake_done(self, handshake: object) -> None:
+        self.handshakes.pop(handshake, None)
 
     def sweep(self, now: float) -> None:
-        """Free sessions whose resume window closed; close attached ones idle for too long."""
+        """Free sessions whose resume window closed; close attached ones idle for too long; forget
+        handshakes that never became streams."""
+        for key in [k for k, at in self.handshakes.items() if now - at > HANDSHAKE_TIMEOUT_S]:
+            del self.handshakes[key]
         gone, idle = self.registry.expired(now)
         for s in gone:
             log.info("session freed: resume window closed", extra={"session_id": s.session_id})

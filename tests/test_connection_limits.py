@@ -81,3 +81,58 @@ def test_connection_rate_drops_the_excess_with_one_error_and_keeps_the_stream(
         ch.close()
     finally:
         sc.stop()
+
+
+def test_max_connections_holds_for_websocket_handshakes_arriving_together(tiny_checkpoint: Checkpoint) -> None:
+    """Handshakes in flight count against max_connections: a burst of clients gets exactly the limit."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    sc = make_sidecar(tiny_checkpoint, limits=Limits(max_connections=3, max_frames_per_second=1e6))
+
+    async def burst() -> tuple[int, list[int]]:
+        async def one() -> object:
+            try:
+                return await connect(sc.ws_url)
+            except InvalidStatus as exc:
+                return exc.response.status_code
+
+        results = await asyncio.gather(*(one() for _ in range(60)))
+        opened = [r for r in results if not isinstance(r, int)]
+        for ws in opened:
+            await ws.close()  # type: ignore[attr-defined]
+        return len(opened), [r for r in results if isinstance(r, int)]
+
+    try:
+        opened, refused = asyncio.run(burst())
+        assert opened == 3 and refused == [503] * 57
+        deadline = time.time() + 5  # every slot comes back once the streams close
+        while sc.sidecar.ctx.connections and time.time() < deadline:
+            time.sleep(0.02)
+        assert sc.sidecar.ctx.connections == 0 and not sc.sidecar.ctx.handshakes
+    finally:
+        sc.stop()
+
+
+def test_handshakes_in_flight_hold_a_slot_until_they_become_streams_or_time_out() -> None:
+    from typing import Any, cast
+
+    from sidecar.errors import ConnectionLimitExceeded
+    from sidecar.protocol import ServerInfo
+    from sidecar.service import HANDSHAKE_TIMEOUT_S, ServiceContext
+    from sidecar.session import SessionRegistry
+
+    limits = Limits(max_connections=2)
+    ctx = ServiceContext(cast(Any, None), SessionRegistry(limits), limits, ServerInfo("m", "predictive"))
+    ctx.admit_connection("a", 0.0)
+    ctx.admit_connection("b", 0.0)
+    with pytest.raises(ConnectionLimitExceeded, match="open or opening; the limit is max_connections=2"):
+        ctx.admit_connection("c", 0.0)
+    ctx.handshake_done("a")  # became a stream (the stream counts itself)
+    ctx.connections += 1
+    with pytest.raises(ConnectionLimitExceeded):
+        ctx.admit_connection("c", 1.0)
+    ctx.sweep(HANDSHAKE_TIMEOUT_S + 1.0)  # "b" never finished its handshake: its slot comes back
+    ctx.admit_connection("c", HANDSHAKE_TIMEOUT_S + 1.0)
+    assert set(ctx.handshakes) == {"c"}

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 import ssl
+import time
 from urllib.parse import parse_qs, urlparse
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -42,13 +43,14 @@ async def start_ws(
         try:
             if not auth.check(_token(request)):
                 raise Unauthenticated("missing or wrong token (header 'Authorization: Bearer <token>')")
-            ctx.admit_connection()
+            ctx.admit_connection(connection, time.monotonic())
         except MetabrainError as err:
             return connection.respond(ws_http_status(err), err.message + "\n")
         return None
 
     async def handle(ws: ServerConnection) -> None:
         out: asyncio.Queue[pb.SessionResponse | MetabrainError] = asyncio.Queue()
+        ctx.handshake_done(ws)  # the slot it held passes to the stream
         handler = StreamHandler(ctx, "websocket", out.put_nowait, out.put_nowait)
 
         async def write() -> None:
