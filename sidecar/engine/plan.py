@@ -20,6 +20,11 @@ class PlanEntry:
     received_at: float
     superseded: list[tuple[int, object]] = field(default_factory=list)  # (sequence, ticket) overtaken
 
+    @property
+    def rows(self) -> slice:
+        """This entry's rows of the batch."""
+        return slice(self.row, self.row + len(self.features.player_ids))
+
 
 @dataclass
 class StepPlan:

@@ -17,7 +17,7 @@ import numpy as np
 from sidecar.engine.plan import PlanEntry, StepPlan, StepResult
 from sidecar.features import P, knob_values_at
 from sidecar.model.player_model import TACTICS
-from sidecar.policies.difficulty import PredictivePolicy, predictive_best
+from sidecar.policies.difficulty import Observation, PredictivePolicy, predictive_best
 from sidecar.policies.director import (
     TACTIC_ENUMS,
     Director,
@@ -54,9 +54,15 @@ def direct(directors: list[Director], entries: list[PlanEntry], plan: StepPlan, 
 
 
 def _alone(d: Director, e: PlanEntry, plan: StepPlan, result: StepResult) -> Direction:
-    rows = slice(e.row, e.row + len(e.features.player_ids))
-    values = d.knob_values(observation(e.features, result.p_fail[rows], result.p_quit[rows], plan.levels[e.row]))
-    return Direction(values, d.npc_hints(e.features, result.npc_tactic_p[rows], result.p_fail[rows, -1]))
+    return Direction(d.knob_values(_observation(e, plan, result)), _own_hints(d, e, result))
+
+
+def _observation(e: PlanEntry, plan: StepPlan, result: StepResult) -> Observation:
+    return observation(e.features, result.p_fail[e.rows], result.p_quit[e.rows], plan.levels[e.row])
+
+
+def _own_hints(d: Director, e: PlanEntry, result: StepResult) -> list[Hint]:
+    return d.npc_hints(e.features, result.npc_tactic_p[e.rows], result.p_fail[e.rows, -1])
 
 
 def _rows(entries: list[PlanEntry], which: list[int]) -> tuple[np.ndarray, list[int]]:
@@ -78,9 +84,7 @@ def _targets(directors: list[Director], entries: list[PlanEntry], plan: StepPlan
             batched.append(i)
             policies.append(d.policy)
         else:
-            own = slice(e.row, e.row + len(e.features.player_ids))
-            obs = observation(e.features, result.p_fail[own], result.p_quit[own], plan.levels[e.row])
-            out[i] = d.policy.target(obs)
+            out[i] = d.policy.target(_observation(e, plan, result))
     if not batched:
         return out
     rows, counts = _rows(entries, batched)
@@ -136,8 +140,7 @@ def _hints(directors: list[Director], entries: list[PlanEntry], plan: StepPlan, 
         if d.allowed.size == _ALL_TACTICS:
             batched.append(i)
         else:  # the game implements only some tactics: this session's own choice among them
-            own = slice(e.row, e.row + len(e.features.player_ids))
-            out[i] = d.npc_hints(e.features, result.npc_tactic_p[own], result.p_fail[own, -1])
+            out[i] = _own_hints(d, e, result)
     if not batched:
         return out
     rows, counts = _rows(entries, batched)
