@@ -84,24 +84,17 @@ def validate_hello(hello: pb.Hello, limits: Limits) -> None:
 def validate_frame_counts(frame: pb.Frame, limits: Limits) -> None:
     """Cheap checks that bound the work of everything after them."""
     seq = frame.sequence
-    counts = (len(frame.players), len(frame.npcs), len(frame.events), len(frame.knobs))
-    if (
-        counts[0] > limits.max_players_per_frame
-        or counts[1] > limits.max_npcs_per_frame
-        or counts[2] > limits.max_events_per_frame
-        or counts[3] > limits.max_knobs
+    for field, count, limit_name in (
+        ("frame.players", len(frame.players), "max_players_per_frame"),
+        ("frame.npcs", len(frame.npcs), "max_npcs_per_frame"),
+        ("frame.events", len(frame.events), "max_events_per_frame"),
+        ("frame.knobs", len(frame.knobs), "max_knobs"),
     ):
-        for field, count, limit_name in zip(
-            ("frame.players", "frame.npcs", "frame.events", "frame.knobs"),
-            counts,
-            ("max_players_per_frame", "max_npcs_per_frame", "max_events_per_frame", "max_knobs"),
-            strict=True,
-        ):
-            limit = getattr(limits, limit_name)
-            if count > limit:
-                raise LimitExceeded(
-                    f"{field} has {count} entries; the limit is {limit_name}={limit}", field=field, sequence=seq
-                )
+        limit = getattr(limits, limit_name)
+        if count > limit:
+            raise LimitExceeded(
+                f"{field} has {count} entries; the limit is {limit_name}={limit}", field=field, sequence=seq
+            )
     if not frame.players:
         raise InvalidArgument("frame.players must hold at least one player", field="frame.players", sequence=seq)
     if not math.isfinite(frame.game_time) or frame.game_time < 0:
@@ -188,7 +181,8 @@ _NPC_RANGES: dict[str, tuple[float, float] | None] = {"health": (0.0, 1.0)}
 
 @functools.lru_cache(maxsize=128)  # at most ~7 MB at the largest frames the limits allow
 def _frame_bounds(players: int, npcs: int, events: int, big: float) -> tuple[np.ndarray, np.ndarray]:
-    """[lo, hi] of every number _numbers() lays out for a frame of this shape (cached per shape)."""
+    """[lo, hi] of every number validate_raw checks, in its order (player rows, NPC rows, then each
+    event's amount and game time), for a frame of this shape; cached per shape."""
     plo, phi = _bounds("player", big)
     nlo, nhi = _bounds("npc", big)
     lo = np.concatenate([np.tile(plo, players), np.tile(nlo, npcs), np.full(2 * events, -big)])

@@ -253,14 +253,18 @@ class Engine:
                 log.error("model step failed on tick %d (%d rows): %s", plan.tick, plan.batch, failure)
                 if isinstance(exc, torch.cuda.OutOfMemoryError):
                     torch.cuda.empty_cache()
-        # Directors of sessions that left while the step ran are gone: those frames get no answer.
-        live = [(e, d) for e in plan.entries if (d := self.directors.get(e.session_id)) is not None]
+        live: list[tuple[PlanEntry, Director]] = []
+        for e in plan.entries:
+            d = self.directors.get(e.session_id)
+            if d is None:  # the session left while the step ran: its frame gets no answer
+                answers.append((e.ticket, []))
+            else:
+                live.append((e, d))
         directions: list[Direction | None] = [None] * len(live)
         if result is not None:
             directions = list(direct([d for _, d in live], [e for e, _ in live], plan, result))
         for (entry, director), direction in zip(live, directions, strict=True):
             answers.append((entry.ticket, self._answer(entry, director, direction, result, failure)))
-        answers.extend((e.ticket, []) for e in plan.entries if e.session_id not in self.directors)
         self.ticks += 1
         self._last_tick_s = time.monotonic() - t0
         stats = TickStats(
