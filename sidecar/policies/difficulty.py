@@ -143,14 +143,14 @@ class PredictivePolicy(DifficultyPolicy):
         lo, hi = self.band
         # (band low, band high, band middle, quit weight) as predictive_best takes them.
         self.coefficients = (lo, hi, 0.5 * (lo + hi), self.quit_weight)
+        self._coef = np.array(self.coefficients, np.float32)[:, None, None]  # [4, 1, 1], for target()
 
     def target(self, obs: Observation) -> float:
         if len(obs.p_fail) == 1:  # one player: skip the (slow, small-array) mean
             fail, quit_ = obs.p_fail[:1, :-1], obs.p_quit[:1, :-1]  # [1, K-1]
         else:
             fail, quit_ = obs.p_fail[:, :-1].mean(axis=0, keepdims=True), obs.p_quit[:, :-1].mean(axis=0, keepdims=True)
-        coef = np.array(self.coefficients, np.float32)[:, None, None]  # [4, 1, 1]
-        best = predictive_best(fail, quit_, obs.levels[None, :-1], *coef)
+        best = predictive_best(fail, quit_, obs.levels[None, :-1], *self._coef)
         return self.approach(float(best[0]), obs.dt)
 
     def approach(self, best: float, dt: float) -> float:
