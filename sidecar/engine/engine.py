@@ -27,6 +27,7 @@ from sidecar.engine.scheduler import Scheduler
 from sidecar.errors import Internal, LimitExceeded, ModelUnavailable
 from sidecar.features import FrameInput, featurize_many
 from sidecar.model.checkpoint import Checkpoint
+from sidecar.model.player_model import PlayerModel
 from sidecar.policies.director import Director
 from sidecar.policies.tick import Direction, direct
 from sidecar.protocol import FrameAccepted
@@ -71,20 +72,23 @@ class TickStats:
     fallback: bool
 
 
+def local_runner(model: PlayerModel, cfg: EngineConfig, slots: int) -> Runner:
+    """The model in this process, as the config asks (device, CPU threads, dtype, CUDA graphs)."""
+    if cfg.device == "cpu":
+        torch.set_num_threads(cfg.torch_threads)
+    dtype = torch.bfloat16 if cfg.bf16 else torch.float32
+    return Runner(model, cfg.device, slots, cfg.cuda_graphs, dtype)
+
+
 class Engine:
     def __init__(
         self, checkpoint: Checkpoint, config: EngineConfig | None = None, runner: RemoteRunner | None = None
     ) -> None:
         self.cfg = config or EngineConfig()
-        if self.cfg.device == "cpu":
-            torch.set_num_threads(self.cfg.torch_threads)
         self.checkpoint = checkpoint
         self.model_version = checkpoint.version
-        dtype = torch.bfloat16 if self.cfg.bf16 else torch.float32
         # The model runs here, or in a runner process shared with other front ends (front_ends.py).
-        self.runner: Runner | RemoteRunner = runner or Runner(
-            checkpoint.model, self.cfg.device, self.cfg.max_slots, self.cfg.cuda_graphs, dtype
-        )
+        self.runner: Runner | RemoteRunner = runner or local_runner(checkpoint.model, self.cfg, self.cfg.max_slots)
         self.scheduler = Scheduler(self.cfg.max_slots, np.linspace(0.0, 1.0, self.cfg.levels, dtype=np.float32))
         self.directors: dict[str, Director] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="metabrain-runner")

@@ -15,12 +15,15 @@ import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Client, Connection, Listener, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from sidecar.engine.plan import StepPlan, StepResult
+
+if TYPE_CHECKING:
+    from sidecar.engine.engine import EngineConfig
 
 log = logging.getLogger("metabrain.runner")
 
@@ -88,26 +91,22 @@ def serve_runner(
     address: str,
     authkey: bytes,
     checkpoint: str | None,
-    engine: Any,
+    engine: EngineConfig,
     front_ends: int,
     ready: Any,
 ) -> None:
     """The runner process: accept `front_ends` connections, then step whatever they send until all close."""
     import signal
 
-    from sidecar.engine.runner import Runner
+    from sidecar.engine.engine import local_runner
     from sidecar.model.checkpoint import load_checkpoint
 
     # Ctrl-C reaches the whole process group: the front ends drain, and the runner must keep
     # answering them until they have gone (it exits when the last one disconnects).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    if engine.device == "cpu":
-        torch.set_num_threads(engine.torch_threads)
-    ckpt = load_checkpoint(checkpoint)
-    dtype = torch.bfloat16 if engine.bf16 else torch.float32
     block = engine.max_slots  # each front end's slots: [i * block, (i + 1) * block)
-    runner = Runner(ckpt.model, engine.device, block * front_ends, engine.cuda_graphs, dtype)
+    runner = local_runner(load_checkpoint(checkpoint).model, engine, block * front_ends)
     with Listener(address, family="AF_UNIX", authkey=authkey) as listener:
         ready.set()
         offsets: dict[Connection, int] = {}
