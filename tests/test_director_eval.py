@@ -1,12 +1,29 @@
-"""`evaluate-directors` and `dataset generate` end to end, through their worker pools."""
+"""`evaluate-directors` and `dataset generate` end to end, through their worker pools; the pool itself."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from sidecar.recording import read_recording
 from sidecar.training.generate import GenerateConfig, generate
+from sidecar.worker_pool import report, run_pool
 from sim.director_eval import evaluate_directors, markdown
+
+
+def _square_or_fail(x: int) -> int:
+    if x < 0:
+        raise ValueError(f"task {x} failed")
+    report(1)
+    return x * x
+
+
+def test_worker_pool_returns_results_in_task_order_and_raises_a_task_failure() -> None:
+    assert run_pool(_square_or_fail, [3, 1, 2], 2, 3, "squares", "task") == [9, 1, 4]
+    # A failed task never reports its progress: the pool must raise, not wait for it.
+    with pytest.raises(ValueError, match="task -1 failed"):
+        run_pool(_square_or_fail, [1, -1, 2], 2, 3, "squares", "task")
 
 
 def test_evaluate_directors_plays_every_policy_on_the_same_players() -> None:

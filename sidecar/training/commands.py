@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import sys
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
-from sidecar.orphans import die_with_parent
+from sidecar.worker_pool import report, run_pool
 
 _FILES_PER_JOB = 16  # recordings featurized side by side (featurize_many) in one job
 
 
-def _build_some(args: tuple[list[str], float, float, float]) -> tuple[int, list[Any]]:
+def _build_some(args: tuple[list[str], float, float, float]) -> list[Any]:
     from sidecar.training.dataset import Horizons, examples_of
 
     paths, fail_s, quit_s, npc_s = args
-    return len(paths), examples_of(paths, Horizons(fail_s, quit_s, npc_s))
+    examples = examples_of(paths, Horizons(fail_s, quit_s, npc_s))
+    report(len(paths))
+    return examples
 
 
 def cmd_dataset(a: argparse.Namespace) -> int:
@@ -51,14 +50,8 @@ def cmd_dataset(a: argparse.Namespace) -> int:
         (files[i : i + _FILES_PER_JOB], a.fail_horizon, a.quit_horizon, 5.0)
         for i in range(0, len(files), _FILES_PER_JOB)
     ]
-    sessions = []
-    with (
-        mp.get_context("spawn").Pool(a.workers, initializer=die_with_parent) as pool,
-        tqdm(total=len(files), desc="featurizing recordings", unit="file") as bar,
-    ):
-        for n, result in pool.imap(_build_some, jobs):
-            sessions.extend(result)
-            bar.update(n)
+    done = run_pool(_build_some, jobs, a.workers, len(files), "featurizing recordings", "file")
+    sessions = [s for result in done for s in result]
     frames = save_examples(a.out, sessions)
     print(f"wrote {len(sessions)} player sequences, {frames} frames, to {a.out}")
     return 0
