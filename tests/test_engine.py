@@ -114,6 +114,41 @@ def test_batched_equals_one_at_a_time() -> None:
         np.testing.assert_allclose(one[k], batched[k], atol=1e-5)
 
 
+@pytest.mark.parametrize("block", [512, 3])
+def test_the_cpu_step_predicts_what_the_whole_model_does(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU the step trims NPC padding, scores tactics only for the NPCs the director hints and
+    runs large batches in blocks of rows; its predictions must be the full model's (every NPC slot
+    scored, one call) at those NPCs."""
+    monkeypatch.setattr("sidecar.engine.runner.CPU_BLOCK", block)
+    rng = np.random.default_rng(3)
+    s = Scheduler(16, LEVELS)
+    for i, players in enumerate([("p1",), ("p1", "p2", "p3"), ("p1",), ("p1", "p2")]):
+        f = feat(1, players, seed=i)
+        k = rng.integers(0, 9, len(players))
+        f.npc_mask[:] = np.arange(MAX_MODEL_NPCS) < k[:, None]  # 0-8 NPCs each, present ones first
+        f.npcs[~f.npc_mask] = 0.0
+        f.npc_ids[:] = np.where(f.npc_mask, rng.integers(0, 5, f.npc_mask.shape), -1)  # shared and repeated ids
+        s.join(f"s{i}")
+        s.submit(f"s{i}", f, i, 0.0)
+    plan = s.plan(100)
+    assert plan is not None and 0 < len(plan.hint_rows) < int(plan.npc_mask.sum())
+    runner = _runner()
+    got = runner.step(plan)
+    model = runner.model
+    with torch.inference_mode():
+        full = model(
+            torch.from_numpy(plan.players)[:, None],
+            torch.from_numpy(plan.npcs)[:, None],
+            torch.from_numpy(plan.npc_mask)[:, None],
+            model.initial_state(plan.batch),
+            torch.from_numpy(plan.levels)[:, None],
+        )
+    tactics = torch.sigmoid(full.npc_logits[:, 0]).numpy()[plan.hint_rows, plan.hint_slots]
+    np.testing.assert_allclose(got.npc_tactic_p, tactics, atol=1e-5)
+    np.testing.assert_allclose(got.p_fail, torch.sigmoid(full.fail_logits[:, 0]).numpy(), atol=1e-5)
+    np.testing.assert_allclose(got.skill, full.skill[:, 0].numpy(), atol=1e-5)
+
+
 def test_state_does_not_leak_between_slots() -> None:
     """a's outputs are the same whether or not b runs beside it (catches a wrong gather/scatter index)."""
     alone = _drive(_runner(), [[("a", t)] for t in range(1, 8)])

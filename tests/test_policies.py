@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sidecar.features import PLAYER_DIM, KnobNormalizer, P
+from sidecar.engine.plan import hint_entries, hint_pairs
+from sidecar.features import PLAYER_DIM, FrameFeatures, KnobNormalizer, P
 from sidecar.policies.difficulty import IntensityPolicy, Observation, Phase, PredictivePolicy, RubberBandPolicy
-from sidecar.policies.director import Director
+from sidecar.policies.director import Director, Hint
 from sidecar.schema import pb
 from sidecar.session import Session
 from sim.game import KNOBS, hello
@@ -135,20 +136,34 @@ def test_npc_hints_follow_the_band_and_allowed_tactics() -> None:
         mask,
         np.where(mask, [[5, 6] + [0] * 14], -1),
     )
-    tp = np.zeros((1, MAX_MODEL_NPCS, 6))
-    tp[0, :, 1], tp[0, :, 3] = 0.9, 0.1  # advance lands damage, retreat does not
-    easy = d.npc_hints(f, tp, np.array([0.0]))  # below the band: push
-    hard = d.npc_hints(f, tp, np.array([0.99]))  # above the band: ease off
-    assert [h.tactic for h in easy] == [pb.NPC_TACTIC_ADVANCE] * 2
-    assert [h.tactic for h in hard] == [pb.NPC_TACTIC_RETREAT] * 2
-    assert easy[0].aggression > hard[0].aggression
-    tp[0, :, 0] = 0.99  # HOLD would be best, but the game does not implement it
-    assert [h.tactic for h in d.npc_hints(f, tp, np.array([0.0]))] == [pb.NPC_TACTIC_ADVANCE] * 2
-    tp[0, :, 0] = 0.0
-    mid = d.npc_hints(f, tp, np.array([0.15]))  # inside the band: of two, the lower-index tie wins
-    assert [h.tactic for h in mid] == [pb.NPC_TACTIC_ADVANCE] * 2
+    rows, slots, _ = hint_pairs(f.npc_mask, f.npc_ids, np.zeros(1, np.int64))
+    tp = np.zeros((len(rows), 6))
+    tp[:, 1], tp[:, 3] = 0.9, 0.1  # advance lands damage, retreat does not
+    easy = d.npc_hints(f, rows, slots, tp, np.array([0.0]))  # below the band: push
+    hard = d.npc_hints(f, rows, slots, tp, np.array([0.99]))  # above the band: ease off
+    assert [h[1] for h in easy] == [pb.NPC_TACTIC_ADVANCE] * 2
+    assert [h[0] for h in easy] == [5, 6]
+    assert [h[1] for h in hard] == [pb.NPC_TACTIC_RETREAT] * 2
+    assert easy[0][3] > hard[0][3]  # aggression
+    tp[:, 0] = 0.99  # HOLD would be best, but the game does not implement it
+    assert [h[1] for h in d.npc_hints(f, rows, slots, tp, np.array([0.0]))] == [pb.NPC_TACTIC_ADVANCE] * 2
+    tp[:, 0] = 0.0
+    mid = d.npc_hints(f, rows, slots, tp, np.array([0.15]))  # inside the band: of two, the lower-index tie wins
+    assert [h[1] for h in mid] == [pb.NPC_TACTIC_ADVANCE] * 2
     d.hints_on = False
-    assert d.npc_hints(f, tp, np.array([0.0])) == []
+    assert d.npc_hints(f, rows, slots, tp, np.array([0.0])) == []
+
+
+def test_each_npc_is_hinted_once_for_the_first_player_that_sees_it() -> None:
+    mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]], bool)
+    ids = np.where(mask, [[7, 3, 7, 0], [3, 9, 0, 0], [7, 3, 8, 8], [2, 0, 0, 0]], -1)
+    ids[3, 0] = -1  # an NPC without an id (padding the game sent) is never hinted
+    group = np.array([0, 0, 1, 1])  # two sessions of two players each
+    rows, slots, got = hint_pairs(mask, ids, group)
+    # Session 0: 7 and 3 in row 0 (7 again in slot 2 is the same NPC), 9 in row 1; session 1: its own 7, 3, 8.
+    assert rows.tolist() == [0, 0, 1, 2, 2, 2]
+    assert slots.tolist() == [0, 1, 1, 0, 1, 2]
+    assert got.tolist() == [7, 3, 9, 7, 3, 8]
 
 
 def test_a_tick_directed_together_decides_as_each_session_alone() -> None:
@@ -194,6 +209,10 @@ def test_a_tick_directed_together_decides_as_each_session_alone() -> None:
             row += n
         b = row
         levels = np.concatenate([np.broadcast_to(LEVELS, (b, len(LEVELS))), rng.random((b, 1))], 1).astype(np.float32)
+        mask = np.concatenate([e.features.npc_mask for e in entries])
+        hint_rows, hint_slots, hint_ids = hint_entries(
+            entries, mask, np.concatenate([e.features.npc_ids for e in entries])
+        )
         plan = StepPlan(
             tick,
             entries,
@@ -201,21 +220,53 @@ def test_a_tick_directed_together_decides_as_each_session_alone() -> None:
             np.zeros(0, np.int64),
             np.concatenate([e.features.players for e in entries]),
             np.zeros((b, MAX_MODEL_NPCS, NPC_DIM), np.float32),
-            np.concatenate([e.features.npc_mask for e in entries]),
+            mask,
             levels,
             np.zeros(0, np.int64),
+            hint_rows,
+            hint_slots,
+            hint_ids,
         )
         p_fail = rng.random((b, k)).astype(np.float32)
         p_quit = (0.2 * rng.random((b, k))).astype(np.float32)
-        tactic_p = rng.random((b, MAX_MODEL_NPCS, 6)).astype(np.float32)
+        dense = rng.random((b, MAX_MODEL_NPCS, 6)).astype(np.float32)  # what a model scoring every NPC says
+        tactic_p = dense[hint_rows, hint_slots]  # what the runner returns: the hinted NPCs' rows of it
         result = StepResult(p_fail, p_quit, np.zeros(b), np.zeros(b), np.zeros(b), tactic_p, {}, 0.0)
         got = direct(together, entries, plan, result)
         for d, e, g in zip(alone, entries, got, strict=True):
             rows = slice(e.row, e.row + len(e.features.player_ids))
             want = d.knob_values(observation(e.features, p_fail[rows], p_quit[rows], levels[e.row]))
             np.testing.assert_allclose(g.values, want, rtol=1e-6, atol=1e-6)
-            assert g.hints == d.npc_hints(e.features, tactic_p[rows], p_fail[rows, -1])
+            h = e.hinted
+            r, s = hint_rows[h] - e.row, hint_slots[h]
+            assert g.hints == d.npc_hints(e.features, r, s, tactic_p[h], p_fail[rows, -1])
+            assert g.hints == _hints_by_hand(d, e.features, dense[rows], p_fail[rows, -1])
     assert sum(len(g.hints) for g in got) > 0
     for a, b_ in zip(together, alone, strict=True):
         assert vars(a.policy).keys() == vars(b_.policy).keys()
         assert getattr(a.policy, "level", None) == pytest.approx(getattr(b_.policy, "level", None))
+
+
+def _hints_by_hand(d: Director, f: FrameFeatures, tactic_p: np.ndarray, p_fail_now: np.ndarray) -> list[Hint]:
+    """The hint rule written out, over every NPC slot: walk the players' NPCs nearest first, hint each
+    NPC id once (for the first player that sees it) with the best, worst or median allowed tactic."""
+    if not d.hints_on or not d.allowed.size:
+        return []
+    lo, hi = d.band
+    hints, seen = [], set()
+    for r, pid in enumerate(f.player_ids):
+        pf = float(p_fail_now[r])
+        for s in range(f.npc_ids.shape[1]):
+            npc = int(f.npc_ids[r, s])
+            if not f.npc_mask[r, s] or npc < 0 or npc in seen:
+                continue
+            seen.add(npc)
+            p = tactic_p[r, s, d.allowed]
+            order = sorted(range(len(p)), key=lambda a: (p[a], a))  # stable: ties by index
+            mid = order[len(p) // 2] if len(p) % 2 else min(order[len(p) // 2 - 1], order[len(p) // 2])
+            best = min(a for a in range(len(p)) if p[a] == p.max())  # of tied ones, the lowest index
+            worst = min(a for a in range(len(p)) if p[a] == p.min())
+            k = best if pf < lo else worst if pf > hi else mid
+            agg = min(max(0.5 + 2.0 * (0.5 * (lo + hi) - pf), 0.0), 1.0)
+            hints.append((npc, int(d.allowed_enums[k]), pid, agg))
+    return hints

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sidecar.engine.plan import StepPlan
+from sidecar.engine.plan import StepPlan, hint_pairs
 from sidecar.engine.runner import Runner
 from sidecar.features import MAX_MODEL_NPCS, NPC_DIM, PLAYER_DIM
 from sidecar.model.player_model import ModelConfig, PlayerModel, parameter_count
@@ -29,6 +29,8 @@ def synthetic_plan(batch: int, levels: int = 12, seed: int = 0) -> StepPlan:
     rng = np.random.default_rng(seed)
     mask = np.zeros((batch, MAX_MODEL_NPCS), bool)
     mask[:, :6] = True
+    ids = np.broadcast_to(np.arange(MAX_MODEL_NPCS), mask.shape)
+    hint_rows, hint_slots, hint_ids = hint_pairs(mask, ids, np.arange(batch))  # one player per session
     return StepPlan(
         tick=0,
         entries=[],
@@ -39,6 +41,9 @@ def synthetic_plan(batch: int, levels: int = 12, seed: int = 0) -> StepPlan:
         npc_mask=mask,
         levels=rng.uniform(size=(batch, levels)).astype(np.float32),
         explain_rows=np.zeros(0, np.int64),
+        hint_rows=hint_rows,
+        hint_slots=hint_slots,
+        hint_ids=hint_ids,
     )
 
 

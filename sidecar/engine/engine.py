@@ -307,15 +307,25 @@ class Engine:
             for npc_id, tactic, player_id, aggression in direction.hints:
                 add_hint(npc_id=npc_id, tactic=cast(Any, tactic), target_player_id=player_id, aggression=aggression)
             if director.session.has(pb.CAPABILITY_INSIGHT):
-                for i, pid in enumerate(f.player_ids):
-                    r = entry.row + i
-                    ins = g.insights.add(
+                rows = entry.rows
+                add_insight = g.insights.add
+                for r, pid, p_fail, p_quit, frustration, engagement, skill in zip(
+                    range(rows.start, rows.stop),
+                    f.player_ids,
+                    result.p_fail[rows, -1].tolist(),
+                    result.p_quit[rows, -1].tolist(),
+                    result.frustration[rows].tolist(),
+                    result.engagement[rows].tolist(),
+                    result.skill[rows].tolist(),
+                    strict=True,
+                ):
+                    ins = add_insight(
                         player_id=pid,
-                        p_fail=float(result.p_fail[r, -1]),
-                        p_quit=float(result.p_quit[r, -1]),
-                        frustration=float(result.frustration[r]),
-                        engagement=float(result.engagement[r]),
-                        skill=float(result.skill[r]),
+                        p_fail=p_fail,
+                        p_quit=p_quit,
+                        frustration=frustration,
+                        engagement=engagement,
+                        skill=skill,
                     )
                     for name, weight in result.explanations.get(r, []):
                         ins.explanations.add(signal=name, weight=weight)

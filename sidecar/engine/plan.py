@@ -19,6 +19,7 @@ class PlanEntry:
     ticket: object  # opaque to the scheduler: whatever the engine resolves when the step is done
     received_at: float
     superseded: list[tuple[int, object]] = field(default_factory=list)  # (sequence, ticket) overtaken
+    hinted: slice = field(default_factory=lambda: slice(0, 0))  # this entry's NPCs in the plan's hint_* arrays
 
     @property
     def rows(self) -> slice:
@@ -37,6 +38,11 @@ class StepPlan:
     npc_mask: np.ndarray  # [B, N] bool
     levels: np.ndarray  # [B, K] float32 difficulty levels to score; the last column is the current level
     explain_rows: np.ndarray  # [X] int64 rows whose sessions asked for explanations
+    # The NPCs the director may hint, one per NPC per session: its first player's row (player-major,
+    # nearest first), its slot in that row and its id. The model scores tactics for these alone.
+    hint_rows: np.ndarray  # [P] int64
+    hint_slots: np.ndarray  # [P] int64
+    hint_ids: np.ndarray  # [P] int64
     rejected: list[tuple[PlanEntry, str]] = field(default_factory=list)  # frames that got no slot, and why
 
     @property
@@ -51,6 +57,31 @@ class StepResult:
     frustration: np.ndarray  # [B]
     engagement: np.ndarray  # [B]
     skill: np.ndarray  # [B]
-    npc_tactic_p: np.ndarray  # [B, N, A] chance each nearby NPC lands damage under each tactic
+    npc_tactic_p: np.ndarray  # [P, A] chance each hinted NPC (plan.hint_*) lands damage under each tactic
     explanations: dict[int, list[tuple[str, float]]]  # row -> [(feature, signed weight)]
     model_seconds: float
+
+
+def hint_pairs(
+    npc_mask: np.ndarray, npc_ids: np.ndarray, group: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, slots, ids) of the NPCs to hint: each NPC id once per group (session), at the first row
+    that sees it, in row-major order. npc_mask, npc_ids: [R, N]; group: [R] int, non-decreasing."""
+    rows, slots = np.nonzero(npc_mask & (npc_ids >= 0))
+    ids = npc_ids[rows, slots].astype(np.int64)
+    key = (group[rows].astype(np.int64) << 32) | ids  # NPC ids are uint32 on the wire
+    _, first = np.unique(key, return_index=True)
+    if len(first) < len(key):  # an NPC near several players (or sent twice): keep its first sighting
+        first.sort()
+        rows, slots, ids = rows[first], slots[first], ids[first]
+    return rows.astype(np.int64), slots.astype(np.int64), ids
+
+
+def hint_entries(entries: list[PlanEntry], npc_mask: np.ndarray, npc_ids: np.ndarray) -> tuple[np.ndarray, ...]:
+    """hint_pairs over a plan's rows, each entry one group; sets every entry's `hinted` range."""
+    group = np.repeat(np.arange(len(entries)), [len(e.features.player_ids) for e in entries])
+    rows, slots, ids = hint_pairs(npc_mask, npc_ids, group)
+    cuts = np.searchsorted(rows, [e.row for e in entries] + [len(group)]).tolist()
+    for e, a, b in zip(entries, cuts, cuts[1:], strict=False):
+        e.hinted = slice(a, b)
+    return rows, slots, ids

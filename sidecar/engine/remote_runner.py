@@ -39,10 +39,22 @@ class RunnerRequest:
     npc_mask: np.ndarray  # [B, N] bool
     levels: np.ndarray  # [B, K] float32
     explain_rows: np.ndarray  # [X] int64
+    hint_rows: np.ndarray  # [P] int64
+    hint_slots: np.ndarray  # [P] int64
 
     @classmethod
     def of(cls, plan: StepPlan) -> RunnerRequest:
-        return cls(plan.slots, plan.reset_slots, plan.players, plan.npcs, plan.npc_mask, plan.levels, plan.explain_rows)
+        return cls(
+            plan.slots,
+            plan.reset_slots,
+            plan.players,
+            plan.npcs,
+            plan.npc_mask,
+            plan.levels,
+            plan.explain_rows,
+            plan.hint_rows,
+            plan.hint_slots,
+        )
 
 
 @dataclass
@@ -52,13 +64,23 @@ class RunnerFailure:
     error: str
 
 
-def merge(requests: list[tuple[int, RunnerRequest]]) -> tuple[StepPlan, list[slice]]:
-    """[(slot offset, request)] -> one plan for the whole batch, and each request's rows in it."""
-    rows: list[slice] = []
-    start = 0
+@dataclass
+class Part:
+    """One request's share of a merged step: its batch rows and its hinted NPCs."""
+
+    rows: slice
+    hinted: slice
+
+
+def merge(requests: list[tuple[int, RunnerRequest]]) -> tuple[StepPlan, list[Part]]:
+    """[(slot offset, request)] -> one plan for the whole batch, and each request's part of it."""
+    parts: list[Part] = []
+    row = hint = 0
     for _, r in requests:
-        rows.append(slice(start, start + len(r.slots)))
-        start += len(r.slots)
+        parts.append(Part(slice(row, row + len(r.slots)), slice(hint, hint + len(r.hint_rows))))
+        row += len(r.slots)
+        hint += len(r.hint_rows)
+    pairs = list(zip(requests, parts, strict=True))
     plan = StepPlan(
         tick=0,
         entries=[],
@@ -68,20 +90,24 @@ def merge(requests: list[tuple[int, RunnerRequest]]) -> tuple[StepPlan, list[sli
         npcs=np.concatenate([r.npcs for _, r in requests]),
         npc_mask=np.concatenate([r.npc_mask for _, r in requests]),
         levels=np.concatenate([r.levels for _, r in requests]),
-        explain_rows=np.concatenate([r.explain_rows + s.start for (_, r), s in zip(requests, rows, strict=True)]),
+        explain_rows=np.concatenate([r.explain_rows + p.rows.start for (_, r), p in pairs]),
+        hint_rows=np.concatenate([r.hint_rows + p.rows.start for (_, r), p in pairs]),
+        hint_slots=np.concatenate([r.hint_slots for _, r in requests]),
+        hint_ids=np.zeros(hint, np.int64),  # the runner does not need them
     )
-    return plan, rows
+    return plan, parts
 
 
-def split(result: StepResult, rows: slice) -> StepResult:
-    """One front end's rows of a merged step's result (explanations re-keyed to its own rows)."""
+def split(result: StepResult, part: Part) -> StepResult:
+    """One front end's part of a merged step's result (explanations re-keyed to its own rows)."""
+    rows = part.rows
     return StepResult(
         p_fail=result.p_fail[rows],
         p_quit=result.p_quit[rows],
         frustration=result.frustration[rows],
         engagement=result.engagement[rows],
         skill=result.skill[rows],
-        npc_tactic_p=result.npc_tactic_p[rows],
+        npc_tactic_p=result.npc_tactic_p[part.hinted],
         explanations={r - rows.start: e for r, e in result.explanations.items() if rows.start <= r < rows.stop},
         model_seconds=result.model_seconds,
     )
@@ -125,7 +151,7 @@ def serve_runner(
                 del offsets[ready_conn]  # that front end has stopped
         if not requests:
             continue
-        plan, rows = merge([(offsets[c], r) for c, r in requests])
+        plan, parts = merge([(offsets[c], r) for c, r in requests])
         try:
             result = runner.step(plan)
         except Exception as exc:  # the device failing must not take the runner down
@@ -136,8 +162,8 @@ def serve_runner(
             for conn, _ in requests:
                 conn.send(failure)
             continue
-        for (conn, _), r in zip(requests, rows, strict=True):
-            conn.send(split(result, r))
+        for (conn, _), part in zip(requests, parts, strict=True):
+            conn.send(split(result, part))
 
 
 class RemoteRunner:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sidecar.engine.plan import PlanEntry, StepPlan
+from sidecar.engine.plan import PlanEntry, StepPlan, hint_entries
 from sidecar.features import EVENT_COLUMNS, MAX_MODEL_NPCS, NPC_DIM, PLAYER_DIM, FrameFeatures, P
 
 _DIFF_COL = P["difficulty"]
@@ -140,6 +140,12 @@ class Scheduler:
         mask = (
             np.concatenate([e.features.npc_mask for e in entries]) if entries else np.zeros((0, MAX_MODEL_NPCS), bool)
         )
+        ids = (
+            np.concatenate([e.features.npc_ids for e in entries])
+            if entries
+            else np.zeros((0, MAX_MODEL_NPCS), np.int64)
+        )
+        hint_rows, hint_slots, hint_ids = hint_entries(entries, mask, ids)
         current = players[:, [_DIFF_COL]]
         levels = np.concatenate([np.broadcast_to(self.levels, (rows, len(self.levels))), current], axis=1)
         reset = np.array(sorted(set(self._to_reset)), np.int64)
@@ -154,5 +160,8 @@ class Scheduler:
             npc_mask=mask,
             levels=levels.astype(np.float32),
             explain_rows=np.array(explain_rows, np.int64),
+            hint_rows=hint_rows,
+            hint_slots=hint_slots,
+            hint_ids=hint_ids,
             rejected=rejected,
         )

@@ -15,6 +15,9 @@ Conditioning p_fail and p_quit on a difficulty level is what lets the predictive
 Shapes: B players in the batch, T time steps, N = MAX_MODEL_NPCS, K candidate levels,
 L GRU layers, H hidden size, E NPC embedding size, A = number of tactics.
 The streaming step is the sequence forward with T = 1, so training and serving share one path.
+Serving passes `npc_pairs`, the (player, NPC) positions whose tactics the director will use (one per
+NPC): then only present NPCs are encoded and the tactic head runs at those positions alone. The
+outputs elsewhere are the same; padding and unused pairs are what it skips (half of a CPU step).
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ class StepOutput:
     frustration: Tensor  # [B, T]
     engagement: Tensor  # [B, T]
     skill: Tensor  # [B, T]
-    npc_logits: Tensor  # [B, T, N, A]
+    npc_logits: Tensor  # [B, T, N, A]; [P, A] at npc_pairs when they are given
 
 
 class PlayerModel(nn.Module):
@@ -108,8 +111,9 @@ class PlayerModel(nn.Module):
         npc_mask: Tensor,  # [B, T, N] bool
         h0: Tensor,  # [L, B, H]
         levels: Tensor,  # [B, T, K] difficulty levels at which to score p_fail / p_quit
+        npc_pairs: Tensor | None = None,  # [P] int64 flat indices into [B, T, N]: score only these NPCs
     ) -> StepOutput:
-        e = self.npc_enc(npcs)  # [B, T, N, E]
+        e = self.npc_enc(npcs) if npc_pairs is None else self._encode_present(npcs, npc_mask)  # [B, T, N, E]
         q = self.npc_query(players)  # [B, T, E]
         scores = torch.einsum("btne,bte->btn", e, q) / e.shape[-1] ** 0.5  # [B, T, N]
         scores = scores.masked_fill(~npc_mask, -1e4)
@@ -136,9 +140,14 @@ class PlayerModel(nn.Module):
         first, rest = self.npc_head[0], self.npc_head[1:]
         assert isinstance(first, nn.Linear)
         E = e.shape[-1]
-        he = F.linear(e, first.weight[:, :E], first.bias)  # [B, T, N, hh]
-        hh = F.linear(self.npc_from_h(z), first.weight[:, E:]).unsqueeze(2)  # [B, T, 1, hh]
-        npc_logits = rest(he + hh)  # [B, T, N, A]
+        if npc_pairs is None:
+            he = F.linear(e, first.weight[:, :E], first.bias)  # [B, T, N, hh]
+            hh = F.linear(self.npc_from_h(z), first.weight[:, E:]).unsqueeze(2)  # [B, T, 1, hh]
+        else:
+            he = F.linear(e.reshape(-1, E)[npc_pairs], first.weight[:, :E], first.bias)  # [P, hh]
+            row = torch.div(npc_pairs, e.shape[2], rounding_mode="floor")  # [P] index into B * T
+            hh = F.linear(self.npc_from_h(z.reshape(-1, H)[row]), first.weight[:, E:])  # [P, hh]
+        npc_logits = rest(he + hh)  # [B, T, N, A], or [P, A]
         return StepOutput(
             h=h,
             fail_logits=risk[..., 0],
@@ -148,6 +157,14 @@ class PlayerModel(nn.Module):
             skill=states[..., 2],
             npc_logits=npc_logits,
         )
+
+    def _encode_present(self, npcs: Tensor, npc_mask: Tensor) -> Tensor:
+        """npc_enc on the present NPCs only; zeros where the mask is off (every use of those is masked)."""
+        flat = npcs.reshape(-1, npcs.shape[-1])  # [B*T*N, Fn]
+        present = npc_mask.reshape(-1).nonzero().squeeze(1)  # [V]
+        e = flat.new_zeros(flat.shape[0], self.cfg.npc_embed)
+        e = e.index_copy(0, present, self.npc_enc(flat[present]))  # [B*T*N, E]
+        return e.view((*npcs.shape[:-1], self.cfg.npc_embed))  # [B, T, N, E]
 
 
 def parameter_count(model: nn.Module) -> int:

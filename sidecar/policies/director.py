@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
 from sidecar.features import FrameFeatures, P
@@ -20,6 +18,10 @@ from sidecar.schema import pb
 from sidecar.session import Session
 
 POLICIES = ("static", "rubber_band", "intensity", "predictive")
+# One NPC hint: (npc_id, NpcTactic value, target player id, aggression), pb.NpcHint's fields in order,
+# which the engine fills in place in the guidance. A plain tuple: a crowded tick builds thousands, and
+# a NamedTuple costs ~5x as much to build.
+Hint = tuple[int, int, str, float]
 DEFAULT_BAND = (0.05, 0.30)
 # NpcTactic enum values of the model's tactics, in TACTICS order.
 TACTIC_ENUMS = np.array(
@@ -85,27 +87,29 @@ class Director:
         self.last_time = game_time
         return dt
 
-    def npc_hints(self, features: FrameFeatures, tactic_p: np.ndarray, p_fail_now: np.ndarray) -> list[Hint]:
-        """tactic_p: [P, N, A] per player's nearby NPCs; p_fail_now: [P] at the current level.
+    def npc_hints(
+        self, features: FrameFeatures, rows: np.ndarray, slots: np.ndarray, tactic_p: np.ndarray, p_fail_now: np.ndarray
+    ) -> list[Hint]:
+        """rows, slots: [H] the NPCs to hint, by player and slot (`plan.hint_pairs`: each NPC once, at the
+        first player that sees it); tactic_p: [H, A] their tactic scores; p_fail_now: [P] per player.
 
-        Below the band an NPC gets its most effective tactic, above it the least, inside it the
-        median. An NPC near several players is hinted once, for the first player that sees it.
+        Below the band an NPC gets its most effective tactic, above it the least, inside it the median.
         """
-        if not self.hints_on or not self.allowed.size:
-            return []
-        present = features.npc_mask & (features.npc_ids >= 0)  # [P, N]
-        if not present.any():
+        if not self.hints_on or not self.allowed.size or not len(rows):
             return []
         lo, hi = self.band
         pf = np.asarray(p_fail_now, np.float64)
-        ks = choose_tactics(tactic_p[:, :, self.allowed], pf, lo, hi)  # the game's tactics only
-        rows, slots = np.nonzero(present)  # player-major: the first player to see an NPC comes first
-        return choose_hints(
-            rows.tolist(),
-            features.npc_ids[rows, slots].tolist(),
-            self.allowed_enums[ks[rows, slots]].tolist(),
-            features.player_ids,
-            aggression(pf, lo, hi).tolist(),
+        ks = choose_tactics(tactic_p[:, self.allowed], pf[rows], lo, hi)  # the game's tactics only
+        agg = aggression(pf[rows], lo, hi).tolist()
+        pids = features.player_ids
+        return list(
+            zip(
+                features.npc_ids[rows, slots].tolist(),
+                self.allowed_enums[ks].tolist(),
+                [pids[r] for r in rows.tolist()],
+                agg,
+                strict=True,
+            )
         )
 
 
@@ -118,40 +122,17 @@ def guard(
 
 
 def choose_tactics(p: np.ndarray, p_fail_now: np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) -> np.ndarray:
-    """p: [P, N, A] chance each NPC lands damage under each tactic; p_fail_now, lo, hi: [P] (or scalars).
+    """p: [H, A] chance each NPC lands damage under each tactic; p_fail_now, lo, hi: [H] (or scalars),
+    of the player each NPC is hinted for.
 
-    Below the band the most effective tactic, above it the least, inside it the median. Returns [P, N].
+    Below the band the most effective tactic, above it the least, inside it the median. Returns [H].
     """
-    pf = p_fail_now[:, None]
-    lo_, hi_ = np.asarray(lo)[..., None], np.asarray(hi)[..., None]
-    return np.where(pf < lo_, p.argmax(axis=-1), np.where(pf > hi_, p.argmin(axis=-1), _median_index(p)))
+    return np.where(p_fail_now < lo, p.argmax(axis=-1), np.where(p_fail_now > hi, p.argmin(axis=-1), _median_index(p)))
 
 
 def aggression(p_fail_now: np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) -> np.ndarray:
     """How hard NPCs should press, per player: 0.5 at the band's middle, more when the player is safe."""
     return np.clip(0.5 + 2.0 * (0.5 * (lo + hi) - p_fail_now), 0.0, 1.0)
-
-
-class Hint(NamedTuple):
-    """One NPC hint (the fields of pb.NpcHint, which the engine fills in place in the guidance)."""
-
-    npc_id: int
-    tactic: int  # NpcTactic enum value
-    target_player_id: str
-    aggression: float
-
-
-def choose_hints(
-    rows: list[int], npc_ids: list[int], tactics: list[int], player_ids: list[str], aggression: list[float]
-) -> list[Hint]:
-    """One hint per NPC, for the first player (row) that sees it; rows index player_ids and aggression."""
-    hints: list[Hint] = []
-    seen: set[int] = set()  # an NPC near several players (or sent twice) is hinted once
-    for r, npc_id, tactic in zip(rows, npc_ids, tactics, strict=True):
-        if npc_id not in seen:
-            seen.add(npc_id)
-            hints.append(Hint(npc_id, tactic, player_ids[r], aggression[r]))
-    return hints
 
 
 def _median_index(p: np.ndarray) -> np.ndarray:

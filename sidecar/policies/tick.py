@@ -23,7 +23,6 @@ from sidecar.policies.director import (
     Director,
     Hint,
     aggression,
-    choose_hints,
     choose_tactics,
     guard,
     observation,
@@ -54,15 +53,18 @@ def direct(directors: list[Director], entries: list[PlanEntry], plan: StepPlan, 
 
 
 def _alone(d: Director, e: PlanEntry, plan: StepPlan, result: StepResult) -> Direction:
-    return Direction(d.knob_values(_observation(e, plan, result)), _own_hints(d, e, result))
+    return Direction(d.knob_values(_observation(e, plan, result)), _own_hints(d, e, plan, result))
 
 
 def _observation(e: PlanEntry, plan: StepPlan, result: StepResult) -> Observation:
     return observation(e.features, result.p_fail[e.rows], result.p_quit[e.rows], plan.levels[e.row])
 
 
-def _own_hints(d: Director, e: PlanEntry, result: StepResult) -> list[Hint]:
-    return d.npc_hints(e.features, result.npc_tactic_p[e.rows], result.p_fail[e.rows, -1])
+def _own_hints(d: Director, e: PlanEntry, plan: StepPlan, result: StepResult) -> list[Hint]:
+    h = e.hinted
+    return d.npc_hints(
+        e.features, plan.hint_rows[h] - e.row, plan.hint_slots[h], result.npc_tactic_p[h], result.p_fail[e.rows, -1]
+    )
 
 
 def _rows(entries: list[PlanEntry], which: list[int]) -> tuple[np.ndarray, list[int]]:
@@ -135,35 +137,31 @@ def _hints(directors: list[Director], entries: list[PlanEntry], plan: StepPlan, 
     out: list[list[Hint]] = [[] for _ in entries]
     batched: list[int] = []
     for i, (d, e) in enumerate(zip(directors, entries, strict=True)):
-        if not d.hints_on or not d.allowed.size:
+        if not d.hints_on or not d.allowed.size or e.hinted.start == e.hinted.stop:
             continue
         if d.allowed.size == _ALL_TACTICS:
             batched.append(i)
         else:  # the game implements only some tactics: this session's own choice among them
-            out[i] = _own_hints(d, e, result)
+            out[i] = _own_hints(d, e, plan, result)
     if not batched:
         return out
-    rows, counts = _rows(entries, batched)
-    ids = np.concatenate([entries[i].features.npc_ids for i in batched])  # [R, N]
-    present = plan.npc_mask[rows] & (ids >= 0)
-    pf = result.p_fail[rows, -1].astype(np.float64)  # [R]
-    band = np.repeat(np.array([directors[i].band for i in batched], np.float64), counts, axis=0)  # [R, 2]
-    ks = choose_tactics(result.npc_tactic_p[rows], pf, band[:, 0], band[:, 1])  # [R, N]
-    r, s = np.nonzero(present)  # row-major: by session, then player, then nearness
-    ids_l = ids[r, s].tolist()
-    tactics = TACTIC_ENUMS[ks[r, s]].tolist()
+    counts = [entries[i].hinted.stop - entries[i].hinted.start for i in batched]
+    if len(batched) == len(entries) and len(plan.hint_rows) == sum(counts):
+        sel: slice | np.ndarray = slice(None)  # every hinted NPC of the tick (the usual case)
+    else:
+        sel = np.concatenate([np.arange(entries[i].hinted.start, entries[i].hinted.stop) for i in batched])
+    rows = plan.hint_rows[sel]  # [H]
+    pf = result.p_fail[rows, -1].astype(np.float64)  # [H] of the player each NPC is hinted for
+    band = np.repeat(np.array([directors[i].band for i in batched], np.float64), counts, axis=0)  # [H, 2]
+    ks = choose_tactics(result.npc_tactic_p[sel], pf, band[:, 0], band[:, 1])  # [H]
+    ids = plan.hint_ids[sel].tolist()
+    tactics = TACTIC_ENUMS[ks].tolist()
     agg = aggression(pf, band[:, 0], band[:, 1]).tolist()
-    r_l = r.tolist()
-    first = np.cumsum([0, *counts]).tolist()  # each session's first row in rows
-    cut = np.searchsorted(r, first).tolist()  # each session's first hint
-    for j, i in enumerate(batched):
-        a, b, base = cut[j], cut[j + 1], first[j]
-        if a < b:
-            out[i] = choose_hints(
-                [x - base for x in r_l[a:b]],
-                ids_l[a:b],
-                tactics[a:b],
-                entries[i].features.player_ids,
-                agg[base : first[j + 1]],
-            )
+    rows_l = rows.tolist()
+    a = 0
+    for i, n in zip(batched, counts, strict=True):
+        e, b = entries[i], a + n
+        pids, base = e.features.player_ids, e.row
+        out[i] = list(zip(ids[a:b], tactics[a:b], [pids[r - base] for r in rows_l[a:b]], agg[a:b], strict=True))
+        a = b
     return out
