@@ -342,6 +342,24 @@ def _width_bucket(npcs: int) -> int:
     return width
 
 
+def _nearest(key: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of each row's k smallest keys, smallest first, ties by index: the first k of a
+    stable argsort. key: [R, N]. With many more columns than k (a crowded multiplayer frame) it
+    selects the k first and sorts only those (the stable sort of [2048, 128] took 7 ms)."""
+    if key.shape[1] <= 4 * k:
+        return np.argsort(key, axis=1, kind="stable")[:, :k]
+    kth = np.partition(key, k - 1, axis=1)[:, k - 1 : k]  # [R, 1] each row's k-th smallest key
+    take = key <= kth
+    over = np.flatnonzero(take.sum(axis=1) > k)  # rows where keys tie with the k-th: the lowest-index
+    if len(over):  # ones of those fill the row up to k
+        sub, kth_o = key[over], kth[over]
+        less, tie = sub < kth_o, sub == kth_o
+        take[over] = less | (tie & (np.cumsum(tie, axis=1) <= k - less.sum(axis=1, keepdims=True)))
+    cols = np.nonzero(take)[1].reshape(len(key), k)  # [R, k] in index order
+    by_key = np.argsort(np.take_along_axis(key, cols, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(cols, by_key, axis=1)
+
+
 def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
     """Frames of distinct sessions. Rows: all players of all frames, frame after frame."""
     n_frames = len(frames)
@@ -417,9 +435,11 @@ def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
     k = int(k_r.max(initial=0))
     if k:
         pos = rp[:, _POS_XZ]  # [R, 2]
-        d = nraw[fi, :, :2] - pos[:, None, :]  # [R, N, 2]
-        dist = np.hypot(d[..., 0], d[..., 1])  # [R, N]
-        order = np.argsort(np.where(alive[fi], dist, np.inf), axis=1, kind="stable")[:, :k]  # [R, k]
+        # Squared distances order the NPCs (np.hypot is 10x slower over [R, N] here); per axis from
+        # contiguous [F, N] copies (gathering [R, N, 2] out of nraw was 3x slower).
+        nx, nz = np.ascontiguousarray(nraw[..., 0]), np.ascontiguousarray(nraw[..., 1])
+        dx, dz = nx[fi] - pos[:, 0:1], nz[fi] - pos[:, 1:2]
+        order = _nearest(np.where(alive[fi], dx * dx + dz * dz, np.inf), k)  # [R, k]
         rows_ix = np.arange(n_rows)[:, None]
         shown = np.arange(k)[None, :] < k_r[:, None]  # [R, k] slots holding a live NPC
         sel = nraw[fi[:, None], order]  # [R, k, RAW_NPC]: one gather, then slices
