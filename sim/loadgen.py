@@ -102,15 +102,26 @@ class FrameStream:
 
     def __init__(self, seed: int, players: int = 1) -> None:
         g = Game(seed)
-        for _ in range(90):  # three seconds in: NPCs about, events happening
-            t = g.nearest_npc()
-            g.step(Action(move_x=0.5, aim_at=t.npc_id if t else -1, shoot=True, hit_chance=0.4))
-        frame = g.frame(0.1)
-        base = frame.players[0]
-        for i in range(1, players):  # a multiplayer server: more players in the same frame
+        frame = pb.Frame()
+        for _ in range(60):  # play a second at a time until a fight is on: three or more NPCs about
+            for _ in range(30):
+                t = g.nearest_npc()
+                g.step(Action(move_x=0.5, aim_at=t.npc_id if t else -1, shoot=True, hit_chance=0.4))
+            frame = g.frame(1.0)  # its events are the last second's
+            if len(frame.npcs) >= 3:
+                break
+        base, squad = frame.players[0], list(frame.npcs)
+        for i in range(1, players):  # a multiplayer server: more players, each fighting its own squad
             p = frame.players.add()
             p.CopyFrom(base)
             p.player_id = f"{base.player_id}-{i}"
+            p.position.x += 100.0 * i  # far enough apart that each sees only its own squad
+            for n in squad:
+                m = frame.npcs.add()
+                m.CopyFrom(n)
+                m.npc_id += 1000 * i
+                m.position.x += 100.0 * i
+                m.target_player_id = p.player_id
         frame.ClearField("sequence")
         frame.ClearField("game_time")
         self.body = frame.SerializeToString()
