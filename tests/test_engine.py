@@ -114,12 +114,15 @@ def test_batched_equals_one_at_a_time() -> None:
         np.testing.assert_allclose(one[k], batched[k], atol=1e-5)
 
 
-@pytest.mark.parametrize("block", [512, 3])
-def test_the_cpu_step_predicts_what_the_whole_model_does(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a CPU the step trims NPC padding, scores tactics only for the NPCs the director hints and
-    runs large batches in blocks of rows; its predictions must be the full model's (every NPC slot
-    scored, one call) at those NPCs."""
+@pytest.mark.parametrize(("block", "hinted_only"), [(512, 0.0), (512, 2.0), (3, 0.0), (3, 2.0)])
+def test_the_cpu_step_predicts_what_the_whole_model_does(
+    block: int, hinted_only: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a CPU the step trims NPC padding, scores tactics for every slot or only for the NPCs the
+    director hints, and runs large batches in blocks of rows; its predictions must be the full
+    model's (every NPC slot scored, one call) at the hinted NPCs."""
     monkeypatch.setattr("sidecar.engine.runner.CPU_BLOCK", block)
+    monkeypatch.setattr("sidecar.engine.runner.HINTED_ONLY_BELOW", hinted_only)
     rng = np.random.default_rng(3)
     s = Scheduler(16, LEVELS)
     for i, players in enumerate([("p1",), ("p1", "p2", "p3"), ("p1",), ("p1", "p2")]):

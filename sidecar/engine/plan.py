@@ -70,9 +70,14 @@ def hint_pairs(
     rows, slots = np.nonzero(npc_mask & (npc_ids >= 0))
     ids = npc_ids[rows, slots].astype(np.int64)
     key = (group[rows].astype(np.int64) << 32) | ids  # NPC ids are uint32 on the wire
-    _, first = np.unique(key, return_index=True)
+    if len(key) <= 64:  # a set is cheaper than np.unique for a few NPCs (a tick of a frame or two)
+        where: dict[int, int] = {}
+        for i, k in enumerate(key.tolist()):
+            where.setdefault(k, i)
+        first = np.fromiter(where.values(), np.int64, len(where))  # insertion order: first sightings
+    else:
+        first = np.sort(np.unique(key, return_index=True)[1])
     if len(first) < len(key):  # an NPC near several players (or sent twice): keep its first sighting
-        first.sort()
         rows, slots, ids = rows[first], slots[first], ids[first]
     return rows.astype(np.int64), slots.astype(np.int64), ids
 

@@ -24,6 +24,9 @@ GRAPH_BUCKETS = (1, 8, 64, 256, 1024, 4096, 8192)
 # A CPU step of more rows runs in blocks of this many: past it the activations outgrow the core's
 # caches (measured: 2,048 rows in one call 13.4-14.2 us a row, in blocks of 512 8.0-8.8).
 CPU_BLOCK = 512
+# Tactics are scored for the hinted NPCs alone when they are fewer than this share of the NPC slots
+# (a multiplayer tick hints each NPC once); otherwise for every slot, which skips ~30 us of gathers.
+HINTED_ONLY_BELOW = 0.5
 TRACE_LEVELS = 12  # candidate levels in the example batch the CPU step is traced (and warmed up) with
 EXPLAIN_TOP = 3
 
@@ -49,7 +52,10 @@ class Runner:
         self._graphs: dict[tuple[int, int], _GraphStep] = {}
         self.fail_next: BaseException | None = None  # fault injection for tests
         use_script = torchscript and self.device.type == "cpu" and dtype == torch.float32
-        self._forward: torch.nn.Module = _traced(self.model) if use_script else _Outputs(self.model)
+        # Two graphs on a CPU: every NPC slot scored (cheaper when most are hinted: a single-player
+        # tick), or only the hinted ones (a multiplayer tick, where each NPC is hinted once).
+        self._forward: torch.nn.Module = _traced(self.model, False) if use_script else _Outputs(self.model)
+        self._forward_hinted: torch.nn.Module = _traced(self.model, True) if use_script else self._forward
         if use_script:
             self._warm_up()
 
@@ -58,14 +64,15 @@ class Runner:
         them here, on the scratch slot, rather than on the first players' frames."""
         cfg = self.model.cfg
         for b in (1, 2, 1, 2):
-            self._eager(
-                torch.full((b,), self.scratch_slot, dtype=torch.int64),
-                torch.zeros(b, cfg.player_dim),
-                torch.zeros(b, cfg.max_npcs, cfg.npc_dim),
-                torch.ones(b, cfg.max_npcs, dtype=torch.bool),
-                torch.zeros(b, TRACE_LEVELS),
-                torch.arange(b),
-            )
+            for pairs in (None, torch.arange(b)):
+                self._eager(
+                    torch.full((b,), self.scratch_slot, dtype=torch.int64),
+                    torch.zeros(b, cfg.player_dim),
+                    torch.zeros(b, cfg.max_npcs, cfg.npc_dim),
+                    torch.ones(b, cfg.max_npcs, dtype=torch.bool),
+                    torch.zeros(b, TRACE_LEVELS),
+                    pairs,
+                )
         self.pool[:, self.scratch_slot] = 0
 
     def _eager(
@@ -84,7 +91,7 @@ class Runner:
         with grad_off:
             h = self.pool[:, slots]  # [L, B, H] gather
             args = (players[:, None], npcs[:, None], mask[:, None], h, levels[:, None])
-            outs = self._forward(*args) if npc_pairs is None else self._forward(*args, npc_pairs)
+            outs = self._forward(*args) if npc_pairs is None else self._forward_hinted(*args, npc_pairs)
             new_h, fail, quit_, frus, eng, skill, npc = outs
             self.pool[:, slots] = new_h  # scatter
             return (
@@ -112,15 +119,18 @@ class Runner:
         used = mask.any(axis=0)
         n = int(np.flatnonzero(used)[-1]) + 1 if used.any() else 1
         h0, h1 = np.searchsorted(plan.hint_rows, (a, b)).tolist()  # hint rows are in row order
+        rows, slots = plan.hint_rows[h0:h1] - a, plan.hint_slots[h0:h1]
+        hinted_only = len(rows) < HINTED_ONLY_BELOW * (b - a) * n
         outs = self._eager(
             torch.as_tensor(plan.slots[a:b], device=dev),
             torch.as_tensor(plan.players[a:b], device=dev, dtype=dt),
             torch.as_tensor(plan.npcs[a:b, :n], device=dev, dtype=dt),
             torch.as_tensor(mask[:, :n], device=dev),
             torch.as_tensor(plan.levels[a:b], device=dev, dtype=dt),
-            torch.as_tensor((plan.hint_rows[h0:h1] - a) * n + plan.hint_slots[h0:h1], device=dev),
+            torch.as_tensor(rows * n + slots, device=dev) if hinted_only else None,
         )
-        return tuple(o.float().cpu().numpy() for o in outs)
+        *preds, npc = (o.float().cpu().numpy() for o in outs)
+        return (*preds, npc if hinted_only else npc[rows, slots])
 
     def memory_bytes(self) -> int:
         """Weights plus the state-slot pool, as held on the device."""
@@ -252,7 +262,7 @@ class _Outputs(torch.nn.Module):
         return o.h, o.fail_logits, o.quit_logits, o.frustration, o.engagement, o.skill, o.npc_logits
 
 
-def _traced(model: PlayerModel) -> torch.nn.Module:
+def _traced(model: PlayerModel, hinted_only: bool) -> torch.nn.Module:
     """Trace at a small batch (the graph is batch-size generic) and freeze the weights in.
 
     Not `optimize_for_inference`: its oneDNN ops build a primitive per new input shape, and a
@@ -261,14 +271,15 @@ def _traced(model: PlayerModel) -> torch.nn.Module:
     from sidecar.features import MAX_MODEL_NPCS, NPC_DIM, PLAYER_DIM
 
     cfg, b = model.cfg, 4
-    example = (
+    example: tuple[torch.Tensor, ...] = (
         torch.zeros(b, 1, PLAYER_DIM),
         torch.zeros(b, 1, MAX_MODEL_NPCS, NPC_DIM),
         torch.ones(b, 1, MAX_MODEL_NPCS, dtype=torch.bool),
         torch.zeros(cfg.layers, b, cfg.hidden),
         torch.zeros(b, 1, TRACE_LEVELS),
-        torch.tensor([0, 3, 17, 40]),  # NPC pairs: the graph scores tactics at these alone
     )
+    if hinted_only:
+        example = (*example, torch.tensor([0, 3, 17, 40]))  # NPC slots: the graph scores tactics at these alone
     with torch.inference_mode(), warnings.catch_warnings():
         # The GRU's own shape checks become constants in the trace; our shapes are fixed by the plan.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
