@@ -202,14 +202,16 @@ def test_runner_process_merge_equals_separate_steps() -> None:
         s = Scheduler(8, LEVELS)
         for i, sid in enumerate(sids):
             s.join(sid, explain=sid in explain)
-            s.submit(sid, feat(1, seed=i + 5 * len(sids)), sid, 0.0)
+            s.submit(sid, feat(5 + i + len(sids), seed=i + 5 * len(sids)), sid, 0.0)  # 3-7 NPCs each
         plan = s.plan(100)
         assert plan is not None
         return plan
 
     first, second = plan_for(["a", "b"], set()), plan_for(["c", "d", "e"], {"d"})
     alone = [_runner().step(first), _runner().step(second)]
-    merged_plan, rows = merge([(0, RunnerRequest.of(first)), (8, RunnerRequest.of(second))])
+    requests = [RunnerRequest.of(first), RunnerRequest.of(second)]
+    assert [r.npcs.shape[1] for r in requests] == [6, 7]  # NPC padding stays home: each its own width
+    merged_plan, rows = merge([(0, requests[0]), (8, requests[1])])
     assert list(merged_plan.slots) == [*first.slots, *(second.slots + 8)]
     merged = _runner().step(merged_plan)  # a runner with 16 slots: two blocks of 8
     for want, r in zip(alone, rows, strict=True):

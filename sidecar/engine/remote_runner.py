@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from sidecar.engine.plan import StepPlan, StepResult
+from sidecar.features import MAX_MODEL_NPCS, NPC_DIM
 
 if TYPE_CHECKING:
     from sidecar.engine.engine import EngineConfig
@@ -35,8 +36,8 @@ class RunnerRequest:
     slots: np.ndarray  # [B] int64
     reset_slots: np.ndarray  # [R] int64
     players: np.ndarray  # [B, PLAYER_DIM] float32
-    npcs: np.ndarray  # [B, N, NPC_DIM] float32
-    npc_mask: np.ndarray  # [B, N] bool
+    npcs: np.ndarray  # [B, n, NPC_DIM] float32, n <= N: the slots up to the widest row in use
+    npc_mask: np.ndarray  # [B, n] bool
     levels: np.ndarray  # [B, K] float32
     explain_rows: np.ndarray  # [X] int64
     hint_rows: np.ndarray  # [P] int64
@@ -44,12 +45,16 @@ class RunnerRequest:
 
     @classmethod
     def of(cls, plan: StepPlan) -> RunnerRequest:
+        # NPC slots past the widest row in use are padding: not sent (16 -> 3 columns in a typical
+        # single-player tick, most of the bytes).
+        used = plan.npc_mask.any(axis=0)
+        n = int(np.flatnonzero(used)[-1]) + 1 if used.any() else 1
         return cls(
             plan.slots,
             plan.reset_slots,
             plan.players,
-            plan.npcs,
-            plan.npc_mask,
+            plan.npcs[:, :n],
+            plan.npc_mask[:, :n],
             plan.levels,
             plan.explain_rows,
             plan.hint_rows,
@@ -81,14 +86,20 @@ def merge(requests: list[tuple[int, RunnerRequest]]) -> tuple[StepPlan, list[Par
         row += len(r.slots)
         hint += len(r.hint_rows)
     pairs = list(zip(requests, parts, strict=True))
+    # Back to the plan's full NPC width (CUDA graphs keep fixed shapes; a CPU step trims it again).
+    npcs = np.zeros((row, MAX_MODEL_NPCS, NPC_DIM), np.float32)
+    npc_mask = np.zeros((row, MAX_MODEL_NPCS), bool)
+    for (_, r), p in pairs:
+        npcs[p.rows, : r.npcs.shape[1]] = r.npcs
+        npc_mask[p.rows, : r.npc_mask.shape[1]] = r.npc_mask
     plan = StepPlan(
         tick=0,
         entries=[],
         slots=np.concatenate([r.slots + off for off, r in requests]),
         reset_slots=np.concatenate([r.reset_slots + off for off, r in requests]),
         players=np.concatenate([r.players for _, r in requests]),
-        npcs=np.concatenate([r.npcs for _, r in requests]),
-        npc_mask=np.concatenate([r.npc_mask for _, r in requests]),
+        npcs=npcs,
+        npc_mask=npc_mask,
         levels=np.concatenate([r.levels for _, r in requests]),
         explain_rows=np.concatenate([r.explain_rows + p.rows.start for (_, r), p in pairs]),
         hint_rows=np.concatenate([r.hint_rows + p.rows.start for (_, r), p in pairs]),

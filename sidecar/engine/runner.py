@@ -113,7 +113,7 @@ class Runner:
 
     def _rows(self, plan: StepPlan, a: int, b: int) -> tuple[np.ndarray, ...]:
         """Rows [a, b) of the plan, NPCs trimmed to the widest row in use (the featurizer puts present
-        NPCs first), tactics scored at the hinted NPCs only."""
+        NPCs first); the tactics of the plan's hinted NPCs in these rows, [P, A]."""
         dev, dt = self.device, self.dtype
         mask = plan.npc_mask[a:b]
         used = mask.any(axis=0)
