@@ -234,8 +234,9 @@ class Engine:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            # A short real sleep, not sleep(0): spinning the loop would burn the core (and the GIL
-            # that gRPC's poller thread needs) while waiting for frames.
+            # Under asyncio a 0.5 ms sleep; under uvloop one loop pass (its timers are whole
+            # milliseconds and 0.5 rounds down: measured 4 us). Either way the tick starts as soon
+            # as a pass brings no new frame, so the loop never spins waiting for frames.
             await asyncio.sleep(min(left, _FILL_STEP_S))
             if self.submitted == before:
                 return

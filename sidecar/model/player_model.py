@@ -15,9 +15,10 @@ Conditioning p_fail and p_quit on a difficulty level is what lets the predictive
 Shapes: B players in the batch, T time steps, N = MAX_MODEL_NPCS, K candidate levels,
 L GRU layers, H hidden size, E NPC embedding size, A = number of tactics.
 The streaming step is the sequence forward with T = 1, so training and serving share one path.
-Serving passes `npc_pairs`, the (player, NPC) positions whose tactics the director will use (one per
-NPC): then only present NPCs are encoded and the tactic head runs at those positions alone. The
-outputs elsewhere are the same; padding and unused pairs are what it skips (half of a CPU step).
+Serving may pass `npc_pairs`, the (player, NPC) positions whose tactics the director will use (each
+NPC once): then only present NPCs are encoded and the tactic head runs at those positions alone. The
+other outputs are the same; it skips padding and pairs nobody asks about (a CPU runner does this when
+they are most of the slots, as in a multiplayer tick, where the tactic head was half the step).
 """
 
 from __future__ import annotations
