@@ -61,8 +61,10 @@ def time_ticks(runner: Runner, plan: StepPlan, repeats: int, warmup: int = 3) ->
 
 
 def bench(device: str, batches: list[int], config: str, repeats: int, dtype: torch.dtype) -> dict[str, Any]:
-    cfg = ModelConfig.gpu_large() if config == "large" else ModelConfig()
-    model = PlayerModel(cfg).eval()
+    from sidecar.model.checkpoint import load_checkpoint
+
+    # "default" is the shipped model (its own configuration), as the whole-tick bench and the sidecar use.
+    model = PlayerModel(ModelConfig.gpu_large()).eval() if config == "large" else load_checkpoint(None).model
     rows: list[dict[str, Any]] = []
     modes = ["eager"] + (["cuda_graph"] if device.startswith("cuda") else [])
     with tqdm(total=len(batches) * len(modes), desc=f"bench {config} on {device}", unit="case") as bar:
