@@ -314,11 +314,15 @@ def print_report(report: dict[str, Any]) -> None:
                 pk = report["peak_frames_per_s"][kind][t]
                 cap = report["sessions_held_at_60hz"][kind][t]
                 print(f"{kind:8} {t:9} {pk:14.0f} {cap:14d}")
+    caps = report["sessions_held_at_60hz"]
     for t, r in report["ratios"].items():
         held = r["sidecar_over_naive_sessions_at_60hz"]
+        if held is None:
+            both = all(t in caps.get(k, {}) for k in ("sidecar", "naive"))
+            held = "n/a (a server held none of the loads tried)" if both else "n/a (not measured)"
         print(
             f"{t}: sidecar/echo peak {r['sidecar_over_echo_peak']}, sidecar/naive peak {r['sidecar_over_naive_peak']},"
-            f" sidecar/naive sessions at 60 Hz {held if held is not None else 'n/a (a server held no load tried)'}"
+            f" sidecar/naive sessions at 60 Hz {held}"
         )
     print("where a frame's time goes in the sidecar (in-process, no transport; us per frame):")
     for name, costs in report["stage_costs_us_per_frame"].items():
@@ -407,6 +411,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
             f"{report['rss_growth_second_half_vs_first_mb']:+.2f} MB  (wrote {cfg.out}/soak.json)"
         )
         return 0
+    if a.sweep:
+        cfg.sweep = tuple(sorted(int(n) for n in a.sweep.split(",")))
     if a.quick:
         cfg.sweep, cfg.duration_s, cfg.warmup_s, cfg.peak_sessions, cfg.multiplayer_sessions = (10, 20), 1.0, 0.5, 8, 2
     report = run_bench(cfg)
@@ -423,6 +429,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--server-cores", type=int, nargs="+", help="cores the servers are pinned to (default: half)")
     p.add_argument("--load-processes", type=int, help="load-generator processes (default: one per load core)")
     p.add_argument("--sidecar-arg", action="append", help="extra `metabrain serve` argument (repeatable)")
+    p.add_argument("--sweep", help="sessions at 60 Hz to try, comma-separated (default: 1,2,5,...,1200)")
     p.add_argument("--quick", action="store_true", help="a tiny run that checks everything works")
     p.add_argument("--soak", type=float, metavar="SECONDS", help="instead: steady load this long, memory sampled")
     p.add_argument("--soak-sessions", type=int, default=25, help="sessions at 60 Hz for --soak")
