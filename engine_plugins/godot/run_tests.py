@@ -23,6 +23,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+sys.path.insert(0, str(REPO))  # the sidecar's own ports-file reader, without needing it installed
+
+from sidecar.ports_file import read_ports_file  # noqa: E402
+
 SHARED_INSTALL = REPO.parent / "shared" / "tools" / "install-godot4.sh"
 
 
@@ -71,8 +75,7 @@ class Sidecar:
             if self.proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError(f"the sidecar did not start: {self.proc.stderr.read() if self.proc.stderr else ''}")
             time.sleep(0.05)
-        time.sleep(0.05)
-        self.port = int(dict(line.split("=") for line in ports.read_text().split())["ws"])
+        self.port = read_ports_file(ports)["ws"]  # written whole (renamed into place): no half-read
         return self.port
 
     def kill(self) -> None:
