@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from sidecar.features import FrameInput, KnobNormalizer, PlayerTrack, extract, featurize, featurize_many
+from sidecar.features import FrameInput, KnobNormalizer, PlayerTrack, _nearest, extract, featurize, featurize_many
 from sidecar.schema import pb
 from sim.game import KNOBS, Action, Game
 
@@ -103,3 +103,15 @@ def test_a_featurizer_failure_answers_its_tick_with_errors_and_the_engine_goes_o
     monkeypatch.setattr(engine_module, "featurize_many", featurize_many)
     out = engine.step_now(sims.receive(1.1))
     assert len(out) == 3 and all(r[0].WhichOneof("kind") == "guidance" for r in out.values())
+
+
+@pytest.mark.parametrize("width", [5, 40, 200])  # the argsort path, and the select-then-sort path
+def test_each_players_nearest_npcs_come_nearest_first_ties_by_index(width: int) -> None:
+    """Which NPCs a player sees, and in which slot, must not depend on how they were selected: the
+    first k of a stable sort (equal distances keep the frame's order; absent NPCs, inf, come last)."""
+    rng = np.random.default_rng(width)
+    for _ in range(50):
+        rows, k = int(rng.integers(1, 40)), int(rng.integers(1, min(width, 16) + 1))
+        key = rng.integers(0, 4, (rows, width)).astype(float)  # few distinct values: many ties
+        key[rng.random((rows, width)) < 0.4] = np.inf
+        assert (_nearest(key, k) == np.argsort(key, axis=1, kind="stable")[:, :k]).all()

@@ -164,6 +164,17 @@ def test_each_npc_is_hinted_once_for_the_first_player_that_sees_it() -> None:
     assert rows.tolist() == [0, 0, 1, 2, 2, 2]
     assert slots.tolist() == [0, 1, 1, 0, 1, 2]
     assert got.tolist() == [7, 3, 9, 7, 3, 8]
+    rng = np.random.default_rng(0)  # a crowded tick (over 64 NPCs takes another path): the same rule
+    mask = rng.random((40, 16)) < 0.6
+    ids = np.where(mask, rng.integers(0, 30, (40, 16)), -1)
+    group = np.repeat(np.arange(8), 5)  # eight sessions of five players
+    seen: set[tuple[int, int]] = set()
+    want = []
+    for r, s in zip(*np.nonzero(mask), strict=True):
+        if (group[r], ids[r, s]) not in seen:
+            seen.add((group[r], ids[r, s]))
+            want.append((r, s, ids[r, s]))
+    assert list(zip(*(a.tolist() for a in hint_pairs(mask, ids, group)), strict=True)) == want
 
 
 def test_a_tick_directed_together_decides_as_each_session_alone() -> None:
