@@ -82,10 +82,10 @@ def test_plan_respects_max_batch_fifo() -> None:
     assert np.allclose(first.levels[:, -1], 0.5)  # the current level is the last column
 
 
-def _runner() -> Runner:
+def _runner(torchscript: bool = True) -> Runner:
     torch.manual_seed(0)
     model = PlayerModel(ModelConfig(hidden=32, npc_embed=8, head_hidden=16, dropout=0.0))
-    return Runner(model, "cpu", max_slots=16)
+    return Runner(model, "cpu", max_slots=16, torchscript=torchscript)
 
 
 def _drive(runner: Runner, batches: list[list[tuple[str, int]]]) -> dict[tuple[str, int], np.ndarray]:
@@ -114,9 +114,10 @@ def test_batched_equals_one_at_a_time() -> None:
         np.testing.assert_allclose(one[k], batched[k], atol=1e-5)
 
 
+@pytest.mark.parametrize("torchscript", [True, False])  # the traced graphs, and the eager model (bf16, CUDA)
 @pytest.mark.parametrize(("block", "hinted_only"), [(512, 0.0), (512, 2.0), (3, 0.0), (3, 2.0)])
 def test_the_cpu_step_predicts_what_the_whole_model_does(
-    block: int, hinted_only: float, monkeypatch: pytest.MonkeyPatch
+    block: int, hinted_only: float, torchscript: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On a CPU the step trims NPC padding, scores tactics for every slot or only for the NPCs the
     director hints, and runs large batches in blocks of rows; its predictions must be the full
@@ -135,7 +136,7 @@ def test_the_cpu_step_predicts_what_the_whole_model_does(
         s.submit(f"s{i}", f, i, 0.0)
     plan = s.plan(100)
     assert plan is not None and 0 < len(plan.hint_rows) < int(plan.npc_mask.sum())
-    runner = _runner()
+    runner = _runner(torchscript)
     got = runner.step(plan)
     model = runner.model
     with torch.inference_mode():
