@@ -114,6 +114,23 @@ def test_batched_equals_one_at_a_time() -> None:
         np.testing.assert_allclose(one[k], batched[k], atol=1e-5)
 
 
+def _mixed_plan() -> StepPlan:
+    """Sessions of one to three players with 0-8 NPCs each, NPC ids shared and repeated among them."""
+    rng = np.random.default_rng(3)
+    s = Scheduler(16, LEVELS)
+    for i, players in enumerate([("p1",), ("p1", "p2", "p3"), ("p1",), ("p1", "p2")]):
+        f = feat(1, players, seed=i)
+        k = rng.integers(0, 9, len(players))
+        f.npc_mask[:] = np.arange(MAX_MODEL_NPCS) < k[:, None]  # present ones first, as featurized
+        f.npcs[~f.npc_mask] = 0.0
+        f.npc_ids[:] = np.where(f.npc_mask, rng.integers(0, 5, f.npc_mask.shape), -1)
+        s.join(f"s{i}")
+        s.submit(f"s{i}", f, i, 0.0)
+    plan = s.plan(100)
+    assert plan is not None and 0 < len(plan.hint_rows) < int(plan.npc_mask.sum())
+    return plan
+
+
 @pytest.mark.parametrize("torchscript", [True, False])  # the traced graphs, and the eager model (bf16, CUDA)
 @pytest.mark.parametrize(("block", "hinted_only"), [(512, 0.0), (512, 2.0), (3, 0.0), (3, 2.0)])
 def test_the_cpu_step_predicts_what_the_whole_model_does(
@@ -124,18 +141,7 @@ def test_the_cpu_step_predicts_what_the_whole_model_does(
     model's (every NPC slot scored, one call) at the hinted NPCs."""
     monkeypatch.setattr("sidecar.engine.runner.CPU_BLOCK", block)
     monkeypatch.setattr("sidecar.engine.runner.HINTED_ONLY_BELOW", hinted_only)
-    rng = np.random.default_rng(3)
-    s = Scheduler(16, LEVELS)
-    for i, players in enumerate([("p1",), ("p1", "p2", "p3"), ("p1",), ("p1", "p2")]):
-        f = feat(1, players, seed=i)
-        k = rng.integers(0, 9, len(players))
-        f.npc_mask[:] = np.arange(MAX_MODEL_NPCS) < k[:, None]  # 0-8 NPCs each, present ones first
-        f.npcs[~f.npc_mask] = 0.0
-        f.npc_ids[:] = np.where(f.npc_mask, rng.integers(0, 5, f.npc_mask.shape), -1)  # shared and repeated ids
-        s.join(f"s{i}")
-        s.submit(f"s{i}", f, i, 0.0)
-    plan = s.plan(100)
-    assert plan is not None and 0 < len(plan.hint_rows) < int(plan.npc_mask.sum())
+    plan = _mixed_plan()
     runner = _runner(torchscript)
     got = runner.step(plan)
     model = runner.model
@@ -225,7 +231,7 @@ def test_runner_process_merge_equals_separate_steps() -> None:
 
 @pytest.mark.gpu
 @pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device on this machine (run .ci/gpu_check.py on one)"
+    not torch.cuda.is_available(), reason="no CUDA device on this machine (run .ci/gpu_check.sh on one)"
 )
 def test_cuda_graphs_match_eager() -> None:
     torch.manual_seed(0)
@@ -237,3 +243,20 @@ def test_cuda_graphs_match_eager() -> None:
     b = _drive(graphs, [[(sid, t) for sid in "abc"] for t in range(1, 6)])
     for k in a:
         np.testing.assert_allclose(a[k], b[k], atol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device on this machine (run .ci/gpu_check.sh on one)"
+)
+def test_cuda_graphs_score_the_hinted_npcs_as_the_cpu_step() -> None:
+    """The CUDA-graph step scores every NPC slot and picks the hinted ones out afterwards; the CPU step
+    scores only those. Same plan, same weights: same predictions."""
+    plan = _mixed_plan()
+    cpu = _runner()
+    graphs = Runner(PlayerModel(cpu.model.cfg).eval(), "cuda", max_slots=16, cuda_graphs=True)
+    graphs.model.load_state_dict(cpu.model.state_dict())
+    a, b = cpu.step(plan), graphs.step(plan)
+    assert b.npc_tactic_p.shape == (len(plan.hint_rows), 6)
+    for name in ("p_fail", "p_quit", "skill", "npc_tactic_p"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=1e-4, err_msg=name)
