@@ -90,3 +90,10 @@ def hint_entries(entries: list[PlanEntry], npc_mask: np.ndarray, npc_ids: np.nda
     for e, a, b in zip(entries, cuts, cuts[1:], strict=False):
         e.hinted = slice(a, b)
     return rows, slots, ids
+
+
+def npc_width(npc_mask: np.ndarray) -> int:
+    """NPC slots up to the widest row in use, at least one: the featurizer puts present NPCs first,
+    so the slots past it are padding in every row. npc_mask: [B, N]."""
+    used = npc_mask.any(axis=0)
+    return int(np.flatnonzero(used)[-1]) + 1 if used.any() else 1

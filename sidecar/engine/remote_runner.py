@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from sidecar.engine.plan import StepPlan, StepResult
+from sidecar.engine.plan import StepPlan, StepResult, npc_width
 from sidecar.features import MAX_MODEL_NPCS, NPC_DIM
 
 if TYPE_CHECKING:
@@ -47,8 +47,7 @@ class RunnerRequest:
     def of(cls, plan: StepPlan) -> RunnerRequest:
         # NPC slots past the widest row in use are padding: not sent (16 -> 3 columns in a typical
         # single-player tick, most of the bytes).
-        used = plan.npc_mask.any(axis=0)
-        n = int(np.flatnonzero(used)[-1]) + 1 if used.any() else 1
+        n = npc_width(plan.npc_mask)
         return cls(
             plan.slots,
             plan.reset_slots,

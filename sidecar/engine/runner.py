@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 import torch
 
-from sidecar.engine.plan import StepPlan, StepResult
+from sidecar.engine.plan import StepPlan, StepResult, npc_width
 from sidecar.features import PLAYER_COLUMNS
 from sidecar.model.player_model import PlayerModel
 
@@ -116,8 +116,7 @@ class Runner:
         NPCs first); the tactics of the plan's hinted NPCs in these rows, [P, A]."""
         dev, dt = self.device, self.dtype
         mask = plan.npc_mask[a:b]
-        used = mask.any(axis=0)
-        n = int(np.flatnonzero(used)[-1]) + 1 if used.any() else 1
+        n = npc_width(mask)
         h0, h1 = np.searchsorted(plan.hint_rows, (a, b)).tolist()  # hint rows are in row order
         rows, slots = plan.hint_rows[h0:h1] - a, plan.hint_slots[h0:h1]
         hinted_only = len(rows) < HINTED_ONLY_BELOW * (b - a) * n
