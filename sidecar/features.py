@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sidecar.frame_tables import NPC_TABLE_COLUMNS, PLAYER_TABLE_COLUMNS, WIRE_FLOAT, WIRE_ID
 from sidecar.schema import pb
 
 FEATURE_LAYOUT_VERSION = 1
@@ -173,40 +174,23 @@ class FrameFeatures:
     npc_mask: np.ndarray  # [P, MAX_MODEL_NPCS] bool, True where an NPC is present
     npc_ids: np.ndarray  # [P, MAX_MODEL_NPCS] int64, -1 for padding
     all_npc_ids: list[int] = field(default_factory=list)
-    npc_target_player: list[int] = field(default_factory=list)  # per NPC: index into player_ids
     knob_values: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     difficulty: float = 0.5
 
 
-# Raw fields pulled out of the protobuf in one pass; named so validation can say which one is bad.
-RAW_PLAYER_FIELDS: tuple[str, ...] = (
-    "health",
-    "max_health",
-    "dead",
-    "velocity.x",
-    "velocity.z",
-    "input.move_x",
-    "input.move_y",
-    "input.shots_fired",
-    "input.shots_hit",
-    "input.dodges",
-    "input.actions_per_minute",
-    "biometrics.heart_rate_bpm",
-    "has_vr",
-    "position.x",
-    "position.z",
-    "position.y",
-    "velocity.y",
-    "input.aim_x",
-    "input.aim_y",
-    "biometrics.skin_conductance_us",
-)
-RAW_NPC_FIELDS: tuple[str, ...] = ("position.x", "position.z", "health", "state", "tactic", "npc_id", "position.y")
+# Raw fields of a frame, as arrays: the table form's columns (so a table is read with one slice), plus
+# the NPC id. Named so that validation can say which one is bad. "target" is the row of the player the
+# NPC targets (-1 for none): the table's column, or frame.npcs[i].target_player_id looked up.
+RAW_PLAYER_FIELDS: tuple[str, ...] = PLAYER_TABLE_COLUMNS
+RAW_NPC_FIELDS: tuple[str, ...] = (*NPC_TABLE_COLUMNS, "npc_id")
 RP = {name: i for i, name in enumerate(RAW_PLAYER_FIELDS)}
-_POS_XZ = slice(RP["position.x"], RP["position.z"] + 1)
+_RN = {name: i for i, name in enumerate(RAW_NPC_FIELDS)}
+_POS_XZ = [RP["position.x"], RP["position.z"]]
+_NPC_XZ = [_RN["position.x"], _RN["position.z"]]
+_NPC_X, _NPC_Z, _NPC_HEALTH = _RN["position.x"], _RN["position.z"], _RN["health"]
+_NPC_STATE, _NPC_TACTIC, _NPC_TARGET, _NPC_ID = _RN["state"], _RN["tactic"], _RN["target"], _RN["npc_id"]
 _EYE_STATES = np.eye(NPC_STATES, dtype=np.float32)
 _EYE_TACTICS = np.eye(NPC_TACTICS, dtype=np.float32)
-assert RP["position.z"] == RP["position.x"] + 1
 
 
 @dataclass
@@ -218,49 +202,16 @@ class RawFrame:
     events: np.ndarray  # [E, 4] float64: type, player index (-1 unknown), amount, game_time
     knob_values: np.ndarray  # [K] float32, in the session's knob order (NaN where not reported)
     player_ids: list[str]
-    npc_target: list[int]
+    tables: bool = False  # the frame came in the table form (errors name frame.player_table[...])
 
 
 def extract(frame: pb.Frame, knob_names: list[str]) -> RawFrame:
-    players = frame.players
-    player_ids = [p.player_id for p in players]
+    """A frame's numbers as arrays, from either form (rows or tables); validation comes after."""
+    tables = frame.HasField("player_table")
+    player_ids = list(frame.player_table.player_ids) if tables else [p.player_id for p in frame.players]
     index_of = {pid: i for i, pid in enumerate(player_ids)}
-    single = len(players) == 1
-    rows = []
-    for p in players:
-        # One read per sub-message: each attribute access on a nested message builds a wrapper.
-        pos, vel, inp, bio = p.position, p.velocity, p.input, p.biometrics
-        rows.append(
-            (
-                p.health,
-                p.max_health,
-                float(p.dead),
-                vel.x,
-                vel.z,
-                inp.move_x,
-                inp.move_y,
-                inp.shots_fired,
-                inp.shots_hit,
-                inp.dodges,
-                inp.actions_per_minute,
-                bio.heart_rate_bpm,
-                float(p.HasField("vr")),
-                pos.x,
-                pos.z,
-                pos.y,
-                vel.y,
-                inp.aim_x,
-                inp.aim_y,
-                bio.skin_conductance_us,
-            )
-        )
-    raw = np.array(rows, np.float64).reshape(len(players), len(RAW_PLAYER_FIELDS))
-    npcs = frame.npcs
-    nrows = []
-    for n in npcs:
-        npos = n.position
-        nrows.append((npos.x, npos.z, n.health, n.state, n.tactic, n.npc_id, npos.y))
-    nraw = np.array(nrows, np.float64).reshape(len(npcs), len(RAW_NPC_FIELDS))
+    players, npcs = _from_tables(frame, len(player_ids)) if tables else _from_rows(frame, index_of)
+    single = len(player_ids) == 1
     events = np.array(
         [
             (e.type, index_of.get(e.player_id, 0 if single and not e.player_id else -1), e.amount, e.game_time)
@@ -268,10 +219,50 @@ def extract(frame: pb.Frame, knob_names: list[str]) -> RawFrame:
         ],
         np.float64,
     ).reshape(len(frame.events), 4)
-    knob_map = {k.name: k.value for k in frame.knobs}
-    knob_values = np.array([knob_map.get(n, np.nan) for n in knob_names], np.float32)
-    npc_target = [index_of.get(n.target_player_id, -1) for n in npcs]
-    return RawFrame(raw, nraw, events, knob_values, player_ids, npc_target)
+    if frame.knob_values:  # the compact form, in the hello's order (its length was checked)
+        knob_values = np.array(frame.knob_values, np.float32)
+    else:
+        knob_map = {k.name: k.value for k in frame.knobs}
+        knob_values = np.array([knob_map.get(n, np.nan) for n in knob_names], np.float32)
+    return RawFrame(players, npcs, events, knob_values, player_ids, tables)
+
+
+def _from_rows(frame: pb.Frame, index_of: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    rows = []
+    for p in frame.players:
+        # One read per sub-message: each attribute access on a nested message builds a wrapper.
+        pos, vel, inp, bio = p.position, p.velocity, p.input, p.biometrics
+        rows.append(  # in PLAYER_TABLE_COLUMNS order
+            (
+                *(pos.x, pos.y, pos.z, vel.x, vel.y, vel.z),
+                *(p.health, p.max_health, float(p.dead)),
+                *(inp.move_x, inp.move_y, inp.aim_x, inp.aim_y),
+                *(inp.shots_fired, inp.shots_hit, inp.dodges, inp.actions_per_minute),
+                *(bio.heart_rate_bpm, bio.skin_conductance_us, float(p.HasField("vr"))),
+            )
+        )
+    players = np.array(rows, np.float64).reshape(len(rows), len(RAW_PLAYER_FIELDS))
+    nrows = []
+    for n in frame.npcs:
+        npos = n.position
+        nrows.append(  # in RAW_NPC_FIELDS order
+            (npos.x, npos.y, npos.z, n.health, n.state, n.tactic, index_of.get(n.target_player_id, -1), n.npc_id)
+        )
+    return players, np.array(nrows, np.float64).reshape(len(nrows), len(RAW_NPC_FIELDS))
+
+
+def _from_tables(frame: pb.Frame, n_players: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sizes were checked by validate_frame_counts (a frame that skipped it and does not match raises
+    ValueError). Columns after the known ones are skipped."""
+    pt = frame.player_table
+    players = np.frombuffer(pt.values, WIRE_FLOAT).reshape(n_players, pt.columns)[:, : len(RAW_PLAYER_FIELDS)]
+    nt = frame.npc_table
+    ids = np.frombuffer(nt.npc_ids, WIRE_ID)
+    npcs = np.empty((len(ids), len(RAW_NPC_FIELDS)))
+    if len(ids):
+        npcs[:, :_NPC_ID] = np.frombuffer(nt.values, WIRE_FLOAT).reshape(len(ids), nt.columns)[:, :_NPC_ID]
+        npcs[:, _NPC_ID] = ids
+    return players.astype(np.float64), npcs
 
 
 @dataclass
@@ -415,14 +406,14 @@ def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
     flat = np.concatenate([f.raw.npcs for f in frames]) if n_frames > 1 else frames[0].raw.npcs  # [sum N, RAW]
     nraw = np.zeros((n_frames, width, len(RAW_NPC_FIELDS)))
     nraw[present] = flat  # row-major: frame after frame, as concatenated
-    flat_target = np.array([t for f in frames for t in f.raw.npc_target], np.int64)
+    flat_target = flat[:, _NPC_TARGET].astype(np.int64)
     target = np.full((n_frames, width), -1, np.int64)
     target[present] = np.where(flat_target >= 0, flat_target + np.repeat(offsets[:-1], n_npcs), -1)
-    npc_id_list = flat[:, 5].astype(np.int64).tolist()
+    npc_id_list = flat[:, _NPC_ID].astype(np.int64).tolist()
     npc_starts = np.cumsum([0, *n_npcs]).tolist()
-    alive = present & (nraw[..., 3] != pb.NPC_STATE_DEAD)  # [F, N]
+    alive = present & (nraw[..., _NPC_STATE] != pb.NPC_STATE_DEAD)  # [F, N]
     n_alive = alive.sum(axis=1)  # [F]
-    attacking = ((nraw[..., 3] == pb.NPC_STATE_ATTACK) & alive).sum(axis=1)  # [F]
+    attacking = ((nraw[..., _NPC_STATE] == pb.NPC_STATE_ATTACK) & alive).sum(axis=1)  # [F]
 
     npc_feats = np.zeros((n_rows, MAX_MODEL_NPCS, NPC_DIM), np.float32)
     npc_mask = np.zeros((n_rows, MAX_MODEL_NPCS), bool)
@@ -437,27 +428,27 @@ def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
         pos = rp[:, _POS_XZ]  # [R, 2]
         # Squared distances order the NPCs (np.hypot is 10x slower over [R, N] here); per axis from
         # contiguous [F, N] copies (gathering [R, N, 2] out of nraw was 3x slower).
-        nx, nz = np.ascontiguousarray(nraw[..., 0]), np.ascontiguousarray(nraw[..., 1])
+        nx, nz = np.ascontiguousarray(nraw[..., _NPC_X]), np.ascontiguousarray(nraw[..., _NPC_Z])
         dx, dz = nx[fi] - pos[:, 0:1], nz[fi] - pos[:, 1:2]
         order = _nearest(np.where(alive[fi], dx * dx + dz * dz, np.inf), k)  # [R, k]
         rows_ix = np.arange(n_rows)[:, None]
         shown = np.arange(k)[None, :] < k_r[:, None]  # [R, k] slots holding a live NPC
         sel = nraw[fi[:, None], order]  # [R, k, RAW_NPC]: one gather, then slices
-        dd = sel[..., :2] - pos[:, None, :]
+        dd = sel[..., _NPC_XZ] - pos[:, None, :]
         near = np.where(shown, np.hypot(dd[..., 0], dd[..., 1]), 0.0)  # [R, k]
         nf = npc_feats[:, :k]
         nf[..., 0:2] = dd / ARENA_SCALE
         nf[..., 2] = near / ARENA_SCALE
-        nf[..., 3] = sel[..., 2]
+        nf[..., 3] = sel[..., _NPC_HEALTH]
         # One-hot state and tactic by row lookup in small identity tables (cheaper than scattering ones).
-        nf[..., 4 : 4 + NPC_STATES] = _EYE_STATES[np.clip(sel[..., 3], 0, NPC_STATES - 1).astype(np.int64)]
+        nf[..., 4 : 4 + NPC_STATES] = _EYE_STATES[np.clip(sel[..., _NPC_STATE], 0, NPC_STATES - 1).astype(np.int64)]
         nf[..., 4 + NPC_STATES : 4 + NPC_STATES + NPC_TACTICS] = _EYE_TACTICS[
-            np.clip(sel[..., 4], 0, NPC_TACTICS - 1).astype(np.int64)
+            np.clip(sel[..., _NPC_TACTIC], 0, NPC_TACTICS - 1).astype(np.int64)
         ]
         nf[..., -1] = target[fi][rows_ix, order] == rows_ix
         nf *= shown[..., None]
         npc_mask[:, :k] = shown
-        npc_ids[:, :k] = np.where(shown, sel[..., 5], -1)
+        npc_ids[:, :k] = np.where(shown, sel[..., _NPC_ID], -1)
         cap = 2 * ARENA_SCALE
         some = k_r > 0
         nearest = np.where(some, np.minimum(near[:, 0], cap) / ARENA_SCALE, 1.0)
@@ -543,7 +534,7 @@ def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
             per_frame[3] / MAX_MODEL_NPCS,
             np.minimum(hr / 200.0, 2.0),
             (hr > 0).astype(np.float64),
-            col[RP["has_vr"]],
+            col[RP["vr"]],
             recent_deaths / 5.0,
             recent_kills / 20.0,
             recent_damage,
@@ -569,7 +560,6 @@ def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
                 npc_mask=npc_mask[rows],
                 npc_ids=npc_ids[rows],
                 all_npc_ids=npc_id_list[npc_starts[j] : npc_starts[j + 1]],
-                npc_target_player=f.raw.npc_target,
                 knob_values=knob_values_l[j],
                 difficulty=difficulties[j],
             )

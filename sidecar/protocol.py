@@ -167,7 +167,7 @@ class Connection:
                 field="frame.sequence",
                 sequence=seq,
             )
-        validate_frame_counts(frame, self.limits)
+        validate_frame_counts(frame, self.limits, len(session.knobs.names))
         if session.last_game_time is not None and frame.game_time < session.last_game_time:
             raise StaleSequence(
                 f"frame.game_time={frame.game_time} goes back from {session.last_game_time}",

@@ -64,6 +64,9 @@ class Pseudonymizer:
         f = out.frame
         for p in f.players:
             p.player_id = self(p.player_id)
+        if f.HasField("player_table"):  # (touching the field would set it)
+            ids = f.player_table.player_ids
+            ids[:] = [self(pid) for pid in ids]
         for n in f.npcs:
             n.target_player_id = self(n.target_player_id)
         for e in f.events:

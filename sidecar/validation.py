@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from sidecar.errors import InvalidArgument, InvalidHello, LimitExceeded
 from sidecar.features import RAW_NPC_FIELDS, RAW_PLAYER_FIELDS, RP, RawFrame
+from sidecar.frame_tables import NPC_TABLE_COLUMNS, PLAYER_TABLE_COLUMNS
 from sidecar.limits import Limits
 from sidecar.schema import pb
 
@@ -21,10 +23,16 @@ KNOWN_POLICIES = ("static", "rubber_band", "intensity", "predictive")
 _MAX_POLICY_PARAMS = 32
 
 
-def _check_string(value: str, field: str, limits: Limits, *, invalid: type[InvalidArgument] = InvalidArgument) -> None:
+def _check_string(
+    value: str, field: str, limits: Limits, *, invalid: type[InvalidArgument] = InvalidArgument, sequence: int = 0
+) -> None:
     n = len(value.encode("utf-8", "surrogatepass"))
     if n > limits.max_string_bytes:
-        raise invalid(f"{field} is {n} bytes; the limit is max_string_bytes={limits.max_string_bytes}", field=field)
+        raise invalid(
+            f"{field} is {n} bytes; the limit is max_string_bytes={limits.max_string_bytes}",
+            field=field,
+            sequence=sequence,
+        )
 
 
 def _check_float(value: float, field: str, lo: float, hi: float, invalid: type[InvalidArgument]) -> None:
@@ -81,11 +89,13 @@ def validate_hello(hello: pb.Hello, limits: Limits) -> None:
     _check_string(hello.resume_token, "hello.resume_token", limits, invalid=InvalidHello)
 
 
-def validate_frame_counts(frame: pb.Frame, limits: Limits) -> None:
-    """Cheap checks that bound the work of everything after them."""
+def validate_frame_counts(frame: pb.Frame, limits: Limits, knobs: int) -> None:
+    """Cheap checks that bound the work of everything after them; `knobs`: how many the hello declared."""
     seq = frame.sequence
+    tables = frame.HasField("player_table")
+    n_players = len(frame.player_table.player_ids) if tables else len(frame.players)
     for field, count, limit_name in (
-        ("frame.players", len(frame.players), "max_players_per_frame"),
+        ("frame.player_table.player_ids" if tables else "frame.players", n_players, "max_players_per_frame"),
         ("frame.npcs", len(frame.npcs), "max_npcs_per_frame"),
         ("frame.events", len(frame.events), "max_events_per_frame"),
         ("frame.knobs", len(frame.knobs), "max_knobs"),
@@ -95,7 +105,15 @@ def validate_frame_counts(frame: pb.Frame, limits: Limits) -> None:
             raise LimitExceeded(
                 f"{field} has {count} entries; the limit is {limit_name}={limit}", field=field, sequence=seq
             )
-    if not frame.players:
+    if tables:
+        _validate_table_shapes(frame, limits, seq)
+    elif frame.HasField("npc_table"):
+        raise InvalidArgument(
+            "frame.npc_table needs frame.player_table (its target column names players by table row)",
+            field="frame.npc_table",
+            sequence=seq,
+        )
+    elif not frame.players:
         raise InvalidArgument("frame.players must hold at least one player", field="frame.players", sequence=seq)
     if not math.isfinite(frame.game_time) or frame.game_time < 0:
         raise InvalidArgument(
@@ -103,6 +121,20 @@ def validate_frame_counts(frame: pb.Frame, limits: Limits) -> None:
             field="frame.game_time",
             sequence=seq,
         )
+    values = frame.knob_values
+    if values:
+        if frame.knobs or len(values) != knobs:
+            why = "send knobs or knob_values, not both" if frame.knobs else f"the hello declared {knobs} knobs"
+            raise InvalidArgument(
+                f"frame.knob_values has {len(values)} values; {why}", field="frame.knob_values", sequence=seq
+            )
+        if not all(map(math.isfinite, values)):
+            i = next(i for i, v in enumerate(values) if not math.isfinite(v))
+            raise InvalidArgument(
+                f"frame.knob_values[{i}] must be a finite number, got {values[i]}",
+                field=f"frame.knob_values[{i}]",
+                sequence=seq,
+            )
     for i, k in enumerate(frame.knobs):
         if not math.isfinite(k.value):
             raise InvalidArgument(
@@ -110,25 +142,96 @@ def validate_frame_counts(frame: pb.Frame, limits: Limits) -> None:
                 field=f"frame.knobs[{i}].value",
                 sequence=seq,
             )
-    seen: set[str] = set()
-    for i, p in enumerate(frame.players):
-        _check_string(p.player_id, f"frame.players[{i}].player_id", limits)
-        if p.player_id in seen:
-            raise InvalidArgument(
-                f"frame.players[{i}].player_id {p.player_id!r} appears twice",
-                field=f"frame.players[{i}].player_id",
-                sequence=seq,
-            )
-        seen.add(p.player_id)
-        if p.HasField("vr"):
-            _validate_vr(p.vr, f"frame.players[{i}].vr", limits, seq)
-    for i, n in enumerate(frame.npcs):
-        if len(n.kind) > limits.max_string_bytes or len(n.target_player_id) > limits.max_string_bytes:
-            _check_string(n.kind, f"frame.npcs[{i}].kind", limits)
-            _check_string(n.target_player_id, f"frame.npcs[{i}].target_player_id", limits)
-    for i, e in enumerate(frame.events):
-        if len(e.player_id) > limits.max_string_bytes:
-            _check_string(e.player_id, f"frame.events[{i}].player_id", limits)
+    if tables:
+        _check_ids(frame.player_table.player_ids, "frame.player_table.player_ids[{}]", limits, seq)
+        _check_strings(frame.npc_table.kinds, "frame.npc_table.kinds[{}]", limits, seq)
+    else:
+        _check_ids([p.player_id for p in frame.players], "frame.players[{}].player_id", limits, seq)
+        for i, p in enumerate(frame.players):
+            if p.HasField("vr"):
+                _validate_vr(p.vr, f"frame.players[{i}].vr", limits, seq)
+        _check_strings([n.kind for n in frame.npcs], "frame.npcs[{}].kind", limits, seq)
+        _check_strings([n.target_player_id for n in frame.npcs], "frame.npcs[{}].target_player_id", limits, seq)
+    _check_strings([e.player_id for e in frame.events], "frame.events[{}].player_id", limits, seq)
+
+
+def _validate_table_shapes(frame: pb.Frame, limits: Limits, seq: int) -> None:
+    """The table form: one form per frame, and each bytes field exactly rows x columns x 4 bytes."""
+    if frame.players or frame.npcs:
+        raise InvalidArgument(
+            "frame.player_table and frame.players / frame.npcs are two forms of the same data; send one",
+            field="frame.player_table",
+            sequence=seq,
+        )
+    pt = frame.player_table
+    n_players = len(pt.player_ids)
+    if n_players == 0:
+        raise InvalidArgument(
+            "frame.player_table.player_ids must hold at least one player",
+            field="frame.player_table.player_ids",
+            sequence=seq,
+        )
+    _check_table_values(pt.values, pt.columns, n_players, len(PLAYER_TABLE_COLUMNS), "frame.player_table", seq)
+    if not frame.HasField("npc_table"):
+        return
+    nt = frame.npc_table
+    if len(nt.npc_ids) % 4:
+        raise InvalidArgument(
+            f"frame.npc_table.npc_ids holds {len(nt.npc_ids)} bytes; it must be 4 bytes (uint32) per NPC",
+            field="frame.npc_table.npc_ids",
+            sequence=seq,
+        )
+    n_npcs = len(nt.npc_ids) // 4
+    if n_npcs > limits.max_npcs_per_frame:
+        raise LimitExceeded(
+            f"frame.npc_table has {n_npcs} NPCs; the limit is max_npcs_per_frame={limits.max_npcs_per_frame}",
+            field="frame.npc_table.npc_ids",
+            sequence=seq,
+        )
+    if n_npcs:
+        _check_table_values(nt.values, nt.columns, n_npcs, len(NPC_TABLE_COLUMNS), "frame.npc_table", seq)
+    if len(nt.kinds) not in (0, n_npcs):
+        raise InvalidArgument(
+            f"frame.npc_table.kinds has {len(nt.kinds)} entries; send one per NPC ({n_npcs}) or none",
+            field="frame.npc_table.kinds",
+            sequence=seq,
+        )
+
+
+def _check_table_values(values: bytes, columns: int, rows: int, known: int, table: str, seq: int) -> None:
+    if columns < known:
+        raise InvalidArgument(
+            f"{table}.columns={columns}; version 1 of this table has {known} columns, send at least that many",
+            field=f"{table}.columns",
+            sequence=seq,
+        )
+    if len(values) != rows * columns * 4:
+        raise InvalidArgument(
+            f"{table}.values holds {len(values)} bytes; {rows} rows x {columns} columns x 4 bytes "
+            f"is {rows * columns * 4}",
+            field=f"{table}.values",
+            sequence=seq,
+        )
+
+
+def _check_strings(values: Sequence[str], field: str, limits: Limits, seq: int) -> None:
+    """Each at most max_string_bytes of UTF-8; `field` has a {} for the index. Only strings long
+    enough to be over (a character is at most 4 bytes) are encoded."""
+    short = limits.max_string_bytes // 4
+    for i, value in enumerate(values):
+        if len(value) > short:
+            _check_string(value, field.format(i), limits, sequence=seq)
+
+
+def _check_ids(ids: Sequence[str], field: str, limits: Limits, seq: int) -> None:
+    """Player ids: strings within the limit, none twice; `field` has a {} for the index."""
+    _check_strings(ids, field, limits, seq)
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        for i, pid in enumerate(ids):
+            if pid in seen:
+                raise InvalidArgument(f"{field.format(i)} {pid!r} appears twice", field=field.format(i), sequence=seq)
+            seen.add(pid)
 
 
 def _validate_vr(vr: pb.VrPose, field: str, limits: Limits, seq: int) -> None:
@@ -157,6 +260,7 @@ def _validate_vr(vr: pb.VrPose, field: str, limits: Limits, seq: int) -> None:
 _PLAYER_RANGES: dict[str, tuple[float, float] | None] = {
     "health": (0.0, 1.0e9),
     "max_health": (0.0, 1.0e9),
+    "dead": (0.0, 1.0),
     "input.move_x": (-1.001, 1.001),
     "input.move_y": (-1.001, 1.001),
     "input.aim_x": (-1.001, 1.001),
@@ -164,19 +268,29 @@ _PLAYER_RANGES: dict[str, tuple[float, float] | None] = {
     "input.actions_per_minute": (0.0, 1.0e5),
     "biometrics.heart_rate_bpm": (0.0, 400.0),
     "biometrics.skin_conductance_us": (0.0, 1.0e4),
+    "vr": (0.0, 1.0),
+}
+# NPC ids are uint32 (Godot derives them from instance ids, far above max_abs_coordinate); the target
+# column's range depends on the frame's players (set in _bounds).
+_NPC_RANGES: dict[str, tuple[float, float] | None] = {"health": (0.0, 1.0), "npc_id": (0.0, 4294967295.0)}
+_NPC_TARGET = RAW_NPC_FIELDS.index("target")
+_ROW_NAMES = {"target": "target_player_id"}
+# What an error calls each raw column, per form: the row form's field paths or the table's column names.
+_NAMES = {
+    False: (RAW_PLAYER_FIELDS, tuple(_ROW_NAMES.get(n, n) for n in RAW_NPC_FIELDS), "frame.players", "frame.npcs"),
+    True: (RAW_PLAYER_FIELDS, RAW_NPC_FIELDS, "frame.player_table", "frame.npc_table"),
 }
 
 
-@functools.lru_cache(maxsize=8)
-def _bounds(kind: str, big: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column [lo, hi] of the raw player or NPC arrays; computed once per limit value."""
+@functools.lru_cache(maxsize=256)
+def _bounds(kind: str, big: float, players: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column [lo, hi] of the raw player or NPC arrays (NPCs: of a frame of `players` players)."""
     names, ranges = (RAW_PLAYER_FIELDS, _PLAYER_RANGES) if kind == "player" else (RAW_NPC_FIELDS, _NPC_RANGES)
     lo = np.array([(ranges.get(n) or (-big, big))[0] for n in names])
     hi = np.array([(ranges.get(n) or (-big, big))[1] for n in names])
+    if kind == "npc":
+        lo[_NPC_TARGET], hi[_NPC_TARGET] = -1.0, players - 1.0
     return lo, hi
-
-
-_NPC_RANGES: dict[str, tuple[float, float] | None] = {"health": (0.0, 1.0)}
 
 
 @functools.lru_cache(maxsize=128)  # at most ~7 MB at the largest frames the limits allow
@@ -184,7 +298,7 @@ def _frame_bounds(players: int, npcs: int, events: int, big: float) -> tuple[np.
     """[lo, hi] of every number validate_raw checks, in its order (player rows, NPC rows, then each
     event's amount and game time), for a frame of this shape; cached per shape."""
     plo, phi = _bounds("player", big)
-    nlo, nhi = _bounds("npc", big)
+    nlo, nhi = _bounds("npc", big, players)
     lo = np.concatenate([np.tile(plo, players), np.tile(nlo, npcs), np.full(2 * events, -big)])
     hi = np.concatenate([np.tile(phi, players), np.tile(nhi, npcs), np.full(2 * events, big)])
     return lo, hi
@@ -199,7 +313,8 @@ def validate_raw(raw: RawFrame, limits: Limits, sequence: int) -> None:
     x = np.concatenate((p.ravel(), n.ravel(), ev[:, 2:4].ravel()))
     if ((x >= lo) & (x <= hi)).all():  # NaN and +-inf fail these comparisons (the bounds are finite)
         hp = p[:, _HEALTH_COLS].tolist()
-        if all(h <= mh * 1.0001 + 1e-6 for h, mh in hp):
+        # A table's target is a float: it must name a row (the row form's is always a whole number).
+        if all(h <= mh * 1.0001 + 1e-6 for h, mh in hp) and not (raw.tables and (n[:, _NPC_TARGET] % 1.0).any()):
             return
     _name_the_error(raw, big, sequence)
 
@@ -209,11 +324,12 @@ _HEALTH_COLS = [RP["health"], RP["max_health"]]
 
 def _name_the_error(raw: RawFrame, big: float, sequence: int) -> None:
     """The frame failed validate_raw's check: raise for its first offending number, named."""
+    player_names, npc_names, players_field, npcs_field = _NAMES[raw.tables]
     plo, phi = _bounds("player", big)
-    nlo, nhi = _bounds("npc", big)
+    nlo, nhi = _bounds("npc", big, len(raw.players))
     for arr, lo, hi, names, prefix in (
-        (raw.players, plo, phi, RAW_PLAYER_FIELDS, "frame.players"),
-        (raw.npcs, nlo, nhi, RAW_NPC_FIELDS, "frame.npcs"),
+        (raw.players, plo, phi, player_names, players_field),
+        (raw.npcs, nlo, nhi, npc_names, npcs_field),
     ):
         ok = (arr >= lo) & (arr <= hi)  # NaN and +-inf fail these comparisons (the bounds are finite)
         if not ok.all():
@@ -224,6 +340,8 @@ def _name_the_error(raw: RawFrame, big: float, sequence: int) -> None:
             if not math.isfinite(value):
                 raise InvalidArgument(f"{field} must be a finite number, got {value}", field=field, sequence=sequence)
             why = f"; the limit is max_abs_coordinate={big:g}" if hi[col] == big else ""
+            if prefix == "frame.npc_table" and col == _NPC_TARGET:
+                why = f" (-1 for none, else a row of frame.player_table, which has {len(raw.players)})"
             raise InvalidArgument(
                 f"{field}={value:g} is outside [{lo[col]:g}, {hi[col]:g}]{why}", field=field, sequence=sequence
             )
@@ -231,12 +349,23 @@ def _name_the_error(raw: RawFrame, big: float, sequence: int) -> None:
     over = health > raw.players[:, RP["max_health"]] * 1.0001 + 1e-6
     if over.any():
         i = int(np.argmax(over))
-        field = f"frame.players[{i}].health"
+        field = f"{players_field}[{i}].health"
         raise InvalidArgument(
-            f"{field}={health[i]:g} exceeds frame.players[{i}].max_health={raw.players[i, RP['max_health']]:g}",
+            f"{field}={health[i]:g} exceeds {players_field}[{i}].max_health={raw.players[i, RP['max_health']]:g}",
             field=field,
             sequence=sequence,
         )
+    if raw.tables and len(raw.npcs):
+        fraction = raw.npcs[:, _NPC_TARGET] % 1.0
+        if fraction.any():
+            i = int(np.argmax(fraction != 0))
+            field = f"{npcs_field}[{i}].target"
+            raise InvalidArgument(
+                f"{field}={raw.npcs[i, _NPC_TARGET]:g} is not a row of frame.player_table "
+                "(a whole number, -1 for none)",
+                field=field,
+                sequence=sequence,
+            )
     if raw.events.size:
         ev = raw.events[:, 2:4]
         bad_ev = ~(np.isfinite(ev) & (np.abs(ev) <= big))

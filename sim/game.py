@@ -323,46 +323,22 @@ class Game:
         self.sequence += 1
         shots, hits, dodges, actions = self._take_input()
         mx, mz, ax, az = self._acc_moves
-        # Values pass through float32 exactly as a protobuf float field would.
-        players = np.array(
-            [
-                [
-                    p.health,
-                    PLAYER_MAX_HEALTH,
-                    float(p.dead),
-                    p.vx,
-                    p.vz,
-                    mx,
-                    mz,
-                    shots,
-                    hits,
-                    dodges,
-                    actions * 60.0 / max(frame_dt, 1e-6),
-                    0.0,
-                    0.0,
-                    p.x,
-                    p.z,
-                    0.0,
-                    0.0,
-                    ax,
-                    az,
-                    0.0,
-                ]
-            ],
-            f32,
-        ).astype(np.float64)
+        # Values pass through float32 exactly as a protobuf float field would; columns in RAW_*_FIELDS order.
+        apm = actions * 60.0 / max(frame_dt, 1e-6)
+        row = (p.x, 0.0, p.z, p.vx, 0.0, p.vz, p.health, PLAYER_MAX_HEALTH, float(p.dead), mx, mz, ax, az)
+        players = np.array([(*row, shots, hits, dodges, apm, 0.0, 0.0, 0.0)], f32).astype(np.float64)
         assert players.shape[1] == len(RAW_PLAYER_FIELDS)
         npcs = (
-            np.array([(n.x, n.z, max(n.health, 0.0), n.state, n.tactic, n.npc_id, 0.0) for n in self.npcs], f32)
+            np.array([(n.x, 0.0, n.z, max(n.health, 0.0), n.state, n.tactic, 0.0, 0.0) for n in self.npcs], f32)
             .astype(np.float64)
             .reshape(len(self.npcs), len(RAW_NPC_FIELDS))
         )
-        npcs[:, 5] = [n.npc_id for n in self.npcs]
+        npcs[:, RAW_NPC_FIELDS.index("npc_id")] = [n.npc_id for n in self.npcs]
         events = np.array([(e, 0, a, t) for e, _, a, t in self.events], np.float64).reshape(len(self.events), 4)
         events[:, 2] = events[:, 2].astype(f32)
         self.events.clear()
         knobs = np.array([self.knobs[k] for k in knob_names], f32)
-        raw = RawFrame(players, npcs, events, knobs, [PLAYER_ID], [0] * len(self.npcs))
+        raw = RawFrame(players, npcs, events, knobs, [PLAYER_ID])  # every NPC targets the one player (row 0)
         return self.sequence, self.t, raw
 
 

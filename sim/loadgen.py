@@ -23,6 +23,7 @@ import numpy as np
 from websockets.asyncio.client import connect
 
 from sidecar import event_loop
+from sidecar.frame_tables import to_tables
 from sidecar.schema import pb
 from sim.game import Action, Game, hello
 
@@ -38,6 +39,7 @@ class LoadSpec:
     duration_s: float = 5.0
     warmup_s: float = 1.0
     players_per_frame: int = 1
+    tables: bool = True  # frames in the table form (what the engine plugins send), else rows
     processes: int = 1
     token: str = ""
     policy: str = ""
@@ -75,6 +77,7 @@ class LoadResult:
             "sessions": self.spec.sessions,
             "rate_hz": self.spec.rate_hz,
             "players_per_frame": self.spec.players_per_frame,
+            "frame_form": "tables" if self.spec.tables else "rows",
             "sent": self.sent,
             "guidance": self.guidance,
             "superseded": self.superseded,
@@ -100,7 +103,8 @@ def varint(n: int) -> bytes:
 class FrameStream:
     """Envelope bytes of one session's frames: the body is encoded once, the sequence per message."""
 
-    def __init__(self, seed: int, players: int = 1) -> None:
+    def __init__(self, seed: int, players: int = 1, tables: bool = True) -> None:
+        """`tables`: frames in the table form, as the engine plugins send them; else the row form."""
         g = Game(seed)
         frame = pb.Frame()
         for _ in range(60):  # play a second at a time until a fight is on: three or more NPCs about
@@ -122,6 +126,8 @@ class FrameStream:
                 m.npc_id += 1000 * i
                 m.position.x += 100.0 * i
                 m.target_player_id = p.player_id
+        if tables:
+            frame = to_tables(frame, [k.name for k in hello().knobs])
         frame.ClearField("sequence")
         frame.ClearField("game_time")
         self.body = frame.SerializeToString()
@@ -136,7 +142,7 @@ class FrameStream:
 class _Session:
     def __init__(self, spec: LoadSpec, index: int, stats: _Stats) -> None:
         self.spec = spec
-        self.frames = FrameStream(spec.seed * 100_003 + index, spec.players_per_frame)
+        self.frames = FrameStream(spec.seed * 100_003 + index, spec.players_per_frame, spec.tables)
         self.sent_at: dict[int, float] = {}
         self.stats = stats
         self.answered = asyncio.Event()

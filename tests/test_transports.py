@@ -9,11 +9,13 @@ import subprocess
 import sys
 
 import grpc
+import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from websockets.exceptions import ConnectionClosed
 
+from sidecar.frame_tables import to_tables
 from sidecar.inprocess import RunningSidecar
 from sidecar.schema import SERVICE_NAME, pb, pb_grpc
 from tests.helpers import GrpcSession, WsSession, frame_req, game_frames, hello_req
@@ -60,6 +62,33 @@ def test_600_frames_get_600_guidance(sidecar: RunningSidecar, channel: grpc.Chan
     assert seqs == [f.sequence for f in FRAMES]
     client.send(pb.SessionRequest(goodbye=pb.Goodbye(reason="done")))
     assert client.recv().WhichOneof("kind") == "goodbye"
+    client.close()
+
+
+@pytest.mark.parametrize("transport", ["grpc", "websocket"])
+def test_table_frames_are_served(sidecar: RunningSidecar, channel: grpc.Channel, transport: str) -> None:
+    """Frames in the table form (what the engine plugins send): guidance and hints for the table's NPCs;
+    a malformed table is refused by name and the session goes on."""
+    client = _clients(sidecar, channel)[transport]
+    _open(client)
+    hinted: set[int] = set()
+    for i, f in enumerate(FRAMES[:120]):
+        t = to_tables(f)
+        if i == 60:
+            bad = pb.Frame()
+            bad.CopyFrom(t)
+            bad.player_table.values = bad.player_table.values[:-4]
+            client.send(frame_req(bad))
+            err = client.recv().error
+            assert err.code == pb.ERROR_CODE_INVALID_ARGUMENT and not err.fatal
+            assert err.field == "frame.player_table.values" and "76 bytes" in err.message
+        client.send(frame_req(t))
+        g = _guidance_for(client, f.sequence)
+        assert g.insights[0].player_id == "p1" and len(g.knobs) == 4
+        ids = set(np.frombuffer(t.npc_table.npc_ids, "<u4").tolist())
+        assert {h.npc_id for h in g.npc_hints} <= ids
+        hinted |= {h.npc_id for h in g.npc_hints}
+    assert len(hinted) >= 3
     client.close()
 
 

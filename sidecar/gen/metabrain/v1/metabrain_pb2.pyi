@@ -380,20 +380,48 @@ class KnobValue(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
 
 class Frame(_message.Message):
-    __slots__ = ("sequence", "game_time", "players", "npcs", "events", "knobs")
+    __slots__ = ("sequence", "game_time", "players", "npcs", "events", "knobs", "player_table", "npc_table", "knob_values")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     GAME_TIME_FIELD_NUMBER: _ClassVar[int]
     PLAYERS_FIELD_NUMBER: _ClassVar[int]
     NPCS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     KNOBS_FIELD_NUMBER: _ClassVar[int]
+    PLAYER_TABLE_FIELD_NUMBER: _ClassVar[int]
+    NPC_TABLE_FIELD_NUMBER: _ClassVar[int]
+    KNOB_VALUES_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     game_time: float
     players: _containers.RepeatedCompositeFieldContainer[PlayerState]
     npcs: _containers.RepeatedCompositeFieldContainer[Npc]
     events: _containers.RepeatedCompositeFieldContainer[GameEvent]
     knobs: _containers.RepeatedCompositeFieldContainer[KnobValue]
-    def __init__(self, sequence: _Optional[int] = ..., game_time: _Optional[float] = ..., players: _Optional[_Iterable[_Union[PlayerState, _Mapping]]] = ..., npcs: _Optional[_Iterable[_Union[Npc, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[GameEvent, _Mapping]]] = ..., knobs: _Optional[_Iterable[_Union[KnobValue, _Mapping]]] = ...) -> None: ...
+    player_table: PlayerTable
+    npc_table: NpcTable
+    knob_values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, sequence: _Optional[int] = ..., game_time: _Optional[float] = ..., players: _Optional[_Iterable[_Union[PlayerState, _Mapping]]] = ..., npcs: _Optional[_Iterable[_Union[Npc, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[GameEvent, _Mapping]]] = ..., knobs: _Optional[_Iterable[_Union[KnobValue, _Mapping]]] = ..., player_table: _Optional[_Union[PlayerTable, _Mapping]] = ..., npc_table: _Optional[_Union[NpcTable, _Mapping]] = ..., knob_values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class PlayerTable(_message.Message):
+    __slots__ = ("player_ids", "values", "columns")
+    PLAYER_IDS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    player_ids: _containers.RepeatedScalarFieldContainer[str]
+    values: bytes
+    columns: int
+    def __init__(self, player_ids: _Optional[_Iterable[str]] = ..., values: _Optional[bytes] = ..., columns: _Optional[int] = ...) -> None: ...
+
+class NpcTable(_message.Message):
+    __slots__ = ("npc_ids", "values", "columns", "kinds")
+    NPC_IDS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    npc_ids: bytes
+    values: bytes
+    columns: int
+    kinds: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, npc_ids: _Optional[bytes] = ..., values: _Optional[bytes] = ..., columns: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NpcHint(_message.Message):
     __slots__ = ("npc_id", "tactic", "target_player_id", "aggression")

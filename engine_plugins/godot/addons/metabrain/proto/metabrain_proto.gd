@@ -1726,6 +1726,9 @@ class Frame:
 	var npcs: Array[Npc] = []
 	var events: Array[GameEvent] = []
 	var knobs: Array[KnobValue] = []
+	var player_table: PlayerTable = null
+	var npc_table: NpcTable = null
+	var knob_values: Array[float] = []
 
 	func write(out_: Writer) -> void:
 		if sequence != 0:
@@ -1754,6 +1757,22 @@ class Frame:
 			item_.write(sub_)
 			out_.buf.put_u8(50)
 			out_.nested(sub_)
+		if player_table != null:
+			var sub_: Writer = out_.child()
+			player_table.write(sub_)
+			out_.buf.put_u8(58)
+			out_.nested(sub_)
+		if npc_table != null:
+			var sub_: Writer = out_.child()
+			npc_table.write(sub_)
+			out_.buf.put_u8(66)
+			out_.nested(sub_)
+		if not knob_values.is_empty():
+			var p_: Writer = Writer.new()
+			for v_: float in knob_values:
+				p_.float32(v_)
+			out_.buf.put_u8(74)
+			out_.bytes(p_.data())
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
@@ -1802,6 +1821,31 @@ class Frame:
 						knobs.append(m_)
 					else:
 						in_.skip(wire_)
+				7:
+					if wire_ == 2:
+						var m_end_: int = in_.length() + in_.pos
+						var m_: PlayerTable = PlayerTable.new()
+						m_.read(in_, m_end_)
+						player_table = m_
+					else:
+						in_.skip(wire_)
+				8:
+					if wire_ == 2:
+						var m_end_: int = in_.length() + in_.pos
+						var m_: NpcTable = NpcTable.new()
+						m_.read(in_, m_end_)
+						npc_table = m_
+					else:
+						in_.skip(wire_)
+				9:
+					if wire_ == 2:
+						var p_end_: int = in_.length() + in_.pos
+						while in_.pos < p_end_ and not in_.failed:
+							knob_values.append(in_.float32())
+					elif wire_ == 5:
+						knob_values.append(in_.float32())
+					else:
+						in_.skip(wire_)
 				_:
 					in_.skip(wire_)
 
@@ -1812,6 +1856,117 @@ class Frame:
 
 	static func decode(bytes_in: PackedByteArray) -> Frame:
 		var m_: Frame = Frame.new()
+		var in_: Reader = Reader.new(bytes_in)
+		m_.read(in_, bytes_in.size())
+		return null if in_.failed else m_
+
+## PlayerTable is every player of a frame as rows of numbers.
+class PlayerTable:
+	var player_ids: Array[String] = []
+	var values: PackedByteArray = PackedByteArray()
+	var columns: int = 0
+
+	func write(out_: Writer) -> void:
+		for v_: String in player_ids:
+			out_.buf.put_u8(10)
+			out_.bytes(v_.to_utf8_buffer())
+		if not values.is_empty():
+			out_.buf.put_u8(18)
+			out_.bytes(values)
+		if columns != 0:
+			out_.buf.put_u8(24)
+			out_.varint(columns)
+
+	func read(in_: Reader, end_: int) -> void:
+		while in_.pos < end_ and not in_.failed:
+			var key_: int = in_.varint()
+			var wire_: int = key_ & 7
+			match key_ >> 3:
+				1:
+					if wire_ == 2:
+						player_ids.append(in_.bytes().get_string_from_utf8())
+					else:
+						in_.skip(wire_)
+				2:
+					if wire_ == 2:
+						values = in_.bytes()
+					else:
+						in_.skip(wire_)
+				3:
+					if wire_ == 0:
+						columns = in_.varint() & 0xFFFFFFFF
+					else:
+						in_.skip(wire_)
+				_:
+					in_.skip(wire_)
+
+	func encode() -> PackedByteArray:
+		var out_: Writer = Writer.new()
+		write(out_)
+		return out_.data()
+
+	static func decode(bytes_in: PackedByteArray) -> PlayerTable:
+		var m_: PlayerTable = PlayerTable.new()
+		var in_: Reader = Reader.new(bytes_in)
+		m_.read(in_, bytes_in.size())
+		return null if in_.failed else m_
+
+## NpcTable is every NPC of a frame as rows of numbers.
+class NpcTable:
+	var npc_ids: PackedByteArray = PackedByteArray()
+	var values: PackedByteArray = PackedByteArray()
+	var columns: int = 0
+	var kinds: Array[String] = []
+
+	func write(out_: Writer) -> void:
+		if not npc_ids.is_empty():
+			out_.buf.put_u8(10)
+			out_.bytes(npc_ids)
+		if not values.is_empty():
+			out_.buf.put_u8(18)
+			out_.bytes(values)
+		if columns != 0:
+			out_.buf.put_u8(24)
+			out_.varint(columns)
+		for v_: String in kinds:
+			out_.buf.put_u8(34)
+			out_.bytes(v_.to_utf8_buffer())
+
+	func read(in_: Reader, end_: int) -> void:
+		while in_.pos < end_ and not in_.failed:
+			var key_: int = in_.varint()
+			var wire_: int = key_ & 7
+			match key_ >> 3:
+				1:
+					if wire_ == 2:
+						npc_ids = in_.bytes()
+					else:
+						in_.skip(wire_)
+				2:
+					if wire_ == 2:
+						values = in_.bytes()
+					else:
+						in_.skip(wire_)
+				3:
+					if wire_ == 0:
+						columns = in_.varint() & 0xFFFFFFFF
+					else:
+						in_.skip(wire_)
+				4:
+					if wire_ == 2:
+						kinds.append(in_.bytes().get_string_from_utf8())
+					else:
+						in_.skip(wire_)
+				_:
+					in_.skip(wire_)
+
+	func encode() -> PackedByteArray:
+		var out_: Writer = Writer.new()
+		write(out_)
+		return out_.data()
+
+	static func decode(bytes_in: PackedByteArray) -> NpcTable:
+		var m_: NpcTable = NpcTable.new()
 		var in_: Reader = Reader.new(bytes_in)
 		m_.read(in_, bytes_in.size())
 		return null if in_.failed else m_

@@ -2380,6 +2380,9 @@ namespace MetaBrain.Proto
         public List<Npc> Npcs = new List<Npc>();
         public List<GameEvent> Events = new List<GameEvent>();
         public List<KnobValue> Knobs = new List<KnobValue>();
+        public PlayerTable PlayerTable;
+        public NpcTable NpcTable;
+        public List<float> KnobValues = new List<float>();
 
         public void WriteTo(ProtoWriter w)
         {
@@ -2420,6 +2423,27 @@ namespace MetaBrain.Proto
                 item.WriteTo(sub);
                 w.Tag(6, 2);
                 w.Nested(sub);
+            }
+            if (PlayerTable != null)
+            {
+                var sub = w.Child();
+                PlayerTable.WriteTo(sub);
+                w.Tag(7, 2);
+                w.Nested(sub);
+            }
+            if (NpcTable != null)
+            {
+                var sub = w.Child();
+                NpcTable.WriteTo(sub);
+                w.Tag(8, 2);
+                w.Nested(sub);
+            }
+            if (KnobValues.Count > 0)
+            {
+                var p = w.Child();
+                foreach (var v in KnobValues) p.Float(v);
+                w.Tag(9, 2);
+                w.Nested(p);
             }
         }
 
@@ -2485,6 +2509,35 @@ namespace MetaBrain.Proto
                         }
                         else r.Skip(wire);
                         break;
+                    case 7:
+                        if (wire == 2)
+                        {
+                            int mEnd = r.Length() + r.Pos;
+                            var m = new PlayerTable();
+                            m.MergeFrom(r, mEnd);
+                            PlayerTable = m;
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 8:
+                        if (wire == 2)
+                        {
+                            int mEnd = r.Length() + r.Pos;
+                            var m = new NpcTable();
+                            m.MergeFrom(r, mEnd);
+                            NpcTable = m;
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 9:
+                        if (wire == 2)
+                        {
+                            int pEnd = r.Length() + r.Pos;
+                            while (r.Pos < pEnd) KnobValues.Add(r.Float());
+                        }
+                        else if (wire == 5) KnobValues.Add(r.Float());
+                        else r.Skip(wire);
+                        break;
                     default:
                         r.Skip(wire);
                         break;
@@ -2503,6 +2556,175 @@ namespace MetaBrain.Proto
         public static Frame Parse(byte[] data)
         {
             var m = new Frame();
+            m.MergeFrom(new ProtoReader(data), data.Length);
+            return m;
+        }
+    }
+
+    /// <summary>PlayerTable is every player of a frame as rows of numbers.</summary>
+    public sealed class PlayerTable
+    {
+        public List<string> PlayerIds = new List<string>();
+        public byte[] Values = new byte[0];
+        public uint Columns;
+
+        public void WriteTo(ProtoWriter w)
+        {
+            foreach (var v in PlayerIds)
+            {
+                w.Tag(1, 2);
+                w.String(v);
+            }
+            if (Values != null && Values.Length > 0)
+            {
+                w.Tag(2, 2);
+                w.Bytes(Values);
+            }
+            if (Columns != 0)
+            {
+                w.Tag(3, 0);
+                w.Varint(Columns);
+            }
+        }
+
+        public void MergeFrom(ProtoReader r, int end)
+        {
+            while (r.Pos < end)
+            {
+                int key = (int)r.Varint();
+                int wire = key & 7;
+                switch (key >> 3)
+                {
+                    case 1:
+                        if (wire == 2)
+                        {
+                            PlayerIds.Add(r.String());
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 2:
+                        if (wire == 2)
+                        {
+                            Values = r.Bytes();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 3:
+                        if (wire == 0)
+                        {
+                            Columns = (uint)r.Varint();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    default:
+                        r.Skip(wire);
+                        break;
+                }
+            }
+            if (r.Pos != end) throw new ProtoException("message overran its length");
+        }
+
+        public byte[] ToByteArray()
+        {
+            var w = new ProtoWriter();
+            WriteTo(w);
+            return w.ToArray();
+        }
+
+        public static PlayerTable Parse(byte[] data)
+        {
+            var m = new PlayerTable();
+            m.MergeFrom(new ProtoReader(data), data.Length);
+            return m;
+        }
+    }
+
+    /// <summary>NpcTable is every NPC of a frame as rows of numbers.</summary>
+    public sealed class NpcTable
+    {
+        public byte[] NpcIds = new byte[0];
+        public byte[] Values = new byte[0];
+        public uint Columns;
+        public List<string> Kinds = new List<string>();
+
+        public void WriteTo(ProtoWriter w)
+        {
+            if (NpcIds != null && NpcIds.Length > 0)
+            {
+                w.Tag(1, 2);
+                w.Bytes(NpcIds);
+            }
+            if (Values != null && Values.Length > 0)
+            {
+                w.Tag(2, 2);
+                w.Bytes(Values);
+            }
+            if (Columns != 0)
+            {
+                w.Tag(3, 0);
+                w.Varint(Columns);
+            }
+            foreach (var v in Kinds)
+            {
+                w.Tag(4, 2);
+                w.String(v);
+            }
+        }
+
+        public void MergeFrom(ProtoReader r, int end)
+        {
+            while (r.Pos < end)
+            {
+                int key = (int)r.Varint();
+                int wire = key & 7;
+                switch (key >> 3)
+                {
+                    case 1:
+                        if (wire == 2)
+                        {
+                            NpcIds = r.Bytes();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 2:
+                        if (wire == 2)
+                        {
+                            Values = r.Bytes();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 3:
+                        if (wire == 0)
+                        {
+                            Columns = (uint)r.Varint();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 4:
+                        if (wire == 2)
+                        {
+                            Kinds.Add(r.String());
+                        }
+                        else r.Skip(wire);
+                        break;
+                    default:
+                        r.Skip(wire);
+                        break;
+                }
+            }
+            if (r.Pos != end) throw new ProtoException("message overran its length");
+        }
+
+        public byte[] ToByteArray()
+        {
+            var w = new ProtoWriter();
+            WriteTo(w);
+            return w.ToArray();
+        }
+
+        public static NpcTable Parse(byte[] data)
+        {
+            var m = new NpcTable();
             m.MergeFrom(new ProtoReader(data), data.Length);
             return m;
         }

@@ -1,0 +1,92 @@
+"""The table form of a frame (Frame.player_table / Frame.npc_table): column layouts and conversion.
+
+The schema's comments define the layout; this module states it once for Python. A table row holds the
+same numbers as a PlayerState or Npc message, as float32, so a frame converted here featurizes to
+exactly what its row form does (tests/test_frame_tables.py checks it on simulator frames).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from sidecar.schema import pb
+
+PLAYER_TABLE_COLUMNS: tuple[str, ...] = (
+    "position.x",
+    "position.y",
+    "position.z",
+    "velocity.x",
+    "velocity.y",
+    "velocity.z",
+    "health",
+    "max_health",
+    "dead",
+    "input.move_x",
+    "input.move_y",
+    "input.aim_x",
+    "input.aim_y",
+    "input.shots_fired",
+    "input.shots_hit",
+    "input.dodges",
+    "input.actions_per_minute",
+    "biometrics.heart_rate_bpm",
+    "biometrics.skin_conductance_us",
+    "vr",
+)
+NPC_TABLE_COLUMNS: tuple[str, ...] = ("position.x", "position.y", "position.z", "health", "state", "tactic", "target")
+WIRE_FLOAT = np.dtype("<f4")  # little-endian float32, whatever this machine's byte order
+WIRE_ID = np.dtype("<u4")
+
+
+def player_rows(players: list[pb.PlayerState]) -> np.ndarray:
+    """[P, len(PLAYER_TABLE_COLUMNS)] float32 from PlayerState messages."""
+    rows = []
+    for p in players:
+        pos, vel, inp, bio = p.position, p.velocity, p.input, p.biometrics
+        rows.append(
+            (
+                *(pos.x, pos.y, pos.z, vel.x, vel.y, vel.z),
+                *(p.health, p.max_health, float(p.dead)),
+                *(inp.move_x, inp.move_y, inp.aim_x, inp.aim_y),
+                *(inp.shots_fired, inp.shots_hit, inp.dodges, inp.actions_per_minute),
+                *(bio.heart_rate_bpm, bio.skin_conductance_us, float(p.HasField("vr"))),
+            )
+        )
+    return np.array(rows, np.float32).reshape(len(players), len(PLAYER_TABLE_COLUMNS))
+
+
+def _xyz(v: pb.Vec3) -> tuple[float, float, float]:
+    return v.x, v.y, v.z
+
+
+def to_tables(frame: pb.Frame, knob_names: Sequence[str] = ()) -> pb.Frame:
+    """The same frame in the table form (what the engine plugins send). VR poses are not part of the
+    table: the model uses only whether a player is in VR (the `vr` column). With the hello's knob
+    names, knobs go as `knob_values` in that order (when the frame reports every one of them)."""
+    out = pb.Frame(sequence=frame.sequence, game_time=frame.game_time)
+    out.events.extend(frame.events)
+    value_of = {k.name: k.value for k in frame.knobs}
+    if knob_names and set(knob_names) == set(value_of):
+        out.knob_values.extend(value_of[n] for n in knob_names)
+    else:
+        out.knobs.extend(frame.knobs)
+    ids = [p.player_id for p in frame.players]
+    out.player_table.player_ids.extend(ids)
+    out.player_table.values = player_rows(list(frame.players)).astype(WIRE_FLOAT).tobytes()
+    out.player_table.columns = len(PLAYER_TABLE_COLUMNS)
+    if frame.npcs:
+        row_of = {pid: i for i, pid in enumerate(ids)}
+        npcs = frame.npcs
+        values = np.array(
+            [(*_xyz(n.position), n.health, n.state, n.tactic, row_of.get(n.target_player_id, -1)) for n in npcs],
+            np.float32,
+        )
+        t = out.npc_table
+        t.npc_ids = np.array([n.npc_id for n in npcs], WIRE_ID).tobytes()
+        t.values = values.astype(WIRE_FLOAT).tobytes()
+        t.columns = len(NPC_TABLE_COLUMNS)
+        if any(n.kind for n in npcs):
+            t.kinds.extend(n.kind for n in npcs)
+    return out
