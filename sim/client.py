@@ -17,6 +17,7 @@ import grpc
 import numpy as np
 
 from sidecar.features import KnobNormalizer
+from sidecar.frame_tables import to_tables
 from sidecar.schema import pb, pb_grpc
 from sim.game import DT, Game, hello
 from sim.players import PlayerModel
@@ -54,6 +55,7 @@ class ClientConfig:
     consent: bool = False
     token: str = ""
     seed: int = 0
+    tables: bool = True  # send frames in the table form, as the engine plugins do
 
 
 class _Mailbox:
@@ -132,6 +134,8 @@ async def play_session(
             if game.over:
                 break
         frame = game.frame(frame_dt)
+        if cfg.tables:
+            frame = to_tables(frame, knobs.names)
         box.sent_at[frame.sequence] = time.perf_counter()
         outbox.put_nowait(pb.SessionRequest(frame=frame))
         summary.frames_sent += 1

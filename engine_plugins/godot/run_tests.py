@@ -203,6 +203,10 @@ def main() -> int:
             120,
         )
         runner.record("codec vectors (GDScript bytes -> Python)", check_python_side(proj / "vectors.json", out_file))
+        tables_file = scratch / "gd_tables.json"
+        runner.script_test(proj, "table form built in GDScript", "test_tables.gd", [f"--out={tables_file}"], 60)
+        wrong = check_tables(tables_file)
+        runner.record("table form from GDScript read by the sidecar", not wrong, wrong)
         runner.script_test(
             proj,
             "demo: 600 physics frames with guidance",
@@ -242,6 +246,42 @@ def main() -> int:
     print(f"results: {scratch / 'results.json'}")
     print(f"{len(runner.passed)} passed, {len(runner.failed)} failed")
     return 0 if runner.passed and not runner.failed else 1
+
+
+def check_tables(gd_out: Path) -> str:
+    """Frames in the table form built by GDScript, read by the sidecar's own code: every number where
+    the game put it. Returns what is wrong ("" when all is right)."""
+    sys.path.insert(0, str(REPO))
+    from sidecar.features import RAW_NPC_FIELDS, RP
+    from tests.engine_tables import check_by_hand, read_frame
+
+    if not gd_out.exists():
+        return "test_tables.gd wrote nothing"
+    cases = json.loads(gd_out.read_text())
+    if any("hex" not in cases.get(name, {}) for name in ("by_hand", "scene")):
+        return f"test_tables.gd wrote no frame: {cases}"
+    wrong = check_by_hand(bytes.fromhex(cases["by_hand"]["hex"]))
+    if wrong:
+        return "by hand: " + wrong
+    scene = read_frame(bytes.fromhex(cases["scene"]["hex"]))
+    if isinstance(scene, str):
+        return "scene: " + scene
+    ncol, t = RAW_NPC_FIELDS.index("npc_id"), RAW_NPC_FIELDS.index("target")
+    checks = [
+        (scene.player_ids == ["alice", "bob"], f"ids: {scene.player_ids}"),
+        (
+            scene.players[:, [RP[f"position.{a}"] for a in "xyz"]].tolist() == [[1, 2, 3], [-4, 0, 8]],
+            f"positions: {scene.players.tolist()}",
+        ),
+        (
+            scene.players[:, [RP["health"], RP["max_health"], RP["dead"]]].tolist() == [[75, 100, 0], [0, 50, 1]],
+            f"health: {scene.players.tolist()}",
+        ),
+        (scene.players[0, RP["velocity.z"]] == -1.0, f"velocity: {scene.players.tolist()}"),
+        (scene.npcs[0, ncol] == 7 and scene.npcs[0, t] == 1.0, f"NPC 7 targets bob: {scene.npcs[0].tolist()}"),
+        (scene.npcs[1, t] == -1.0 and scene.npcs[1, ncol] > 0, f"the unnamed NPC: {scene.npcs[1].tolist()}"),
+    ]
+    return "; ".join("scene, " + why for ok, why in checks if not ok)
 
 
 def check_python_side(vectors: Path, gd_out: Path) -> bool:

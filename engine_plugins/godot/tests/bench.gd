@@ -1,6 +1,6 @@
 extends SceneTree
 ## GDScript costs against a real sidecar: build (from nodes), encode and send one frame with a player
-## and 16 NPCs; and lockstep round trips per second.
+## and 16 NPCs, in the table form and in the row form; and lockstep round trips per second.
 
 const PlayerScript: GDScript = preload("res://player.gd")
 const EnemyScript: GDScript = preload("res://enemy.gd")
@@ -33,22 +33,38 @@ func _build() -> MetaBrainProto.Frame:
 	return frame
 
 
+## The row form (a message per player and NPC): the baseline the table form is measured against.
+func _build_rows() -> MetaBrainProto.Frame:
+	var frame: MetaBrainProto.Frame = MetaBrainProto.Frame.new()
+	for node: Node in get_nodes_in_group(MetaBrainTelemetry.PLAYER_GROUP):
+		frame.players.append(MetaBrainTelemetry.player_state(node))
+	for node: Node in get_nodes_in_group(MetaBrainTelemetry.NPC_GROUP):
+		frame.npcs.append(MetaBrainTelemetry.npc(node))
+	return frame
+
+
+## Microseconds per frame to build (and with `encode`, to encode) a frame in either form.
+func _time(n: int, rows: bool, encode: bool) -> float:
+	var t0: int = Time.get_ticks_usec()
+	for i: int in range(n):
+		var frame: MetaBrainProto.Frame = _build_rows() if rows else _build()
+		if encode:
+			var req: MetaBrainProto.SessionRequest = MetaBrainProto.SessionRequest.new()
+			req.frame = frame
+			req.encode()
+	return float(Time.get_ticks_usec() - t0) / n
+
+
 func _process(_delta: float) -> bool:
 	if not brain.is_open():
 		return false
-	# Build only, build + encode (no socket), then build + encode + send.
+	# Build only, build + encode (no socket), in both forms; then build + encode + send (tables).
 	var n: int = 2000
+	var build_us: float = _time(n, false, false)
+	var encode_us: float = _time(n, false, true)
+	var rows_build_us: float = _time(n, true, false)
+	var rows_encode_us: float = _time(n, true, true)
 	var t0: int = Time.get_ticks_usec()
-	for i: int in range(n):
-		_build()
-	var build_us: float = float(Time.get_ticks_usec() - t0) / n
-	t0 = Time.get_ticks_usec()
-	for i: int in range(n):
-		var req: MetaBrainProto.SessionRequest = MetaBrainProto.SessionRequest.new()
-		req.frame = _build()
-		req.encode()
-	var encode_us: float = float(Time.get_ticks_usec() - t0) / n
-	t0 = Time.get_ticks_usec()
 	var sent: int = 0
 	for i: int in range(n):
 		if brain.send_frame(_build()):
@@ -73,12 +89,17 @@ func _process(_delta: float) -> bool:
 	var rate: float = trips / ((Time.get_ticks_msec() - start) / 1000.0)
 	h.results["build_us"] = build_us
 	h.results["build_encode_us"] = encode_us
+	h.results["rows_build_us"] = rows_build_us
+	h.results["rows_build_encode_us"] = rows_encode_us
+	h.results["rows_frame_bytes"] = _build_rows().encode().size() + 2
 	h.results["build_encode_send_us"] = send_us
 	h.results["frames_sent"] = sent
 	h.results["round_trips_per_s"] = rate
 	h.results["frame_bytes"] = _build().encode().size() + 2
-	var line: String = "BENCH build %.1f us, +encode %.1f us, +send %.1f us per frame (player + 16 NPCs, %d bytes)"
+	var line: String = "BENCH tables: build %.1f us, +encode %.1f us, +send %.1f us per frame (player + 16 NPCs, %d bytes)"
 	print(line % [build_us, encode_us, send_us, h.results["frame_bytes"]], "; %.0f round trips/s" % rate)
+	line = "BENCH rows (baseline): build %.1f us, +encode %.1f us (%d bytes); tables take %.2fx the time of rows"
+	print(line % [rows_build_us, rows_encode_us, h.results["rows_frame_bytes"], encode_us / rows_encode_us])
 	h.check(sent > 0 and rate > 0.0, "the benchmark ran against the sidecar")
 	quit(h.finish())
 	return true

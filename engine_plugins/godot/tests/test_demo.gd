@@ -54,5 +54,6 @@ func _report(brain: MetaBrain) -> void:
 	h.check(guided >= int(0.9 * sent) - 2, "guidance for nearly every frame (%d of %d)" % [guided, sent])
 	h.check(answered >= sent - 3, "every frame but the last few in flight answered (%d of %d)" % [answered, sent])
 	h.check(knob_changes > 0, "knob values changed in response to guidance")
+	h.check(brain.stats["errors"] == 0, "the sidecar refused no frame (%d errors)" % brain.stats["errors"])
 	h.check(brain.last_guidance != null and not brain.last_guidance.model_version.is_empty(), "guidance names its model")
 	quit(h.finish())

@@ -135,12 +135,10 @@ func send_frame(frame: MetaBrainProto.Frame) -> bool:
 	frame.game_time = _game_time
 	frame.events.append_array(_pending_events)
 	_pending_events.clear()
-	if frame.knobs.is_empty():
+	if frame.knobs.is_empty() and frame.knob_values.is_empty():
+		# The compact form: one value per knob, in the hello's order.
 		for k: MetaBrainKnob in knobs:
-			var kv: MetaBrainProto.KnobValue = MetaBrainProto.KnobValue.new()
-			kv.name = k.name
-			kv.value = float(knob_values.get(k.name, k.default_value))
-			frame.knobs.append(kv)
+			frame.knob_values.append(float(knob_values.get(k.name, k.default_value)))
 	var req: MetaBrainProto.SessionRequest = MetaBrainProto.SessionRequest.new()
 	req.frame = frame
 	if _ws.send(req.encode()) != OK:
@@ -161,7 +159,7 @@ func _physics_process(delta: float) -> void:
 		return
 	var frame: MetaBrainProto.Frame = MetaBrainProto.Frame.new()
 	_npc_nodes = MetaBrainTelemetry.collect(get_tree(), frame)
-	if frame.players.is_empty():
+	if frame.player_table == null:  # no player in the scene
 		return
 	send_frame(frame)
 

@@ -19,18 +19,21 @@ static func _prop(node: Node, key: StringName, fallback: Variant) -> Variant:
 	return node.get_meta(key, fallback)
 
 
-static func _vec(v: Variant) -> MetaBrainProto.Vec3:
-	var out: MetaBrainProto.Vec3 = MetaBrainProto.Vec3.new()
+static func _v3(v: Variant) -> Vector3:
 	if v is Vector3:
-		var v3: Vector3 = v
-		out.x = v3.x
-		out.y = v3.y
-		out.z = v3.z
-	elif v is Vector2:
-		# 2D games: the plane is x/z, y stays 0 (the sidecar's convention is y up).
+		return v
+	if v is Vector2:
 		var v2: Vector2 = v
-		out.x = v2.x
-		out.z = v2.y
+		return Vector3(v2.x, 0.0, v2.y)  # 2D games: the plane is x/z, y stays 0 (y is up)
+	return Vector3.ZERO
+
+
+static func _vec(v: Variant) -> MetaBrainProto.Vec3:
+	var v3: Vector3 = _v3(v)
+	var out: MetaBrainProto.Vec3 = MetaBrainProto.Vec3.new()
+	out.x = v3.x
+	out.y = v3.y
+	out.z = v3.z
 	return out
 
 
@@ -61,13 +64,33 @@ static func npc(node: Node) -> MetaBrainProto.Npc:
 	return n
 
 
-## Fills `frame` from the scene tree's groups; returns the NPC nodes by id (for routing hints).
+## Fills `frame` from the scene tree's groups, in the table form (MetaBrainFrameTables); returns the
+## NPC nodes by id (for routing hints). player_state() and npc() build the row form instead.
 static func collect(tree: SceneTree, frame: MetaBrainProto.Frame) -> Dictionary:
-	var by_id: Dictionary = {}
+	var tables: MetaBrainFrameTables = MetaBrainFrameTables.new()
 	for node: Node in tree.get_nodes_in_group(PLAYER_GROUP):
-		frame.players.append(player_state(node))
+		var max_health: float = float(_prop(node, "max_health", 100.0))
+		tables.add_player(
+			str(_prop(node, "player_id", node.name)),
+			_v3(_prop(node, "global_position", Vector3.ZERO)),
+			_v3(_prop(node, "velocity", Vector3.ZERO)),
+			clampf(float(_prop(node, "health", max_health)), 0.0, max_health),
+			max_health,
+			bool(_prop(node, "dead", false))
+		)
+	var by_id: Dictionary = {}
 	for node: Node in tree.get_nodes_in_group(NPC_GROUP):
-		var n: MetaBrainProto.Npc = npc(node)
-		frame.npcs.append(n)
-		by_id[n.npc_id] = node
+		var id: int = npc_id_of(node)
+		tables.add_npc(
+			id,
+			_v3(_prop(node, "global_position", Vector3.ZERO)),
+			clampf(float(_prop(node, "health", 1.0)), 0.0, 1.0),
+			int(_prop(node, "npc_state", MetaBrainProto.NpcState.NPC_STATE_UNSPECIFIED)),
+			int(_prop(node, "tactic", MetaBrainProto.NpcTactic.NPC_TACTIC_UNSPECIFIED)),
+			str(_prop(node, "target_player_id", "")),
+			str(_prop(node, "kind", ""))
+		)
+		by_id[id] = node
+	if not tables.player_ids.is_empty():
+		tables.write_to(frame)
 	return by_id
