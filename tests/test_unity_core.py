@@ -13,6 +13,7 @@ import pytest
 
 from sidecar.front_ends import free_port
 from tests.conftest import IN_CI
+from tests.engine_tables import check_by_hand
 
 ROOT = Path(__file__).resolve().parents[1]
 UNITY = ROOT / "engine_plugins" / "unity"
@@ -70,4 +71,5 @@ def test_core_against_real_sidecar(tmp_path: Path) -> None:
     )
     print(run.stdout)
     lines = [line for line in run.stdout.splitlines() if line.strip()]
-    assert run.returncode == 0 and lines and lines[-1] == "3 passed, 0 failed", run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.returncode == 0 and lines and lines[-1] == "4 passed, 0 failed", run.stdout[-3000:] + run.stderr[-3000:]
+    assert check_by_hand((tmp_path / "state" / "csharp_tables.bin").read_bytes()) == ""

@@ -142,8 +142,8 @@ namespace MetaBrain.Core
             }
             frame.Sequence = ++_sequence;
             if (frame.GameTime == 0) frame.GameTime = GameTime;
-            if (frame.Knobs.Count == 0)
-                foreach (var k in _opt.Knobs) frame.Knobs.Add(new KnobValue { Name = k.Name, Value = Knob(k.Name) });
+            if (frame.Knobs.Count == 0 && frame.KnobValues.Count == 0)  // the compact form, in the hello's order
+                foreach (var k in _opt.Knobs) frame.KnobValues.Add(Knob(k.Name));
             var bytes = new SessionRequest { Frame = frame }.ToByteArray();
             bool dropped = false;
             lock (_queueLock)

@@ -1,6 +1,6 @@
-// Thin Unity layer over MetaBrain.Core: holds the knob and tactic definitions, fills frames from the
-// MetaBrainPlayer / MetaBrainNpc components each FixedUpdate, and raises UnityEvents and C# events on
-// the main thread. All networking and protocol work is in MetaBrainClient (Unity-free, tested outside Unity).
+// Thin Unity layer over MetaBrain.Core: holds the knob and tactic definitions, fills frames (in the table
+// form, FrameTables) from the MetaBrainPlayer / MetaBrainNpc components each FixedUpdate, and raises
+// UnityEvents and C# events on the main thread. All networking and protocol work is in MetaBrainClient (Unity-free, tested outside Unity).
 using System;
 using System.Collections.Generic;
 using MetaBrain.Core;
@@ -89,14 +89,17 @@ namespace MetaBrain.Unity
         }
 
         readonly List<GameEvent> _events = new List<GameEvent>();
+        readonly FrameTables _tables = new FrameTables();
 
         void FixedUpdate()
         {
             if (Client == null || ++_fixedUpdates % Mathf.Max(sendEveryNFixedUpdates, 1) != 0) return;
+            _tables.Clear();
+            foreach (var p in MetaBrainPlayer.All) p.AddTo(_tables);
+            if (_tables.PlayerCount == 0) return;
+            foreach (var n in MetaBrainNpc.ById.Values) if (n != null) n.AddTo(_tables);
             var frame = new Frame { GameTime = Time.time };
-            foreach (var p in MetaBrainPlayer.All) frame.Players.Add(p.ToProto());
-            if (frame.Players.Count == 0) return;
-            foreach (var n in MetaBrainNpc.ById.Values) if (n != null) frame.Npcs.Add(n.ToProto());
+            _tables.WriteTo(frame);  // the table form: one byte[] for the players, one for the NPCs
             frame.Events.AddRange(_events);
             _events.Clear();
             Client.TrySend(frame);  // never blocks; dropped while the sidecar is away

@@ -1,4 +1,5 @@
 using System.Collections.Generic;
+using MetaBrain.Core;
 using MetaBrain.Proto;
 using UnityEngine;
 
@@ -28,6 +29,14 @@ namespace MetaBrain.Unity
             aggression = hintedAggression;
         }
 
+        /// <summary>Adds this NPC's row to the frame's tables (the form MetaBrainDirector sends).</summary>
+        public void AddTo(FrameTables tables)
+        {
+            var p = transform.position;
+            tables.AddNpc(NpcId, p.x, p.y, p.z, Mathf.Clamp01(health), state, tactic, targetPlayerId, kind);
+        }
+
+        /// <summary>This NPC as an Npc message (the row form).</summary>
         public Npc ToProto()
         {
             var p = transform.position;

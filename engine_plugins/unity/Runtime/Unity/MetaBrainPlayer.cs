@@ -1,4 +1,5 @@
 using System.Collections.Generic;
+using MetaBrain.Core;
 using MetaBrain.Proto;
 using UnityEngine;
 
@@ -26,6 +27,15 @@ namespace MetaBrain.Unity
             _lastPosition = transform.position;
         }
 
+        /// <summary>Adds this player's row to the frame's tables (the form MetaBrainDirector sends).</summary>
+        public int AddTo(FrameTables tables)
+        {
+            var p = transform.position;
+            return tables.AddPlayer(playerId, p.x, p.y, p.z, _velocity.x, _velocity.y, _velocity.z,
+                                    Mathf.Clamp(health, 0f, maxHealth), maxHealth, dead);
+        }
+
+        /// <summary>This player as a PlayerState message (the row form).</summary>
         public PlayerState ToProto()
         {
             var p = transform.position;

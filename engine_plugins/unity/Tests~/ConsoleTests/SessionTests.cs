@@ -57,6 +57,23 @@ public static class SessionTests
         return f;
     }
 
+    static readonly FrameTables Tables = new FrameTables();
+
+    // The same telemetry as MakeFrame, in the table form (what MetaBrainDirector sends).
+    static Frame MakeTableFrame(int i, int npcs)
+    {
+        var t = Tables;
+        t.Clear();
+        int row = t.AddPlayer("p1", (float)Math.Sin(i * 0.1) * 5, 0f, 2f, 1f, 0f, 0f, 100f - (i % 50), 100f);
+        t.SetInput(row, 0.5f, 0f, 0f, 0f, (uint)(i % 3), (uint)(i % 2), 0, 0f);
+        for (int n = 0; n < npcs; n++)
+            t.AddNpc((uint)(n + 1), n, 0f, 10f - n, 1f, NpcState.Chase, NpcTactic.Advance, "p1", "grunt");
+        var f = new Frame();
+        t.WriteTo(f);
+        if (i % 40 == 39) f.Events.Add(new GameEvent { Type = EventType.Death, PlayerId = "p1" });
+        return f;
+    }
+
     static bool WaitFor(Func<bool> cond, int ms, MetaBrainClient c)
     {
         var sw = Stopwatch.StartNew();
@@ -71,19 +88,54 @@ public static class SessionTests
     {
         using (var c = new MetaBrainClient(Options()))
         {
+            var hinted = new HashSet<uint>();
+            c.NpcHintReceived += h => hinted.Add(h.NpcId);
             c.Start();
             Assert(WaitFor(() => c.IsOpen, 10000, c), "connected");
             int answered = 0;
             for (int i = 0; i < 600; i++)
             {
-                Assert(c.TrySend(MakeFrame(i, 4)), "frame " + i + " queued");
+                Assert(c.TrySend(MakeTableFrame(i, 4)), "frame " + i + " queued");
                 ulong seq = (ulong)(i + 1);
                 if (WaitFor(() => c.LastGuidance != null && c.LastGuidance.Sequence == seq, 2000, c)) answered++;
             }
             Results["session_guidance"] = answered + "/600";
             Assert(answered == 600, "guidance for every frame (" + answered + "/600)");
             Assert(c.Stats.FramesSent == 600 && c.Stats.Guidance == 600, "stats agree");
+            Assert(c.Stats.Errors == 0, "no frame refused (" + c.Stats.Errors + " errors)");
+            Assert(hinted.Count > 0 && hinted.All(id => id >= 1 && id <= 4), "hints for the table's NPCs: " + string.Join(",", hinted));
         }
+    }
+
+    [Test]
+    public static void TablesAsWritten()
+    {
+        // The frame of tests/engine_tables.py (the Godot test builds the same): test_unity_core.py reads
+        // csharp_tables.bin with the sidecar's own code.
+        var t = new FrameTables();
+        int row = t.AddPlayer("p1", 1.5f, 0f, -2.25f, 3f, 0f, 4f, 90f, 100f, false, true);
+        t.SetInput(row, 0.25f, -1f, 0.5f, 0.5f, 4, 2, 1, 180f);
+        t.SetBody(row, 72f, 3.5f);
+        t.AddPlayer("p2", 100f, 5f, 100f, 0f, 0f, 0f, 10f, 10f);
+        t.AddNpc(3000000000u, 2f, 0f, 2f, 1f, NpcState.Chase, NpcTactic.Advance, "p2", "grunt");
+        t.AddNpc(5, -1f, 0f, 7f, 0.25f, NpcState.Flee, NpcTactic.Retreat, "nobody");
+        var f = new Frame { Sequence = 1, GameTime = 0.5 };
+        t.WriteTo(f);
+        var bytes = new SessionRequest { Frame = f }.ToByteArray();
+        System.IO.File.WriteAllBytes(System.IO.Path.Combine(stateDir, "csharp_tables.bin"), bytes);
+        var back = SessionRequest.Parse(bytes).Frame;
+        Assert(back.PlayerTable.PlayerIds.SequenceEqual(new[] { "p1", "p2" }), "player ids");
+        Assert(back.PlayerTable.Columns == 20 && back.PlayerTable.Values.Length == 2 * 20 * 4, "player table size");
+        Assert(BitConverter.ToSingle(back.PlayerTable.Values, 4 * 17) == 72f, "heart rate at column 17");
+        Assert(BitConverter.ToUInt32(back.NpcTable.NpcIds, 0) == 3000000000u, "uint32 NPC id");
+        Assert(BitConverter.ToSingle(back.NpcTable.Values, 4 * 6) == 1f, "NPC 0 targets row 1 (p2)");
+        Assert(BitConverter.ToSingle(back.NpcTable.Values, 4 * (7 + 6)) == -1f, "NPC 1 targets nobody");
+        Assert(back.NpcTable.Kinds.SequenceEqual(new[] { "grunt", "" }), "kinds");
+        t.Clear();
+        t.AddPlayer("solo", 0f, 0f, 0f, 0f, 0f, 0f, 1f, 1f);
+        var g = new Frame();
+        t.WriteTo(g);
+        Assert(g.NpcTable == null && g.PlayerTable.PlayerIds.Count == 1, "Clear() starts a new frame");
     }
 
     [Test]
@@ -138,10 +190,13 @@ public static class SessionTests
             Assert(WaitFor(() => c.IsOpen, 10000, c), "connected");
             const int n = 5000;
             var sw = Stopwatch.StartNew();
-            for (int i = 0; i < n; i++) new SessionRequest { Frame = MakeFrame(i, 16) }.ToByteArray();
+            for (int i = 0; i < n; i++) new SessionRequest { Frame = MakeTableFrame(i, 16) }.ToByteArray();
             double encodeUs = sw.Elapsed.TotalMilliseconds * 1000 / n;
             sw.Restart();
-            for (int i = 0; i < n; i++) c.TrySend(MakeFrame(i, 16));
+            for (int i = 0; i < n; i++) new SessionRequest { Frame = MakeFrame(i, 16) }.ToByteArray();
+            double rowsEncodeUs = sw.Elapsed.TotalMilliseconds * 1000 / n;
+            sw.Restart();
+            for (int i = 0; i < n; i++) c.TrySend(MakeTableFrame(i, 16));
             double sendUs = sw.Elapsed.TotalMilliseconds * 1000 / n;
             WaitFor(() => false, 1000, c);
             int trips = 0;
@@ -149,16 +204,19 @@ public static class SessionTests
             while (sw.ElapsedMilliseconds < 2000)
             {
                 long before = c.Stats.Guidance + c.Stats.Superseded;
-                c.TrySend(MakeFrame(trips, 16));
+                c.TrySend(MakeTableFrame(trips, 16));
                 WaitFor(() => c.Stats.Guidance + c.Stats.Superseded > before, 1000, c);
                 trips++;
             }
             double rate = trips / sw.Elapsed.TotalSeconds;
             Results["build_encode_us"] = encodeUs.ToString("F1");
+            Results["rows_build_encode_us"] = rowsEncodeUs.ToString("F1");
             Results["build_encode_send_us"] = sendUs.ToString("F1");
             Results["round_trips_per_s"] = rate.ToString("F0");
-            Console.WriteLine("BENCH build+encode " + encodeUs.ToString("F1") + " us, build+encode+send " + sendUs.ToString("F1") +
+            Console.WriteLine("BENCH tables: build+encode " + encodeUs.ToString("F1") + " us, build+encode+send " + sendUs.ToString("F1") +
                 " us per frame (player + 16 NPCs); " + rate.ToString("F0") + " round trips/s");
+            Console.WriteLine("BENCH rows (baseline): build+encode " + rowsEncodeUs.ToString("F1") + " us; tables take " +
+                (encodeUs / rowsEncodeUs).ToString("F2") + "x the time of rows");
             Assert(rate > 0, "round trips measured");
         }
     }
