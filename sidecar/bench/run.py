@@ -47,6 +47,7 @@ class BenchConfig:
     load_cores: tuple[int, ...] = (1,)
     load_processes: int = 1
     sidecar_args: tuple[str, ...] = ()
+    tables: bool = True  # frames in the table form (what the engine plugins send), else the row form
     out: str = "bench-out"
 
 
@@ -130,9 +131,10 @@ def machine() -> dict[str, Any]:
     }
 
 
-def stage_costs(players: int, sessions: int = 64, ticks: int = 20) -> dict[str, float]:
+def stage_costs(players: int, sessions: int = 64, ticks: int = 20, tables: bool = True) -> dict[str, float]:
     """Where a frame's time goes inside the sidecar, per stage, in this process (no transport):
-    microseconds per frame for decoding and featurizing, and for its share of one tick of `sessions`."""
+    microseconds per frame for decoding and featurizing, and for its share of one tick of `sessions`;
+    frames in the table form (what the engine plugins send) or the row form."""
     import timeit
 
     from sidecar.bench.sessions import SimulatedSessions
@@ -144,15 +146,15 @@ def stage_costs(players: int, sessions: int = 64, ticks: int = 20) -> dict[str, 
     from sidecar.validation import validate_frame_counts, validate_raw
 
     engine = Engine(load_checkpoint(None), EngineConfig(device="cpu"))
-    sims = SimulatedSessions(engine, sessions, players)
+    sims = SimulatedSessions(engine, sessions, players, tables=tables)
     limits, session = sims.limits, sims.first
     data = sims.streams[0].next(1.0)
     frame = pb.SessionRequest.FromString(data).frame
     raw = extract(frame, session.knobs.names)
-    n = 500
+    n, n_knobs = 500, len(session.knobs.names)
     out = {
         "parse_us": timeit.timeit(lambda: parse_request(data, limits), number=n) / n * 1e6,
-        "count_checks_us": timeit.timeit(lambda: validate_frame_counts(frame, limits), number=n) / n * 1e6,
+        "count_checks_us": timeit.timeit(lambda: validate_frame_counts(frame, limits, n_knobs), number=n) / n * 1e6,
         "extract_us": timeit.timeit(lambda: extract(frame, session.knobs.names), number=n) / n * 1e6,
         "validate_us": timeit.timeit(lambda: validate_raw(raw, limits, 1), number=n) / n * 1e6,
     }
@@ -198,6 +200,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             duration_s=cfg.duration_s,
             warmup_s=cfg.warmup_s,
             players_per_frame=players,
+            tables=cfg.tables,
             processes=cfg.load_processes,
             cores=cfg.load_cores,
         )
@@ -240,9 +243,12 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         "sessions_held_at_60hz": capacity,
         "ratios": _ratios(peak, capacity),
         "multiplayer": [p.to_dict() for p in points if p.mode == "multiplayer"],
+        "frame_form": "tables" if cfg.tables else "rows",
+        # In this process, both forms: the row form is the baseline the table form is measured against.
         "stage_costs_us_per_frame": {
-            "1_player": stage_costs(1),
-            f"{cfg.multiplayer_players}_players": stage_costs(cfg.multiplayer_players),
+            f"{n}_player{'s' if n > 1 else ''} ({form})": stage_costs(n, tables=form == "tables")
+            for n in (1, cfg.multiplayer_players)
+            for form in ("tables", "rows")
         },
         "points": [p.to_dict() for p in points],
     }
@@ -307,6 +313,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
 def print_report(report: dict[str, Any]) -> None:
     print(f"\nmachine: {report['machine']['cpu']}, {report['machine']['cores']} cores, {report['machine']['date']}")
+    print(f"frames in the {report.get('frame_form', 'rows')} form")
     print(f"{'server':8} {'transport':9} {'peak frames/s':>14} {'held at 60 Hz':>14}")
     for kind in SERVERS:
         for t in TRANSPORTS:
@@ -360,6 +367,7 @@ def soak(cfg: BenchConfig, seconds: float, sessions: int, transport: str = "ws")
             rate_hz=60.0,
             duration_s=seconds,
             warmup_s=cfg.warmup_s,
+            tables=cfg.tables,
             processes=cfg.load_processes,
             cores=cfg.load_cores,
         )
@@ -398,6 +406,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         load_cores=load_cores,
         load_processes=a.load_processes or max(1, len(load_cores)),
         sidecar_args=tuple(a.sidecar_arg or ()),
+        tables=a.frame_form == "tables",
         out=a.out,
     )
     if a.soak:
@@ -433,5 +442,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--quick", action="store_true", help="a tiny run that checks everything works")
     p.add_argument("--soak", type=float, metavar="SECONDS", help="instead: steady load this long, memory sampled")
     p.add_argument("--soak-sessions", type=int, default=25, help="sessions at 60 Hz for --soak")
+    p.add_argument(
+        "--frame-form", choices=("tables", "rows"), default="tables", help="frames as the plugins send them, or rows"
+    )
     p.add_argument("--out", default="bench-out")
     p.set_defaults(func=cmd_bench)

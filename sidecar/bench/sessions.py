@@ -16,7 +16,9 @@ from sim.loadgen import FrameStream
 
 
 class SimulatedSessions:
-    def __init__(self, engine: Engine, count: int, players: int = 1, progress: bool = False) -> None:
+    def __init__(
+        self, engine: Engine, count: int, players: int = 1, progress: bool = False, tables: bool = True
+    ) -> None:
         # No rate limit: the benchmark decides how fast game time passes.
         self.limits = Limits(max_frames_per_second=1e9, max_sessions=max(count, Limits.max_sessions))
         registry = SessionRegistry(self.limits)
@@ -29,7 +31,7 @@ class SimulatedSessions:
             assert isinstance(ev, Welcomed)
             engine.join(ev.session)
             self.conns.append(c)
-            self.streams.append(FrameStream(i, players))
+            self.streams.append(FrameStream(i, players, tables))
 
     @property
     def first(self) -> Session:
