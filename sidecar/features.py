@@ -220,7 +220,7 @@ def extract(frame: pb.Frame, knob_names: list[str]) -> RawFrame:
         np.float64,
     ).reshape(len(frame.events), 4)
     if frame.knob_values:  # the compact form, in the hello's order (its length was checked)
-        knob_values = np.array(frame.knob_values, np.float32)
+        knob_values = np.fromiter(frame.knob_values, np.float32, len(frame.knob_values))
     else:
         knob_map = {k.name: k.value for k in frame.knobs}
         knob_values = np.array([knob_map.get(n, np.nan) for n in knob_names], np.float32)
