@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sidecar.frame_tables import NPC_TABLE_COLUMNS, PLAYER_TABLE_COLUMNS, WIRE_FLOAT, WIRE_ID
+from sidecar.frame_tables import NPC_TABLE_COLUMNS, PLAYER_TABLE_COLUMNS, WIRE_FLOAT, WIRE_ID, player_rows
 from sidecar.schema import pb
 
 FEATURE_LAYOUT_VERSION = 1
@@ -228,20 +228,8 @@ def extract(frame: pb.Frame, knob_names: list[str]) -> RawFrame:
 
 
 def _from_rows(frame: pb.Frame, index_of: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    rows = []
-    for p in frame.players:
-        # One read per sub-message: each attribute access on a nested message builds a wrapper.
-        pos, vel, inp, bio = p.position, p.velocity, p.input, p.biometrics
-        rows.append(  # in PLAYER_TABLE_COLUMNS order
-            (
-                *(pos.x, pos.y, pos.z, vel.x, vel.y, vel.z),
-                *(p.health, p.max_health, float(p.dead)),
-                *(inp.move_x, inp.move_y, inp.aim_x, inp.aim_y),
-                *(inp.shots_fired, inp.shots_hit, inp.dodges, inp.actions_per_minute),
-                *(bio.heart_rate_bpm, bio.skin_conductance_us, float(p.HasField("vr"))),
-            )
-        )
-    players = np.array(rows, np.float64).reshape(len(rows), len(RAW_PLAYER_FIELDS))
+    # Protobuf floats are float32: the table form's float32 rows hold them exactly.
+    players = player_rows(frame.players).astype(np.float64)
     nrows = []
     for n in frame.npcs:
         npos = n.position

@@ -40,7 +40,7 @@ WIRE_FLOAT = np.dtype("<f4")  # little-endian float32, whatever this machine's b
 WIRE_ID = np.dtype("<u4")
 
 
-def player_rows(players: list[pb.PlayerState]) -> np.ndarray:
+def player_rows(players: Sequence[pb.PlayerState]) -> np.ndarray:
     """[P, len(PLAYER_TABLE_COLUMNS)] float32 from PlayerState messages."""
     rows = []
     for p in players:
@@ -74,7 +74,7 @@ def to_tables(frame: pb.Frame, knob_names: Sequence[str] = ()) -> pb.Frame:
         out.knobs.extend(frame.knobs)
     ids = [p.player_id for p in frame.players]
     out.player_table.player_ids.extend(ids)
-    out.player_table.values = player_rows(list(frame.players)).astype(WIRE_FLOAT).tobytes()
+    out.player_table.values = player_rows(frame.players).astype(WIRE_FLOAT).tobytes()
     out.player_table.columns = len(PLAYER_TABLE_COLUMNS)
     if frame.npcs:
         row_of = {pid: i for i, pid in enumerate(ids)}
