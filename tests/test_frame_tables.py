@@ -212,3 +212,15 @@ def test_recordings_pseudonymise_table_player_ids() -> None:
     assert out.player_table.values == f.player_table.values
     rows = Pseudonymizer(b"k" * 32).request(pb.SessionRequest(frame=FRAMES[0])).frame
     assert not rows.HasField("player_table")
+
+
+def test_string_limits_count_bytes_not_characters() -> None:
+    """An NPC kind of 40 four-byte characters is 160 bytes, over max_string_bytes=128 (as a row or a table)."""
+    rows = pb.Frame()
+    rows.CopyFrom(FIGHT)
+    rows.npcs[0].kind = "\U0001f47e" * 40
+    tables = to_tables(rows)
+    for frame, field in ((rows, "frame.npcs[0].kind"), (tables, "frame.npc_table.kinds[0]")):
+        with pytest.raises(errors.InvalidArgument) as e:
+            _conn().receive(pb.SessionRequest(frame=frame), 0.1)
+        assert e.value.field == field and "160 bytes" in e.value.message and e.value.sequence == FIGHT.sequence
