@@ -41,6 +41,22 @@ def test_core_compiles_without_unityengine(tmp_path: Path) -> None:
     assert build.returncode == 0, build.stdout + build.stderr
 
 
+def test_unity_layer_type_checks(tmp_path: Path) -> None:
+    """The MonoBehaviours and the sample against the UnityEngine API they use, as declared in
+    tests/unity_api/ with Unity's signatures: catches our own type errors (a wrong argument, a missing
+    member of the core), not differences from the real engine, which only a Unity editor can show."""
+    _need_mono()
+    layer = [*sorted((UNITY / "Runtime" / "Unity").glob("*.cs")), UNITY / "Samples~" / "Arena" / "ArenaSample.cs"]
+    api = ROOT / "tests" / "unity_api" / "UnityEngineSurface.cs"
+    build = subprocess.run(
+        ["mcs", "-langversion:7.2", "-target:library", "-r:System.Core.dll", f"-out:{tmp_path / 'layer.dll'}"]
+        + [str(f) for f in (*CORE, *layer, api)],
+        capture_output=True,
+        text=True,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+
+
 def test_package_layout() -> None:
     pkg = json.loads((UNITY / "package.json").read_text())
     assert pkg["name"] == "com.metabrain.director" and pkg["unity"]

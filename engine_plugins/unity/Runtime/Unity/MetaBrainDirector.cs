@@ -1,6 +1,7 @@
 // Thin Unity layer over MetaBrain.Core: holds the knob and tactic definitions, fills frames (in the table
 // form, FrameTables) from the MetaBrainPlayer / MetaBrainNpc components each FixedUpdate, and raises
-// UnityEvents and C# events on the main thread. All networking and protocol work is in MetaBrainClient (Unity-free, tested outside Unity).
+// UnityEvents and C# events on the main thread. All networking and protocol work is in MetaBrainClient
+// (Unity-free, tested outside Unity).
 using System;
 using System.Collections.Generic;
 using MetaBrain.Core;
