@@ -129,22 +129,13 @@ class Scheduler:
             entries.append(PlanEntry(session_id, w.features, rows, w.ticket, w.received_at, w.superseded))
             rows += n
         self.tick += 1
-        players = (
-            np.concatenate([e.features.players for e in entries]) if entries else np.zeros((0, PLAYER_DIM), np.float32)
-        )
-        npcs = (
-            np.concatenate([e.features.npcs for e in entries])
-            if entries
-            else np.zeros((0, MAX_MODEL_NPCS, NPC_DIM), np.float32)
-        )
-        mask = (
-            np.concatenate([e.features.npc_mask for e in entries]) if entries else np.zeros((0, MAX_MODEL_NPCS), bool)
-        )
-        ids = (
-            np.concatenate([e.features.npc_ids for e in entries])
-            if entries
-            else np.zeros((0, MAX_MODEL_NPCS), np.int64)
-        )
+        # Every row of the step, entry after entry (empty arrays of the right shape when every waiting
+        # session was rejected).
+        f = [e.features for e in entries]
+        players = _joined([x.players for x in f], np.zeros((0, PLAYER_DIM), np.float32))
+        npcs = _joined([x.npcs for x in f], np.zeros((0, MAX_MODEL_NPCS, NPC_DIM), np.float32))
+        mask = _joined([x.npc_mask for x in f], np.zeros((0, MAX_MODEL_NPCS), bool))
+        ids = _joined([x.npc_ids for x in f], np.zeros((0, MAX_MODEL_NPCS), np.int64))
         hint_rows, hint_slots, hint_ids = hint_entries(entries, mask, ids)
         current = players[:, [_DIFF_COL]]
         levels = np.concatenate([np.broadcast_to(self.levels, (rows, len(self.levels))), current], axis=1)
@@ -165,3 +156,7 @@ class Scheduler:
             hint_ids=hint_ids,
             rejected=rejected,
         )
+
+
+def _joined(arrays: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else empty
