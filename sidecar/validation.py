@@ -93,9 +93,10 @@ def validate_frame_counts(frame: pb.Frame, limits: Limits, knobs: int) -> None:
     """Cheap checks that bound the work of everything after them; `knobs`: how many the hello declared."""
     seq = frame.sequence
     tables = frame.HasField("player_table")
-    pt = frame.player_table
+    pt, nt = frame.player_table, frame.npc_table
     n_players = len(pt.player_ids) if tables else len(frame.players)
-    counts = (n_players, len(frame.npcs), len(frame.events), len(frame.knobs))
+    n_npcs = len(nt.npc_ids) // 4 if tables else len(frame.npcs)
+    counts = (n_players, n_npcs, len(frame.events), len(frame.knobs))
     if (
         counts[0] > limits.max_players_per_frame
         or counts[1] > limits.max_npcs_per_frame
@@ -104,7 +105,7 @@ def validate_frame_counts(frame: pb.Frame, limits: Limits, knobs: int) -> None:
     ):
         _name_the_count(counts, tables, limits, seq)
     if tables:
-        _validate_table_shapes(frame, pt, limits, seq)
+        _validate_table_shapes(frame, pt, nt, n_players, n_npcs, seq)
     elif frame.HasField("npc_table"):
         raise InvalidArgument(
             "frame.npc_table needs frame.player_table (its target column names players by table row)",
@@ -143,7 +144,7 @@ def validate_frame_counts(frame: pb.Frame, limits: Limits, knobs: int) -> None:
             )
     if tables:
         _check_ids(pt.player_ids, "frame.player_table.player_ids[{}]", limits, seq)
-        _check_strings(frame.npc_table.kinds, "frame.npc_table.kinds[{}]", limits, seq)
+        _check_strings(nt.kinds, "frame.npc_table.kinds[{}]", limits, seq)
     else:
         _check_ids([p.player_id for p in frame.players], "frame.players[{}].player_id", limits, seq)
         for i, p in enumerate(frame.players):
@@ -156,8 +157,11 @@ def validate_frame_counts(frame: pb.Frame, limits: Limits, knobs: int) -> None:
 
 def _name_the_count(counts: tuple[int, int, int, int], tables: bool, limits: Limits, seq: int) -> None:
     """A count is over its limit: raise for the first one, named."""
+    players_and_npcs = (
+        ("frame.player_table.player_ids", "frame.npc_table.npc_ids") if tables else ("frame.players", "frame.npcs")
+    )
     for field, count, limit_name in zip(
-        ("frame.player_table.player_ids" if tables else "frame.players", "frame.npcs", "frame.events", "frame.knobs"),
+        (*players_and_npcs, "frame.events", "frame.knobs"),
         counts,
         ("max_players_per_frame", "max_npcs_per_frame", "max_events_per_frame", "max_knobs"),
         strict=True,
@@ -169,15 +173,17 @@ def _name_the_count(counts: tuple[int, int, int, int], tables: bool, limits: Lim
             )
 
 
-def _validate_table_shapes(frame: pb.Frame, pt: pb.PlayerTable, limits: Limits, seq: int) -> None:
-    """The table form: one form per frame, and each bytes field exactly rows x columns x 4 bytes."""
+def _validate_table_shapes(
+    frame: pb.Frame, pt: pb.PlayerTable, nt: pb.NpcTable, n_players: int, n_npcs: int, seq: int
+) -> None:
+    """The table form: one form per frame, and each bytes field exactly rows x columns x 4 bytes
+    (the row counts were checked against their limits already)."""
     if frame.players or frame.npcs:
         raise InvalidArgument(
             "frame.player_table and frame.players / frame.npcs are two forms of the same data; send one",
             field="frame.player_table",
             sequence=seq,
         )
-    n_players = len(pt.player_ids)
     if n_players == 0:
         raise InvalidArgument(
             "frame.player_table.player_ids must hold at least one player",
@@ -187,17 +193,9 @@ def _validate_table_shapes(frame: pb.Frame, pt: pb.PlayerTable, limits: Limits, 
     _check_table_values(pt.values, pt.columns, n_players, len(PLAYER_TABLE_COLUMNS), "frame.player_table", seq)
     if not frame.HasField("npc_table"):
         return
-    nt = frame.npc_table
     if len(nt.npc_ids) % 4:
         raise InvalidArgument(
             f"frame.npc_table.npc_ids holds {len(nt.npc_ids)} bytes; it must be 4 bytes (uint32) per NPC",
-            field="frame.npc_table.npc_ids",
-            sequence=seq,
-        )
-    n_npcs = len(nt.npc_ids) // 4
-    if n_npcs > limits.max_npcs_per_frame:
-        raise LimitExceeded(
-            f"frame.npc_table has {n_npcs} NPCs; the limit is max_npcs_per_frame={limits.max_npcs_per_frame}",
             field="frame.npc_table.npc_ids",
             sequence=seq,
         )

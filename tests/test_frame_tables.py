@@ -165,6 +165,12 @@ def _add_player(player_id: str, values: bool = True) -> Callable[[pb.Frame], Non
         ),
         (_more_players(64), errors.LimitExceeded, "frame.player_table.player_ids", "max_players_per_frame=64"),
         (
+            lambda f: setattr(f.npc_table, "npc_ids", bytes(4 * 257)),
+            errors.LimitExceeded,
+            "frame.npc_table.npc_ids",
+            "257 entries; the limit is max_npcs_per_frame=256",
+        ),
+        (
             _add_player("p1"),
             errors.InvalidArgument,
             "frame.player_table.player_ids[1]",
