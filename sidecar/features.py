@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sidecar.frame_tables import NPC_TABLE_COLUMNS, PLAYER_TABLE_COLUMNS, WIRE_FLOAT, WIRE_ID, player_rows
+from sidecar.frame_tables import NPC_TABLE_COLUMNS, PLAYER_TABLE_COLUMNS, WIRE_FLOAT, WIRE_ID, npc_rows, player_rows
 from sidecar.schema import pb
 
 FEATURE_LAYOUT_VERSION = 1
@@ -182,7 +182,7 @@ class FrameFeatures:
 # the NPC id. Named so that validation can say which one is bad. "target" is the row of the player the
 # NPC targets (-1 for none): the table's column, or frame.npcs[i].target_player_id looked up.
 RAW_PLAYER_FIELDS: tuple[str, ...] = PLAYER_TABLE_COLUMNS
-RAW_NPC_FIELDS: tuple[str, ...] = (*NPC_TABLE_COLUMNS, "npc_id")
+RAW_NPC_FIELDS: tuple[str, ...] = (*NPC_TABLE_COLUMNS, "npc_id")  # as frame_tables.npc_rows makes them
 RP = {name: i for i, name in enumerate(RAW_PLAYER_FIELDS)}
 _RN = {name: i for i, name in enumerate(RAW_NPC_FIELDS)}
 _POS_XZ = [RP["position.x"], RP["position.z"]]
@@ -229,14 +229,7 @@ def extract(frame: pb.Frame, knob_names: list[str]) -> RawFrame:
 
 def _from_rows(frame: pb.Frame, index_of: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     # Protobuf floats are float32: the table form's float32 rows hold them exactly.
-    players = player_rows(frame.players).astype(np.float64)
-    nrows = []
-    for n in frame.npcs:
-        npos = n.position
-        nrows.append(  # in RAW_NPC_FIELDS order
-            (npos.x, npos.y, npos.z, n.health, n.state, n.tactic, index_of.get(n.target_player_id, -1), n.npc_id)
-        )
-    return players, np.array(nrows, np.float64).reshape(len(nrows), len(RAW_NPC_FIELDS))
+    return player_rows(frame.players).astype(np.float64), npc_rows(frame.npcs, index_of)
 
 
 def _from_tables(frame: pb.Frame, n_players: int) -> tuple[np.ndarray, np.ndarray]:

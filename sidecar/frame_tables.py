@@ -57,8 +57,14 @@ def player_rows(players: Sequence[pb.PlayerState]) -> np.ndarray:
     return np.array(rows, np.float32).reshape(len(players), len(PLAYER_TABLE_COLUMNS))
 
 
-def _xyz(v: pb.Vec3) -> tuple[float, float, float]:
-    return v.x, v.y, v.z
+def npc_rows(npcs: Sequence[pb.Npc], row_of: dict[str, int]) -> np.ndarray:
+    """[N, len(NPC_TABLE_COLUMNS) + 1] float64 from Npc messages: the table's columns (the target as
+    its row in `row_of`, -1 for none), then the NPC id (uint32: float64 holds it exactly)."""
+    rows = []
+    for n in npcs:
+        pos = n.position
+        rows.append((pos.x, pos.y, pos.z, n.health, n.state, n.tactic, row_of.get(n.target_player_id, -1), n.npc_id))
+    return np.array(rows, np.float64).reshape(len(npcs), len(NPC_TABLE_COLUMNS) + 1)
 
 
 def to_tables(frame: pb.Frame, knob_names: Sequence[str] = ()) -> pb.Frame:
@@ -77,15 +83,11 @@ def to_tables(frame: pb.Frame, knob_names: Sequence[str] = ()) -> pb.Frame:
     out.player_table.values = player_rows(frame.players).astype(WIRE_FLOAT).tobytes()
     out.player_table.columns = len(PLAYER_TABLE_COLUMNS)
     if frame.npcs:
-        row_of = {pid: i for i, pid in enumerate(ids)}
         npcs = frame.npcs
-        values = np.array(
-            [(*_xyz(n.position), n.health, n.state, n.tactic, row_of.get(n.target_player_id, -1)) for n in npcs],
-            np.float32,
-        )
+        rows = npc_rows(npcs, {pid: i for i, pid in enumerate(ids)})
         t = out.npc_table
-        t.npc_ids = np.array([n.npc_id for n in npcs], WIRE_ID).tobytes()
-        t.values = values.astype(WIRE_FLOAT).tobytes()
+        t.npc_ids = rows[:, -1].astype(WIRE_ID).tobytes()
+        t.values = rows[:, :-1].astype(WIRE_FLOAT).tobytes()
         t.columns = len(NPC_TABLE_COLUMNS)
         if any(n.kind for n in npcs):
             t.kinds.extend(n.kind for n in npcs)
