@@ -9,6 +9,7 @@ from collections.abc import Callable
 from sidecar.engine.engine import EngineConfig
 from sidecar.limits import Limits
 from sidecar.logs import configure_logging
+from sidecar.policies.params import POLICY_NAMES
 
 Command = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Command] = {}
@@ -33,7 +34,7 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--policy",
         default="predictive",
-        choices=["static", "rubber_band", "intensity", "predictive"],
+        choices=POLICY_NAMES,
         help="director policy for sessions whose hello names none",
     )
     p.add_argument("--max-batch", type=int, default=8192, help="most players stepped in one tick")
@@ -55,16 +56,38 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retention-days", type=float, default=30.0, help="delete recordings older than this")
     p.add_argument("--max-connections", type=int, default=Limits.max_connections, help="open streams at most")
     p.add_argument(
+        "--max-connections-per-client",
+        type=int,
+        default=Limits.max_connections_per_client,
+        help="open streams one client address may hold",
+    )
+    p.add_argument(
+        "--hello-timeout",
+        type=float,
+        default=Limits.hello_timeout_s,
+        help="seconds a new stream may take to send its hello (and a WebSocket its handshake)",
+    )
+    p.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="browser origin allowed to open WebSocket sessions, e.g. https://game.example (repeatable; default any)",
+    )
+    p.add_argument(
         "--max-conn-rate",
         type=float,
         default=Limits.max_messages_per_second_per_connection,
         help="messages per second per connection, valid or not",
     )
     p.add_argument("--metrics-port", type=_port, default=None, help="Prometheus /metrics port (0: free port; off)")
-    p.add_argument(
-        "--metrics-host", help="address for metrics and the dashboard (default: --host); 0.0.0.0 lets probes in"
-    )
+    p.add_argument("--metrics-host", help="address for /metrics (default: --host); 0.0.0.0 lets scrapers in")
     p.add_argument("--dashboard-port", type=_port, default=None, help="live dashboard page port (0: free port; off)")
+    p.add_argument(
+        "--dashboard-host",
+        default="127.0.0.1",
+        help="address for the dashboard, which shows every session (default 127.0.0.1; token required when auth is on)",
+    )
     p.add_argument(
         "--front-ends",
         type=int,
@@ -98,6 +121,8 @@ def serve_config(a: argparse.Namespace) -> object:
         idle_timeout_s=a.idle_timeout,
         max_connections=a.max_connections,
         max_messages_per_second_per_connection=a.max_conn_rate,
+        max_connections_per_client=a.max_connections_per_client,
+        hello_timeout_s=a.hello_timeout,
     )
     engine = EngineConfig(
         device=resolve_device(a.device), max_batch=a.max_batch, max_wait_s=a.max_wait_ms / 1000, default_policy=a.policy
@@ -119,6 +144,8 @@ def serve_config(a: argparse.Namespace) -> object:
         metrics_port=a.metrics_port,
         metrics_host=a.metrics_host,
         dashboard_port=a.dashboard_port,
+        dashboard_host=a.dashboard_host,
+        allowed_origins=tuple(a.allowed_origin),
         fault_injection=a.fault_injection,
     )
 

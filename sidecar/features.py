@@ -174,7 +174,7 @@ class FrameFeatures:
     npc_mask: np.ndarray  # [P, MAX_MODEL_NPCS] bool, True where an NPC is present
     npc_ids: np.ndarray  # [P, MAX_MODEL_NPCS] int64, -1 for padding
     all_npc_ids: list[int] = field(default_factory=list)
-    knob_values: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    knob_values: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # as reported; NaN: not
     difficulty: float = 0.5
 
 
@@ -348,10 +348,10 @@ def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
         gt, prev = f.game_time, f.prev_game_time
         dts.append(0.0 if prev is None else min(max(gt - prev, 0.0), 1.0))
         kv = f.raw.knob_values
+        knob_values_l.append(kv)
         if any_missing and np.isnan(kv).any():
             # A knob the frame did not report counts as its range midpoint.
             kv = np.where(np.isnan(kv), f.knobs.lo + 0.5 * f.knobs.span, kv)
-        knob_values_l.append(kv)
         difficulties.append(f.knobs.to_difficulty(kv))
         minutes.append(min(max(gt - f.session_start, 0.0) / 600.0, 3.0))
     gt_r = np.array([f.game_time for f in frames])[fi]  # [R]
@@ -519,7 +519,7 @@ def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
             recent_deaths / 5.0,
             recent_kills / 20.0,
             recent_damage,
-            recent_hits / (recent_shots + 1.0),
+            recent_hits / np.maximum(recent_shots + 1.0, 1.0),  # accuracy; shots are counts >= 0 (validated)
             recent_activity,
             np.minimum(since, 120.0) / 60.0,
             np.minimum(gt_r - alive_since, 120.0) / 60.0,

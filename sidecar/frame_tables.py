@@ -1,8 +1,8 @@
 """The table form of a frame (Frame.player_table / Frame.npc_table): column layouts and conversion.
 
-The schema's comments define the layout; this module states it once for Python. A table row holds the
-same numbers as a PlayerState or Npc message, as float32, so a frame converted here featurizes to
-exactly what its row form does (tests/test_frame_tables.py checks it on simulator frames).
+The columns are described once, in sidecar/columns.py; this module converts between the two forms.
+A table row holds the same numbers as a PlayerState or Npc message, as float32, so a frame converted
+here featurizes to exactly what its row form does (tests/test_frame_tables.py checks it on simulator frames).
 """
 
 from __future__ import annotations
@@ -11,31 +11,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sidecar.columns import NPC_TABLE, PLAYER_TABLE
 from sidecar.schema import pb
 
-PLAYER_TABLE_COLUMNS: tuple[str, ...] = (
-    "position.x",
-    "position.y",
-    "position.z",
-    "velocity.x",
-    "velocity.y",
-    "velocity.z",
-    "health",
-    "max_health",
-    "dead",
-    "input.move_x",
-    "input.move_y",
-    "input.aim_x",
-    "input.aim_y",
-    "input.shots_fired",
-    "input.shots_hit",
-    "input.dodges",
-    "input.actions_per_minute",
-    "biometrics.heart_rate_bpm",
-    "biometrics.skin_conductance_us",
-    "vr",
-)
-NPC_TABLE_COLUMNS: tuple[str, ...] = ("position.x", "position.y", "position.z", "health", "state", "tactic", "target")
+PLAYER_TABLE_COLUMNS: tuple[str, ...] = tuple(c.name for c in PLAYER_TABLE)
+NPC_TABLE_COLUMNS: tuple[str, ...] = tuple(c.name for c in NPC_TABLE)
 WIRE_FLOAT = np.dtype("<f4")  # little-endian float32, whatever this machine's byte order
 WIRE_ID = np.dtype("<u4")
 

@@ -127,7 +127,7 @@ class Connection:
                 f"{sorted(SUPPORTED_PROTOCOL_VERSIONS)}",
                 field="hello.protocol_version",
             )
-        validate_hello(hello, self.limits)
+        validate_hello(hello, self.limits, self.info.default_policy)
         session, resumed, state_reset = self.registry.open(hello, now)
         self.session = session
         self.state = State.OPEN
@@ -162,11 +162,12 @@ class Connection:
             )
         session.rate_tokens -= 1.0
         if seq <= session.last_sequence:
-            raise StaleSequence(
-                f"frame.sequence={seq} is not after the last accepted sequence {session.last_sequence}",
-                field="frame.sequence",
-                sequence=seq,
+            why = (
+                "sequences start at 1 and increase by at least one per frame"
+                if seq == 0
+                else f"it is not after the last accepted sequence {session.last_sequence}"
             )
+            raise StaleSequence(f"frame.sequence={seq}: {why}", field="frame.sequence", sequence=seq)
         validate_frame_counts(frame, self.limits, len(session.knobs.names))
         if session.last_game_time is not None and frame.game_time < session.last_game_time:
             raise StaleSequence(

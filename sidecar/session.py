@@ -61,7 +61,9 @@ class SessionRegistry:
 
     def _verify(self, token: str) -> str | None:
         session_id, _, _mac = token.partition(".")
-        if not session_id or not hmac.compare_digest(self._sign(session_id), token):
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError).
+        presented = token.encode("utf-8", "surrogatepass")
+        if not session_id or not hmac.compare_digest(self._sign(session_id).encode(), presented):
             return None
         return session_id
 

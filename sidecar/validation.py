@@ -13,13 +13,23 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sidecar.columns import (
+    COORDINATE,
+    EVENT_FIELDS,
+    MAX_GAME_TIME_S,
+    NPC_ID,
+    NPC_TABLE,
+    PLAYER_TABLE,
+    Column,
+    Kind,
+)
 from sidecar.errors import InvalidArgument, InvalidHello, LimitExceeded
 from sidecar.features import RAW_NPC_FIELDS, RAW_PLAYER_FIELDS, RP, RawFrame
 from sidecar.frame_tables import NPC_TABLE_COLUMNS, PLAYER_TABLE_COLUMNS
 from sidecar.limits import Limits
+from sidecar.policies.params import POLICY_NAMES, PolicyParamError, parse_params
 from sidecar.schema import pb
 
-KNOWN_POLICIES = ("static", "rubber_band", "intensity", "predictive")
 _MAX_POLICY_PARAMS = 32
 
 
@@ -42,7 +52,8 @@ def _check_float(value: float, field: str, lo: float, hi: float, invalid: type[I
         raise invalid(f"{field}={value} is outside [{lo}, {hi}]", field=field)
 
 
-def validate_hello(hello: pb.Hello, limits: Limits) -> None:
+def validate_hello(hello: pb.Hello, limits: Limits, default_policy: str) -> None:
+    """Every field of a hello; `default_policy`: the policy a hello that names none gets."""
     big = limits.max_abs_coordinate
     for name, value in (("game_id", hello.game_id), ("game_build", hello.game_build), ("policy", hello.policy)):
         _check_string(value, f"hello.{name}", limits, invalid=InvalidHello)
@@ -71,9 +82,9 @@ def validate_hello(hello: pb.Hello, limits: Limits) -> None:
         if k.max_change_per_second < 0:
             raise InvalidHello(f"{f}.max_change_per_second must be >= 0", field=f"{f}.max_change_per_second")
     _check_float(hello.tick_rate_hz, "hello.tick_rate_hz", 0.0, 1000.0, InvalidHello)
-    if hello.policy and hello.policy not in KNOWN_POLICIES:
+    if hello.policy and hello.policy not in POLICY_NAMES:
         raise InvalidHello(
-            f"hello.policy={hello.policy!r} is not one of {', '.join(KNOWN_POLICIES)}", field="hello.policy"
+            f"hello.policy={hello.policy!r} is not one of {', '.join(POLICY_NAMES)}", field="hello.policy"
         )
     if hello.HasField("target"):
         t = hello.target
@@ -86,6 +97,12 @@ def validate_hello(hello: pb.Hello, limits: Limits) -> None:
     for key, value in hello.policy_params.items():
         _check_string(key, "hello.policy_params key", limits, invalid=InvalidHello)
         _check_string(value, f"hello.policy_params[{key}]", limits, invalid=InvalidHello)
+    policy = hello.policy or default_policy
+    try:
+        parse_params(policy, hello.policy_params)
+    except PolicyParamError as exc:
+        field = f"hello.policy_params[{exc.name}]"
+        raise InvalidHello(f"{field}{exc.message}", field=field) from None
     _check_string(hello.resume_token, "hello.resume_token", limits, invalid=InvalidHello)
 
 
@@ -115,9 +132,9 @@ def validate_frame_counts(frame: pb.Frame, limits: Limits, knobs: int) -> None:
     elif not n_players:
         raise InvalidArgument("frame.players must hold at least one player", field="frame.players", sequence=seq)
     game_time = frame.game_time
-    if not math.isfinite(game_time) or game_time < 0:
+    if not (math.isfinite(game_time) and 0.0 <= game_time <= MAX_GAME_TIME_S):
         raise InvalidArgument(
-            f"frame.game_time must be a finite number >= 0, got {game_time}",
+            f"frame.game_time must be a finite number in [0, {MAX_GAME_TIME_S:g}] seconds, got {game_time}",
             field="frame.game_time",
             sequence=seq,
         )
@@ -199,6 +216,12 @@ def _validate_table_shapes(
             field="frame.npc_table.npc_ids",
             sequence=seq,
         )
+    if not n_npcs and (nt.values or nt.kinds):
+        raise InvalidArgument(
+            "frame.npc_table has values or kinds but no npc_ids; send one uint32 id per NPC row",
+            field="frame.npc_table.npc_ids",
+            sequence=seq,
+        )
     if n_npcs:
         _check_table_values(nt.values, nt.columns, n_npcs, len(NPC_TABLE_COLUMNS), "frame.npc_table", seq)
     if len(nt.kinds) not in (0, n_npcs):
@@ -268,24 +291,17 @@ def _validate_vr(vr: pb.VrPose, field: str, limits: Limits, seq: int) -> None:
                 )
 
 
-# Per raw player column: the allowed range (lo, hi); None means "limited only by max_abs_coordinate".
-_PLAYER_RANGES: dict[str, tuple[float, float] | None] = {
-    "health": (0.0, 1.0e9),
-    "max_health": (0.0, 1.0e9),
-    "dead": (0.0, 1.0),
-    "input.move_x": (-1.001, 1.001),
-    "input.move_y": (-1.001, 1.001),
-    "input.aim_x": (-1.001, 1.001),
-    "input.aim_y": (-1.001, 1.001),
-    "input.actions_per_minute": (0.0, 1.0e5),
-    "biometrics.heart_rate_bpm": (0.0, 400.0),
-    "biometrics.skin_conductance_us": (0.0, 1.0e4),
-    "vr": (0.0, 1.0),
-}
-# NPC ids are uint32 (Godot derives them from instance ids, far above max_abs_coordinate); the target
-# column's range depends on the frame's players (set in _bounds).
-_NPC_RANGES: dict[str, tuple[float, float] | None] = {"health": (0.0, 1.0), "npc_id": (0.0, 4294967295.0)}
+# Per raw column (sidecar/columns.py): its description, and the indices of those that must be whole
+# numbers. A table carries every number as float32, so its counts, flags, enums and row references
+# are checked for wholeness; the row form's are integer fields already.
+_PLAYER_COLS = PLAYER_TABLE
+_NPC_COLS = (*NPC_TABLE, NPC_ID)
+_EVENT_COLS = EVENT_FIELDS  # the raw event array's columns 0, 2 and 3 (1 is the player's row)
+_EVENT_RAW = [0, 2, 3]
+_P_WHOLE = [i for i, c in enumerate(_PLAYER_COLS) if c.kind.whole]
+_N_WHOLE = [i for i, c in enumerate(NPC_TABLE) if c.kind.whole]  # the id column is uint32 bytes
 _NPC_TARGET = RAW_NPC_FIELDS.index("target")
+_NPC_ID = RAW_NPC_FIELDS.index("npc_id")
 _ROW_NAMES = {"target": "target_player_id"}
 # What an error calls each raw column, per form: the row form's field paths or the table's column names.
 _NAMES = {
@@ -296,39 +312,38 @@ _NAMES = {
 
 @functools.lru_cache(maxsize=256)
 def _bounds(kind: str, big: float, players: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column [lo, hi] of the raw player or NPC arrays (NPCs: of a frame of `players` players)."""
-    names, ranges = (RAW_PLAYER_FIELDS, _PLAYER_RANGES) if kind == "player" else (RAW_NPC_FIELDS, _NPC_RANGES)
-    lo = np.array([(ranges.get(n) or (-big, big))[0] for n in names])
-    hi = np.array([(ranges.get(n) or (-big, big))[1] for n in names])
+    """Per-column [lo, hi] of the raw player, NPC or event arrays (NPCs: of a frame of `players` players)."""
+    cols = {"player": _PLAYER_COLS, "npc": _NPC_COLS, "event": _EVENT_COLS}[kind]
+    lo, hi = np.array([c.bounds(big) for c in cols]).T
     if kind == "npc":
-        lo[_NPC_TARGET], hi[_NPC_TARGET] = -1.0, players - 1.0
+        hi[_NPC_TARGET] = players - 1.0
     return lo, hi
 
 
 @functools.lru_cache(maxsize=128)  # at most ~7 MB at the largest frames the limits allow
 def _frame_bounds(players: int, npcs: int, events: int, big: float) -> tuple[np.ndarray, np.ndarray]:
     """[lo, hi] of every number validate_raw checks, in its order (player rows, NPC rows, then each
-    event's amount and game time), for a frame of this shape; cached per shape."""
-    plo, phi = _bounds("player", big)
-    nlo, nhi = _bounds("npc", big, players)
-    lo = np.concatenate([np.tile(plo, players), np.tile(nlo, npcs), np.full(2 * events, -big)])
-    hi = np.concatenate([np.tile(phi, players), np.tile(nhi, npcs), np.full(2 * events, big)])
+    event's type, amount and game time), for a frame of this shape; cached per shape."""
+    parts = (_bounds("player", big), _bounds("npc", big, players), _bounds("event", big))
+    lo = np.concatenate([np.tile(b[0], n) for b, n in zip(parts, (players, npcs, events), strict=True)])
+    hi = np.concatenate([np.tile(b[1], n) for b, n in zip(parts, (players, npcs, events), strict=True)])
     return lo, hi
 
 
 def validate_raw(raw: RawFrame, limits: Limits, sequence: int) -> None:
-    """Numbers: finite and within range, checked as one array (one comparison for the whole frame);
-    only a frame that fails is looked at again, to name the first offending field."""
+    """Numbers: finite and within range, checked as one array (one comparison for the whole frame),
+    whole where the column's kind says so, NPC ids once per frame; only a frame that fails is looked
+    at again, to name the first offending field."""
     big = limits.max_abs_coordinate
     p, n, ev = raw.players, raw.npcs, raw.events
     lo, hi = _frame_bounds(len(p), len(n), len(ev), big)
-    x = np.concatenate((p.ravel(), n.ravel(), ev[:, 2:4].ravel()))
-    # NaN and +-inf fail the comparisons (the bounds are finite). A table's target is a float: it must
-    # name a row (the row form's is always a whole number).
+    x = np.concatenate((p.ravel(), n.ravel(), ev[:, _EVENT_RAW].ravel()))
+    # NaN and +-inf fail the comparisons (the bounds are finite).
     if (
         ((x >= lo) & (x <= hi)).all()
         and _health_within_max(p)
-        and not (raw.tables and len(n) and not _whole(n[:, _NPC_TARGET]))
+        and (not raw.tables or (_whole(p, _P_WHOLE) and _whole(n, _N_WHOLE)))
+        and _unique(n[:, _NPC_ID])
     ):
         return
     _name_the_error(raw, big, sequence)
@@ -343,35 +358,51 @@ def _health_within_max(p: np.ndarray) -> bool:
     return bool((p[:, _HEALTH] <= p[:, _MAX_HEALTH] * 1.0001 + 1e-6).all())
 
 
-def _whole(col: np.ndarray) -> bool:
-    if len(col) <= 32:  # a frame's NPCs: a Python loop beats two array operations
-        return all(v.is_integer() for v in col.tolist())
-    return not (col % 1.0).any()
+def _whole(a: np.ndarray, cols: list[int]) -> bool:
+    if a.size <= 32 * len(cols) and len(a) <= 32:  # a frame's few rows: a Python loop beats array operations
+        return all(v.is_integer() for v in a[:, cols].ravel().tolist())
+    return not (a[:, cols] % 1.0).any()
+
+
+def _unique(ids: np.ndarray) -> bool:
+    return len(ids) < 2 or len(set(ids.tolist())) == len(ids)
+
+
+def _why(c: Column, big: float) -> str:
+    """What an error adds to "is outside [lo, hi]": the limit's name, or the column's kind."""
+    if c.hi == COORDINATE:
+        return f"; the limit is max_abs_coordinate={big:g}"
+    return "" if c.kind is Kind.REAL else f" ({c.describe()})"
 
 
 def _name_the_error(raw: RawFrame, big: float, sequence: int) -> None:
     """The frame failed validate_raw's check: raise for its first offending number, named."""
     player_names, npc_names, players_field, npcs_field = _NAMES[raw.tables]
-    plo, phi = _bounds("player", big)
-    nlo, nhi = _bounds("npc", big, len(raw.players))
-    for arr, lo, hi, names, prefix in (
-        (raw.players, plo, phi, player_names, players_field),
-        (raw.npcs, nlo, nhi, npc_names, npcs_field),
+    n_players = len(raw.players)
+    for arr, cols, names, prefix, whole in (
+        (raw.players, _PLAYER_COLS, player_names, players_field, _P_WHOLE),
+        (raw.npcs, _NPC_COLS, npc_names, npcs_field, _N_WHOLE),
     ):
+        lo, hi = _bounds("player" if prefix == players_field else "npc", big, n_players)
         ok = (arr >= lo) & (arr <= hi)  # NaN and +-inf fail these comparisons (the bounds are finite)
+        if raw.tables:
+            ok[:, whole] &= arr[:, whole] % 1.0 == 0
         if not ok.all():
-            bad = ~ok
-            row, col = map(int, np.argwhere(bad)[0])
-            value = arr[row, col]
+            row, col = map(int, np.argwhere(~ok)[0])
+            value, c = float(arr[row, col]), cols[col]
             field = f"{prefix}[{row}].{names[col]}"
             if not math.isfinite(value):
                 raise InvalidArgument(f"{field} must be a finite number, got {value}", field=field, sequence=sequence)
-            why = f"; the limit is max_abs_coordinate={big:g}" if hi[col] == big else ""
-            if prefix == "frame.npc_table" and col == _NPC_TARGET:
-                why = f" (-1 for none, else a row of frame.player_table, which has {len(raw.players)})"
-            raise InvalidArgument(
-                f"{field}={value:g} is outside [{lo[col]:g}, {hi[col]:g}]{why}", field=field, sequence=sequence
-            )
+            if c.kind is Kind.ROW:
+                rule = f"-1 for none, else a row of frame.player_table, which has {n_players}"
+                if not lo[col] <= value <= hi[col]:
+                    rule = f"outside [{lo[col]:g}, {hi[col]:g}] ({rule})"
+                else:
+                    rule = f"not a whole number ({rule})"
+                raise InvalidArgument(f"{field}={value:g} is {rule}", field=field, sequence=sequence)
+            why = _why(c, big)
+            what = f"outside [{lo[col]:g}, {hi[col]:g}]" if not lo[col] <= value <= hi[col] else "not a whole number"
+            raise InvalidArgument(f"{field}={value:g} is {what}{why}", field=field, sequence=sequence)
     health = raw.players[:, RP["health"]]
     over = health > raw.players[:, RP["max_health"]] * 1.0001 + 1e-6
     if over.any():
@@ -382,26 +413,29 @@ def _name_the_error(raw: RawFrame, big: float, sequence: int) -> None:
             field=field,
             sequence=sequence,
         )
-    if raw.tables and len(raw.npcs):
-        fraction = raw.npcs[:, _NPC_TARGET] % 1.0
-        if fraction.any():
-            i = int(np.argmax(fraction != 0))
-            field = f"{npcs_field}[{i}].target"
+    ids = raw.npcs[:, _NPC_ID].astype(np.int64).tolist()
+    seen: set[int] = set()
+    for i, npc_id in enumerate(ids):
+        if npc_id in seen:
+            field = f"frame.npc_table.npc_ids[{i}]" if raw.tables else f"frame.npcs[{i}].npc_id"
             raise InvalidArgument(
-                f"{field}={raw.npcs[i, _NPC_TARGET]:g} is not a row of frame.player_table "
-                "(a whole number, -1 for none)",
+                f"{field}={npc_id} appears twice in this frame (an NPC id names one NPC)",
                 field=field,
                 sequence=sequence,
             )
+        seen.add(npc_id)
     if raw.events.size:
-        ev = raw.events[:, 2:4]
-        bad_ev = ~(np.isfinite(ev) & (np.abs(ev) <= big))
+        ev = raw.events[:, _EVENT_RAW]
+        lo, hi = _bounds("event", big)
+        bad_ev = ~((ev >= lo) & (ev <= hi))
         if bad_ev.any():
             row, col = map(int, np.argwhere(bad_ev)[0])
-            field = f"frame.events[{row}].{('amount', 'game_time')[col]}"
+            c, value = _EVENT_COLS[col], float(ev[row, col])
+            field = f"frame.events[{row}].{c.name}"
+            if not math.isfinite(value):
+                raise InvalidArgument(f"{field} must be a finite number, got {value}", field=field, sequence=sequence)
+            why = _why(c, big)
             raise InvalidArgument(
-                f"{field}={ev[row, col]} must be finite with magnitude <= max_abs_coordinate={big:g}",
-                field=field,
-                sequence=sequence,
+                f"{field}={value:g} is outside [{lo[col]:g}, {hi[col]:g}]{why}", field=field, sequence=sequence
             )
     raise InvalidArgument("frame holds a number out of range", field="frame", sequence=sequence)  # not reached

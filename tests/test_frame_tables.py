@@ -200,7 +200,8 @@ def test_large_npc_ids_are_accepted() -> None:
         big = pb.Frame()
         big.CopyFrom(f)
         if big.HasField("npc_table"):
-            big.npc_table.npc_ids = np.full(len(big.npc_table.npc_ids) // 4, 4_000_000_000, "<u4").tobytes()
+            n = len(big.npc_table.npc_ids) // 4
+            big.npc_table.npc_ids = (4_000_000_000 + np.arange(n)).astype("<u4").tobytes()
         else:
             big.npcs[0].npc_id = 4_000_000_000
         accepted = _conn().receive(pb.SessionRequest(frame=big), 0.1)

@@ -53,7 +53,7 @@ def test_rubber_band_lowers_after_deaths_and_rises_when_calm() -> None:
 
 
 def test_intensity_cycles_through_its_phases() -> None:
-    p = IntensityPolicy({"sustain_s": "3", "relax_s": "30"}, 0.5)
+    p = IntensityPolicy({"sustain_s": 3.0, "relax_s": 30.0}, 0.5)
     t, seen = 0.0, []
     for _ in range(2000):
         t += 0.2
@@ -70,11 +70,11 @@ def test_intensity_cycles_through_its_phases() -> None:
 
 
 def test_predictive_picks_the_level_in_the_band() -> None:
-    p = PredictivePolicy({"smoothing_s": "0", "quit_weight": "0"}, 0.5, (0.25, 0.35))
+    p = PredictivePolicy({"smoothing_s": 0.0, "quit_weight": 0.0}, 0.5, (0.25, 0.35))
     fail = np.append(LEVELS * 0.5, 0.0)[None, :]  # p_fail grows with level: 0.3 at level 0.6
     assert p.target(obs(0.0, p_fail=fail)) == pytest.approx(0.6)
     # With quitting weighed in, among levels in the band the one players quit least wins.
-    p2 = PredictivePolicy({"smoothing_s": "0", "quit_weight": "1"}, 0.5, (0.2, 0.4))
+    p2 = PredictivePolicy({"smoothing_s": 0.0, "quit_weight": 1.0}, 0.5, (0.2, 0.4))
     quit_ = np.append(np.abs(LEVELS - 0.8), 0.0)[None, :]
     assert p2.target(obs(0.0, p_fail=fail, p_quit=quit_)) == pytest.approx(0.8)
 

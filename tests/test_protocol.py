@@ -63,7 +63,7 @@ def test_order_and_version_errors_are_fatal() -> None:
         (lambda f: setattr(f.players[0], "health", -5.0), "frame.players[0].health", "outside"),
         (lambda f: setattr(f.players[0], "health", f.players[0].max_health + 1), "frame.players[0].health", "exceeds"),
         (lambda f: f.events.add(type=pb.EVENT_TYPE_DAMAGE_TAKEN, amount=math.inf), "frame.events[", "finite"),
-        (lambda f: f.events.add(type=pb.EVENT_TYPE_KILL, game_time=-2e6), "frame.events[", "max_abs_coordinate"),
+        (lambda f: f.events.add(type=pb.EVENT_TYPE_KILL, game_time=-2e6), "frame.events[", "outside [0, 1e+09]"),
         (lambda f: f.npcs.add(npc_id=7).position.__setattr__("y", math.nan), "frame.npcs[0].position.y", "finite"),
         (lambda f: setattr(f.players[0].input, "move_x", 3.0), "frame.players[0].input.move_x", "outside"),
         (lambda f: setattr(f.players[0].position, "z", 1e9), "frame.players[0].position.z", "outside"),

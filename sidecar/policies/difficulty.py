@@ -8,6 +8,7 @@ maximum change per second, whatever the policy asked for.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,11 +36,13 @@ class DifficultyPolicy:
         raise NotImplementedError
 
 
-def _param(params: dict[str, str], key: str, default: float) -> float:
-    try:
-        return float(params.get(key, default))
-    except ValueError as exc:
-        raise ValueError(f"policy parameter {key}={params[key]!r} is not a number") from exc
+Params = Mapping[str, float | str]  # parsed by sidecar.policies.params.parse_params
+
+
+def _param(params: Params, key: str, default: float) -> float:
+    value = params.get(key, default)
+    assert isinstance(value, float | int), f"policy parameter {key} was not parsed as a number"
+    return float(value)
 
 
 class StaticPolicy(DifficultyPolicy):
@@ -47,7 +50,7 @@ class StaticPolicy(DifficultyPolicy):
 
     name = "static"
 
-    def __init__(self, params: dict[str, str], default_level: float) -> None:
+    def __init__(self, params: Params, default_level: float) -> None:
         self.level = min(max(_param(params, "level", default_level), 0.0), 1.0)
 
     def target(self, obs: Observation) -> float:
@@ -59,7 +62,7 @@ class RubberBandPolicy(DifficultyPolicy):
 
     name = "rubber_band"
 
-    def __init__(self, params: dict[str, str], default_level: float) -> None:
+    def __init__(self, params: Params, default_level: float) -> None:
         self.level = _param(params, "start", default_level)
         # Defaults: the best of three settings tried on 150 simulated players (the model card lists them).
         self.death_step = _param(params, "death_step", 0.15)
@@ -93,7 +96,7 @@ class IntensityPolicy(DifficultyPolicy):
 
     name = "intensity"
 
-    def __init__(self, params: dict[str, str], default_level: float) -> None:
+    def __init__(self, params: Params, default_level: float) -> None:
         self.peak = _param(params, "peak", 1.0)
         self.sustain_s = _param(params, "sustain_s", 4.0)  # 3-5 s in L4D
         self.relax_s = _param(params, "relax_s", 35.0)  # 30-45 s in L4D
@@ -135,7 +138,7 @@ class PredictivePolicy(DifficultyPolicy):
 
     name = "predictive"
 
-    def __init__(self, params: dict[str, str], default_level: float, band: tuple[float, float]) -> None:
+    def __init__(self, params: Params, default_level: float, band: tuple[float, float]) -> None:
         self.band = (_param(params, "band_low", band[0]), _param(params, "band_high", band[1]))
         self.quit_weight = _param(params, "quit_weight", 3.0)
         self.smoothing_s = _param(params, "smoothing_s", 2.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from sidecar.features import FrameFeatures, P
@@ -14,10 +16,11 @@ from sidecar.policies.difficulty import (
     RubberBandPolicy,
     StaticPolicy,
 )
+from sidecar.policies.params import POLICY_NAMES, parse_params
 from sidecar.schema import pb
 from sidecar.session import Session
 
-POLICIES = ("static", "rubber_band", "intensity", "predictive")
+POLICIES = POLICY_NAMES
 # One NPC hint: (npc_id, NpcTactic value, target player id, aggression), pb.NpcHint's fields in order,
 # which the engine fills in place in the guidance. A plain tuple: a crowded tick builds thousands, and
 # a NamedTuple costs ~5x as much to build.
@@ -37,15 +40,20 @@ TACTIC_ENUMS = np.array(
 assert len(TACTIC_ENUMS) == len(TACTICS)
 
 
-def make_policy(name: str, params: dict[str, str], default_level: float, band: tuple[float, float]) -> DifficultyPolicy:
+def make_policy(
+    name: str, params: Mapping[str, str], default_level: float, band: tuple[float, float]
+) -> DifficultyPolicy:
+    """The named policy with its parameters (raises PolicyParamError for a bad one, ValueError for an
+    unknown name; the hello was checked against both before the session was welcomed)."""
+    parsed = parse_params(name, params)
     if name == "static":
-        return StaticPolicy(params, default_level)
+        return StaticPolicy(parsed, default_level)
     if name == "rubber_band":
-        return RubberBandPolicy(params, default_level)
+        return RubberBandPolicy(parsed, default_level)
     if name == "intensity":
-        return IntensityPolicy(params, default_level)
+        return IntensityPolicy(parsed, default_level)
     if name == "predictive":
-        return PredictivePolicy(params, default_level, band)
+        return PredictivePolicy(parsed, default_level, band)
     raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
 
 
@@ -70,6 +78,7 @@ class Director:
         self.allowed = np.array([i for i, t in enumerate(TACTIC_ENUMS.tolist()) if t in allowed], np.int64)
         self.allowed_enums = TACTIC_ENUMS[self.allowed]
         self.values = self.defaults.copy()  # the knob values we last sent
+        self._lo, self._hi = self.lo.tolist(), self.hi.tolist()  # plain floats for the per-frame check
         self.last_time: float | None = None
 
     def knob_values(self, obs: Observation) -> np.ndarray:
@@ -80,6 +89,33 @@ class Director:
         wanted = self.session.knobs.to_values(min(max(target, 0.0), 1.0))
         self.values = guard(wanted, self.values, self.rate, self.elapsed(game_time), self.lo, self.hi)
         return self.values
+
+    def start_from(self, applied: np.ndarray) -> None:
+        """Before the first guidance: start from the knob values the game reports applying (a session
+        resumed without its state, or a game that starts off its defaults), so that the first answer
+        moves from where the game is, within each knob's rate, not from the defaults. NaN (a knob the
+        frame did not report) keeps the default."""
+        if self.last_time is None and len(applied) == len(self.values):
+            seen = np.isfinite(applied)
+            self.values = np.where(seen, np.clip(applied, self.lo, self.hi), self.defaults).astype(np.float32)
+
+    def toward_defaults(self, game_time: float) -> np.ndarray:
+        """The fallback when the model cannot answer: the designer's defaults, approached at each knob's
+        max_change_per_second like any other change (a sudden jump is what the rate limit forbids)."""
+        self.values = guard(self.defaults, self.values, self.rate, self.elapsed(game_time), self.lo, self.hi)
+        return self.values
+
+    def checked(self, values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """The last guard before knob values leave the sidecar: each finite and inside its range. A value
+        that is not is a bug upstream: it is replaced by the designer's default and named."""
+        vals = values.tolist()
+        bad = [i for i, (v, lo, hi) in enumerate(zip(vals, self._lo, self._hi, strict=True)) if not lo <= v <= hi]
+        if not bad:
+            return values, []
+        fixed = values.copy()
+        fixed[bad] = self.defaults[bad]
+        self.values = fixed
+        return fixed, [f"{self.names[i]}={vals[i]}" for i in bad]
 
     def elapsed(self, game_time: float) -> float:
         """Game seconds since the last knob values (0 the first time)."""
