@@ -122,3 +122,17 @@ class IdleTimeout(MetabrainError):
 class Internal(MetabrainError):
     code = pb.ERROR_CODE_INTERNAL
     fatal = True
+
+
+class SessionTakenOver(MetabrainError):
+    """The session was resumed on another stream (with its resume token): this stream is over."""
+
+    code = pb.ERROR_CODE_FAILED_PRECONDITION
+    fatal = True
+
+
+class RecordingFailed(MetabrainError):
+    """The session's recording could not be written; it was closed, the session goes on unrecorded."""
+
+    code = pb.ERROR_CODE_RECORDING_FAILED
+    fatal = False

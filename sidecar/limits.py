@@ -16,6 +16,11 @@ class Limits:
     max_knobs: int = 16
     max_sessions: int = 10_000
     max_connections: int = 12_000
+    # Streams one client address may hold (open or opening): one address cannot take every slot.
+    max_connections_per_client: int = 1_000
+    # Seconds a new stream may take to send its hello (a WebSocket also has this long to finish its
+    # opening handshake): connections that never speak give their slot back quickly.
+    hello_timeout_s: float = 10.0
     # Every message a stream sends, valid or not; above the frame rate so refusals never starve frames.
     max_messages_per_second_per_connection: float = 480.0
     resume_window_s: float = 30.0
@@ -39,4 +44,6 @@ class Limits:
             max_string_bytes=self.max_string_bytes,
             max_connections=self.max_connections,
             max_messages_per_second_per_connection=self.max_messages_per_second_per_connection,
+            hello_timeout_s=self.hello_timeout_s,
+            max_connections_per_client=self.max_connections_per_client,
         )

@@ -21,6 +21,7 @@ from sidecar.dashboard import DashboardFeed, start_dashboard
 from sidecar.engine.engine import Engine, EngineConfig
 from sidecar.engine.remote_runner import RemoteRunner
 from sidecar.errors import ShuttingDown
+from sidecar.key_files import read_or_create_key
 from sidecar.limits import Limits
 from sidecar.metrics import SidecarMetrics, serve_metrics
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
@@ -53,8 +54,12 @@ class ServeConfig:
     record_retention_days: float = 30.0
     sweep_interval_s: float = 1.0
     metrics_port: int | None = None  # None: off; 0: pick a free port
-    metrics_host: str | None = None  # metrics and dashboard address; None: the same as host
+    metrics_host: str | None = None  # metrics address; None: the same as host
     dashboard_port: int | None = None
+    # The dashboard shows every session's insight curves: loopback unless given its own address.
+    dashboard_host: str = "127.0.0.1"
+    dashboard_max_viewers: int = 16
+    allowed_origins: tuple[str, ...] = ()  # browser origins allowed to open WebSocket sessions; () any
     # SIGUSR1 makes the next model step raise CUDA out-of-memory (for fault-injection tests and drills).
     fault_injection: bool = False
     front_end: FrontEndLink | None = None  # set in each process of `serve --front-ends N`
@@ -74,14 +79,7 @@ def resume_secret(state_dir: str | None) -> bytes:
     accept each other's tokens), else new for this process."""
     if not state_dir:
         return secrets.token_bytes(32)
-    path = Path(state_dir) / "resume.secret"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        tmp = path.with_name(f"resume.secret.{secrets.token_hex(4)}")
-        tmp.write_bytes(secrets.token_bytes(32))
-        tmp.chmod(0o600)
-        tmp.replace(path)
-    return path.read_bytes()
+    return read_or_create_key(Path(state_dir) / "resume.secret")
 
 
 class Sidecar:
@@ -134,7 +132,7 @@ class Sidecar:
             self._metrics_server, self.metrics_port = serve_metrics(self.metrics, self.ops_host, cfg.metrics_port)
         if self.dashboard is not None and cfg.dashboard_port is not None:
             self._dashboard_server, self.dashboard_port = await start_dashboard(
-                self.dashboard, self.ops_host, cfg.dashboard_port
+                self.dashboard, cfg.dashboard_host, cfg.dashboard_port, self.auth, cfg.dashboard_max_viewers
             )
         if cfg.fault_injection:
             asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.inject_device_failure)
@@ -149,7 +147,13 @@ class Sidecar:
             if cfg.ws_port is not None:
                 tls_files = (cfg.tls_cert, cfg.tls_key) if cfg.tls_cert and cfg.tls_key else None
                 self.ws_server, self.ws_port = await start_ws(
-                    self.ctx, cfg.host, cfg.ws_port, self.auth, tls_files, reuse_port=cfg.front_end is not None
+                    self.ctx,
+                    cfg.host,
+                    cfg.ws_port,
+                    self.auth,
+                    tls_files,
+                    reuse_port=cfg.front_end is not None,
+                    allowed_origins=cfg.allowed_origins,
                 )
         except OSError:
             await self.stop(grace=0)
@@ -210,7 +214,10 @@ class Sidecar:
         }
 
     def ports_line(self) -> str:
-        listening = " ".join(f"{k}={self.config.host}:{v}" for k, v in self.ports().items() if v is not None)
+        hosts = {"metrics": self.ops_host, "dashboard": self.config.dashboard_host}
+        listening = " ".join(
+            f"{k}={hosts.get(k, self.config.host)}:{v}" for k, v in self.ports().items() if v is not None
+        )
         return f"metabrain serving {listening}"
 
 

@@ -13,19 +13,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sidecar.admission import Admissions
 from sidecar.engine.engine import Engine, Responses
-from sidecar.errors import ConnectionLimitExceeded, IdleTimeout, LimitExceeded, MetabrainError, ShuttingDown
+from sidecar.errors import (
+    IdleTimeout,
+    Internal,
+    LimitExceeded,
+    MetabrainError,
+    SessionTakenOver,
+    ShuttingDown,
+)
 from sidecar.limits import Limits
-from sidecar.protocol import Connection, FrameAccepted, ServerInfo, SessionEnded, Welcomed, parse_request
+from sidecar.protocol import Connection, FrameAccepted, ServerInfo, SessionEnded, State, Welcomed, parse_request
 from sidecar.schema import pb
 from sidecar.session import Session, SessionRegistry
 
 log = logging.getLogger("metabrain.service")
-HANDSHAKE_TIMEOUT_S = 30.0  # websockets gives up on an opening handshake after 10 s
 
 
 class SessionObserver:
-    """Hooks for recording, metrics and the dashboard; all optional."""
+    """Hooks for recording, metrics and the dashboard; all optional. A hook may raise a non-fatal
+    MetabrainError to warn the stream in-stream (the answer is sent first); any other exception is
+    logged and the stream goes on: an observer never costs a game its guidance."""
 
     def on_open(self, session: Session, transport: str) -> None: ...
     def on_request(self, session: Session | None, req: pb.SessionRequest, raw: bytes | None) -> None: ...
@@ -42,31 +51,20 @@ class ServiceContext:
     observers: list[SessionObserver] = field(default_factory=list)
     handlers: dict[str, StreamHandler] = field(default_factory=dict)  # attached session -> its handler
     shutting_down: bool = False
-    connections: int = 0  # open streams on both transports
-    # WebSocket handshakes admitted but not yet streams (the handshake awaits between the two), by
-    # connection, with when they were admitted: they count against max_connections meanwhile.
-    handshakes: dict[object, float] = field(default_factory=dict)
+    admissions: Admissions = field(init=False)
 
-    def admit_connection(self, handshake: object | None = None, now: float = 0.0) -> None:
-        """Refuse a new stream beyond max_connections (raised before any handler exists). A handshake
-        key holds the slot until `handshake_done(key)` (or HANDSHAKE_TIMEOUT_S, for one that died)."""
-        open_ = self.connections + len(self.handshakes)
-        if open_ >= self.limits.max_connections:
-            raise ConnectionLimitExceeded(
-                f"{open_} streams are open or opening; the limit is max_connections={self.limits.max_connections}",
-                field="max_connections",
-            )
-        if handshake is not None:
-            self.handshakes[handshake] = now
+    def __post_init__(self) -> None:
+        self.admissions = Admissions(self.limits)
 
-    def handshake_done(self, handshake: object) -> None:
-        self.handshakes.pop(handshake, None)
+    @property
+    def connections(self) -> int:
+        """Open streams on both transports (handshakes on their way are counted apart)."""
+        return self.admissions.streams
 
     def sweep(self, now: float) -> None:
         """Free sessions whose resume window closed; close attached ones idle for too long; forget
         handshakes that never became streams."""
-        for key in [k for k, at in self.handshakes.items() if now - at > HANDSHAKE_TIMEOUT_S]:
-            del self.handshakes[key]
+        self.admissions.sweep(now)
         gone, idle = self.registry.expired(now)
         for s in gone:
             log.info("session freed: resume window closed", extra={"session_id": s.session_id})
@@ -82,26 +80,39 @@ class ServiceContext:
 
 
 class StreamHandler:
+    """One stream of either transport. `send` queues a response, `close` ends the stream with a fatal
+    error (in-stream, then the transport's status), `finish` ends it cleanly after what was queued.
+    The stream's admission slot (`admission`, already taken) is released when it disconnects."""
+
     def __init__(
         self,
         ctx: ServiceContext,
         transport: str,
         send: Callable[[pb.SessionResponse], None],
         close: Callable[[MetabrainError], None],
+        finish: Callable[[], None],
+        admission: object,
     ) -> None:
         self.ctx = ctx
         self.transport = transport
         self._send = send
         self._close = close
+        self._finish = finish
+        self._admission = admission
+        ctx.admissions.became_stream(admission)
         self.conn = Connection(ctx.registry, ctx.info)
         self.pending: set[asyncio.Future[Responses]] = set()
-        ctx.connections += 1
         self._disconnected = False
+        self._ended = False
         # Per-connection message rate (every message, valid or not): a token bucket of one second.
         rate = ctx.limits.max_messages_per_second_per_connection
         self._tokens = rate
         self._tokens_at = time.monotonic()
         self._refused_at = -1.0
+        # A stream that never says hello gives its slot back after hello_timeout_s.
+        self._hello_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            ctx.limits.hello_timeout_s, self._no_hello
+        )
 
     @property
     def session(self) -> Session | None:
@@ -111,20 +122,50 @@ class StreamHandler:
         return self.conn.session.session_id if self.conn.session is not None else ""
 
     def send(self, resp: pb.SessionResponse) -> None:
-        for o in self.ctx.observers:
-            o.on_response(self.session, resp)
+        warnings = self._observe(lambda o: o.on_response(self.session, resp))
         self._send(resp)
+        self._warn(warnings)  # an observer's in-stream warning, after the answer
+
+    def _observe(self, hook: Callable[[SessionObserver], None]) -> list[MetabrainError]:
+        """Run an observer hook on every observer; returns their in-stream warnings, for the caller to
+        send where they belong (after the welcome, say)."""
+        warnings: list[MetabrainError] = []
+        for o in self.ctx.observers:
+            try:
+                hook(o)
+            except MetabrainError as err:
+                warnings.append(err)
+            except Exception:
+                log.exception("observer %s failed", type(o).__name__, extra={"session_id": self._sid()})
+        return warnings
+
+    def _warn(self, warnings: list[MetabrainError]) -> None:
+        for err in warnings:
+            self.send(pb.SessionResponse(error=err.to_proto()))
 
     def on_bytes(self, data: bytes) -> None:
+        """Raises MetabrainError when the stream must end (its transport maps it to a status)."""
         now = time.monotonic()
         if self._within_rate(now):
-            self._on_request(parse_request(data, self.ctx.limits), data, now)
+            self._guarded(lambda: self._on_request(parse_request(data, self.ctx.limits), data, now), "message")
 
     def on_request(self, req: pb.SessionRequest, raw: bytes | None = None) -> None:
         """Raises MetabrainError; non-fatal ones are reported in-stream here and not re-raised."""
         now = time.monotonic()
         if self._within_rate(now):
-            self._on_request(req, raw, now)
+            self._guarded(lambda: self._on_request(req, raw, now), req.WhichOneof("kind") or "message")
+
+    def _guarded(self, work: Callable[[], None], what: str) -> None:
+        """Run one message's work: a bug in it ends this stream with INTERNAL, never stalls it."""
+        try:
+            work()
+        except MetabrainError:
+            raise
+        except Exception as exc:
+            log.exception("unexpected error handling a %s; the stream ends", what, extra={"session_id": self._sid()})
+            raise Internal(
+                f"internal error handling a {what} ({type(exc).__name__}); this session ends, others are unaffected"
+            ) from exc
 
     def _within_rate(self, now: float) -> bool:
         """Drop messages beyond the connection's rate, with at most one error a second (no amplification)."""
@@ -159,44 +200,66 @@ class StreamHandler:
                 raise
             self.send(pb.SessionResponse(error=err.to_proto()))
             return
-        for o in self.ctx.observers:
-            o.on_request(self.session, req, raw)
+        self._warn(self._observe(lambda o: o.on_request(self.session, req, raw)))
         if isinstance(event, Welcomed):
-            self.ctx.engine.join(event.session, event.state_reset)
-            old = self.ctx.handlers.get(event.session.session_id)
-            if old is not None and old is not self:
-                old.conn.session = None  # the session moved to this stream
-            self.ctx.handlers[event.session.session_id] = self
-            w = event.welcome
-            log.info(
-                "session opened",
-                extra={
-                    "session_id": w.session_id,
-                    "transport": self.transport,
-                    "resumed": w.resumed,
-                    "state_reset": w.state_reset,
-                    "policy": w.policy,
-                    "game_id": event.session.hello.game_id,
-                },
-            )
-            for o in self.ctx.observers:
-                o.on_open(event.session, self.transport)
-            self.send(pb.SessionResponse(welcome=event.welcome))
+            self._welcomed(event)
         elif isinstance(event, FrameAccepted):
             fut = self.ctx.engine.submit(event)
             self.pending.add(fut)
             fut.add_done_callback(self._deliver)
         elif isinstance(event, SessionEnded):
-            log.info("session ended: %s", event.reason, extra={"session_id": event.session.session_id})
-            self.ctx.handlers.pop(event.session.session_id, None)
-            self.ctx.engine.leave(event.session.session_id)
-            for o in self.ctx.observers:
-                o.on_close(event.session, event.reason)
-            self.send(pb.SessionResponse(goodbye=pb.Goodbye(reason="goodbye acknowledged")))
+            # Every frame accepted before the goodbye is answered first, then the goodbye is acknowledged.
+            task = asyncio.ensure_future(self._end(event))
+            self.pending.add(task)  # type: ignore[arg-type]
+            task.add_done_callback(self.pending.discard)
+
+    def _welcomed(self, event: Welcomed) -> None:
+        if self._hello_timer is not None:
+            self._hello_timer.cancel()
+            self._hello_timer = None
+        self.ctx.engine.join(event.session, event.state_reset)
+        old = self.ctx.handlers.get(event.session.session_id)
+        if old is not None and old is not self:
+            old.taken_over()  # the session moved to this stream
+        self.ctx.handlers[event.session.session_id] = self
+        w = event.welcome
+        log.info(
+            "session opened",
+            extra={
+                "session_id": w.session_id,
+                "transport": self.transport,
+                "resumed": w.resumed,
+                "state_reset": w.state_reset,
+                "policy": w.policy,
+                "game_id": event.session.hello.game_id,
+            },
+        )
+        warnings = self._observe(lambda o: o.on_open(event.session, self.transport))
+        self.send(pb.SessionResponse(welcome=event.welcome))
+        self._warn(warnings)
+
+    async def _end(self, event: SessionEnded) -> None:
+        frames = [f for f in self.pending if f is not asyncio.current_task()]
+        if frames:
+            await asyncio.wait(frames, timeout=30.0)
+        sid = event.session.session_id
+        log.info("session ended: %s", event.reason, extra={"session_id": sid})
+        if self.ctx.handlers.get(sid) is self:
+            self.ctx.handlers.pop(sid, None)
+        self.ctx.engine.leave(sid)
+        warnings = self._observe(lambda o: o.on_close(event.session, event.reason))
+        self._warn(warnings)
+        self.send(pb.SessionResponse(goodbye=pb.Goodbye(reason="goodbye acknowledged")))
+        self._ended = True
+        self._finish()
 
     def _deliver(self, fut: asyncio.Future[Responses]) -> None:
         self.pending.discard(fut)
         if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None:  # the engine resolves with responses; an exception here is a bug
+            log.error("a frame's answer failed: %r", exc, extra={"session_id": self._sid()})
             return
         for resp in fut.result():
             self.send(resp)
@@ -210,15 +273,40 @@ class StreamHandler:
         """End this stream with a fatal error (sent in-stream, then the transport's close status)."""
         self._close(err)
 
+    def _no_hello(self) -> None:
+        self._hello_timer = None
+        if self.conn.session is None and not self._disconnected:
+            limit = self.ctx.limits.hello_timeout_s
+            log.info("stream closed: no hello within %g s", limit, extra={"transport": self.transport})
+            self._close(
+                IdleTimeout(f"no hello within {limit:g} s; the limit is hello_timeout_s", field="hello_timeout_s")
+            )
+
+    def taken_over(self) -> None:
+        """Another stream resumed this stream's session with its token: end this one, saying so."""
+        session = self.conn.session
+        self.conn.session = None
+        self.conn.state = State.CLOSED
+        sid = session.session_id if session is not None else ""
+        self._close(
+            SessionTakenOver(
+                f"session {sid} was resumed on another stream with its resume token; this stream is closed",
+                field="hello.resume_token",
+            )
+        )
+
     def idle_out(self) -> None:
         err = IdleTimeout(f"no frame for {self.ctx.limits.idle_timeout_s:g} s; the limit is idle_timeout_s")
         self.conn.session = None
         self._close(err)
 
     def on_disconnect(self) -> None:
+        if self._hello_timer is not None:
+            self._hello_timer.cancel()
+            self._hello_timer = None
         if not self._disconnected:
             self._disconnected = True
-            self.ctx.connections -= 1
+            self.ctx.admissions.release(self._admission)
         session = self.conn.lost(time.monotonic())
         if session is not None and self.ctx.handlers.get(session.session_id) is self:
             self.ctx.handlers.pop(session.session_id, None)

@@ -110,29 +110,41 @@ def test_max_connections_holds_for_websocket_handshakes_arriving_together(tiny_c
         deadline = time.time() + 5  # every slot comes back once the streams close
         while sc.sidecar.ctx.connections and time.time() < deadline:
             time.sleep(0.02)
-        assert sc.sidecar.ctx.connections == 0 and not sc.sidecar.ctx.handshakes
+        assert sc.sidecar.ctx.admissions.open == 0
     finally:
         sc.stop()
 
 
 def test_handshakes_in_flight_hold_a_slot_until_they_become_streams_or_time_out() -> None:
-    from typing import Any, cast
-
+    from sidecar.admission import Admissions
     from sidecar.errors import ConnectionLimitExceeded
-    from sidecar.protocol import ServerInfo
-    from sidecar.service import HANDSHAKE_TIMEOUT_S, ServiceContext
-    from sidecar.session import SessionRegistry
 
-    limits = Limits(max_connections=2)
-    ctx = ServiceContext(cast(Any, None), SessionRegistry(limits), limits, ServerInfo("m", "predictive"))
-    ctx.admit_connection("a", 0.0)
-    ctx.admit_connection("b", 0.0)
+    limits = Limits(max_connections=2, hello_timeout_s=5.0)
+    a = Admissions(limits)
+    a.admit("a", "10.0.0.1", 0.0, stream=False)
+    a.admit("b", "10.0.0.2", 0.0, stream=False)
     with pytest.raises(ConnectionLimitExceeded, match="open or opening; the limit is max_connections=2"):
-        ctx.admit_connection("c", 0.0)
-    ctx.handshake_done("a")  # became a stream (the stream counts itself)
-    ctx.connections += 1
+        a.admit("c", "10.0.0.3", 0.0)
+    a.became_stream("a")
     with pytest.raises(ConnectionLimitExceeded):
-        ctx.admit_connection("c", 1.0)
-    ctx.sweep(HANDSHAKE_TIMEOUT_S + 1.0)  # "b" never finished its handshake: its slot comes back
-    ctx.admit_connection("c", HANDSHAKE_TIMEOUT_S + 1.0)
-    assert set(ctx.handshakes) == {"c"}
+        a.admit("c", "10.0.0.3", 1.0)
+    a.sweep(6.0)  # "b" never finished its handshake within hello_timeout_s: its slot comes back
+    a.admit("c", "10.0.0.3", 6.0, stream=False)
+    assert set(a.slots) == {"a", "c"} and a.streams == 1 and a.handshakes == 1
+
+
+def test_one_client_address_cannot_take_every_slot() -> None:
+    from sidecar.admission import Admissions, client_of_grpc_peer
+    from sidecar.errors import ConnectionLimitExceeded
+
+    a = Admissions(Limits(max_connections=10, max_connections_per_client=2))
+    a.admit(1, "10.0.0.1", 0.0)
+    a.admit(2, "10.0.0.1", 0.0)
+    with pytest.raises(ConnectionLimitExceeded, match="max_connections_per_client=2") as e:
+        a.admit(3, "10.0.0.1", 0.0)
+    assert e.value.field == "max_connections_per_client"
+    a.admit(4, "10.0.0.2", 0.0)  # another address still gets in
+    a.release(1)
+    a.admit(5, "10.0.0.1", 0.0)  # a slot released is a slot free
+    assert client_of_grpc_peer("ipv4:127.0.0.1:50000") == "127.0.0.1"
+    assert client_of_grpc_peer("ipv6:[::1]:50000") == "::1"

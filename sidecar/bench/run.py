@@ -54,7 +54,7 @@ class BenchConfig:
 def start_server(kind: str, workdir: Path, cores: tuple[int, ...], extra: tuple[str, ...] = ()) -> ServerProcess:
     if kind == "sidecar":
         cmd = [sys.executable, "-m", "sidecar.cli", "serve", "--grpc-port", "0", "--ws-port", "0"]
-        cmd += ["--max-fps", "100000", "--log-level", "WARNING", *extra]
+        cmd += ["--max-fps", "100000", "--max-connections-per-client", "100000", "--log-level", "WARNING", *extra]
     else:
         cmd = [sys.executable, "-m", "sidecar.bench.servers", kind]
     return ServerProcess(kind, cmd, workdir, cores)

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from sidecar.admission import client_of_grpc_peer
 from sidecar.auth import TokenAuth
-from sidecar.errors import MetabrainError, Unauthenticated
-from sidecar.schema import PROTOCOL_VERSION, SERVICE_NAME, pb, pb_grpc
+from sidecar.errors import Internal, MetabrainError, Unauthenticated
+from sidecar.policies.params import POLICY_NAMES
+from sidecar.schema import PROTOCOL_VERSION, SERVICE_NAME, pb
 from sidecar.service import ServiceContext, StreamHandler
 from sidecar.transports.status import grpc_status
 
 _EOF = object()
+log = logging.getLogger("metabrain.grpc")
 
 
 def _token(context: grpc.aio.ServicerContext) -> str | None:
@@ -25,7 +30,11 @@ def _token(context: grpc.aio.ServicerContext) -> str | None:
     return None
 
 
-class BrainServicer(pb_grpc.BrainServiceServicer):
+class BrainServicer:
+    """BrainService over raw bytes: Session parses its requests itself (sidecar.protocol.parse_request),
+    so bytes that do not parse end the stream with MALFORMED as on WebSocket, and every stream ends
+    with a status, whatever went wrong."""
+
     def __init__(self, ctx: ServiceContext, auth: TokenAuth) -> None:
         self.ctx = ctx
         self.auth = auth
@@ -33,8 +42,6 @@ class BrainServicer(pb_grpc.BrainServiceServicer):
     async def GetInfo(self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext) -> pb.GetInfoResponse:
         if not self.auth.check(_token(context)):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong token (metadata 'authorization')")
-        from sidecar.policies.director import POLICIES
-
         return pb.GetInfoResponse(
             model_version=self.ctx.info.model_version,
             capabilities=[
@@ -44,29 +51,32 @@ class BrainServicer(pb_grpc.BrainServiceServicer):
                 pb.CAPABILITY_RECORDING,
             ],
             limits=self.ctx.limits.to_proto(),
-            policies=list(POLICIES),
+            policies=list(POLICY_NAMES),
             protocol_version=PROTOCOL_VERSION,
             device=self.ctx.engine.device,
             default_policy=self.ctx.info.default_policy,
         )
 
     async def Session(
-        self, request_iterator: AsyncIterator[pb.SessionRequest], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.SessionResponse]:
+        self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
         if not self.auth.check(_token(context)):
             err = Unauthenticated("missing or wrong token: send metadata 'authorization: Bearer <token>'")
             await context.abort(grpc_status(err), err.message)
+        key = object()
         try:
-            self.ctx.admit_connection()
+            self.ctx.admissions.admit(key, client_of_grpc_peer(context.peer() or ""), time.monotonic())
         except MetabrainError as err:
             await context.abort(grpc_status(err), err.message)
         queue: asyncio.Queue[object] = asyncio.Queue()
-        handler = StreamHandler(self.ctx, "grpc", queue.put_nowait, queue.put_nowait)
+        handler = StreamHandler(
+            self.ctx, "grpc", queue.put_nowait, queue.put_nowait, lambda: queue.put_nowait(_EOF), key
+        )
 
         async def read() -> None:
             try:
-                async for req in request_iterator:
-                    handler.on_request(req)
+                async for data in request_iterator:
+                    handler.on_bytes(data)
                     await asyncio.sleep(0)  # one message per loop pass (see ws_server)
                 await handler.drain()
                 queue.put_nowait(_EOF)
@@ -75,6 +85,9 @@ class BrainServicer(pb_grpc.BrainServiceServicer):
             except (asyncio.CancelledError, grpc.aio.AioRpcError):
                 queue.put_nowait(_EOF)
                 raise
+            except Exception as exc:  # never leave the stream without a status
+                log.exception("gRPC stream reader failed")
+                queue.put_nowait(Internal(f"internal error reading the stream ({type(exc).__name__})"))
 
         reader = asyncio.create_task(read())
         try:
@@ -83,13 +96,27 @@ class BrainServicer(pb_grpc.BrainServiceServicer):
                 if item is _EOF:
                     return
                 if isinstance(item, MetabrainError):
-                    yield pb.SessionResponse(error=item.to_proto())
+                    yield pb.SessionResponse(error=item.to_proto()).SerializeToString()
                     await context.abort(grpc_status(item), item.message)
                 assert isinstance(item, pb.SessionResponse)
-                yield item
+                yield item.SerializeToString()
         finally:
             reader.cancel()
             handler.on_disconnect()
+
+    def generic_handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
+            SERVICE_NAME,
+            {
+                # Raw bytes both ways: requests are parsed by the protocol core, responses serialized here.
+                "Session": grpc.stream_stream_rpc_method_handler(self.Session),
+                "GetInfo": grpc.unary_unary_rpc_method_handler(
+                    self.GetInfo,
+                    request_deserializer=pb.GetInfoRequest.FromString,
+                    response_serializer=pb.GetInfoResponse.SerializeToString,
+                ),
+            },
+        )
 
 
 async def start_grpc(
@@ -110,7 +137,7 @@ async def start_grpc(
             ("grpc.keepalive_permit_without_calls", 1),
         ]
     )
-    pb_grpc.add_BrainServiceServicer_to_server(BrainServicer(ctx, auth), server)
+    server.add_generic_rpc_handlers((BrainServicer(ctx, auth).generic_handler(),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

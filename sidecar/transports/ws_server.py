@@ -5,21 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import ssl
 import time
+from http import HTTPStatus
 from urllib.parse import parse_qs, urlparse
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import Event
 
 from sidecar.auth import TokenAuth
-from sidecar.errors import Malformed, MetabrainError, Unauthenticated
+from sidecar.errors import Internal, Malformed, MetabrainError, Unauthenticated
 from sidecar.schema import pb
 from sidecar.service import ServiceContext, StreamHandler
 from sidecar.transports.status import ws_close_code, ws_http_status, ws_reason
 
 WS_PATH = "/metabrain/v1/session"
+_END = object()
+log = logging.getLogger("metabrain.websocket")
 
 
 def _token(request: Request) -> str | None:
@@ -31,6 +37,54 @@ def _token(request: Request) -> str | None:
     return tokens[0] if tokens else None
 
 
+class _GuardedConnection(ServerConnection):
+    """A connection that refuses to buffer without bound for a peer that does not read: websockets
+    answers every ping with a pong by itself, and a client that floods pings without reading the pongs
+    would grow this process's memory. Pings beyond a rate, or a write buffer past the limit, end it."""
+
+    ping_rate = 20.0  # pings per second, with a burst of one second's worth
+    max_buffer_bytes = 1 << 20
+    slice_bytes = 2048
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._ping_tokens = self.ping_rate
+        self._ping_at = time.monotonic()
+        self._refused = False
+
+    def process_event(self, event: Event) -> None:
+        if isinstance(event, Frame) and event.opcode is Opcode.PING:
+            now = time.monotonic()
+            self._ping_tokens = min(self.ping_rate, self._ping_tokens + (now - self._ping_at) * self.ping_rate)
+            self._ping_at = now
+            if self._ping_tokens < 1.0 or self._refused:
+                self._refuse(f"more than {self.ping_rate:g} pings a second")
+                return
+            self._ping_tokens -= 1.0
+        super().process_event(event)
+
+    def data_received(self, data: bytes) -> None:
+        # In slices: the protocol parses (and answers) every frame of what it is fed before any is
+        # seen here, so 64 KiB of pings would cost the event loop ~100 ms before the rate check.
+        for i in range(0, len(data), self.slice_bytes):
+            if self._refused:
+                return
+            super().data_received(data[i : i + self.slice_bytes])
+            if self.transport.get_write_buffer_size() > self.max_buffer_bytes:
+                self._refuse(f"the client does not read: over {self.max_buffer_bytes} bytes wait to be sent")
+
+    def _refuse(self, why: str) -> None:
+        if not self._refused:
+            self._refused = True
+            log.warning("WebSocket connection dropped: %s", why)
+            self.transport.abort()  # no close handshake: the peer is not reading anyway
+
+
+def _client_of(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    return str(address[0]) if address else "?"
+
+
 async def start_ws(
     ctx: ServiceContext,
     host: str,
@@ -38,20 +92,38 @@ async def start_ws(
     auth: TokenAuth,
     tls_files: tuple[str, str] | None = None,
     reuse_port: bool = False,
+    allowed_origins: tuple[str, ...] = (),
 ) -> tuple[Server, int]:
+    """allowed_origins: the browser origins whose pages may open a session ('https://game.example');
+    empty: any (native clients send no Origin, and are always allowed)."""
+
     def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        # A slot only for a real upgrade on the served path, from an allowed origin, with the token.
+        path = urlparse(request.path).path
+        if path != WS_PATH:
+            return connection.respond(HTTPStatus.NOT_FOUND, f"not found: the session endpoint is {WS_PATH}\n")
+        if "websocket" not in request.headers.get("Upgrade", "").lower():
+            return connection.respond(
+                HTTPStatus.UPGRADE_REQUIRED, f"{WS_PATH} speaks WebSocket only: send an Upgrade: websocket request\n"
+            )
+        origin = request.headers.get("Origin")
+        if allowed_origins and origin is not None and origin not in allowed_origins:
+            return connection.respond(HTTPStatus.FORBIDDEN, f"origin {origin!r} is not allowed (--allowed-origin)\n")
         try:
             if not auth.check(_token(request)):
                 raise Unauthenticated("missing or wrong token (header 'Authorization: Bearer <token>')")
-            ctx.admit_connection(connection, time.monotonic())
+            ctx.admissions.admit(connection, _client_of(connection), time.monotonic(), stream=False)
         except MetabrainError as err:
             return connection.respond(ws_http_status(err), err.message + "\n")
         return None
 
+    def process_response(connection: ServerConnection, request: Request, response: Response) -> None:
+        if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
+            ctx.admissions.release(connection)  # the handshake failed: its slot comes back at once
+
     async def handle(ws: ServerConnection) -> None:
-        out: asyncio.Queue[pb.SessionResponse | MetabrainError] = asyncio.Queue()
-        ctx.handshake_done(ws)  # the slot it held passes to the stream
-        handler = StreamHandler(ctx, "websocket", out.put_nowait, out.put_nowait)
+        out: asyncio.Queue[pb.SessionResponse | MetabrainError | object] = asyncio.Queue()
+        handler = StreamHandler(ctx, "websocket", out.put_nowait, out.put_nowait, lambda: out.put_nowait(_END), ws)
 
         async def write() -> None:
             try:
@@ -61,6 +133,10 @@ async def start_ws(
                         await ws.send(pb.SessionResponse(error=item.to_proto()).SerializeToString())
                         await ws.close(ws_close_code(item), ws_reason(item))
                         return
+                    if item is _END:  # a goodbye was acknowledged: the session is over
+                        await ws.close(1000, "goodbye")
+                        return
+                    assert isinstance(item, pb.SessionResponse)
                     await ws.send(item.SerializeToString())
             except ConnectionClosed:
                 return
@@ -79,6 +155,9 @@ async def start_ws(
             out.put_nowait(err)
         except ConnectionClosed:
             pass
+        except Exception as exc:  # never leave the stream without a status
+            log.exception("WebSocket stream failed")
+            out.put_nowait(Internal(f"internal error reading the stream ({type(exc).__name__})"))
         finally:
             handler.on_disconnect()
             with contextlib.suppress(TimeoutError, ConnectionClosed):
@@ -96,10 +175,13 @@ async def start_ws(
             port,
             max_size=ctx.limits.max_message_bytes,
             process_request=process_request,
+            process_response=process_response,
             ssl=ssl_ctx,
             compression=None,
             ping_interval=20,
             ping_timeout=20,
+            open_timeout=ctx.limits.hello_timeout_s,
+            create_connection=_GuardedConnection,
             reuse_port=reuse_port,  # front-end processes share the port (front_ends.py)
         )
     except OSError as exc:
@@ -110,6 +192,6 @@ async def start_ws(
     return server, int(bound)
 
 
-async def _flush(out: asyncio.Queue[pb.SessionResponse | MetabrainError], writer: asyncio.Task[None]) -> None:
+async def _flush(out: asyncio.Queue[pb.SessionResponse | MetabrainError | object], writer: asyncio.Task[None]) -> None:
     while not out.empty() and not writer.done():
         await asyncio.sleep(0.001)

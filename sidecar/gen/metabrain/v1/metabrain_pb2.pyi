@@ -64,6 +64,7 @@ class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_CODE_MALFORMED: _ClassVar[ErrorCode]
     ERROR_CODE_IDLE_TIMEOUT: _ClassVar[ErrorCode]
     ERROR_CODE_INTERNAL: _ClassVar[ErrorCode]
+    ERROR_CODE_RECORDING_FAILED: _ClassVar[ErrorCode]
 CAPABILITY_UNSPECIFIED: Capability
 CAPABILITY_NPC_HINTS: Capability
 CAPABILITY_INSIGHT: Capability
@@ -107,6 +108,7 @@ ERROR_CODE_SHUTTING_DOWN: ErrorCode
 ERROR_CODE_MALFORMED: ErrorCode
 ERROR_CODE_IDLE_TIMEOUT: ErrorCode
 ERROR_CODE_INTERNAL: ErrorCode
+ERROR_CODE_RECORDING_FAILED: ErrorCode
 
 class SessionRequest(_message.Message):
     __slots__ = ("hello", "frame", "goodbye")
@@ -192,7 +194,7 @@ class Hello(_message.Message):
     def __init__(self, protocol_version: _Optional[int] = ..., game_id: _Optional[str] = ..., game_build: _Optional[str] = ..., knobs: _Optional[_Iterable[_Union[KnobSpec, _Mapping]]] = ..., npc_tactics: _Optional[_Iterable[_Union[NpcTactic, str]]] = ..., tick_rate_hz: _Optional[float] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., recording_consent: _Optional[bool] = ..., resume_token: _Optional[str] = ..., policy: _Optional[str] = ..., target: _Optional[_Union[ChallengeTarget, _Mapping]] = ..., policy_params: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("session_id", "resume_token", "model_version", "capabilities", "protocol_version", "resumed", "state_reset", "policy", "last_sequence", "limits")
+    __slots__ = ("session_id", "resume_token", "model_version", "capabilities", "protocol_version", "resumed", "state_reset", "policy", "last_sequence", "limits", "model_rate_hz")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -203,6 +205,7 @@ class Welcome(_message.Message):
     POLICY_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     resume_token: str
     model_version: str
@@ -213,7 +216,8 @@ class Welcome(_message.Message):
     policy: str
     last_sequence: int
     limits: Limits
-    def __init__(self, session_id: _Optional[str] = ..., resume_token: _Optional[str] = ..., model_version: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., protocol_version: _Optional[int] = ..., resumed: _Optional[bool] = ..., state_reset: _Optional[bool] = ..., policy: _Optional[str] = ..., last_sequence: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
+    model_rate_hz: float
+    def __init__(self, session_id: _Optional[str] = ..., resume_token: _Optional[str] = ..., model_version: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., protocol_version: _Optional[int] = ..., resumed: _Optional[bool] = ..., state_reset: _Optional[bool] = ..., policy: _Optional[str] = ..., last_sequence: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., model_rate_hz: _Optional[float] = ...) -> None: ...
 
 class Goodbye(_message.Message):
     __slots__ = ("reason",)
@@ -222,7 +226,7 @@ class Goodbye(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_message_bytes", "max_players_per_frame", "max_npcs_per_frame", "max_events_per_frame", "max_knobs", "max_sessions", "resume_window_s", "idle_timeout_s", "max_frames_per_second", "max_string_bytes", "max_connections", "max_messages_per_second_per_connection")
+    __slots__ = ("max_message_bytes", "max_players_per_frame", "max_npcs_per_frame", "max_events_per_frame", "max_knobs", "max_sessions", "resume_window_s", "idle_timeout_s", "max_frames_per_second", "max_string_bytes", "max_connections", "max_messages_per_second_per_connection", "hello_timeout_s", "max_connections_per_client")
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_PLAYERS_PER_FRAME_FIELD_NUMBER: _ClassVar[int]
     MAX_NPCS_PER_FRAME_FIELD_NUMBER: _ClassVar[int]
@@ -235,6 +239,8 @@ class Limits(_message.Message):
     MAX_STRING_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGES_PER_SECOND_PER_CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    HELLO_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONNECTIONS_PER_CLIENT_FIELD_NUMBER: _ClassVar[int]
     max_message_bytes: int
     max_players_per_frame: int
     max_npcs_per_frame: int
@@ -247,7 +253,9 @@ class Limits(_message.Message):
     max_string_bytes: int
     max_connections: int
     max_messages_per_second_per_connection: float
-    def __init__(self, max_message_bytes: _Optional[int] = ..., max_players_per_frame: _Optional[int] = ..., max_npcs_per_frame: _Optional[int] = ..., max_events_per_frame: _Optional[int] = ..., max_knobs: _Optional[int] = ..., max_sessions: _Optional[int] = ..., resume_window_s: _Optional[float] = ..., idle_timeout_s: _Optional[float] = ..., max_frames_per_second: _Optional[float] = ..., max_string_bytes: _Optional[int] = ..., max_connections: _Optional[int] = ..., max_messages_per_second_per_connection: _Optional[float] = ...) -> None: ...
+    hello_timeout_s: float
+    max_connections_per_client: int
+    def __init__(self, max_message_bytes: _Optional[int] = ..., max_players_per_frame: _Optional[int] = ..., max_npcs_per_frame: _Optional[int] = ..., max_events_per_frame: _Optional[int] = ..., max_knobs: _Optional[int] = ..., max_sessions: _Optional[int] = ..., resume_window_s: _Optional[float] = ..., idle_timeout_s: _Optional[float] = ..., max_frames_per_second: _Optional[float] = ..., max_string_bytes: _Optional[int] = ..., max_connections: _Optional[int] = ..., max_messages_per_second_per_connection: _Optional[float] = ..., hello_timeout_s: _Optional[float] = ..., max_connections_per_client: _Optional[int] = ...) -> None: ...
 
 class Vec3(_message.Message):
     __slots__ = ("x", "y", "z")

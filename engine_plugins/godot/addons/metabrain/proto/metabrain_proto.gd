@@ -59,6 +59,7 @@ enum ErrorCode {
 	ERROR_CODE_MALFORMED = 10,
 	ERROR_CODE_IDLE_TIMEOUT = 11,
 	ERROR_CODE_INTERNAL = 12,
+	ERROR_CODE_RECORDING_FAILED = 13,
 }
 
 ## Wire writer: a growable byte buffer with protobuf primitives.
@@ -739,6 +740,7 @@ class Welcome:
 	var policy: String = ""
 	var last_sequence: int = 0
 	var limits: Limits = null
+	var model_rate_hz: float = 0.0
 
 	func write(out_: Writer) -> void:
 		if not session_id.is_empty():
@@ -776,6 +778,9 @@ class Welcome:
 			limits.write(sub_)
 			out_.buf.put_u8(82)
 			out_.nested(sub_)
+		if Writer.is_set_float(model_rate_hz):
+			out_.buf.put_u8(93)
+			out_.float32(model_rate_hz)
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
@@ -839,6 +844,11 @@ class Welcome:
 						limits = m_
 					else:
 						in_.skip(wire_)
+				11:
+					if wire_ == 5:
+						model_rate_hz = in_.float32()
+					else:
+						in_.skip(wire_)
 				_:
 					in_.skip(wire_)
 
@@ -900,6 +910,8 @@ class Limits:
 	var max_string_bytes: int = 0
 	var max_connections: int = 0
 	var max_messages_per_second_per_connection: float = 0.0
+	var hello_timeout_s: float = 0.0
+	var max_connections_per_client: int = 0
 
 	func write(out_: Writer) -> void:
 		if max_message_bytes != 0:
@@ -938,6 +950,12 @@ class Limits:
 		if Writer.is_set_float(max_messages_per_second_per_connection):
 			out_.buf.put_u8(101)
 			out_.float32(max_messages_per_second_per_connection)
+		if Writer.is_set_float(hello_timeout_s):
+			out_.buf.put_u8(109)
+			out_.float32(hello_timeout_s)
+		if max_connections_per_client != 0:
+			out_.buf.put_u8(112)
+			out_.varint(max_connections_per_client)
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
@@ -1002,6 +1020,16 @@ class Limits:
 				12:
 					if wire_ == 5:
 						max_messages_per_second_per_connection = in_.float32()
+					else:
+						in_.skip(wire_)
+				13:
+					if wire_ == 5:
+						hello_timeout_s = in_.float32()
+					else:
+						in_.skip(wire_)
+				14:
+					if wire_ == 0:
+						max_connections_per_client = in_.varint() & 0xFFFFFFFF
 					else:
 						in_.skip(wire_)
 				_:

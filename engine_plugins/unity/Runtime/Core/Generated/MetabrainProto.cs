@@ -65,6 +65,7 @@ namespace MetaBrain.Proto
         Malformed = 10,
         IdleTimeout = 11,
         Internal = 12,
+        RecordingFailed = 13,
     }
 
     /// <summary>Growable byte buffer with protobuf primitives.</summary>
@@ -929,6 +930,7 @@ namespace MetaBrain.Proto
         public string Policy = "";
         public ulong LastSequence;
         public Limits Limits;
+        public float ModelRateHz;
 
         public void WriteTo(ProtoWriter w)
         {
@@ -985,6 +987,11 @@ namespace MetaBrain.Proto
                 Limits.WriteTo(sub);
                 w.Tag(10, 2);
                 w.Nested(sub);
+            }
+            if (ProtoWriter.IsSet(ModelRateHz))
+            {
+                w.Tag(11, 5);
+                w.Float(ModelRateHz);
             }
         }
 
@@ -1068,6 +1075,13 @@ namespace MetaBrain.Proto
                             var m = new Limits();
                             m.MergeFrom(r, mEnd);
                             Limits = m;
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 11:
+                        if (wire == 5)
+                        {
+                            ModelRateHz = r.Float();
                         }
                         else r.Skip(wire);
                         break;
@@ -1161,6 +1175,8 @@ namespace MetaBrain.Proto
         public uint MaxStringBytes;
         public uint MaxConnections;
         public float MaxMessagesPerSecondPerConnection;
+        public float HelloTimeoutS;
+        public uint MaxConnectionsPerClient;
 
         public void WriteTo(ProtoWriter w)
         {
@@ -1223,6 +1239,16 @@ namespace MetaBrain.Proto
             {
                 w.Tag(12, 5);
                 w.Float(MaxMessagesPerSecondPerConnection);
+            }
+            if (ProtoWriter.IsSet(HelloTimeoutS))
+            {
+                w.Tag(13, 5);
+                w.Float(HelloTimeoutS);
+            }
+            if (MaxConnectionsPerClient != 0)
+            {
+                w.Tag(14, 0);
+                w.Varint(MaxConnectionsPerClient);
             }
         }
 
@@ -1315,6 +1341,20 @@ namespace MetaBrain.Proto
                         if (wire == 5)
                         {
                             MaxMessagesPerSecondPerConnection = r.Float();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 13:
+                        if (wire == 5)
+                        {
+                            HelloTimeoutS = r.Float();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 14:
+                        if (wire == 0)
+                        {
+                            MaxConnectionsPerClient = (uint)r.Varint();
                         }
                         else r.Skip(wire);
                         break;
