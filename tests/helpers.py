@@ -96,12 +96,26 @@ def frame_req(frame: pb.Frame) -> pb.SessionRequest:
     return pb.SessionRequest(frame=frame)
 
 
-def expect_defaults_then_error(client: GrpcSession, frame: pb.Frame) -> None:
-    """The answer to a frame whose model step failed: the designer's defaults, then MODEL_UNAVAILABLE."""
+def expect_fallback_then_error(client: GrpcSession, frame: pb.Frame, before: pb.Guidance, dt: float) -> None:
+    """The answer to a frame whose model step failed: the knobs move from `before` toward the
+    designer's defaults, no faster than each knob's max_change_per_second over `dt` game seconds,
+    then a MODEL_UNAVAILABLE error."""
     from sim.game import KNOBS
 
     g = client.recv().guidance
     err = client.recv().error
     assert g.fallback and g.sequence == frame.sequence
-    assert {k.name: round(k.value, 4) for k in g.knobs} == {k.name: round(k.default_value, 4) for k in KNOBS}
+    was = {k.name: k.value for k in before.knobs}
+    now = {k.name: k.value for k in g.knobs}
+    for spec in KNOBS:
+        step = spec.max_change_per_second * dt + 1e-5
+        moved = now[spec.name] - was[spec.name]
+        toward = spec.default_value - was[spec.name]
+        assert abs(moved) <= step, (spec.name, moved, step)  # never faster than its rate
+        assert moved * toward >= 0 and abs(moved) <= abs(toward) + 1e-5, (
+            spec.name,
+            moved,
+            toward,
+        )  # toward the default
+        assert abs(moved) >= min(abs(toward), step) - 1e-4  # and as fast as the rate allows
     assert err.code == pb.ERROR_CODE_MODEL_UNAVAILABLE and not err.fatal and "out of memory" in err.message

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from sidecar.inprocess import RunningSidecar
-from tests.helpers import GrpcSession, expect_defaults_then_error, frame_req, game_frames, hello_req
+from tests.helpers import GrpcSession, expect_fallback_then_error, frame_req, game_frames, hello_req
 
 
 def test_model_failure_gives_defaults_then_recovers(sidecar: RunningSidecar, channel: grpc.Channel) -> None:
@@ -15,10 +15,11 @@ def test_model_failure_gives_defaults_then_recovers(sidecar: RunningSidecar, cha
     frames = game_frames(6)
     for f in frames[:3]:
         c.send(frame_req(f))
-        assert c.recv().guidance.sequence == f.sequence
+        last = c.recv().guidance
+        assert last.sequence == f.sequence
     sidecar.sidecar.engine.runner.fail_next = RuntimeError("CUDA error: out of memory (injected)")
     c.send(frame_req(frames[3]))
-    expect_defaults_then_error(c, frames[3])
+    expect_fallback_then_error(c, frames[3], last, frames[3].game_time - frames[2].game_time)
     for f in frames[4:]:  # the next tick steps the model again
         c.send(frame_req(f))
         g2 = c.recv().guidance

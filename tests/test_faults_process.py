@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from sidecar.recording import read_recording
-from tests.helpers import GrpcSession, expect_defaults_then_error, frame_req, game_frames, hello_req
+from tests.helpers import GrpcSession, expect_fallback_then_error, frame_req, game_frames, hello_req
 from tests.processes import SidecarProcess, wait_for
 
 UNAVAILABLE = 'metabrain_errors_total{code="ERROR_CODE_MODEL_UNAVAILABLE"}'
@@ -27,11 +27,12 @@ def test_device_failure_answers_defaults_counts_it_and_recovers(tmp_path: Path) 
         frames = game_frames(8)
         for f in frames[:3]:
             c.send(frame_req(f))
-            assert not c.recv().guidance.fallback
+            last = c.recv().guidance
+            assert not last.fallback
         sc.signal(signal.SIGUSR1)  # the next model step raises torch.cuda.OutOfMemoryError
         wait_for(lambda: "fault injection" in sc.log(), what="the sidecar to arm the fault")
         c.send(frame_req(frames[3]))
-        expect_defaults_then_error(c, frames[3])
+        expect_fallback_then_error(c, frames[3], last, frames[3].game_time - frames[2].game_time)
         for f in frames[4:]:
             c.send(frame_req(f))
             assert not c.recv().guidance.fallback
@@ -44,7 +45,7 @@ def test_device_failure_answers_defaults_counts_it_and_recovers(tmp_path: Path) 
 
 CLIENT = """
 import sys, time, grpc
-from tests.helpers import GrpcSession, expect_defaults_then_error, frame_req, game_frames, hello_req
+from tests.helpers import GrpcSession, frame_req, game_frames, hello_req
 c = GrpcSession(grpc.insecure_channel(sys.argv[1]))
 c.send(hello_req())
 assert c.recv().WhichOneof("kind") == "welcome"

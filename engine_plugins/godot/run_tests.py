@@ -231,7 +231,7 @@ def main() -> int:
             proj,
             "sidecar killed and restarted mid-run",
             "test_reconnect.gd",
-            [f"--metabrain-port={port}", "--seconds=16"],
+            [f"--metabrain-port={port}", "--seconds=16", "--metabrain-policy=static", "--metabrain-param=level=1.0"],
             120,
             on_line,
         )

@@ -104,6 +104,8 @@ class Engine:
         self._incoming: list[tuple[str, FrameInput, object, float]] = []
         self.submitted = 0
         self.ticks = 0
+        # Values that would have left the sidecar non-finite or out of range (each a bug, replaced).
+        self.output_violations = 0
 
     @property
     def device(self) -> str:
@@ -264,10 +266,20 @@ class Engine:
             if d is None:  # the session left while the step ran: its frame gets no answer
                 answers.append((e.ticket, []))
             else:
+                if d.last_time is None:
+                    d.start_from(e.features.knob_values)
                 live.append((e, d))
         directions: list[Direction | None] = [None] * len(live)
         if result is not None:
-            directions = list(direct([d for _, d in live], [e for e, _ in live], plan, result))
+            bad = self._unfit_rows(result)
+            if bad is None:
+                directions = list(direct([d for _, d in live], [e for e, _ in live], plan, result))
+            else:  # sessions whose predictions are not finite get the fallback; the others are directed
+                fit = [i for i, (e, _) in enumerate(live) if not bad[e.rows].any()]
+                directed = direct([live[i][1] for i in fit], [live[i][0] for i in fit], plan, result)
+                for i, one in zip(fit, directed, strict=True):
+                    directions[i] = one
+                failure = "the model's predictions for this session were not finite numbers in [0, 1]"
         for (entry, director), direction in zip(live, directions, strict=True):
             answers.append((entry.ticket, self._answer(entry, director, direction, result, failure)))
         self.ticks += 1
@@ -278,6 +290,21 @@ class Engine:
         for cb in self.on_tick:
             cb(stats)
         return answers
+
+    def _unfit_rows(self, result: StepResult) -> np.ndarray | None:
+        """Rows whose predictions are not finite numbers in [0, 1] (a bug: counted and logged), or None."""
+        ok = np.ones(len(result.frustration), bool)
+        for arr in (result.p_fail, result.p_quit, result.frustration, result.engagement, result.skill):
+            good = (arr >= 0.0) & (arr <= 1.0)  # NaN fails both
+            ok &= good if good.ndim == 1 else good.all(axis=1)
+        if ok.all() and np.isfinite(result.npc_tactic_p).all():
+            return None
+        if not np.isfinite(result.npc_tactic_p).all():
+            result.npc_tactic_p = np.nan_to_num(result.npc_tactic_p, nan=0.5, posinf=1.0, neginf=0.0)
+        bad = ~ok
+        self.output_violations += int(bad.sum())
+        log.error("the model produced %d rows of non-finite or out-of-range predictions", int(bad.sum()))
+        return bad
 
     def _answer(
         self,
@@ -295,8 +322,7 @@ class Engine:
         g.sequence, g.model_version, g.policy = f.sequence, self.model_version, director.policy_name
         extra: Responses = []
         if result is None or direction is None:
-            values = director.defaults
-            director.values = values.copy()
+            values = director.toward_defaults(f.game_time)
             g.fallback = True
             err = ModelUnavailable(
                 f"the model failed this tick ({failure}); sent the designer's defaults", sequence=f.sequence
@@ -330,6 +356,10 @@ class Engine:
                     )
                     for name, weight in result.explanations.get(r, []):
                         ins.explanations.add(signal=name, weight=weight)
+        values, wrong = director.checked(values)
+        if wrong:
+            self.output_violations += len(wrong)
+            log.error("knob values out of range or not finite (%s): sent the defaults for them", ", ".join(wrong))
         for name, value in zip(director.names, values.tolist(), strict=True):
             g.knobs.add(name=name, value=value)
         g.processing_us = min(int((time.monotonic() - entry.received_at) * 1e6), 2**32 - 1)

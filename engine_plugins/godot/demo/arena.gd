@@ -32,6 +32,11 @@ func _ready() -> void:
 	for arg: String in OS.get_cmdline_user_args():
 		if arg.begins_with("--metabrain-port="):
 			brain.port = int(arg.get_slice("=", 1))
+		elif arg.begins_with("--metabrain-policy="):
+			brain.policy = arg.get_slice("=", 1)
+		elif arg.begins_with("--metabrain-param="):  # --metabrain-param=level=0.9
+			var kv: String = arg.substr(arg.find("=") + 1)
+			brain.policy_params[kv.get_slice("=", 0)] = kv.get_slice("=", 1)
 	add_child(brain)
 	player = PlayerScript.new()
 	player.name = "Player"

@@ -3,8 +3,9 @@ extends Node
 ## Streams telemetry to a metabrain sidecar over WebSocket and applies the guidance that comes back.
 ##
 ## It never blocks the game: frames go onto a non-blocking socket polled in _process, the newest
-## guidance wins (older guidance is dropped), and while the sidecar is away the designer's defaults
-## apply and the node reconnects with backoff, resuming its session with the resume token.
+## guidance wins (older guidance is dropped), and while the sidecar is away the knobs return to the
+## designer's defaults, no faster than each knob's max_change_per_second, and the node reconnects
+## with backoff, resuming its session with the resume token.
 
 signal connected(session_id: String, resumed: bool)
 signal disconnected(reason: String)
@@ -97,7 +98,6 @@ func stop() -> void:
 		_ws.close(1000, "goodbye")
 	_ws = null
 	state = State.IDLE
-	_apply_defaults()
 
 
 func is_open() -> bool:
@@ -151,6 +151,8 @@ func send_frame(frame: MetaBrainProto.Frame) -> bool:
 func _physics_process(delta: float) -> void:
 	_game_time += delta
 	_physics_ticks += 1
+	if state != State.OPEN:
+		_ease_to_defaults(delta)
 	if not auto_collect or _physics_ticks % maxi(send_every_n_physics_ticks, 1) != 0:
 		return
 	if state != State.OPEN:
@@ -288,12 +290,20 @@ func _apply_defaults() -> void:
 		_set_knob(k.name, k.default_value)
 
 
+## While the sidecar is away: each knob moves toward its default at its max_change_per_second (a
+## sudden jump is what the designer's rate limit forbids); 0 means unlimited.
+func _ease_to_defaults(delta: float) -> void:
+	for k: MetaBrainKnob in knobs:
+		var now: float = float(knob_values.get(k.name, k.default_value))
+		var step: float = k.max_change_per_second * delta if k.max_change_per_second > 0.0 else INF
+		_set_knob(k.name, move_toward(now, k.default_value, step))
+
+
 func _lost(reason: String) -> void:
 	var was_open: bool = state == State.OPEN
 	_ws = null
 	state = State.BACKOFF
 	_retry_at_ms = Time.get_ticks_msec() + int(_backoff_s * 1000.0)
 	_backoff_s = minf(_backoff_s * 2.0, reconnect_max_s)
-	_apply_defaults()
 	if was_open:
 		disconnected.emit(reason)

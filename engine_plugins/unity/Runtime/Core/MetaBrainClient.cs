@@ -81,6 +81,7 @@ namespace MetaBrain.Core
         string _resumeToken = "";
         volatile ClientState _state = ClientState.Stopped;
         volatile bool _wasOpen;
+        double _lastPoll;
 
         public readonly ClientStats Stats = new ClientStats();
         public string SessionId { get; private set; }
@@ -122,7 +123,8 @@ namespace MetaBrain.Core
 
         public void Dispose() { Stop(); }
 
-        /// <summary>The knob's current value: the director's while connected, the designer's default otherwise.</summary>
+        /// <summary>The knob's current value: the director's while connected; while the sidecar is away it
+        /// returns to the designer's default at the knob's MaxChangePerSecond.</summary>
         public float Knob(string name)
         {
             float v;
@@ -175,7 +177,9 @@ namespace MetaBrain.Core
                 if (InsightReceived != null) foreach (var i in g.Insights) InsightReceived(i);
                 if (GuidanceReceived != null) GuidanceReceived(g);
             }
-            if (_state != ClientState.Open) ApplyDefaults();
+            double now = GameTime;
+            if (_state != ClientState.Open) EaseToDefaults(now - _lastPoll);
+            _lastPoll = now;
         }
 
         void SetKnob(string name, float value)
@@ -186,9 +190,17 @@ namespace MetaBrain.Core
             if (DifficultyChanged != null) DifficultyChanged(name, value);
         }
 
-        void ApplyDefaults()
+        /// <summary>While the sidecar is away: each knob moves toward its default no faster than its
+        /// MaxChangePerSecond (0: at once), so losing the sidecar never jumps the difficulty.</summary>
+        void EaseToDefaults(double seconds)
         {
-            foreach (var k in _opt.Knobs) SetKnob(k.Name, k.Default);
+            foreach (var k in _opt.Knobs)
+            {
+                float now = Knob(k.Name);
+                float gap = k.Default - now;
+                float step = k.MaxChangePerSecond > 0f ? (float)(k.MaxChangePerSecond * Math.Max(seconds, 0.0)) : Math.Abs(gap);
+                SetKnob(k.Name, Math.Abs(gap) <= step ? k.Default : now + Math.Sign(gap) * step);
+            }
         }
 
         void Raise(Action a) { lock (_events) _events.Add(a); }
