@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -22,6 +23,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from sidecar.auth import TokenAuth
 from sidecar.schema import pb
 from sidecar.service import SessionObserver
 from sidecar.session import Session
@@ -119,23 +121,63 @@ class DashboardFeed(SessionObserver):
         }
 
 
-async def start_dashboard(feed: DashboardFeed, host: str, port: int, interval_s: float = 0.5) -> tuple[Server, int]:
+_COOKIE = "metabrain_token"
+
+
+def _dashboard_token(request: Request) -> str | None:
+    """The token of a dashboard request: Authorization header, ?token= (the page's first load and its
+    feed) or the cookie the page sets."""
+    header = request.headers.get("Authorization")
+    if header:
+        return header
+    tokens = parse_qs(urlparse(request.path).query).get("token")
+    if tokens:
+        return tokens[0]
+    for part in request.headers.get("Cookie", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == _COOKIE:
+            return unquote(value)
+    return None
+
+
+async def start_dashboard(
+    feed: DashboardFeed,
+    host: str,
+    port: int,
+    auth: TokenAuth | None = None,
+    max_viewers: int = 16,
+    interval_s: float = 0.5,
+) -> tuple[Server, int]:
+    """The page and its feed, behind the sidecar's token when auth is on, for at most max_viewers
+    feeds at once (each is pushed a snapshot every interval_s)."""
     page = _PAGE.read_bytes()
+    viewers: set[ServerConnection] = set()
 
     def process_request(connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.split("?")[0]
+        path = urlparse(request.path).path
+        if path not in (FEED_PATH, "/", "/index.html"):
+            return connection.respond(404, "not found: the dashboard is at / and its feed at /feed\n")
+        if auth is not None and not auth.check(_dashboard_token(request)):
+            return connection.respond(401, "missing or wrong token: open the dashboard with ?token=<token>\n")
         if path == FEED_PATH:
+            if len(viewers) >= max_viewers:
+                return connection.respond(503, f"{len(viewers)} viewers are watching; the limit is {max_viewers}\n")
             return None  # the WebSocket upgrade
-        if path in ("/", "/index.html"):
-            headers = Headers({"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
-            return Response(200, "OK", headers, page)
-        return connection.respond(404, "not found: the dashboard is at / and its feed at /feed\n")
+        headers = Headers({"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
+        token = parse_qs(urlparse(request.path).query).get("token")
+        if token:  # the feed's WebSocket request carries the cookie (no token in the page's script)
+            headers["Set-Cookie"] = f"{_COOKIE}={quote(token[0])}; HttpOnly; SameSite=Strict; Path=/"
+        return Response(200, "OK", headers, page)
 
     async def stream(ws: ServerConnection) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                await ws.send(json.dumps(feed.snapshot(), separators=(",", ":")))
-                await asyncio.sleep(interval_s)
+        viewers.add(ws)
+        try:
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    await ws.send(json.dumps(feed.snapshot(), separators=(",", ":")))
+                    await asyncio.sleep(interval_s)
+        finally:
+            viewers.discard(ws)
 
     server = await serve(stream, host, port, process_request=process_request, compression=None)
     return server, int(next(iter(server.sockets)).getsockname()[1])

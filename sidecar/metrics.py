@@ -6,11 +6,12 @@ never share series. `serve_metrics` exposes it over HTTP (`--metrics-port`).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info, ProcessCollector, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from sidecar.engine.engine import Engine, TickStats
@@ -47,7 +48,12 @@ class _LiveState(Collector):
             labels=["device"],
         )
         memory.add_metric([self.engine.device], float(self.engine.runner.memory_bytes()))
-        return [sessions, slots, memory]
+        violations = CounterMetricFamily(
+            "metabrain_output_violations",
+            "Values that would have left the sidecar non-finite or out of range (each a bug; the default was sent)",
+        )
+        violations.add_metric([], float(self.engine.output_violations))
+        return [sessions, slots, memory, violations]
 
 
 class SidecarMetrics(SessionObserver):
@@ -63,6 +69,9 @@ class SidecarMetrics(SessionObserver):
             "metabrain_frames_rejected", "Requests refused, by the limit or field named", ["reason"], registry=r
         )
         self.errors = Counter("metabrain_errors", "Errors sent in-stream, by code", ["code"], registry=r)
+        self.recording_failures = Counter(
+            "metabrain_recording_failures", "Recordings stopped by a failed write (the sessions went on)", registry=r
+        )
         self.model_failures = Counter(
             "metabrain_model_failures", "Ticks whose model step failed (answered with defaults)", registry=r
         )
@@ -111,7 +120,10 @@ class SidecarMetrics(SessionObserver):
             self.errors.labels(pb.ErrorCode.Name(err.code)).inc()
             if err.code == pb.ERROR_CODE_MODEL_UNAVAILABLE:
                 return  # counted per tick in model_failures
-            self.rejected.labels(err.field or pb.ErrorCode.Name(err.code)).inc()
+            if err.code == pb.ERROR_CODE_RECORDING_FAILED:
+                self.recording_failures.inc()
+                return
+            self.rejected.labels(reason_label(err.field or pb.ErrorCode.Name(err.code))).inc()
 
     def on_close(self, session: Session | None, reason: str) -> None:
         if session is not None:
@@ -127,6 +139,15 @@ class SidecarMetrics(SessionObserver):
             self.model_failures.inc()
         else:
             self.model_seconds.observe(stats.model_seconds)
+
+
+_INDEX = re.compile(r"\[[^\]]*\]")
+
+
+def reason_label(field: str) -> str:
+    """A refusal's metric label: its field path without indices or keys (frame.npcs[17].health ->
+    frame.npcs[].health), so the series are bounded by the schema, never by what a client sends."""
+    return _INDEX.sub("[]", field)[:80]
 
 
 def serve_metrics(metrics: SidecarMetrics, host: str, port: int) -> tuple[WSGIServer, int]:

@@ -10,8 +10,11 @@ Player ids are replaced by a keyed hash (HMAC-SHA256) before anything is written
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 import warnings
@@ -22,10 +25,13 @@ from typing import Any, BinaryIO
 
 import msgpack
 
+from sidecar.errors import RecordingFailed
+from sidecar.key_files import read_or_create_key
 from sidecar.schema import pb
 from sidecar.service import SessionObserver
 from sidecar.session import Session
 
+log = logging.getLogger("metabrain.recording")
 FORMAT = "metabrain-recording"
 FORMAT_VERSION = 1
 SCHEMA_VERSION = "metabrain.v1"
@@ -38,13 +44,8 @@ class Pseudonymizer:
 
     @classmethod
     def from_file(cls, path: str | None) -> Pseudonymizer:
-        if path and Path(path).exists():
-            return cls(Path(path).read_bytes().strip())
-        key = secrets.token_bytes(32)
-        if path:
-            Path(path).write_bytes(key)
-            Path(path).chmod(0o600)
-        return cls(key)
+        """The key in `path` (created once, atomically), or a key for this process alone."""
+        return cls(read_or_create_key(path) if path else secrets.token_bytes(32))
 
     def __call__(self, player_id: str) -> str:
         if not player_id:
@@ -93,12 +94,16 @@ class RecordingWriter:
         self._packer = msgpack.Packer()
         self.flush_every = flush_every
         self._unflushed = 0
-        self._f.write(
-            self._packer.pack(
-                {"format": FORMAT, "format_version": FORMAT_VERSION, "schema_version": SCHEMA_VERSION, **header}
+        try:
+            self._f.write(
+                self._packer.pack(
+                    {"format": FORMAT, "format_version": FORMAT_VERSION, "schema_version": SCHEMA_VERSION, **header}
+                )
             )
-        )
-        self._f.flush()
+            self._f.flush()
+        except OSError:
+            self.abandon()
+            raise
 
     def write(self, t: float, direction: str, data: bytes) -> None:
         self._f.write(self._packer.pack([t, direction, data]))
@@ -114,6 +119,17 @@ class RecordingWriter:
         if not self._f.closed:
             self._f.flush()
             self._f.close()
+
+    def abandon(self) -> Path:
+        """After a failed write: close without caring whether the buffer reaches the disk, and rename the
+        file to *.incomplete.mbrec (a rename needs no free space). Returns the new path."""
+        with contextlib.suppress(OSError):
+            self._f.close()
+        target = self.path.with_name(self.path.name.removesuffix(".mbrec") + ".incomplete.mbrec")
+        with contextlib.suppress(OSError):
+            self.path.rename(target)
+            self.path = target
+        return self.path
 
 
 @dataclass
@@ -179,6 +195,7 @@ class SessionRecorder(SessionObserver):
         self.model_version = model_version
         self.pseudo = Pseudonymizer.from_file(key_file)
         self.writers: dict[str, RecordingWriter] = {}
+        self.failures = 0  # recordings stopped by a failed write
         self._purge(retention_days)
 
     def _purge(self, days: float) -> None:
@@ -196,29 +213,62 @@ class SessionRecorder(SessionObserver):
             return
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         path = self.dir / f"{stamp}-{session.session_id}.mbrec"
-        w = RecordingWriter(
-            path,
-            {
-                "game_id": hello.game_id,
-                "model_version": self.model_version,
-                "created_at": time.time(),
-                "session_id": session.session_id,
-                "transport": transport,
-            },
-        )
-        w.write(time.time(), "in", pb.SessionRequest(hello=hello).SerializeToString())
+        header = {
+            "game_id": hello.game_id,
+            "model_version": self.model_version,
+            "created_at": time.time(),
+            "session_id": session.session_id,
+            "transport": transport,
+        }
+        try:
+            w = RecordingWriter(path, header)
+        except OSError as exc:
+            self.failures += 1
+            log.error("could not start a recording: %s", exc, extra={"session_id": session.session_id})
+            raise RecordingFailed(
+                f"could not start the recording ({exc.strerror or exc}); the session goes on unrecorded",
+                field="recording",
+            ) from None
         self.writers[session.session_id] = w
+        try:
+            w.write(time.time(), "in", pb.SessionRequest(hello=hello).SerializeToString())
+        except OSError as exc:
+            self._failed(session, w, exc)
 
     def on_request(self, session: Session | None, req: pb.SessionRequest, raw: bytes | None) -> None:
         w = self._writer(session)
         if w is not None and req.WhichOneof("kind") != "hello":
-            w.write(time.time(), "in", self.pseudo.request(req).SerializeToString())
+            try:
+                w.write(time.time(), "in", self.pseudo.request(req).SerializeToString())
+            except OSError as exc:
+                self._failed(session, w, exc)
 
     def on_response(self, session: Session | None, resp: pb.SessionResponse) -> None:
         w = self._writer(session)
         if w is not None:
-            w.write(time.time(), "out", self.pseudo.response(resp).SerializeToString())
-            w.flush()  # observers run before the transport sends: recorded, then acknowledged
+            try:
+                w.write(time.time(), "out", self.pseudo.response(resp).SerializeToString())
+                w.flush()  # observers run before the transport sends: recorded, then acknowledged
+            except OSError as exc:
+                self._failed(session, w, exc)
+
+    def _failed(self, session: Session | None, w: RecordingWriter, exc: OSError) -> None:
+        """A write failed (a full disk, a lost volume): stop recording this session, keep serving it."""
+        assert session is not None
+        self.writers.pop(session.session_id, None)
+        path = w.abandon()
+        self.failures += 1
+        why = f"{errno.errorcode.get(exc.errno, 'error')}: {exc.strerror}" if exc.errno else str(exc)
+        log.error(
+            "recording stopped (%s); kept as %s and marked incomplete",
+            why,
+            path.name,
+            extra={"session_id": session.session_id},
+        )
+        raise RecordingFailed(
+            f"recording stopped ({why}); the file is kept as incomplete and the session goes on unrecorded",
+            field="recording",
+        )
 
     def on_close(self, session: Session | None, reason: str) -> None:
         if session is None:

@@ -1,0 +1,278 @@
+"""Property-based tests of the sans-I/O core, the featurizer and the engine, structure-aware.
+
+Hypothesis builds valid sessions (a hello, then frames in the row or the table form) and pushes one
+field of some frames to an edge or beyond it: NaN, infinities, negatives, fractions, huge values,
+exact bounds, duplicate ids, enums out of range. For every sequence:
+
+- a refused frame's error names a field, and that field is in its message;
+- every accepted frame is answered, and every number of every answer is finite and in range (knobs
+  inside the designer's range, insights and aggression in [0, 1]);
+- the featurizer's output and the session's running aggregates stay finite.
+
+CI runs a bounded number of examples; `METABRAIN_PROPERTY_EXAMPLES=100000 pytest tests/test_properties.py`
+is the long run recorded in RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sidecar.columns import NPC_TABLE, PLAYER_TABLE, Kind
+from sidecar.engine.engine import Engine, EngineConfig
+from sidecar.errors import MetabrainError
+from sidecar.frame_tables import WIRE_FLOAT, WIRE_ID
+from sidecar.limits import Limits
+from sidecar.model.checkpoint import Checkpoint
+from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed
+from sidecar.schema import pb
+from sidecar.session import SessionRegistry
+from sim.game import KNOBS, hello
+
+EXAMPLES = int(os.environ.get("METABRAIN_PROPERTY_EXAMPLES", "150"))
+LIMITS = Limits(max_frames_per_second=1e9, max_npcs_per_frame=32)
+BIG = LIMITS.max_abs_coordinate
+KNOB_NAMES = [k.name for k in KNOBS]
+
+# Values that sit on an edge or beyond one, for any column.
+EDGES = (
+    math.nan,
+    math.inf,
+    -math.inf,
+    -1.0,
+    -1e-7,
+    0.5,
+    1.0,
+    1.0000001,
+    2.5,
+    7.0,
+    99.0,
+    1e6,
+    1e7,
+    3.4e38,
+    -3.4e38,
+    -1e6,
+    BIG,
+    -BIG,
+    1e-30,
+)
+
+
+def _valid(col: Any, rows: int = 1) -> st.SearchStrategy[float]:
+    """A valid value of a column (for a frame of `rows` players where the column is a row reference)."""
+    lo, hi = col.bounds(BIG)
+    if col.kind is Kind.REAL:
+        return st.floats(min_value=_f32_inside(max(lo, -BIG), 1), max_value=_f32_inside(min(hi, BIG), -1), width=32)
+    if col.kind is Kind.FLAG:
+        return st.sampled_from((0.0, 1.0))
+    if col.kind is Kind.ROW:
+        return st.integers(-1, rows - 1).map(float)
+    return st.integers(int(lo), int(min(hi, 1000))).map(float)
+
+
+@st.composite
+def frames(draw: st.DrawFn, sequence: int, game_time: float) -> pb.Frame:
+    """One frame of a session of one to three players, valid unless a field is pushed to an edge."""
+    tables = draw(st.booleans())
+    n_players = draw(st.integers(1, 3))
+    n_npcs = draw(st.integers(0, 6))
+    pids = [f"p{i}" for i in range(n_players)]
+    players = np.array([[draw(_valid(c)) for c in PLAYER_TABLE] for _ in range(n_players)], np.float64).reshape(
+        n_players, len(PLAYER_TABLE)
+    )
+    h, mh = PLAYER_TABLE.index(_col("health")), PLAYER_TABLE.index(_col("max_health"))
+    players[:, h] = np.minimum(players[:, h], players[:, mh])  # valid frames keep health <= max_health
+    npcs = np.array([[draw(_valid(c, n_players)) for c in NPC_TABLE] for _ in range(n_npcs)], np.float64).reshape(
+        n_npcs, len(NPC_TABLE)
+    )
+    ids = draw(st.lists(st.integers(0, 2**32 - 1), min_size=n_npcs, max_size=n_npcs, unique=True))
+    events = draw(
+        st.lists(
+            st.tuples(st.integers(0, 10), st.sampled_from([*pids, ""]), st.floats(0.0, 500.0, width=32)),
+            max_size=4,
+        )
+    )
+    # Push one field of about one frame in three past an edge.
+    bad = draw(st.sampled_from(("none", "none", "player", "npc", "event", "time", "dup", "knob")))
+    edge = draw(st.sampled_from(EDGES))
+    if bad == "player":
+        players[draw(st.integers(0, n_players - 1)), draw(st.integers(0, len(PLAYER_TABLE) - 1))] = edge
+    elif bad == "npc" and n_npcs:
+        npcs[draw(st.integers(0, n_npcs - 1)), draw(st.integers(0, len(NPC_TABLE) - 1))] = edge
+    elif bad == "dup" and n_npcs >= 2:
+        ids[1] = ids[0]
+    f = pb.Frame(
+        sequence=sequence, game_time=game_time if bad != "time" else abs(edge) * draw(st.sampled_from((1, -1)))
+    )
+    for t, pid, amount in events:
+        f.events.add(type=t, player_id=pid, amount=edge if bad == "event" else amount, game_time=game_time)  # type: ignore[arg-type]
+    knob_values = [draw(st.floats(_f32_inside(k.min_value, 1), _f32_inside(k.max_value, -1), width=32)) for k in KNOBS]
+    if bad == "knob":
+        knob_values[0] = edge
+    if tables:
+        f.player_table.player_ids.extend(pids)
+        f.player_table.values = players.astype(WIRE_FLOAT).tobytes()
+        f.player_table.columns = len(PLAYER_TABLE)
+        if n_npcs:
+            f.npc_table.npc_ids = np.array(ids, np.int64).astype(WIRE_ID).tobytes()
+            f.npc_table.values = npcs.astype(WIRE_FLOAT).tobytes()
+            f.npc_table.columns = len(NPC_TABLE)
+        f.knob_values.extend(knob_values)
+    else:
+        for i, pid in enumerate(pids):
+            _row_player(f.players.add(player_id=pid), players[i])
+        for j in range(n_npcs):
+            _row_npc(f.npcs.add(npc_id=ids[j]), npcs[j], pids)
+        for name, value in zip(KNOB_NAMES, knob_values, strict=True):
+            f.knobs.add(name=name, value=value)
+    return f
+
+
+def _f32_inside(bound: float, toward: int) -> float:
+    """The float32 nearest to `bound` on its inner side (toward=+1 for a lower bound, -1 for an upper)."""
+    x = np.float32(bound)
+    if (toward > 0 and x < bound) or (toward < 0 and x > bound):
+        x = np.nextafter(x, np.float32(toward * np.inf))
+    return float(x)
+
+
+def _col(name: str) -> Any:
+    return next(c for c in PLAYER_TABLE if c.name == name)
+
+
+def _clamp_uint(v: float) -> int:
+    """What a game's uint32 field can carry: an out-of-range count arrives wrapped or huge, never NaN."""
+    if not math.isfinite(v):
+        return 0
+    return int(min(max(v, 0), 2**32 - 1))
+
+
+def _row_player(p: pb.PlayerState, row: np.ndarray) -> None:
+    v = row.tolist()
+    p.position.x, p.position.y, p.position.z = v[0:3]
+    p.velocity.x, p.velocity.y, p.velocity.z = v[3:6]
+    p.health, p.max_health = v[6], v[7]
+    p.dead = bool(v[8])
+    i = p.input
+    i.move_x, i.move_y, i.aim_x, i.aim_y = v[9:13]
+    i.shots_fired, i.shots_hit, i.dodges = (_clamp_uint(x) for x in v[13:16])
+    i.actions_per_minute = v[16]
+    p.biometrics.heart_rate_bpm, p.biometrics.skin_conductance_us = v[17], v[18]
+    if v[19]:
+        p.vr.head.rotation.w = 1.0
+
+
+def _row_npc(n: pb.Npc, row: np.ndarray, pids: list[str]) -> None:
+    v = row.tolist()
+    n.position.x, n.position.y, n.position.z = v[0:3]
+    n.health = v[3]
+    n.state = int(v[4]) if math.isfinite(v[4]) and abs(v[4]) < 2**31 else 99  # type: ignore[assignment]
+    n.tactic = int(v[5]) if math.isfinite(v[5]) and abs(v[5]) < 2**31 else 99  # type: ignore[assignment]
+    target = int(v[6]) if math.isfinite(v[6]) else -1
+    n.target_player_id = pids[target] if 0 <= target < len(pids) else ("nobody" if target >= 0 else "")
+
+
+@st.composite
+def sessions(draw: st.DrawFn) -> tuple[pb.Hello, list[pb.Frame]]:
+    policy = draw(st.sampled_from(("static", "rubber_band", "intensity", "predictive")))
+    params: dict[str, str] = {}
+    if policy == "static":
+        params["level"] = str(draw(st.floats(0, 1)))
+    h = hello(policy=policy, params=params)
+    n = draw(st.integers(1, 6))
+    out, t = [], 0.0
+    for i in range(n):
+        t += draw(st.sampled_from((0.0, 1 / 60, 0.2, 0.5, 3.0)))
+        out.append(draw(frames(i + 1, t)))
+    return h, out
+
+
+def _check_answer(resp: pb.SessionResponse, knobs: dict[str, pb.KnobSpec]) -> None:
+    kind = resp.WhichOneof("kind")
+    if kind == "error":
+        err = resp.error
+        assert err.message and (not err.field or err.field.split("[")[0] in err.message), err
+        return
+    if kind != "guidance":
+        return
+    g = resp.guidance
+    for k in g.knobs:
+        spec = knobs[k.name]
+        assert math.isfinite(k.value) and spec.min_value - 1e-6 <= k.value <= spec.max_value + 1e-6, (k, spec)
+    for ins in g.insights:
+        for v in (ins.p_fail, ins.p_quit, ins.frustration, ins.engagement, ins.skill):
+            assert math.isfinite(v) and 0.0 <= v <= 1.0, ins
+    for hint in g.npc_hints:
+        assert math.isfinite(hint.aggression) and 0.0 <= hint.aggression <= 1.0, hint
+
+
+@pytest.fixture(scope="module")
+def engine(bundled: Checkpoint) -> Engine:
+    """The bundled model: its outputs on extreme but accepted input are what users get."""
+    return Engine(bundled, EngineConfig(device="cpu", max_slots=4096))
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+    derandomize=EXAMPLES <= 1000,  # CI runs the same examples every time; the long run explores
+)
+@given(session=sessions())
+def test_any_input_gives_finite_answers_or_named_refusals(
+    engine: Engine, session: tuple[pb.Hello, list[pb.Frame]]
+) -> None:
+    h, frame_list = session
+    conn = Connection(SessionRegistry(LIMITS), ServerInfo("m", "predictive"))
+    welcomed = conn.receive(pb.SessionRequest(hello=h), 0.0)
+    assert isinstance(welcomed, Welcomed)
+    engine.join(welcomed.session)
+    knobs = {k.name: k for k in h.knobs}
+    accepted = 0
+    try:
+        for i, f in enumerate(frame_list):
+            try:
+                event = conn.receive(pb.SessionRequest(frame=f), 0.01 * (i + 1))
+            except MetabrainError as err:
+                assert not err.fatal
+                _check_answer(pb.SessionResponse(error=err.to_proto()), knobs)
+                continue
+            assert isinstance(event, FrameAccepted)
+            accepted += 1
+            answers = engine.step_now([(event.session, event.frame)])
+            responses = answers[event.session.session_id]
+            assert responses, "an accepted frame got no answer"
+            kinds = [r.WhichOneof("kind") for r in responses]
+            assert kinds[0] in ("guidance", "superseded"), kinds
+            for r in responses:
+                _check_answer(r, knobs)
+            for track in event.session.tracks.values():
+                assert all(math.isfinite(v) for v in track.values), track
+    finally:
+        engine.leave(welcomed.session.session_id)
+
+
+def test_the_strategy_makes_both_accepted_and_refused_frames() -> None:
+    """The property above is only as good as its inputs: they must reach both outcomes, in both forms."""
+    conn_outcomes: dict[tuple[bool, bool], int] = {}
+
+    @settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(f=frames(1, 0.5))
+    def one(f: pb.Frame) -> None:
+        conn = Connection(SessionRegistry(LIMITS), ServerInfo("m", "predictive"))
+        conn.receive(pb.SessionRequest(hello=hello()), 0.0)
+        try:
+            ok = isinstance(conn.receive(pb.SessionRequest(frame=f), 0.1), FrameAccepted)
+        except MetabrainError:
+            ok = False
+        key = (f.HasField("player_table"), ok)
+        conn_outcomes[key] = conn_outcomes.get(key, 0) + 1
+
+    one()
+    assert set(conn_outcomes) == {(True, True), (True, False), (False, True), (False, False)}, conn_outcomes
