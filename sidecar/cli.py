@@ -37,6 +37,12 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
         choices=POLICY_NAMES,
         help="director policy for sessions whose hello names none",
     )
+    p.add_argument(
+        "--model-every-frame",
+        action="store_true",
+        help="step the model on every frame, whatever its rate (default: at the rate the model was trained at, "
+        "folding the frames between steps and answering them from the latest prediction)",
+    )
     p.add_argument("--max-batch", type=int, default=8192, help="most players stepped in one tick")
     p.add_argument("--max-wait-ms", type=float, default=0.0, help="wait this long for a batch to fill (0: greedy)")
     p.add_argument("--max-sessions", type=int, default=Limits.max_sessions)
@@ -125,7 +131,11 @@ def serve_config(a: argparse.Namespace) -> object:
         hello_timeout_s=a.hello_timeout,
     )
     engine = EngineConfig(
-        device=resolve_device(a.device), max_batch=a.max_batch, max_wait_s=a.max_wait_ms / 1000, default_policy=a.policy
+        device=resolve_device(a.device),
+        max_batch=a.max_batch,
+        max_wait_s=a.max_wait_ms / 1000,
+        default_policy=a.policy,
+        model_rate_hz=0.0 if a.model_every_frame else None,
     )
     return ServeConfig(
         host=a.host,

@@ -53,7 +53,15 @@ class _LiveState(Collector):
             "Values that would have left the sidecar non-finite or out of range (each a bug; the default was sent)",
         )
         violations.add_metric([], float(self.engine.output_violations))
-        return [sessions, slots, memory, violations]
+        steps = CounterMetricFamily(
+            "metabrain_model_rows_stepped", "Player rows the model stepped (the model clock: ~5 a second a player)"
+        )
+        steps.add_metric([], float(self.engine.rows_stepped))
+        between = CounterMetricFamily(
+            "metabrain_frames_between_steps", "Frames answered between model steps, from the latest prediction"
+        )
+        between.add_metric([], float(self.engine.between_frames))
+        return [sessions, slots, memory, violations, steps, between]
 
 
 class SidecarMetrics(SessionObserver):

@@ -40,6 +40,7 @@ class State(enum.Enum):
 class ServerInfo:
     model_version: str
     default_policy: str
+    model_rate_hz: float = 0.0  # model steps per second of game time (0: every frame), for the welcome
 
 
 @dataclass
@@ -142,6 +143,7 @@ class Connection:
             policy=session.hello.policy or self.info.default_policy,
             last_sequence=session.last_sequence,
             limits=self.limits.to_proto(),
+            model_rate_hz=self.info.model_rate_hz,
         )
         return Welcomed(session, welcome, state_reset)
 

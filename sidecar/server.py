@@ -90,7 +90,7 @@ class Sidecar:
         remote = RemoteRunner(link.runner_address, link.authkey, link.index) if link else None
         self.engine = Engine(self.checkpoint, config.engine, remote)
         self.registry = SessionRegistry(config.limits, resume_secret(config.state_dir))
-        info = ServerInfo(self.checkpoint.version, config.engine.default_policy)
+        info = ServerInfo(self.checkpoint.version, config.engine.default_policy, self.engine.model_rate_hz)
         self.ctx = ServiceContext(self.engine, self.registry, config.limits, info)
         self.auth = TokenAuth.from_sources(config.token_file)
         self.grpc_server: grpc.aio.Server | None = None

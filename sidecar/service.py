@@ -205,8 +205,11 @@ class StreamHandler:
             self._welcomed(event)
         elif isinstance(event, FrameAccepted):
             fut = self.ctx.engine.submit(event)
-            self.pending.add(fut)
-            fut.add_done_callback(self._deliver)
+            if fut.done() and not self.pending:  # answered at once (between model steps), nothing
+                self._deliver(fut)  # before it still to be sent: no loop pass in between
+            else:  # after the answers already on their way (their callbacks were scheduled first)
+                self.pending.add(fut)
+                fut.add_done_callback(self._deliver)
         elif isinstance(event, SessionEnded):
             # Every frame accepted before the goodbye is answered first, then the goodbye is acknowledged.
             task = asyncio.ensure_future(self._end(event))

@@ -19,7 +19,7 @@ import numpy as np
 from sidecar.features import KnobNormalizer
 from sidecar.frame_tables import to_tables
 from sidecar.schema import pb, pb_grpc
-from sim.game import DT, Game, hello
+from sim.game import FrameTimer, Game, hello
 from sim.players import PlayerModel
 
 
@@ -49,7 +49,7 @@ class ClientConfig:
     transport: str = "grpc"
     realtime: bool = True
     max_seconds: float = 30.0
-    frame_every: int = 6
+    telemetry_hz: float = 5.0  # frames a second the game sends (the arena ticks at 30 Hz)
     policy: str = ""
     params: dict[str, str] = field(default_factory=dict)
     consent: bool = False
@@ -99,7 +99,7 @@ async def play_session(
             if resp.error.fatal and not welcome.done():
                 welcome.set_exception(RuntimeError(f"sidecar refused the session: {resp.error.message}"))
 
-    h = hello(policy=cfg.policy, params=cfg.params, consent=cfg.consent, tick_rate_hz=30.0 / cfg.frame_every)
+    h = hello(policy=cfg.policy, params=cfg.params, consent=cfg.consent, tick_rate_hz=cfg.telemetry_hz)
     knobs = KnobNormalizer.from_specs(list(h.knobs))
     await outbox.put(pb.SessionRequest(hello=h))
     if cfg.transport == "grpc":
@@ -113,7 +113,7 @@ async def play_session(
         raise TimeoutError(f"no welcome from the sidecar at {cfg.target} within 30 s") from exc
     summary.model_version, summary.policy = w.model_version, w.policy
     start = time.perf_counter()
-    frame_dt = cfg.frame_every * DT
+    timer = FrameTimer(cfg.telemetry_hz)
     last_curve = -1e9
     while not game.over and game.t < cfg.max_seconds:
         g = box.latest
@@ -129,11 +129,8 @@ async def play_session(
             d = knobs.to_difficulty(np.array([game.knobs[n] for n in knobs.names], np.float32))
             latest = box.latest
             summary.curve.append((game.t, d, latest.insights[0].p_fail if latest and latest.insights else math.nan))
-        for _ in range(cfg.frame_every):
-            game.step(player.act(game))
-            if game.over:
-                break
-        frame = game.frame(frame_dt)
+        timer.play(game, player.act)
+        frame = game.frame(timer.interval(game))
         if cfg.tables:
             frame = to_tables(frame, knobs.names)
         box.sent_at[frame.sequence] = time.perf_counter()

@@ -41,9 +41,10 @@ def cmd_sim(a: argparse.Namespace) -> int:
             consent=a.record_consent,
             token=a.token or "",
             seed=a.seed,
+            telemetry_hz=a.telemetry_hz,
         )
         players = pop.players(a.sessions)
-        with tqdm(total=int(a.sessions * a.seconds * 5), desc="frames", unit="frame") as bar:
+        with tqdm(total=int(a.sessions * a.seconds * a.telemetry_hz), desc="frames", unit="frame") as bar:
             rows = asyncio.run(play_many(players, cfg, on_frame=lambda: bar.update(1)))
         print(session_table(rows))
         if a.png:
@@ -59,6 +60,7 @@ def cmd_sim(a: argparse.Namespace) -> int:
         params=_params(a.param),
         record_dir=a.record_dir,
         npc_hints=not a.no_hints,
+        telemetry_hz=a.telemetry_hz,
     )
     with tqdm(total=a.sessions, desc="sessions", unit="session") as bar:
         rows2 = run_offline(pop, cfg2, progress=bar.update)
@@ -115,7 +117,9 @@ def cmd_evaluate_directors(a: argparse.Namespace) -> int:
     from sim.director_eval import DEFAULT_POLICIES, evaluate_directors, markdown, pngs, write
 
     policies = tuple(a.policies.split(",")) if a.policies else DEFAULT_POLICIES
-    report = evaluate_directors(a.population, a.players, a.seed, policies, a.max_seconds, a.checkpoint, a.workers)
+    report = evaluate_directors(
+        a.population, a.players, a.seed, policies, a.max_seconds, a.checkpoint, a.workers, a.telemetry_hz
+    )
     write(report, a.json, a.markdown)
     print(markdown(report))
     for p in pngs(report, a.out):
@@ -172,6 +176,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--record-consent", action="store_true", help="with --target: consent to the sidecar recording")
     s.add_argument("--no-hints", action="store_true", help="offline: NPCs ignore tactic hints")
     s.add_argument("--png", help="with --target: write difficulty curves here")
+    s.add_argument("--telemetry-hz", type=float, default=5.0, help="frames a second the simulated game sends")
     s.set_defaults(func=cmd_sim)
 
     d = sub.add_parser("demo", help="sidecar + bundled model + simulated players over gRPC, ~30 s, table and PNG")
@@ -203,6 +208,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.add_argument("--max-seconds", type=float, default=900.0)
     e.add_argument("--checkpoint")
     e.add_argument("--workers", type=int, default=2)
+    e.add_argument("--telemetry-hz", type=float, default=5.0, help="frames a second the simulated games send")
     e.add_argument("--json", help="write the table as JSON")
     e.add_argument("--markdown", help="write the table as markdown")
     e.add_argument("--out", default="director-eval", help="directory for the PNGs")

@@ -38,7 +38,7 @@ def run_demo(
         pop = load_population(population, seed).players(players)
         target = sc.grpc_address if transport == "grpc" else sc.ws_url
         cfg = ClientConfig(target=target, transport=transport, realtime=True, max_seconds=seconds, seed=seed)
-        frames = players * seconds * 30 / cfg.frame_every
+        frames = players * seconds * cfg.telemetry_hz
         with tqdm(total=int(frames), desc=f"playing {players} players for {seconds:g} s", unit="frame") as bar:
             rows = asyncio.run(play_many(pop, cfg, on_frame=lambda: bar.update(1)))
     finally:

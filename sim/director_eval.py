@@ -57,8 +57,8 @@ def parse_policy(label: str) -> PolicyRun:
     return PolicyRun(label, name, params, hints)
 
 
-def _run(args: tuple[PolicyRun, str, int, int, float, str | None]) -> tuple[str, list[dict[str, Any]]]:
-    run, population, n, seed, max_seconds, checkpoint = args
+def _run(args: tuple[PolicyRun, str, int, int, float, str | None, float]) -> tuple[str, list[dict[str, Any]]]:
+    run, population, n, seed, max_seconds, checkpoint, telemetry_hz = args
     import torch
 
     torch.set_num_threads(1)
@@ -74,6 +74,7 @@ def _run(args: tuple[PolicyRun, str, int, int, float, str | None]) -> tuple[str,
         params=run.params,
         npc_hints=run.hints,
         curve_every_s=1e9,
+        telemetry_hz=telemetry_hz,
     )
     rows = run_offline(load_population(population, seed), cfg, load_checkpoint(checkpoint), progress=report)
     return run.label, [asdict(r) for r in rows]
@@ -123,9 +124,10 @@ def evaluate_directors(
     max_seconds: float = 900.0,
     checkpoint: str | None = None,
     workers: int = 2,
+    telemetry_hz: float = 5.0,
 ) -> dict[str, Any]:
     runs = [parse_policy(p) for p in policies]
-    tasks = [(r, population, players, seed, max_seconds, checkpoint) for r in runs]
+    tasks = [(r, population, players, seed, max_seconds, checkpoint, telemetry_hz) for r in runs]
     desc = f"{len(runs)} policies x {players} players"
     done = run_pool(_run, tasks, workers, players * len(runs), desc, "session")
     results = {label: [SessionSummary(**r) for r in rows] for label, rows in done}
@@ -147,6 +149,7 @@ def evaluate_directors(
         "players": players,
         "seed": seed,
         "max_seconds": max_seconds,
+        "telemetry_hz": telemetry_hz,
         "checkpoint": checkpoint or "bundled",
         "table": table,
         "comparison": comparison,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -340,6 +341,37 @@ class Game:
         knobs = np.array([self.knobs[k] for k in knob_names], f32)
         raw = RawFrame(players, npcs, events, knobs, [PLAYER_ID])  # every NPC targets the one player (row 0)
         return self.sequence, self.t, raw
+
+
+class FrameTimer:
+    """When a game that sends `hz` telemetry frames a second sends each one. The arena ticks at TICK_HZ;
+    frame k goes out at the first tick at or after k / hz seconds, so above TICK_HZ some frames show the
+    same tick again (as an engine rendering faster than its physics would send). `interval` is the game
+    time the frame covers, what its rates are measured over."""
+
+    def __init__(self, hz: float) -> None:
+        if not hz > 0:
+            raise ValueError(f"telemetry rate must be > 0 frames a second, got {hz}")
+        self.hz = hz
+        self.k = 0
+        self.last_tick = 0
+
+    @property
+    def due_tick(self) -> int:
+        return math.ceil((self.k + 1) * TICK_HZ / self.hz - 1e-9)
+
+    def play(self, game: Game, act: Callable[[Game], Action]) -> None:
+        """Step the game (its player acting each tick) up to the next frame's send time, or its end."""
+        due = self.due_tick
+        while game.tick < due and not game.over:
+            game.step(act(game))
+
+    def interval(self, game: Game) -> float:
+        """The game time the next frame covers; advances the timer."""
+        self.k += 1
+        interval = (game.tick - self.last_tick) * DT
+        self.last_tick = game.tick
+        return interval
 
 
 def hello(

@@ -25,7 +25,7 @@ from sidecar.policies.director import DEFAULT_BAND
 from sidecar.recording import RecordingWriter
 from sidecar.schema import pb
 from sidecar.session import Session
-from sim.game import DT, KNOBS, TACTICS, TICK_HZ, Game, hello
+from sim.game import KNOBS, TACTICS, TICK_HZ, FrameTimer, Game, hello
 from sim.players import PlayerModel, Population
 
 KNOB_NAMES = [k.name for k in KNOBS]
@@ -75,6 +75,7 @@ class _Live:
     writer: RecordingWriter | None
     random_tactics: bool
     tactic_rng: random.Random
+    timer: FrameTimer
     diffs: list[float] = field(default_factory=list)
     in_band: int = 0
     frames: int = 0
@@ -86,7 +87,7 @@ class _Live:
 class OfflineConfig:
     sessions: int = 100
     max_seconds: float = 900.0
-    frame_every: int = 6  # game ticks per telemetry frame: 30 Hz / 6 = 5 Hz
+    telemetry_hz: float = 5.0  # frames a second the game sends (the arena ticks at 30 Hz)
     seed: int = 0
     policies: list[str] = field(default_factory=lambda: ["predictive"])  # assigned round-robin
     params: dict[str, str] = field(default_factory=dict)
@@ -113,18 +114,14 @@ def run_offline(
     pending.reverse()
     live: list[_Live] = []
     done: list[SessionSummary] = []
-    frame_dt = cfg.frame_every * DT
     while pending or live:
         while pending and len(live) < cfg.batch_sessions:
             i, player = pending.pop()
             live.append(_open(i, player, cfg, engine, ckpt.version))
         frames: list[tuple[Session, FrameInput]] = []
         for s in live:
-            for _ in range(cfg.frame_every):
-                s.game.step(s.player.act(s.game))
-                if s.game.over:
-                    break
-            frames.append((s.session, _frame(s, frame_dt)))
+            s.timer.play(s.game, s.player.act)
+            frames.append((s.session, _frame(s, s.timer.interval(s.game))))
         answers = engine.step_now(frames)
         still: list[_Live] = []
         for s in live:
@@ -182,7 +179,17 @@ def _open(i: int, player: PlayerModel, cfg: OfflineConfig, engine: Engine, model
             flush_every=256,
         )
         writer.write(0.0, "in", pb.SessionRequest(hello=h).SerializeToString())
-    return _Live(i, player, Game(seed), session, policy, writer, cfg.random_tactics, random.Random(seed ^ 0x5EED))
+    return _Live(
+        i,
+        player,
+        Game(seed),
+        session,
+        policy,
+        writer,
+        cfg.random_tactics,
+        random.Random(seed ^ 0x5EED),
+        FrameTimer(cfg.telemetry_hz),
+    )
 
 
 def _frame(s: _Live, frame_dt: float) -> FrameInput:
@@ -222,7 +229,7 @@ def _apply(s: _Live, responses: list[pb.SessionResponse], cfg: OfflineConfig) ->
             s.curve.append((game.t, d, p_fail))
     if s.random_tactics:
         for n in game.npcs:
-            if not n.hinted or s.tactic_rng.random() < 0.02 * cfg.frame_every:
+            if not n.hinted or s.tactic_rng.random() < 0.6 / cfg.telemetry_hz:  # ~0.6 re-draws a second
                 n.tactic, n.hinted = s.tactic_rng.choice(TACTICS), True
                 n.aggression = s.tactic_rng.random()
 

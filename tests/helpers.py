@@ -24,7 +24,7 @@ def game_frames(n: int, seed: int = 1, frame_every: int = 3) -> list[pb.Frame]:
         for _ in range(frame_every):
             t = g.nearest_npc()
             g.step(Action(move_x=0.4, aim_at=t.npc_id if t else -1, shoot=True, hit_chance=0.4))
-        out.append(g.frame(frame_every / 30.0))
+        out.append(g.frame(frame_every / 30.0))  # frame_every=6: 5 Hz, the rate the model steps at
     return out
 
 

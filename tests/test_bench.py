@@ -31,21 +31,30 @@ def test_bench_reports_every_server_and_ratio(tmp_path: Path, capsys: object) ->
         warmup_s=0.5,
         multiplayer_players=4,
         multiplayer_sessions=2,
+        multiplayer_sweep=(2,),
         out=str(tmp_path),
     )
     report = run_bench(cfg)
     print_report(report)
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["machine"]["cores"] and (tmp_path / "bench.png").stat().st_size > 10_000
-    for kind in ("echo", "naive", "sidecar"):
+    for kind in ("echo", "naive", "sidecar", "sidecar-every-frame"):
         assert saved["peak_frames_per_s"][kind]["ws"] > 0
         assert saved["sessions_held_at_60hz"][kind]["ws"] in (0, 4, 8)
         runs = [p for p in saved["points"] if p["server"] == kind]
         assert all(p["errors"] == 0 and p["guidance"] > 0 and p["server_rss_mb"] > 0 for p in runs)
     r = saved["ratios"]["ws"]
     assert r["sidecar_over_echo_peak"] > 0 and r["sidecar_over_naive_peak"] > 0
-    (mp,) = saved["multiplayer"]
-    assert mp["players_per_frame"] == 4 and mp["player_frames_per_s"] == 4 * mp["frames_per_s"] > 0
+    assert r["sidecar_over_every_frame_peak"] > 0
+    assert len(saved["multiplayer"]) == 2
+    for mp in saved["multiplayer"]:
+        assert mp["players_per_frame"] == 4 and mp["player_frames_per_s"] == 4 * mp["frames_per_s"] > 0
+    # Model steps beside frames: with the model clock a few a second a session, on every frame without it.
+    peaks = {p["server"]: p for p in saved["points"] if p["mode"] == "peak"}
+    clock, every = peaks["sidecar"], peaks["sidecar-every-frame"]
+    assert 0 < clock["model_steps_per_s"] < 0.5 * clock["frames_per_s"]
+    assert every["model_steps_per_s"] >= 0.5 * every["frames_per_s"]  # stepped or superseded: latest wins
+    assert peaks["echo"]["model_steps_per_s"] is None
 
 
 def test_soak_samples_memory(tmp_path: Path) -> None:

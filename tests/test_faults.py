@@ -12,7 +12,7 @@ def test_model_failure_gives_defaults_then_recovers(sidecar: RunningSidecar, cha
     c = GrpcSession(channel)
     c.send(hello_req(policy="static", params={"level": "0.9"}))
     assert c.recv().WhichOneof("kind") == "welcome"
-    frames = game_frames(6)
+    frames = game_frames(6, frame_every=6)  # 5 Hz, the model rate: every frame steps the model
     for f in frames[:3]:
         c.send(frame_req(f))
         last = c.recv().guidance

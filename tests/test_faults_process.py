@@ -24,7 +24,7 @@ def test_device_failure_answers_defaults_counts_it_and_recovers(tmp_path: Path) 
         c = GrpcSession(sc.channel)
         c.send(hello_req(policy="static", params={"level": "0.9"}))
         assert c.recv().WhichOneof("kind") == "welcome"
-        frames = game_frames(8)
+        frames = game_frames(8, frame_every=6)  # 5 Hz, the model rate: every frame steps the model
         for f in frames[:3]:
             c.send(frame_req(f))
             last = c.recv().guidance

@@ -42,7 +42,7 @@ def test_front_ends_share_the_ports_and_one_runner_keeps_every_sessions_state(tm
             assert s.recv().WhichOneof("kind") == "welcome"
         # Every session plays the same frames: whichever front end holds it and however the runner
         # batched it with the other front end's rows, its predictions must be the same.
-        for f in game_frames(12):
+        for f in game_frames(12, frame_every=6):  # 5 Hz: each frame is a model step
             for s in sessions:
                 s.send(frame_req(f))
             answers = [_guidance(s) for s in sessions]

@@ -554,7 +554,7 @@ def test_the_rate_guard_holds_when_the_model_fails_for_many_ticks(
     """Falling back for several ticks in a row walks the knobs to the defaults at each knob's rate."""
     c = GrpcSession(channel)
     _open(c, policy="static", params={"level": "1.0"})
-    frames = game_frames(80, seed=9)
+    frames = game_frames(80, seed=9, frame_every=6)  # 5 Hz: every frame is a model step
     last = None
     for f in frames[:40]:
         c.send(frame_req(f))

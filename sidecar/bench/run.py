@@ -27,7 +27,10 @@ from sidecar.bench.process import ServerProcess
 from sim.loadgen import LoadSpec, run_load
 
 FRAME_BUDGET_MS = 1000.0 / 60.0
-SERVERS = ("echo", "naive", "sidecar")
+# The sidecar runs twice: with the model clock (the default: the model steps at the rate it learned,
+# frames between steps answered from the latest prediction) and with a model step on every frame.
+SERVERS = ("echo", "naive", "sidecar", "sidecar-every-frame")
+SIDECARS = ("sidecar", "sidecar-every-frame")
 TRANSPORTS = ("grpc", "ws")
 
 
@@ -43,6 +46,8 @@ class BenchConfig:
     warmup_s: float = 1.0
     multiplayer_players: int = 32
     multiplayer_sessions: int = 16
+    # Sessions of 32 players at 60 Hz to try (52 of them are 100k player-frames a second).
+    multiplayer_sweep: tuple[int, ...] = (2, 4, 8, 16, 26, 39, 52, 65, 78)
     server_cores: tuple[int, ...] = (0,)
     load_cores: tuple[int, ...] = (1,)
     load_processes: int = 1
@@ -52,9 +57,23 @@ class BenchConfig:
 
 
 def start_server(kind: str, workdir: Path, cores: tuple[int, ...], extra: tuple[str, ...] = ()) -> ServerProcess:
-    if kind == "sidecar":
-        cmd = [sys.executable, "-m", "sidecar.cli", "serve", "--grpc-port", "0", "--ws-port", "0"]
-        cmd += ["--max-fps", "100000", "--max-connections-per-client", "100000", "--log-level", "WARNING", *extra]
+    if kind in SIDECARS:
+        cmd = [
+            sys.executable,
+            "-m",
+            "sidecar.cli",
+            "serve",
+            "--grpc-port",
+            "0",
+            "--ws-port",
+            "0",
+            "--metrics-port",
+            "0",
+        ]
+        cmd += ["--max-fps", "100000", "--max-conn-rate", "1000000", "--max-connections-per-client", "100000"]
+        cmd += ["--log-level", "WARNING", *extra]
+        if kind == "sidecar-every-frame":
+            cmd.append("--model-every-frame")
     else:
         cmd = [sys.executable, "-m", "sidecar.bench.servers", kind]
     return ServerProcess(kind, cmd, workdir, cores)
@@ -64,10 +83,11 @@ def start_server(kind: str, workdir: Path, cores: tuple[int, ...], extra: tuple[
 class Point:
     server: str
     transport: str
-    mode: str  # "peak", "60hz", "multiplayer"
+    mode: str  # "peak", "60hz", "multiplayer", "multiplayer_60hz"
     summary: dict[str, Any] = field(default_factory=dict)
     server_cpu: float = 0.0  # cores busy, averaged over the run
     server_rss_mb: float = 0.0
+    model_steps_per_s: float | None = None  # player rows the model stepped a second (sidecars only)
 
     @property
     def held(self) -> bool:
@@ -83,6 +103,7 @@ class Point:
             "held_at_60hz": self.held if self.mode == "60hz" else None,
             "server_cpu_cores": round(self.server_cpu, 3),
             "server_rss_mb": round(self.server_rss_mb, 1),
+            "model_steps_per_s": None if self.model_steps_per_s is None else round(self.model_steps_per_s, 1),
         }
 
 
@@ -98,13 +119,38 @@ def measure(server: ServerProcess, transport: str, mode: str, spec: LoadSpec) ->
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    before = _model_counters(server)
     result = run_load(spec)
+    after = _model_counters(server)
     done.set()
     sampler.join()
     lo, hi = result.window
     inside = [s for s in samples if lo <= s[0] <= hi] or samples[-2:]
     cpu = (inside[-1][1] - inside[0][1]) / max(inside[-1][0] - inside[0][0], 1e-9)
-    return Point(server.name, transport, mode, result.summary(), cpu, max(s[2] for s in inside))
+    point = Point(server.name, transport, mode, result.summary(), cpu, max(s[2] for s in inside))
+    if before is not None and after is not None and after[1] > before[1]:
+        # Rows stepped per frame received over the whole run, times the frames answered a second in
+        # the measured window: player rows the model stepped a second.
+        per_frame = (after[0] - before[0]) / (after[1] - before[1])
+        point.model_steps_per_s = per_frame * result.frames_per_s
+    return point
+
+
+def _model_counters(server: ServerProcess) -> tuple[float, float] | None:
+    """(player rows the model stepped, frames received) from a sidecar's /metrics; None for the baselines."""
+    port = server.ports.get("metrics")
+    if not port:
+        return None
+    import urllib.request
+
+    rows = frames = 0.0
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("metabrain_model_rows_stepped_total "):
+                rows = float(line.split()[1])
+            elif line.startswith("metabrain_frames_in_total{"):
+                frames += float(line.split()[1])
+    return rows, frames
 
 
 def machine() -> dict[str, Any]:
@@ -175,6 +221,13 @@ def stage_costs(players: int, sessions: int = 64, ticks: int = 20, tables: bool 
         engine.step_now([])
         receive, featurize, tick = receive + t1 - t0, featurize + t2 - t1, tick + time.perf_counter() - t2
     per = ticks * sessions
+    # A frame between model steps (most frames at 60 Hz): received, folded and answered from the latest
+    # prediction; game time moves by less than a model period, so none of these reaches a step.
+    n_between = 2000
+    t0 = time.perf_counter()
+    for i in range(n_between):
+        engine.step_now(sims.receive(t_game + (i + 1) * 1e-5, count=1))
+    out["between_frame_us"] = (time.perf_counter() - t0) / n_between * 1e6
     out["receive_total_us"] = receive / per * 1e6
     out["featurize_tick_us"] = featurize / per * 1e6
     out["model_us"] = sum(model) / per * 1e6
@@ -205,10 +258,16 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             cores=cfg.load_cores,
         )
 
-    total = len(cfg.servers) * len(cfg.transports) * (1 + len(cfg.sweep)) + len(cfg.transports)
+    sidecars = [k for k in cfg.servers if k in SIDECARS]
+    per_sidecar = 1 + len(cfg.multiplayer_sweep)
+    total = (
+        len(cfg.servers) * len(cfg.transports) * (1 + len(cfg.sweep))
+        + len(sidecars) * len(cfg.transports) * per_sidecar
+    )
+    multiplayer_held: dict[str, dict[str, int]] = {}
     with tqdm(total=total, desc="bench", unit="run") as bar:
         for kind in cfg.servers:
-            server = start_server(kind, out, cfg.server_cores, cfg.sidecar_args if kind == "sidecar" else ())
+            server = start_server(kind, out, cfg.server_cores, cfg.sidecar_args if kind in SIDECARS else ())
             try:
                 for transport in cfg.transports:
                     target = server.target(transport)
@@ -228,11 +287,25 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                             break
                         held = n
                     capacity.setdefault(kind, {})[transport] = held
-                    if kind == "sidecar":
-                        bar.set_postfix_str(f"sidecar/{transport} {cfg.multiplayer_players} players per frame")
-                        s = spec(target, transport, cfg.multiplayer_sessions, 0.0, cfg.multiplayer_players)
+                    if kind in SIDECARS:
+                        players = cfg.multiplayer_players
+                        bar.set_postfix_str(f"{kind}/{transport} {players} players per frame")
+                        s = spec(target, transport, cfg.multiplayer_sessions, 0.0, players)
                         points.append(measure(server, transport, "multiplayer", s))
                         bar.update(1)
+                        held = 0
+                        for i, n in enumerate(cfg.multiplayer_sweep):
+                            bar.set_postfix_str(f"{kind}/{transport} {n} x {players} players at 60 Hz")
+                            p = measure(
+                                server, transport, "multiplayer_60hz", spec(target, transport, n, 60.0, players)
+                            )
+                            points.append(p)
+                            bar.update(1)
+                            if not p.held:
+                                bar.update(len(cfg.multiplayer_sweep) - i - 1)
+                                break
+                            held = n
+                        multiplayer_held.setdefault(kind, {})[transport] = held * players * 60
             finally:
                 server.stop()
     report: dict[str, Any] = {
@@ -242,7 +315,9 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         "peak_frames_per_s": peak,
         "sessions_held_at_60hz": capacity,
         "ratios": _ratios(peak, capacity),
+        "light_load_cores_per_60hz_session": _light_load(points),
         "multiplayer": [p.to_dict() for p in points if p.mode == "multiplayer"],
+        "multiplayer_player_frames_per_s_held_at_60hz": multiplayer_held,
         "frame_form": "tables" if cfg.tables else "rows",
         # In this process, both forms: the row form is the baseline the table form is measured against.
         "stage_costs_us_per_frame": {
@@ -259,17 +334,35 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
 
 def _ratios(peak: dict[str, dict[str, float]], capacity: dict[str, dict[str, int]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+
+    def ratio(a: float | None, b: float | None, digits: int = 3) -> float | None:
+        return round(a / b, digits) if a and b else None
+
     for transport in TRANSPORTS:
         s_peak = peak.get("sidecar", {}).get(transport)
         s_cap = capacity.get("sidecar", {}).get(transport)
-        e_peak = peak.get("echo", {}).get(transport)
+        e_peak, e_cap = peak.get("echo", {}).get(transport), capacity.get("echo", {}).get(transport)
         n_cap = capacity.get("naive", {}).get(transport)
         n_peak = peak.get("naive", {}).get(transport)
+        f_peak = peak.get("sidecar-every-frame", {}).get(transport)
+        f_cap = capacity.get("sidecar-every-frame", {}).get(transport)
         out[transport] = {
-            "sidecar_over_echo_peak": round(s_peak / e_peak, 3) if s_peak and e_peak else None,
-            "sidecar_over_naive_peak": round(s_peak / n_peak, 3) if s_peak and n_peak else None,
-            "sidecar_over_naive_sessions_at_60hz": round(s_cap / n_cap, 2) if s_cap and n_cap else None,
+            "sidecar_over_echo_peak": ratio(s_peak, e_peak),
+            "sidecar_over_echo_sessions_at_60hz": ratio(s_cap, e_cap, 2),
+            "sidecar_over_naive_peak": ratio(s_peak, n_peak),
+            "sidecar_over_naive_sessions_at_60hz": ratio(s_cap, n_cap, 2),
+            "sidecar_over_every_frame_peak": ratio(s_peak, f_peak),
+            "sidecar_over_every_frame_sessions_at_60hz": ratio(s_cap, f_cap, 2),
         }
+    return out
+
+
+def _light_load(points: list[Point]) -> dict[str, dict[str, float]]:
+    """CPU cores one 60 Hz session costs each server: its one-session point of the sweep."""
+    out: dict[str, dict[str, float]] = {}
+    for p in points:
+        if p.mode == "60hz" and p.summary["sessions"] == 1:
+            out.setdefault(p.server, {})[p.transport] = round(p.server_cpu, 4)
     return out
 
 
@@ -280,7 +373,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
-    colors = {"echo": "#888888", "naive": "#d9534f", "sidecar": "#2b7bba"}
+    colors = {"echo": "#888888", "naive": "#d9534f", "sidecar": "#2b7bba", "sidecar-every-frame": "#9bc3e6"}
     for ax, transport in zip(axes[:2], TRANSPORTS, strict=True):
         for kind in SERVERS:
             pts = [p for p in report["points"] if p["server"] == kind and p["transport"] == transport]
@@ -296,10 +389,10 @@ def plot(report: dict[str, Any], path: Path) -> None:
         ax.set_title(f"{transport}: latency vs load")
         ax.legend(fontsize=7)
     ax = axes[2]
-    width = 0.25
+    width = 0.2
     for i, kind in enumerate(SERVERS):
         vals = [report["peak_frames_per_s"].get(kind, {}).get(t, 0.0) for t in TRANSPORTS]
-        ax.bar([j + (i - 1) * width for j in range(len(TRANSPORTS))], vals, width, color=colors[kind], label=kind)
+        ax.bar([j + (i - 1.5) * width for j in range(len(TRANSPORTS))], vals, width, color=colors[kind], label=kind)
     ax.set_xticks(range(len(TRANSPORTS)), list(TRANSPORTS))
     ax.set_ylabel("peak frames/s (closed loop)")
     ax.set_title("peak throughput")
@@ -314,13 +407,23 @@ def plot(report: dict[str, Any], path: Path) -> None:
 def print_report(report: dict[str, Any]) -> None:
     print(f"\nmachine: {report['machine']['cpu']}, {report['machine']['cores']} cores, {report['machine']['date']}")
     print(f"frames in the {report.get('frame_form', 'rows')} form")
-    print(f"{'server':8} {'transport':9} {'peak frames/s':>14} {'held at 60 Hz':>14}")
+    steps = {(p["server"], p["transport"]): p["model_steps_per_s"] for p in report["points"] if p["mode"] == "peak"}
+    light = report.get("light_load_cores_per_60hz_session", {})
+    print(
+        f"{'server':19} {'transport':9} {'peak frames/s':>14} {'model steps/s':>14} {'held at 60 Hz':>14} "
+        f"{'cores, 1 session at 60 Hz':>26}"
+    )
     for kind in SERVERS:
         for t in TRANSPORTS:
             if t in report["peak_frames_per_s"].get(kind, {}):
                 pk = report["peak_frames_per_s"][kind][t]
                 cap = report["sessions_held_at_60hz"][kind][t]
-                print(f"{kind:8} {t:9} {pk:14.0f} {cap:14d}")
+                st = steps.get((kind, t))
+                cores = light.get(kind, {}).get(t)
+                print(
+                    f"{kind:19} {t:9} {pk:14.0f} {'' if st is None else f'{st:.0f}':>14} {cap:14d} "
+                    f"{'' if cores is None else f'{cores:.3f}':>26}"
+                )
     caps = report["sessions_held_at_60hz"]
     for t, r in report["ratios"].items():
         held = r["sidecar_over_naive_sessions_at_60hz"]
@@ -328,17 +431,22 @@ def print_report(report: dict[str, Any]) -> None:
             both = all(t in caps.get(k, {}) for k in ("sidecar", "naive"))
             held = "n/a (a server held none of the loads tried)" if both else "n/a (not measured)"
         print(
-            f"{t}: sidecar/echo peak {r['sidecar_over_echo_peak']}, sidecar/naive peak {r['sidecar_over_naive_peak']},"
-            f" sidecar/naive sessions at 60 Hz {held}"
+            f"{t}: sidecar/echo peak {r['sidecar_over_echo_peak']}, sessions at 60 Hz "
+            f"{r['sidecar_over_echo_sessions_at_60hz']}; sidecar/naive peak {r['sidecar_over_naive_peak']}, "
+            f"sessions at 60 Hz {held}; model clock / every frame: peak {r['sidecar_over_every_frame_peak']}, "
+            f"sessions at 60 Hz {r['sidecar_over_every_frame_sessions_at_60hz']}"
         )
     print("where a frame's time goes in the sidecar (in-process, no transport; us per frame):")
     for name, costs in report["stage_costs_us_per_frame"].items():
         print(f"  {name}: " + ", ".join(f"{k.removesuffix('_us')} {v:g}" for k, v in costs.items()))
     for p in report["multiplayer"]:
         print(
-            f"multiplayer ({p['players_per_frame']} players per frame, {p['transport']}): "
+            f"multiplayer, closed loop ({p['server']}, {p['players_per_frame']} players per frame, {p['transport']}): "
             f"{p['player_frames_per_s']:.0f} player-frames/s, p99 {p['p99_ms']:.1f} ms"
         )
+    for kind, by in report.get("multiplayer_player_frames_per_s_held_at_60hz", {}).items():
+        for t, n in by.items():
+            print(f"multiplayer at 60 Hz ({kind}, {t}): {n} player-frames/s held (p99 <= 16.7 ms)")
 
 
 def soak(cfg: BenchConfig, seconds: float, sessions: int, transport: str = "ws") -> dict[str, Any]:
@@ -423,7 +531,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
     if a.sweep:
         cfg.sweep = tuple(sorted(int(n) for n in a.sweep.split(",")))
     if a.quick:
-        cfg.sweep, cfg.duration_s, cfg.warmup_s, cfg.peak_sessions, cfg.multiplayer_sessions = (10, 20), 1.0, 0.5, 8, 2
+        cfg.sweep, cfg.duration_s, cfg.warmup_s, cfg.peak_sessions, cfg.multiplayer_sessions = (1, 10), 1.0, 0.5, 8, 2
+        cfg.multiplayer_sweep = (2,)
     report = run_bench(cfg)
     print_report(report)
     print(f"\nwrote {cfg.out}/bench.json and {cfg.out}/bench.png")

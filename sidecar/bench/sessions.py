@@ -22,7 +22,7 @@ class SimulatedSessions:
         # No rate limit: the benchmark decides how fast game time passes.
         self.limits = Limits(max_frames_per_second=1e9, max_sessions=max(count, Limits.max_sessions))
         registry = SessionRegistry(self.limits)
-        info = ServerInfo(engine.model_version, engine.cfg.default_policy)
+        info = ServerInfo(engine.model_version, engine.cfg.default_policy, engine.model_rate_hz)
         self.conns: list[Connection] = []
         self.streams: list[FrameStream] = []
         for i in tqdm(range(count), desc="sessions", unit="session", leave=False, disable=not progress):

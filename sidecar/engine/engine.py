@@ -14,18 +14,19 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
 import torch
 
+from sidecar.engine.clock import ModelClock
 from sidecar.engine.plan import PlanEntry, StepPlan, StepResult
 from sidecar.engine.remote_runner import RemoteRunner
 from sidecar.engine.runner import Runner
 from sidecar.engine.scheduler import Scheduler
 from sidecar.errors import Internal, LimitExceeded, ModelUnavailable
-from sidecar.features import FrameInput, featurize_many
+from sidecar.features import RAW_NPC_FIELDS, FrameInput, featurize_many
 from sidecar.model.checkpoint import Checkpoint
 from sidecar.model.player_model import PlayerModel
 from sidecar.policies.director import Director
@@ -38,6 +39,7 @@ log = logging.getLogger("metabrain.engine")
 
 Responses = list[pb.SessionResponse]
 _FILL_STEP_S = 0.0005
+_NPC_ID = RAW_NPC_FIELDS.index("npc_id")
 
 
 @dataclass
@@ -61,6 +63,17 @@ class EngineConfig:
     # steps on the loop thread between I/O passes. On CUDA (or with a runner process) the worker
     # lets the loop read frames while the model computes.
     worker_thread: bool | None = None
+    # Model steps per second of a session's game time: None takes the checkpoint's (the rate it was
+    # trained at); 0 steps the model on every frame (`serve --model-every-frame`).
+    model_rate_hz: float | None = None
+
+
+@dataclass
+class _InFlight:
+    """A session's step on its way through the engine, and the frames after it waiting for its prediction."""
+
+    sequence: int
+    after: list[tuple[FrameInput, object, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -102,6 +115,18 @@ class Engine:
         self._last_tick_s = 0.0
         # Accepted frames not featurized yet: (session id, frame, ticket, received at).
         self._incoming: list[tuple[str, FrameInput, object, float]] = []
+        # The model clock (clock.py): sessions step every model period of game time; frames between
+        # are folded in and answered from the latest prediction. 0: a step on every frame.
+        rate = checkpoint.model_rate_hz if self.cfg.model_rate_hz is None else self.cfg.model_rate_hz
+        self.model_period_s = 1.0 / rate if rate > 0 else 0.0
+        self.clocks: dict[str, ModelClock] = {}
+        # Per session with a step queued or running: its steps in flight, oldest first, each with the
+        # frames between steps that came after it. Those are answered once its prediction exists (or
+        # superseded with it), so a session's answers are made in the order of its frames.
+        self._in_flight: dict[str, list[_InFlight]] = {}
+        self.between_frames = 0  # frames answered between model steps
+        self.step_frames = 0  # frames the model clock sent to the model (some superseded under load)
+        self.rows_stepped = 0  # player rows the model stepped
         self.submitted = 0
         self.ticks = 0
         # Values that would have left the sidecar non-finite or out of range (each a bug, replaced).
@@ -129,27 +154,112 @@ class Engine:
         if sid in self.directors and not state_reset:
             return  # resumed with its state intact
         self.directors[sid] = Director(session, self.cfg.default_policy)
+        self.clocks[sid] = ModelClock(self.model_period_s)
         self.scheduler.join(sid, explain=session.has(pb.CAPABILITY_EXPLANATIONS))
         if state_reset:
             self.scheduler.reset_state(sid)
 
     def leave(self, session_id: str) -> None:
         self.directors.pop(session_id, None)
+        self.clocks.pop(session_id, None)
         mine = [(f.sequence, t) for sid, f, t, _ in self._incoming if sid == session_id]
         if mine:
             self._incoming = [item for item in self._incoming if item[0] != session_id]
-        for _seq, ticket in [*self.scheduler.leave(session_id), *mine]:
+        deferred = [(f.sequence, t) for step in self._in_flight.pop(session_id, []) for f, t, _ in step.after]
+        for _seq, ticket in [*self.scheduler.leave(session_id), *mine, *deferred]:
             assert isinstance(ticket, asyncio.Future)
             if not ticket.done():
                 ticket.cancel()
 
+    @property
+    def model_rate_hz(self) -> float:
+        """Model steps per second of a session's game time; 0: a step on every frame."""
+        return 1.0 / self.model_period_s if self.model_period_s > 0 else 0.0
+
     def submit(self, accepted: FrameAccepted) -> asyncio.Future[Responses]:
-        """Queue an accepted frame; it is featurized with the rest of its tick."""
+        """An accepted frame: folded into its session's next model step and answered at once from the
+        latest prediction, or queued for the next tick (featurized with the rest of it)."""
         fut: asyncio.Future[Responses] = asyncio.get_running_loop().create_future()
         self.submitted += 1
-        self._incoming.append((accepted.session.session_id, accepted.frame, fut, accepted.received_at))
-        self._wake.set()
+        self._resolve(self._route(accepted.session.session_id, accepted.frame, fut, accepted.received_at))
         return fut
+
+    def _route(self, sid: str, frame: FrameInput, ticket: object, received_at: float) -> list[tuple[object, Responses]]:
+        """The model clock decides; returns the answers due now."""
+        clock = self.clocks.get(sid)
+        step = clock.route(frame) if clock is not None else frame
+        flights = self._in_flight.get(sid)
+        if step is None:
+            if flights:  # its session's step is still to come: answered after it, in order
+                flights[-1].after.append((frame, ticket, received_at))
+                return []
+            self.between_frames += 1
+            return [(ticket, self._between(sid, frame, received_at))]
+        self.step_frames += 1
+        self._in_flight.setdefault(sid, []).append(_InFlight(frame.sequence))
+        self._incoming.append((sid, step, ticket, received_at))
+        self._wake.set()
+        return []
+
+    def _stepped(self, sid: str, sequence: int, by: int = 0) -> list[tuple[object, Responses]]:
+        """Step `sequence` of the session was answered (or superseded `by` a newer one): answer the frames
+        that came after it, from its prediction (or as superseded too)."""
+        flights = self._in_flight.get(sid)
+        if not flights or flights[0].sequence != sequence:
+            return []
+        done = flights.pop(0)
+        if not flights:
+            del self._in_flight[sid]
+        out: list[tuple[object, Responses]] = []
+        for frame, ticket, received_at in done.after:
+            if by:
+                note = pb.Superseded(sequence=frame.sequence, by_sequence=by)
+                out.append((ticket, [pb.SessionResponse(superseded=note)]))
+            else:
+                self.between_frames += 1
+                out.append((ticket, self._between(sid, frame, received_at)))
+        return out
+
+    def _between(self, sid: str, frame: FrameInput, received_at: float) -> Responses:
+        """A frame between two model steps: the latest prediction through the director's guard (knobs
+        eased toward the current target at each knob's rate), the latest hints for the NPCs still in
+        the frame, the latest insights. No featurizing, no model."""
+        director = self.directors.get(sid)
+        if director is None:
+            return []
+        if director.last_time is None:  # before the session's first step: from where the game is
+            director.start_from(frame.raw.knob_values)
+        values, wrong = director.checked(director.ease(frame.game_time))
+        if wrong:
+            self.output_violations += len(wrong)
+            log.error("knob values out of range or not finite (%s): sent the defaults for them", ", ".join(wrong))
+        template = director.template
+        if template is None:  # no step yet: the knobs alone
+            resp = pb.SessionResponse()
+            g = resp.guidance
+            g.model_version, g.policy = self.model_version, director.policy_name
+            for name, value in zip(director.names, values.tolist(), strict=True):
+                g.knobs.add(name=name, value=value)
+        else:  # a copy of the latest step's answer (3x cheaper than building it), with this frame's knobs
+            resp = pb.SessionResponse()
+            resp.CopyFrom(template)
+            g = resp.guidance
+            for knob, value in zip(g.knobs, values.tolist(), strict=True):
+                knob.value = value
+            npcs = frame.raw.npcs[:, _NPC_ID].tolist() if len(frame.raw.npcs) else []
+            if director.last_hints and npcs != director.template_npcs:  # NPCs came or went: theirs only
+                present = set(npcs)
+                del g.npc_hints[:]
+                add_hint = g.npc_hints.add
+                for npc_id, tactic, player_id, aggression in director.last_hints:
+                    if npc_id in present:
+                        add_hint(
+                            npc_id=npc_id, tactic=cast(Any, tactic), target_player_id=player_id, aggression=aggression
+                        )
+        g.sequence = frame.sequence
+        g.fallback = director.fallback
+        g.processing_us = min(int((time.monotonic() - received_at) * 1e6), 2**32 - 1)
+        return [resp]
 
     @property
     def waiting(self) -> int:
@@ -169,19 +279,27 @@ class Engine:
         except Exception as exc:  # a featurizer bug must not stop the engine for every session
             log.exception("featurizing %d frames failed", len(incoming))
             failed = [(t, Internal(f"featurizing failed: {exc!r}", sequence=f.sequence)) for _, f, t, _ in incoming]
-            return [(t, [pb.SessionResponse(error=err.to_proto())]) for t, err in failed]
+            out: list[tuple[object, Responses]] = []
+            for (sid, frame, _, _), (ticket, err) in zip(incoming, failed, strict=True):
+                out.append((ticket, [pb.SessionResponse(error=err.to_proto())]))
+                out.extend(self._stepped(sid, frame.sequence))
+            return out
         answers: list[tuple[object, Responses]] = []
         for (sid, _, ticket, received_at), f in zip(incoming, features, strict=True):
             for seq, old in self.scheduler.submit(sid, f, ticket, received_at):
                 note = pb.Superseded(sequence=seq, by_sequence=f.sequence)
                 answers.append((old, [pb.SessionResponse(superseded=note)]))
+                answers.extend(self._stepped(sid, seq, by=f.sequence))
         return answers
 
     def admit_now(self, frames: list[tuple[Session, FrameInput]]) -> dict[str, Responses]:
-        """Featurize and queue frames for `step_now`; returns the answers due already, by session id."""
+        """Route, featurize and queue frames for `step_now`; returns the answers due already, by session id."""
         now = time.monotonic()
-        self._incoming.extend((session.session_id, frame, session.session_id, now) for session, frame in frames)
-        return {str(ticket): responses for ticket, responses in self._admit()}
+        due: list[tuple[object, Responses]] = []
+        for session, frame in frames:
+            due.extend(self._route(session.session_id, frame, session.session_id, now))
+        due.extend(self._admit())
+        return {str(ticket): responses for ticket, responses in due}
 
     def step_now(self, frames: list[tuple[Session, FrameInput]]) -> dict[str, Responses]:
         """Synchronous stepping for in-process use (offline simulation, replay, training checks).
@@ -250,6 +368,7 @@ class Engine:
         for entry, why in plan.rejected:
             err = LimitExceeded(why, field="max_slots", sequence=entry.features.sequence)
             answers.append((entry.ticket, [pb.SessionResponse(error=err.to_proto())]))
+            answers.extend(self._stepped(entry.session_id, entry.features.sequence))
         result: StepResult | None = None
         failure = ""
         if plan.batch:
@@ -282,7 +401,9 @@ class Engine:
                 failure = "the model's predictions for this session were not finite numbers in [0, 1]"
         for (entry, director), direction in zip(live, directions, strict=True):
             answers.append((entry.ticket, self._answer(entry, director, direction, result, failure)))
+            answers.extend(self._stepped(entry.session_id, entry.features.sequence))
         self.ticks += 1
+        self.rows_stepped += plan.batch
         self._last_tick_s = time.monotonic() - t0
         stats = TickStats(
             plan.tick, plan.batch, result.model_seconds if result else 0.0, time.monotonic() - t0, result is None
@@ -323,6 +444,7 @@ class Engine:
         extra: Responses = []
         if result is None or direction is None:
             values = director.toward_defaults(f.game_time)
+            director.last_hints = []
             g.fallback = True
             err = ModelUnavailable(
                 f"the model failed this tick ({failure}); sent the designer's defaults", sequence=f.sequence
@@ -330,6 +452,8 @@ class Engine:
             extra.append(pb.SessionResponse(error=err.to_proto()))
         else:
             values = direction.values
+            director.fallback = False
+            director.last_hints = direction.hints
             add_hint = g.npc_hints.add
             for npc_id, tactic, player_id, aggression in direction.hints:
                 add_hint(npc_id=npc_id, tactic=cast(Any, tactic), target_player_id=player_id, aggression=aggression)
@@ -363,4 +487,5 @@ class Engine:
         for name, value in zip(director.names, values.tolist(), strict=True):
             g.knobs.add(name=name, value=value)
         g.processing_us = min(int((time.monotonic() - entry.received_at) * 1e6), 2**32 - 1)
+        director.template, director.template_npcs = resp, f.all_npc_ids  # the frames until the next step
         return [resp, *extra]

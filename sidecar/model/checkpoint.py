@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from sidecar.engine.clock import DEFAULT_MODEL_RATE_HZ
 from sidecar.features import FEATURE_LAYOUT_VERSION, layout_hash
 from sidecar.model.player_model import ModelConfig, PlayerModel
 
@@ -25,6 +26,12 @@ class Checkpoint:
     trained: bool
     metrics: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_rate_hz(self) -> float:
+        """The telemetry rate the model was trained at: the rate its sessions are stepped at. Checkpoints
+        from before it was recorded were trained at 5 Hz (the simulator's default)."""
+        return float(self.extra.get("model_rate_hz", DEFAULT_MODEL_RATE_HZ))
 
 
 def save_checkpoint(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -78,7 +79,15 @@ class Director:
         self.allowed = np.array([i for i, t in enumerate(TACTIC_ENUMS.tolist()) if t in allowed], np.int64)
         self.allowed_enums = TACTIC_ENUMS[self.allowed]
         self.values = self.defaults.copy()  # the knob values we last sent
-        self._lo, self._hi = self.lo.tolist(), self.hi.tolist()  # plain floats for the per-frame check
+        # What the latest model step asked for, for the frames until the next step (the model clock):
+        # the knob values of its target (approached at each knob's rate), its hints and insights.
+        self.wanted = self.defaults.copy()
+        self.fallback = False  # the latest step failed: the frames after it ease toward the defaults too
+        self.last_hints: list[Hint] = []
+        self.template: Any = None  # the latest step's SessionResponse: frames until the next copy it
+        self.template_npcs: list[int] = []  # the NPC ids of that step's frame
+        self._lo, self._hi = self.lo.tolist(), self.hi.tolist()  # plain floats for the per-frame work
+        self._rate = self.rate.tolist()
         self.last_time: float | None = None
 
     def knob_values(self, obs: Observation) -> np.ndarray:
@@ -86,8 +95,24 @@ class Director:
 
     def guard(self, target: float, game_time: float) -> np.ndarray:
         """The knob values for a target difficulty, within every knob's range and rate."""
-        wanted = self.session.knobs.to_values(min(max(target, 0.0), 1.0))
-        self.values = guard(wanted, self.values, self.rate, self.elapsed(game_time), self.lo, self.hi)
+        self.wanted = self.session.knobs.to_values(min(max(target, 0.0), 1.0))
+        self.values = guard(self.wanted, self.values, self.rate, self.elapsed(game_time), self.lo, self.hi)
+        return self.values
+
+    def ease(self, game_time: float) -> np.ndarray:
+        """A frame between model steps: the knobs go on toward what the latest step wanted, at each
+        knob's rate (the guard every frame gets, with no new decision). `guard`'s arithmetic on plain
+        floats: a handful of knobs, every frame."""
+        dt = self.elapsed(game_time)
+        out = []
+        for w, v, r, lo, hi in zip(
+            self.wanted.tolist(), self.values.tolist(), self._rate, self._lo, self._hi, strict=True
+        ):
+            if r > 0:
+                step = r * dt
+                w = min(max(w, v - step), v + step)
+            out.append(min(max(w, lo), hi))
+        self.values = np.array(out, np.float32)
         return self.values
 
     def start_from(self, applied: np.ndarray) -> None:
@@ -102,6 +127,8 @@ class Director:
     def toward_defaults(self, game_time: float) -> np.ndarray:
         """The fallback when the model cannot answer: the designer's defaults, approached at each knob's
         max_change_per_second like any other change (a sudden jump is what the rate limit forbids)."""
+        self.wanted = self.defaults
+        self.fallback = True
         self.values = guard(self.defaults, self.values, self.rate, self.elapsed(game_time), self.lo, self.hi)
         return self.values
 

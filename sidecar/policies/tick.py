@@ -124,9 +124,10 @@ def _guard(directors: list[Director], entries: list[PlanEntry], targets: list[fl
         cat([d.lo for d in directors]),
         cat([d.hi for d in directors]),
     )
-    out = np.split(values, np.cumsum(k)[:-1])
-    for d, v in zip(directors, out, strict=True):
-        d.values = v
+    cuts = np.cumsum(k)[:-1]
+    out = np.split(values, cuts)
+    for d, v, w in zip(directors, out, np.split(wanted, cuts), strict=True):
+        d.values, d.wanted = v, w
     return out
 
 

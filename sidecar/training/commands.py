@@ -13,11 +13,11 @@ from sidecar.worker_pool import report, run_pool
 _FILES_PER_JOB = 16  # recordings featurized side by side (featurize_many) in one job
 
 
-def _build_some(args: tuple[list[str], float, float, float]) -> list[Any]:
+def _build_some(args: tuple[list[str], float, float, float, float]) -> list[Any]:
     from sidecar.training.dataset import Horizons, examples_of
 
-    paths, fail_s, quit_s, npc_s = args
-    examples = examples_of(paths, Horizons(fail_s, quit_s, npc_s))
+    paths, fail_s, quit_s, npc_s, model_hz = args
+    examples = examples_of(paths, Horizons(fail_s, quit_s, npc_s), model_hz)
     report(len(paths))
     return examples
 
@@ -34,6 +34,7 @@ def cmd_dataset(a: argparse.Namespace) -> int:
                 seed=a.seed,
                 workers=a.workers,
                 max_seconds=a.max_seconds,
+                telemetry_hz=a.telemetry_hz,
             )
         )
         print(f"recorded {n} sessions into {a.out}")
@@ -47,12 +48,12 @@ def cmd_dataset(a: argparse.Namespace) -> int:
         print(f"metabrain dataset build: no .mbrec recordings in {' '.join(a.recordings)}", file=sys.stderr)
         return 2
     jobs = [
-        (files[i : i + _FILES_PER_JOB], a.fail_horizon, a.quit_horizon, 5.0)
+        (files[i : i + _FILES_PER_JOB], a.fail_horizon, a.quit_horizon, 5.0, a.model_hz)
         for i in range(0, len(files), _FILES_PER_JOB)
     ]
     done = run_pool(_build_some, jobs, a.workers, len(files), "featurizing recordings", "file")
     sessions = [s for result in done for s in result]
-    frames = save_examples(a.out, sessions)
+    frames = save_examples(a.out, sessions, a.model_hz)
     print(f"wrote {len(sessions)} player sequences, {frames} frames, to {a.out}")
     return 0
 
@@ -135,6 +136,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     gen.add_argument("--seed", type=int, default=1)
     gen.add_argument("--workers", type=int, default=2)
     gen.add_argument("--max-seconds", type=float, default=1200.0, help="session length cap (game seconds)")
+    gen.add_argument("--telemetry-hz", type=float, default=5.0, help="frames a second the simulated game sends")
     gen.set_defaults(func=cmd_dataset)
     build = dsub.add_parser("build", help="recordings -> examples (.npz) with the sidecar's featurizer")
     build.add_argument("recordings", nargs="+", help=".mbrec files or directories")
@@ -142,6 +144,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     build.add_argument("--fail-horizon", type=float, default=10.0)
     build.add_argument("--quit-horizon", type=float, default=60.0)
     build.add_argument("--workers", type=int, default=2)
+    build.add_argument(
+        "--model-hz",
+        type=float,
+        default=5.0,
+        help="model steps a second of game time (the sidecar's model clock): recordings at any telemetry rate "
+        "give one example per step, the frames between folded in as the sidecar folds them (0: one per frame)",
+    )
     build.set_defaults(func=cmd_dataset)
 
     tr = sub.add_parser("train", help="train the player model (also under torchrun for DDP)")

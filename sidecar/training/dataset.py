@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sidecar.engine.clock import DEFAULT_MODEL_RATE_HZ, ModelClock
 from sidecar.features import (
     MAX_MODEL_NPCS,
     NPC_COLUMNS,
@@ -109,12 +110,15 @@ class _Recorded:
     quit_time: float | None
 
 
-def _read(path: str | Path) -> _Recorded:
+def _read(path: str | Path, model_hz: float = DEFAULT_MODEL_RATE_HZ) -> _Recorded:
+    """A recording's frames as the sidecar's model clock steps them (at model_hz, whatever rate the game
+    sent: the frames between steps folded in), and the events its labels come from."""
     rec = read_recording(path)
     knobs: KnobNormalizer | None = None
     tracks: dict[str, PlayerTrack] = {}
     prev: float | None = None
     start: float | None = None
+    clock = ModelClock(1.0 / model_hz if model_hz > 0 else 0.0)
     out = _Recorded(str(path), [], {}, {}, {}, None)
     for _, req in rec.requests():
         kind = req.WhichOneof("kind")
@@ -127,7 +131,9 @@ def _read(path: str | Path) -> _Recorded:
         if start is None:
             start = frame.game_time
         raw = extract(frame, knobs.names)
-        out.inputs.append(FrameInput(raw, frame.sequence, frame.game_time, prev, start, tracks, knobs))
+        step = clock.route(FrameInput(raw, frame.sequence, frame.game_time, prev, start, tracks, knobs))
+        if step is not None:
+            out.inputs.append(step)
         prev = frame.game_time
         for e in frame.events:
             pid = e.player_id
@@ -142,10 +148,13 @@ def _read(path: str | Path) -> _Recorded:
     return out
 
 
-def examples_of(paths: Sequence[str | Path], horizons: Horizons) -> list[SessionExamples]:
-    """Examples of several recordings, featurized side by side: frame r of every recording in one
-    featurize_many call, as the sidecar featurizes a tick (a session's frames stay in order)."""
-    recs = [_read(p) for p in paths]
+def examples_of(
+    paths: Sequence[str | Path], horizons: Horizons, model_hz: float = DEFAULT_MODEL_RATE_HZ
+) -> list[SessionExamples]:
+    """Examples of several recordings, featurized side by side: step r of every recording in one
+    featurize_many call, as the sidecar featurizes a tick (a session's steps stay in order). One example
+    per model step at model_hz, whatever the recording's telemetry rate (0: one per frame)."""
+    recs = [_read(p, model_hz) for p in paths]
     features: list[list[FrameFeatures]] = [[] for _ in recs]
     for r in range(max((len(x.inputs) for x in recs), default=0)):
         live = [i for i, x in enumerate(recs) if r < len(x.inputs)]
@@ -244,14 +253,24 @@ FIELDS = (
 )
 
 
-def save_examples(path: str | Path, sessions: Iterable[SessionExamples]) -> int:
+def save_examples(
+    path: str | Path, sessions: Iterable[SessionExamples], model_hz: float = DEFAULT_MODEL_RATE_HZ
+) -> int:
+    """Write examples; model_hz (the model clock they were stepped at) goes with them into the checkpoint."""
     sessions = list(sessions)
     lengths = np.array([len(s) for s in sessions], np.int64)
     arrays = {f: np.concatenate([getattr(s, f) for s in sessions]) for f in FIELDS}
     arrays["lengths"] = lengths
     arrays["names"] = np.array([s.name for s in sessions])
+    arrays["model_hz"] = np.array(model_hz)
     np.savez(path, **arrays)  # type: ignore[arg-type]
     return int(lengths.sum())
+
+
+def examples_model_hz(path: str | Path) -> float:
+    """The model clock a dataset's examples were stepped at (datasets from before it was kept: 5 Hz)."""
+    z = np.load(path)
+    return float(z["model_hz"]) if "model_hz" in z.files else DEFAULT_MODEL_RATE_HZ
 
 
 def load_examples(path: str | Path) -> list[SessionExamples]:

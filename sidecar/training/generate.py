@@ -20,7 +20,7 @@ class GenerateConfig:
     seed: int = 1
     workers: int = 2
     max_seconds: float = 1200.0
-    frame_every: int = 6
+    telemetry_hz: float = 5.0  # frames a second the simulated game sends
 
 
 def _shard(args: tuple[GenerateConfig, int, int]) -> int:
@@ -32,7 +32,7 @@ def _shard(args: tuple[GenerateConfig, int, int]) -> int:
     ocfg = OfflineConfig(
         sessions=n,
         max_seconds=cfg.max_seconds,
-        frame_every=cfg.frame_every,
+        telemetry_hz=cfg.telemetry_hz,
         seed=cfg.seed * 100 + shard,
         policies=DATA_POLICIES,
         random_tactics=True,

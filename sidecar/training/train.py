@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from sidecar.model.checkpoint import save_checkpoint
 from sidecar.model.player_model import ModelConfig, PlayerModel, StepOutput
-from sidecar.training.dataset import SessionExamples, load_examples, split_of
+from sidecar.training.dataset import SessionExamples, examples_model_hz, load_examples, split_of
 
 
 @dataclass
@@ -325,7 +325,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             f"{cfg.version} (trained)",
             trained=True,
             metrics={"best_val_loss": best},
-            extra={"train": report},
+            extra={"train": report, "model_rate_hz": examples_model_hz(cfg.data)},
         )
     if distributed:
         torch.distributed.barrier()

@@ -1,0 +1,159 @@
+"""The model clock: a session's model steps at the rate its checkpoint learned, whatever rate the game sends.
+
+A game may send 60 frames a second; the model was trained on telemetry at 5 Hz. Each session keeps a
+clock in game time: a frame that reaches the next step time goes to the model, the frames in between
+are folded into it, column by column as sidecar/columns.py says (counts summed, per-minute rates
+averaged over the time they cover, states taken from the newest frame, events collected), so the
+model sees exactly what a 5 Hz stream would have sent. Frames in between are answered at once from
+the session's latest prediction (engine.py). Step times follow a grid of one model period from the
+first frame, and a frame within half its own interval of the next grid point takes it, so the model
+steps at the learned rate on average for any frame rate; a game that sends slower steps every frame.
+Frames before a session's first step (its first period) are answered with the knob values the game
+reports, eased toward the defaults: there is no prediction yet.
+
+Plain data and numpy; no torch, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from sidecar.columns import PLAYER_TABLE, Fold
+from sidecar.features import FrameInput, RawFrame
+
+__all__ = ["DEFAULT_MODEL_RATE_HZ", "ModelClock"]
+
+# The simulator's telemetry rate, which every checkpoint before the rate was recorded was trained at.
+DEFAULT_MODEL_RATE_HZ = 5.0
+
+
+def _span(fold: Fold) -> slice:
+    """The player table's columns that fold this way, as a slice (they sit together: views, not copies)."""
+    at = [i for i, c in enumerate(PLAYER_TABLE) if c.fold is fold]
+    assert at == list(range(at[0], at[-1] + 1)), f"{fold} columns must be adjacent in the player table"
+    return slice(at[0], at[-1] + 1)
+
+
+_SUM = _span(Fold.SUM)
+_RATE = _span(Fold.RATE)
+_N_SUM, _N_RATE = _SUM.stop - _SUM.start, _RATE.stop - _RATE.start
+
+
+@dataclass
+class ModelClock:
+    """One session's model clock. period_s: game seconds between model steps (0: every frame steps)."""
+
+    period_s: float
+    # Game time of the next grid point. The grid starts at game time 0 (the session's start): a stream
+    # at any rate steps at the same game times, and a session's first step comes one period in.
+    next_step: float | None = None
+    last_step: float | None = None  # game time of the last frame that went to the model
+    last_frame: float | None = None  # game time of the last frame, stepped or folded (0: none yet)
+    # The folded frames' players, in the order of the first of them: SUM columns added up, RATE columns
+    # times each frame's interval added up, and the intervals added up ([P, ...] arrays, aligned to ids).
+    ids: list[str] = field(default_factory=list)
+    sums: np.ndarray = field(default_factory=lambda: np.zeros((0, _N_SUM)))
+    rate_time: np.ndarray = field(default_factory=lambda: np.zeros((0, _N_RATE)))
+    seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    events: list[tuple[float, str | None, float, float]] = field(default_factory=list)  # type, player, amount, t
+    folded: int = 0  # frames folded since the last step
+    start: float | None = None  # game time of the first step: the session's time origin for the model
+
+    def __post_init__(self) -> None:
+        if self.next_step is None and self.period_s > 0:
+            self.next_step = self.period_s
+        if self.last_frame is None:
+            self.last_frame = 0.0  # the session's first frame covers the time since its start
+
+    def due(self, game_time: float) -> bool:
+        """Does this frame go to the model? (Its interval is since the previous frame.)"""
+        if self.period_s <= 0 or self.next_step is None:
+            return True
+        interval = game_time - self.last_frame if self.last_frame is not None else 0.0
+        return game_time >= self.next_step - 0.5 * interval - 1e-9
+
+    def route(self, frame: FrameInput) -> FrameInput | None:
+        """The frame to step now (this one, with everything folded since the last step merged in), or
+        None when it was folded into the next step."""
+        t = frame.game_time
+        if not self.due(t):
+            self._fold(frame.raw, t)
+            self.last_frame = t
+            return None
+        if self.start is None:
+            self.start = t
+        merged = self._merge(frame) if self.folded else replace(frame, prev_game_time=self.last_step)
+        merged.session_start = self.start  # the same origin at any frame rate
+        if self.period_s > 0:
+            # Keep to the grid (the average rate is the learned one), unless the game paused or sends
+            # slower than the model rate: then the grid restarts from this frame.
+            behind = self.next_step is None or t >= self.next_step + self.period_s
+            self.next_step = t + self.period_s if behind else self.next_step + self.period_s  # type: ignore[operator]
+        self.last_step = t
+        self.last_frame = t
+        return merged
+
+    def _fold(self, raw: RawFrame, t: float) -> None:
+        interval = max(t - self.last_frame, 0.0) if self.last_frame is not None else 0.0
+        p, n = raw.players, len(raw.player_ids)
+        if not self.folded:
+            self.ids = raw.player_ids
+            self.sums = p[:, _SUM].copy()
+            self.rate_time = p[:, _RATE] * interval
+            self.seconds = np.full(n, interval)
+        else:
+            if raw.player_ids != self.ids[:n]:
+                self._realign(raw.player_ids)
+            self.sums[:n] += p[:, _SUM]
+            self.rate_time[:n] += p[:, _RATE] * interval
+            self.seconds[:n] += interval
+        if len(raw.events):
+            ids = raw.player_ids
+            for etype, idx, amount, et in raw.events.tolist():
+                self.events.append((etype, ids[int(idx)] if idx >= 0 else None, amount, et))
+        self.folded += 1
+
+    def _realign(self, ids: list[str]) -> None:
+        """Players joined or left between frames (rare): rows for `ids` first, in their order, those seen
+        before but not now after them; a player new to the fold starts at zero."""
+        row = {pid: i for i, pid in enumerate(self.ids)}
+        now = set(ids)
+        order = [*ids, *(pid for pid in self.ids if pid not in now)]
+
+        def take(a: np.ndarray) -> np.ndarray:
+            out = np.zeros((len(order), *a.shape[1:]))
+            for j, pid in enumerate(order):
+                i = row.get(pid)
+                if i is not None:
+                    out[j] = a[i]
+            return out
+
+        self.sums, self.rate_time, self.seconds = take(self.sums), take(self.rate_time), take(self.seconds)
+        self.ids = order
+
+    def _merge(self, frame: FrameInput) -> FrameInput:
+        """This frame with the folded ones merged in; resets the fold."""
+        raw = frame.raw
+        t = frame.game_time
+        interval = max(t - self.last_frame, 0.0) if self.last_frame is not None else 0.0
+        players = raw.players.copy()
+        n = len(raw.player_ids)
+        if raw.player_ids != self.ids[:n]:
+            self._realign(raw.player_ids)
+        players[:, _SUM] += self.sums[:n]
+        total = (self.seconds[:n] + interval)[:, None]
+        rates = players[:, _RATE]
+        averaged = (self.rate_time[:n] + rates * interval) / np.maximum(total, 1e-12)
+        players[:, _RATE] = np.where(total > 0, averaged, rates)
+        index = {pid: i for i, pid in enumerate(raw.player_ids)}
+        folded = np.array(
+            [(e, index.get(pid, -1) if pid is not None else -1, a, et) for e, pid, a, et in self.events], np.float64
+        ).reshape(len(self.events), 4)
+        events = np.concatenate([folded, raw.events]) if len(raw.events) else folded
+        self.ids = []
+        self.events = []
+        self.folded = 0
+        merged = replace(raw, players=players, events=events)
+        return replace(frame, raw=merged, prev_game_time=self.last_step)
