@@ -43,6 +43,7 @@ class _Track:
     closed: str = ""
     # (seconds since the dashboard started, difficulty, p_fail, p_quit, frustration, engagement, skill)
     points: deque[tuple[float, ...]] = field(default_factory=lambda: deque(maxlen=600))
+    director: dict[str, Any] | None = None  # the director's latest note (Guidance.director), if it gives one
 
 
 class DashboardFeed(SessionObserver):
@@ -73,6 +74,15 @@ class DashboardFeed(SessionObserver):
         if now - track.last_at < self.min_gap:
             return
         track.last_at = now
+        if g.HasField("director"):
+            d = g.director
+            track.director = {
+                "managing": d.managing,
+                "target_level": round(d.target_level, 3),
+                "designer_level": round(d.designer_level, 3),
+                "expected_gain_s": round(d.expected_gain_s, 1),
+                "confidence": round(d.confidence, 2),
+            }
         values = {k.name: k.value for k in g.knobs}
         knobs = session.knobs
         difficulty = knobs.to_difficulty(np.array([values.get(n, 0.0) for n in knobs.names], np.float32))
@@ -114,6 +124,7 @@ class DashboardFeed(SessionObserver):
                     "policy": t.policy,
                     "frames": t.frames,
                     "closed": t.closed,
+                    "director": t.director,
                     "points": list(t.points)[-max_points:],
                 }
                 for t in tracks[:max_sessions]

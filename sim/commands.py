@@ -51,6 +51,7 @@ def cmd_sim(a: argparse.Namespace) -> int:
             curves_png(rows, a.png, f"metabrain sim — {rows[0].model_version}, policy {rows[0].policy}")
         return 0
     from sim.offline import OfflineConfig, run_offline
+    from sim.policy_labels import parse_mixture
 
     cfg2 = OfflineConfig(
         sessions=a.sessions,
@@ -61,6 +62,7 @@ def cmd_sim(a: argparse.Namespace) -> int:
         record_dir=a.record_dir,
         npc_hints=not a.no_hints,
         telemetry_hz=a.telemetry_hz,
+        mixture=parse_mixture(a.mixture) if a.mixture else [],
     )
     with tqdm(total=a.sessions, desc="sessions", unit="session") as bar:
         rows2 = run_offline(pop, cfg2, progress=bar.update)
@@ -117,6 +119,8 @@ def cmd_evaluate_directors(a: argparse.Namespace) -> int:
     from sim.director_eval import DEFAULT_POLICIES, evaluate_directors, markdown, pngs, write
 
     policies = tuple(a.policies.split(",")) if a.policies else DEFAULT_POLICIES
+    if a.from_recordings:
+        return _off_policy(a, policies)
     report = evaluate_directors(
         a.population, a.players, a.seed, policies, a.max_seconds, a.checkpoint, a.workers, a.telemetry_hz
     )
@@ -124,6 +128,40 @@ def cmd_evaluate_directors(a: argparse.Namespace) -> int:
     print(markdown(report))
     for p in pngs(report, a.out):
         print(f"wrote {p}")
+    return 0
+
+
+def _off_policy(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
+    """`evaluate-directors --from-recordings DIR`: each director's mean session, estimated off-policy."""
+    from sidecar.training.offpolicy import estimate, read_logged
+
+    files = sorted(
+        str(p) for src in a.from_recordings for p in (Path(src).glob("*.mbrec") if Path(src).is_dir() else [Path(src)])
+    )
+    sessions = read_logged(tqdm(files, desc="reading recordings", unit="file"))
+    if not sessions:
+        print(
+            "metabrain evaluate-directors: no recording says which director it drew and with what probability "
+            "(header fields arm and assignment_propensity: record a mixture, e.g. `metabrain sim --mixture ...`)",
+            file=sys.stderr,
+        )
+        return 2
+    arms = sorted({s.arm for s in sessions})
+    print(f"{len(sessions)} logged sessions; directors drawn: {', '.join(arms)}")
+    rows = [estimate(sessions, label, boot=a.bootstrap, seed=a.seed) for label in policies]
+    print("\n| director | sessions drawn | DR mean length s | 95% interval | IS | SNIS | effective sample size |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        if "dr" not in r:
+            print(f"| {r['director']} | 0 | – | {r['note']} | | | |")
+            continue
+        lo, hi = r["dr_ci95"]
+        print(
+            f"| {r['director']} | {r['sessions_of_director']} | {r['dr']:.0f} | {lo:.0f}–{hi:.0f} | {r['ips']:.0f} | "
+            f"{r['snis']:.0f} | {r['effective_sample_size']:.0f} |"
+        )
+    if a.json:
+        Path(a.json).write_text(json.dumps({"sessions": len(sessions), "estimates": rows}, indent=2))
     return 0
 
 
@@ -177,6 +215,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--no-hints", action="store_true", help="offline: NPCs ignore tactic hints")
     s.add_argument("--png", help="with --target: write difficulty curves here")
     s.add_argument("--telemetry-hz", type=float, default=5.0, help="frames a second the simulated game sends")
+    s.add_argument(
+        "--mixture",
+        help="offline: each session draws its director, e.g. 'static:0.5=40,rubber_band=30,learned=30' (the draw "
+        "and its probability are recorded: what off-policy evaluation reads)",
+    )
     s.set_defaults(func=cmd_sim)
 
     d = sub.add_parser("demo", help="sidecar + bundled model + simulated players over gRPC, ~30 s, table and PNG")
@@ -209,6 +252,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.add_argument("--checkpoint")
     e.add_argument("--workers", type=int, default=2)
     e.add_argument("--telemetry-hz", type=float, default=5.0, help="frames a second the simulated games send")
+    e.add_argument(
+        "--from-recordings",
+        nargs="+",
+        metavar="DIR",
+        help="instead of simulating: estimate each director of --policies off-policy from these recordings",
+    )
+    e.add_argument("--bootstrap", type=int, default=1000, help="with --from-recordings: bootstrap resamples")
     e.add_argument("--json", help="write the table as JSON")
     e.add_argument("--markdown", help="write the table as markdown")
     e.add_argument("--out", default="director-eval", help="directory for the PNGs")

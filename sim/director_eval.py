@@ -9,7 +9,7 @@ share of frames whose predicted p_fail sits in the target band, and the spread o
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from sidecar.worker_pool import report, run_pool
 from sim.offline import SessionSummary
+from sim.policy_labels import PolicyRun, parse_policy
 
 DEFAULT_POLICIES = (
     "static:0.1",
@@ -29,32 +30,6 @@ DEFAULT_POLICIES = (
     "predictive",
     "predictive:nohints",
 )
-
-
-@dataclass
-class PolicyRun:
-    label: str
-    policy: str
-    params: dict[str, str]
-    hints: bool
-
-
-def parse_policy(label: str) -> PolicyRun:
-    """'static:0.4', 'rubber_band', 'predictive:nohints', or 'predictive:quit_weight=2;band_low=0.1'."""
-    name, _, arg = label.partition(":")
-    if name == "static":
-        return PolicyRun(label, "static", {"level": arg or "0.5"}, True)
-    params: dict[str, str] = {}
-    hints = True
-    for part in filter(None, arg.split(";")):
-        if part == "nohints":
-            hints = False
-            continue
-        key, sep, value = part.partition("=")
-        if not sep:
-            raise ValueError(f"policy {label!r}: expected KEY=VALUE or 'nohints', got {part!r}")
-        params[key] = value
-    return PolicyRun(label, name, params, hints)
 
 
 def _run(args: tuple[PolicyRun, str, int, int, float, str | None, float]) -> tuple[str, list[dict[str, Any]]]:
@@ -100,6 +75,7 @@ def summarize(label: str, rows: list[SessionSummary], max_seconds: float) -> dic
         else float("nan")
         for d in range(10)
     ]
+    length_by_decile = [float(lengths[idx == d].mean()) if (idx == d).any() else float("nan") for d in range(10)]
     return {
         "policy": label,
         "sessions": len(rows),
@@ -111,6 +87,7 @@ def summarize(label: str, rows: list[SessionSummary], max_seconds: float) -> dic
         "win_rate_by_skill_decile": win_by_decile,
         "win_rate_spread": float(np.nanmax(win_by_decile) - np.nanmin(win_by_decile)),
         "difficulty_by_skill_decile": diff_by_decile,
+        "length_by_skill_decile": length_by_decile,
         "mean_difficulty": float(np.mean([r.difficulty_mean for r in rows])),
         "deaths_per_min": float(sum(r.deaths for r in rows) / max(lengths.sum() / 60, 1e-9)),
     }
@@ -132,18 +109,49 @@ def evaluate_directors(
     done = run_pool(_run, tasks, workers, players * len(runs), desc, "session")
     results = {label: [SessionSummary(**r) for r in rows] for label, rows in done}
     table = [summarize(label, results[label], max_seconds) for label in [r.label for r in runs]]
+    return _report(population, players, seed, max_seconds, telemetry_hz, checkpoint, table, results)
+
+
+def compare(table: list[dict[str, Any]]) -> dict[str, Any]:
+    """The model-driven director (learned if it ran, else predictive) against the others."""
+    by = {t["policy"]: t for t in table}
     static = [t for t in table if t["policy"].startswith("static")]
     best_static = max(static, key=lambda t: t["mean_length_s"]) if static else None
-    by = {t["policy"]: t for t in table}
+    candidate = next((c for c in ("learned", "predictive") if c in by), None)
     comparison: dict[str, Any] = {}
-    if "predictive" in by and best_static is not None:
-        p = by["predictive"]["mean_length_s"]
-        comparison["best_static"] = best_static["policy"]
-        comparison["predictive_vs_best_static"] = p / best_static["mean_length_s"] - 1
-        if "rubber_band" in by:
-            comparison["predictive_vs_rubber_band"] = p / by["rubber_band"]["mean_length_s"] - 1
-        if "predictive:nohints" in by:
-            comparison["hints_on_vs_off"] = p / by["predictive:nohints"]["mean_length_s"] - 1
+    if candidate is None or best_static is None:
+        return comparison
+    p = by[candidate]["mean_length_s"]
+    comparison["candidate"] = candidate
+    comparison["best_static"] = best_static["policy"]
+    comparison["vs_best_static"] = p / best_static["mean_length_s"] - 1
+    if "rubber_band" in by:
+        comparison["vs_rubber_band"] = p / by["rubber_band"]["mean_length_s"] - 1
+    if f"{candidate}:nohints" in by:
+        comparison["hints_on_vs_off"] = p / by[f"{candidate}:nohints"]["mean_length_s"] - 1
+    if DESIGNER_DEFAULT in by:  # the same players' mean session by skill decile, against the designer's level
+        mine = np.array(by[candidate]["length_by_skill_decile"])
+        base = np.array(by[DESIGNER_DEFAULT]["length_by_skill_decile"])
+        comparison["decile_ratio_vs_designer_default"] = (mine / base).tolist()
+        comparison["worst_decile_vs_designer_default"] = float(np.nanmin(mine / base) - 1)
+    return comparison
+
+
+# The simulated arena's designer defaults sit at level 0.5 of every knob.
+DESIGNER_DEFAULT = "static:0.5"
+
+
+def _report(
+    population: str,
+    players: int,
+    seed: int,
+    max_seconds: float,
+    telemetry_hz: float,
+    checkpoint: str | None,
+    table: list[dict[str, Any]],
+    results: dict[str, list[SessionSummary]],
+) -> dict[str, Any]:
+    comparison = compare(table)
     return {
         "population": population,
         "players": players,
@@ -177,11 +185,18 @@ def markdown(report: dict[str, Any]) -> str:
         )
     c = report["comparison"]
     if c:
+        name = c["candidate"]
         lines += [
             "",
-            f"Best static: {c['best_static']}. Predictive vs best static: {c['predictive_vs_best_static']:+.1%}"
-            + (f"; vs rubber_band: {c['predictive_vs_rubber_band']:+.1%}" if "predictive_vs_rubber_band" in c else "")
+            f"Best static: {c['best_static']}. {name} vs best static: {c['vs_best_static']:+.1%}"
+            + (f"; vs rubber_band: {c['vs_rubber_band']:+.1%}" if "vs_rubber_band" in c else "")
             + (f"; NPC hints on vs off: {c['hints_on_vs_off']:+.1%}" if "hints_on_vs_off" in c else "")
+            + (
+                f"; worst skill decile against the designer's default ({DESIGNER_DEFAULT}): "
+                f"{c['worst_decile_vs_designer_default']:+.1%}"
+                if "worst_decile_vs_designer_default" in c
+                else ""
+            )
             + ".",
         ]
     return "\n".join(lines) + "\n"
@@ -202,7 +217,7 @@ def pngs(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     ax.set_title(f"Session length per policy — population {report['population']}, {report['players']} players")
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     fig.tight_layout()
-    p1 = out / f"session_length_{report['population']}.png"
+    p1 = out / f"session_length_{_file_part(report['population'])}.png"
     fig.savefig(p1, dpi=110)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -216,7 +231,7 @@ def pngs(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     ax.set_title("Difficulty versus skill")
     ax.legend(fontsize=8, markerscale=2)
     fig.tight_layout()
-    p2 = out / f"difficulty_vs_skill_{report['population']}.png"
+    p2 = out / f"difficulty_vs_skill_{_file_part(report['population'])}.png"
     fig.savefig(p2, dpi=110)
     plt.close(fig)
     return [p1, p2]
@@ -228,3 +243,9 @@ def write(report: dict[str, Any], json_path: str | None, md_path: str | None) ->
         Path(json_path).write_text(json.dumps(slim, indent=2))
     if md_path:
         Path(md_path).write_text(markdown(report))
+
+
+def _file_part(population: str) -> str:
+    """A population as part of a file name ('path/to/players.py:Factory' -> 'players.py-Factory')."""
+    name = population.rsplit("/", 1)[-1]
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in name) or "population"

@@ -27,6 +27,7 @@ from sidecar.schema import pb
 from sidecar.session import Session
 from sim.game import KNOBS, TACTICS, TICK_HZ, FrameTimer, Game, hello
 from sim.players import PlayerModel, Population
+from sim.policy_labels import PolicyRun
 
 KNOB_NAMES = [k.name for k in KNOBS]
 
@@ -71,7 +72,7 @@ class _Live:
     player: PlayerModel
     game: Game
     session: Session
-    policy: str
+    arm: str  # the director's label (a policy, or a mixture's arm)
     writer: RecordingWriter | None
     random_tactics: bool
     tactic_rng: random.Random
@@ -97,6 +98,9 @@ class OfflineConfig:
     record_dir: str | None = None
     curve_every_s: float = 5.0
     batch_sessions: int = 4096
+    # Each session draws its director from these (label, probability) pairs instead of `policies`; the
+    # label and its probability go into the recording, for off-policy evaluation of each of them.
+    mixture: list[tuple[PolicyRun, float]] = field(default_factory=list)
 
 
 def run_offline(
@@ -142,6 +146,14 @@ def _open(i: int, player: PlayerModel, cfg: OfflineConfig, engine: Engine, model
     policy = cfg.policies[i % len(cfg.policies)]
     seed = cfg.seed * 1_000_003 + i
     params = dict(cfg.params)
+    arm, propensity = policy, 1.0
+    if cfg.mixture:
+        runs, weights = zip(*cfg.mixture, strict=True)
+        pick = random.Random(seed ^ 0xA55).choices(range(len(runs)), weights)[0]
+        run, propensity = runs[pick], weights[pick]
+        arm, policy, params = run.label, run.policy, {**params, **run.params}
+        if not run.hints:
+            params["npc_hints"] = "off"
     if not cfg.npc_hints:
         params["npc_hints"] = "off"
     if policy == "static" and cfg.random_static_levels:
@@ -174,6 +186,8 @@ def _open(i: int, player: PlayerModel, cfg: OfflineConfig, engine: Engine, model
                 "session_id": f"sim-{i}",
                 "source": "metabrain sim",
                 "policy": policy,
+                "arm": arm,
+                "assignment_propensity": propensity,
                 "archetype": player.traits.archetype,
             },
             flush_every=256,
@@ -184,7 +198,7 @@ def _open(i: int, player: PlayerModel, cfg: OfflineConfig, engine: Engine, model
         player,
         Game(seed),
         session,
-        policy,
+        arm,
         writer,
         cfg.random_tactics,
         random.Random(seed ^ 0x5EED),
@@ -249,7 +263,7 @@ def _close(s: _Live, engine: Engine, cfg: OfflineConfig) -> SessionSummary:
         index=s.index,
         archetype=s.player.traits.archetype,
         skill=s.player.traits.skill,
-        policy=s.policy,
+        policy=s.arm,
         seconds=s.game.t,
         quit=s.game.over,
         kills=st.kills,

@@ -34,6 +34,21 @@ class PlayerModel(Protocol):
 
 
 @dataclass(frozen=True)
+class Psychology:
+    """How a player's frustration and boredom move (the defaults are the `default` population's)."""
+
+    frustration_per_death: float = 1.0
+    frustration_per_damage: float = 0.004  # per point of damage taken
+    frustration_tau_s: float = 70.0  # it fades with this time constant
+    boredom_per_calm_s: float = 1.0 / 120.0  # per second with nothing threatening the player
+    calm_after_s: float = 5.0  # seconds without damage before it counts as calm
+    boredom_per_easy_kill: float = 0.02
+    boredom_drain_per_death: float = 0.05
+    boredom_drain_per_damage: float = 0.003
+    boredom_tau_s: float = 150.0
+
+
+@dataclass(frozen=True)
 class PlayerTraits:
     skill: float  # 0 (novice) .. 1 (expert): aim and dodging
     reaction_s: float  # seconds before reacting to a threat
@@ -42,6 +57,7 @@ class PlayerTraits:
     frustration_tolerance: float  # frustration at which quitting becomes likely
     boredom_tolerance: float  # boredom at which quitting becomes likely
     archetype: str = "custom"
+    psychology: Psychology = Psychology()
 
 
 @dataclass
@@ -85,16 +101,22 @@ class SimPlayer:
             s.kills - self._seen_kills,
         )
         self._seen_deaths, self._seen_damage, self._seen_kills = s.deaths, s.damage_taken, s.kills
+        self._feel_events(deaths, damage, kills)
+
+    def _feel_events(self, deaths: int, damage: float, kills: int) -> None:
+        ps = self.traits.psychology
         # Frustration: deaths hurt most, heavy damage some; it fades over about a minute.
-        self.frustration += 1.0 * deaths + 0.004 * damage
-        self.frustration *= math.exp(-DT / 70.0)
+        self.frustration += ps.frustration_per_death * deaths + ps.frustration_per_damage * damage
+        self.frustration *= math.exp(-DT / ps.frustration_tau_s)
         # Boredom: grows while nothing threatens the player; challenge (damage, deaths) drains it.
         challenged = damage > 0 or deaths > 0
         self._calm_s = 0.0 if challenged else self._calm_s + DT
-        easy_kill = 0.02 * kills if self._calm_s > 5.0 else 0.0
-        self.boredom += (DT / 120.0) * (1.0 if self._calm_s > 5.0 else 0.0) + easy_kill
-        self.boredom = max(self.boredom - 0.05 * deaths - 0.003 * damage, 0.0)
-        self.boredom *= math.exp(-DT / 150.0)
+        calm = self._calm_s > ps.calm_after_s
+        easy_kill = ps.boredom_per_easy_kill * kills if calm else 0.0
+        self.boredom += DT * ps.boredom_per_calm_s * (1.0 if calm else 0.0) + easy_kill
+        left = self.boredom - ps.boredom_drain_per_death * deaths - ps.boredom_drain_per_damage * damage
+        self.boredom = max(left, 0.0)
+        self.boredom *= math.exp(-DT / ps.boredom_tau_s)
         # Learning: skill grows with play, faster when the fight is close.
         self.skill_now = min(self.skill_now + self.traits.learning_rate * DT / 60.0, 1.0)
 
@@ -183,24 +205,35 @@ DEFAULT_MIX = {"novice": 0.25, "casual": 0.35, "core": 0.25, "expert": 0.15}
 HOLDOUT_MIX = {"novice": 0.4, "casual": 0.1, "core": 0.15, "expert": 0.35}
 
 
+# Populations with their own psychology (sim/populations.py): four for evaluation, one for training.
+NAMED_POPULATIONS = ("tilt", "thrill", "learners", "mixed", "varied")
+
+
 @dataclass(frozen=True)
 class PopulationSpec:
     mix: dict[str, float]
     seed: int = 0
+    named: str = ""  # one of NAMED_POPULATIONS: its own players instead of the archetype mix
 
     @classmethod
     def parse(cls, text: str, seed: int = 0) -> PopulationSpec:
-        """'default', 'holdout', or 'novice=0.5,expert=0.5'."""
+        """'default', 'holdout', a named population (NAMED_POPULATIONS) or 'novice=0.5,expert=0.5'."""
         if text == "default":
             return cls(dict(DEFAULT_MIX), seed)
         if text == "holdout":
             return cls(dict(HOLDOUT_MIX), seed)
+        if text in NAMED_POPULATIONS:
+            return cls({}, seed, text)
         mix: dict[str, float] = {}
         for part in text.split(","):
             name, _, weight = part.partition("=")
             name = name.strip()
             if name not in ARCHETYPES:
-                raise ValueError(f"population archetype {name!r} is unknown; choose from {', '.join(ARCHETYPES)}")
+                raise ValueError(
+                    f"population {text!r}: {name!r} is not a population or an archetype; populations: default, "
+                    f"holdout, {', '.join(NAMED_POPULATIONS)}; archetypes (mix them as novice=1,expert=2): "
+                    f"{', '.join(ARCHETYPES)}"
+                )
             try:
                 mix[name] = float(weight or 1.0)
             except ValueError as exc:
@@ -235,6 +268,10 @@ class Population:
         out: list[PlayerModel] = []
         names = list(self.spec.mix)
         weights = [self.spec.mix[k] for k in names]
+        if self.spec.named:
+            from sim.populations import make_population_player
+
+            return [make_population_player(self.spec.named, rng) for _ in range(n)]
         for i in range(n):
             seed = rng.randrange(2**31)
             if self.factory is not None:

@@ -29,19 +29,20 @@ def test_worker_pool_returns_results_in_task_order_and_raises_a_task_failure() -
 def test_evaluate_directors_plays_every_policy_on_the_same_players() -> None:
     report = evaluate_directors(
         players=6,
-        policies=("static:0.2", "static:0.8", "rubber_band", "predictive"),
+        policies=("static:0.2", "static:0.5", "static:0.8", "rubber_band", "learned"),
         max_seconds=60.0,
         workers=2,
         seed=5,
     )
     table = {t["policy"]: t for t in report["table"]}
-    assert set(table) == {"static:0.2", "static:0.8", "rubber_band", "predictive"}
+    assert set(table) == {"static:0.2", "static:0.5", "static:0.8", "rubber_band", "learned"}
     assert all(t["sessions"] == 6 for t in table.values())
     # The same players at a harder fixed level die more often.
     assert table["static:0.8"]["deaths_per_min"] > table["static:0.2"]["deaths_per_min"]
     assert 0.75 < table["static:0.8"]["mean_difficulty"] <= 0.8  # ramps from the default within the rate limits
     c = report["comparison"]
-    assert c["best_static"] in {"static:0.2", "static:0.8"} and "predictive_vs_rubber_band" in c
+    assert c["candidate"] == "learned" and c["best_static"] in {"static:0.2", "static:0.5", "static:0.8"}
+    assert "vs_rubber_band" in c and len(c["decile_ratio_vs_designer_default"]) == 10
     text = markdown(report)  # a 60 s cap has one minute of quit rates: the table still renders
     assert "| rubber_band |" in text and "/ – / –" in text
 

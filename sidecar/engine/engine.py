@@ -454,6 +454,16 @@ class Engine:
             values = direction.values
             director.fallback = False
             director.last_hints = direction.hints
+            note = director.policy.note
+            if note is not None and director.session.has(pb.CAPABILITY_INSIGHT):
+                d = g.director
+                d.managing, d.target_level, d.designer_level = note.managing, note.target_level, note.designer_level
+                d.expected_gain_s, d.confidence, d.calibration_shift = (
+                    note.expected_gain_s,
+                    note.confidence,
+                    note.calibration_shift,
+                )
+                d.exploration_offset, d.propensity = note.exploration_offset, note.propensity
             add_hint = g.npc_hints.add
             for npc_id, tactic, player_id, aggression in direction.hints:
                 add_hint(npc_id=npc_id, tactic=cast(Any, tactic), target_player_id=player_id, aggression=aggression)

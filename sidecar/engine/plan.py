@@ -60,6 +60,10 @@ class StepResult:
     npc_tactic_p: np.ndarray  # [P, A] chance each hinted NPC (plan.hint_*) lands damage under each tactic
     explanations: dict[int, list[tuple[str, float]]]  # row -> [(feature, signed weight)]
     model_seconds: float
+    # [B, K, M] share of the value horizon each row's player goes on playing at each level, per value
+    # head (M = 0: the model has none)
+    value: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))
+    horizons: tuple[float, float] = (10.0, 300.0)  # the model's fail and value horizons, seconds
 
 
 def hint_pairs(

@@ -120,6 +120,8 @@ def split(result: StepResult, part: Part) -> StepResult:
         npc_tactic_p=result.npc_tactic_p[part.hinted],
         explanations={r - rows.start: e for r, e in result.explanations.items() if rows.start <= r < rows.stop},
         model_seconds=result.model_seconds,
+        value=result.value[rows] if len(result.value) else result.value,
+        horizons=result.horizons,
     )
 
 

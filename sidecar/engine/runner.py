@@ -92,7 +92,7 @@ class Runner:
             h = self.pool[:, slots]  # [L, B, H] gather
             args = (players[:, None], npcs[:, None], mask[:, None], h, levels[:, None])
             outs = self._forward(*args) if npc_pairs is None else self._forward_hinted(*args, npc_pairs)
-            new_h, fail, quit_, frus, eng, skill, npc = outs
+            new_h, fail, quit_, frus, eng, skill, value, npc = outs
             self.pool[:, slots] = new_h  # scatter
             return (
                 torch.sigmoid(fail[:, 0]),
@@ -100,6 +100,7 @@ class Runner:
                 frus[:, 0],
                 eng[:, 0],
                 skill[:, 0],
+                torch.sigmoid(value[:, 0]),  # [B, K, M]
                 torch.sigmoid(npc if npc_pairs is not None else npc[:, 0]),
             )
 
@@ -147,8 +148,20 @@ class Runner:
             self.pool[:, torch.as_tensor(plan.reset_slots, device=self.device)] = 0
         explanations = self._explain(plan) if plan.explain_rows.size else {}
         outs = self._graph_step(plan) if self.use_graphs else self._eager_numpy(plan)
-        p_fail, p_quit, frus, eng, skill, npc = outs
-        return StepResult(p_fail, p_quit, frus, eng, skill, npc, explanations, time.perf_counter() - t0)
+        p_fail, p_quit, frus, eng, skill, value, npc = outs
+        cfg = self.model.cfg
+        return StepResult(
+            p_fail,
+            p_quit,
+            frus,
+            eng,
+            skill,
+            npc,
+            explanations,
+            time.perf_counter() - t0,
+            value=value,
+            horizons=(cfg.fail_horizon_s, cfg.value_horizon_s),
+        )
 
     # -- explanations: gradient x input of the current-level p_fail logit, on the rows that asked --
     def _explain(self, plan: StepPlan) -> dict[int, list[tuple[str, float]]]:
@@ -258,7 +271,7 @@ class _Outputs(torch.nn.Module):
         npc_pairs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ...]:
         o = self.model(players, npcs, mask, h, levels, npc_pairs)
-        return o.h, o.fail_logits, o.quit_logits, o.frustration, o.engagement, o.skill, o.npc_logits
+        return (o.h, o.fail_logits, o.quit_logits, o.frustration, o.engagement, o.skill, o.value_logits, o.npc_logits)
 
 
 def _traced(model: PlayerModel, hinted_only: bool) -> torch.nn.Module:

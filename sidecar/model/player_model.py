@@ -8,12 +8,16 @@ them), advances that player's recurrent state by one step, and predicts:
   frustration, engagement, skill   in [0, 1]
   npc tactics  for every NPC near the player: the chance that NPC lands damage on the player within
                `npc_horizon_s` if it follows each tactic (the hint policy picks from these)
+  value        the share of the next `value_horizon_s` the player goes on playing, GIVEN a difficulty
+               level held over that time, from each of `value_members` heads trained on bootstrap
+               resamples: their mean is the estimate, their spread how sure it is (the learned
+               director acts only where they agree)
 
 Conditioning p_fail and p_quit on a difficulty level is what lets the predictive director ask
 "what if": it scores several candidate levels for every player in the same batch and picks one.
 
 Shapes: B players in the batch, T time steps, N = MAX_MODEL_NPCS, K candidate levels,
-L GRU layers, H hidden size, E NPC embedding size, A = number of tactics.
+L GRU layers, H hidden size, E NPC embedding size, A = number of tactics, M value heads.
 The streaming step is the sequence forward with T = 1, so training and serving share one path.
 Serving may pass `npc_pairs`, the (player, NPC) positions whose tactics the director will use (each
 NPC once): then only present NPCs are encoded and the tactic head runs at those positions alone. The
@@ -49,6 +53,9 @@ class ModelConfig:
     fail_horizon_s: float = 10.0
     quit_horizon_s: float = 60.0
     npc_horizon_s: float = 5.0
+    value_horizon_s: float = 300.0
+    value_members: int = 0  # M; 0: no value head (checkpoints from before it existed)
+    value_hidden: int = 32
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -68,6 +75,7 @@ class StepOutput:
     engagement: Tensor  # [B, T]
     skill: Tensor  # [B, T]
     npc_logits: Tensor  # [B, T, N, A]; [P, A] at npc_pairs when they are given
+    value_logits: Tensor  # [B, T, K, M] (M = 0 without a value head)
 
 
 class PlayerModel(nn.Module):
@@ -95,6 +103,11 @@ class PlayerModel(nn.Module):
         # Post-hoc calibration of the two risk logits (Platt scaling, fitted on the validation split).
         self.register_buffer("risk_scale", torch.ones(2))
         self.register_buffer("risk_bias", torch.zeros(2))
+        # Value heads: [h, embed(d)] -> M hidden layers of value_hidden (one Linear), then one output each.
+        M, V = cfg.value_members, cfg.value_hidden
+        self.value_in = nn.Linear(H + 16, M * V) if M else None
+        self.value_out_w = nn.Parameter(torch.randn(M, V) / V**0.5) if M else None  # [M, V]
+        self.value_out_b = nn.Parameter(torch.zeros(M)) if M else None  # [M]
         self.npc_from_h = nn.Linear(H, E)
         self.npc_head = nn.Sequential(
             nn.Linear(2 * E, cfg.head_hidden), nn.GELU(), nn.Linear(cfg.head_hidden, len(TACTICS))
@@ -136,6 +149,7 @@ class PlayerModel(nn.Module):
         hd = F.linear(d, first.weight[:, H:])  # [B, T, K, hh]
         risk = rest(hz + hd) * self.risk_scale + self.risk_bias  # [B, T, K, 2]
         states = torch.sigmoid(self.state_head(z))  # [B, T, 3]
+        value = self._value(z, d)  # [B, T, K, M]
 
         # npc_head(cat([e, npc_from_h(z)])) split the same way: the player's part once, broadcast over N.
         first, rest = self.npc_head[0], self.npc_head[1:]
@@ -157,7 +171,19 @@ class PlayerModel(nn.Module):
             engagement=states[..., 1],
             skill=states[..., 2],
             npc_logits=npc_logits,
+            value_logits=value,
         )
+
+    def _value(self, z: Tensor, d: Tensor) -> Tensor:
+        """z: [B, T, H], d: [B, T, K, 16] -> [B, T, K, M] logits of the share of the horizon played."""
+        if self.value_in is None or self.value_out_w is None or self.value_out_b is None:
+            return z.new_zeros((*d.shape[:-1], 0))
+        M, V = self.value_out_w.shape
+        H = z.shape[-1]
+        hz = F.linear(z, self.value_in.weight[:, :H], self.value_in.bias).unsqueeze(2)  # [B, T, 1, M*V]
+        hd = F.linear(d, self.value_in.weight[:, H:])  # [B, T, K, M*V]
+        hidden = F.gelu(hz + hd).unflatten(-1, (M, V))  # [B, T, K, M, V]
+        return torch.einsum("btkmv,mv->btkm", hidden, self.value_out_w) + self.value_out_b  # [B, T, K, M]
 
     def _encode_present(self, npcs: Tensor, npc_mask: Tensor) -> Tensor:
         """npc_enc on the present NPCs only; zeros where the mask is off (every use of those is masked)."""

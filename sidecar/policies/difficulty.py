@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,10 +27,31 @@ class Observation:
     p_fail: np.ndarray  # [P, K] at the candidate levels (last column: current level)
     p_quit: np.ndarray  # [P, K]
     levels: np.ndarray  # [K] the candidate levels (last: current)
+    # [P, K, M] share of the next value_horizon_s each player goes on playing at each level, per value
+    # head (M = 0: the model has no value heads)
+    value: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))
+    value_horizon_s: float = 300.0
+    fail_horizon_s: float = 10.0
+
+
+@dataclass
+class DirectorNote:
+    """What a director is doing for a session and why, for the game's UI and the dashboard
+    (Guidance.director), and what it logged for off-policy evaluation."""
+
+    managing: str = "none"  # "frustration" (easier than the designer's level), "boredom" (harder), "none"
+    target_level: float = 0.0
+    designer_level: float = 0.0
+    expected_gain_s: float = 0.0  # extra seconds of play over the value horizon, against the designer's level
+    confidence: float = 0.0  # share of the value heads that expect the move to help
+    calibration_shift: float = 0.0  # this player's correction of the level axis, from deaths seen vs predicted
+    exploration_offset: float = 0.0  # a logged perturbation added to the level
+    propensity: float = 1.0  # the probability the logging policy gave the choice it made
 
 
 class DifficultyPolicy:
     name = "base"
+    note: DirectorNote | None = None  # set by policies that explain themselves
 
     def target(self, obs: Observation) -> float:
         raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ from sidecar.policies.difficulty import (
     RubberBandPolicy,
     StaticPolicy,
 )
+from sidecar.policies.learned import LearnedPolicy, PerturbedPolicy
 from sidecar.policies.params import POLICY_NAMES, parse_params
 from sidecar.schema import pb
 from sidecar.session import Session
@@ -42,7 +44,7 @@ assert len(TACTIC_ENUMS) == len(TACTICS)
 
 
 def make_policy(
-    name: str, params: Mapping[str, str], default_level: float, band: tuple[float, float]
+    name: str, params: Mapping[str, str], default_level: float, band: tuple[float, float], seed: int = 0
 ) -> DifficultyPolicy:
     """The named policy with its parameters (raises PolicyParamError for a bad one, ValueError for an
     unknown name; the hello was checked against both before the session was welcomed)."""
@@ -55,6 +57,10 @@ def make_policy(
         return IntensityPolicy(parsed, default_level)
     if name == "predictive":
         return PredictivePolicy(parsed, default_level, band)
+    if name == "learned":
+        return LearnedPolicy(parsed, default_level)
+    if name == "perturbed":
+        return PerturbedPolicy(parsed, default_level, seed)
     raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
 
 
@@ -72,7 +78,8 @@ class Director:
         self.band = (hello.target.p_fail_low, hello.target.p_fail_high) if hello.HasField("target") else DEFAULT_BAND
         self.policy_name = hello.policy or default_policy
         params = dict(hello.policy_params)
-        self.policy = make_policy(self.policy_name, params, self.default_level, self.band)
+        seed = int.from_bytes(hashlib.sha256(session.session_id.encode()).digest()[:4], "big")
+        self.policy = make_policy(self.policy_name, params, self.default_level, self.band, seed)
         self.hints_on = session.has(pb.CAPABILITY_NPC_HINTS) and params.get("npc_hints", "on") != "off"
         allowed = set(hello.npc_tactics) or set(TACTIC_ENUMS.tolist())
         # The model's tactic indices that the game implements.
@@ -205,7 +212,15 @@ def _median_index(p: np.ndarray) -> np.ndarray:
     return order[..., a // 2] if a % 2 else np.minimum(order[..., a // 2 - 1], order[..., a // 2])
 
 
-def observation(features: FrameFeatures, p_fail: np.ndarray, p_quit: np.ndarray, levels: np.ndarray) -> Observation:
+def observation(
+    features: FrameFeatures,
+    p_fail: np.ndarray,
+    p_quit: np.ndarray,
+    levels: np.ndarray,
+    value: np.ndarray | None = None,
+    horizons: tuple[float, float] = (10.0, 300.0),
+) -> Observation:
+    """horizons: the model's (fail, value) horizons in seconds."""
     return Observation(
         game_time=features.game_time,
         dt=float(features.players[0, P["dt"]]),
@@ -214,4 +229,7 @@ def observation(features: FrameFeatures, p_fail: np.ndarray, p_quit: np.ndarray,
         p_fail=p_fail,
         p_quit=p_quit,
         levels=levels,
+        value=value if value is not None else np.zeros((0, 0, 0), np.float32),
+        fail_horizon_s=horizons[0],
+        value_horizon_s=horizons[1],
     )

@@ -81,6 +81,17 @@ POLICY_PARAMS: dict[str, tuple[Param, ...]] = {
         Param("smoothing_s", 0.0, 600.0, "seconds to approach the chosen level"),
         Param("start", doc=f"the level to start from, {_LEVEL}"),
     ),
+    "learned": (
+        Param("start", doc=f"the level to start from, {_LEVEL}; default: the designer's"),
+        Param("confidence", 0.0, 10.0, "standard deviations of the value heads' spread a gain must clear"),
+        Param("max_offset", 0.0, 1.0, "the farthest the level may move from the designer's"),
+        Param("min_gain_s", 0.0, 600.0, "expected seconds of play a move must gain (on the lower bound)"),
+        Param("smoothing_s", 0.0, 600.0, "seconds to approach the chosen level"),
+    ),
+    "perturbed": (
+        Param("scale", 0.0, 0.5, "the offset step: offsets are -2, -1, 0, 1, 2 steps (probabilities logged)"),
+        Param("period_s", 1.0, 3600.0, "seconds between draws of the offset"),
+    ),
 }
 POLICY_NAMES: tuple[str, ...] = tuple(POLICY_PARAMS)
 # Pairs that must be ordered (low <= high) when both are given.

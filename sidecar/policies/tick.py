@@ -57,7 +57,10 @@ def _alone(d: Director, e: PlanEntry, plan: StepPlan, result: StepResult) -> Dir
 
 
 def _observation(e: PlanEntry, plan: StepPlan, result: StepResult) -> Observation:
-    return observation(e.features, result.p_fail[e.rows], result.p_quit[e.rows], plan.levels[e.row])
+    value = result.value[e.rows] if len(result.value) else None
+    return observation(
+        e.features, result.p_fail[e.rows], result.p_quit[e.rows], plan.levels[e.row], value, result.horizons
+    )
 
 
 def _own_hints(d: Director, e: PlanEntry, plan: StepPlan, result: StepResult) -> list[Hint]:

@@ -80,6 +80,9 @@ def cmd_train(a: argparse.Namespace) -> int:
         max_steps=a.max_steps,
         threads=a.threads,
         rank_digest=a.rank_digest or "",
+        value_members=a.value_members,
+        init=a.init or "",
+        trainable=a.trainable,
     )
     report = train(cfg)
     if a.report:
@@ -173,6 +176,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tr.add_argument("--threads", type=int, default=0)
     tr.add_argument("--report", help="write the training history as JSON")
     tr.add_argument("--rank-digest", help="write each rank's final weight digest to PATH.rankN (DDP check)")
+    tr.add_argument("--value-members", type=int, default=5, help="value heads (bootstrap ensemble; 0: none)")
+    tr.add_argument("--init", help="fine-tune: start from this checkpoint (e.g. the bundled model)")
+    tr.add_argument(
+        "--trainable",
+        choices=["all", "heads", "value"],
+        default="all",
+        help="with --init: what to train (heads: freeze the trunk; value: the value heads alone)",
+    )
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="AUC, accuracy, recall, F1 and calibration on held-out sessions")

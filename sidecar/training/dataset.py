@@ -12,6 +12,13 @@ sequence per player. Labels come from the future of the session:
   skill        kills / (kills + 4 deaths + 5) over the whole session
   npc_hit      for each nearby NPC, whether it damages the player within npc_horizon_s, under the
                tactic it was following (npc_tactic), so the NPC head learns what each tactic does
+  played       the share of the next value_s seconds the player went on playing (1 if they did not
+               quit within it); `played_known` is False where the session's recording ended (a time
+               cap) before that horizon did, so the answer is not known
+  level_value  mean difficulty over the value horizon (what the value heads are conditioned on)
+  exogenous    the session's difficulty did not follow the player (random walks, random static levels,
+               logged perturbations): only these teach the value heads what a level does, since a
+               director that reacts to the player confounds level with the player's state
 
 Splits are by session, never by frame, from a seeded hash of the file name.
 """
@@ -49,6 +56,11 @@ class Horizons:
     fail_s: float = 10.0
     quit_s: float = 60.0
     npc_s: float = 5.0
+    value_s: float = 300.0
+
+
+# Data-generation policies whose difficulty does not depend on the player's state.
+EXOGENOUS_POLICIES = frozenset({"random_walk", "static", "perturbed"})
 
 
 @dataclass
@@ -66,6 +78,10 @@ class SessionExamples:
     skill: np.ndarray  # [T]
     npc_hit: np.ndarray  # [T, N] float32
     npc_tactic: np.ndarray  # [T, N] int8: model tactic index 0..5, -1 where unknown or absent
+    played: np.ndarray  # [T] float32 in [0, 1]
+    played_known: np.ndarray  # [T] bool
+    level_value: np.ndarray  # [T] float32
+    exogenous: np.ndarray  # [T] bool (the same for the whole session)
 
     def __len__(self) -> int:
         return int(self.players.shape[0])
@@ -108,6 +124,8 @@ class _Recorded:
     kills: dict[str, int]
     hits: dict[str, list[tuple[float, int]]]
     quit_time: float | None
+    end_time: float = 0.0  # game time of the last frame
+    policy: str = ""  # the recording header's (simulated data), else ""
 
 
 def _read(path: str | Path, model_hz: float = DEFAULT_MODEL_RATE_HZ) -> _Recorded:
@@ -119,7 +137,7 @@ def _read(path: str | Path, model_hz: float = DEFAULT_MODEL_RATE_HZ) -> _Recorde
     prev: float | None = None
     start: float | None = None
     clock = ModelClock(1.0 / model_hz if model_hz > 0 else 0.0)
-    out = _Recorded(str(path), [], {}, {}, {}, None)
+    out = _Recorded(str(path), [], {}, {}, {}, None, policy=str(rec.header.get("policy", "")))
     for _, req in rec.requests():
         kind = req.WhichOneof("kind")
         if kind == "hello":
@@ -135,6 +153,7 @@ def _read(path: str | Path, model_hz: float = DEFAULT_MODEL_RATE_HZ) -> _Recorde
         if step is not None:
             out.inputs.append(step)
         prev = frame.game_time
+        out.end_time = frame.game_time
         for e in frame.events:
             pid = e.player_id
             if e.type == pb.EVENT_TYPE_DEATH:
@@ -203,6 +222,12 @@ def _examples(rec: _Recorded, feats: list[FrameFeatures], horizons: Horizons) ->
             if sel.any():
                 ti = np.nonzero(sel)[0]
                 npc_hit[sel] = _any_within(times[ti], np.array(ts), horizons.npc_s)
+        # How much of the next value_s seconds the player goes on playing: until the quit, or all of it
+        # when no quit comes within it; unknown when the recording ends (a cap) before the horizon does.
+        end = quit_time if quit_time is not None else rec.end_time
+        played = np.clip((end - times) / horizons.value_s, 0.0, 1.0).astype(np.float32)
+        known = (quit_time is not None) | (rec.end_time - times >= horizons.value_s)
+        known = np.broadcast_to(known, times.shape).copy()
         tactic_1hot = npcs[:, :, TACTIC0 : TACTIC0 + 7].astype(np.float32)
         tactic = np.where(mask & (tactic_1hot[:, :, 1:].sum(-1) > 0), tactic_1hot[:, :, 1:].argmax(-1), -1).astype(
             np.int8
@@ -222,6 +247,10 @@ def _examples(rec: _Recorded, feats: list[FrameFeatures], horizons: Horizons) ->
                 skill=skill,
                 npc_hit=npc_hit,
                 npc_tactic=tactic,
+                played=played,
+                played_known=known,
+                level_value=_window_mean(times, level, horizons.value_s),
+                exogenous=np.full(len(times), rec.policy in EXOGENOUS_POLICIES),
             )
         )
     return out
@@ -250,6 +279,10 @@ FIELDS = (
     "skill",
     "npc_hit",
     "npc_tactic",
+    "played",
+    "played_known",
+    "level_value",
+    "exogenous",
 )
 
 

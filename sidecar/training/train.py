@@ -52,6 +52,11 @@ class TrainConfig:
     test_fraction: float = 0.1
     max_steps: int = 0  # stop after this many steps in total (tests); 0 = no limit
     threads: int = 0  # torch threads; 0 = leave as is
+    value_members: int = 5  # value heads, each trained on its own bootstrap resample of the sessions
+    # Fine-tuning: start from this checkpoint's weights (its architecture wins over the settings above)
+    # and train only `trainable`: "all", "heads" (the trunk frozen) or "value" (the value heads alone).
+    init: str = ""
+    trainable: str = "all"
     rank_digest: str = ""  # write each rank's final weight digest to <this>.rank<N> (checks DDP agreement)
     loss_weights: dict[str, float] = field(
         default_factory=lambda: {
@@ -61,6 +66,7 @@ class TrainConfig:
             "engagement": 0.3,
             "skill": 0.3,
             "npc": 0.5,
+            "value": 1.0,
         }
     )
 
@@ -86,10 +92,11 @@ class Batch:
     players: torch.Tensor  # [B, T, Fp]
     npcs: torch.Tensor  # [B, T, N, Fn]
     npc_mask: torch.Tensor  # [B, T, N]
-    levels: torch.Tensor  # [B, T, 2]: level_fail, level_quit
+    levels: torch.Tensor  # [B, T, 3]: level_fail, level_quit, level_value
     valid: torch.Tensor  # [B, T] bool
     reset: torch.Tensor  # [B] bool: the lane starts a new session (zero its state)
     targets: dict[str, torch.Tensor]
+    session: torch.Tensor  # [B] int64: each lane's session index this step (-1 where the lane is idle)
 
 
 def batches(
@@ -108,10 +115,13 @@ def batches(
         players = np.zeros((b, chunk, fp), np.float32)
         npcs = np.zeros((b, chunk, n, fn), np.float32)
         mask = np.zeros((b, chunk, n), bool)
-        levels = np.zeros((b, chunk, 2), np.float32)
+        levels = np.zeros((b, chunk, 3), np.float32)
         valid = np.zeros((b, chunk), bool)
         reset = np.ones(b, bool)
-        tg = {name: np.zeros((b, chunk), np.float32) for name in ("fail", "quit", "frustration", "engagement", "skill")}
+        session = np.full(b, -1, np.int64)
+        names = ("fail", "quit", "frustration", "engagement", "skill", "played")
+        tg = {name: np.zeros((b, chunk), np.float32) for name in names}
+        value_mask = np.zeros((b, chunk), bool)
         npc_hit = np.zeros((b, chunk, n), np.float32)
         npc_tactic = np.full((b, chunk, n), -1, np.int64)
         for i, lane in enumerate(lanes):
@@ -125,8 +135,11 @@ def batches(
             mask[i, :m] = s.npc_mask[a:e]
             levels[i, :m, 0] = s.level_fail[a:e]
             levels[i, :m, 1] = s.level_quit[a:e]
+            levels[i, :m, 2] = s.level_value[a:e]
             valid[i, :m] = True
+            value_mask[i, :m] = s.played_known[a:e] & s.exogenous[a:e]
             reset[i] = a == 0
+            session[i] = si
             for name in tg:
                 tg[name][i, :m] = getattr(s, name)[a:e]
             npc_hit[i, :m] = s.npc_hit[a:e]
@@ -134,6 +147,7 @@ def batches(
         t = {name: torch.from_numpy(v).to(device) for name, v in tg.items()}
         t["npc_hit"] = torch.from_numpy(npc_hit).to(device)
         t["npc_tactic"] = torch.from_numpy(npc_tactic).to(device)
+        t["value_mask"] = torch.from_numpy(value_mask).to(device)
         yield Batch(
             torch.from_numpy(players).to(device),
             torch.from_numpy(npcs).to(device),
@@ -142,6 +156,7 @@ def batches(
             torch.from_numpy(valid).to(device),
             torch.from_numpy(reset).to(device),
             t,
+            torch.from_numpy(session).to(device),
         )
 
 
@@ -160,7 +175,17 @@ def rollout(
         yield b, out
 
 
-def losses(out: StepOutput, batch: Batch) -> dict[str, torch.Tensor]:
+def bootstrap_weights(names: list[str], members: int, seed: int) -> torch.Tensor:
+    """[S, M] Poisson(1) weights: value head m sees session s that many times (a bootstrap resample of
+    the sessions for each head, so their spread is an uncertainty). Seeded by the session's name."""
+    out = np.zeros((len(names), members), np.float32)
+    for i, name in enumerate(names):
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "big"))
+        out[i] = rng.poisson(1.0, members)
+    return torch.from_numpy(out)
+
+
+def losses(out: StepOutput, batch: Batch, boot: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     v = batch.valid.float()
     denom = v.sum().clamp_min(1.0)
     t = batch.targets
@@ -179,6 +204,13 @@ def losses(out: StepOutput, batch: Batch) -> dict[str, torch.Tensor]:
     logit = out.npc_logits.gather(-1, tactic.clamp_min(0).unsqueeze(-1)).squeeze(-1)  # [B, T, N]
     npc = F.binary_cross_entropy_with_logits(logit, t["npc_hit"], reduction="none")
     result["npc"] = (npc * seen).sum() / seen.sum().clamp_min(1.0)
+    if out.value_logits.shape[-1] and boot is not None:
+        logits = out.value_logits[..., 2, :]  # [B, T, M] at level_value
+        target = t["played"].unsqueeze(-1).expand_as(logits)
+        vloss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")  # [B, T, M]
+        lane_w = boot[batch.session.clamp_min(0)] * (batch.session >= 0).unsqueeze(-1)  # [B, M]
+        w = t["value_mask"].float().unsqueeze(-1) * lane_w.unsqueeze(1)  # [B, T, M]
+        result["value"] = (vloss * w).sum() / w.sum().clamp_min(1.0)
     return result
 
 
@@ -193,8 +225,10 @@ def run_epoch(
     step_budget: list[int] | None = None,
     steps: int | None = None,
     sched: Any = None,
+    boot: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """One pass over the lanes; trains when `opt` is given (and steps a per-batch `sched` after it)."""
+    """One pass over the lanes; trains when `opt` is given (and steps a per-batch `sched` after it).
+    boot: [S, M] bootstrap weights of the value heads per session (None: every session once)."""
     core: PlayerModel = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model  # type: ignore[assignment]
     h = core.initial_state(len(lanes), device)
     totals: dict[str, float] = {}
@@ -205,7 +239,9 @@ def run_epoch(
         h = h * (~batch.reset).float()[None, :, None]
         with torch.set_grad_enabled(train):
             out = model(batch.players, batch.npcs, batch.npc_mask, h, batch.levels)
-            parts = losses(out, batch)
+            if boot is None:
+                boot = torch.ones(len(sessions), out.value_logits.shape[-1], device=device)
+            parts = losses(out, batch, boot)
             loss = sum(cfg.loss_weights[k] * v for k, v in parts.items())
         if train:
             assert opt is not None
@@ -228,6 +264,22 @@ def run_epoch(
             if step_budget[0] <= 0:
                 break
     return {k: v / max(n, 1) for k, v in totals.items()}
+
+
+def trainable_parameters(model: PlayerModel, which: str) -> list[nn.Parameter]:
+    """The parameters to train ("all", "heads": all but the NPC encoder, input and GRU trunk, "value": the
+    value heads); the others are frozen (requires_grad off)."""
+    trunk = ("npc_enc.", "npc_query.", "input_proj.", "core.", "core_norm.")
+    value = ("value_in.", "value_out_w", "value_out_b")
+    if which not in ("all", "heads", "value"):
+        raise ValueError(f"trainable must be all, heads or value, got {which!r}")
+    chosen = []
+    for name, p in model.named_parameters():
+        keep = which == "all" or (which == "heads" and not name.startswith(trunk)) or name.startswith(value)
+        p.requires_grad_(keep)
+        if keep:
+            chosen.append(p)
+    return chosen
 
 
 def split_sessions(sessions: list[SessionExamples], cfg: TrainConfig) -> dict[str, list[SessionExamples]]:
@@ -254,11 +306,22 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     rng = random.Random(cfg.seed)
     splits = split_sessions(load_examples(cfg.data), cfg)
     train_s, val_s = splits["train"], splits["val"] or splits["train"][:1]
-    model_cfg = ModelConfig(hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout)
-    model: nn.Module = PlayerModel(model_cfg).to(device)
+    if cfg.init:
+        from sidecar.model.checkpoint import load_checkpoint
+
+        base = load_checkpoint(cfg.init).model
+        model: nn.Module = base.train().to(device)
+    else:
+        model_cfg = ModelConfig(
+            hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout, value_members=cfg.value_members
+        )
+        model = PlayerModel(model_cfg).to(device)
+    assert isinstance(model, PlayerModel)
+    params = trainable_parameters(model, cfg.trainable)
+    boot = bootstrap_weights([s.name for s in train_s], model.cfg.value_members, cfg.seed).to(device)
     if distributed:
         model = nn.parallel.DistributedDataParallel(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     all_lanes = make_lanes([len(s) for s in train_s], cfg.lanes * world, cfg.chunk, rng)
     lanes = all_lanes[rank::world]
     steps_per_epoch = max(len(lane) for lane in all_lanes)
@@ -278,7 +341,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not show, leave=False
         )
         per_batch = sched if cfg.schedule == "cosine" else None
-        tr = run_epoch(model, train_s, lanes, cfg, device, opt, bar, budget, steps_per_epoch, per_batch)
+        tr = run_epoch(model, train_s, lanes, cfg, device, opt, bar, budget, steps_per_epoch, per_batch, boot)
         bar.close()
         val = run_epoch(core, val_s, val_lanes, cfg, device, None)
         if cfg.schedule != "cosine":

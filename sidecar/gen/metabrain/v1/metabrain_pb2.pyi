@@ -470,7 +470,7 @@ class PlayerInsight(_message.Message):
     def __init__(self, player_id: _Optional[str] = ..., p_fail: _Optional[float] = ..., p_quit: _Optional[float] = ..., frustration: _Optional[float] = ..., engagement: _Optional[float] = ..., skill: _Optional[float] = ..., explanations: _Optional[_Iterable[_Union[Explanation, _Mapping]]] = ...) -> None: ...
 
 class Guidance(_message.Message):
-    __slots__ = ("sequence", "knobs", "npc_hints", "insights", "model_version", "processing_us", "fallback", "policy")
+    __slots__ = ("sequence", "knobs", "npc_hints", "insights", "model_version", "processing_us", "fallback", "policy", "director")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     KNOBS_FIELD_NUMBER: _ClassVar[int]
     NPC_HINTS_FIELD_NUMBER: _ClassVar[int]
@@ -479,6 +479,7 @@ class Guidance(_message.Message):
     PROCESSING_US_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    DIRECTOR_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     knobs: _containers.RepeatedCompositeFieldContainer[KnobValue]
     npc_hints: _containers.RepeatedCompositeFieldContainer[NpcHint]
@@ -487,7 +488,28 @@ class Guidance(_message.Message):
     processing_us: int
     fallback: bool
     policy: str
-    def __init__(self, sequence: _Optional[int] = ..., knobs: _Optional[_Iterable[_Union[KnobValue, _Mapping]]] = ..., npc_hints: _Optional[_Iterable[_Union[NpcHint, _Mapping]]] = ..., insights: _Optional[_Iterable[_Union[PlayerInsight, _Mapping]]] = ..., model_version: _Optional[str] = ..., processing_us: _Optional[int] = ..., fallback: _Optional[bool] = ..., policy: _Optional[str] = ...) -> None: ...
+    director: DirectorNote
+    def __init__(self, sequence: _Optional[int] = ..., knobs: _Optional[_Iterable[_Union[KnobValue, _Mapping]]] = ..., npc_hints: _Optional[_Iterable[_Union[NpcHint, _Mapping]]] = ..., insights: _Optional[_Iterable[_Union[PlayerInsight, _Mapping]]] = ..., model_version: _Optional[str] = ..., processing_us: _Optional[int] = ..., fallback: _Optional[bool] = ..., policy: _Optional[str] = ..., director: _Optional[_Union[DirectorNote, _Mapping]] = ...) -> None: ...
+
+class DirectorNote(_message.Message):
+    __slots__ = ("managing", "target_level", "designer_level", "expected_gain_s", "confidence", "calibration_shift", "exploration_offset", "propensity")
+    MANAGING_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    DESIGNER_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_GAIN_S_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_SHIFT_FIELD_NUMBER: _ClassVar[int]
+    EXPLORATION_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    PROPENSITY_FIELD_NUMBER: _ClassVar[int]
+    managing: str
+    target_level: float
+    designer_level: float
+    expected_gain_s: float
+    confidence: float
+    calibration_shift: float
+    exploration_offset: float
+    propensity: float
+    def __init__(self, managing: _Optional[str] = ..., target_level: _Optional[float] = ..., designer_level: _Optional[float] = ..., expected_gain_s: _Optional[float] = ..., confidence: _Optional[float] = ..., calibration_shift: _Optional[float] = ..., exploration_offset: _Optional[float] = ..., propensity: _Optional[float] = ...) -> None: ...
 
 class Superseded(_message.Message):
     __slots__ = ("sequence", "by_sequence")

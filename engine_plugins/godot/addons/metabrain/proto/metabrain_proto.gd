@@ -2203,6 +2203,7 @@ class Guidance:
 	var processing_us: int = 0
 	var fallback: bool = false
 	var policy: String = ""
+	var director: DirectorNote = null
 
 	func write(out_: Writer) -> void:
 		if sequence != 0:
@@ -2235,6 +2236,11 @@ class Guidance:
 		if not policy.is_empty():
 			out_.buf.put_u8(66)
 			out_.bytes(policy.to_utf8_buffer())
+		if director != null:
+			var sub_: Writer = out_.child()
+			director.write(sub_)
+			out_.buf.put_u8(74)
+			out_.nested(sub_)
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
@@ -2290,6 +2296,14 @@ class Guidance:
 						policy = in_.bytes().get_string_from_utf8()
 					else:
 						in_.skip(wire_)
+				9:
+					if wire_ == 2:
+						var m_end_: int = in_.length() + in_.pos
+						var m_: DirectorNote = DirectorNote.new()
+						m_.read(in_, m_end_)
+						director = m_
+					else:
+						in_.skip(wire_)
 				_:
 					in_.skip(wire_)
 
@@ -2300,6 +2314,102 @@ class Guidance:
 
 	static func decode(bytes_in: PackedByteArray) -> Guidance:
 		var m_: Guidance = Guidance.new()
+		var in_: Reader = Reader.new(bytes_in)
+		m_.read(in_, bytes_in.size())
+		return null if in_.failed else m_
+
+## DirectorNote explains a director's choice of difficulty for one session.
+class DirectorNote:
+	var managing: String = ""
+	var target_level: float = 0.0
+	var designer_level: float = 0.0
+	var expected_gain_s: float = 0.0
+	var confidence: float = 0.0
+	var calibration_shift: float = 0.0
+	var exploration_offset: float = 0.0
+	var propensity: float = 0.0
+
+	func write(out_: Writer) -> void:
+		if not managing.is_empty():
+			out_.buf.put_u8(10)
+			out_.bytes(managing.to_utf8_buffer())
+		if Writer.is_set_float(target_level):
+			out_.buf.put_u8(21)
+			out_.float32(target_level)
+		if Writer.is_set_float(designer_level):
+			out_.buf.put_u8(29)
+			out_.float32(designer_level)
+		if Writer.is_set_float(expected_gain_s):
+			out_.buf.put_u8(37)
+			out_.float32(expected_gain_s)
+		if Writer.is_set_float(confidence):
+			out_.buf.put_u8(45)
+			out_.float32(confidence)
+		if Writer.is_set_float(calibration_shift):
+			out_.buf.put_u8(53)
+			out_.float32(calibration_shift)
+		if Writer.is_set_float(exploration_offset):
+			out_.buf.put_u8(61)
+			out_.float32(exploration_offset)
+		if Writer.is_set_float(propensity):
+			out_.buf.put_u8(69)
+			out_.float32(propensity)
+
+	func read(in_: Reader, end_: int) -> void:
+		while in_.pos < end_ and not in_.failed:
+			var key_: int = in_.varint()
+			var wire_: int = key_ & 7
+			match key_ >> 3:
+				1:
+					if wire_ == 2:
+						managing = in_.bytes().get_string_from_utf8()
+					else:
+						in_.skip(wire_)
+				2:
+					if wire_ == 5:
+						target_level = in_.float32()
+					else:
+						in_.skip(wire_)
+				3:
+					if wire_ == 5:
+						designer_level = in_.float32()
+					else:
+						in_.skip(wire_)
+				4:
+					if wire_ == 5:
+						expected_gain_s = in_.float32()
+					else:
+						in_.skip(wire_)
+				5:
+					if wire_ == 5:
+						confidence = in_.float32()
+					else:
+						in_.skip(wire_)
+				6:
+					if wire_ == 5:
+						calibration_shift = in_.float32()
+					else:
+						in_.skip(wire_)
+				7:
+					if wire_ == 5:
+						exploration_offset = in_.float32()
+					else:
+						in_.skip(wire_)
+				8:
+					if wire_ == 5:
+						propensity = in_.float32()
+					else:
+						in_.skip(wire_)
+				_:
+					in_.skip(wire_)
+
+	func encode() -> PackedByteArray:
+		var out_: Writer = Writer.new()
+		write(out_)
+		return out_.data()
+
+	static func decode(bytes_in: PackedByteArray) -> DirectorNote:
+		var m_: DirectorNote = DirectorNote.new()
 		var in_: Reader = Reader.new(bytes_in)
 		m_.read(in_, bytes_in.size())
 		return null if in_.failed else m_

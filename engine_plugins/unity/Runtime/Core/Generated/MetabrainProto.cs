@@ -3072,6 +3072,7 @@ namespace MetaBrain.Proto
         public uint ProcessingUs;
         public bool Fallback;
         public string Policy = "";
+        public DirectorNote Director;
 
         public void WriteTo(ProtoWriter w)
         {
@@ -3120,6 +3121,13 @@ namespace MetaBrain.Proto
             {
                 w.Tag(8, 2);
                 w.String(Policy);
+            }
+            if (Director != null)
+            {
+                var sub = w.Child();
+                Director.WriteTo(sub);
+                w.Tag(9, 2);
+                w.Nested(sub);
             }
         }
 
@@ -3196,6 +3204,16 @@ namespace MetaBrain.Proto
                         }
                         else r.Skip(wire);
                         break;
+                    case 9:
+                        if (wire == 2)
+                        {
+                            int mEnd = r.Length() + r.Pos;
+                            var m = new DirectorNote();
+                            m.MergeFrom(r, mEnd);
+                            Director = m;
+                        }
+                        else r.Skip(wire);
+                        break;
                     default:
                         r.Skip(wire);
                         break;
@@ -3214,6 +3232,149 @@ namespace MetaBrain.Proto
         public static Guidance Parse(byte[] data)
         {
             var m = new Guidance();
+            m.MergeFrom(new ProtoReader(data), data.Length);
+            return m;
+        }
+    }
+
+    /// <summary>DirectorNote explains a director's choice of difficulty for one session.</summary>
+    public sealed class DirectorNote
+    {
+        public string Managing = "";
+        public float TargetLevel;
+        public float DesignerLevel;
+        public float ExpectedGainS;
+        public float Confidence;
+        public float CalibrationShift;
+        public float ExplorationOffset;
+        public float Propensity;
+
+        public void WriteTo(ProtoWriter w)
+        {
+            if (!string.IsNullOrEmpty(Managing))
+            {
+                w.Tag(1, 2);
+                w.String(Managing);
+            }
+            if (ProtoWriter.IsSet(TargetLevel))
+            {
+                w.Tag(2, 5);
+                w.Float(TargetLevel);
+            }
+            if (ProtoWriter.IsSet(DesignerLevel))
+            {
+                w.Tag(3, 5);
+                w.Float(DesignerLevel);
+            }
+            if (ProtoWriter.IsSet(ExpectedGainS))
+            {
+                w.Tag(4, 5);
+                w.Float(ExpectedGainS);
+            }
+            if (ProtoWriter.IsSet(Confidence))
+            {
+                w.Tag(5, 5);
+                w.Float(Confidence);
+            }
+            if (ProtoWriter.IsSet(CalibrationShift))
+            {
+                w.Tag(6, 5);
+                w.Float(CalibrationShift);
+            }
+            if (ProtoWriter.IsSet(ExplorationOffset))
+            {
+                w.Tag(7, 5);
+                w.Float(ExplorationOffset);
+            }
+            if (ProtoWriter.IsSet(Propensity))
+            {
+                w.Tag(8, 5);
+                w.Float(Propensity);
+            }
+        }
+
+        public void MergeFrom(ProtoReader r, int end)
+        {
+            while (r.Pos < end)
+            {
+                int key = (int)r.Varint();
+                int wire = key & 7;
+                switch (key >> 3)
+                {
+                    case 1:
+                        if (wire == 2)
+                        {
+                            Managing = r.String();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 2:
+                        if (wire == 5)
+                        {
+                            TargetLevel = r.Float();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 3:
+                        if (wire == 5)
+                        {
+                            DesignerLevel = r.Float();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 4:
+                        if (wire == 5)
+                        {
+                            ExpectedGainS = r.Float();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 5:
+                        if (wire == 5)
+                        {
+                            Confidence = r.Float();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 6:
+                        if (wire == 5)
+                        {
+                            CalibrationShift = r.Float();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 7:
+                        if (wire == 5)
+                        {
+                            ExplorationOffset = r.Float();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 8:
+                        if (wire == 5)
+                        {
+                            Propensity = r.Float();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    default:
+                        r.Skip(wire);
+                        break;
+                }
+            }
+            if (r.Pos != end) throw new ProtoException("message overran its length");
+        }
+
+        public byte[] ToByteArray()
+        {
+            var w = new ProtoWriter();
+            WriteTo(w);
+            return w.ToArray();
+        }
+
+        public static DirectorNote Parse(byte[] data)
+        {
+            var m = new DirectorNote();
             m.MergeFrom(new ProtoReader(data), data.Length);
             return m;
         }

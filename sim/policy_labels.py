@@ -1,0 +1,54 @@
+"""Director labels as the simulator's commands take them: 'static:0.4', 'rubber_band', 'learned',
+'predictive:nohints', 'predictive:quit_weight=2;band_low=0.1'."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["PolicyRun", "parse_mixture", "parse_policy"]
+
+
+@dataclass
+class PolicyRun:
+    label: str
+    policy: str
+    params: dict[str, str]
+    hints: bool
+
+
+def parse_policy(label: str) -> PolicyRun:
+    """'static:0.4', 'rubber_band', 'predictive:nohints', or 'predictive:quit_weight=2;band_low=0.1'."""
+    name, _, arg = label.partition(":")
+    if name == "static":
+        return PolicyRun(label, "static", {"level": arg or "0.5"}, True)
+    params: dict[str, str] = {}
+    hints = True
+    for part in filter(None, arg.split(";")):
+        if part == "nohints":
+            hints = False
+            continue
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"policy {label!r}: expected KEY=VALUE or 'nohints', got {part!r}")
+        params[key] = value
+    return PolicyRun(label, name, params, hints)
+
+
+def parse_mixture(text: str) -> list[tuple[PolicyRun, float]]:
+    """'static:0.5=40,rubber_band=30,learned=30': labels and weights (any positive numbers; normalised)."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        label, sep, weight = part.rpartition("=")
+        if not sep or not label:
+            raise ValueError(f"mixture {text!r}: expected LABEL=WEIGHT, got {part!r}")
+        try:
+            w = float(weight)
+        except ValueError:
+            raise ValueError(f"mixture {text!r}: the weight of {label!r} is not a number: {weight!r}") from None
+        if not w > 0:
+            raise ValueError(f"mixture {text!r}: the weight of {label!r} must be > 0, got {w:g}")
+        out.append((parse_policy(label), w))
+    if not out:
+        raise ValueError("a mixture needs at least one LABEL=WEIGHT")
+    total = sum(w for _, w in out)
+    return [(run, w / total) for run, w in out]

@@ -1,0 +1,158 @@
+"""Populations whose psychology differs from the default one: what makes them quit, what they want from
+difficulty, how they change within a session. None of them is used for training or tuning: they are
+the players a director has not seen (`metabrain evaluate-directors --population tilt`).
+
+- `tilt`: players who tilt. A death soon after another hurts far more than the first, frustration
+  lingers, and a frustrated player aims worse, so one bad minute spirals. Patient with calm fights.
+- `thrill`: thrill seekers. Calm bores them within seconds, a death is exciting rather than
+  frustrating; they want to be pushed.
+- `learners`: fast learners who tire of a fight they have outgrown. Skill climbs quickly through the
+  session, and the better they get the faster an easy fight bores them.
+- `mixed`: a third of each, so a director must tell them apart player by player.
+
+And one for training, not evaluation: `varied`, the default archetypes with every psychology
+coefficient of the default model drawn from a wide range (domain randomisation). Its mechanisms are
+the default population's; the tilt spiral, the thrill of dying and outgrowing a fight are not in it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import replace
+
+from sim.game import DT, Game
+from sim.players import (
+    ARCHETYPES,
+    DEFAULT_MIX,
+    PlayerModel,
+    PlayerTraits,
+    Psychology,
+    SimPlayer,
+    sample_traits,
+)
+
+__all__ = ["EVALUATION_POPULATIONS", "FastLearner", "ThrillSeeker", "TiltPlayer", "make_population_player"]
+
+EVALUATION_POPULATIONS = ("tilt", "thrill", "learners", "mixed")
+
+
+class TiltPlayer(SimPlayer):
+    """Deaths within TILT_WINDOW_S of the previous one count TILT_FACTOR times; frustration fades slowly
+    and spoils the aim."""
+
+    TILT_WINDOW_S = 40.0
+    TILT_FACTOR = 2.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._t = 0.0
+        self._last_death_t = -1e9
+
+    def _feel_events(self, deaths: int, damage: float, kills: int) -> None:
+        self._t += DT
+        tilted = deaths and self._t - self._last_death_t < self.TILT_WINDOW_S
+        if deaths:
+            self._last_death_t = self._t
+        super()._feel_events(deaths, damage, kills)
+        if tilted:  # a death soon after another: TILT_FACTOR times the frustration
+            self.frustration += (self.TILT_FACTOR - 1.0) * self.traits.psychology.frustration_per_death * deaths
+
+    def act(self, game: Game):  # type: ignore[no-untyped-def]
+        action = super().act(game)
+        tilt = min(self.frustration / self.traits.frustration_tolerance, 1.5)
+        if action.hit_chance > 0 and tilt > 0.5:
+            action.hit_chance = max(action.hit_chance * (1.0 - 0.35 * tilt), 0.02)
+        return action
+
+
+class ThrillSeeker(SimPlayer):
+    """Bored quickly when nothing happens; dying drains boredom more than it frustrates."""
+
+
+class FastLearner(SimPlayer):
+    """Learns fast; the better they get, the faster a fight they have outgrown bores them."""
+
+    def _feel_events(self, deaths: int, damage: float, kills: int) -> None:
+        before = self.boredom
+        super()._feel_events(deaths, damage, kills)
+        grown = self.boredom - before
+        if grown > 0:  # boredom grows faster the more skill they have gained since they started
+            gained = max(self.skill_now - self.traits.skill, 0.0)
+            self.boredom = before + grown * (1.0 + 4.0 * gained)
+
+
+_TILT_PSYCHOLOGY = Psychology(frustration_tau_s=140.0)
+_THRILL_PSYCHOLOGY = Psychology(
+    frustration_per_death=0.45,
+    boredom_per_calm_s=2.5 / 120.0,
+    calm_after_s=3.0,
+    boredom_per_easy_kill=0.05,
+    boredom_drain_per_death=0.35,
+    boredom_drain_per_damage=0.008,
+)
+_LEARNER_MIX = {"novice": 0.45, "casual": 0.4, "core": 0.15}
+
+
+def _tilt(rng: random.Random, seed: int) -> PlayerModel:
+    t = _sample(DEFAULT_MIX, rng)
+    t = replace(
+        t, boredom_tolerance=t.boredom_tolerance * 1.6, psychology=_TILT_PSYCHOLOGY, archetype=f"tilt:{t.archetype}"
+    )
+    return TiltPlayer(t, seed)
+
+
+def _thrill(rng: random.Random, seed: int) -> PlayerModel:
+    t = _sample(DEFAULT_MIX, rng)
+    t = replace(
+        t,
+        frustration_tolerance=t.frustration_tolerance * 1.3,
+        psychology=_THRILL_PSYCHOLOGY,
+        archetype=f"thrill:{t.archetype}",
+    )
+    return ThrillSeeker(t, seed)
+
+
+def _learner(rng: random.Random, seed: int) -> PlayerModel:
+    t = _sample(_LEARNER_MIX, rng)
+    t = replace(t, learning_rate=t.learning_rate * 6.0, archetype=f"learner:{t.archetype}")
+    return FastLearner(t, seed)
+
+
+def _varied(rng: random.Random, seed: int) -> PlayerModel:
+    """Training only: the default model's coefficients, each drawn over a wide range."""
+    t = _sample(DEFAULT_MIX, rng)
+
+    def scale(lo: float, hi: float) -> float:  # log-uniform
+        return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+
+    base = Psychology()
+    psych = Psychology(
+        frustration_per_death=base.frustration_per_death * scale(0.5, 2.0),
+        frustration_per_damage=base.frustration_per_damage * scale(0.5, 2.0),
+        frustration_tau_s=base.frustration_tau_s * scale(0.6, 2.0),
+        boredom_per_calm_s=base.boredom_per_calm_s * scale(0.5, 2.5),
+        calm_after_s=rng.uniform(3.0, 8.0),
+        boredom_per_easy_kill=base.boredom_per_easy_kill * scale(0.5, 2.5),
+        boredom_drain_per_death=base.boredom_drain_per_death * scale(0.5, 5.0),
+        boredom_drain_per_damage=base.boredom_drain_per_damage * scale(0.5, 2.0),
+        boredom_tau_s=base.boredom_tau_s * scale(0.6, 1.6),
+    )
+    t = replace(t, learning_rate=t.learning_rate * scale(0.5, 3.0), psychology=psych, archetype=f"varied:{t.archetype}")
+    return SimPlayer(t, seed)
+
+
+_MAKERS = {"tilt": _tilt, "thrill": _thrill, "learners": _learner, "varied": _varied}
+
+
+def _sample(mix: dict[str, float], rng: random.Random) -> PlayerTraits:
+    names = list(mix)
+    return sample_traits(ARCHETYPES[rng.choices(names, [mix[k] for k in names])[0]], rng)
+
+
+def make_population_player(name: str, rng: random.Random) -> PlayerModel:
+    """The next player of a named population, drawn from `rng` (its seed drawn first, as Population does)."""
+    seed = rng.randrange(2**31)
+    if name == "mixed":
+        name = rng.choice(("tilt", "thrill", "learners"))
+    return _MAKERS[name](rng, seed)
