@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
-from sidecar.engine.engine import EngineConfig
 from sidecar.limits import Limits
 from sidecar.logs import configure_logging
 from sidecar.policies.params import POLICY_NAMES
@@ -18,25 +18,35 @@ _COMMANDS: dict[str, Command] = {}
 def _port(text: str) -> int | None:
     if text.lower() in ("off", "none", "-1"):
         return None
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port: give a number in 0..65535 (0 picks a free port) or 'off'"
+        ) from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port {value} is outside 0..65535 (0 picks a free port, 'off' disables)")
     return value
 
 
+class HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each option's default, except where there is none to show (None, False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in text or "default:" in text:
+            return text
+        return super()._get_help_string(action) or text
+
+
 def add_serve_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
     p.add_argument("--grpc-port", type=_port, default=50051, help="gRPC port; 0 picks a free one; 'off' disables")
     p.add_argument("--ws-port", type=_port, default=50052, help="WebSocket port; 0 picks a free one; 'off' disables")
-    p.add_argument("--ports-file", help="write the chosen ports to this file")
+    p.add_argument("--ports-file", help="write the ports chosen to this file (with port 0)")
     p.add_argument("--checkpoint", help="model checkpoint (default: the bundled trained model)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when available)")
-    p.add_argument(
-        "--policy",
-        default="predictive",
-        choices=POLICY_NAMES,
-        help="director policy for sessions whose hello names none",
-    )
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
+    p.add_argument("--policy", default="predictive", choices=POLICY_NAMES, help="director for hellos that name none")
     p.add_argument(
         "--model-every-frame",
         action="store_true",
@@ -45,20 +55,22 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-batch", type=int, default=8192, help="most players stepped in one tick")
     p.add_argument("--max-wait-ms", type=float, default=0.0, help="wait this long for a batch to fill (0: greedy)")
-    p.add_argument("--max-sessions", type=int, default=Limits.max_sessions)
-    p.add_argument("--max-npcs", type=int, default=Limits.max_npcs_per_frame)
-    p.add_argument("--max-message-bytes", type=int, default=Limits.max_message_bytes)
-    p.add_argument("--max-fps", type=float, default=Limits.max_frames_per_second, help="per-session frame rate limit")
+    p.add_argument("--max-sessions", type=int, default=Limits.max_sessions, help="sessions held at once")
+    p.add_argument("--max-npcs", type=int, default=Limits.max_npcs_per_frame, help="NPCs in one frame")
+    p.add_argument("--max-message-bytes", type=int, default=Limits.max_message_bytes, help="largest message, in bytes")
+    p.add_argument("--max-fps", type=float, default=Limits.max_frames_per_second, help="frames a second per session")
     p.add_argument(
         "--resume-window", type=float, default=Limits.resume_window_s, help="seconds a dropped session waits"
     )
-    p.add_argument("--idle-timeout", type=float, default=Limits.idle_timeout_s)
+    p.add_argument(
+        "--idle-timeout", type=float, default=Limits.idle_timeout_s, help="seconds without a frame before a close"
+    )
     p.add_argument("--token-file", help="file of accepted tokens, one per line (also $METABRAIN_TOKEN)")
     p.add_argument("--tls-cert", help="server certificate (PEM) to serve TLS on both transports")
     p.add_argument("--tls-key", help="server private key (PEM)")
     p.add_argument("--state-dir", help="keeps the resume secret so clients can resume after a restart")
     p.add_argument("--record-dir", help="record consenting sessions here (msgpack)")
-    p.add_argument("--record-key-file", help="key for pseudonymising player ids in recordings")
+    p.add_argument("--record-key-file", help="key for pseudonymising player ids in recordings (created if absent)")
     p.add_argument("--retention-days", type=float, default=30.0, help="delete recordings older than this")
     p.add_argument("--max-connections", type=int, default=Limits.max_connections, help="open streams at most")
     p.add_argument(
@@ -76,23 +88,22 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allowed-origin",
         action="append",
-        default=[],
         metavar="ORIGIN",
-        help="browser origin allowed to open WebSocket sessions, e.g. https://game.example (repeatable; default any)",
+        help="browser origin allowed to open WebSocket sessions, e.g. https://game.example (repeatable; default: any)",
     )
     p.add_argument(
         "--max-conn-rate",
         type=float,
         default=Limits.max_messages_per_second_per_connection,
-        help="messages per second per connection, valid or not",
+        help="messages a second per connection, valid or not",
     )
-    p.add_argument("--metrics-port", type=_port, default=None, help="Prometheus /metrics port (0: free port; off)")
+    p.add_argument("--metrics-port", type=_port, help="Prometheus /metrics port (0: a free port; default: off)")
     p.add_argument("--metrics-host", help="address for /metrics (default: --host); 0.0.0.0 lets scrapers in")
-    p.add_argument("--dashboard-port", type=_port, default=None, help="live dashboard page port (0: free port; off)")
+    p.add_argument("--dashboard-port", type=_port, help="live dashboard port (0: a free port; default: off)")
     p.add_argument(
         "--dashboard-host",
         default="127.0.0.1",
-        help="address for the dashboard, which shows every session (default 127.0.0.1; token required when auth is on)",
+        help="address for the dashboard, which shows every session (the token is required when auth is on)",
     )
     p.add_argument(
         "--front-ends",
@@ -103,7 +114,18 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fault-injection", action="store_true", help="SIGUSR1 makes the next model step fail (drills and tests)"
     )
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--experiment",
+        action="append",
+        metavar="NAME:ARM=WEIGHT,...",
+        help="split players between directors, e.g. retention:static:0.4=50,learned=50 (sticky per player; "
+        "repeatable, the first for all games applies)",
+    )
+    p.add_argument("--experiments", metavar="FILE", help="experiments from a TOML or YAML file (per game)")
+    p.add_argument(
+        "--experiment-override", action="store_true", help="let a hello choose its arm (Hello.experiment_arm)"
+    )
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     p.add_argument("--log-format", choices=["text", "json"], default="text", help="json: one JSON object per line")
 
 
@@ -116,7 +138,13 @@ def resolve_device(name: str) -> str:
 
 
 def serve_config(a: argparse.Namespace) -> object:
+    from sidecar.engine.engine import EngineConfig
+    from sidecar.experiments import load_experiments, parse_experiment
     from sidecar.server import ServeConfig
+
+    experiments = tuple(parse_experiment(e) for e in a.experiment or ())
+    if a.experiments:
+        experiments += load_experiments(a.experiments)
 
     limits = Limits(
         max_sessions=a.max_sessions,
@@ -155,7 +183,9 @@ def serve_config(a: argparse.Namespace) -> object:
         metrics_host=a.metrics_host,
         dashboard_port=a.dashboard_port,
         dashboard_host=a.dashboard_host,
-        allowed_origins=tuple(a.allowed_origin),
+        allowed_origins=tuple(a.allowed_origin or ()),
+        experiments=experiments,
+        experiment_override=a.experiment_override,
         fault_injection=a.fault_injection,
     )
 
@@ -204,17 +234,71 @@ def cmd_health(a: argparse.Namespace) -> int:
     return 0 if resp.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
+def cmd_proto(a: argparse.Namespace) -> int:
+    """Where the installed schema is, for any language's protoc (`protoc -I "$(metabrain proto --include)" ...`)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent / "gen" / "proto"
+    schema = root / "metabrain" / "v1" / "metabrain.proto"
+    if not schema.exists():
+        raise FileNotFoundError(f"the schema is not installed at {schema}; run `python proto/generate.py`")
+    print(root if a.include else schema)
+    return 0
+
+
+def cmd_experiment(a: argparse.Namespace) -> int:
+    """`metabrain experiment report RECORDINGS...`"""
+    from pathlib import Path
+
+    from sidecar.experiment_report import markdown, read_outcomes, report, write_report
+
+    files = []
+    for src in a.recordings:
+        path = Path(src)
+        if not path.exists():
+            raise FileNotFoundError(f"{src}: no such file or directory")
+        files += sorted(path.glob("*.mbrec")) if path.is_dir() else [path]
+    outcomes = read_outcomes(files)
+    if not outcomes:
+        raise ValueError(f"no recording in {' '.join(a.recordings)} says which arm its session had")
+    rep = report(outcomes, a.control, a.bootstrap, a.seed)
+    paths = write_report(outcomes, rep, a.out)
+    print(markdown(rep))
+    print(f"wrote {paths['markdown']}, {paths['json']} and {paths['png']}")
+    return 0
+
+
+def build_parser(light: bool = False) -> argparse.ArgumentParser:
+    """light: the probe commands alone (`health`), without the subcommands whose modules are heavy to
+    import: a Kubernetes exec probe runs every few seconds with a short timeout."""
     parser = argparse.ArgumentParser(prog="metabrain", description="The AI brain for game and VR worlds.")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the sidecar (gRPC + WebSocket)")
-    add_serve_args(serve)
-    serve.set_defaults(func=cmd_serve)
-    health = sub.add_parser("health", help="check a sidecar's gRPC health service (exit 0 when SERVING)")
+    health = sub.add_parser(
+        "health", help="check a sidecar's gRPC health service (exit 0 when SERVING)", formatter_class=HelpWithDefaults
+    )
     health.add_argument("--target", default="127.0.0.1:50051", help="host:port of the gRPC transport")
     health.add_argument("--service", default="metabrain.v1.BrainService", help="'' for the whole server")
-    health.add_argument("--timeout", type=float, default=2.0)
+    health.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer")
     health.set_defaults(func=cmd_health)
+    if light:
+        return parser
+    proto = sub.add_parser("proto", help="print the path of the installed metabrain.v1 schema (.proto)")
+    proto.add_argument("--include", action="store_true", help="print the directory to give protoc as -I instead")
+    proto.set_defaults(func=cmd_proto)
+    ex = sub.add_parser("experiment", help="live experiments: `experiment report RECORDINGS...`")
+    exs = ex.add_subparsers(dest="action", required=True)
+    rep = exs.add_parser(
+        "report", help="which arm keeps players longer, with intervals and tests", formatter_class=HelpWithDefaults
+    )
+    rep.add_argument("recordings", nargs="+", help=".mbrec files or directories (recorded by `serve --experiment`)")
+    rep.add_argument("--control", help="the arm the others are compared with (default: a static arm, else the first)")
+    rep.add_argument("--out", default="experiment-out", help="directory for experiment.md, .json and survival.png")
+    rep.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (over players)")
+    rep.add_argument("--seed", type=int, default=0)
+    rep.set_defaults(func=cmd_experiment)
+    serve = sub.add_parser("serve", help="run the sidecar (gRPC + WebSocket)", formatter_class=HelpWithDefaults)
+    add_serve_args(serve)
+    serve.set_defaults(func=cmd_serve)
     for register in _extensions():
         register(sub)
     return parser
@@ -223,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Subcommands that live beside the code they drive (simulator, training, benchmarks)."""
     found = []
-    for module in ("sim.commands", "sidecar.training.commands", "sidecar.bench.model", "sidecar.bench.run"):
+    for module in ("sim.commands", "sidecar.training.commands", "sidecar.bench.commands"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:
@@ -235,10 +319,23 @@ def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.Argument
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(light=argv[:1] == ["health"])
     args = parser.parse_args(argv)
     configure_logging(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"))
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        print(f"metabrain {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as exc:
+        # The errors a user's own input or setup causes (a population that does not exist, a file that
+        # is not there, a sidecar that does not answer) carry a message that says what to fix: one line,
+        # no traceback. METABRAIN_DEBUG=1 shows the traceback.
+        if os.environ.get("METABRAIN_DEBUG"):
+            raise
+        print(f"metabrain {args.command}: {exc}", file=sys.stderr)
+        return 1 if isinstance(exc, ConnectionError) else 2
     return result
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sidecar.schema import pb
+if TYPE_CHECKING:
+    from sidecar.schema import pb
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class Limits:
     max_abs_coordinate: float = 1.0e6
 
     def to_proto(self) -> pb.Limits:
+        from sidecar.schema import pb
+
         return pb.Limits(
             max_message_bytes=self.max_message_bytes,
             max_players_per_frame=self.max_players_per_frame,

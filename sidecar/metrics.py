@@ -83,7 +83,12 @@ class SidecarMetrics(SessionObserver):
         self.model_failures = Counter(
             "metabrain_model_failures", "Ticks whose model step failed (answered with defaults)", registry=r
         )
-        self.sessions_opened = Counter("metabrain_sessions_opened", "Sessions welcomed", ["transport"], registry=r)
+        self.sessions_opened = Counter(
+            "metabrain_sessions_opened",
+            "Sessions welcomed, by transport and experiment arm ('' outside experiments; arms are few)",
+            ["transport", "arm"],
+            registry=r,
+        )
         self.batch = Histogram(
             "metabrain_tick_batch_size", "Player rows stepped per tick", buckets=_BATCH_BUCKETS, registry=r
         )
@@ -109,7 +114,7 @@ class SidecarMetrics(SessionObserver):
     # -- SessionObserver --------------------------------------------------------------------
     def on_open(self, session: Session, transport: str) -> None:
         self._transport[session.session_id] = transport
-        self.sessions_opened.labels(transport).inc()
+        self.sessions_opened.labels(transport, session.arm).inc()
 
     def on_request(self, session: Session | None, req: pb.SessionRequest, raw: bytes | None) -> None:
         if session is not None and req.WhichOneof("kind") == "frame":

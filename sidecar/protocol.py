@@ -9,12 +9,13 @@ carries what featurizing it needs; the engine featurizes each tick's frames toge
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from google.protobuf.message import DecodeError
 
 from sidecar.errors import (
+    InvalidHello,
     LimitExceeded,
     Malformed,
     MessageTooLarge,
@@ -23,6 +24,7 @@ from sidecar.errors import (
     StaleSequence,
     UnsupportedVersion,
 )
+from sidecar.experiments import ExperimentSet
 from sidecar.features import FrameInput, extract
 from sidecar.limits import Limits
 from sidecar.schema import PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, pb
@@ -41,6 +43,7 @@ class ServerInfo:
     model_version: str
     default_policy: str
     model_rate_hz: float = 0.0  # model steps per second of game time (0: every frame), for the welcome
+    experiments: ExperimentSet = field(default_factory=ExperimentSet)
 
 
 @dataclass
@@ -130,6 +133,8 @@ class Connection:
             )
         validate_hello(hello, self.limits, self.info.default_policy)
         session, resumed, state_reset = self.registry.open(hello, now)
+        if not resumed or state_reset or not session.policy:
+            self._direct(session, hello)
         self.session = session
         self.state = State.OPEN
         welcome = pb.Welcome(
@@ -140,12 +145,42 @@ class Connection:
             protocol_version=PROTOCOL_VERSION,
             resumed=resumed,
             state_reset=state_reset,
-            policy=session.hello.policy or self.info.default_policy,
+            policy=session.policy,
             last_sequence=session.last_sequence,
             limits=self.limits.to_proto(),
             model_rate_hz=self.info.model_rate_hz,
+            experiment=session.experiment,
+            arm=session.arm,
         )
         return Welcomed(session, welcome, state_reset)
+
+    def _direct(self, session: Session, hello: pb.Hello) -> None:
+        """The session's director: its experiment's arm for this player, else the hello's or the default."""
+        experiments = self.info.experiments
+        experiment = experiments.for_game(hello.game_id)
+        if experiment is None:
+            session.policy, session.policy_params = hello.policy or self.info.default_policy, dict(hello.policy_params)
+            return
+        arm = None
+        if hello.experiment_arm:
+            if not experiments.allow_override:
+                raise InvalidHello(
+                    "hello.experiment_arm: this sidecar does not let hellos choose their arm "
+                    "(`metabrain serve --experiment-override` allows it)",
+                    field="hello.experiment_arm",
+                )
+            arm = experiment.arm(hello.experiment_arm)
+            if arm is None:
+                arms = ", ".join(a.label for a in experiment.arms)
+                raise InvalidHello(
+                    f"hello.experiment_arm={hello.experiment_arm!r} is not an arm of experiment "
+                    f"{experiment.name!r} ({arms})",
+                    field="hello.experiment_arm",
+                )
+        # Without a player id the session itself is the unit (not sticky across sessions).
+        arm = arm or experiment.assign(hello.player_id or session.session_id, experiments.secret)
+        session.policy, session.policy_params = arm.policy, dict(arm.params)
+        session.experiment, session.arm, session.assignment_propensity = experiment.name, arm.label, arm.weight
 
     def _frame(self, frame: pb.Frame, now: float) -> FrameAccepted:
         session = self.session

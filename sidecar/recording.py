@@ -58,7 +58,13 @@ class Pseudonymizer:
         return out
 
     def request(self, req: pb.SessionRequest) -> pb.SessionRequest:
-        if req.WhichOneof("kind") != "frame":
+        kind = req.WhichOneof("kind")
+        if kind == "hello" and req.hello.player_id:
+            out = pb.SessionRequest()
+            out.CopyFrom(req)
+            out.hello.player_id = self(out.hello.player_id)
+            return out
+        if kind != "frame":
             return req
         out = pb.SessionRequest()
         out.CopyFrom(req)
@@ -219,6 +225,13 @@ class SessionRecorder(SessionObserver):
             "created_at": time.time(),
             "session_id": session.session_id,
             "transport": transport,
+            "policy": session.policy,
+            # For experiment reports and off-policy evaluation: the arm drawn and its probability, and
+            # the player (pseudonymised) whose sessions belong together.
+            "experiment": session.experiment,
+            "arm": session.arm or session.policy,
+            "assignment_propensity": session.assignment_propensity,
+            "player": self.pseudo(hello.player_id),
         }
         try:
             w = RecordingWriter(path, header)
@@ -231,7 +244,7 @@ class SessionRecorder(SessionObserver):
             ) from None
         self.writers[session.session_id] = w
         try:
-            w.write(time.time(), "in", pb.SessionRequest(hello=hello).SerializeToString())
+            w.write(time.time(), "in", self.pseudo.request(pb.SessionRequest(hello=hello)).SerializeToString())
         except OSError as exc:
             self._failed(session, w, exc)
 

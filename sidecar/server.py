@@ -21,6 +21,7 @@ from sidecar.dashboard import DashboardFeed, start_dashboard
 from sidecar.engine.engine import Engine, EngineConfig
 from sidecar.engine.remote_runner import RemoteRunner
 from sidecar.errors import ShuttingDown
+from sidecar.experiments import Experiment, ExperimentSet
 from sidecar.key_files import read_or_create_key
 from sidecar.limits import Limits
 from sidecar.metrics import SidecarMetrics, serve_metrics
@@ -60,6 +61,8 @@ class ServeConfig:
     dashboard_host: str = "127.0.0.1"
     dashboard_max_viewers: int = 16
     allowed_origins: tuple[str, ...] = ()  # browser origins allowed to open WebSocket sessions; () any
+    experiments: tuple[Experiment, ...] = ()  # live experiments (sidecar/experiments.py)
+    experiment_override: bool = False  # hellos may ask for their arm
     # SIGUSR1 makes the next model step raise CUDA out-of-memory (for fault-injection tests and drills).
     fault_injection: bool = False
     front_end: FrontEndLink | None = None  # set in each process of `serve --front-ends N`
@@ -82,6 +85,17 @@ def resume_secret(state_dir: str | None) -> bytes:
     return read_or_create_key(Path(state_dir) / "resume.secret")
 
 
+def experiment_secret(state_dir: str | None, needed: bool) -> bytes:
+    """The key players are hashed into experiment arms with: kept in state_dir, so that a player keeps
+    their arm across restarts and on every sidecar sharing the directory; else new for this process."""
+    if not needed:
+        return b""
+    if not state_dir:
+        log.warning("experiments without --state-dir: a player's arm holds only until this sidecar restarts")
+        return secrets.token_bytes(32)
+    return read_or_create_key(Path(state_dir) / "experiment.secret")
+
+
 class Sidecar:
     def __init__(self, config: ServeConfig, checkpoint: Checkpoint | None = None) -> None:
         self.config = config
@@ -90,7 +104,9 @@ class Sidecar:
         remote = RemoteRunner(link.runner_address, link.authkey, link.index) if link else None
         self.engine = Engine(self.checkpoint, config.engine, remote)
         self.registry = SessionRegistry(config.limits, resume_secret(config.state_dir))
-        info = ServerInfo(self.checkpoint.version, config.engine.default_policy, self.engine.model_rate_hz)
+        secret = experiment_secret(config.state_dir, bool(config.experiments))
+        experiments = ExperimentSet(config.experiments, secret, config.experiment_override)
+        info = ServerInfo(self.checkpoint.version, config.engine.default_policy, self.engine.model_rate_hz, experiments)
         self.ctx = ServiceContext(self.engine, self.registry, config.limits, info)
         self.auth = TokenAuth.from_sources(config.token_file)
         self.grpc_server: grpc.aio.Server | None = None

@@ -234,6 +234,8 @@ class StreamHandler:
                 "resumed": w.resumed,
                 "state_reset": w.state_reset,
                 "policy": w.policy,
+                "experiment": w.experiment,
+                "arm": w.arm,
                 "game_id": event.session.hello.game_id,
             },
         )

@@ -42,6 +42,12 @@ class Session:
     rate_tokens: float = 0.0
     rate_updated: float = 0.0
     frames_accepted: int = 0
+    # The director it gets: the hello's (or the server's default), or its experiment arm's.
+    policy: str = ""
+    policy_params: dict[str, str] = field(default_factory=dict)
+    experiment: str = ""  # the experiment and arm it takes part in ("" when none)
+    arm: str = ""
+    assignment_propensity: float = 1.0  # the probability of its director under the assignment
 
     def has(self, capability: int) -> bool:
         return capability in self.capabilities

@@ -41,6 +41,7 @@ class LiveSummary:
     curve: list[tuple[float, float, float]] = field(default_factory=list)  # (game time, difficulty, p_fail)
     model_version: str = ""
     policy: str = ""
+    lost: str = ""  # why the stream ended before the session did (the sidecar went away), else ""
 
 
 @dataclass
@@ -91,26 +92,39 @@ async def play_session(
                 box.latest = g
             else:
                 summary.stale_dropped += 1
+        elif kind == "goodbye" and resp.goodbye.reason != "goodbye acknowledged":
+            summary.lost = f"the sidecar ended the session: {resp.goodbye.reason}"
         elif kind == "superseded":
             summary.superseded += 1
             box.sent_at.pop(resp.superseded.sequence, None)
         elif kind == "error":
             summary.errors += 1
-            if resp.error.fatal and not welcome.done():
-                welcome.set_exception(RuntimeError(f"sidecar refused the session: {resp.error.message}"))
+            if resp.error.fatal:
+                if not welcome.done():
+                    refused = ValueError(f"the sidecar at {cfg.target} refused the session: {resp.error.message}")
+                    welcome.set_exception(refused)
+                else:
+                    summary.lost = resp.error.message
 
-    h = hello(policy=cfg.policy, params=cfg.params, consent=cfg.consent, tick_rate_hz=cfg.telemetry_hz)
+    h = hello(
+        policy=cfg.policy,
+        params=cfg.params,
+        consent=cfg.consent,
+        tick_rate_hz=cfg.telemetry_hz,
+        player_id=f"sim-player-{cfg.seed}-{index}",  # the same simulated player: the same experiment arm
+    )
     knobs = KnobNormalizer.from_specs(list(h.knobs))
     await outbox.put(pb.SessionRequest(hello=h))
     if cfg.transport == "grpc":
         io_task = asyncio.create_task(_grpc_io(cfg, outbox, on_response))
     else:
         io_task = asyncio.create_task(_ws_io(cfg, outbox, on_response))
+    io_task.add_done_callback(lambda t: _transport_ended(t, welcome, summary, cfg.target))
     try:
         w = await asyncio.wait_for(welcome, 30.0)
     except TimeoutError as exc:
         io_task.cancel()
-        raise TimeoutError(f"no welcome from the sidecar at {cfg.target} within 30 s") from exc
+        raise ConnectionError(f"no welcome from the sidecar at {cfg.target} within 30 s") from exc
     summary.model_version, summary.policy = w.model_version, w.policy
     start = time.perf_counter()
     timer = FrameTimer(cfg.telemetry_hz)
@@ -149,9 +163,27 @@ async def play_session(
         await asyncio.wait_for(io_task, 10.0)
     except TimeoutError:
         io_task.cancel()
+    except ConnectionError:
+        pass  # the sidecar went away: recorded in summary.lost by _transport_ended
     st = game.stats
     summary.seconds, summary.quit, summary.kills, summary.deaths = game.t, game.over, st.kills, st.deaths
     return summary
+
+
+def _transport_ended(
+    task: asyncio.Task[None], welcome: asyncio.Future[pb.Welcome], summary: LiveSummary, target: str
+) -> None:
+    """The stream's task ended: before any welcome, the sidecar is not there; after it, if the task
+    failed, the sidecar went away mid-session."""
+    exc = None if task.cancelled() else task.exception()
+    if welcome.done():
+        if exc is not None and not summary.lost:
+            summary.lost = f"{type(exc).__name__}: {exc}"
+        return
+    why = f"{type(exc).__name__}: {exc}" if exc is not None else "the connection closed"
+    welcome.set_exception(
+        ConnectionError(f"cannot reach a sidecar at {target} ({why}); is `metabrain serve` running there?")
+    )
 
 
 async def _grpc_io(
@@ -170,11 +202,12 @@ async def _grpc_io(
             async for resp in call:
                 on_response(resp)
         except grpc.aio.AioRpcError as exc:
+            message = f"{exc.code().name}: {exc.details()}"
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:  # no sidecar there, or it went away
+                raise ConnectionError(message) from None
             if exc.code() != grpc.StatusCode.CANCELLED:
                 on_response(
-                    pb.SessionResponse(
-                        error=pb.Error(code=pb.ERROR_CODE_INTERNAL, message=str(exc.details()), fatal=True)
-                    )
+                    pb.SessionResponse(error=pb.Error(code=pb.ERROR_CODE_INTERNAL, message=message, fatal=True))
                 )
 
 
@@ -201,8 +234,10 @@ async def _ws_io(
                 on_response(resp)
                 if resp.WhichOneof("kind") == "goodbye":
                     break
-        except ConnectionClosed:
-            pass
+        except ConnectionClosed as exc:
+            if exc.rcvd is None or exc.rcvd.code not in (1000, 1001):  # not a goodbye or a drain
+                why = f"the connection dropped ({exc})"
+                on_response(pb.SessionResponse(error=pb.Error(code=pb.ERROR_CODE_INTERNAL, message=why, fatal=True)))
         finally:
             sender.cancel()
 
@@ -211,3 +246,21 @@ async def play_many(
     players: list[PlayerModel], cfg: ClientConfig, on_frame: Callable[[], None] | None = None
 ) -> list[LiveSummary]:
     return list(await asyncio.gather(*(play_session(i, p, cfg, on_frame) for i, p in enumerate(players))))
+
+
+def resolve_target(target: str, transport: str | None) -> tuple[str, str]:
+    """(target, transport) from what a user typed: a ws:// or wss:// URL is WebSocket, host:port is gRPC.
+    Raises ValueError with the fix when neither fits (a bare host would silently try port 443)."""
+    if target.startswith(("ws://", "wss://")):
+        if transport == "grpc":
+            raise ValueError(f"--target {target} is a WebSocket URL but --transport is grpc: drop --transport")
+        return target, "websocket"
+    host, sep, port = target.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(
+            f"--target {target!r}: give host:port for gRPC (for example 127.0.0.1:50051) or a WebSocket URL "
+            "(ws://127.0.0.1:50052/metabrain/v1/session)"
+        )
+    if transport == "websocket":
+        raise ValueError(f"--target {target} is a gRPC address but --transport is websocket: give a ws:// URL")
+    return target, "grpc"

@@ -18,47 +18,65 @@ def _params(items: list[str] | None) -> dict[str, str]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--param {item!r}: expected KEY=VALUE")
+            raise ValueError(f"--param {item!r}: expected KEY=VALUE")
         out[key] = value
     return out
 
 
 def cmd_sim(a: argparse.Namespace) -> int:
     from sim.players import load_population
+    from sim.policy_labels import PolicyRun, checked
 
     pop = load_population(a.population, a.seed)
+    params = _params(a.param)
+    if a.policy:
+        checked(PolicyRun(a.policy, a.policy, params, True))
     if a.target:
-        from sim.client import ClientConfig, play_many
-        from sim.report import curves_png, session_table
+        from sim.client import ClientConfig, play_many, resolve_target
+        from sim.report import curves_png, live_summary, session_table
 
+        target, transport = resolve_target(a.target, a.transport)
+        seconds = a.seconds if a.seconds is not None else 60.0
         cfg = ClientConfig(
-            target=a.target,
-            transport=a.transport,
+            target=target,
+            transport=transport,
             realtime=not a.fast,
-            max_seconds=a.seconds,
+            max_seconds=seconds,
             policy=a.policy,
-            params=_params(a.param),
+            params=params,
             consent=a.record_consent,
             token=a.token or "",
             seed=a.seed,
             telemetry_hz=a.telemetry_hz,
         )
         players = pop.players(a.sessions)
-        with tqdm(total=int(a.sessions * a.seconds * a.telemetry_hz), desc="frames", unit="frame") as bar:
+        with tqdm(total=int(a.sessions * seconds * a.telemetry_hz), desc="frames", unit="frame") as bar:
             rows = asyncio.run(play_many(players, cfg, on_frame=lambda: bar.update(1)))
         print(session_table(rows))
+        print()
+        print(live_summary(rows))
         if a.png:
             curves_png(rows, a.png, f"metabrain sim — {rows[0].model_version}, policy {rows[0].policy}")
+            print(f"wrote {a.png}")
+        lost = [r for r in rows if r.lost]
+        if lost:
+            print(
+                f"metabrain sim: {len(lost)} of {len(rows)} sessions lost the sidecar before they ended "
+                f"(first: {lost[0].lost})",
+                file=sys.stderr,
+            )
+            return 1
         return 0
     from sim.offline import OfflineConfig, run_offline
     from sim.policy_labels import parse_mixture
+    from sim.report import offline_summary
 
     cfg2 = OfflineConfig(
         sessions=a.sessions,
-        max_seconds=a.seconds,
+        max_seconds=a.seconds if a.seconds is not None else 900.0,
         seed=a.seed,
         policies=[a.policy or "predictive"],
-        params=_params(a.param),
+        params=params,
         record_dir=a.record_dir,
         npc_hints=not a.no_hints,
         telemetry_hz=a.telemetry_hz,
@@ -66,11 +84,7 @@ def cmd_sim(a: argparse.Namespace) -> int:
     )
     with tqdm(total=a.sessions, desc="sessions", unit="session") as bar:
         rows2 = run_offline(pop, cfg2, progress=bar.update)
-    lengths = [r.seconds for r in rows2]
-    print(
-        f"{len(rows2)} sessions, mean length {sum(lengths) / len(lengths):.0f} s, quit {sum(r.quit for r in rows2)}, "
-        f"mean difficulty {sum(r.difficulty_mean for r in rows2) / len(rows2):.2f}"
-    )
+    print(offline_summary(rows2, cfg2.max_seconds))
     if a.record_dir:
         print(f"recordings in {a.record_dir}")
     return 0
@@ -78,16 +92,27 @@ def cmd_sim(a: argparse.Namespace) -> int:
 
 def cmd_demo(a: argparse.Namespace) -> int:
     from sim.demo import run_demo
+    from sim.players import load_population
+
+    load_population(a.population, a.seed)  # a mistake is reported before a sidecar starts
 
     return run_demo(a.players, a.seconds, a.population, a.seed, a.out, a.policy, a.transport, a.checkpoint)
 
 
 def cmd_replay(a: argparse.Namespace) -> int:
+    import concurrent.futures
+    import logging
+
     from sim.replay import replay_file, report_png, report_table
 
-    files = sorted(
-        str(p) for src in a.files for p in (Path(src).glob("*.mbrec") if Path(src).is_dir() else [Path(src)])
-    )
+    files = []
+    for src in a.files:
+        path = Path(src)
+        if not path.exists():
+            raise FileNotFoundError(f"{src}: no such file or directory")
+        files += sorted(str(p) for p in path.glob("*.mbrec")) if path.is_dir() else [str(path)]
+    if not files:
+        raise FileNotFoundError(f"no .mbrec recordings in {' '.join(a.files)}")
     running = None
     target = a.target
     if not target:
@@ -95,32 +120,46 @@ def cmd_replay(a: argparse.Namespace) -> int:
         from sidecar.inprocess import start_in_thread
         from sidecar.server import ServeConfig
 
+        logging.getLogger("metabrain").setLevel(logging.WARNING)  # no per-session lines through the bar
         running = start_in_thread(
             ServeConfig(grpc_port=0, ws_port=None, checkpoint=a.checkpoint, engine=EngineConfig(device="cpu"))
         )
         target = running.grpc_address
         print(f"replaying against an in-process sidecar ({running.sidecar.checkpoint.version})")
+    baseline = a.against or "the recorded guidance"
+    candidate = f"{a.policy or 'the recorded policy'} on {target if a.target else 'this sidecar'}"
     try:
-        results = [
-            replay_file(f, target, a.against, a.policy, a.token or "")
-            for f in tqdm(files, desc="replaying", unit="file")
-        ]
+        # Files side by side (each its own stream): the sidecar batches them into the same ticks.
+        with (
+            concurrent.futures.ThreadPoolExecutor(a.parallel) as pool,
+            tqdm(total=len(files), desc="replaying", unit="file") as bar,
+        ):
+            futures = [pool.submit(replay_file, f, target, a.against, a.policy, a.token or "") for f in files]
+            for fut in concurrent.futures.as_completed(futures):
+                fut.result()
+                bar.update(1)
+            results = [fut.result() for fut in futures]
     finally:
         if running is not None:
             running.stop()
-    print(report_table(results))
+    print(report_table(results, baseline, candidate))
     if a.png:
-        report_png(results, a.png, "recorded" if not a.against else a.against, a.policy or target)
-        print(f"wrote {a.png}")
+        what = report_png(results, a.png, baseline, candidate)
+        print(f"wrote {a.png} ({what})")
     return 0
 
 
 def cmd_evaluate_directors(a: argparse.Namespace) -> int:
     from sim.director_eval import DEFAULT_POLICIES, evaluate_directors, markdown, pngs, write
+    from sim.players import load_population
+    from sim.policy_labels import checked, parse_policy
 
     policies = tuple(a.policies.split(",")) if a.policies else DEFAULT_POLICIES
+    for label in policies:
+        checked(parse_policy(label))
     if a.from_recordings:
         return _off_policy(a, policies)
+    load_population(a.population, a.seed)  # before the workers start
     report = evaluate_directors(
         a.population, a.players, a.seed, policies, a.max_seconds, a.checkpoint, a.workers, a.telemetry_hz
     )
@@ -202,12 +241,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--population", default="default", help="'default', 'holdout', 'novice=1,expert=2' or file.py:Factory"
     )
     s.add_argument("--sessions", type=int, default=20)
-    s.add_argument("--seconds", type=float, default=120.0, help="session length cap in game seconds")
+    s.add_argument(
+        "--seconds",
+        type=float,
+        help="session length cap in game seconds (default: 900 offline, 60 with --target, which plays in real time)",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--policy", default="", help="director policy (the sidecar's default when empty)")
     s.add_argument("--param", action="append", help="policy parameter KEY=VALUE (repeatable)")
     s.add_argument("--target", help="host:port (gRPC) or ws://host:port/metabrain/v1/session; offline when absent")
-    s.add_argument("--transport", choices=["grpc", "websocket"], default="grpc")
+    s.add_argument(
+        "--transport", choices=["grpc", "websocket"], help="default: from --target (a ws:// URL is WebSocket)"
+    )
     s.add_argument("--fast", action="store_true", help="as fast as possible instead of real time (with --target)")
     s.add_argument("--token", help="auth token for the sidecar")
     s.add_argument("--record-dir", help="offline: record every session here")
@@ -240,7 +285,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--against", help="compare with this second sidecar instead of the recorded guidance")
     r.add_argument("--policy", help="replay under this director policy instead of the recorded one")
     r.add_argument("--token")
-    r.add_argument("--png", help="write difficulty, recorded versus replayed")
+    r.add_argument("--png", help="write difficulty, recorded versus replayed (the recordings that differ most)")
+    r.add_argument("--parallel", type=int, default=8, help="recordings replayed at once")
     r.set_defaults(func=cmd_replay)
 
     e = sub.add_parser("evaluate-directors", help="every director policy on one simulated population")

@@ -381,6 +381,7 @@ def hello(
     capabilities: tuple[int, ...] = (pb.CAPABILITY_NPC_HINTS, pb.CAPABILITY_INSIGHT),
     tick_rate_hz: float = 10.0,
     resume_token: str = "",
+    player_id: str = "",
 ) -> pb.Hello:
     return pb.Hello(
         protocol_version=1,
@@ -394,4 +395,5 @@ def hello(
         policy=policy,
         policy_params=params or {},
         resume_token=resume_token,
+        player_id=player_id,
     )

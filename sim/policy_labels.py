@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PolicyRun", "parse_mixture", "parse_policy"]
+__all__ = ["PolicyRun", "checked", "parse_mixture", "parse_policy"]
 
 
 @dataclass
@@ -34,6 +34,19 @@ def parse_policy(label: str) -> PolicyRun:
     return PolicyRun(label, name, params, hints)
 
 
+def checked(run: PolicyRun) -> PolicyRun:
+    """The run, after checking its policy and parameters as the sidecar would (ValueError naming them)."""
+    from sidecar.policies.params import POLICY_NAMES, PolicyParamError, parse_params
+
+    if run.policy not in (*POLICY_NAMES, "random_walk"):
+        raise ValueError(f"policy {run.label!r}: {run.policy!r} is not one of {', '.join(POLICY_NAMES)}")
+    try:
+        parse_params(run.policy, run.params)
+    except PolicyParamError as exc:
+        raise ValueError(f"policy {run.label!r}: parameter {exc}") from None
+    return run
+
+
 def parse_mixture(text: str) -> list[tuple[PolicyRun, float]]:
     """'static:0.5=40,rubber_band=30,learned=30': labels and weights (any positive numbers; normalised)."""
     out = []
@@ -47,7 +60,7 @@ def parse_mixture(text: str) -> list[tuple[PolicyRun, float]]:
             raise ValueError(f"mixture {text!r}: the weight of {label!r} is not a number: {weight!r}") from None
         if not w > 0:
             raise ValueError(f"mixture {text!r}: the weight of {label!r} must be > 0, got {w:g}")
-        out.append((parse_policy(label), w))
+        out.append((checked(parse_policy(label)), w))
     if not out:
         raise ValueError("a mixture needs at least one LABEL=WEIGHT")
     total = sum(w for _, w in out)

@@ -63,13 +63,19 @@ class ReplayResult:
     file: str
     frames: int
     compared: int
-    exact: int
-    max_knob_diff: float
+    exact: int  # frames whose knobs and p_fail agree within 1e-6
+    max_knob_diff: float  # in the knobs' own units
     mean_knob_diff: float
     max_p_fail_diff: float
     recorded_superseded: int
     baseline_difficulty: list[float] = field(default_factory=list)
     replay_difficulty: list[float] = field(default_factory=list)
+
+    @property
+    def max_difficulty_diff(self) -> float:
+        """The largest difference of the overall difficulty level (0..1, the knobs combined)."""
+        pairs = zip(self.baseline_difficulty, self.replay_difficulty, strict=True)
+        return max((abs(a - b) for a, b in pairs), default=0.0)
 
 
 def _difficulty(g: pb.Guidance, knobs: KnobNormalizer) -> float:
@@ -131,35 +137,50 @@ def replay_file(
     return res
 
 
-def report_table(results: list[ReplayResult]) -> str:
+def report_table(results: list[ReplayResult], baseline: str, candidate: str) -> str:
     lines = [
-        f"{'recording':<40} {'frames':>6} {'compared':>8} {'exact':>6} {'max knob diff':>13} {'mean':>8} "
-        f"{'max p_fail diff':>15} {'superseded live':>15}"
+        f"Each frame's guidance from {candidate} against {baseline}: the knob values, the overall difficulty",
+        "level they make (0 easiest .. 1 hardest) and the insight's p_fail (a probability). 'identical': the",
+        "frames whose knobs and p_fail agree within 1e-6. 'superseded live': frames the live session folded",
+        "into later ones (latest wins), which a frame-by-frame replay cannot match exactly.",
+        "",
+        f"{'recording':<36} {'frames':>6} {'compared':>8} {'identical':>9} {'max |Δ level|':>13} "
+        f"{'max |Δ knob| (knob units)':>25} {'max |Δ p_fail|':>14} {'superseded live':>15}",
     ]
     for r in results:
         lines.append(
-            f"{Path(r.file).name[:40]:<40} {r.frames:>6} {r.compared:>8} {r.exact:>6} {r.max_knob_diff:>13.6f} "
-            f"{r.mean_knob_diff:>8.4f} {r.max_p_fail_diff:>15.6f} {r.recorded_superseded:>15}"
+            f"{Path(r.file).name[:36]:<36} {r.frames:>6} {r.compared:>8} {r.exact:>9} {r.max_difficulty_diff:>13.4f} "
+            f"{r.max_knob_diff:>25.4f} {r.max_p_fail_diff:>14.4f} {r.recorded_superseded:>15}"
         )
+    total = sum(r.compared for r in results)
+    same = sum(r.exact for r in results)
+    lines.append(f"\n{len(results)} recordings, {total} frames compared, {same} identical ({same / max(total, 1):.1%})")
     return "\n".join(lines)
 
 
-def report_png(results: list[ReplayResult], path: str | Path, baseline: str, candidate: str) -> None:
+PNG_FILES = 8  # recordings drawn in the PNG: those that differ most
+
+
+def report_png(results: list[ReplayResult], path: str | Path, baseline: str, candidate: str) -> str:
+    """Draws the recordings whose difficulty differs most (at most PNG_FILES); returns what it drew."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = results[:6]
-    fig, axes = plt.subplots(len(shown), 1, figsize=(10, 2.2 * len(shown) + 0.5), squeeze=False)
+    shown = sorted(results, key=lambda r: -r.max_difficulty_diff)[:PNG_FILES]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(10, 2.2 * len(shown) + 0.8), squeeze=False)
     for ax, r in zip(axes[:, 0], shown, strict=True):
         ax.plot(r.baseline_difficulty, label=baseline, lw=2, alpha=0.7)
         ax.plot(r.replay_difficulty, label=candidate, lw=1, ls="--")
         ax.set_ylabel("difficulty")
-        ax.set_title(Path(r.file).name, fontsize=8)
+        ax.set_title(f"{Path(r.file).name} (max |Δ level| {r.max_difficulty_diff:.3f})", fontsize=8)
         ax.set_ylim(-0.02, 1.02)
     axes[0, 0].legend(fontsize=8)
     axes[-1, 0].set_xlabel("frame")
+    what = f"the {len(shown)} of {len(results)} recordings whose difficulty differs most"
+    fig.suptitle(f"Replay: {candidate} against {baseline}: {what}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return what

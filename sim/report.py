@@ -5,9 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from sidecar.policies.director import DEFAULT_BAND
 from sim.client import LiveSummary
+
+if TYPE_CHECKING:
+    from sim.offline import SessionSummary
 
 
 def session_table(rows: Sequence[LiveSummary]) -> str:
@@ -28,6 +32,55 @@ def session_table(rows: Sequence[LiveSummary]) -> str:
             f"{'yes' if r.quit else 'no':>4} {r.guidance:>4}/{r.frames_sent:<4}{p99:>6.1f}"
         )
     return "\n".join(out)
+
+
+T = TypeVar("T", LiveSummary, "SessionSummary")
+
+
+def _by_policy(rows: Sequence[T]) -> dict[str, list[T]]:
+    out: dict[str, list[T]] = {}
+    for r in rows:
+        out.setdefault(r.policy or "(sidecar's default)", []).append(r)
+    return out
+
+
+def live_summary(rows: Sequence[LiveSummary]) -> str:
+    """Per policy: sessions, session length, quits, deaths, and what the sidecar answered."""
+    lines = [
+        f"{'policy':14} {'sessions':>8} {'mean s':>7} {'median s':>8} {'quits':>5} {'deaths':>6} "
+        f"{'frames sent':>11} {'guidance':>8} {'superseded':>10} {'unanswered':>10} {'errors':>6}"
+    ]
+    for policy, g in _by_policy(rows).items():
+        lengths = sorted(r.seconds for r in g)
+        sent, guided, sup = sum(r.frames_sent for r in g), sum(r.guidance for r in g), sum(r.superseded for r in g)
+        lines.append(
+            f"{policy:14} {len(g):>8} {sum(lengths) / len(lengths):>7.0f} {lengths[len(lengths) // 2]:>8.0f} "
+            f"{sum(r.quit for r in g):>5} {sum(r.deaths for r in g):>6} {sent:>11} {guided:>8} {sup:>10} "
+            f"{sent - guided - sup:>10} {sum(r.errors for r in g):>6}"
+        )
+    lines.append(
+        "superseded: a newer frame of the session overtook it before the model ran (latest wins); "
+        "unanswered: sent but neither answered nor superseded"
+    )
+    return "\n".join(lines)
+
+
+def offline_summary(rows: Sequence[SessionSummary], cap_s: float) -> str:
+    """Per policy: sessions, mean and median length, quits, deaths, mean difficulty (offline runs)."""
+    lines = [
+        f"{'policy':18} {'sessions':>8} {'mean s':>7} {'median s':>8} {'quits':>5} {'capped':>6} "
+        f"{'deaths/min':>10} {'mean difficulty':>15}"
+    ]
+    for policy, g in _by_policy(rows).items():
+        lengths = sorted(r.seconds for r in g)
+        minutes = max(sum(lengths) / 60, 1e-9)
+        lines.append(
+            f"{policy:18} {len(g):>8} {sum(lengths) / len(lengths):>7.0f} {lengths[len(lengths) // 2]:>8.0f} "
+            f"{sum(r.quit for r in g):>5} {sum(not r.quit and r.seconds >= cap_s for r in g):>6} "
+            f"{sum(r.deaths for r in g) / minutes:>10.2f} {sum(r.difficulty_mean for r in g) / len(g):>15.2f}"
+        )
+    lines.append(f"sessions are capped at {cap_s:g} game seconds (--seconds); a capped session did not quit")
+    return "\n".join(lines)
 
 
 def curves_png(rows: Sequence[LiveSummary], path: str | Path, title: str) -> None:

@@ -2,7 +2,7 @@
 """Headless Godot 4 tests of the MetaBrain addon against a real sidecar.
 
 Uses $GODOT, else `godot` on PATH, else /tmp/godot4/godot, else installs Godot 4.6 with
-../shared/tools/install-godot4.sh. Builds a scratch project (demo + addon + tests), runs the import
+install-godot4.sh (beside this file). Builds a scratch project (demo + addon + tests), runs the import
 pass, starts a real sidecar on free ports, runs each GDScript test under a timeout (each also has its
 own watchdog), and prints a closing `N passed, N failed` line. Exit code 0 only when all passed;
 77 when Godot cannot be had (a developer machine may skip; CI treats it as failure).
@@ -27,16 +27,16 @@ sys.path.insert(0, str(REPO))  # the sidecar's own ports-file reader, without ne
 
 from sidecar.ports_file import read_ports_file  # noqa: E402
 
-SHARED_INSTALL = REPO.parent / "shared" / "tools" / "install-godot4.sh"
+INSTALL = HERE / "install-godot4.sh"
 
 
 def find_godot(install: bool) -> str | None:
     for cand in (os.environ.get("GODOT"), shutil.which("godot"), "/tmp/godot4/godot"):
         if cand and Path(cand).exists():
             return cand
-    if install and SHARED_INSTALL.exists():
-        print(f"installing Godot 4 with {SHARED_INSTALL}", flush=True)
-        subprocess.run(["bash", str(SHARED_INSTALL)], check=False, stdout=sys.stderr)
+    if install and INSTALL.exists():
+        print(f"installing Godot 4 with {INSTALL}", flush=True)
+        subprocess.run(["bash", str(INSTALL)], check=False, stdout=sys.stderr)
         if Path("/tmp/godot4/godot").exists():
             return "/tmp/godot4/godot"
     return None

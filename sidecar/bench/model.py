@@ -174,20 +174,3 @@ def cmd(a: argparse.Namespace) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=2))
     return 0
-
-
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("bench-model", help="model-step time per tick for batch sizes 1..8192 (eager vs CUDA graphs)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batches", default="1,64,1024,8192")
-    p.add_argument("--config", choices=["default", "large"], default="default")
-    p.add_argument("--repeats", type=int, default=50)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--bf16", action="store_true", help="run the model in bfloat16")
-    p.add_argument(
-        "--whole-tick",
-        action="store_true",
-        help="time the engine's whole tick (plan, model, directors, guidance) for --batches sessions",
-    )
-    p.add_argument("--json")
-    p.set_defaults(func=cmd)

@@ -23,15 +23,14 @@ from typing import Any
 
 from tqdm import tqdm
 
+from sidecar.bench.commands import SERVERS, TRANSPORTS
 from sidecar.bench.process import ServerProcess
 from sim.loadgen import LoadSpec, run_load
 
 FRAME_BUDGET_MS = 1000.0 / 60.0
 # The sidecar runs twice: with the model clock (the default: the model steps at the rate it learned,
 # frames between steps answered from the latest prediction) and with a model step on every frame.
-SERVERS = ("echo", "naive", "sidecar", "sidecar-every-frame")
 SIDECARS = ("sidecar", "sidecar-every-frame")
-TRANSPORTS = ("grpc", "ws")
 
 
 @dataclass
@@ -537,22 +536,3 @@ def cmd_bench(a: argparse.Namespace) -> int:
     print_report(report)
     print(f"\nwrote {cfg.out}/bench.json and {cfg.out}/bench.png")
     return 0
-
-
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("bench", help="sidecar vs echo (transport ceiling) vs naive server, under the same load")
-    p.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
-    p.add_argument("--transports", nargs="+", default=list(TRANSPORTS), choices=TRANSPORTS)
-    p.add_argument("--seconds", type=float, default=3.0, help="measured seconds per point (after 1 s warm-up)")
-    p.add_argument("--server-cores", type=int, nargs="+", help="cores the servers are pinned to (default: half)")
-    p.add_argument("--load-processes", type=int, help="load-generator processes (default: one per load core)")
-    p.add_argument("--sidecar-arg", action="append", help="extra `metabrain serve` argument (repeatable)")
-    p.add_argument("--sweep", help="sessions at 60 Hz to try, comma-separated (default: 1,2,5,...,1200)")
-    p.add_argument("--quick", action="store_true", help="a tiny run that checks everything works")
-    p.add_argument("--soak", type=float, metavar="SECONDS", help="instead: steady load this long, memory sampled")
-    p.add_argument("--soak-sessions", type=int, default=25, help="sessions at 60 Hz for --soak")
-    p.add_argument(
-        "--frame-form", choices=("tables", "rows"), default="tables", help="frames as the plugins send them, or rows"
-    )
-    p.add_argument("--out", default="bench-out")
-    p.set_defaults(func=cmd_bench)

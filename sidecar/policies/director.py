@@ -76,8 +76,8 @@ class Director:
         self.defaults = np.array([k.default_value for k in specs], np.float32)
         self.default_level = session.knobs.to_difficulty(self.defaults)
         self.band = (hello.target.p_fail_low, hello.target.p_fail_high) if hello.HasField("target") else DEFAULT_BAND
-        self.policy_name = hello.policy or default_policy
-        params = dict(hello.policy_params)
+        self.policy_name = session.policy or hello.policy or default_policy
+        params = dict(session.policy_params) if session.policy else dict(hello.policy_params)
         seed = int.from_bytes(hashlib.sha256(session.session_id.encode()).digest()[:4], "big")
         self.policy = make_policy(self.policy_name, params, self.default_level, self.band, seed)
         self.hints_on = session.has(pb.CAPABILITY_NPC_HINTS) and params.get("npc_hints", "on") != "off"

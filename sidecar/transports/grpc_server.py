@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -144,6 +146,8 @@ async def start_grpc(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
     )
     address = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    if port and not reuse_port:
+        _check_free(host, port, address)  # before gRPC, whose own failure logs a C-core line first
     try:
         if tls is not None:
             creds = grpc.ssl_server_credentials([(tls[1], tls[0])])
@@ -158,3 +162,16 @@ async def start_grpc(
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, bound, health_servicer
+
+
+def _check_free(host: str, port: int, address: str) -> None:
+    """Raise a clear OSError when the port is already taken (the check gRPC would fail later)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise OSError(f"cannot listen for gRPC on {address}: the port is already in use") from None
+            raise OSError(f"cannot listen for gRPC on {address}: {exc.strerror}") from None

@@ -159,7 +159,7 @@ class ChallengeTarget(_message.Message):
     def __init__(self, p_fail_low: _Optional[float] = ..., p_fail_high: _Optional[float] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("protocol_version", "game_id", "game_build", "knobs", "npc_tactics", "tick_rate_hz", "capabilities", "recording_consent", "resume_token", "policy", "target", "policy_params")
+    __slots__ = ("protocol_version", "game_id", "game_build", "knobs", "npc_tactics", "tick_rate_hz", "capabilities", "recording_consent", "resume_token", "policy", "target", "policy_params", "player_id", "experiment_arm")
     class PolicyParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -179,6 +179,8 @@ class Hello(_message.Message):
     POLICY_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     POLICY_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    PLAYER_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ARM_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     game_id: str
     game_build: str
@@ -191,10 +193,12 @@ class Hello(_message.Message):
     policy: str
     target: ChallengeTarget
     policy_params: _containers.ScalarMap[str, str]
-    def __init__(self, protocol_version: _Optional[int] = ..., game_id: _Optional[str] = ..., game_build: _Optional[str] = ..., knobs: _Optional[_Iterable[_Union[KnobSpec, _Mapping]]] = ..., npc_tactics: _Optional[_Iterable[_Union[NpcTactic, str]]] = ..., tick_rate_hz: _Optional[float] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., recording_consent: _Optional[bool] = ..., resume_token: _Optional[str] = ..., policy: _Optional[str] = ..., target: _Optional[_Union[ChallengeTarget, _Mapping]] = ..., policy_params: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    player_id: str
+    experiment_arm: str
+    def __init__(self, protocol_version: _Optional[int] = ..., game_id: _Optional[str] = ..., game_build: _Optional[str] = ..., knobs: _Optional[_Iterable[_Union[KnobSpec, _Mapping]]] = ..., npc_tactics: _Optional[_Iterable[_Union[NpcTactic, str]]] = ..., tick_rate_hz: _Optional[float] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., recording_consent: _Optional[bool] = ..., resume_token: _Optional[str] = ..., policy: _Optional[str] = ..., target: _Optional[_Union[ChallengeTarget, _Mapping]] = ..., policy_params: _Optional[_Mapping[str, str]] = ..., player_id: _Optional[str] = ..., experiment_arm: _Optional[str] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("session_id", "resume_token", "model_version", "capabilities", "protocol_version", "resumed", "state_reset", "policy", "last_sequence", "limits", "model_rate_hz")
+    __slots__ = ("session_id", "resume_token", "model_version", "capabilities", "protocol_version", "resumed", "state_reset", "policy", "last_sequence", "limits", "model_rate_hz", "experiment", "arm")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -206,6 +210,8 @@ class Welcome(_message.Message):
     LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     MODEL_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    ARM_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     resume_token: str
     model_version: str
@@ -217,7 +223,9 @@ class Welcome(_message.Message):
     last_sequence: int
     limits: Limits
     model_rate_hz: float
-    def __init__(self, session_id: _Optional[str] = ..., resume_token: _Optional[str] = ..., model_version: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., protocol_version: _Optional[int] = ..., resumed: _Optional[bool] = ..., state_reset: _Optional[bool] = ..., policy: _Optional[str] = ..., last_sequence: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., model_rate_hz: _Optional[float] = ...) -> None: ...
+    experiment: str
+    arm: str
+    def __init__(self, session_id: _Optional[str] = ..., resume_token: _Optional[str] = ..., model_version: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., protocol_version: _Optional[int] = ..., resumed: _Optional[bool] = ..., state_reset: _Optional[bool] = ..., policy: _Optional[str] = ..., last_sequence: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., model_rate_hz: _Optional[float] = ..., experiment: _Optional[str] = ..., arm: _Optional[str] = ...) -> None: ...
 
 class Goodbye(_message.Message):
     __slots__ = ("reason",)

@@ -570,6 +570,8 @@ class Hello:
 	var policy: String = ""
 	var target: ChallengeTarget = null
 	var policy_params: Dictionary = {}
+	var player_id: String = ""
+	var experiment_arm: String = ""
 
 	func write(out_: Writer) -> void:
 		if protocol_version != 0:
@@ -623,6 +625,12 @@ class Hello:
 			e_.bytes(policy_params[k_].to_utf8_buffer())
 			out_.buf.put_u8(98)
 			out_.bytes(e_.data())
+		if not player_id.is_empty():
+			out_.buf.put_u8(106)
+			out_.bytes(player_id.to_utf8_buffer())
+		if not experiment_arm.is_empty():
+			out_.buf.put_u8(114)
+			out_.bytes(experiment_arm.to_utf8_buffer())
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
@@ -714,6 +722,16 @@ class Hello:
 						policy_params[mk_] = mv_
 					else:
 						in_.skip(wire_)
+				13:
+					if wire_ == 2:
+						player_id = in_.bytes().get_string_from_utf8()
+					else:
+						in_.skip(wire_)
+				14:
+					if wire_ == 2:
+						experiment_arm = in_.bytes().get_string_from_utf8()
+					else:
+						in_.skip(wire_)
 				_:
 					in_.skip(wire_)
 
@@ -741,6 +759,8 @@ class Welcome:
 	var last_sequence: int = 0
 	var limits: Limits = null
 	var model_rate_hz: float = 0.0
+	var experiment: String = ""
+	var arm: String = ""
 
 	func write(out_: Writer) -> void:
 		if not session_id.is_empty():
@@ -781,6 +801,12 @@ class Welcome:
 		if Writer.is_set_float(model_rate_hz):
 			out_.buf.put_u8(93)
 			out_.float32(model_rate_hz)
+		if not experiment.is_empty():
+			out_.buf.put_u8(98)
+			out_.bytes(experiment.to_utf8_buffer())
+		if not arm.is_empty():
+			out_.buf.put_u8(106)
+			out_.bytes(arm.to_utf8_buffer())
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
@@ -847,6 +873,16 @@ class Welcome:
 				11:
 					if wire_ == 5:
 						model_rate_hz = in_.float32()
+					else:
+						in_.skip(wire_)
+				12:
+					if wire_ == 2:
+						experiment = in_.bytes().get_string_from_utf8()
+					else:
+						in_.skip(wire_)
+				13:
+					if wire_ == 2:
+						arm = in_.bytes().get_string_from_utf8()
 					else:
 						in_.skip(wire_)
 				_:

@@ -704,6 +704,8 @@ namespace MetaBrain.Proto
         public string Policy = "";
         public ChallengeTarget Target;
         public Dictionary<string, string> PolicyParams = new Dictionary<string, string>();
+        public string PlayerId = "";
+        public string ExperimentArm = "";
 
         public void WriteTo(ProtoWriter w)
         {
@@ -779,6 +781,16 @@ namespace MetaBrain.Proto
                 e.String(kv.Value);
                 w.Tag(12, 2);
                 w.Nested(e);
+            }
+            if (!string.IsNullOrEmpty(PlayerId))
+            {
+                w.Tag(13, 2);
+                w.String(PlayerId);
+            }
+            if (!string.IsNullOrEmpty(ExperimentArm))
+            {
+                w.Tag(14, 2);
+                w.String(ExperimentArm);
             }
         }
 
@@ -894,6 +906,20 @@ namespace MetaBrain.Proto
                         }
                         else r.Skip(wire);
                         break;
+                    case 13:
+                        if (wire == 2)
+                        {
+                            PlayerId = r.String();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 14:
+                        if (wire == 2)
+                        {
+                            ExperimentArm = r.String();
+                        }
+                        else r.Skip(wire);
+                        break;
                     default:
                         r.Skip(wire);
                         break;
@@ -931,6 +957,8 @@ namespace MetaBrain.Proto
         public ulong LastSequence;
         public Limits Limits;
         public float ModelRateHz;
+        public string Experiment = "";
+        public string Arm = "";
 
         public void WriteTo(ProtoWriter w)
         {
@@ -992,6 +1020,16 @@ namespace MetaBrain.Proto
             {
                 w.Tag(11, 5);
                 w.Float(ModelRateHz);
+            }
+            if (!string.IsNullOrEmpty(Experiment))
+            {
+                w.Tag(12, 2);
+                w.String(Experiment);
+            }
+            if (!string.IsNullOrEmpty(Arm))
+            {
+                w.Tag(13, 2);
+                w.String(Arm);
             }
         }
 
@@ -1082,6 +1120,20 @@ namespace MetaBrain.Proto
                         if (wire == 5)
                         {
                             ModelRateHz = r.Float();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 12:
+                        if (wire == 2)
+                        {
+                            Experiment = r.String();
+                        }
+                        else r.Skip(wire);
+                        break;
+                    case 13:
+                        if (wire == 2)
+                        {
+                            Arm = r.String();
                         }
                         else r.Skip(wire);
                         break;
