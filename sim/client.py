@@ -42,6 +42,7 @@ class LiveSummary:
     model_version: str = ""
     policy: str = ""
     lost: str = ""  # why the stream ended before the session did (the sidecar went away), else ""
+    arm: str = ""  # the experiment arm the sidecar drew for this player, if it runs one
 
 
 @dataclass
@@ -125,7 +126,7 @@ async def play_session(
     except TimeoutError as exc:
         io_task.cancel()
         raise ConnectionError(f"no welcome from the sidecar at {cfg.target} within 30 s") from exc
-    summary.model_version, summary.policy = w.model_version, w.policy
+    summary.model_version, summary.policy, summary.arm = w.model_version, w.policy, w.arm
     start = time.perf_counter()
     timer = FrameTimer(cfg.telemetry_hz)
     last_curve = -1e9

@@ -96,7 +96,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
     load_population(a.population, a.seed)  # a mistake is reported before a sidecar starts
 
-    return run_demo(a.players, a.seconds, a.population, a.seed, a.out, a.policy, a.transport, a.checkpoint)
+    return run_demo(a.players, a.seconds, a.population, a.seed, a.out, a.arms, a.transport, a.checkpoint)
 
 
 def cmd_replay(a: argparse.Namespace) -> int:
@@ -267,12 +267,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     s.set_defaults(func=cmd_sim)
 
-    d = sub.add_parser("demo", help="sidecar + bundled model + simulated players over gRPC, ~30 s, table and PNG")
-    d.add_argument("--players", type=int, default=8)
-    d.add_argument("--seconds", type=float, default=30.0)
+    d = sub.add_parser(
+        "demo", help="a live experiment in a minute: a fixed level against the learned director, over gRPC"
+    )
+    d.add_argument("--players", type=int, default=48, help="simulated players, split between the arms")
+    d.add_argument("--seconds", type=float, default=300.0, help="session length cap in game seconds")
     d.add_argument("--population", default="default")
     d.add_argument("--seed", type=int, default=7)
-    d.add_argument("--policy", default="predictive")
+    d.add_argument("--arms", default="static:0.4=50,learned=50", help="the experiment's arms and weights")
     d.add_argument("--transport", choices=["grpc", "websocket"], default="grpc")
     d.add_argument("--checkpoint")
     d.add_argument("--out", default="demo-out", help="directory for demo.png")

@@ -20,7 +20,7 @@ import numpy as np
 from sidecar.engine.engine import Engine, EngineConfig
 from sidecar.features import FrameInput, KnobNormalizer, extract
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
-from sidecar.policies.difficulty import DifficultyPolicy, Observation
+from sidecar.policies.difficulty import DifficultyPolicy, DirectorNote, Observation
 from sidecar.policies.director import DEFAULT_BAND
 from sidecar.recording import RecordingWriter
 from sidecar.schema import pb
@@ -46,6 +46,28 @@ class RandomWalkPolicy(DifficultyPolicy):
             self.level = self.rng.random()
         self.level = min(max(self.level + self.rng.gauss(0.0, 0.08) * math.sqrt(obs.dt), 0.0), 1.0)
         return self.level
+
+
+class PiecewisePolicy(DifficultyPolicy):
+    """Data generation for the value heads: hold a level drawn uniformly at random for 200-400 s, then
+    draw again. A switch is a randomised experiment: what follows it depends on the new level alone
+    given the player's state, which is what the value heads must learn (a level that drifts with the
+    state, or averages out, cannot teach it). The level is logged in the guidance's director note."""
+
+    name = "piecewise"
+
+    def __init__(self, seed: int, designer_level: float) -> None:
+        self.rng = random.Random(seed)
+        self.designer = designer_level
+        self.until = -1.0
+        self.note = DirectorNote(designer_level=designer_level)
+
+    def target(self, obs: Observation) -> float:
+        if obs.game_time >= self.until:
+            level = self.rng.random()
+            self.until = obs.game_time + self.rng.uniform(200.0, 400.0)
+            self.note = DirectorNote(target_level=level, designer_level=self.designer, propensity=1.0)
+        return self.note.target_level if self.note is not None else self.designer
 
 
 @dataclass
@@ -159,7 +181,7 @@ def _open(i: int, player: PlayerModel, cfg: OfflineConfig, engine: Engine, model
     if policy == "static" and cfg.random_static_levels:
         params["level"] = f"{random.Random(seed).random():.3f}"
     h = hello(
-        policy="static" if policy == "random_walk" else policy,
+        policy="static" if policy in ("random_walk", "piecewise") else policy,
         params=params,
         capabilities=(pb.CAPABILITY_NPC_HINTS, pb.CAPABILITY_INSIGHT),
     )
@@ -175,6 +197,9 @@ def _open(i: int, player: PlayerModel, cfg: OfflineConfig, engine: Engine, model
     engine.join(session)
     if policy == "random_walk":
         engine.directors[session.session_id].policy = RandomWalkPolicy(seed)
+    elif policy == "piecewise":
+        director = engine.directors[session.session_id]
+        director.policy = PiecewisePolicy(seed, director.default_level)
     writer = None
     if cfg.record_dir:
         writer = RecordingWriter(
@@ -277,7 +302,7 @@ def _close(s: _Live, engine: Engine, cfg: OfflineConfig) -> SessionSummary:
     )
 
 
-__all__ = ["TICK_HZ", "OfflineConfig", "RandomWalkPolicy", "SessionSummary", "run_offline"]
+__all__ = ["TICK_HZ", "OfflineConfig", "PiecewisePolicy", "RandomWalkPolicy", "SessionSummary", "run_offline"]
 
 
 def play_fixed(player: PlayerModel, seed: int, level: float, max_seconds: float = 1200.0) -> tuple[float, bool, Game]:

@@ -91,13 +91,22 @@ def curves_png(rows: Sequence[LiveSummary], path: str | Path, title: str) -> Non
 
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
     lo, hi = DEFAULT_BAND
+    arms = sorted({r.arm for r in rows if r.arm})
+    colors = {a: plt.get_cmap("tab10")(i) for i, a in enumerate(arms)}  # an experiment: a colour per arm
+    labelled: set[str] = set()
     for r in rows:
         if not r.curve:
             continue
         t = [c[0] for c in r.curve]
-        label = f"#{r.index} {r.archetype} (skill {r.skill:.2f}){' quit' if r.quit else ''}"
-        ax1.plot(t, [c[1] for c in r.curve], label=label)
-        ax2.plot(t, [c[2] for c in r.curve])
+        if arms:
+            label = r.arm if r.arm not in labelled else None
+            labelled.add(r.arm)
+            style = {"color": colors.get(r.arm, "grey"), "alpha": 0.55, "lw": 1.0}
+        else:
+            label = f"#{r.index} {r.archetype} (skill {r.skill:.2f}){' quit' if r.quit else ''}"
+            style = {}
+        ax1.plot(t, [c[1] for c in r.curve], label=label, **style)
+        ax2.plot(t, [c[2] for c in r.curve], **style)
     ax1.set_ylabel("difficulty (0 easiest)")
     ax1.set_ylim(-0.02, 1.02)
     ax1.legend(fontsize=7, ncol=2, loc="upper left")

@@ -16,9 +16,10 @@ sequence per player. Labels come from the future of the session:
                quit within it); `played_known` is False where the session's recording ended (a time
                cap) before that horizon did, so the answer is not known
   level_value  mean difficulty over the value horizon (what the value heads are conditioned on)
-  exogenous    the session's difficulty did not follow the player (random walks, random static levels,
-               logged perturbations): only these teach the value heads what a level does, since a
-               director that reacts to the player confounds level with the player's state
+  value_mask   the frames that teach the value heads: those just after the difficulty was set at random,
+               independently of the player (a piecewise session's level switch, a static session's
+               start), whose outcome is known. Elsewhere the future level follows the current one (or
+               the player), and the heads could read its effect off the state instead of learning it.
 
 Splits are by session, never by frame, from a seeded hash of the file name.
 """
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,7 @@ from sidecar.features import (
     extract,
     featurize_many,
 )
-from sidecar.recording import read_recording
+from sidecar.recording import Recording, read_recording
 from sidecar.schema import pb
 
 TACTIC0 = NPC_COLUMNS.index("tactic_0")
@@ -57,10 +58,11 @@ class Horizons:
     quit_s: float = 60.0
     npc_s: float = 5.0
     value_s: float = 300.0
+    switch_window_s: float = 10.0  # frames this long after a randomised level setting teach the value heads
 
 
-# Data-generation policies whose difficulty does not depend on the player's state.
-EXOGENOUS_POLICIES = frozenset({"random_walk", "static", "perturbed"})
+# Sessions whose difficulty is set at random, independently of the player: their level switches.
+RANDOMISED_POLICIES = frozenset({"piecewise", "static"})
 
 
 @dataclass
@@ -81,7 +83,7 @@ class SessionExamples:
     played: np.ndarray  # [T] float32 in [0, 1]
     played_known: np.ndarray  # [T] bool
     level_value: np.ndarray  # [T] float32
-    exogenous: np.ndarray  # [T] bool (the same for the whole session)
+    value_mask: np.ndarray  # [T] bool
 
     def __len__(self) -> int:
         return int(self.players.shape[0])
@@ -126,6 +128,7 @@ class _Recorded:
     quit_time: float | None
     end_time: float = 0.0  # game time of the last frame
     policy: str = ""  # the recording header's (simulated data), else ""
+    switches: list[float] = field(default_factory=list)  # game times the level was set at random
 
 
 def _read(path: str | Path, model_hz: float = DEFAULT_MODEL_RATE_HZ) -> _Recorded:
@@ -137,6 +140,7 @@ def _read(path: str | Path, model_hz: float = DEFAULT_MODEL_RATE_HZ) -> _Recorde
     prev: float | None = None
     start: float | None = None
     clock = ModelClock(1.0 / model_hz if model_hz > 0 else 0.0)
+    sent_at: dict[int, float] = {}
     out = _Recorded(str(path), [], {}, {}, {}, None, policy=str(rec.header.get("policy", "")))
     for _, req in rec.requests():
         kind = req.WhichOneof("kind")
@@ -154,6 +158,7 @@ def _read(path: str | Path, model_hz: float = DEFAULT_MODEL_RATE_HZ) -> _Recorde
             out.inputs.append(step)
         prev = frame.game_time
         out.end_time = frame.game_time
+        sent_at[frame.sequence] = frame.game_time
         for e in frame.events:
             pid = e.player_id
             if e.type == pb.EVENT_TYPE_DEATH:
@@ -164,6 +169,25 @@ def _read(path: str | Path, model_hz: float = DEFAULT_MODEL_RATE_HZ) -> _Recorde
                 out.hits.setdefault(pid, []).append((e.game_time, e.npc_id))
             elif e.type == pb.EVENT_TYPE_QUIT:
                 out.quit_time = e.game_time
+    if out.policy in RANDOMISED_POLICIES:
+        out.switches = _switches(rec, sent_at, out.policy)
+    return out
+
+
+def _switches(rec: Recording, sent_at: dict[int, float], policy: str) -> list[float]:
+    """When the level was set at random: a static session's start; a piecewise session's every new level
+    (its director note's target level changes)."""
+    start = min(sent_at.values(), default=0.0)
+    if policy == "static":
+        return [start]
+    out, last = [], None
+    for _, resp in rec.responses():
+        if resp.WhichOneof("kind") != "guidance" or not resp.guidance.HasField("director"):
+            continue
+        level = resp.guidance.director.target_level
+        if level != last:
+            out.append(sent_at.get(resp.guidance.sequence, start))
+            last = level
     return out
 
 
@@ -250,10 +274,19 @@ def _examples(rec: _Recorded, feats: list[FrameFeatures], horizons: Horizons) ->
                 played=played,
                 played_known=known,
                 level_value=_window_mean(times, level, horizons.value_s),
-                exogenous=np.full(len(times), rec.policy in EXOGENOUS_POLICIES),
+                value_mask=known & _after(times, rec.switches, horizons.switch_window_s),
             )
         )
     return out
+
+
+def _after(times: np.ndarray, switches: list[float], window: float) -> np.ndarray:
+    """For each t: is it within `window` seconds after one of the switch times?"""
+    if not switches:
+        return np.zeros(times.shape, bool)
+    sw = np.sort(np.asarray(switches))
+    i = np.searchsorted(sw, times, side="right") - 1  # the latest switch at or before t
+    return (i >= 0) & (times - sw[np.maximum(i, 0)] <= window)
 
 
 def split_of(name: str, seed: int, val_fraction: float, test_fraction: float) -> str:
@@ -282,7 +315,7 @@ FIELDS = (
     "played",
     "played_known",
     "level_value",
-    "exogenous",
+    "value_mask",
 )
 
 

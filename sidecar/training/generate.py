@@ -8,8 +8,8 @@ from pathlib import Path
 from sidecar.worker_pool import report, run_pool
 
 # Policies mixed so the data covers every difficulty, and NPC tactics randomised so the NPC head
-# sees what each tactic does.
-DATA_POLICIES = ["random_walk", "random_walk", "rubber_band", "intensity", "static"]
+# sees what each tactic does. The piecewise sessions' level switches teach the value heads.
+DATA_POLICIES = ["piecewise", "piecewise", "random_walk", "rubber_band", "intensity", "static"]
 
 
 @dataclass

@@ -137,7 +137,7 @@ def batches(
             levels[i, :m, 1] = s.level_quit[a:e]
             levels[i, :m, 2] = s.level_value[a:e]
             valid[i, :m] = True
-            value_mask[i, :m] = s.played_known[a:e] & s.exogenous[a:e]
+            value_mask[i, :m] = s.value_mask[a:e]
             reset[i] = a == 0
             session[i] = si
             for name in tg:
