@@ -23,9 +23,13 @@ __all__ = [
     "NPC_ID",
     "NPC_TABLE",
     "PLAYER_TABLE",
+    "Capability",
     "Column",
+    "EventType",
     "Fold",
     "Kind",
+    "NpcState",
+    "NpcTactic",
     "columns_hash",
 ]
 
@@ -33,10 +37,56 @@ __all__ = [
 COORDINATE = float("inf")
 # Game time a frame or an event may carry (about 31 years of play): beyond it, a clock is corrupt.
 MAX_GAME_TIME_S = 1.0e9
+
+
+# The schema's enums, as plain numbers for the code that never touches a message (features, policies,
+# the engine); tests/test_wire.py checks them against the generated code.
+class EventType(enum.IntEnum):
+    UNSPECIFIED = 0
+    DAMAGE_TAKEN = 1
+    DAMAGE_DEALT = 2
+    KILL = 3
+    DEATH = 4
+    OBJECTIVE = 5
+    CHECKPOINT = 6
+    PAUSE = 7
+    RESUME = 8
+    QUIT = 9
+    SPAWN = 10
+
+
+class NpcState(enum.IntEnum):
+    UNSPECIFIED = 0
+    IDLE = 1
+    PATROL = 2
+    CHASE = 3
+    ATTACK = 4
+    FLEE = 5
+    DEAD = 6
+
+
+class NpcTactic(enum.IntEnum):
+    UNSPECIFIED = 0
+    HOLD = 1
+    ADVANCE = 2
+    FLANK = 3
+    RETREAT = 4
+    REGROUP = 5
+    PRESSURE = 6
+
+
+class Capability(enum.IntEnum):
+    UNSPECIFIED = 0
+    NPC_HINTS = 1
+    INSIGHT = 2
+    EXPLANATIONS = 3
+    RECORDING = 4
+
+
 # Enum ranges, as the schema declares them (0 = UNSPECIFIED is allowed: "unknown").
-NPC_STATE_MAX = 6  # NpcState: NPC_STATE_DEAD
-NPC_TACTIC_MAX = 6  # NpcTactic: NPC_TACTIC_PRESSURE
-EVENT_TYPE_MAX = 10  # EventType: EVENT_TYPE_SPAWN
+NPC_STATE_MAX = int(max(NpcState))
+NPC_TACTIC_MAX = int(max(NpcTactic))
+EVENT_TYPE_MAX = int(max(EventType))
 
 
 class Kind(enum.Enum):

@@ -24,9 +24,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from sidecar.auth import TokenAuth
-from sidecar.schema import pb
 from sidecar.service import SessionObserver
 from sidecar.session import Session
+from sidecar.wire.schema import pb
 
 FEED_PATH = "/feed"
 _PAGE = resources.files("sidecar").joinpath("dashboard.html")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sidecar.schema import pb
+from sidecar.wire.schema import pb
 
 
 class MetabrainError(Exception):

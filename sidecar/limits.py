@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sidecar.schema import pb
+    from sidecar.wire.schema import pb
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Limits:
     max_abs_coordinate: float = 1.0e6
 
     def to_proto(self) -> pb.Limits:
-        from sidecar.schema import pb
+        from sidecar.wire.schema import pb
 
         return pb.Limits(
             max_message_bytes=self.max_message_bytes,

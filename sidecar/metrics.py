@@ -15,9 +15,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from sidecar.engine.engine import Engine, TickStats
-from sidecar.schema import pb
 from sidecar.service import SessionObserver
 from sidecar.session import Session, SessionRegistry
+from sidecar.wire.schema import pb
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric

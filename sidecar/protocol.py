@@ -25,11 +25,12 @@ from sidecar.errors import (
     UnsupportedVersion,
 )
 from sidecar.experiments import ExperimentSet
-from sidecar.features import FrameInput, extract
+from sidecar.features import FrameInput
 from sidecar.limits import Limits
-from sidecar.schema import PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, pb
 from sidecar.session import Session, SessionRegistry
 from sidecar.validation import validate_frame_counts, validate_hello, validate_raw
+from sidecar.wire.frames import extract
+from sidecar.wire.schema import PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, pb
 
 
 class State(enum.Enum):

@@ -27,9 +27,9 @@ import msgpack
 
 from sidecar.errors import RecordingFailed
 from sidecar.key_files import read_or_create_key
-from sidecar.schema import pb
 from sidecar.service import SessionObserver
 from sidecar.session import Session
+from sidecar.wire.schema import pb
 
 log = logging.getLogger("metabrain.recording")
 FORMAT = "metabrain-recording"

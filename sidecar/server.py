@@ -29,11 +29,11 @@ from sidecar.model.checkpoint import Checkpoint, load_checkpoint
 from sidecar.ports_file import write_ports_file
 from sidecar.protocol import ServerInfo
 from sidecar.recording import SessionRecorder
-from sidecar.schema import pb
 from sidecar.service import ServiceContext, SessionObserver
 from sidecar.session import SessionRegistry
 from sidecar.transports.grpc_server import start_grpc
 from sidecar.transports.ws_server import start_ws
+from sidecar.wire.schema import pb
 
 log = logging.getLogger("metabrain.server")
 

@@ -25,8 +25,8 @@ from sidecar.errors import (
 )
 from sidecar.limits import Limits
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, SessionEnded, State, Welcomed, parse_request
-from sidecar.schema import pb
 from sidecar.session import Session, SessionRegistry
+from sidecar.wire.schema import pb
 
 log = logging.getLogger("metabrain.service")
 

@@ -14,9 +14,9 @@ import secrets
 from dataclasses import dataclass, field
 
 from sidecar.errors import ResumeRejected, SessionLimitExceeded
-from sidecar.features import KnobNormalizer, PlayerTrack
+from sidecar.features import KnobSet, PlayerTrack
 from sidecar.limits import Limits
-from sidecar.schema import pb
+from sidecar.wire.schema import pb
 
 _GRANTABLE = frozenset(
     {pb.CAPABILITY_NPC_HINTS, pb.CAPABILITY_INSIGHT, pb.CAPABILITY_EXPLANATIONS, pb.CAPABILITY_RECORDING}
@@ -28,7 +28,7 @@ class Session:
     session_id: str
     resume_token: str
     hello: pb.Hello
-    knobs: KnobNormalizer
+    knobs: KnobSet
     capabilities: frozenset[int]
     created_at: float
     last_seen: float
@@ -102,7 +102,7 @@ class SessionRegistry:
             session_id=sid,
             resume_token=self._sign(sid),
             hello=hello,
-            knobs=KnobNormalizer.from_specs(list(hello.knobs)),
+            knobs=KnobSet.from_specs(list(hello.knobs)),
             capabilities=frozenset(c for c in hello.capabilities if c in _GRANTABLE),
             created_at=now,
             last_seen=now,

@@ -25,10 +25,10 @@ from sidecar.columns import (
 )
 from sidecar.errors import InvalidArgument, InvalidHello, LimitExceeded
 from sidecar.features import RAW_NPC_FIELDS, RAW_PLAYER_FIELDS, RP, RawFrame
-from sidecar.frame_tables import NPC_TABLE_COLUMNS, PLAYER_TABLE_COLUMNS
 from sidecar.limits import Limits
 from sidecar.policies.params import POLICY_NAMES, PolicyParamError, parse_params
-from sidecar.schema import pb
+from sidecar.wire.frames import NPC_TABLE_COLUMNS, PLAYER_TABLE_COLUMNS
+from sidecar.wire.schema import pb
 
 _MAX_POLICY_PARAMS = 32
 

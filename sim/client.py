@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 
-from sidecar.features import KnobNormalizer
-from sidecar.frame_tables import to_tables
-from sidecar.schema import pb, pb_grpc
+from sidecar.features import KnobSet
+from sidecar.wire.frames import to_tables
+from sidecar.wire.schema import pb, pb_grpc
 from sim.game import FrameTimer, Game, hello
 from sim.players import PlayerModel
 
@@ -114,7 +114,7 @@ async def play_session(
         tick_rate_hz=cfg.telemetry_hz,
         player_id=f"sim-player-{cfg.seed}-{index}",  # the same simulated player: the same experiment arm
     )
-    knobs = KnobNormalizer.from_specs(list(h.knobs))
+    knobs = KnobSet.from_specs(list(h.knobs))
     await outbox.put(pb.SessionRequest(hello=h))
     if cfg.transport == "grpc":
         io_task = asyncio.create_task(_grpc_io(cfg, outbox, on_response))

@@ -19,7 +19,7 @@ import numpy as np
 
 from sidecar.features import RAW_NPC_FIELDS, RAW_PLAYER_FIELDS, RawFrame
 from sidecar.policies.director import TACTIC_ENUMS
-from sidecar.schema import pb
+from sidecar.wire.schema import pb
 
 ARENA = 20.0
 TICK_HZ = 30

@@ -23,8 +23,8 @@ import numpy as np
 from websockets.asyncio.client import connect
 
 from sidecar import event_loop
-from sidecar.frame_tables import to_tables
-from sidecar.schema import pb
+from sidecar.wire.frames import to_tables
+from sidecar.wire.schema import pb
 from sim.game import Action, Game, hello
 
 SESSION_METHOD = "/metabrain.v1.BrainService/Session"

@@ -17,9 +17,9 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from sidecar.features import KnobNormalizer
+from sidecar.features import KnobSet
 from sidecar.recording import read_recording
-from sidecar.schema import pb, pb_grpc
+from sidecar.wire.schema import pb, pb_grpc
 
 
 class LockstepClient:
@@ -78,7 +78,7 @@ class ReplayResult:
         return max((abs(a - b) for a, b in pairs), default=0.0)
 
 
-def _difficulty(g: pb.Guidance, knobs: KnobNormalizer) -> float:
+def _difficulty(g: pb.Guidance, knobs: KnobSet) -> float:
     by_name = {k.name: k.value for k in g.knobs}
     return knobs.to_difficulty(np.array([by_name.get(n, np.nan) for n in knobs.names], np.float32))
 
@@ -95,7 +95,7 @@ def replay_file(
     h.recording_consent = False
     if policy:
         h.policy = policy
-    knobs = KnobNormalizer.from_specs(list(h.knobs))
+    knobs = KnobSet.from_specs(list(h.knobs))
     recorded = {r.guidance.sequence: r.guidance for _, r in rec.responses() if r.WhichOneof("kind") == "guidance"}
     superseded = sum(1 for _, r in rec.responses() if r.WhichOneof("kind") == "superseded")
     clients = [LockstepClient(target, token)] + ([LockstepClient(against, token)] if against else [])

@@ -4,10 +4,11 @@ and the Unity core's SessionTests.TablesAsWritten), checked with the sidecar's o
 from __future__ import annotations
 
 from sidecar.errors import MetabrainError
-from sidecar.features import RAW_NPC_FIELDS, RP, RawFrame, extract
+from sidecar.features import RAW_NPC_FIELDS, RP, RawFrame
 from sidecar.limits import Limits
-from sidecar.schema import pb
 from sidecar.validation import validate_frame_counts, validate_raw
+from sidecar.wire.frames import extract
+from sidecar.wire.schema import pb
 
 _ID, _TARGET = RAW_NPC_FIELDS.index("npc_id"), RAW_NPC_FIELDS.index("target")
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import grpc
 from websockets.sync.client import ClientConnection, connect
 
-from sidecar.schema import pb, pb_grpc
+from sidecar.wire.schema import pb, pb_grpc
 from sim.game import Action, Game, hello
 
 __all__ = ["GrpcSession", "WsSession", "game_frames", "hello"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sidecar.bench.run import BenchConfig, print_report, run_bench, soak
 from sidecar.bench.servers import EchoCodec
-from sidecar.schema import pb
+from sidecar.wire.schema import pb
 from sim.loadgen import FrameStream
 
 

@@ -10,7 +10,7 @@ from websockets.exceptions import InvalidStatus
 
 from sidecar.limits import Limits
 from sidecar.model.checkpoint import Checkpoint
-from sidecar.schema import pb
+from sidecar.wire.schema import pb
 from tests.conftest import make_sidecar
 from tests.helpers import GrpcSession, WsSession, frame_req, game_frames, hello_req
 

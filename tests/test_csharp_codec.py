@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.schema import pb
+from sidecar.wire.schema import pb
 from tests.conftest import IN_CI
 from tests.gen import codec_test_pb2
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sidecar.inprocess import RunningSidecar
-from sidecar.schema import pb, pb_grpc
+from sidecar.wire.schema import pb, pb_grpc
 from sim.game import KNOBS, hello
 from tests.helpers import game_frames
 

@@ -131,9 +131,7 @@ def test_false_positives_of_both_tests_on_aa_experiments(bundled: Checkpoint) ->
         looks = [msprt(a[:n], b[:n], tau)["p_value"] for n in range(25, len(a) + 1, 25)]  # every 50 players
         sequential += min(looks) < 0.05
     fixed_rate, seq_rate = fixed / reps, sequential / reps
-    print(
-        f"A/A, {reps} splits of {len(pool)} players: fixed-horizon {fixed_rate:.3f}, sequential {seq_rate:.3f}"
-    )
+    print(f"A/A, {reps} splits of {len(pool)} players: fixed-horizon {fixed_rate:.3f}, sequential {seq_rate:.3f}")
     assert 0.03 <= fixed_rate <= 0.07
     assert seq_rate <= 0.05
 

@@ -7,8 +7,10 @@ import random
 import numpy as np
 import pytest
 
-from sidecar.features import FrameInput, KnobNormalizer, PlayerTrack, _nearest, extract, featurize, featurize_many
-from sidecar.schema import pb
+from sidecar.features import FrameInput, KnobSet, PlayerTrack, featurize, featurize_many
+from sidecar.features.featurizer import _nearest
+from sidecar.wire.frames import extract
+from sidecar.wire.schema import pb
 from sim.game import KNOBS, Action, Game
 
 
@@ -44,7 +46,7 @@ def test_a_tick_featurized_together_equals_frame_by_frame() -> None:
     rng = random.Random(3)
     games = [Game(s) for s in range(5)]
     players = [1, 1, 3, 1, 8]
-    knobs = KnobNormalizer.from_specs(list(KNOBS))
+    knobs = KnobSet.from_specs(list(KNOBS))
     one: list[dict[str, PlayerTrack]] = [{} for _ in games]
     many: list[dict[str, PlayerTrack]] = [{} for _ in games]
     prev: list[float | None] = [None] * len(games)
@@ -115,3 +117,33 @@ def test_each_players_nearest_npcs_come_nearest_first_ties_by_index(width: int) 
         key = rng.integers(0, 4, (rows, width)).astype(float)  # few distinct values: many ties
         key[rng.random((rows, width)) < 0.4] = np.inf
         assert (_nearest(key, k) == np.argsort(key, axis=1, kind="stable")[:, :k]).all()
+
+
+def test_layout_hash_covers_order_and_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint's layout hash changes when two features swap places or a range changes."""
+    import dataclasses
+
+    from sidecar.features import layout
+
+    base = layout.layout_hash()
+    cols = list(layout.PLAYER_FEATURES)
+    swapped = [cols[1], cols[0], *cols[2:]]
+    monkeypatch.setattr(layout, "PLAYER_FEATURES", tuple(swapped))
+    assert layout.layout_hash() != base
+    monkeypatch.setattr(layout, "PLAYER_FEATURES", (dataclasses.replace(cols[0], hi=2.0), *cols[1:]))
+    assert layout.layout_hash() != base
+    monkeypatch.setattr(layout, "PLAYER_FEATURES", tuple(cols))
+    assert layout.layout_hash() == base
+
+
+def test_featurizer_assembles_by_name() -> None:
+    """A column the featurizer does not make (or one the layout does not have) is an error, not a shift."""
+    from sidecar.features.featurizer import _assemble
+    from sidecar.features.layout import PLAYER_COLUMNS
+
+    full = {name: np.zeros(2) for name in PLAYER_COLUMNS}
+    assert _assemble(full).shape == (2, len(PLAYER_COLUMNS))
+    with pytest.raises(AssertionError, match="missing \\['dt'\\]"):
+        _assemble({k: v for k, v in full.items() if k != "dt"})
+    with pytest.raises(AssertionError, match="extra \\['dtt'\\]"):
+        _assemble({**full, "dtt": np.zeros(2)})

@@ -9,19 +9,19 @@ import numpy as np
 import pytest
 
 from sidecar import errors
-from sidecar.features import RAW_NPC_FIELDS, KnobNormalizer, PlayerTrack, extract, featurize
-from sidecar.frame_tables import NPC_TABLE_COLUMNS, PLAYER_TABLE_COLUMNS, to_tables
+from sidecar.features import RAW_NPC_FIELDS, KnobSet, PlayerTrack, featurize
 from sidecar.limits import Limits
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo
 from sidecar.recording import Pseudonymizer
-from sidecar.schema import pb
 from sidecar.session import SessionRegistry
+from sidecar.wire.frames import NPC_TABLE_COLUMNS, PLAYER_TABLE_COLUMNS, extract, to_tables
+from sidecar.wire.schema import pb
 from sim.game import hello
 from sim.loadgen import FrameStream
 from tests.helpers import game_frames, hello_req
 
 FRAMES = game_frames(200)
-KNOBS = KnobNormalizer.from_specs(list(hello().knobs))
+KNOBS = KnobSet.from_specs(list(hello().knobs))
 FIGHT = next(f for f in FRAMES if len(f.npcs) >= 2)  # a frame with two NPCs or more
 
 

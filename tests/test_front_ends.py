@@ -7,7 +7,7 @@ from pathlib import Path
 
 import grpc
 
-from sidecar.schema import pb
+from sidecar.wire.schema import pb
 from tests.helpers import GrpcSession, WsSession, frame_req, game_frames, hello_req
 from tests.processes import SidecarProcess, wait_for
 

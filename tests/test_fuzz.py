@@ -13,7 +13,7 @@ import grpc
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from sidecar.inprocess import RunningSidecar
-from sidecar.schema import pb
+from sidecar.wire.schema import pb
 from tests.helpers import GrpcSession, WsSession, frame_req, game_frames, hello_req
 
 MESSAGES = int(os.environ.get("METABRAIN_FUZZ_MESSAGES", "2000"))

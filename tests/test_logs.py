@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sidecar.schema import pb
+from sidecar.wire.schema import pb
 from tests.helpers import GrpcSession, frame_req, game_frames, hello_req
 from tests.processes import SidecarProcess
 

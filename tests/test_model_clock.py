@@ -14,12 +14,13 @@ import pytest
 
 from sidecar.engine.clock import ModelClock
 from sidecar.engine.engine import Engine, EngineConfig
-from sidecar.features import FrameInput, KnobNormalizer, extract
-from sidecar.frame_tables import PLAYER_TABLE_COLUMNS as PLAYER_COLUMNS
+from sidecar.features import FrameInput, KnobSet
 from sidecar.model.checkpoint import Checkpoint
-from sidecar.schema import pb
 from sidecar.session import Session
 from sidecar.training.dataset import Horizons, examples_of
+from sidecar.wire.frames import PLAYER_TABLE_COLUMNS as PLAYER_COLUMNS
+from sidecar.wire.frames import extract
+from sidecar.wire.schema import pb
 from sim.game import KNOBS, Action, FrameTimer, Game, hello
 from sim.offline import OfflineConfig, run_offline
 from sim.players import load_population
@@ -44,7 +45,7 @@ def _frames(hz: float, seconds: float, seed: int = 4) -> list[pb.Frame]:
 
 
 def _inputs(frames: list[pb.Frame]) -> list[FrameInput]:
-    knobs = KnobNormalizer.from_specs(list(KNOBS))
+    knobs = KnobSet.from_specs(list(KNOBS))
     tracks: dict = {}
     return [FrameInput(extract(f, NAMES), f.sequence, f.game_time, None, 0.0, tracks, knobs) for f in frames]
 
@@ -89,7 +90,7 @@ def _predictions(bundled: Checkpoint, hz: float) -> dict[float, tuple[float, ...
     """The model's insight at each of its steps, for the scripted game sent at hz."""
     engine = Engine(bundled, EngineConfig(device="cpu", max_slots=8))
     h = hello(policy="static", params={"npc_hints": "off"})
-    session = Session("s", "", h, KnobNormalizer.from_specs(list(h.knobs)), frozenset(h.capabilities), 0.0, 0.0)
+    session = Session("s", "", h, KnobSet.from_specs(list(h.knobs)), frozenset(h.capabilities), 0.0, 0.0)
     engine.join(session)
     out: dict[float, tuple[float, ...]] = {}
     ticks = engine.ticks

@@ -15,8 +15,10 @@ is the long run recorded in RELIABILITY.md.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+from copy import deepcopy
 from typing import Any
 
 import numpy as np
@@ -27,12 +29,14 @@ from hypothesis import strategies as st
 from sidecar.columns import NPC_TABLE, PLAYER_TABLE, Kind
 from sidecar.engine.engine import Engine, EngineConfig
 from sidecar.errors import MetabrainError
-from sidecar.frame_tables import WIRE_FLOAT, WIRE_ID
+from sidecar.features import FrameInput, featurize_many
+from sidecar.features.layout import NPC_FEATURES, PLAYER_FEATURES
 from sidecar.limits import Limits
 from sidecar.model.checkpoint import Checkpoint
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed
-from sidecar.schema import pb
 from sidecar.session import SessionRegistry
+from sidecar.wire.frames import WIRE_FLOAT, WIRE_ID
+from sidecar.wire.schema import pb
 from sim.game import KNOBS, hello
 
 EXAMPLES = int(os.environ.get("METABRAIN_PROPERTY_EXAMPLES", "150"))
@@ -212,6 +216,16 @@ def _check_answer(resp: pb.SessionResponse, knobs: dict[str, pb.KnobSpec]) -> No
         assert math.isfinite(hint.aggression) and 0.0 <= hint.aggression <= 1.0, hint
 
 
+def _check_features(frame: FrameInput) -> None:
+    """Every feature of an accepted frame is finite and in the range its layout declares."""
+    copy = dataclasses.replace(frame, tracks=deepcopy(frame.tracks))
+    (f,) = featurize_many([copy])
+    for table, values in ((PLAYER_FEATURES, f.players), (NPC_FEATURES, f.npcs.reshape(-1, len(NPC_FEATURES)))):
+        for j, col in enumerate(table):
+            v = values[:, j]
+            assert np.isfinite(v).all() and (v >= col.lo).all() and (v <= col.hi).all(), (col, v)
+
+
 @pytest.fixture(scope="module")
 def engine(bundled: Checkpoint) -> Engine:
     """The bundled model: its outputs on extreme but accepted input are what users get."""
@@ -245,6 +259,7 @@ def test_any_input_gives_finite_answers_or_named_refusals(
                 continue
             assert isinstance(event, FrameAccepted)
             accepted += 1
+            _check_features(event.frame)
             answers = engine.step_now([(event.session, event.frame)])
             responses = answers[event.session.session_id]
             assert responses, "an accepted frame got no answer"

@@ -10,8 +10,8 @@ import pytest
 from sidecar import errors
 from sidecar.limits import Limits
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, SessionEnded, Welcomed, parse_request
-from sidecar.schema import pb
 from sidecar.session import SessionRegistry
+from sidecar.wire.schema import pb
 from tests.helpers import game_frames, hello_req
 
 INFO = ServerInfo("test-model", "predictive")

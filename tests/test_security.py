@@ -11,7 +11,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from sidecar.model.checkpoint import Checkpoint
-from sidecar.schema import pb, pb_grpc
+from sidecar.wire.schema import pb, pb_grpc
 from tests.conftest import make_sidecar
 from tests.helpers import GrpcSession, WsSession, hello_req
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sidecar.features import KnobNormalizer, extract, featurize
+from sidecar.features import KnobSet, featurize
+from sidecar.wire.frames import extract
 from sim.game import KNOBS, Action, Game
 from sim.offline import play_fixed
 from sim.players import (
@@ -46,7 +47,7 @@ def test_same_seed_and_guidance_give_identical_frames() -> None:
 
 def test_fast_path_features_equal_protobuf_path() -> None:
     g1, g2 = Game(3), Game(3)
-    kn = KnobNormalizer.from_specs(list(KNOBS))
+    kn = KnobSet.from_specs(list(KNOBS))
     t1: dict = {}
     t2: dict = {}
     prev = None

@@ -15,9 +15,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from websockets.exceptions import ConnectionClosed
 
-from sidecar.frame_tables import to_tables
 from sidecar.inprocess import RunningSidecar
-from sidecar.schema import SERVICE_NAME, pb, pb_grpc
+from sidecar.wire.frames import to_tables
+from sidecar.wire.schema import SERVICE_NAME, pb, pb_grpc
 from tests.helpers import GrpcSession, WsSession, frame_req, game_frames, hello_req
 
 FRAMES = game_frames(600)

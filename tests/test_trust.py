@@ -23,15 +23,15 @@ from websockets.sync.client import connect
 
 from sidecar import errors
 from sidecar.engine.engine import EngineConfig
-from sidecar.frame_tables import to_tables
 from sidecar.inprocess import RunningSidecar
 from sidecar.limits import Limits
 from sidecar.metrics import reason_label
 from sidecar.model.checkpoint import Checkpoint
 from sidecar.protocol import Connection, ServerInfo
 from sidecar.recording import Pseudonymizer, RecordingWriter, read_recording
-from sidecar.schema import SERVICE_NAME, pb
 from sidecar.session import SessionRegistry
+from sidecar.wire.frames import to_tables
+from sidecar.wire.schema import SERVICE_NAME, pb
 from sim.game import KNOBS
 from tests.conftest import make_sidecar
 from tests.helpers import GrpcSession, WsSession, frame_req, game_frames, hello_req
@@ -55,7 +55,7 @@ def _open(client: GrpcSession | WsSession, **kw: object) -> pb.Welcome:
 def _table_frame(frame: pb.Frame, column: str, value: float, table: str = "player_table") -> pb.Frame:
     f = to_tables(frame, [k.name for k in KNOBS])
     t = getattr(f, table)
-    from sidecar.frame_tables import NPC_TABLE_COLUMNS, PLAYER_TABLE_COLUMNS
+    from sidecar.wire.frames import NPC_TABLE_COLUMNS, PLAYER_TABLE_COLUMNS
 
     names = PLAYER_TABLE_COLUMNS if table == "player_table" else NPC_TABLE_COLUMNS
     values = np.frombuffer(t.values, "<f4").copy().reshape(-1, t.columns)

@@ -289,7 +289,7 @@ def check_python_side(vectors: Path, gd_out: Path) -> bool:
     sys.path.insert(0, str(REPO))
     from google.protobuf import symbol_database  # noqa: F401
 
-    from sidecar.schema import pb
+    from sidecar.wire.schema import pb
     from tests.gen import codec_test_pb2
 
     if not gd_out.exists():

@@ -184,11 +184,11 @@ def stage_costs(players: int, sessions: int = 64, ticks: int = 20, tables: bool 
 
     from sidecar.bench.sessions import SimulatedSessions
     from sidecar.engine.engine import Engine, EngineConfig
-    from sidecar.features import extract
     from sidecar.model.checkpoint import load_checkpoint
     from sidecar.protocol import parse_request
-    from sidecar.schema import pb
     from sidecar.validation import validate_frame_counts, validate_raw
+    from sidecar.wire.frames import extract
+    from sidecar.wire.schema import pb
 
     engine = Engine(load_checkpoint(None), EngineConfig(device="cpu"))
     sims = SimulatedSessions(engine, sessions, players, tables=tables)

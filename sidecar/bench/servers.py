@@ -28,8 +28,8 @@ from sidecar.limits import Limits
 from sidecar.model.checkpoint import load_checkpoint
 from sidecar.ports_file import write_ports_file
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed, parse_request
-from sidecar.schema import SERVICE_NAME, pb
 from sidecar.session import SessionRegistry
+from sidecar.wire.schema import SERVICE_NAME, pb
 from sim.game import KNOBS
 from sim.loadgen import varint
 

@@ -9,8 +9,8 @@ from sidecar.engine.engine import Engine
 from sidecar.features import FrameInput
 from sidecar.limits import Limits
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed, parse_request
-from sidecar.schema import pb
 from sidecar.session import Session, SessionRegistry
+from sidecar.wire.schema import pb
 from sim.game import hello
 from sim.loadgen import FrameStream
 

@@ -32,8 +32,8 @@ from sidecar.model.player_model import PlayerModel
 from sidecar.policies.director import Director
 from sidecar.policies.tick import Direction, direct
 from sidecar.protocol import FrameAccepted
-from sidecar.schema import pb
 from sidecar.session import Session
+from sidecar.wire.schema import pb
 
 log = logging.getLogger("metabrain.engine")
 

@@ -1,6 +1,6 @@
 """Difficulty policies: each turns one session's predictions and recent play into a target difficulty.
 
-Difficulty is one number in [0, 1] (0 easiest) that the session's knobs map to (KnobNormalizer).
+Difficulty is one number in [0, 1] (0 easiest) that the session's knobs map to (KnobSet).
 Policies propose a target; the Director (director.py) then enforces every knob's range and its
 maximum change per second, whatever the policy asked for.
 """

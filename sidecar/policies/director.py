@@ -20,8 +20,8 @@ from sidecar.policies.difficulty import (
 )
 from sidecar.policies.learned import LearnedPolicy, PerturbedPolicy
 from sidecar.policies.params import POLICY_NAMES, parse_params
-from sidecar.schema import pb
 from sidecar.session import Session
+from sidecar.wire.schema import pb
 
 POLICIES = POLICY_NAMES
 # One NPC hint: (npc_id, NpcTactic value, target player id, aggression), pb.NpcHint's fields in order,

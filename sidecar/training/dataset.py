@@ -37,17 +37,17 @@ from sidecar.engine.clock import DEFAULT_MODEL_RATE_HZ, ModelClock
 from sidecar.features import (
     MAX_MODEL_NPCS,
     NPC_COLUMNS,
-    NPC_STATES,
     FrameFeatures,
     FrameInput,
-    KnobNormalizer,
+    KnobSet,
     P,
     PlayerTrack,
-    extract,
     featurize_many,
 )
+from sidecar.features.layout import NPC_STATES
 from sidecar.recording import Recording, read_recording
-from sidecar.schema import pb
+from sidecar.wire.frames import extract
+from sidecar.wire.schema import pb
 
 TACTIC0 = NPC_COLUMNS.index("tactic_0")
 
@@ -135,7 +135,7 @@ def _read(path: str | Path, model_hz: float = DEFAULT_MODEL_RATE_HZ) -> _Recorde
     """A recording's frames as the sidecar's model clock steps them (at model_hz, whatever rate the game
     sent: the frames between steps folded in), and the events its labels come from."""
     rec = read_recording(path)
-    knobs: KnobNormalizer | None = None
+    knobs: KnobSet | None = None
     tracks: dict[str, PlayerTrack] = {}
     prev: float | None = None
     start: float | None = None
@@ -145,7 +145,7 @@ def _read(path: str | Path, model_hz: float = DEFAULT_MODEL_RATE_HZ) -> _Recorde
     for _, req in rec.requests():
         kind = req.WhichOneof("kind")
         if kind == "hello":
-            knobs = KnobNormalizer.from_specs(list(req.hello.knobs))
+            knobs = KnobSet.from_specs(list(req.hello.knobs))
             continue
         if kind != "frame" or knobs is None:
             continue

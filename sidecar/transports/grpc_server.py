@@ -17,9 +17,9 @@ from sidecar.admission import client_of_grpc_peer
 from sidecar.auth import TokenAuth
 from sidecar.errors import Internal, MetabrainError, Unauthenticated
 from sidecar.policies.params import POLICY_NAMES
-from sidecar.schema import PROTOCOL_VERSION, SERVICE_NAME, pb
 from sidecar.service import ServiceContext, StreamHandler
 from sidecar.transports.status import grpc_status
+from sidecar.wire.schema import PROTOCOL_VERSION, SERVICE_NAME, pb
 
 _EOF = object()
 log = logging.getLogger("metabrain.grpc")

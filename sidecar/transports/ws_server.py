@@ -19,9 +19,9 @@ from websockets.protocol import Event
 
 from sidecar.auth import TokenAuth
 from sidecar.errors import Internal, Malformed, MetabrainError, Unauthenticated
-from sidecar.schema import pb
 from sidecar.service import ServiceContext, StreamHandler
 from sidecar.transports.status import ws_close_code, ws_http_status, ws_reason
+from sidecar.wire.schema import pb
 
 WS_PATH = "/metabrain/v1/session"
 _END = object()

@@ -1,8 +1,9 @@
-"""The table form of a frame (Frame.player_table / Frame.npc_table): column layouts and conversion.
+"""Frames off the wire: a Frame message's numbers as a RawFrame (`extract`, either form), and the
+table form (Frame.player_table / Frame.npc_table) made from the row form (`to_tables`).
 
-The columns are described once, in sidecar/columns.py; this module converts between the two forms.
-A table row holds the same numbers as a PlayerState or Npc message, as float32, so a frame converted
-here featurizes to exactly what its row form does (tests/test_frame_tables.py checks it on simulator frames).
+The columns are described once, in sidecar/columns.py. A table row holds the same numbers as a
+PlayerState or Npc message, as float32, so a frame converted here featurizes to exactly what its row
+form does (tests/test_frame_tables.py checks it on simulator frames).
 """
 
 from __future__ import annotations
@@ -12,7 +13,19 @@ from collections.abc import Sequence
 import numpy as np
 
 from sidecar.columns import NPC_TABLE, PLAYER_TABLE
-from sidecar.schema import pb
+from sidecar.features.raw import RawFrame
+from sidecar.wire.schema import pb
+
+__all__ = [
+    "NPC_TABLE_COLUMNS",
+    "PLAYER_TABLE_COLUMNS",
+    "WIRE_FLOAT",
+    "WIRE_ID",
+    "extract",
+    "npc_rows",
+    "player_rows",
+    "to_tables",
+]
 
 PLAYER_TABLE_COLUMNS: tuple[str, ...] = tuple(c.name for c in PLAYER_TABLE)
 NPC_TABLE_COLUMNS: tuple[str, ...] = tuple(c.name for c in NPC_TABLE)
@@ -72,3 +85,45 @@ def to_tables(frame: pb.Frame, knob_names: Sequence[str] = ()) -> pb.Frame:
         if any(n.kind for n in npcs):
             t.kinds.extend(n.kind for n in npcs)
     return out
+
+
+def extract(frame: pb.Frame, knob_names: Sequence[str]) -> RawFrame:
+    """A frame's numbers as arrays, from either form (rows or tables); validation comes after."""
+    tables = frame.HasField("player_table")
+    player_ids = list(frame.player_table.player_ids) if tables else [p.player_id for p in frame.players]
+    index_of = {pid: i for i, pid in enumerate(player_ids)}
+    players, npcs = _from_tables(frame, len(player_ids)) if tables else _from_rows(frame, index_of)
+    single = len(player_ids) == 1
+    events = np.array(
+        [
+            (e.type, index_of.get(e.player_id, 0 if single and not e.player_id else -1), e.amount, e.game_time)
+            for e in frame.events
+        ],
+        np.float64,
+    ).reshape(len(frame.events), 4)
+    if frame.knob_values:  # the compact form, in the hello's order (its length was checked)
+        knob_values = np.fromiter(frame.knob_values, np.float32, len(frame.knob_values))
+    else:
+        knob_map = {k.name: k.value for k in frame.knobs}
+        knob_values = np.array([knob_map.get(n, np.nan) for n in knob_names], np.float32)
+    return RawFrame(players, npcs, events, knob_values, player_ids, tables)
+
+
+def _from_rows(frame: pb.Frame, index_of: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    # Protobuf floats are float32: the table form's float32 rows hold them exactly.
+    return player_rows(frame.players).astype(np.float64), npc_rows(frame.npcs, index_of)
+
+
+def _from_tables(frame: pb.Frame, n_players: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sizes were checked by validate_frame_counts (a frame that skipped it and does not match raises
+    ValueError). Columns after the known ones are skipped."""
+    pt = frame.player_table
+    n_player_cols, n_npc_cols = len(PLAYER_TABLE_COLUMNS), len(NPC_TABLE_COLUMNS)
+    players = np.frombuffer(pt.values, WIRE_FLOAT).reshape(n_players, pt.columns)[:, :n_player_cols]
+    nt = frame.npc_table
+    ids = np.frombuffer(nt.npc_ids, WIRE_ID)
+    npcs = np.empty((len(ids), n_npc_cols + 1))
+    if len(ids):
+        npcs[:, :n_npc_cols] = np.frombuffer(nt.values, WIRE_FLOAT).reshape(len(ids), nt.columns)[:, :n_npc_cols]
+        npcs[:, n_npc_cols] = ids
+    return players.astype(np.float64), npcs
