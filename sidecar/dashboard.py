@@ -58,7 +58,7 @@ class DashboardFeed(SessionObserver):
 
     def on_open(self, session: Session, transport: str) -> None:
         now = time.monotonic()
-        policy = session.policy or session.hello.policy or self.default_policy
+        policy = session.policy or session.spec.policy or self.default_policy
         if session.arm:
             policy = f"{session.experiment}: {session.arm}"
         self.tracks[session.session_id] = _Track(session.session_id, transport, policy, now - self.t0)

@@ -27,9 +27,10 @@ from sidecar.errors import (
 from sidecar.experiments import ExperimentSet
 from sidecar.features import FrameInput
 from sidecar.limits import Limits
-from sidecar.session import Session, SessionRegistry
+from sidecar.session import Session, SessionRegistry, SessionSpec
 from sidecar.validation import validate_frame_counts, validate_hello, validate_raw
 from sidecar.wire.frames import extract
+from sidecar.wire.hello import spec_of
 from sidecar.wire.schema import PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, pb
 
 
@@ -133,9 +134,10 @@ class Connection:
                 field="hello.protocol_version",
             )
         validate_hello(hello, self.limits, self.info.default_policy)
-        session, resumed, state_reset = self.registry.open(hello, now)
+        spec = spec_of(hello)
+        session, resumed, state_reset = self.registry.open(spec, now)
         if not resumed or state_reset or not session.policy:
-            self._direct(session, hello)
+            self._direct(session, spec)
         self.session = session
         self.state = State.OPEN
         welcome = pb.Welcome(
@@ -155,7 +157,7 @@ class Connection:
         )
         return Welcomed(session, welcome, state_reset)
 
-    def _direct(self, session: Session, hello: pb.Hello) -> None:
+    def _direct(self, session: Session, hello: SessionSpec) -> None:
         """The session's director: its experiment's arm for this player, else the hello's or the default."""
         experiments = self.info.experiments
         experiment = experiments.for_game(hello.game_id)

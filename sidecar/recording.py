@@ -214,7 +214,7 @@ class SessionRecorder(SessionObserver):
         return None if session is None else self.writers.get(session.session_id)
 
     def on_open(self, session: Session, transport: str) -> None:
-        hello = session.hello
+        hello = session.spec
         if not hello.recording_consent or session.session_id in self.writers:
             return
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
@@ -244,7 +244,8 @@ class SessionRecorder(SessionObserver):
             ) from None
         self.writers[session.session_id] = w
         try:
-            w.write(time.time(), "in", self.pseudo.request(pb.SessionRequest(hello=hello)).SerializeToString())
+            req = pb.SessionRequest(hello=pb.Hello.FromString(hello.wire))
+            w.write(time.time(), "in", self.pseudo.request(req).SerializeToString())
         except OSError as exc:
             self._failed(session, w, exc)
 

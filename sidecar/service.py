@@ -236,7 +236,7 @@ class StreamHandler:
                 "policy": w.policy,
                 "experiment": w.experiment,
                 "arm": w.arm,
-                "game_id": event.session.hello.game_id,
+                "game_id": event.session.spec.game_id,
             },
         )
         warnings = self._observe(lambda o: o.on_open(event.session, self.transport))

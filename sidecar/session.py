@@ -13,22 +13,39 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 
+from sidecar.columns import Capability
 from sidecar.errors import ResumeRejected, SessionLimitExceeded
 from sidecar.features import KnobSet, PlayerTrack
 from sidecar.limits import Limits
-from sidecar.wire.schema import pb
 
-_GRANTABLE = frozenset(
-    {pb.CAPABILITY_NPC_HINTS, pb.CAPABILITY_INSIGHT, pb.CAPABILITY_EXPLANATIONS, pb.CAPABILITY_RECORDING}
-)
+__all__ = ["Session", "SessionRegistry", "SessionSpec"]
+
+_GRANTABLE = frozenset({Capability.NPC_HINTS, Capability.INSIGHT, Capability.EXPLANATIONS, Capability.RECORDING})
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """What a validated hello asks for, as plain data (sidecar/wire/hello.py makes it from the message)."""
+
+    knobs: KnobSet
+    capabilities: frozenset[int] = frozenset()
+    game_id: str = ""
+    player_id: str = ""  # the game's stable id for the player ("" when it sends none)
+    policy: str = ""  # "" for the server's default
+    policy_params: dict[str, str] = field(default_factory=dict)
+    band: tuple[float, float] | None = None  # the target p_fail band, when the hello sets one
+    npc_tactics: frozenset[int] = frozenset()  # the NpcTactic values the game implements; empty: all
+    recording_consent: bool = False
+    resume_token: str = ""
+    experiment_arm: str = ""  # the arm the hello asks for (with --experiment-override)
+    wire: bytes = b""  # the hello as it came, for recordings
 
 
 @dataclass
 class Session:
     session_id: str
     resume_token: str
-    hello: pb.Hello
-    knobs: KnobSet
+    spec: SessionSpec
     capabilities: frozenset[int]
     created_at: float
     last_seen: float
@@ -48,6 +65,10 @@ class Session:
     experiment: str = ""  # the experiment and arm it takes part in ("" when none)
     arm: str = ""
     assignment_propensity: float = 1.0  # the probability of its director under the assignment
+
+    @property
+    def knobs(self) -> KnobSet:
+        return self.spec.knobs
 
     def has(self, capability: int) -> bool:
         return capability in self.capabilities
@@ -73,7 +94,7 @@ class SessionRegistry:
             return None
         return session_id
 
-    def open(self, hello: pb.Hello, now: float) -> tuple[Session, bool, bool]:
+    def open(self, hello: SessionSpec, now: float) -> tuple[Session, bool, bool]:
         """Open or resume the session for a hello; returns (session, resumed, state_reset)."""
         if hello.resume_token:
             session_id = self._verify(hello.resume_token)
@@ -90,7 +111,7 @@ class SessionRegistry:
             return session, True, True
         return self._create(hello, now, None), False, False
 
-    def _create(self, hello: pb.Hello, now: float, session_id: str | None) -> Session:
+    def _create(self, hello: SessionSpec, now: float, session_id: str | None) -> Session:
         if len(self.sessions) >= self.limits.max_sessions:
             raise SessionLimitExceeded(
                 f"the sidecar already holds {len(self.sessions)} sessions; "
@@ -101,9 +122,8 @@ class SessionRegistry:
         session = Session(
             session_id=sid,
             resume_token=self._sign(sid),
-            hello=hello,
-            knobs=KnobSet.from_specs(list(hello.knobs)),
-            capabilities=frozenset(c for c in hello.capabilities if c in _GRANTABLE),
+            spec=hello,
+            capabilities=hello.capabilities & _GRANTABLE,
             created_at=now,
             last_seen=now,
             rate_tokens=self.limits.max_frames_per_second,

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from sidecar.engine.engine import Engine, EngineConfig
-from sidecar.features import FrameInput, KnobSet
+from sidecar.features import FrameInput
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
 from sidecar.policies.difficulty import DifficultyPolicy, DirectorNote, Observation
 from sidecar.policies.director import DEFAULT_BAND
 from sidecar.recording import RecordingWriter
 from sidecar.session import Session
 from sidecar.wire.frames import extract
+from sidecar.wire.hello import spec_of
 from sidecar.wire.schema import pb
 from sim.game import KNOBS, TACTICS, TICK_HZ, FrameTimer, Game, hello
 from sim.players import PlayerModel, Population
@@ -189,8 +190,7 @@ def _open(i: int, player: PlayerModel, cfg: OfflineConfig, engine: Engine, model
     session = Session(
         session_id=f"sim-{i}",
         resume_token="",
-        hello=h,
-        knobs=KnobSet.from_specs(list(KNOBS)),
+        spec=spec_of(h),
         capabilities=frozenset(h.capabilities),
         created_at=0.0,
         last_seen=0.0,

@@ -20,6 +20,7 @@ from sidecar.session import Session
 from sidecar.training.dataset import Horizons, examples_of
 from sidecar.wire.frames import PLAYER_TABLE_COLUMNS as PLAYER_COLUMNS
 from sidecar.wire.frames import extract
+from sidecar.wire.hello import spec_of
 from sidecar.wire.schema import pb
 from sim.game import KNOBS, Action, FrameTimer, Game, hello
 from sim.offline import OfflineConfig, run_offline
@@ -90,7 +91,7 @@ def _predictions(bundled: Checkpoint, hz: float) -> dict[float, tuple[float, ...
     """The model's insight at each of its steps, for the scripted game sent at hz."""
     engine = Engine(bundled, EngineConfig(device="cpu", max_slots=8))
     h = hello(policy="static", params={"npc_hints": "off"})
-    session = Session("s", "", h, KnobSet.from_specs(list(h.knobs)), frozenset(h.capabilities), 0.0, 0.0)
+    session = Session("s", "", spec_of(h), frozenset(h.capabilities), 0.0, 0.0)
     engine.join(session)
     out: dict[float, tuple[float, ...]] = {}
     ticks = engine.ticks

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from sidecar.engine.plan import hint_entries, hint_pairs
-from sidecar.features import PLAYER_DIM, FrameFeatures, KnobSet, P
+from sidecar.features import PLAYER_DIM, FrameFeatures, P
 from sidecar.policies.difficulty import IntensityPolicy, Observation, Phase, PredictivePolicy, RubberBandPolicy
 from sidecar.policies.director import Director, Hint
 from sidecar.session import Session
+from sidecar.wire.hello import spec_of
 from sidecar.wire.schema import pb
 from sim.game import KNOBS, hello
 
@@ -84,7 +85,7 @@ def _director(policy: str, params: dict[str, str], tactics: tuple[int, ...] = ()
     if tactics:
         h.ClearField("npc_tactics")
         h.npc_tactics.extend(tactics)
-    s = Session("s", "", h, KnobSet.from_specs(list(KNOBS)), frozenset(h.capabilities), 0.0, 0.0)
+    s = Session("s", "", spec_of(h), frozenset(h.capabilities), 0.0, 0.0)
     return Director(s, "predictive")
 
 

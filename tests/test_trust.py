@@ -266,7 +266,7 @@ def test_an_unexpected_exception_ends_that_stream_with_internal(
     real_join = engine.join
 
     def broken(session: object, state_reset: bool = False) -> None:
-        if session.hello.game_id == "broken.game":
+        if session.spec.game_id == "broken.game":
             raise RuntimeError("a bug")
         real_join(session, state_reset)  # type: ignore[arg-type]
 

@@ -15,11 +15,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
 
 import numpy as np
 import torch
 
+from sidecar.columns import Capability
 from sidecar.engine.clock import ModelClock
 from sidecar.engine.plan import PlanEntry, StepPlan, StepResult
 from sidecar.engine.remote_runner import RemoteRunner
@@ -33,11 +33,12 @@ from sidecar.policies.director import Director
 from sidecar.policies.tick import Direction, direct
 from sidecar.protocol import FrameAccepted
 from sidecar.session import Session
-from sidecar.wire.schema import pb
+from sidecar.wire import responses as wire
+from sidecar.wire.responses import Predictions, Response
 
 log = logging.getLogger("metabrain.engine")
 
-Responses = list[pb.SessionResponse]
+Responses = list[Response]
 _FILL_STEP_S = 0.0005
 _NPC_ID = RAW_NPC_FIELDS.index("npc_id")
 
@@ -155,7 +156,7 @@ class Engine:
             return  # resumed with its state intact
         self.directors[sid] = Director(session, self.cfg.default_policy)
         self.clocks[sid] = ModelClock(self.model_period_s)
-        self.scheduler.join(sid, explain=session.has(pb.CAPABILITY_EXPLANATIONS))
+        self.scheduler.join(sid, explain=session.has(Capability.EXPLANATIONS))
         if state_reset:
             self.scheduler.reset_state(sid)
 
@@ -213,8 +214,7 @@ class Engine:
         out: list[tuple[object, Responses]] = []
         for frame, ticket, received_at in done.after:
             if by:
-                note = pb.Superseded(sequence=frame.sequence, by_sequence=by)
-                out.append((ticket, [pb.SessionResponse(superseded=note)]))
+                out.append((ticket, [wire.superseded(frame.sequence, by)]))
             else:
                 self.between_frames += 1
                 out.append((ticket, self._between(sid, frame, received_at)))
@@ -233,32 +233,32 @@ class Engine:
         if wrong:
             self.output_violations += len(wrong)
             log.error("knob values out of range or not finite (%s): sent the defaults for them", ", ".join(wrong))
+        us = min(int((time.monotonic() - received_at) * 1e6), 2**32 - 1)
         template = director.template
         if template is None:  # no step yet: the knobs alone
-            resp = pb.SessionResponse()
-            g = resp.guidance
-            g.model_version, g.policy = self.model_version, director.policy_name
-            for name, value in zip(director.names, values.tolist(), strict=True):
-                g.knobs.add(name=name, value=value)
-        else:  # a copy of the latest step's answer (3x cheaper than building it), with this frame's knobs
-            resp = pb.SessionResponse()
-            resp.CopyFrom(template)
-            g = resp.guidance
-            for knob, value in zip(g.knobs, values.tolist(), strict=True):
-                knob.value = value
-            npcs = frame.raw.npcs[:, _NPC_ID].tolist() if len(frame.raw.npcs) else []
-            if director.last_hints and npcs != director.template_npcs:  # NPCs came or went: theirs only
-                present = set(npcs)
-                del g.npc_hints[:]
-                add_hint = g.npc_hints.add
-                for npc_id, tactic, player_id, aggression in director.last_hints:
-                    if npc_id in present:
-                        add_hint(
-                            npc_id=npc_id, tactic=cast(Any, tactic), target_player_id=player_id, aggression=aggression
-                        )
-        g.sequence = frame.sequence
-        g.fallback = director.fallback
-        g.processing_us = min(int((time.monotonic() - received_at) * 1e6), 2**32 - 1)
+            knobs = (director.names, values.tolist())
+            resp = wire.guidance(
+                frame.sequence,
+                self.model_version,
+                director.policy_name,
+                knobs,
+                fallback=director.fallback,
+                processing_us=us,
+            )
+            return [resp]
+        hints = None
+        npcs = frame.raw.npcs[:, _NPC_ID].tolist() if len(frame.raw.npcs) else []
+        if director.last_hints and npcs != director.template_npcs:  # NPCs came or went: theirs only
+            present = set(npcs)
+            hints = [h for h in director.last_hints if h[0] in present]
+        resp = wire.between(
+            template,
+            frame.sequence,
+            values.tolist(),
+            fallback=director.fallback,
+            hints=hints,
+            processing_us=us,
+        )
         return [resp]
 
     @property
@@ -281,14 +281,13 @@ class Engine:
             failed = [(t, Internal(f"featurizing failed: {exc!r}", sequence=f.sequence)) for _, f, t, _ in incoming]
             out: list[tuple[object, Responses]] = []
             for (sid, frame, _, _), (ticket, err) in zip(incoming, failed, strict=True):
-                out.append((ticket, [pb.SessionResponse(error=err.to_proto())]))
+                out.append((ticket, [wire.error(err)]))
                 out.extend(self._stepped(sid, frame.sequence))
             return out
         answers: list[tuple[object, Responses]] = []
         for (sid, _, ticket, received_at), f in zip(incoming, features, strict=True):
             for seq, old in self.scheduler.submit(sid, f, ticket, received_at):
-                note = pb.Superseded(sequence=seq, by_sequence=f.sequence)
-                answers.append((old, [pb.SessionResponse(superseded=note)]))
+                answers.append((old, [wire.superseded(seq, f.sequence)]))
                 answers.extend(self._stepped(sid, seq, by=f.sequence))
         return answers
 
@@ -367,7 +366,7 @@ class Engine:
         answers: list[tuple[object, Responses]] = []
         for entry, why in plan.rejected:
             err = LimitExceeded(why, field="max_slots", sequence=entry.features.sequence)
-            answers.append((entry.ticket, [pb.SessionResponse(error=err.to_proto())]))
+            answers.append((entry.ticket, [wire.error(err)]))
             answers.extend(self._stepped(entry.session_id, entry.features.sequence))
         result: StepResult | None = None
         failure = ""
@@ -436,66 +435,50 @@ class Engine:
         failure: str,
     ) -> Responses:
         f = entry.features
-        # Filled in place: wrapping a finished Guidance in a SessionResponse copies it (measured: 12 vs
-        # 5 us for a guidance of 8 hints).
-        resp = pb.SessionResponse()
-        g = resp.guidance
-        g.sequence, g.model_version, g.policy = f.sequence, self.model_version, director.policy_name
         extra: Responses = []
+        note, predictions = None, None
         if result is None or direction is None:
             values = director.toward_defaults(f.game_time)
             director.last_hints = []
-            g.fallback = True
+            fallback = True
             err = ModelUnavailable(
                 f"the model failed this tick ({failure}); sent the designer's defaults", sequence=f.sequence
             )
-            extra.append(pb.SessionResponse(error=err.to_proto()))
+            extra.append(wire.error(err))
         else:
             values = direction.values
-            director.fallback = False
+            director.fallback = fallback = False
             director.last_hints = direction.hints
-            note = director.policy.note
-            if note is not None and director.session.has(pb.CAPABILITY_INSIGHT):
-                d = g.director
-                d.managing, d.target_level, d.designer_level = note.managing, note.target_level, note.designer_level
-                d.expected_gain_s, d.confidence, d.calibration_shift = (
-                    note.expected_gain_s,
-                    note.confidence,
-                    note.calibration_shift,
-                )
-                d.exploration_offset, d.propensity = note.exploration_offset, note.propensity
-            add_hint = g.npc_hints.add
-            for npc_id, tactic, player_id, aggression in direction.hints:
-                add_hint(npc_id=npc_id, tactic=cast(Any, tactic), target_player_id=player_id, aggression=aggression)
-            if director.session.has(pb.CAPABILITY_INSIGHT):
-                rows = entry.rows
-                add_insight = g.insights.add
-                for r, pid, p_fail, p_quit, frustration, engagement, skill in zip(
-                    range(rows.start, rows.stop),
-                    f.player_ids,
-                    result.p_fail[rows, -1].tolist(),
-                    result.p_quit[rows, -1].tolist(),
-                    result.frustration[rows].tolist(),
-                    result.engagement[rows].tolist(),
-                    result.skill[rows].tolist(),
-                    strict=True,
-                ):
-                    ins = add_insight(
-                        player_id=pid,
-                        p_fail=p_fail,
-                        p_quit=p_quit,
-                        frustration=frustration,
-                        engagement=engagement,
-                        skill=skill,
-                    )
-                    for name, weight in result.explanations.get(r, []):
-                        ins.explanations.add(signal=name, weight=weight)
+            if director.session.has(Capability.INSIGHT):
+                note = director.policy.note
+                predictions = _predictions(result, entry.rows, f.player_ids)
         values, wrong = director.checked(values)
         if wrong:
             self.output_violations += len(wrong)
             log.error("knob values out of range or not finite (%s): sent the defaults for them", ", ".join(wrong))
-        for name, value in zip(director.names, values.tolist(), strict=True):
-            g.knobs.add(name=name, value=value)
-        g.processing_us = min(int((time.monotonic() - entry.received_at) * 1e6), 2**32 - 1)
+        resp = wire.guidance(
+            f.sequence,
+            self.model_version,
+            director.policy_name,
+            (director.names, values.tolist()),
+            fallback=fallback,
+            hints=director.last_hints,
+            note=note,
+            predictions=predictions,
+            processing_us=min(int((time.monotonic() - entry.received_at) * 1e6), 2**32 - 1),
+        )
         director.template, director.template_npcs = resp, f.all_npc_ids  # the frames until the next step
         return [resp, *extra]
+
+
+def _predictions(result: StepResult, rows: slice, player_ids: list[str]) -> Predictions:
+    """One frame's rows of a step's predictions, as plain lists."""
+    return Predictions(
+        player_ids,
+        result.p_fail[rows, -1].tolist(),
+        result.p_quit[rows, -1].tolist(),
+        result.frustration[rows].tolist(),
+        result.engagement[rows].tolist(),
+        result.skill[rows].tolist(),
+        [result.explanations.get(r, []) for r in range(rows.start, rows.stop)],
+    )

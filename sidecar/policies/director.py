@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from sidecar.columns import Capability, NpcTactic
 from sidecar.features import FrameFeatures, P
 from sidecar.model.player_model import TACTICS
 from sidecar.policies.difficulty import (
@@ -21,24 +22,16 @@ from sidecar.policies.difficulty import (
 from sidecar.policies.learned import LearnedPolicy, PerturbedPolicy
 from sidecar.policies.params import POLICY_NAMES, parse_params
 from sidecar.session import Session
-from sidecar.wire.schema import pb
 
 POLICIES = POLICY_NAMES
-# One NPC hint: (npc_id, NpcTactic value, target player id, aggression), pb.NpcHint's fields in order,
+# One NPC hint: (npc_id, NpcTactic value, target player id, aggression), the wire's NpcHint fields in order,
 # which the engine fills in place in the guidance. A plain tuple: a crowded tick builds thousands, and
 # a NamedTuple costs ~5x as much to build.
 Hint = tuple[int, int, str, float]
 DEFAULT_BAND = (0.05, 0.30)
 # NpcTactic enum values of the model's tactics, in TACTICS order.
 TACTIC_ENUMS = np.array(
-    [
-        pb.NPC_TACTIC_HOLD,
-        pb.NPC_TACTIC_ADVANCE,
-        pb.NPC_TACTIC_FLANK,
-        pb.NPC_TACTIC_RETREAT,
-        pb.NPC_TACTIC_REGROUP,
-        pb.NPC_TACTIC_PRESSURE,
-    ]
+    [NpcTactic.HOLD, NpcTactic.ADVANCE, NpcTactic.FLANK, NpcTactic.RETREAT, NpcTactic.REGROUP, NpcTactic.PRESSURE]
 )
 assert len(TACTIC_ENUMS) == len(TACTICS)
 
@@ -66,22 +59,19 @@ def make_policy(
 
 class Director:
     def __init__(self, session: Session, default_policy: str) -> None:
-        hello = session.hello
+        spec = session.spec
         self.session = session
-        specs = list(hello.knobs)
-        self.names = [k.name for k in specs]
-        self.lo = np.array([k.min_value for k in specs], np.float32)
-        self.hi = np.array([k.max_value for k in specs], np.float32)
-        self.rate = np.array([k.max_change_per_second for k in specs], np.float32)
-        self.defaults = np.array([k.default_value for k in specs], np.float32)
-        self.default_level = session.knobs.to_difficulty(self.defaults)
-        self.band = (hello.target.p_fail_low, hello.target.p_fail_high) if hello.HasField("target") else DEFAULT_BAND
-        self.policy_name = session.policy or hello.policy or default_policy
-        params = dict(session.policy_params) if session.policy else dict(hello.policy_params)
+        knobs = spec.knobs
+        self.names = knobs.names
+        self.lo, self.hi, self.rate, self.defaults = knobs.lo, knobs.hi, knobs.rate, knobs.defaults
+        self.default_level = knobs.to_difficulty(self.defaults)
+        self.band = spec.band or DEFAULT_BAND
+        self.policy_name = session.policy or spec.policy or default_policy
+        params = dict(session.policy_params) if session.policy else dict(spec.policy_params)
         seed = int.from_bytes(hashlib.sha256(session.session_id.encode()).digest()[:4], "big")
         self.policy = make_policy(self.policy_name, params, self.default_level, self.band, seed)
-        self.hints_on = session.has(pb.CAPABILITY_NPC_HINTS) and params.get("npc_hints", "on") != "off"
-        allowed = set(hello.npc_tactics) or set(TACTIC_ENUMS.tolist())
+        self.hints_on = session.has(Capability.NPC_HINTS) and params.get("npc_hints", "on") != "off"
+        allowed = set(spec.npc_tactics) or set(TACTIC_ENUMS.tolist())
         # The model's tactic indices that the game implements.
         self.allowed = np.array([i for i, t in enumerate(TACTIC_ENUMS.tolist()) if t in allowed], np.int64)
         self.allowed_enums = TACTIC_ENUMS[self.allowed]

@@ -1,0 +1,113 @@
+"""The engine's answers as SessionResponse messages: it hands plain pieces (knob values, hint tuples,
+prediction rows, a DirectorNote, errors) to these builders and passes back what they return without
+touching a field. Guidance is filled in place inside its SessionResponse (wrapping a finished
+Guidance copies it: 12 vs 5 us for 8 hints), and a frame between two model steps is a copy of the
+step's answer with its own knobs (3x cheaper than building it)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sidecar.errors import MetabrainError
+from sidecar.policies.difficulty import DirectorNote
+from sidecar.policies.director import Hint
+from sidecar.wire.schema import pb
+
+__all__ = ["Predictions", "Response", "between", "error", "guidance", "superseded"]
+
+Response = pb.SessionResponse
+
+
+@dataclass
+class Predictions:
+    """One frame's predictions, a row per player (plain lists: what the insights carry)."""
+
+    player_ids: Sequence[str]
+    p_fail: list[float]
+    p_quit: list[float]
+    frustration: list[float]
+    engagement: list[float]
+    skill: list[float]
+    explanations: list[list[tuple[str, float]]]  # per player: (signal, weight), strongest first; may be empty
+
+
+def superseded(sequence: int, by: int) -> Response:
+    return pb.SessionResponse(superseded=pb.Superseded(sequence=sequence, by_sequence=by))
+
+
+def error(err: MetabrainError) -> Response:
+    return pb.SessionResponse(error=err.to_proto())
+
+
+def guidance(
+    sequence: int,
+    model_version: str,
+    policy: str,
+    knobs: tuple[Sequence[str], list[float]],
+    *,
+    fallback: bool = False,
+    hints: Sequence[Hint] = (),
+    note: DirectorNote | None = None,
+    predictions: Predictions | None = None,
+    processing_us: int = 0,
+) -> Response:
+    resp = pb.SessionResponse()
+    g = resp.guidance
+    g.sequence, g.model_version, g.policy, g.fallback = sequence, model_version, policy, fallback
+    if note is not None:
+        d = g.director
+        d.managing, d.target_level, d.designer_level = note.managing, note.target_level, note.designer_level
+        d.expected_gain_s, d.confidence, d.calibration_shift = (
+            note.expected_gain_s,
+            note.confidence,
+            note.calibration_shift,
+        )
+        d.exploration_offset, d.propensity = note.exploration_offset, note.propensity
+    _add_hints(g, hints)
+    if predictions is not None:
+        p = predictions
+        add_insight = g.insights.add
+        for pid, p_fail, p_quit, frustration, engagement, skill, why in zip(
+            p.player_ids, p.p_fail, p.p_quit, p.frustration, p.engagement, p.skill, p.explanations, strict=True
+        ):
+            ins = add_insight(
+                player_id=pid, p_fail=p_fail, p_quit=p_quit, frustration=frustration, engagement=engagement, skill=skill
+            )
+            for name, weight in why:
+                ins.explanations.add(signal=name, weight=weight)
+    names, values = knobs
+    for name, value in zip(names, values, strict=True):
+        g.knobs.add(name=name, value=value)
+    g.processing_us = processing_us
+    return resp
+
+
+def between(
+    template: Response,
+    sequence: int,
+    values: list[float],
+    *,
+    fallback: bool,
+    hints: Sequence[Hint] | None = None,
+    processing_us: int = 0,
+) -> Response:
+    """A copy of a step's answer for a later frame: its knob values, and `hints` in place of the
+    step's when given (NPCs came or went)."""
+    resp = pb.SessionResponse()
+    resp.CopyFrom(template)
+    g = resp.guidance
+    for knob, value in zip(g.knobs, values, strict=True):
+        knob.value = value
+    if hints is not None:
+        del g.npc_hints[:]
+        _add_hints(g, hints)
+    g.sequence, g.fallback, g.processing_us = sequence, fallback, processing_us
+    return resp
+
+
+def _add_hints(g: pb.Guidance, hints: Sequence[Hint]) -> None:
+    add_hint = g.npc_hints.add
+    for npc_id, tactic, player_id, aggression in hints:
+        add_hint(npc_id=npc_id, tactic=cast(Any, tactic), target_player_id=player_id, aggression=aggression)
