@@ -710,11 +710,3 @@ def generate_gdscript(descriptor_set: bytes, class_name: str = "MetaBrainProto")
     if class_name != "MetaBrainProto":
         text = re.sub(r"\b(Writer|Reader)\b", r"MetaBrainProto.\1", text)
     return "\n".join(out) + text + "\n"
-
-
-def generate_engine_codecs(descriptor_set: bytes) -> dict[Path, str]:
-    files = {GODOT_OUT: generate_gdscript(descriptor_set)}
-    from csharp_codegen import generate_csharp
-
-    files[CSHARP_OUT] = generate_csharp(descriptor_set)
-    return files

@@ -103,10 +103,12 @@ def _generate_all(py_out: Path, engines_root: Path) -> dict[Path, str]:
     outputs: dict[Path, str] = {}
     for f in generate_python(py_out):
         outputs[Path("sidecar/gen") / f.relative_to(py_out)] = f.read_text()
-    from engine_codegen import generate_engine_codecs
+    from csharp_codegen import generate_csharp
+    from engine_codegen import CSHARP_OUT, GODOT_OUT, generate_gdscript
 
     outputs.update(generate_testdata(engines_root))
-    for rel, text in generate_engine_codecs(descriptor_set()).items():
+    schema = descriptor_set()
+    for rel, text in ((GODOT_OUT, generate_gdscript(schema)), (CSHARP_OUT, generate_csharp(schema))):
         outputs[rel] = text
         (engines_root / rel).parent.mkdir(parents=True, exist_ok=True)
         (engines_root / rel).write_text(text)

@@ -11,6 +11,28 @@ from typing import Any, cast
 
 from sidecar.wire.schema import pb
 
+__all__ = [
+    "ConnectionLimitExceeded",
+    "IdleTimeout",
+    "Internal",
+    "InvalidArgument",
+    "InvalidHello",
+    "LimitExceeded",
+    "Malformed",
+    "MessageTooLarge",
+    "MetabrainError",
+    "ModelUnavailable",
+    "ProtocolViolation",
+    "RecordingFailed",
+    "ResumeRejected",
+    "SessionLimitExceeded",
+    "SessionTakenOver",
+    "ShuttingDown",
+    "StaleSequence",
+    "Unauthenticated",
+    "UnsupportedVersion",
+]
+
 
 class MetabrainError(Exception):
     """Base of every error the sidecar reports to a client."""

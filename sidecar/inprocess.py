@@ -9,6 +9,11 @@ from dataclasses import dataclass
 from sidecar.model.checkpoint import Checkpoint
 from sidecar.server import ServeConfig, Sidecar
 
+__all__ = [
+    "RunningSidecar",
+    "start_in_thread",
+]
+
 
 @dataclass
 class RunningSidecar:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+__all__ = [
+    "Limits",
+]
+
 if TYPE_CHECKING:
     from sidecar.wire.schema import pb
 

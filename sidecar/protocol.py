@@ -33,6 +33,18 @@ from sidecar.wire.frames import extract
 from sidecar.wire.hello import spec_of
 from sidecar.wire.schema import PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, pb
 
+__all__ = [
+    "Connection",
+    "Event",
+    "FrameAccepted",
+    "ServerInfo",
+    "SessionEnded",
+    "State",
+    "Welcomed",
+    "error_response",
+    "parse_request",
+]
+
 
 class State(enum.Enum):
     AWAIT_HELLO = "await_hello"

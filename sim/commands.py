@@ -24,8 +24,8 @@ def _params(items: list[str] | None) -> dict[str, str]:
 
 
 def cmd_sim(a: argparse.Namespace) -> int:
-    from sim.players import load_population
     from sim.policy_labels import PolicyRun, checked
+    from sim.populations import load_population
 
     pop = load_population(a.population, a.seed)
     params = _params(a.param)
@@ -92,7 +92,7 @@ def cmd_sim(a: argparse.Namespace) -> int:
 
 def cmd_demo(a: argparse.Namespace) -> int:
     from sim.demo import run_demo
-    from sim.players import load_population
+    from sim.populations import load_population
 
     load_population(a.population, a.seed)  # a mistake is reported before a sidecar starts
 
@@ -151,8 +151,8 @@ def cmd_replay(a: argparse.Namespace) -> int:
 
 def cmd_evaluate_directors(a: argparse.Namespace) -> int:
     from sim.director_eval import DEFAULT_POLICIES, evaluate_directors, markdown, pngs, write
-    from sim.players import load_population
     from sim.policy_labels import checked, parse_policy
+    from sim.populations import load_population
 
     policies = tuple(a.policies.split(",")) if a.policies else DEFAULT_POLICIES
     for label in policies:
@@ -207,7 +207,7 @@ def _off_policy(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
 def cmd_bench_sim(a: argparse.Namespace) -> int:
     """Simulated player-seconds per wall second: the game and its players alone, one core."""
     from sim.offline import play_fixed
-    from sim.players import load_population
+    from sim.populations import load_population
 
     players = load_population("default", 3).players(a.sessions)
     t0 = time.perf_counter()

@@ -19,7 +19,7 @@ from sidecar.experiments import parse_experiment
 from sidecar.inprocess import start_in_thread
 from sidecar.server import ServeConfig
 from sim.client import ClientConfig, play_many
-from sim.players import load_population
+from sim.populations import load_population
 from sim.report import curves_png
 
 DEFAULT_ARMS = "static:0.4=50,learned=50"

@@ -39,7 +39,7 @@ def _run(args: tuple[PolicyRun, str, int, int, float, str | None, float]) -> tup
     torch.set_num_threads(1)
     from sidecar.model.checkpoint import load_checkpoint
     from sim.offline import OfflineConfig, run_offline
-    from sim.players import load_population
+    from sim.populations import load_population
 
     cfg = OfflineConfig(
         sessions=n,

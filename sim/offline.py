@@ -28,8 +28,9 @@ from sidecar.wire.frames import extract
 from sidecar.wire.hello import spec_of
 from sidecar.wire.schema import pb
 from sim.game import KNOBS, TACTICS, TICK_HZ, FrameTimer, Game, hello
-from sim.players import PlayerModel, Population
+from sim.players import PlayerModel
 from sim.policy_labels import PolicyRun
+from sim.populations import Population
 
 KNOB_NAMES = [k.name for k in KNOBS]
 

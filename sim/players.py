@@ -12,12 +12,9 @@ should optimise.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import random
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from sim.game import DT, PLAYER_MAX_HEALTH, Action, Game
@@ -205,42 +202,6 @@ DEFAULT_MIX = {"novice": 0.25, "casual": 0.35, "core": 0.25, "expert": 0.15}
 HOLDOUT_MIX = {"novice": 0.4, "casual": 0.1, "core": 0.15, "expert": 0.35}
 
 
-# Populations with their own psychology (sim/populations.py): four for evaluation, one for training.
-NAMED_POPULATIONS = ("tilt", "thrill", "learners", "mixed", "varied")
-
-
-@dataclass(frozen=True)
-class PopulationSpec:
-    mix: dict[str, float]
-    seed: int = 0
-    named: str = ""  # one of NAMED_POPULATIONS: its own players instead of the archetype mix
-
-    @classmethod
-    def parse(cls, text: str, seed: int = 0) -> PopulationSpec:
-        """'default', 'holdout', a named population (NAMED_POPULATIONS) or 'novice=0.5,expert=0.5'."""
-        if text == "default":
-            return cls(dict(DEFAULT_MIX), seed)
-        if text == "holdout":
-            return cls(dict(HOLDOUT_MIX), seed)
-        if text in NAMED_POPULATIONS:
-            return cls({}, seed, text)
-        mix: dict[str, float] = {}
-        for part in text.split(","):
-            name, _, weight = part.partition("=")
-            name = name.strip()
-            if name not in ARCHETYPES:
-                raise ValueError(
-                    f"population {text!r}: {name!r} is not a population or an archetype; populations: default, "
-                    f"holdout, {', '.join(NAMED_POPULATIONS)}; archetypes (mix them as novice=1,expert=2): "
-                    f"{', '.join(ARCHETYPES)}"
-                )
-            try:
-                mix[name] = float(weight or 1.0)
-            except ValueError as exc:
-                raise ValueError(f"population weight for {name!r} is not a number: {weight!r}") from exc
-        return cls(mix, seed)
-
-
 def sample_traits(arch: Archetype, rng: random.Random) -> PlayerTraits:
     def draw(ms: tuple[float, float], lo: float, hi: float) -> float:
         return min(max(rng.gauss(*ms), lo), hi)
@@ -254,50 +215,3 @@ def sample_traits(arch: Archetype, rng: random.Random) -> PlayerTraits:
         boredom_tolerance=draw(arch.boredom_tolerance, 0.3, 5.0),
         archetype=arch.name,
     )
-
-
-class Population:
-    """Makes players: from a spec of archetypes, or from any factory `path.py:Factory`."""
-
-    def __init__(self, spec: PopulationSpec | None = None, factory: object | None = None) -> None:
-        self.spec = spec or PopulationSpec(dict(DEFAULT_MIX))
-        self.factory = factory
-
-    def players(self, n: int) -> list[PlayerModel]:
-        rng = random.Random(self.spec.seed)
-        out: list[PlayerModel] = []
-        names = list(self.spec.mix)
-        weights = [self.spec.mix[k] for k in names]
-        if self.spec.named:
-            from sim.populations import make_population_player
-
-            return [make_population_player(self.spec.named, rng) for _ in range(n)]
-        for i in range(n):
-            seed = rng.randrange(2**31)
-            if self.factory is not None:
-                out.append(self.factory(i, seed))  # type: ignore[operator]
-                continue
-            arch = ARCHETYPES[rng.choices(names, weights)[0]]
-            out.append(SimPlayer(sample_traits(arch, rng), seed))
-        return out
-
-
-def load_population(text: str, seed: int = 0) -> Population:
-    """'default', 'holdout', 'novice=0.5,expert=0.5', or 'path/to/file.py:Factory'.
-
-    A factory is called as Factory(index, seed) and returns a PlayerModel.
-    """
-    if ".py:" in text:
-        path, _, attr = text.rpartition(":")
-        file = Path(path)
-        if not file.exists():
-            raise ValueError(f"population file {file} does not exist")
-        spec = importlib.util.spec_from_file_location(f"metabrain_population_{file.stem}", file)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        if not hasattr(module, attr):
-            raise ValueError(f"population file {file} has no {attr!r}")
-        return Population(PopulationSpec({}, seed), getattr(module, attr))
-    return Population(PopulationSpec.parse(text, seed))

@@ -17,14 +17,18 @@ the default population's; the tilt spiral, the thrill of dying and outgrowing a 
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import random
-from dataclasses import replace
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from sim.game import DT, Game
 from sim.players import (
     ARCHETYPES,
     DEFAULT_MIX,
+    HOLDOUT_MIX,
     PlayerModel,
     PlayerTraits,
     Psychology,
@@ -32,7 +36,17 @@ from sim.players import (
     sample_traits,
 )
 
-__all__ = ["EVALUATION_POPULATIONS", "FastLearner", "ThrillSeeker", "TiltPlayer", "make_population_player"]
+__all__ = [
+    "EVALUATION_POPULATIONS",
+    "NAMED_POPULATIONS",
+    "FastLearner",
+    "Population",
+    "PopulationSpec",
+    "ThrillSeeker",
+    "TiltPlayer",
+    "load_population",
+    "make_population_player",
+]
 
 EVALUATION_POPULATIONS = ("tilt", "thrill", "learners", "mixed")
 
@@ -156,3 +170,84 @@ def make_population_player(name: str, rng: random.Random) -> PlayerModel:
     if name == "mixed":
         name = rng.choice(("tilt", "thrill", "learners"))
     return _MAKERS[name](rng, seed)
+
+
+# Populations with their own psychology (sim/populations.py): four for evaluation, one for training.
+NAMED_POPULATIONS = ("tilt", "thrill", "learners", "mixed", "varied")
+
+
+@dataclass(frozen=True)
+class PopulationSpec:
+    mix: dict[str, float]
+    seed: int = 0
+    named: str = ""  # one of NAMED_POPULATIONS: its own players instead of the archetype mix
+
+    @classmethod
+    def parse(cls, text: str, seed: int = 0) -> PopulationSpec:
+        """'default', 'holdout', a named population (NAMED_POPULATIONS) or 'novice=0.5,expert=0.5'."""
+        if text == "default":
+            return cls(dict(DEFAULT_MIX), seed)
+        if text == "holdout":
+            return cls(dict(HOLDOUT_MIX), seed)
+        if text in NAMED_POPULATIONS:
+            return cls({}, seed, text)
+        mix: dict[str, float] = {}
+        for part in text.split(","):
+            name, _, weight = part.partition("=")
+            name = name.strip()
+            if name not in ARCHETYPES:
+                raise ValueError(
+                    f"population {text!r}: {name!r} is not a population or an archetype; populations: default, "
+                    f"holdout, {', '.join(NAMED_POPULATIONS)}; archetypes (mix them as novice=1,expert=2): "
+                    f"{', '.join(ARCHETYPES)}"
+                )
+            try:
+                mix[name] = float(weight or 1.0)
+            except ValueError as exc:
+                raise ValueError(f"population weight for {name!r} is not a number: {weight!r}") from exc
+        return cls(mix, seed)
+
+
+class Population:
+    """Makes players: from a spec of archetypes, or from any factory `path.py:Factory`."""
+
+    def __init__(self, spec: PopulationSpec | None = None, factory: object | None = None) -> None:
+        self.spec = spec or PopulationSpec(dict(DEFAULT_MIX))
+        self.factory = factory
+
+    def players(self, n: int) -> list[PlayerModel]:
+        rng = random.Random(self.spec.seed)
+        out: list[PlayerModel] = []
+        names = list(self.spec.mix)
+        weights = [self.spec.mix[k] for k in names]
+        if self.spec.named:
+            return [make_population_player(self.spec.named, rng) for _ in range(n)]
+        for i in range(n):
+            seed = rng.randrange(2**31)
+            if self.factory is not None:
+                out.append(self.factory(i, seed))  # type: ignore[operator]
+                continue
+            arch = ARCHETYPES[rng.choices(names, weights)[0]]
+            out.append(SimPlayer(sample_traits(arch, rng), seed))
+        return out
+
+
+def load_population(text: str, seed: int = 0) -> Population:
+    """'default', 'holdout', 'novice=0.5,expert=0.5', or 'path/to/file.py:Factory'.
+
+    A factory is called as Factory(index, seed) and returns a PlayerModel.
+    """
+    if ".py:" in text:
+        path, _, attr = text.rpartition(":")
+        file = Path(path)
+        if not file.exists():
+            raise ValueError(f"population file {file} does not exist")
+        spec = importlib.util.spec_from_file_location(f"metabrain_population_{file.stem}", file)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        if not hasattr(module, attr):
+            raise ValueError(f"population file {file} has no {attr!r}")
+        return Population(PopulationSpec({}, seed), getattr(module, attr))
+    return Population(PopulationSpec.parse(text, seed))

@@ -16,7 +16,7 @@ import pytest
 
 from sidecar.model.checkpoint import Checkpoint
 from sim.client import ClientConfig, play_many
-from sim.players import load_population
+from sim.populations import load_population
 from tests.conftest import IN_CI, make_sidecar
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -16,7 +16,7 @@ from sidecar.model.checkpoint import Checkpoint
 from sidecar.protocol import Connection, ServerInfo, Welcomed
 from sidecar.session import SessionRegistry
 from sim.client import ClientConfig, play_many
-from sim.players import load_population
+from sim.populations import load_population
 from tests.conftest import make_sidecar
 from tests.helpers import hello_req
 

@@ -24,7 +24,7 @@ from sidecar.wire.hello import spec_of
 from sidecar.wire.schema import pb
 from sim.game import KNOBS, Action, FrameTimer, Game, hello
 from sim.offline import OfflineConfig, run_offline
-from sim.players import load_population
+from sim.populations import load_population
 from tests.helpers import WsSession, frame_req, hello_req
 
 RATES = (5.0, 10.0, 20.0, 30.0, 60.0)

@@ -12,7 +12,7 @@ import pytest
 from sidecar.model.checkpoint import Checkpoint
 from sidecar.recording import read_recording
 from sim.client import ClientConfig, play_many
-from sim.players import load_population
+from sim.populations import load_population
 from sim.replay import replay_file
 from tests.conftest import make_sidecar
 

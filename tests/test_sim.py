@@ -8,15 +8,8 @@ from sidecar.features import KnobSet, featurize
 from sidecar.wire.frames import extract
 from sim.game import KNOBS, Action, Game
 from sim.offline import play_fixed
-from sim.players import (
-    ARCHETYPES,
-    LEAVING_S,
-    Population,
-    PopulationSpec,
-    SimPlayer,
-    load_population,
-    sample_traits,
-)
+from sim.players import ARCHETYPES, LEAVING_S, SimPlayer, sample_traits
+from sim.populations import Population, PopulationSpec, load_population
 
 NAMES = [k.name for k in KNOBS]
 

@@ -15,7 +15,7 @@ from sidecar.model.checkpoint import CheckpointError, load_checkpoint
 from sidecar.training.dataset import Horizons, examples_of, load_examples, save_examples, split_of
 from sidecar.training.evaluate import auc, calibration
 from sim.offline import OfflineConfig, run_offline
-from sim.players import load_population
+from sim.populations import load_population
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-SERVERS = ("echo", "naive", "sidecar", "sidecar-every-frame")
-TRANSPORTS = ("grpc", "ws")
+from sidecar.bench import SERVERS, TRANSPORTS
 
 
 def _bench_model(a: argparse.Namespace) -> int:

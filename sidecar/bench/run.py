@@ -23,7 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from sidecar.bench.commands import SERVERS, TRANSPORTS
+from sidecar.bench import SERVERS, TRANSPORTS
 from sidecar.bench.process import ServerProcess
 from sim.loadgen import LoadSpec, run_load
 

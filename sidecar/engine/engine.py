@@ -21,14 +21,14 @@ import torch
 
 from sidecar.columns import Capability
 from sidecar.engine.clock import ModelClock
+from sidecar.engine.config import EngineConfig
 from sidecar.engine.plan import PlanEntry, StepPlan, StepResult
 from sidecar.engine.remote_runner import RemoteRunner
-from sidecar.engine.runner import Runner
+from sidecar.engine.runner import Runner, local_runner
 from sidecar.engine.scheduler import Scheduler
 from sidecar.errors import Internal, LimitExceeded, ModelUnavailable
 from sidecar.features import RAW_NPC_FIELDS, FrameInput, featurize_many
 from sidecar.model.checkpoint import Checkpoint
-from sidecar.model.player_model import PlayerModel
 from sidecar.policies.director import Director
 from sidecar.policies.tick import Direction, direct
 from sidecar.protocol import FrameAccepted
@@ -36,37 +36,13 @@ from sidecar.session import Session
 from sidecar.wire import responses as wire
 from sidecar.wire.responses import Predictions, Response
 
+__all__ = ["Engine", "EngineConfig", "Responses", "TickStats", "local_runner"]
+
 log = logging.getLogger("metabrain.engine")
 
 Responses = list[Response]
 _FILL_STEP_S = 0.0005
 _NPC_ID = RAW_NPC_FIELDS.index("npc_id")
-
-
-@dataclass
-class EngineConfig:
-    device: str = "cpu"
-    max_batch: int = 8192
-    max_wait_s: float = 0.0
-    # While frames keep arriving, read them into the coming tick for up to as long as the last tick
-    # took (at most this long): under load the batch grows instead of the per-tick cost repeating
-    # for a handful of frames; when a pass over the sockets brings nothing, the tick runs at once.
-    adaptive_wait_max_s: float = 0.004
-    max_slots: int = 16384
-    default_policy: str = "predictive"
-    levels: int = 11  # candidate difficulty levels scored per player per tick
-    cuda_graphs: bool = True
-    torch_threads: int = 1
-    bf16: bool = False  # run the model in bfloat16 (GPUs)
-    # Step on a worker thread (None: only on CUDA). On a CPU every torch op hands the GIL back and
-    # forth, and with the event loop busy each hand-back waits a switch interval (profiled under
-    # load: the runner thread spent its time waiting for the GIL; BENCHMARKS.md), so the CPU engine
-    # steps on the loop thread between I/O passes. On CUDA (or with a runner process) the worker
-    # lets the loop read frames while the model computes.
-    worker_thread: bool | None = None
-    # Model steps per second of a session's game time: None takes the checkpoint's (the rate it was
-    # trained at); 0 steps the model on every frame (`serve --model-every-frame`).
-    model_rate_hz: float | None = None
 
 
 @dataclass
@@ -84,14 +60,6 @@ class TickStats:
     model_seconds: float
     tick_seconds: float
     fallback: bool
-
-
-def local_runner(model: PlayerModel, cfg: EngineConfig, slots: int) -> Runner:
-    """The model in this process, as the config asks (device, CPU threads, dtype, CUDA graphs)."""
-    if cfg.device == "cpu":
-        torch.set_num_threads(cfg.torch_threads)
-    dtype = torch.bfloat16 if cfg.bf16 else torch.float32
-    return Runner(model, cfg.device, slots, cfg.cuda_graphs, dtype)
 
 
 class Engine:

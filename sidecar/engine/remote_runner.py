@@ -24,7 +24,7 @@ from sidecar.engine.plan import StepPlan, StepResult, npc_width
 from sidecar.features import MAX_MODEL_NPCS, NPC_DIM
 
 if TYPE_CHECKING:
-    from sidecar.engine.engine import EngineConfig
+    from sidecar.engine.config import EngineConfig
 
 log = logging.getLogger("metabrain.runner")
 
@@ -136,7 +136,7 @@ def serve_runner(
     """The runner process: accept `front_ends` connections, then step whatever they send until all close."""
     import signal
 
-    from sidecar.engine.engine import local_runner
+    from sidecar.engine.runner import local_runner
     from sidecar.model.checkpoint import load_checkpoint
 
     # Ctrl-C reaches the whole process group: the front ends drain, and the runner must keep

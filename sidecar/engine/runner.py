@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import torch
 
+from sidecar.engine.config import EngineConfig
 from sidecar.engine.plan import StepPlan, StepResult, npc_width
 from sidecar.features import PLAYER_COLUMNS
 from sidecar.model.player_model import PlayerModel
@@ -297,3 +298,11 @@ def _traced(model: PlayerModel, hinted_only: bool) -> torch.nn.Module:
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(_Outputs(model).eval(), example, check_trace=False)
         return torch.jit.freeze(traced)
+
+
+def local_runner(model: PlayerModel, cfg: EngineConfig, slots: int) -> Runner:
+    """The model in this process, as the config asks (device, CPU threads, dtype, CUDA graphs)."""
+    if cfg.device == "cpu":
+        torch.set_num_threads(cfg.torch_threads)
+    dtype = torch.bfloat16 if cfg.bf16 else torch.float32
+    return Runner(model, cfg.device, slots, cfg.cuda_graphs, dtype)

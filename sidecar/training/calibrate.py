@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from sidecar.model.player_model import PlayerModel
 from sidecar.training.dataset import SessionExamples
-from sidecar.training.train import rollout
+from sidecar.training.batches import rollout
 
 
 @torch.no_grad()

@@ -18,8 +18,9 @@ import torch
 
 from sidecar.model.checkpoint import load_checkpoint
 from sidecar.model.player_model import PlayerModel
+from sidecar.training.batches import rollout
 from sidecar.training.dataset import SessionExamples, load_examples
-from sidecar.training.train import TrainConfig, rollout, split_sessions
+from sidecar.training.train import TrainConfig, split_sessions
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:

@@ -26,7 +26,7 @@ class GenerateConfig:
 def _shard(args: tuple[GenerateConfig, int, int]) -> int:
     cfg, shard, n = args
     from sim.offline import OfflineConfig, run_offline
-    from sim.players import load_population
+    from sim.populations import load_population
 
     pop = load_population(cfg.population, cfg.seed * 100 + shard)
     ocfg = OfflineConfig(

@@ -1,0 +1,33 @@
+"""How the engine runs: device, batch and wait limits, threads, the model clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["EngineConfig"]
+
+
+@dataclass
+class EngineConfig:
+    device: str = "cpu"
+    max_batch: int = 8192
+    max_wait_s: float = 0.0
+    # While frames keep arriving, read them into the coming tick for up to as long as the last tick
+    # took (at most this long): under load the batch grows instead of the per-tick cost repeating
+    # for a handful of frames; when a pass over the sockets brings nothing, the tick runs at once.
+    adaptive_wait_max_s: float = 0.004
+    max_slots: int = 16384
+    default_policy: str = "predictive"
+    levels: int = 11  # candidate difficulty levels scored per player per tick
+    cuda_graphs: bool = True
+    torch_threads: int = 1
+    bf16: bool = False  # run the model in bfloat16 (GPUs)
+    # Step on a worker thread (None: only on CUDA). On a CPU every torch op hands the GIL back and
+    # forth, and with the event loop busy each hand-back waits a switch interval (profiled under
+    # load: the runner thread spent its time waiting for the GIL; BENCHMARKS.md), so the CPU engine
+    # steps on the loop thread between I/O passes. On CUDA (or with a runner process) the worker
+    # lets the loop read frames while the model computes.
+    worker_thread: bool | None = None
+    # Model steps per second of a session's game time: None takes the checkpoint's (the rate it was
+    # trained at); 0 steps the model on every frame (`serve --model-every-frame`).
+    model_rate_hz: float | None = None
