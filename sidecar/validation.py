@@ -138,6 +138,12 @@ def validate_frame_counts(frame: pb.Frame, limits: Limits, knobs: int) -> None:
             field="frame.game_time",
             sequence=seq,
         )
+    _validate_reported_knobs(frame, knobs, seq)
+    _validate_frame_strings(frame, tables, limits, seq)
+
+
+def _validate_reported_knobs(frame: pb.Frame, knobs: int, seq: int) -> None:
+    """Knob values the frame reports: finite, and in one form (knob_values: one per declared knob)."""
     values = frame.knob_values
     if values:
         if frame.knobs or len(values) != knobs:
@@ -159,9 +165,13 @@ def validate_frame_counts(frame: pb.Frame, limits: Limits, knobs: int) -> None:
                 field=f"frame.knobs[{i}].value",
                 sequence=seq,
             )
+
+
+def _validate_frame_strings(frame: pb.Frame, tables: bool, limits: Limits, seq: int) -> None:
+    """Ids unique and within their length limit, strings within theirs (UTF-8 bytes), VR poses finite."""
     if tables:
-        _check_ids(pt.player_ids, "frame.player_table.player_ids[{}]", limits, seq)
-        _check_strings(nt.kinds, "frame.npc_table.kinds[{}]", limits, seq)
+        _check_ids(frame.player_table.player_ids, "frame.player_table.player_ids[{}]", limits, seq)
+        _check_strings(frame.npc_table.kinds, "frame.npc_table.kinds[{}]", limits, seq)
     else:
         _check_ids([p.player_id for p in frame.players], "frame.players[{}].player_id", limits, seq)
         for i, p in enumerate(frame.players):
@@ -384,6 +394,15 @@ def _why(c: Column, big: float) -> str:
 
 def _name_the_error(raw: RawFrame, big: float, sequence: int) -> None:
     """The frame failed validate_raw's check: raise for its first offending number, named."""
+    _name_bad_cell(raw, big, sequence)
+    _name_health_over_max(raw, sequence)
+    _name_duplicate_npc(raw, sequence)
+    _name_bad_event(raw, big, sequence)
+    raise InvalidArgument("frame holds a number out of range", field="frame", sequence=sequence)  # not reached
+
+
+def _name_bad_cell(raw: RawFrame, big: float, sequence: int) -> None:
+    """A player or NPC number outside its column's range, or not whole where the column counts."""
     player_names, npc_names, players_field, npcs_field = _NAMES[raw.tables]
     n_players = len(raw.players)
     for arr, cols, names, prefix, whole in (
@@ -410,6 +429,10 @@ def _name_the_error(raw: RawFrame, big: float, sequence: int) -> None:
             why = _why(c, big)
             what = f"outside [{lo[col]:g}, {hi[col]:g}]" if not lo[col] <= value <= hi[col] else "not a whole number"
             raise InvalidArgument(f"{field}={value:g} is {what}{why}", field=field, sequence=sequence)
+
+
+def _name_health_over_max(raw: RawFrame, sequence: int) -> None:
+    players_field = _NAMES[raw.tables][2]
     health = raw.players[:, RP["health"]]
     over = health > raw.players[:, RP["max_health"]] * 1.0001 + 1e-6
     if over.any():
@@ -420,6 +443,9 @@ def _name_the_error(raw: RawFrame, big: float, sequence: int) -> None:
             field=field,
             sequence=sequence,
         )
+
+
+def _name_duplicate_npc(raw: RawFrame, sequence: int) -> None:
     ids = raw.npcs[:, _NPC_ID].astype(np.int64).tolist()
     seen: set[int] = set()
     for i, npc_id in enumerate(ids):
@@ -431,6 +457,9 @@ def _name_the_error(raw: RawFrame, big: float, sequence: int) -> None:
                 sequence=sequence,
             )
         seen.add(npc_id)
+
+
+def _name_bad_event(raw: RawFrame, big: float, sequence: int) -> None:
     if raw.events.size:
         ev = raw.events[:, _EVENT_RAW]
         lo, hi = _bounds("event", big)
@@ -445,4 +474,3 @@ def _name_the_error(raw: RawFrame, big: float, sequence: int) -> None:
             raise InvalidArgument(
                 f"{field}={value:g} is outside [{lo[col]:g}, {hi[col]:g}]{why}", field=field, sequence=sequence
             )
-    raise InvalidArgument("frame holds a number out of range", field="frame", sequence=sequence)  # not reached

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from sidecar.model.player_model import PlayerModel
-from sidecar.training.dataset import SessionExamples
 from sidecar.training.batches import rollout
+from sidecar.training.dataset import SessionExamples
 
 
 @torch.no_grad()

@@ -85,19 +85,13 @@ def _client_of(connection: ServerConnection) -> str:
     return str(address[0]) if address else "?"
 
 
-async def start_ws(
-    ctx: ServiceContext,
-    host: str,
-    port: int,
-    auth: TokenAuth,
-    tls_files: tuple[str, str] | None = None,
-    reuse_port: bool = False,
-    allowed_origins: tuple[str, ...] = (),
-) -> tuple[Server, int]:
-    """allowed_origins: the browser origins whose pages may open a session ('https://game.example');
-    empty: any (native clients send no Origin, and are always allowed)."""
+class _Endpoint:
+    """The session endpoint: who may upgrade (path, origin, token, an admission slot), and each stream."""
 
-    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+    def __init__(self, ctx: ServiceContext, auth: TokenAuth, allowed_origins: tuple[str, ...]) -> None:
+        self.ctx, self.auth, self.allowed_origins = ctx, auth, allowed_origins
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         # A slot only for a real upgrade on the served path, from an allowed origin, with the token.
         path = urlparse(request.path).path
         if path != WS_PATH:
@@ -107,41 +101,24 @@ async def start_ws(
                 HTTPStatus.UPGRADE_REQUIRED, f"{WS_PATH} speaks WebSocket only: send an Upgrade: websocket request\n"
             )
         origin = request.headers.get("Origin")
-        if allowed_origins and origin is not None and origin not in allowed_origins:
+        if self.allowed_origins and origin is not None and origin not in self.allowed_origins:
             return connection.respond(HTTPStatus.FORBIDDEN, f"origin {origin!r} is not allowed (--allowed-origin)\n")
         try:
-            if not auth.check(_token(request)):
+            if not self.auth.check(_token(request)):
                 raise Unauthenticated("missing or wrong token (header 'Authorization: Bearer <token>')")
-            ctx.admissions.admit(connection, _client_of(connection), time.monotonic(), stream=False)
+            self.ctx.admissions.admit(connection, _client_of(connection), time.monotonic(), stream=False)
         except MetabrainError as err:
             return connection.respond(ws_http_status(err), err.message + "\n")
         return None
 
-    def process_response(connection: ServerConnection, request: Request, response: Response) -> None:
+    def process_response(self, connection: ServerConnection, request: Request, response: Response) -> None:
         if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
-            ctx.admissions.release(connection)  # the handshake failed: its slot comes back at once
+            self.ctx.admissions.release(connection)  # the handshake failed: its slot comes back at once
 
-    async def handle(ws: ServerConnection) -> None:
+    async def handle(self, ws: ServerConnection) -> None:
         out: asyncio.Queue[pb.SessionResponse | MetabrainError | object] = asyncio.Queue()
-        handler = StreamHandler(ctx, "websocket", out.put_nowait, out.put_nowait, lambda: out.put_nowait(_END), ws)
-
-        async def write() -> None:
-            try:
-                while True:
-                    item = await out.get()
-                    if isinstance(item, MetabrainError):
-                        await ws.send(pb.SessionResponse(error=item.to_proto()).SerializeToString())
-                        await ws.close(ws_close_code(item), ws_reason(item))
-                        return
-                    if item is _END:  # a goodbye was acknowledged: the session is over
-                        await ws.close(1000, "goodbye")
-                        return
-                    assert isinstance(item, pb.SessionResponse)
-                    await ws.send(item.SerializeToString())
-            except ConnectionClosed:
-                return
-
-        writer = asyncio.create_task(write())
+        handler = StreamHandler(self.ctx, "websocket", out.put_nowait, out.put_nowait, lambda: out.put_nowait(_END), ws)
+        writer = asyncio.create_task(_write(ws, out))
         try:
             async for message in ws:
                 if isinstance(message, str):
@@ -164,18 +141,49 @@ async def start_ws(
                 await asyncio.wait_for(_flush(out, writer), timeout=5.0)
             writer.cancel()
 
+
+async def _write(ws: ServerConnection, out: asyncio.Queue[pb.SessionResponse | MetabrainError | object]) -> None:
+    """A stream's answers in order; an error is sent and closes it with its code, a goodbye with 1000."""
+    try:
+        while True:
+            item = await out.get()
+            if isinstance(item, MetabrainError):
+                await ws.send(pb.SessionResponse(error=item.to_proto()).SerializeToString())
+                await ws.close(ws_close_code(item), ws_reason(item))
+                return
+            if item is _END:  # a goodbye was acknowledged: the session is over
+                await ws.close(1000, "goodbye")
+                return
+            assert isinstance(item, pb.SessionResponse)
+            await ws.send(item.SerializeToString())
+    except ConnectionClosed:
+        return
+
+
+async def start_ws(
+    ctx: ServiceContext,
+    host: str,
+    port: int,
+    auth: TokenAuth,
+    tls_files: tuple[str, str] | None = None,
+    reuse_port: bool = False,
+    allowed_origins: tuple[str, ...] = (),
+) -> tuple[Server, int]:
+    """allowed_origins: the browser origins whose pages may open a session ('https://game.example');
+    empty: any (native clients send no Origin, and are always allowed)."""
+    endpoint = _Endpoint(ctx, auth, allowed_origins)
     ssl_ctx = None
     if tls_files is not None:
         ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ssl_ctx.load_cert_chain(tls_files[0], tls_files[1])
     try:
         server = await serve(
-            handle,
+            endpoint.handle,
             host,
             port,
             max_size=ctx.limits.max_message_bytes,
-            process_request=process_request,
-            process_response=process_response,
+            process_request=endpoint.process_request,
+            process_response=endpoint.process_response,
             ssl=ssl_ctx,
             compression=None,
             ping_interval=20,
