@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from typing import cast
 
 import numpy as np
 import torch
@@ -221,7 +222,7 @@ class _GraphStep:
         self.npcs = self.h_npcs.to(dev, dt)
         self.mask = self.h_mask.to(dev)
         self.levels = self.h_levels.to(dev, dt)
-        stream = torch.cuda.Stream()
+        stream = torch.cuda.Stream()  # type: ignore[no-untyped-call]
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
             for _ in range(2):  # warm up outside the graph (allocations, cuBLAS handles)
@@ -296,8 +297,8 @@ def _traced(model: PlayerModel, hinted_only: bool) -> torch.nn.Module:
     with torch.inference_mode(), warnings.catch_warnings():
         # The GRU's own shape checks become constants in the trace; our shapes are fixed by the plan.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        traced = torch.jit.trace(_Outputs(model).eval(), example, check_trace=False)
-        return torch.jit.freeze(traced)
+        traced = torch.jit.trace(_Outputs(model).eval(), example, check_trace=False)  # type: ignore[no-untyped-call]
+        return cast(torch.nn.Module, torch.jit.freeze(traced))
 
 
 def local_runner(model: PlayerModel, cfg: EngineConfig, slots: int) -> Runner:

@@ -361,11 +361,11 @@ def _update_tracks(frames: list[FrameInput], rows: _Rows, events: np.ndarray) ->
 
 
 def _max_health(rows: _Rows) -> np.ndarray:
-    return np.maximum(rows.raw[:, RP["max_health"]], 1e-6)
+    return np.asarray(np.maximum(rows.raw[:, RP["max_health"]], 1e-6), np.float64)
 
 
 def _damage_taken(rows: _Rows, events: np.ndarray) -> np.ndarray:
-    return np.minimum(events[:, _DAMAGE_TAKEN] / _max_health(rows), 5.0)
+    return np.asarray(np.minimum(events[:, _DAMAGE_TAKEN] / _max_health(rows), 5.0), np.float64)
 
 
 def _player_columns(

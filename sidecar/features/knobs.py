@@ -84,4 +84,4 @@ def knob_values_at(
 ) -> np.ndarray:
     """Knob values for a difficulty in [0, 1] (per knob, or one for all), elementwise over the knobs given."""
     d = np.where(easier_when_higher, 1.0 - difficulty, difficulty)
-    return (lo + d * span).astype(np.float32)
+    return np.asarray(lo + d * span, np.float32)

@@ -182,7 +182,8 @@ class PlayerModel(nn.Module):
         H = z.shape[-1]
         hz = F.linear(z, self.value_in.weight[:, :H], self.value_in.bias).unsqueeze(2)  # [B, T, 1, M*V]
         hd = F.linear(d, self.value_in.weight[:, H:])  # [B, T, K, M*V]
-        hidden = F.gelu(hz + hd).unflatten(-1, (M, V))  # [B, T, K, M, V]
+        hidden = F.gelu(hz + hd)
+        hidden = hidden.reshape(*hidden.shape[:-1], M, V)  # [B, T, K, M, V]
         return torch.einsum("btkmv,mv->btkm", hidden, self.value_out_w) + self.value_out_b  # [B, T, K, M]
 
     def _encode_present(self, npcs: Tensor, npc_mask: Tensor) -> Tensor:

@@ -200,4 +200,5 @@ def predictive_best(
     """
     gap = np.maximum(low - fail, 0.0) + np.maximum(fail - high, 0.0)
     cost = gap + 0.1 * np.abs(fail - mid) + quit_weight * quit_
-    return levels[np.arange(len(levels)), np.argmin(cost, axis=1)]
+    best: np.ndarray = levels[np.arange(len(levels)), np.argmin(cost, axis=1)]
+    return best

@@ -178,7 +178,7 @@ def guard(
 ) -> np.ndarray:
     """Knob values toward `wanted`, at most rate * dt from `prev` (no limit where rate is 0), in [lo, hi]."""
     step = np.where(rate > 0, rate * dt, np.inf)
-    return np.clip(np.clip(wanted, prev - step, prev + step), lo, hi).astype(np.float32)
+    return np.asarray(np.clip(np.clip(wanted, prev - step, prev + step), lo, hi), np.float32)
 
 
 def choose_tactics(p: np.ndarray, p_fail_now: np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) -> np.ndarray:
