@@ -202,17 +202,12 @@ class Connection:
         assert session is not None
         seq = frame.sequence
         session.last_seen = now
-        # Rate limit: a token bucket holding one second of frames.
-        rate = self.limits.max_frames_per_second
-        session.rate_tokens = min(rate, session.rate_tokens + (now - session.rate_updated) * rate)
-        session.rate_updated = now
-        if session.rate_tokens < 1.0:
+        if not session.frames.take(now):
             raise LimitExceeded(
-                f"frame {seq} exceeds max_frames_per_second={rate:g} for this session",
+                f"frame {seq} exceeds max_frames_per_second={session.frames.rate:g} for this session",
                 field="max_frames_per_second",
                 sequence=seq,
             )
-        session.rate_tokens -= 1.0
         if seq <= session.last_sequence:
             why = (
                 "sequences start at 1 and increase by at least one per frame"

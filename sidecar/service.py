@@ -26,6 +26,7 @@ from sidecar.errors import (
 from sidecar.limits import Limits
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, SessionEnded, State, Welcomed, parse_request
 from sidecar.session import Session, SessionRegistry
+from sidecar.token_bucket import TokenBucket
 from sidecar.wire.schema import pb
 
 log = logging.getLogger("metabrain.service")
@@ -105,9 +106,7 @@ class StreamHandler:
         self._disconnected = False
         self._ended = False
         # Per-connection message rate (every message, valid or not): a token bucket of one second.
-        rate = ctx.limits.max_messages_per_second_per_connection
-        self._tokens = rate
-        self._tokens_at = time.monotonic()
+        self._messages = TokenBucket(ctx.limits.max_messages_per_second_per_connection, time.monotonic())
         self._refused_at = -1.0
         # A stream that never says hello gives its slot back after hello_timeout_s.
         self._hello_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
@@ -169,12 +168,9 @@ class StreamHandler:
 
     def _within_rate(self, now: float) -> bool:
         """Drop messages beyond the connection's rate, with at most one error a second (no amplification)."""
-        rate = self.ctx.limits.max_messages_per_second_per_connection
-        self._tokens = min(rate, self._tokens + (now - self._tokens_at) * rate)
-        self._tokens_at = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._messages.take(now):
             return True
+        rate = self._messages.rate
         if now - self._refused_at >= 1.0:
             self._refused_at = now
             err = LimitExceeded(

@@ -17,6 +17,7 @@ from sidecar.columns import Capability
 from sidecar.errors import ResumeRejected, SessionLimitExceeded
 from sidecar.features import KnobSet, PlayerTrack
 from sidecar.limits import Limits
+from sidecar.token_bucket import TokenBucket
 
 __all__ = ["Session", "SessionRegistry", "SessionSpec"]
 
@@ -55,9 +56,7 @@ class Session:
     attached: bool = True
     detached_at: float | None = None
     tracks: dict[str, PlayerTrack] = field(default_factory=dict)
-    # Token bucket for max_frames_per_second.
-    rate_tokens: float = 0.0
-    rate_updated: float = 0.0
+    frames: TokenBucket = field(default_factory=lambda: TokenBucket(0.0, 0.0))  # max_frames_per_second
     frames_accepted: int = 0
     # The director it gets: the hello's (or the server's default), or its experiment arm's.
     policy: str = ""
@@ -126,8 +125,7 @@ class SessionRegistry:
             capabilities=hello.capabilities & _GRANTABLE,
             created_at=now,
             last_seen=now,
-            rate_tokens=self.limits.max_frames_per_second,
-            rate_updated=now,
+            frames=TokenBucket(self.limits.max_frames_per_second, now),
         )
         self.sessions[sid] = session
         return session

@@ -222,3 +222,13 @@ def test_every_frame_limit_is_named(limits: Limits, mutate: object, name: str) -
     with pytest.raises(errors.MetabrainError) as e:
         c.receive(pb.SessionRequest(frame=f), 0.0)
     assert name in e.value.message and not e.value.fatal
+
+
+def test_token_bucket_holds_one_second_and_refills_at_its_rate() -> None:
+    from sidecar.token_bucket import TokenBucket
+
+    b = TokenBucket(10.0, now=0.0)
+    assert sum(b.take(0.0) for _ in range(15)) == 10  # a burst of one second's worth
+    assert not b.take(0.05)  # half a token
+    assert b.take(0.1)  # one more after 0.1 s
+    assert sum(b.take(100.0) for _ in range(15)) == 10  # idle time never banks more than a second

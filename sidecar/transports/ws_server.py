@@ -20,6 +20,7 @@ from websockets.protocol import Event
 from sidecar.auth import TokenAuth
 from sidecar.errors import Internal, Malformed, MetabrainError, Unauthenticated
 from sidecar.service import ServiceContext, StreamHandler
+from sidecar.token_bucket import TokenBucket
 from sidecar.transports.status import ws_close_code, ws_http_status, ws_reason
 from sidecar.wire.schema import pb
 
@@ -48,19 +49,14 @@ class _GuardedConnection(ServerConnection):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._ping_tokens = self.ping_rate
-        self._ping_at = time.monotonic()
+        self._pings = TokenBucket(self.ping_rate, time.monotonic())
         self._refused = False
 
     def process_event(self, event: Event) -> None:
-        if isinstance(event, Frame) and event.opcode is Opcode.PING:
-            now = time.monotonic()
-            self._ping_tokens = min(self.ping_rate, self._ping_tokens + (now - self._ping_at) * self.ping_rate)
-            self._ping_at = now
-            if self._ping_tokens < 1.0 or self._refused:
-                self._refuse(f"more than {self.ping_rate:g} pings a second")
-                return
-            self._ping_tokens -= 1.0
+        ping = isinstance(event, Frame) and event.opcode is Opcode.PING
+        if ping and (self._refused or not self._pings.take(time.monotonic())):
+            self._refuse(f"more than {self.ping_rate:g} pings a second")
+            return
         super().process_event(event)
 
     def data_received(self, data: bytes) -> None:
