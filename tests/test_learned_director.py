@@ -78,8 +78,8 @@ def test_a_player_who_dies_more_than_predicted_is_read_as_weaker() -> None:
     p_fail = np.clip(0.02 + 0.3 * np.append(LEVELS, 0.5), 0, 1)  # the model's p_fail rises with the level
     # At the current level (0.5) p_fail = 0.17: a death every ~54 s expected.
     flat_peak = _peaked(0.5, 0.2)
-    as_predicted = LearnedPolicy({"smoothing_s": 0.0}, 0.5)
-    dying = LearnedPolicy({"smoothing_s": 0.0}, 0.5)
+    as_predicted = LearnedPolicy({"smoothing_s": 0.0, "calibrate": 1.0}, 0.5)
+    dying = LearnedPolicy({"smoothing_s": 0.0, "calibrate": 1.0}, 0.5)
     for i in range(1200):  # four minutes of 5 Hz steps
         as_predicted.target(obs(flat_peak, t=i * 0.2, p_fail=p_fail, deaths=1.0 if i % 270 == 0 else 0.0))
         dying.target(obs(flat_peak, t=i * 0.2, p_fail=p_fail, deaths=1.0 if i % 25 == 0 else 0.0))
@@ -102,3 +102,49 @@ def test_perturbed_logs_each_offset_with_its_probability() -> None:
         t += 30.0
     share = [seen[o * 0.1] / 4000 for o in OFFSETS]
     assert share == pytest.approx(list(OFFSET_PROBS), abs=0.03)
+
+
+def test_value_surface_recovers_the_level_each_skill_plays_longest_at() -> None:
+    """Synthetic sessions where a player of skill s plays longest at level 0.2 + 0.6 s: the fitted surface's
+    best level per skill row is that one, and replicates other than the first differ (the bootstrap)."""
+    from sidecar.training.value_fit import ValuePoints, fit_surface
+
+    rng = np.random.default_rng(0)
+    n = 6000
+    skill, level = rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+    played = np.clip(0.8 - 2.0 * (level - (0.2 + 0.6 * skill)) ** 2 + rng.normal(0, 0.1, n), 0, 1)
+    surface, support = fit_surface(ValuePoints(skill, level, played, np.arange(n) // 10), grid=21, members=5)
+    axis = np.linspace(0, 1, 21)
+    for s in (0.2, 0.5, 0.8):
+        row = surface[0, int(round(s * 20))]
+        assert abs(axis[row.argmax()] - (0.2 + 0.6 * s)) <= 0.1, (s, row.round(2))
+    assert not np.allclose(surface[0], surface[1])
+    assert support.min() > 1.0
+
+
+def test_value_surface_without_data_at_a_level_says_no_effect() -> None:
+    """Where no session was played at a level, the surface there is the skill's mean: no gain to chase."""
+    from sidecar.training.value_fit import ValuePoints, fit_surface
+
+    rng = np.random.default_rng(1)
+    n = 3000
+    skill, level = rng.uniform(0, 1, n), rng.uniform(0.4, 0.6, n)  # only ever played near the middle
+    played = rng.uniform(0.3, 0.7, n)
+    surface, _ = fit_surface(ValuePoints(skill, level, played, np.arange(n)), grid=21, members=1)
+    row = surface[0, 10]
+    assert abs(row[0] - row[10]) < 0.02 and abs(row[20] - row[10]) < 0.02
+
+
+def test_the_model_reads_its_value_surface_bilinearly() -> None:
+    import torch
+
+    from sidecar.model.player_model import ModelConfig, PlayerModel
+
+    model = PlayerModel(ModelConfig(hidden=8, value_members=2, value_grid=5))
+    axis = torch.linspace(0, 1, 5)
+    model.value_surface.copy_(torch.stack([axis[:, None] + 2 * axis[None, :], torch.zeros(5, 5)]))  # s + 2 l
+    skill = torch.tensor([[0.1, 0.6]])  # [B=1, T=2]
+    levels = torch.tensor([[[0.0, 0.35], [1.0, 0.5]]])  # [1, 2, K=2]
+    v = model._value(skill, levels)  # [1, 2, 2, M=2]
+    want = skill.unsqueeze(-1) + 2 * levels
+    assert torch.allclose(v[..., 0], want, atol=1e-6) and torch.all(v[..., 1] == 0)

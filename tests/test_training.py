@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sidecar.model.checkpoint import CheckpointError, load_checkpoint
 from sidecar.training.dataset import Horizons, examples_of, load_examples, save_examples, split_of
@@ -25,13 +26,15 @@ def small_data(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: object
         sessions=16,
         max_seconds=150.0,
         seed=5,
-        policies=["random_walk", "rubber_band"],
+        policies=["random_walk", "rubber_band", "piecewise", "static"],
+        random_static_levels=True,
         random_tactics=True,
         record_dir=str(root / "recs"),
         npc_hints=False,
     )
     run_offline(load_population("novice=1,expert=1", 5), cfg, tiny_checkpoint)  # type: ignore[arg-type]
-    sessions = examples_of(sorted((root / "recs").glob("*.mbrec")), Horizons())
+    # A value horizon shorter than the sessions, so that outcomes are known for the value surface.
+    sessions = examples_of(sorted((root / "recs").glob("*.mbrec")), Horizons(value_s=60.0))
     save_examples(root / "data.npz", sessions)
     return root / "data.npz"
 
@@ -93,6 +96,23 @@ def test_train_then_evaluate_then_serve(small_data: Path, tmp_path: Path) -> Non
     assert len(history) >= 1 and np.isfinite(history[-1]["val"]["loss"])
     ckpt = load_checkpoint(out)
     assert ckpt.trained and "trained" in ckpt.version and ckpt.model.cfg.hidden == 32
+    # The value surface was fitted from the sessions whose level was set at random.
+    assert json.loads(report.read_text())["value_fit"]["points"] > 0
+    surface = ckpt.model.value_surface
+    assert surface.shape[0] == 20 and torch.isfinite(surface).all() and surface.abs().sum() > 0
+    # Adapting to recordings: the network stays as it is, only the surface is refitted.
+    tuned = tmp_path / "tuned.pt"
+    subprocess.run(
+        [*cmd[:3], "train", "--data", str(small_data), "--out", str(tuned), "--init", str(out), "--trainable", "none"],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    after = load_checkpoint(tuned).model.state_dict()
+    for name, weight in ckpt.model.state_dict().items():
+        if name != "value_surface":
+            assert torch.equal(weight, after[name]), name
     ev = subprocess.run(
         [
             sys.executable,

@@ -54,8 +54,8 @@ class ModelConfig:
     quit_horizon_s: float = 60.0
     npc_horizon_s: float = 5.0
     value_horizon_s: float = 300.0
-    value_members: int = 0  # M; 0: no value head (checkpoints from before it existed)
-    value_hidden: int = 32
+    value_members: int = 0  # M bootstrap replicates of the value surface; 0: none (older checkpoints)
+    value_grid: int = 21  # G: the surface's points per axis (skill estimate x level)
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -81,6 +81,7 @@ class StepOutput:
 class PlayerModel(nn.Module):
     risk_scale: Tensor  # [2] buffers: Platt scaling of the (fail, quit) logits
     risk_bias: Tensor
+    value_surface: Tensor  # [M, G, G] buffer: value logits over (skill estimate, level)
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -103,11 +104,11 @@ class PlayerModel(nn.Module):
         # Post-hoc calibration of the two risk logits (Platt scaling, fitted on the validation split).
         self.register_buffer("risk_scale", torch.ones(2))
         self.register_buffer("risk_bias", torch.zeros(2))
-        # Value heads: [h, embed(d)] -> M hidden layers of value_hidden (one Linear), then one output each.
-        M, V = cfg.value_members, cfg.value_hidden
-        self.value_in = nn.Linear(H + 16, M * V) if M else None
-        self.value_out_w = nn.Parameter(torch.randn(M, V) / V**0.5) if M else None  # [M, V]
-        self.value_out_b = nn.Parameter(torch.zeros(M)) if M else None  # [M]
+        # The value surface: logits of the share of the next value_horizon_s a player goes on playing, by
+        # (the model's own skill estimate, level held), per bootstrap replicate. Not trained with the
+        # network: fitted afterwards from sessions whose level was set at random (training/value_fit.py).
+        G = cfg.value_grid
+        self.register_buffer("value_surface", torch.zeros(cfg.value_members, G, G))  # [M, G, G]
         self.npc_from_h = nn.Linear(H, E)
         self.npc_head = nn.Sequential(
             nn.Linear(2 * E, cfg.head_hidden), nn.GELU(), nn.Linear(cfg.head_hidden, len(TACTICS))
@@ -149,7 +150,7 @@ class PlayerModel(nn.Module):
         hd = F.linear(d, first.weight[:, H:])  # [B, T, K, hh]
         risk = rest(hz + hd) * self.risk_scale + self.risk_bias  # [B, T, K, 2]
         states = torch.sigmoid(self.state_head(z))  # [B, T, 3]
-        value = self._value(z, d)  # [B, T, K, M]
+        value = self._value(states[..., 2], levels)  # [B, T, K, M]
 
         # npc_head(cat([e, npc_from_h(z)])) split the same way: the player's part once, broadcast over N.
         first, rest = self.npc_head[0], self.npc_head[1:]
@@ -174,17 +175,21 @@ class PlayerModel(nn.Module):
             value_logits=value,
         )
 
-    def _value(self, z: Tensor, d: Tensor) -> Tensor:
-        """z: [B, T, H], d: [B, T, K, 16] -> [B, T, K, M] logits of the share of the horizon played."""
-        if self.value_in is None or self.value_out_w is None or self.value_out_b is None:
-            return z.new_zeros((*d.shape[:-1], 0))
-        M, V = self.value_out_w.shape
-        H = z.shape[-1]
-        hz = F.linear(z, self.value_in.weight[:, :H], self.value_in.bias).unsqueeze(2)  # [B, T, 1, M*V]
-        hd = F.linear(d, self.value_in.weight[:, H:])  # [B, T, K, M*V]
-        hidden = F.gelu(hz + hd)
-        hidden = hidden.reshape(*hidden.shape[:-1], M, V)  # [B, T, K, M, V]
-        return torch.einsum("btkmv,mv->btkm", hidden, self.value_out_w) + self.value_out_b  # [B, T, K, M]
+    def _value(self, skill: Tensor, levels: Tensor) -> Tensor:
+        """skill: [B, T], levels: [B, T, K] -> [B, T, K, M] value logits, read off the surface bilinearly."""
+        M, G = self.value_surface.shape[0], self.value_surface.shape[1]
+        x = skill.detach().clamp(0.0, 1.0).unsqueeze(-1) * (G - 1)  # [B, T, 1] grid coordinate of the skill
+        y = levels.clamp(0.0, 1.0) * (G - 1)  # [B, T, K]
+        i0 = x.floor().clamp(max=G - 2)
+        j0 = y.floor().clamp(max=G - 2)
+        wx, wy = (x - i0).unsqueeze(-1), (y - j0).unsqueeze(-1)  # [B, T, 1|K, 1]
+        flat = self.value_surface.reshape(M, G * G).t()  # [G*G, M]
+        base = (i0 * G + j0).long()  # [B, T, K] index of the corner below both coordinates
+
+        def at(di: int, dj: int) -> Tensor:
+            return flat[base + di * G + dj]  # [B, T, K, M]
+
+        return (1 - wx) * ((1 - wy) * at(0, 0) + wy * at(0, 1)) + wx * ((1 - wy) * at(1, 0) + wy * at(1, 1))
 
     def _encode_present(self, npcs: Tensor, npc_mask: Tensor) -> Tensor:
         """npc_enc on the present NPCs only; zeros where the mask is off (every use of those is masked)."""

@@ -1,17 +1,19 @@
 """The learned director, and the logged exploration a game can afford.
 
-`learned`: the model's value heads predict, for each candidate level, how much of the next few minutes
-this player goes on playing if that level is held. The director starts from the designer's level and
-moves away from it only as far as the heads agree that it helps this player: a move must gain at
-least `min_gain_s` seconds on the lower confidence bound (mean minus `confidence` standard deviations
-of the heads' predicted gains), and never more than `max_offset` from the designer's level. Per
-session it also corrects the model's view of this player: when the player dies more (or less) than
-the model predicted, the level axis is shifted by the difference in difficulty that the model's own
-p_fail curve says would explain it, so the curves are read where this player actually is.
+`learned`: the model's value surface (fitted from sessions whose level was set at random; see
+sidecar/training/value_fit.py) says, for a player of this skill estimate and each candidate level held,
+how much of the next few minutes the player goes on playing. The director starts from the designer's
+level and moves away from it only as far as the surface's bootstrap replicates agree that it helps: a
+move must gain at least `min_gain_s` seconds on the lower confidence bound (mean minus `confidence`
+standard deviations across replicates), and never more than `max_offset` from the designer's level.
+Per session, the surface is read at this player's skill estimate, which the model updates from the
+player's own kills and deaths every step (the per-player correction). With `calibrate=1` it also
+shifts the level axis when the player dies more (or less) than the model predicted, by the difference
+in difficulty that the model's own p_fail curve says would explain it.
 
 `perturbed`: the designer's level with small random offsets (every `period_s`, one of five offsets
 with fixed probabilities), each logged with its probability, so that recordings of a game's own players
-can train the value heads and evaluate other directors off-policy.
+can refit the value surface and evaluate other directors off-policy.
 """
 
 from __future__ import annotations
@@ -45,12 +47,13 @@ class LearnedPolicy(DifficultyPolicy):
         self.max_offset = _param(params, "max_offset", 0.4)
         self.min_gain_s = _param(params, "min_gain_s", 3.0)
         self.smoothing_s = _param(params, "smoothing_s", 3.0)
+        self.calibrate = _param(params, "calibrate", 0.0) > 0
         self.expected_deaths = 0.0  # exponentially weighted, _DEATH_TAU_S
         self.seen_deaths = 0.0
         self.note = DirectorNote(target_level=self.designer, designer_level=self.designer)
 
     def target(self, obs: Observation) -> float:
-        shift = self._calibrate(obs)
+        shift = self._calibrate(obs) if self.calibrate else 0.0
         want = self.designer
         note = DirectorNote(target_level=want, designer_level=self.designer, calibration_shift=shift)
         if obs.value.size:

@@ -87,6 +87,7 @@ POLICY_PARAMS: dict[str, tuple[Param, ...]] = {
         Param("max_offset", 0.0, 1.0, "the farthest the level may move from the designer's"),
         Param("min_gain_s", 0.0, 600.0, "expected seconds of play a move must gain (on the lower bound)"),
         Param("smoothing_s", 0.0, 600.0, "seconds to approach the chosen level"),
+        Param("calibrate", 0.0, 1.0, "1: shift the level axis by this player's deaths against the model's"),
     ),
     "perturbed": (
         Param("scale", 0.0, 0.5, "the offset step: offsets are -2, -1, 0, 1, 2 steps (probabilities logged)"),

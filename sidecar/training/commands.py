@@ -176,13 +176,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tr.add_argument("--threads", type=int, default=0)
     tr.add_argument("--report", help="write the training history as JSON")
     tr.add_argument("--rank-digest", help="write each rank's final weight digest to PATH.rankN (DDP check)")
-    tr.add_argument("--value-members", type=int, default=5, help="value heads (bootstrap ensemble; 0: none)")
+    tr.add_argument("--value-members", type=int, default=20, help="bootstrap replicates of the value surface (0: none)")
     tr.add_argument("--init", help="fine-tune: start from this checkpoint (e.g. the bundled model)")
     tr.add_argument(
         "--trainable",
-        choices=["all", "heads", "value"],
+        choices=["all", "heads", "none"],
         default="all",
-        help="with --init: what to train (heads: freeze the trunk; value: the value heads alone)",
+        help="with --init: what to train (heads: freeze the trunk; none: only refit the value surface, "
+        "shrunk toward the checkpoint's: the director adapted to these recordings)",
     )
     tr.set_defaults(func=cmd_train)
 

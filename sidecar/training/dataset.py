@@ -15,11 +15,11 @@ sequence per player. Labels come from the future of the session:
   played       the share of the next value_s seconds the player went on playing (1 if they did not
                quit within it); `played_known` is False where the session's recording ended (a time
                cap) before that horizon did, so the answer is not known
-  level_value  mean difficulty over the value horizon (what the value heads are conditioned on)
-  value_mask   the frames that teach the value heads: those just after the difficulty was set at random,
-               independently of the player (a piecewise session's level switch, a static session's
-               start), whose outcome is known. Elsewhere the future level follows the current one (or
-               the player), and the heads could read its effect off the state instead of learning it.
+  level_value  mean difficulty over the value horizon (the level the value surface is read at)
+  value_mask   the frames that teach the value surface (training/value_fit.py): those of sessions whose
+               difficulty was set at random, independently of the player (piecewise and static
+               sessions), where the outcome is known. Elsewhere the level follows the player, and its
+               effect could not be told from the player's own.
 
 Splits are by session, never by frame, from a seeded hash of the file name.
 """
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,7 @@ from sidecar.features import (
     featurize_many,
 )
 from sidecar.features.layout import NPC_STATES
-from sidecar.recording import Recording, read_recording
+from sidecar.recording import read_recording
 from sidecar.wire.frames import extract
 from sidecar.wire.schema import pb
 
@@ -58,10 +58,9 @@ class Horizons:
     quit_s: float = 60.0
     npc_s: float = 5.0
     value_s: float = 300.0
-    switch_window_s: float = 10.0  # frames this long after a randomised level setting teach the value heads
 
 
-# Sessions whose difficulty is set at random, independently of the player: their level switches.
+# Sessions whose difficulty is set at random, independently of the player.
 RANDOMISED_POLICIES = frozenset({"piecewise", "static"})
 
 
@@ -128,7 +127,7 @@ class _Recorded:
     quit_time: float | None
     end_time: float = 0.0  # game time of the last frame
     policy: str = ""  # the recording header's (simulated data), else ""
-    switches: list[float] = field(default_factory=list)  # game times the level was set at random
+    randomised: bool = False  # the level was set at random, independently of the player
 
 
 def _read(path: str | Path, model_hz: float = DEFAULT_MODEL_RATE_HZ) -> _Recorded:
@@ -140,7 +139,6 @@ def _read(path: str | Path, model_hz: float = DEFAULT_MODEL_RATE_HZ) -> _Recorde
     prev: float | None = None
     start: float | None = None
     clock = ModelClock(1.0 / model_hz if model_hz > 0 else 0.0)
-    sent_at: dict[int, float] = {}
     out = _Recorded(str(path), [], {}, {}, {}, None, policy=str(rec.header.get("policy", "")))
     for _, req in rec.requests():
         kind = req.WhichOneof("kind")
@@ -158,7 +156,6 @@ def _read(path: str | Path, model_hz: float = DEFAULT_MODEL_RATE_HZ) -> _Recorde
             out.inputs.append(step)
         prev = frame.game_time
         out.end_time = frame.game_time
-        sent_at[frame.sequence] = frame.game_time
         for e in frame.events:
             pid = e.player_id
             if e.type == pb.EVENT_TYPE_DEATH:
@@ -169,25 +166,7 @@ def _read(path: str | Path, model_hz: float = DEFAULT_MODEL_RATE_HZ) -> _Recorde
                 out.hits.setdefault(pid, []).append((e.game_time, e.npc_id))
             elif e.type == pb.EVENT_TYPE_QUIT:
                 out.quit_time = e.game_time
-    if out.policy in RANDOMISED_POLICIES:
-        out.switches = _switches(rec, sent_at, out.policy)
-    return out
-
-
-def _switches(rec: Recording, sent_at: dict[int, float], policy: str) -> list[float]:
-    """When the level was set at random: a static session's start; a piecewise session's every new level
-    (its director note's target level changes)."""
-    start = min(sent_at.values(), default=0.0)
-    if policy == "static":
-        return [start]
-    out, last = [], None
-    for _, resp in rec.responses():
-        if resp.WhichOneof("kind") != "guidance" or not resp.guidance.HasField("director"):
-            continue
-        level = resp.guidance.director.target_level
-        if level != last:
-            out.append(sent_at.get(resp.guidance.sequence, start))
-            last = level
+    out.randomised = out.policy in RANDOMISED_POLICIES
     return out
 
 
@@ -274,19 +253,10 @@ def _examples(rec: _Recorded, feats: list[FrameFeatures], horizons: Horizons) ->
                 played=played,
                 played_known=known,
                 level_value=_window_mean(times, level, horizons.value_s),
-                value_mask=known & _after(times, rec.switches, horizons.switch_window_s),
+                value_mask=known & rec.randomised,
             )
         )
     return out
-
-
-def _after(times: np.ndarray, switches: list[float], window: float) -> np.ndarray:
-    """For each t: is it within `window` seconds after one of the switch times?"""
-    if not switches:
-        return np.zeros(times.shape, bool)
-    sw = np.sort(np.asarray(switches))
-    i = np.searchsorted(sw, times, side="right") - 1  # the latest switch at or before t
-    return (i >= 0) & (times - sw[np.maximum(i, 0)] <= window)
 
 
 def split_of(name: str, seed: int, val_fraction: float, test_fraction: float) -> str:

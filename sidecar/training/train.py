@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,6 +28,7 @@ from sidecar.model.checkpoint import save_checkpoint
 from sidecar.model.player_model import ModelConfig, PlayerModel, StepOutput
 from sidecar.training.batches import Batch, Chunk, batches, make_lanes
 from sidecar.training.dataset import SessionExamples, examples_model_hz, load_examples, split_of
+from sidecar.training.value_fit import fit_value_surface
 
 
 @dataclass
@@ -52,9 +52,10 @@ class TrainConfig:
     test_fraction: float = 0.1
     max_steps: int = 0  # stop after this many steps in total (tests); 0 = no limit
     threads: int = 0  # torch threads; 0 = leave as is
-    value_members: int = 5  # value heads, each trained on its own bootstrap resample of the sessions
+    value_members: int = 20  # bootstrap replicates of the value surface (training/value_fit.py)
     # Fine-tuning: start from this checkpoint's weights (its architecture wins over the settings above)
-    # and train only `trainable`: "all", "heads" (the trunk frozen) or "value" (the value heads alone).
+    # and train only `trainable`: "all", "heads" (the trunk frozen) or "none" (only the value surface is
+    # refitted, shrunk toward the checkpoint's own: adapting the director to a game's recordings).
     init: str = ""
     trainable: str = "all"
     rank_digest: str = ""  # write each rank's final weight digest to <this>.rank<N> (checks DDP agreement)
@@ -66,22 +67,11 @@ class TrainConfig:
             "engagement": 0.3,
             "skill": 0.3,
             "npc": 0.5,
-            "value": 1.0,
         }
     )
 
 
-def bootstrap_weights(names: list[str], members: int, seed: int) -> torch.Tensor:
-    """[S, M] Poisson(1) weights: value head m sees session s that many times (a bootstrap resample of
-    the sessions for each head, so their spread is an uncertainty). Seeded by the session's name."""
-    out = np.zeros((len(names), members), np.float32)
-    for i, name in enumerate(names):
-        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "big"))
-        out[i] = rng.poisson(1.0, members)
-    return torch.from_numpy(out)
-
-
-def losses(out: StepOutput, batch: Batch, boot: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def losses(out: StepOutput, batch: Batch) -> dict[str, torch.Tensor]:
     v = batch.valid.float()
     denom = v.sum().clamp_min(1.0)
     t = batch.targets
@@ -100,13 +90,6 @@ def losses(out: StepOutput, batch: Batch, boot: torch.Tensor | None = None) -> d
     logit = out.npc_logits.gather(-1, tactic.clamp_min(0).unsqueeze(-1)).squeeze(-1)  # [B, T, N]
     npc = F.binary_cross_entropy_with_logits(logit, t["npc_hit"], reduction="none")
     result["npc"] = (npc * seen).sum() / seen.sum().clamp_min(1.0)
-    if out.value_logits.shape[-1] and boot is not None:
-        logits = out.value_logits[..., 2, :]  # [B, T, M] at level_value
-        target = t["played"].unsqueeze(-1).expand_as(logits)
-        vloss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")  # [B, T, M]
-        lane_w = boot[batch.session.clamp_min(0)] * (batch.session >= 0).unsqueeze(-1)  # [B, M]
-        w = t["value_mask"].float().unsqueeze(-1) * lane_w.unsqueeze(1)  # [B, T, M]
-        result["value"] = (vloss * w).sum() / w.sum().clamp_min(1.0)
     return result
 
 
@@ -121,10 +104,8 @@ def run_epoch(
     step_budget: list[int] | None = None,
     steps: int | None = None,
     sched: Any = None,
-    boot: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """One pass over the lanes; trains when `opt` is given (and steps a per-batch `sched` after it).
-    boot: [S, M] bootstrap weights of the value heads per session (None: every session once)."""
+    """One pass over the lanes; trains when `opt` is given (and steps a per-batch `sched` after it)."""
     core: PlayerModel = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model  # type: ignore[assignment]
     h = core.initial_state(len(lanes), device)
     totals: dict[str, float] = {}
@@ -135,9 +116,7 @@ def run_epoch(
         h = h * (~batch.reset).float()[None, :, None]
         with torch.set_grad_enabled(train):
             out = model(batch.players, batch.npcs, batch.npc_mask, h, batch.levels)
-            if boot is None:
-                boot = torch.ones(len(sessions), out.value_logits.shape[-1], device=device)
-            parts = losses(out, batch, boot)
+            parts = losses(out, batch)
             loss = sum(cfg.loss_weights[k] * v for k, v in parts.items())
         if train:
             assert opt is not None
@@ -163,15 +142,14 @@ def run_epoch(
 
 
 def trainable_parameters(model: PlayerModel, which: str) -> list[nn.Parameter]:
-    """The parameters to train ("all", "heads": all but the NPC encoder, input and GRU trunk, "value": the
-    value heads); the others are frozen (requires_grad off)."""
+    """The parameters to train ("all", "heads": all but the NPC encoder, input and GRU trunk, "none": the
+    network stays as it is and only the value surface is refitted); the others are frozen."""
     trunk = ("npc_enc.", "npc_query.", "input_proj.", "core.", "core_norm.")
-    value = ("value_in.", "value_out_w", "value_out_b")
-    if which not in ("all", "heads", "value"):
-        raise ValueError(f"trainable must be all, heads or value, got {which!r}")
+    if which not in ("all", "heads", "none"):
+        raise ValueError(f"trainable must be all, heads or none, got {which!r}")
     chosen = []
     for name, p in model.named_parameters():
-        keep = which == "all" or (which == "heads" and not name.startswith(trunk)) or name.startswith(value)
+        keep = which == "all" or (which == "heads" and not name.startswith(trunk))
         p.requires_grad_(keep)
         if keep:
             chosen.append(p)
@@ -214,9 +192,63 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         model = PlayerModel(model_cfg).to(device)
     assert isinstance(model, PlayerModel)
     params = trainable_parameters(model, cfg.trainable)
-    boot = bootstrap_weights([s.name for s in train_s], model.cfg.value_members, cfg.seed).to(device)
     if distributed:
         model = nn.parallel.DistributedDataParallel(model)
+    core: PlayerModel = model.module if distributed else model  # type: ignore[assignment]
+    show = rank == 0
+    t0 = time.time()
+    best, history = math.inf, list[dict[str, Any]]()
+    if params:  # "none": the network stays as it is; only the value surface is refitted below
+        best, history = _fit_network(model, core, params, train_s, val_s, cfg, device, rank, world, rng)
+    from sidecar.training.calibrate import calibrate
+
+    calibration = calibrate(core, val_s, cfg.chunk) if cfg.trainable != "none" else {}
+    value_fit = fit_value_surface(
+        core, train_s + val_s, examples_model_hz(cfg.data), cfg.seed, shrink_to_model=bool(cfg.init)
+    )
+    if show:
+        print(f"value surface: {value_fit['points']:.0f} points from {value_fit.get('sessions', 0):.0f} sessions")
+    report = {
+        "calibration": calibration,
+        "value_fit": value_fit,
+        "config": asdict(cfg),
+        "history": history,
+        "best_val_loss": best,
+        "seconds": time.time() - t0,
+        "sessions": {k: len(v) for k, v in splits.items()},
+        "world_size": world,
+    }
+    if cfg.rank_digest:
+        Path(f"{cfg.rank_digest}.rank{rank}").write_text(weights_digest(core))
+    if rank == 0:
+        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(
+            cfg.out,
+            core,
+            f"{cfg.version} (trained)",
+            trained=True,
+            metrics={"best_val_loss": best},
+            extra={"train": report, "model_rate_hz": examples_model_hz(cfg.data)},
+        )
+    if distributed:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return report
+
+
+def _fit_network(
+    model: nn.Module,
+    core: PlayerModel,
+    params: list[nn.Parameter],
+    train_s: list[SessionExamples],
+    val_s: list[SessionExamples],
+    cfg: TrainConfig,
+    device: torch.device,
+    rank: int,
+    world: int,
+    rng: random.Random,
+) -> tuple[float, list[dict[str, Any]]]:
+    """TBPTT epochs with early stopping on the validation loss; leaves the best weights in `core`."""
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     all_lanes = make_lanes([len(s) for s in train_s], cfg.lanes * world, cfg.chunk, rng)
     lanes = all_lanes[rank::world]
@@ -229,15 +261,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     val_lanes = make_lanes([len(s) for s in val_s], min(cfg.lanes, max(len(val_s), 1)), cfg.chunk, random.Random(1))
     best, best_state, bad, history = math.inf, None, 0, []
     budget = [cfg.max_steps] if cfg.max_steps else None
-    core: PlayerModel = model.module if distributed else model  # type: ignore[assignment]
     show = rank == 0
-    t0 = time.time()
     for epoch in range(cfg.epochs):
         bar = tqdm(
             total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not show, leave=False
         )
         per_batch = sched if cfg.schedule == "cosine" else None
-        tr = run_epoch(model, train_s, lanes, cfg, device, opt, bar, budget, steps_per_epoch, per_batch, boot)
+        tr = run_epoch(model, train_s, lanes, cfg, device, opt, bar, budget, steps_per_epoch, per_batch)
         bar.close()
         val = run_epoch(core, val_s, val_lanes, cfg, device, None)
         if cfg.schedule != "cosine":
@@ -262,34 +292,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             break
     if best_state is not None:
         core.load_state_dict(best_state)
-    from sidecar.training.calibrate import calibrate
-
-    calibration = calibrate(core, val_s, cfg.chunk)
-    report = {
-        "calibration": calibration,
-        "config": asdict(cfg),
-        "history": history,
-        "best_val_loss": best,
-        "seconds": time.time() - t0,
-        "sessions": {k: len(v) for k, v in splits.items()},
-        "world_size": world,
-    }
-    if cfg.rank_digest:
-        Path(f"{cfg.rank_digest}.rank{rank}").write_text(weights_digest(core))
-    if rank == 0:
-        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(
-            cfg.out,
-            core,
-            f"{cfg.version} (trained)",
-            trained=True,
-            metrics={"best_val_loss": best},
-            extra={"train": report, "model_rate_hz": examples_model_hz(cfg.data)},
-        )
-    if distributed:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-    return report
+    return best, history
 
 
 def weights_digest(model: nn.Module) -> str:
