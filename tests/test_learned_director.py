@@ -116,7 +116,7 @@ def test_value_surface_recovers_the_level_each_skill_plays_longest_at() -> None:
     surface, support = fit_surface(ValuePoints(skill, level, played, np.arange(n) // 10), grid=21, members=5)
     axis = np.linspace(0, 1, 21)
     for s in (0.2, 0.5, 0.8):
-        row = surface[0, int(round(s * 20))]
+        row = surface[0, round(s * 20)]
         assert abs(axis[row.argmax()] - (0.2 + 0.6 * s)) <= 0.1, (s, row.round(2))
     assert not np.allclose(surface[0], surface[1])
     assert support.min() > 1.0
