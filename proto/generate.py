@@ -108,7 +108,10 @@ def _generate_all(py_out: Path, engines_root: Path) -> dict[Path, str]:
 
     outputs.update(generate_testdata(engines_root))
     schema = descriptor_set()
-    for rel, text in ((GODOT_OUT, generate_gdscript(schema)), (CSHARP_OUT, generate_csharp(schema))):
+    from columns_codegen import generate_columns
+
+    engines = {GODOT_OUT: generate_gdscript(schema), CSHARP_OUT: generate_csharp(schema), **generate_columns()}
+    for rel, text in engines.items():
         outputs[rel] = text
         (engines_root / rel).parent.mkdir(parents=True, exist_ok=True)
         (engines_root / rel).write_text(text)

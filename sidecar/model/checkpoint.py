@@ -78,12 +78,19 @@ def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
             f"checkpoint {path} was trained on feature layout {got} (v{blob.get('feature_layout_version')}), "
             f"but this sidecar builds layout {want} (v{FEATURE_LAYOUT_VERSION}); retrain it with `metabrain train`"
         )
-    cfg = ModelConfig(**blob["config"])
+    config = {k: v for k, v in blob["config"].items() if k != "value_hidden"}  # the value heads' width
+    if "value_in.weight" in blob["state_dict"]:
+        config["value_members"] = 0  # a checkpoint with value heads has no surface
+    cfg = ModelConfig(**config)
     model = PlayerModel(cfg)
     state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
     # Checkpoints from before calibration existed carry none: identity calibration.
     state.setdefault("risk_scale", torch.ones(2))
     state.setdefault("risk_bias", torch.zeros(2))
+    # ... and before the value surface, none (the learned director then keeps the designer's level).
+    state.setdefault("value_surface", model.value_surface)
+    for old in ("value_in.weight", "value_in.bias", "value_out_w", "value_out_b"):  # the value heads it replaced
+        state.pop(old, None)
     model.load_state_dict(state)
     model.eval()
     return Checkpoint(

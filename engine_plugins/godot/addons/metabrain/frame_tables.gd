@@ -2,16 +2,17 @@ class_name MetaBrainFrameTables
 extends RefCounted
 ## Builds a frame's players and NPCs in the table form (Frame.player_table / npc_table): rows of
 ## float32 packed with one to_byte_array() call, instead of a message per player and per NPC (the
-## sidecar reads them without per-field work too). Column order: proto/metabrain/v1/metabrain.proto.
+## sidecar reads them without per-field work too). Columns by name from MetaBrainColumns (generated
+## from sidecar/columns.py).
 ##
 ##   var t := MetaBrainFrameTables.new()
 ##   t.add_player("p1", position, velocity, health, 100.0)
 ##   t.add_npc(7, enemy.global_position, 0.8, MetaBrainProto.NpcState.NPC_STATE_CHASE, 0, "p1")
 ##   t.write_to(frame)
 
-const PLAYER_COLUMNS: int = 20
-const NPC_COLUMNS: int = 7
-const _INPUT_COLUMN: int = 9  # input.move_x; input and biometrics follow it
+const C := preload("res://addons/metabrain/proto/metabrain_columns.gd")
+const PLAYER_COLUMNS: int = C.PLAYER_COLUMNS
+const NPC_COLUMNS: int = C.NPC_COLUMNS
 
 var player_ids: Array[String] = []
 var npc_count: int = 0
@@ -34,16 +35,20 @@ func add_player(
 	vr: bool = false
 ) -> int:
 	player_ids.append(player_id)
-	_players.append_array(
-		PackedFloat32Array(
-			[
-				position.x, position.y, position.z, velocity.x, velocity.y, velocity.z,
-				health, max_health, 1.0 if dead else 0.0,
-				0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-				1.0 if vr else 0.0,
-			]
-		)
-	)
+	var i: int = _players.size()
+	_players.resize(i + PLAYER_COLUMNS)
+	for c: int in range(PLAYER_COLUMNS):
+		_players[i + c] = 0.0
+	_players[i + C.PLAYER_POSITION_X] = position.x
+	_players[i + C.PLAYER_POSITION_Y] = position.y
+	_players[i + C.PLAYER_POSITION_Z] = position.z
+	_players[i + C.PLAYER_VELOCITY_X] = velocity.x
+	_players[i + C.PLAYER_VELOCITY_Y] = velocity.y
+	_players[i + C.PLAYER_VELOCITY_Z] = velocity.z
+	_players[i + C.PLAYER_HEALTH] = health
+	_players[i + C.PLAYER_MAX_HEALTH] = max_health
+	_players[i + C.PLAYER_DEAD] = 1.0 if dead else 0.0
+	_players[i + C.PLAYER_VR] = 1.0 if vr else 0.0
 	return player_ids.size() - 1
 
 
@@ -51,19 +56,21 @@ func add_player(
 func set_input(
 	row: int, move: Vector2, aim: Vector2, shots_fired: int, shots_hit: int, dodges: int, actions_per_minute: float
 ) -> void:
-	var i: int = row * PLAYER_COLUMNS + _INPUT_COLUMN
-	var values: Array[float] = [
-		move.x, move.y, aim.x, aim.y, float(shots_fired), float(shots_hit), float(dodges), actions_per_minute
-	]
-	for v: float in values:
-		_players[i] = v
-		i += 1
+	var i: int = row * PLAYER_COLUMNS
+	_players[i + C.PLAYER_INPUT_MOVE_X] = move.x
+	_players[i + C.PLAYER_INPUT_MOVE_Y] = move.y
+	_players[i + C.PLAYER_INPUT_AIM_X] = aim.x
+	_players[i + C.PLAYER_INPUT_AIM_Y] = aim.y
+	_players[i + C.PLAYER_INPUT_SHOTS_FIRED] = float(shots_fired)
+	_players[i + C.PLAYER_INPUT_SHOTS_HIT] = float(shots_hit)
+	_players[i + C.PLAYER_INPUT_DODGES] = float(dodges)
+	_players[i + C.PLAYER_INPUT_ACTIONS_PER_MINUTE] = actions_per_minute
 
 
 ## Body signals (0 = unknown), only when the player allowed them; they never leave the sidecar.
 func set_body(row: int, heart_rate_bpm: float, skin_conductance_us: float) -> void:
-	_players[row * PLAYER_COLUMNS + 17] = heart_rate_bpm
-	_players[row * PLAYER_COLUMNS + 18] = skin_conductance_us
+	_players[row * PLAYER_COLUMNS + C.PLAYER_BIOMETRICS_HEART_RATE_BPM] = heart_rate_bpm
+	_players[row * PLAYER_COLUMNS + C.PLAYER_BIOMETRICS_SKIN_CONDUCTANCE_US] = skin_conductance_us
 
 
 ## Adds an NPC's row. `target_player_id` names a player of this frame ("" for none).
@@ -77,7 +84,15 @@ func add_npc(
 	kind: String = ""
 ) -> void:
 	_npc_ids.append(npc_id)
-	_npcs.append_array(PackedFloat32Array([position.x, position.y, position.z, health, state, tactic, -1.0]))
+	var i: int = _npcs.size()
+	_npcs.resize(i + NPC_COLUMNS)
+	_npcs[i + C.NPC_POSITION_X] = position.x
+	_npcs[i + C.NPC_POSITION_Y] = position.y
+	_npcs[i + C.NPC_POSITION_Z] = position.z
+	_npcs[i + C.NPC_HEALTH] = health
+	_npcs[i + C.NPC_STATE] = state
+	_npcs[i + C.NPC_TACTIC] = tactic
+	_npcs[i + C.NPC_TARGET] = -1.0
 	_npc_targets.append(target_player_id)
 	_kinds.append(kind)
 	_any_kind = _any_kind or not kind.is_empty()
@@ -99,7 +114,7 @@ func write_to(frame: MetaBrainProto.Frame) -> void:
 	for i: int in range(npc_count):
 		var target: String = _npc_targets[i]
 		if not target.is_empty():
-			_npcs[i * NPC_COLUMNS + 6] = float(row_of.get(target, -1))  # -1: not a player of this frame
+			_npcs[i * NPC_COLUMNS + C.NPC_TARGET] = float(row_of.get(target, -1))  # -1: not a player of this frame
 	var npcs: MetaBrainProto.NpcTable = MetaBrainProto.NpcTable.new()
 	npcs.npc_ids = _npc_ids.to_byte_array()
 	npcs.values = _npcs.to_byte_array()

@@ -1,6 +1,6 @@
 // Builds a frame's players and NPCs in the table form (Frame.PlayerTable / NpcTable): rows of float32
 // copied into one byte[] each, instead of a message per player and per NPC; the sidecar reads them
-// without per-field work too. Column order: proto/metabrain/v1/metabrain.proto. Unity-free.
+// without per-field work too. Columns by name from TableColumns (generated from sidecar/columns.py). Unity-free.
 using System;
 using System.Collections.Generic;
 using MetaBrain.Proto;
@@ -9,10 +9,8 @@ namespace MetaBrain.Core
 {
     public sealed class FrameTables
     {
-        public const int PlayerColumns = 20;
-        public const int NpcColumns = 7;
-        const int InputColumn = 9;  // input.move_x; the input columns follow it, then the body signals
-        const int TargetColumn = 6;
+        public const int PlayerColumns = TableColumns.PlayerColumns;
+        public const int NpcColumns = TableColumns.NpcColumns;
 
         readonly List<string> _playerIds = new List<string>();
         readonly Dictionary<string, int> _rowOf = new Dictionary<string, int>();
@@ -44,10 +42,16 @@ namespace MetaBrain.Core
             Grow(ref _players, (row + 1) * PlayerColumns);
             int i = row * PlayerColumns;
             Array.Clear(_players, i, PlayerColumns);
-            _players[i] = px; _players[i + 1] = py; _players[i + 2] = pz;
-            _players[i + 3] = vx; _players[i + 4] = vy; _players[i + 5] = vz;
-            _players[i + 6] = health; _players[i + 7] = maxHealth; _players[i + 8] = dead ? 1f : 0f;
-            _players[i + 19] = vr ? 1f : 0f;
+            _players[i + TableColumns.PlayerPositionX] = px;
+            _players[i + TableColumns.PlayerPositionY] = py;
+            _players[i + TableColumns.PlayerPositionZ] = pz;
+            _players[i + TableColumns.PlayerVelocityX] = vx;
+            _players[i + TableColumns.PlayerVelocityY] = vy;
+            _players[i + TableColumns.PlayerVelocityZ] = vz;
+            _players[i + TableColumns.PlayerHealth] = health;
+            _players[i + TableColumns.PlayerMaxHealth] = maxHealth;
+            _players[i + TableColumns.PlayerDead] = dead ? 1f : 0f;
+            _players[i + TableColumns.PlayerVr] = vr ? 1f : 0f;
             _playerIds.Add(playerId);
             _rowOf[playerId] = row;
             return row;
@@ -57,17 +61,22 @@ namespace MetaBrain.Core
         public void SetInput(int row, float moveX, float moveY, float aimX, float aimY,
                              uint shotsFired, uint shotsHit, uint dodges, float actionsPerMinute)
         {
-            int i = row * PlayerColumns + InputColumn;
-            _players[i] = moveX; _players[i + 1] = moveY; _players[i + 2] = aimX; _players[i + 3] = aimY;
-            _players[i + 4] = shotsFired; _players[i + 5] = shotsHit; _players[i + 6] = dodges;
-            _players[i + 7] = actionsPerMinute;
+            int i = row * PlayerColumns;
+            _players[i + TableColumns.PlayerInputMoveX] = moveX;
+            _players[i + TableColumns.PlayerInputMoveY] = moveY;
+            _players[i + TableColumns.PlayerInputAimX] = aimX;
+            _players[i + TableColumns.PlayerInputAimY] = aimY;
+            _players[i + TableColumns.PlayerInputShotsFired] = shotsFired;
+            _players[i + TableColumns.PlayerInputShotsHit] = shotsHit;
+            _players[i + TableColumns.PlayerInputDodges] = dodges;
+            _players[i + TableColumns.PlayerInputActionsPerMinute] = actionsPerMinute;
         }
 
         /// <summary>Body signals (0 = unknown), only when the player allowed them; they never leave the sidecar.</summary>
         public void SetBody(int row, float heartRateBpm, float skinConductanceUs)
         {
-            _players[row * PlayerColumns + 17] = heartRateBpm;
-            _players[row * PlayerColumns + 18] = skinConductanceUs;
+            _players[row * PlayerColumns + TableColumns.PlayerBiometricsHeartRateBpm] = heartRateBpm;
+            _players[row * PlayerColumns + TableColumns.PlayerBiometricsSkinConductanceUs] = skinConductanceUs;
         }
 
         /// <summary>Adds an NPC's row; <paramref name="targetPlayerId"/> names a player of this frame ("" for none).</summary>
@@ -79,8 +88,13 @@ namespace MetaBrain.Core
             Grow(ref _npcs, (row + 1) * NpcColumns);
             _npcIds[row] = npcId;
             int i = row * NpcColumns;
-            _npcs[i] = px; _npcs[i + 1] = py; _npcs[i + 2] = pz; _npcs[i + 3] = health;
-            _npcs[i + 4] = (float)state; _npcs[i + 5] = (float)tactic; _npcs[i + TargetColumn] = -1f;
+            _npcs[i + TableColumns.NpcPositionX] = px;
+            _npcs[i + TableColumns.NpcPositionY] = py;
+            _npcs[i + TableColumns.NpcPositionZ] = pz;
+            _npcs[i + TableColumns.NpcHealth] = health;
+            _npcs[i + TableColumns.NpcState] = (float)state;
+            _npcs[i + TableColumns.NpcTactic] = (float)tactic;
+            _npcs[i + TableColumns.NpcTarget] = -1f;
             _targets.Add(targetPlayerId ?? "");
             _kinds.Add(kind ?? "");
             _anyKind |= !string.IsNullOrEmpty(kind);
@@ -100,7 +114,7 @@ namespace MetaBrain.Core
             for (int row = 0; row < n; row++)
             {
                 int target;
-                _npcs[row * NpcColumns + TargetColumn] = _targets[row].Length > 0 && _rowOf.TryGetValue(_targets[row], out target) ? target : -1f;
+                _npcs[row * NpcColumns + TableColumns.NpcTarget] = _targets[row].Length > 0 && _rowOf.TryGetValue(_targets[row], out target) ? target : -1f;
             }
             var ids = new byte[n * 4];
             Buffer.BlockCopy(_npcIds, 0, ids, 0, ids.Length);
