@@ -63,7 +63,7 @@ def generate_csharp_columns() -> str:
 
 def unity_meta(path: Path) -> str:
     """A MonoImporter .meta with a GUID derived from the path: stable across regenerations, unique."""
-    guid = hashlib.md5(str(path).encode()).hexdigest()  # noqa: S324 - an identifier, not a secret
+    guid = hashlib.md5(str(path).encode()).hexdigest()
     return (
         "fileFormatVersion: 2\n"
         f"guid: {guid}\n"
