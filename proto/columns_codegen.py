@@ -47,7 +47,7 @@ def generate_csharp_columns() -> str:
         f"// {_HEADER}",
         "namespace MetaBrain",
         "{",
-        "    /// <summary>Column layouts of the table form (Frame.player_table / Frame.npc_table), version 1.</summary>",
+        "    /// <summary>Column layouts of the table form (Frame.player_table / npc_table), version 1.</summary>",
         "    public static class TableColumns",
         "    {",
         f"        public const int PlayerColumns = {len(PLAYER_TABLE)};",
