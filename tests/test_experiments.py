@@ -14,6 +14,7 @@ from sidecar.experiments import ExperimentSet, load_experiments, parse_experimen
 from sidecar.limits import Limits
 from sidecar.model.checkpoint import Checkpoint
 from sidecar.protocol import Connection, ServerInfo, Welcomed
+from sidecar.recording import read_recording
 from sidecar.session import SessionRegistry
 from sim.client import ClientConfig, play_many
 from sim.populations import load_population
@@ -155,5 +156,13 @@ def test_a_served_experiment_records_its_arms_and_reports(tiny_checkpoint: Check
     rep = report(outcomes, boot=200)
     paths = write_report(outcomes, rep, tmp_path / "out")
     assert paths["png"].stat().st_size > 10_000 and "| static:0.8 |" in paths["markdown"].read_text()
-    # The harder arm kills more (the split is real, and each arm played its own director).
-    assert rep["arms"]["static:0.8"]["deaths_per_minute"] > rep["arms"]["static:0.2"]["deaths_per_minute"]
+    # Each arm played its own director: the knobs each session ended on (static levels are approached
+    # at the knobs' rate limits) are all harder in the hard arm. (Deaths per minute over 8 short
+    # sessions an arm is too noisy to assert on.)
+    last: dict[str, list[np.ndarray]] = {}
+    for path in sorted((tmp_path / "recs").glob("*.mbrec")):
+        rec = read_recording(path)
+        knobs = [r.guidance.knobs for _, r in rec.responses() if r.WhichOneof("kind") == "guidance"]
+        last.setdefault(str(rec.header["arm"]), []).append(np.array([k.value for k in knobs[-1]]))
+    easy, hard = np.stack(last["static:0.2"]), np.stack(last["static:0.8"])
+    assert (hard.min(axis=0) > easy.max(axis=0)).all(), (easy, hard)
