@@ -2,10 +2,12 @@
 """Headless Godot 4 tests of the MetaBrain addon against a real sidecar.
 
 Uses $GODOT, else `godot` on PATH, else /tmp/godot4/godot, else installs Godot 4.6 with
-install-godot4.sh (beside this file). Builds a scratch project (demo + addon + tests), runs the import
-pass, starts a real sidecar on free ports, runs each GDScript test under a timeout (each also has its
-own watchdog), and prints a closing `N passed, N failed` line. Exit code 0 only when all passed;
-77 when Godot cannot be had (a developer machine may skip; CI treats it as failure).
+install-godot4.sh (beside this file). Builds a scratch copy of this folder's project (demo + addon +
+tests), runs the import pass, starts a real sidecar on free ports, runs each GDScript test under a
+timeout (each also has its own watchdog), then installs the addon from its Asset Library zip
+(package_addon.py) into an empty project, enables and disables it in the editor, and runs it there.
+Prints a closing `N passed, N failed` line. Exit code 0 only when all passed; 77 when Godot cannot be
+had (a developer machine may skip; CI treats it as failure).
 """
 
 from __future__ import annotations
@@ -92,22 +94,49 @@ class Sidecar:
                 self.proc.kill()
 
 
-def make_project(root: Path, with_demo: bool = True) -> Path:
-    proj = root / ("project" if with_demo else "empty")
+def make_project(root: Path) -> Path:
+    """A scratch copy of this folder's project: demo, addon and tests, as a developer opens it."""
+    proj = root / "project"
     proj.mkdir(parents=True)
-    if with_demo:
-        for f in (HERE / "demo").iterdir():
-            if f.name != "addons" and f.is_file():
-                shutil.copy(f, proj / f.name)
-    else:
-        (proj / "project.godot").write_text(
-            'config_version=5\n\n[application]\n\nconfig/name="empty"\n\n[editor_plugins]\n\n'
-            'enabled=PackedStringArray("res://addons/metabrain/plugin.cfg")\n'
-        )
-    shutil.copytree(HERE / "addons", proj / "addons")
-    shutil.copytree(HERE / "tests", proj / "tests", ignore=shutil.ignore_patterns("*.uid"))
+    shutil.copy(HERE / "project.godot", proj / "project.godot")
+    for sub in ("addons", "demo", "tests"):
+        shutil.copytree(HERE / sub, proj / sub)
     shutil.copy(REPO / "proto" / "testdata" / "vectors.json", proj / "vectors.json")
     return proj
+
+
+def make_empty_project(root: Path) -> Path:
+    """An empty project with the addon installed from the Asset Library zip, the test harness, and a
+    test-only plugin that enables and disables MetaBrain in the editor as a user would."""
+    from package_addon import build, install
+
+    proj = root / "empty"
+    proj.mkdir(parents=True)
+    (proj / "project.godot").write_text(
+        'config_version=5\n\n[application]\n\nconfig/name="empty"\n\n[editor_plugins]\n\n'
+        'enabled=PackedStringArray("res://addons/metabrain_toggle/plugin.cfg")\n'
+    )
+    install(build(root / "dist"), proj)
+    shutil.copytree(HERE / "tests" / "toggle_plugin", proj / "addons" / "metabrain_toggle")
+    (proj / "tests").mkdir()
+    for name in ("harness.gd", "test_addon_loads.gd"):
+        shutil.copy(HERE / "tests" / name, proj / "tests" / name)
+    return proj
+
+
+def check_toggle(proj: Path) -> str:
+    """What the toggle plugin saw: enabling saved the settings, disabling took them out again."""
+    path = proj / "toggle.json"
+    if not path.exists():
+        return "the toggle plugin wrote nothing"
+    seen = json.loads(path.read_text())
+    on, off = seen["enabled"], seen["disabled"]
+    wrong = []
+    if not on["plugin_enabled"] or "network/port" not in on["saved_keys"] or not on["port_setting"]:
+        wrong.append(f"after enabling: {on}")
+    if off["plugin_enabled"] or off["saved_keys"] or off["port_setting"]:
+        wrong.append(f"after disabling: {off}")
+    return "; ".join(wrong)
 
 
 class Runner:
@@ -149,7 +178,7 @@ class Runner:
 
     def import_pass(self, proj: Path, editor: bool = False) -> None:
         # With editor=True the editor starts once (plugins run their _enter_tree), then quits.
-        args = ["--editor", "--quit-after", "30"] if editor else ["--import"]
+        args = ["--editor", "--quit-after", "600"] if editor else ["--import"]
         code, out = self.godot_run(proj, args, 180)
         bad = [
             line
@@ -237,9 +266,11 @@ def main() -> int:
         )
     finally:
         side.stop()
-    empty = make_project(scratch, with_demo=False)
+    empty = make_empty_project(scratch)
     runner.import_pass(empty)
     runner.import_pass(empty, editor=True)
+    wrong = check_toggle(empty)
+    runner.record("plugin enabled then disabled in the editor: settings saved, then removed", not wrong, wrong)
     runner.script_test(empty, "addon copied into an empty project and enabled", "test_addon_loads.gd", [], 60)
     lint(runner)
     (scratch / "results.json").write_text(json.dumps(runner.results, indent=1))
@@ -317,7 +348,7 @@ def lint(runner: Runner) -> None:
         return
     files = [
         str(p)
-        for p in [*(HERE / "addons").rglob("*.gd"), *(HERE / "demo").glob("*.gd"), *(HERE / "tests").glob("*.gd")]
+        for p in [*(HERE / "addons").rglob("*.gd"), *(HERE / "demo").glob("*.gd"), *(HERE / "tests").rglob("*.gd")]
         if "proto" not in p.parts and p.name != "codec_test_proto.gd"
     ]
     proc = subprocess.run([gdlint, *files], capture_output=True, text=True, cwd=HERE)  # reads HERE/gdlintrc

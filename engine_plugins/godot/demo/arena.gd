@@ -3,8 +3,8 @@ extends Node2D
 ## few physics ticks; enemy accuracy, damage, speed and spawn rate follow the director's knobs, and
 ## each enemy follows its NPC hint. Runs headless with an autopilot player for tests.
 
-const PlayerScript: GDScript = preload("res://player.gd")
-const EnemyScript: GDScript = preload("res://enemy.gd")
+const PlayerScript: GDScript = preload("res://demo/player.gd")
+const EnemyScript: GDScript = preload("res://demo/enemy.gd")
 const MAX_ENEMIES: int = 8
 
 var brain: MetaBrain

@@ -2,8 +2,8 @@ extends SceneTree
 ## GDScript costs against a real sidecar: build (from nodes), encode and send one frame with a player
 ## and 16 NPCs, in the table form and in the row form; and lockstep round trips per second.
 
-const PlayerScript: GDScript = preload("res://player.gd")
-const EnemyScript: GDScript = preload("res://enemy.gd")
+const PlayerScript: GDScript = preload("res://demo/player.gd")
+const EnemyScript: GDScript = preload("res://demo/enemy.gd")
 
 var h: MetaBrainTestHarness = MetaBrainTestHarness.new()
 var brain: MetaBrain = null

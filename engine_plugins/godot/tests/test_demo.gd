@@ -13,7 +13,7 @@ var target_frames: int = 600
 func _initialize() -> void:
 	MetaBrainTestHarness.watchdog(self, 90.0)
 	target_frames = int(MetaBrainTestHarness.arg("frames", "600"))
-	arena = (load("res://arena.tscn") as PackedScene).instantiate()
+	arena = (load("res://demo/arena.tscn") as PackedScene).instantiate()
 	root.add_child.call_deferred(arena)
 
 
