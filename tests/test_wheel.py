@@ -1,0 +1,61 @@
+"""The package stands on its own: the built wheel holds LICENSE, the .proto and the trained checkpoint,
+and installed into a clean virtualenv it runs `metabrain demo` from a folder outside the repository."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    # No build isolation: the build backend is already here and CI has no index for it to fetch.
+    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (path,) = out.glob("metabrain-*.whl")
+    return path
+
+
+def test_the_wheel_holds_license_proto_and_checkpoint(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
+    assert "sidecar/gen/proto/metabrain/v1/metabrain.proto" in names
+    assert "sidecar/checkpoints/default.pt" in names and "sidecar/checkpoints/MODEL_CARD.md" in names
+    assert not [n for n in names if n.startswith("tests/") or "__pycache__" in n]
+
+
+def test_a_clean_venv_runs_the_demo_outside_the_repo(wheel: Path, tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    # Dependencies (torch alone is gigabytes) come from this interpreter's site-packages; the package
+    # itself only from the wheel, which the check on sidecar.__file__ below makes sure of.
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
+    py, exe = venv / "bin" / "python", venv / "bin" / "metabrain"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, timeout=300)
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    where = subprocess.run(
+        [str(py), "-c", "import sidecar; print(sidecar.__file__)"], cwd=away, env=env, capture_output=True, text=True
+    )
+    assert where.stdout.strip().startswith(str(venv)), where.stdout + where.stderr
+    proto = subprocess.run([str(exe), "proto"], cwd=away, env=env, capture_output=True, text=True, timeout=60)
+    assert proto.returncode == 0 and Path(proto.stdout.strip().splitlines()[-1]).is_file(), proto.stderr
+    demo = subprocess.run(
+        [str(exe), "demo", "--players", "2", "--seconds", "8", "--out", str(away / "out")],
+        cwd=away,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+    assert "Traceback" not in demo.stderr and (away / "out" / "demo.png").stat().st_size > 10_000
