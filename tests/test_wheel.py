@@ -59,3 +59,40 @@ def test_a_clean_venv_runs_the_demo_outside_the_repo(wheel: Path, tmp_path: Path
     )
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
     assert "Traceback" not in demo.stderr and (away / "out" / "demo.png").stat().st_size > 10_000
+
+
+def test_the_readme_demo_command_from_a_fresh_copy_in_a_fresh_venv(tmp_path: Path) -> None:
+    """README line one, `bash .ci/setup.sh && metabrain demo`, in a copy holding only the files git
+    tracks (what a fresh clone has) and a fresh virtualenv: nothing the repo forgot to commit is used."""
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    clone = tmp_path / "clone"
+    for name in tracked.decode().split("\0"):
+        src = ROOT / name
+        if name and src.is_file():  # a file deleted in the working tree is not in a clone either
+            dest = clone / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(src.read_bytes())
+            dest.chmod(src.stat().st_mode)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
+    env["PYTHON"] = str(venv / "bin" / "python")
+    proc = subprocess.run(
+        ["bash", "-c", "bash .ci/setup.sh && metabrain demo --players 2 --seconds 8"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert (clone / "demo-out" / "demo.png").stat().st_size > 10_000
+    where = subprocess.run(
+        [env["PYTHON"], "-c", "import sidecar; print(sidecar.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert where.stdout.strip().startswith(str(clone)), where.stdout + where.stderr
