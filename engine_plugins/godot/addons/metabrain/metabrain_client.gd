@@ -34,7 +34,9 @@ const WS_PATH: String = "/metabrain/v1/session"
 @export var knobs: Array[MetaBrainKnob] = []
 ## NpcTactic values the game implements (MetaBrainProto.NpcTactic); empty means all.
 @export var npc_tactics: Array[int] = []
-## Send a frame every N physics ticks; 0 takes the project setting.
+## Send a frame every N physics ticks; 0 takes the project setting (default 3: 20 Hz at 60 physics
+## ticks/s). Any rate gives the same predictions (the sidecar steps its model at the rate it learned and
+## folds the frames between); more frames give smoother knobs and cost the sidecar more.
 @export var send_every_n_physics_ticks: int = 0
 ## Build frames from the "metabrain_player" / "metabrain_npc" groups (else call send_frame yourself).
 @export var auto_collect: bool = true
@@ -78,7 +80,7 @@ func _ready() -> void:
 	if token.is_empty():
 		token = str(ProjectSettings.get_setting("metabrain/network/token", ""))
 	if send_every_n_physics_ticks <= 0:
-		send_every_n_physics_ticks = int(ProjectSettings.get_setting("metabrain/telemetry/send_every_n_physics_ticks", 1))
+		send_every_n_physics_ticks = int(ProjectSettings.get_setting("metabrain/telemetry/send_every_n_physics_ticks", 3))
 	_apply_defaults()
 	if autostart:
 		start()

@@ -9,7 +9,7 @@ const SETTINGS: Array[Dictionary] = [
 	{"name": "metabrain/network/port", "type": TYPE_INT, "default": 50052},
 	{"name": "metabrain/network/token", "type": TYPE_STRING, "default": ""},
 	{"name": "metabrain/network/use_tls", "type": TYPE_BOOL, "default": false},
-	{"name": "metabrain/telemetry/send_every_n_physics_ticks", "type": TYPE_INT, "default": 1},
+	{"name": "metabrain/telemetry/send_every_n_physics_ticks", "type": TYPE_INT, "default": 3},
 ]
 
 

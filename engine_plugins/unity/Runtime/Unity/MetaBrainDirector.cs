@@ -31,8 +31,8 @@ namespace MetaBrain.Unity
         public string policy = "";
         public List<KnobDefinition> knobs = new List<KnobDefinition>();
         public List<NpcTactic> npcTactics = new List<NpcTactic>();
-        [Tooltip("Send a frame every N FixedUpdates")]
-        public int sendEveryNFixedUpdates = 6;
+        [Tooltip("Send a frame every N FixedUpdates (3: ~17 Hz at Unity's default 50 Hz). Any rate gives the same predictions: the sidecar steps its model at the rate it learned and folds the frames between; more frames give smoother knobs and cost the sidecar more.")]
+        public int sendEveryNFixedUpdates = 3;
         public bool recordingConsent;
 
         [Header("Events (main thread)")]
