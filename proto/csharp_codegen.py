@@ -2,7 +2,7 @@
 
 Same wire behaviour as engine_codegen's GDScript and Python's upb: field-number order, proto3
 implicit presence (a float -0.0 is written), packed repeated scalars, map entries with both key and
-value, unknown fields skipped.
+value; singular sub-messages merged, groups skipped, unknown fields kept and written back.
 """
 
 from __future__ import annotations
@@ -98,6 +98,13 @@ _RUNTIME = """
 
         public void String(string s) { Bytes(System.Text.Encoding.UTF8.GetBytes(s)); }
 
+        public void Raw(byte[] b)
+        {
+            Ensure(b.Length);
+            System.Buffer.BlockCopy(b, 0, _buf, _len, b.Length);
+            _len += b.Length;
+        }
+
         public void Nested(ProtoWriter w)
         {
             Varint((ulong)w._len);
@@ -187,6 +194,27 @@ _RUNTIME = """
             return s;
         }
 
+        /// <summary>A field's key; Skip reads the field number of the last one to match a group's end.</summary>
+        public int Key() { LastKey = (int)Varint(); return LastKey; }
+
+        public int LastKey;
+
+        public byte[] Slice(int from, int to)
+        {
+            var b = new byte[to - from];
+            System.Buffer.BlockCopy(_data, from, b, 0, b.Length);
+            return b;
+        }
+
+        public static byte[] Concat(byte[] a, byte[] b)
+        {
+            if (a.Length == 0) return b;
+            var c = new byte[a.Length + b.Length];
+            System.Buffer.BlockCopy(a, 0, c, 0, a.Length);
+            System.Buffer.BlockCopy(b, 0, c, a.Length, b.Length);
+            return c;
+        }
+
         public void Skip(int wire)
         {
             switch (wire)
@@ -194,8 +222,29 @@ _RUNTIME = """
                 case 0: Varint(); break;
                 case 1: Need(8); Pos += 8; break;
                 case 2: int n = Length(); Pos += n; break;
+                case 3: SkipGroup(LastKey >> 3, 0); break;
                 case 5: Need(4); Pos += 4; break;
                 default: throw new ProtoException("unsupported wire type " + wire);
+            }
+        }
+
+        // Deprecated groups are skipped as the spec says: up to the end tag of the same field number
+        // (nested groups too, at most 100 deep, as upb allows).
+        void SkipGroup(int field, int depth)
+        {
+            if (depth >= 100) throw new ProtoException("groups nested too deep");
+            while (true)
+            {
+                if (Pos >= _data.Length) throw new ProtoException("truncated group");
+                int k = (int)Varint();
+                int w = k & 7;
+                if (w == 4)
+                {
+                    if (k >> 3 != field) throw new ProtoException("group ended by another field's tag");
+                    return;
+                }
+                if (w == 3) SkipGroup(k >> 3, depth + 1);
+                else { LastKey = k; Skip(w); }
             }
         }
     }
@@ -331,6 +380,10 @@ def _message(m: Message) -> list[str]:
             )
         else:
             out.append(f"        public {_type(f)} {name}{_default(f)};")
+    out += [
+        "        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>",
+        "        public byte[] UnknownFields = new byte[0];",
+    ]
     # WriteTo
     out += ["", "        public void WriteTo(ProtoWriter w)", "        {"]
     for f in m.fields:
@@ -395,15 +448,23 @@ def _message(m: Message) -> list[str]:
             out += [f"            if ({_is_set(f, name)})", "            {"]
             out += ["                " + s for s in _write_scalar(f, name)]
             out.append("            }")
-    out.append("        }")
+    out += ["            if (UnknownFields.Length > 0) w.Raw(UnknownFields);", "        }"]
     # MergeFrom
     out += [
+        "",
+        "        // Skips the field just keyed and keeps its bytes (key included) to write back.",
+        "        void KeepUnknown(ProtoReader r, int at)",
+        "        {",
+        "            r.Skip(r.LastKey & 7);",
+        "            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));",
+        "        }",
         "",
         "        public void MergeFrom(ProtoReader r, int end)",
         "        {",
         "            while (r.Pos < end)",
         "            {",
-        "                int key = (int)r.Varint();",
+        "                int at = r.Pos;",
+        "                int key = r.Key();",
         "                int wire = key & 7;",
         "                switch (key >> 3)",
         "                {",
@@ -427,7 +488,7 @@ def _message(m: Message) -> list[str]:
                 f"{vt} mv = {vinit};",
                 "while (r.Pos < eEnd)",
                 "{",
-                "    int ek = (int)r.Varint();",
+                "    int ek = r.Key();",
                 f"    if (ek >> 3 == 1) mk = {_read_scalar(f.map_key)};",
             ]
             if f.map_value.type == MESSAGE:
@@ -437,7 +498,9 @@ def _message(m: Message) -> list[str]:
             body += ["    else r.Skip(ek & 7);", "}", f"{name}[mk] = mv;"]
             body = _if_wire(2, body)
         elif f.type == MESSAGE:
-            body = ["int mEnd = r.Length() + r.Pos;", f"var m = new {f.type_name}();", "m.MergeFrom(r, mEnd);"]
+            # A singular sub-message seen twice is merged, as the spec says; a repeated one appends.
+            make = f"new {f.type_name}()" if f.repeated else f"{name} ?? new {f.type_name}()"
+            body = ["int mEnd = r.Length() + r.Pos;", f"var m = {make};", "m.MergeFrom(r, mEnd);"]
             if f.repeated:
                 body.append(f"{name}.Add(m);")
             else:
@@ -452,7 +515,7 @@ def _message(m: Message) -> list[str]:
                 f"    while (r.Pos < pEnd) {name}.Add({_read_scalar(f)});",
                 "}",
                 f"else if (wire == {w}) {name}.Add({_read_scalar(f)});",
-                "else r.Skip(wire);",
+                "else KeepUnknown(r, at);",
             ]
         elif f.repeated:
             body = _if_wire(w, [f"{name}.Add({_read_scalar(f)});"])
@@ -466,7 +529,7 @@ def _message(m: Message) -> list[str]:
         out.append("                        break;")
     out += [
         "                    default:",
-        "                        r.Skip(wire);",
+        "                        KeepUnknown(r, at);",
         "                        break;",
         "                }",
         "            }",
@@ -506,7 +569,8 @@ def _message(m: Message) -> list[str]:
 
 
 def _if_wire(wire: int, body: list[str]) -> list[str]:
-    return [f"if (wire == {wire})", "{", *("    " + b for b in body), "}", "else r.Skip(wire);"]
+    # A known field with another wire type is an unknown field to the spec (upb keeps it as one).
+    return [f"if (wire == {wire})", "{", *("    " + b for b in body), "}", "else KeepUnknown(r, at);"]
 
 
 def _clear_oneof(m_fields: Message, f: Field) -> list[str]:

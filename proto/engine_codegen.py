@@ -3,7 +3,10 @@
 Both engines get the same wire behaviour as Python's protobuf (upb) for proto3: fields written in
 field-number order, implicit-presence scalars skipped when zero (a float -0.0 is not zero: its bits
 are set), message fields written when present, repeated scalars and enums packed, map entries
-always written with both key and value, unknown fields skipped on decode. Neither codec depends on
+always written with both key and value; on decode a singular sub-message seen twice is merged,
+deprecated groups are skipped, and unknown fields (a known field with another wire type included) are
+kept and written back after the known ones, as upb does. A Godot String cannot hold U+0000: the
+GDScript codec reads it as U+FFFD and keeps the rest of the string. Neither codec depends on
 anything outside its engine (no Google.Protobuf, no GDExtension).
 """
 
@@ -281,6 +284,10 @@ class Writer:
 		varint(b.size())
 		buf.put_data(b)
 
+	## Bytes kept from a decoded message (its unknown fields), written as they came.
+	func raw(b: PackedByteArray) -> void:
+		buf.put_data(b)
+
 	## A nested message from a child writer: its length, then its bytes.
 	func nested(w: Writer) -> void:
 		var b: PackedByteArray = w.buf.data_array
@@ -300,6 +307,7 @@ class Reader:
 	var data: PackedByteArray
 	var pos: int = 0
 	var failed: bool = false
+	var last_key: int = 0
 
 	func _init(bytes_in: PackedByteArray) -> void:
 		data = bytes_in
@@ -381,6 +389,27 @@ class Reader:
 		pos += n
 		return out
 
+	## A UTF-8 string. A Godot String cannot hold U+0000 (get_string_from_utf8 stops at a 0 byte and
+	## String.chr(0) is U+FFFD), so each U+0000 becomes U+FFFD and the rest of the string is kept.
+	func string() -> String:
+		var b: PackedByteArray = bytes()
+		if not b.has(0):
+			return b.get_string_from_utf8()
+		var parts: PackedStringArray = PackedStringArray()
+		var start: int = 0
+		var at: int = b.find(0)
+		while at != -1:
+			parts.append(b.slice(start, at).get_string_from_utf8())
+			start = at + 1
+			at = b.find(0, start)
+		parts.append(b.slice(start).get_string_from_utf8())
+		return String.chr(0xFFFD).join(parts)
+
+	## A field's key; skip() reads the field number of the last one to match a group's end.
+	func key() -> int:
+		last_key = varint()
+		return last_key
+
 	func skip(wire: int) -> void:
 		match wire:
 			0:
@@ -389,6 +418,8 @@ class Reader:
 				pos += 8
 			2:
 				pos += length()
+			3:
+				_skip_group(last_key >> 3, 0)
 			5:
 				pos += 4
 			_:
@@ -397,6 +428,30 @@ class Reader:
 		if pos > data.size():
 			failed = true
 			pos = data.size()
+
+	## Deprecated groups are skipped as the spec says: up to the end tag of the same field number
+	## (nested groups too, at most 100 deep, as upb allows).
+	func _skip_group(field: int, depth: int) -> void:
+		if depth >= 100:
+			failed = true
+			pos = data.size()
+			return
+		while not failed:
+			if pos >= data.size():
+				failed = true
+				return
+			var k: int = varint()
+			var w: int = k & 7
+			if w == 4:
+				if k >> 3 != field:
+					failed = true
+					pos = data.size()
+				return
+			if w == 3:
+				_skip_group(k >> 3, depth + 1)
+			else:
+				last_key = k
+				skip(w)
 
 """
 
@@ -492,7 +547,7 @@ def _gd_is_set(f: Field, expr: str) -> str:
 
 def _gd_read_scalar(f: Field) -> str:
     if f.type == STRING:
-        return "in_.bytes().get_string_from_utf8()"
+        return "in_.string()"
     if f.type == BYTES:
         return "in_.bytes()"
     return _GD_READ[f.type]
@@ -517,8 +572,10 @@ def _gd_message(m: Message) -> list[str]:
             out += ["\t\t\t" + x for x in _gd_clear_oneof(m, f)]
         else:
             out.append(f"\tvar {f.name}: {t} = {default}")
-    if not m.fields:
-        out.append("\tvar _empty: bool = false")
+    out += [
+        "\t## Fields this schema does not know, as they came on the wire; written back after the known ones.",
+        "\tvar unknown_fields: PackedByteArray = PackedByteArray()",
+    ]
     # write()
     out += ["", "\tfunc write(out_: Writer) -> void:"]
     body: list[str] = []
@@ -571,15 +628,21 @@ def _gd_message(m: Message) -> list[str]:
             body += ["\t" + s for s in _gd_scalar_write(f, n)]
         else:
             body += [f"if {_gd_is_set(f, n)}:"] + ["\t" + s for s in _gd_scalar_write(f, n)]
-    out += ["\t\t" + s for s in body] or ["\t\tpass"]
-    if not body:
-        out.append("\t\tpass")
+    body += ["if not unknown_fields.is_empty():", "\tout_.raw(unknown_fields)"]
+    out += ["\t\t" + s for s in body]
     # read()
     out += [
         "",
+        "\t## Skips the field just keyed and keeps its bytes (key included) to write back.",
+        "\tfunc _keep_unknown(in_: Reader, at_: int) -> void:",
+        "\t\tin_.skip(in_.last_key & 7)",
+        "\t\tif not in_.failed:",
+        "\t\t\tunknown_fields.append_array(in_.data.slice(at_, in_.pos))",
+        "",
         "\tfunc read(in_: Reader, end_: int) -> void:",
         "\t\twhile in_.pos < end_ and not in_.failed:",
-        "\t\t\tvar key_: int = in_.varint()",
+        "\t\t\tvar at_: int = in_.pos",
+        "\t\t\tvar key_: int = in_.key()",
         "\t\t\tvar wire_: int = key_ & 7",
         "\t\t\tmatch key_ >> 3:",
     ]
@@ -599,7 +662,7 @@ def _gd_message(m: Message) -> list[str]:
                 lines.append(f"var mv_: {_gd_type(f.map_value)[0]} = {_gd_type(f.map_value)[1]}")
             lines += [
                 "while in_.pos < e_end_ and not in_.failed:",
-                "\tvar ek_: int = in_.varint()",
+                "\tvar ek_: int = in_.key()",
                 "\tif ek_ >> 3 == 1:",
                 f"\t\tmk_ = {_gd_read_scalar(f.map_key)}",
                 "\telif ek_ >> 3 == 2:",
@@ -611,9 +674,12 @@ def _gd_message(m: Message) -> list[str]:
             lines += ["\telse:", "\t\tin_.skip(ek_ & 7)", f"{n}[mk_] = mv_"]
             lines = _gd_if_wire(2, lines)
         elif f.type == MESSAGE:
+            # A singular sub-message seen twice is merged, as the spec says (scalars overwritten,
+            # repeated fields appended); a repeated one appends a new element.
+            make = f"{f.type_name}.new()" if f.repeated else f"{n} if {n} != null else {f.type_name}.new()"
             lines = [
                 "var m_end_: int = in_.length() + in_.pos",
-                f"var m_: {f.type_name} = {f.type_name}.new()",
+                f"var m_: {f.type_name} = {make}",
                 "m_.read(in_, m_end_)",
             ]
             if f.repeated:
@@ -632,7 +698,7 @@ def _gd_message(m: Message) -> list[str]:
                 f"elif wire_ == {w}:",
                 f"\t{n}.append({_gd_read_scalar(f)})",
                 "else:",
-                "\tin_.skip(wire_)",
+                "\t_keep_unknown(in_, at_)",
             ]
         elif f.repeated:
             lines = _gd_if_wire(w, [f"{n}.append({_gd_read_scalar(f)})"])
@@ -643,7 +709,7 @@ def _gd_message(m: Message) -> list[str]:
             lines = _gd_if_wire(w, lines)
         out.append(f"\t\t\t\t{f.number}:")
         out += ["\t\t\t\t\t" + s for s in lines]
-    out += ["\t\t\t\t_:", "\t\t\t\t\tin_.skip(wire_)"]
+    out += ["\t\t\t\t_:", "\t\t\t\t\t_keep_unknown(in_, at_)"]
     # convenience
     out += [
         "",
@@ -684,7 +750,8 @@ def _gd_clear_oneof(m: Message, f: Field) -> list[str]:
 
 
 def _gd_if_wire(wire_: int, lines: list[str]) -> list[str]:
-    return [f"if wire_ == {wire_}:", *("\t" + x for x in lines), "else:", "\tin_.skip(wire_)"]
+    # A known field with another wire type is an unknown field to the spec (upb keeps it as one).
+    return [f"if wire_ == {wire_}:", *("\t" + x for x in lines), "else:", "\t_keep_unknown(in_, at_)"]
 
 
 def generate_gdscript(descriptor_set: bytes, class_name: str = "MetaBrainProto") -> str:

@@ -29,7 +29,7 @@ def test_csharp_codec_vectors_both_ways(tmp_path: Path) -> None:
         pytest.skip("Mono is not installed (apt-get install mono-mcs mono-runtime)")
     vectors = json.loads((ROOT / "proto" / "testdata" / "vectors.json").read_text())
     tsv = tmp_path / "vectors.tsv"
-    tsv.write_text("".join(f"{v['name']}\t{v['type']}\t{v['hex']}\n" for v in vectors))
+    tsv.write_text("".join(f"{v['name']}\t{v['type']}\t{v['hex']}\t{v.get('canonical', v['hex'])}\n" for v in vectors))
     exe = tmp_path / "vectors.exe"
     sources = [
         UNITY / "Runtime/Core/Generated/MetabrainProto.cs",

@@ -145,10 +145,77 @@ def build(pb: Any, test_pb: Any) -> list[dict[str, str]]:
             ),
         )
     )
-    return [
+    out = [
         {"name": n, "type": type(m).DESCRIPTOR.full_name, "hex": m.SerializeToString(deterministic=True).hex()}
         for n, m in vectors
     ]
+    return out + wire_vectors(pb, test_pb)
+
+
+def _key(field: int, wire: int) -> bytes:
+    return _varint(field << 3 | wire)
+
+
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while v >= 0x80:
+        out.append(v & 0x7F | 0x80)
+        v >>= 7
+    return bytes(out + bytes([v]))
+
+
+def wire_vectors(pb: Any, test_pb: Any) -> list[dict[str, str]]:
+    """Bytes that are not what an encoder writes but that the spec says how to read: the engines must
+    decode them and re-encode `canonical`, which is what Python's protobuf makes of them."""
+    a, inner = test_pb.AllTypes, test_pb.Inner
+    group = _key(101, 3) + _key(1, 0) + b"\x05" + _key(102, 3) + _key(2, 2) + b"\x01z" + _key(102, 4) + _key(101, 4)
+    unknown = (
+        _key(99, 0)
+        + _varint(2**40)  # unknown varint
+        + _key(100, 2)
+        + b"\x03xyz"  # unknown length-delimited
+        + group  # a deprecated group, nested, skipped but kept
+        + _key(103, 5)
+        + b"\x01\x02\x03\x04"  # unknown fixed32
+        + _key(1, 0)
+        + b"\x07"  # f_double (a double) sent as a varint: unknown to the spec
+    )
+    sub = inner(id=3).SerializeToString() + group  # Inner with a group it does not know
+    cases: list[tuple[str, Any, bytes]] = [
+        # A singular sub-message twice is merged: target keeps low from the first, high from the second;
+        # the hello (a oneof member) is merged too.
+        (
+            "merge_singular_submessages",
+            pb.SessionRequest,
+            pb.SessionRequest(
+                hello=pb.Hello(game_id="g", target=pb.ChallengeTarget(p_fail_low=0.2))
+            ).SerializeToString()
+            + pb.SessionRequest(
+                hello=pb.Hello(target=pb.ChallengeTarget(p_fail_high=0.4), npc_tactics=[1])
+            ).SerializeToString(),
+        ),
+        ("unknown_fields_kept", a, a(f_int32=5, f_string="s").SerializeToString() + unknown),
+        ("unknown_fields_in_a_submessage", a, _key(17, 2) + _varint(len(sub)) + sub),
+        ("nul_in_strings", a, _nul_strings(a, "\0").SerializeToString()),
+        ("nul_in_a_game_id", pb.SessionRequest, pb.SessionRequest(hello=pb.Hello(game_id="a\0b")).SerializeToString()),
+    ]
+    # A Godot String cannot hold U+0000: the GDScript codec reads it as U+FFFD and keeps the rest.
+    godot = {
+        "nul_in_strings": _nul_strings(a, "\ufffd"),
+        "nul_in_a_game_id": pb.SessionRequest(hello=pb.Hello(game_id="a\ufffdb")),
+    }
+    out = []
+    for name, cls, raw in cases:
+        canonical = cls.FromString(raw).SerializeToString(deterministic=True)
+        v = {"name": name, "type": cls.DESCRIPTOR.full_name, "hex": raw.hex(), "canonical": canonical.hex()}
+        if name in godot:
+            v["canonical_godot"] = godot[name].SerializeToString(deterministic=True).hex()
+        out.append(v)
+    return out
+
+
+def _nul_strings(a: Any, nul: str) -> Any:
+    return a(f_string=f"a{nul}b", r_string=[nul, f"x{nul}", ""], tags={f"k{nul}": f"{nul}v"})
 
 
 def vectors_json(pb: Any, test_pb: Any) -> str:

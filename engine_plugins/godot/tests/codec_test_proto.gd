@@ -12,6 +12,8 @@ enum Color_ {
 class Inner:
 	var id: int = 0
 	var label: String = ""
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: MetaBrainProto.Writer) -> void:
 		if id != 0:
@@ -20,24 +22,33 @@ class Inner:
 		if not label.is_empty():
 			out_.buf.put_u8(18)
 			out_.bytes(label.to_utf8_buffer())
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: MetaBrainProto.Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: MetaBrainProto.Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 0:
 						id = in_.int32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 2:
-						label = in_.bytes().get_string_from_utf8()
+						label = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: MetaBrainProto.Writer = MetaBrainProto.Writer.new()
@@ -95,6 +106,8 @@ class AllTypes:
 			_has_choice_text = false
 	var tags: Dictionary = {}
 	var named: Dictionary = {}
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: MetaBrainProto.Writer) -> void:
 		if MetaBrainProto.Writer.is_set_float(f_double):
@@ -229,100 +242,109 @@ class AllTypes:
 			e_.nested(sub_)
 			out_.tag(31, 2)
 			out_.bytes(e_.data())
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: MetaBrainProto.Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: MetaBrainProto.Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 1:
 						f_double = in_.float64()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 5:
 						f_float = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 0:
 						f_int64 = in_.varint()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 0:
 						f_uint64 = in_.varint()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				5:
 					if wire_ == 0:
 						f_int32 = in_.int32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				6:
 					if wire_ == 1:
 						f_fixed64 = in_.fixed64()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				7:
 					if wire_ == 5:
 						f_fixed32 = in_.fixed32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				8:
 					if wire_ == 0:
 						f_bool = in_.varint() != 0
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				9:
 					if wire_ == 2:
-						f_string = in_.bytes().get_string_from_utf8()
+						f_string = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				10:
 					if wire_ == 2:
 						f_bytes = in_.bytes()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				11:
 					if wire_ == 0:
 						f_uint32 = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				12:
 					if wire_ == 0:
 						f_enum = in_.int32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				13:
 					if wire_ == 5:
 						f_sfixed32 = in_.sfixed32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				14:
 					if wire_ == 1:
 						f_sfixed64 = in_.fixed64()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				15:
 					if wire_ == 0:
 						f_sint32 = in_.zigzag()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				16:
 					if wire_ == 0:
 						f_sint64 = in_.zigzag()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				17:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Inner = Inner.new()
+						var m_: Inner = inner if inner != null else Inner.new()
 						m_.read(in_, m_end_)
 						inner = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				18:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
@@ -330,7 +352,7 @@ class AllTypes:
 						m_.read(in_, m_end_)
 						inners.append(m_)
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				19:
 					if wire_ == 2:
 						var p_end_: int = in_.length() + in_.pos
@@ -339,7 +361,7 @@ class AllTypes:
 					elif wire_ == 0:
 						r_int32.append(in_.int32())
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				20:
 					if wire_ == 2:
 						var p_end_: int = in_.length() + in_.pos
@@ -348,7 +370,7 @@ class AllTypes:
 					elif wire_ == 0:
 						r_sint64.append(in_.zigzag())
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				21:
 					if wire_ == 2:
 						var p_end_: int = in_.length() + in_.pos
@@ -357,7 +379,7 @@ class AllTypes:
 					elif wire_ == 5:
 						r_float.append(in_.float32())
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				22:
 					if wire_ == 2:
 						var p_end_: int = in_.length() + in_.pos
@@ -366,7 +388,7 @@ class AllTypes:
 					elif wire_ == 1:
 						r_double.append(in_.float64())
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				23:
 					if wire_ == 2:
 						var p_end_: int = in_.length() + in_.pos
@@ -375,12 +397,12 @@ class AllTypes:
 					elif wire_ == 0:
 						r_enum.append(in_.int32())
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				24:
 					if wire_ == 2:
-						r_string.append(in_.bytes().get_string_from_utf8())
+						r_string.append(in_.string())
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				25:
 					if wire_ == 2:
 						var p_end_: int = in_.length() + in_.pos
@@ -389,7 +411,7 @@ class AllTypes:
 					elif wire_ == 5:
 						r_fixed32.append(in_.fixed32())
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				26:
 					if wire_ == 2:
 						var p_end_: int = in_.length() + in_.pos
@@ -398,56 +420,56 @@ class AllTypes:
 					elif wire_ == 0:
 						r_bool.append(in_.varint() != 0)
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				27:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Inner = Inner.new()
+						var m_: Inner = choice_inner if choice_inner != null else Inner.new()
 						m_.read(in_, m_end_)
 						choice_inner = m_
 						_has_choice_text = false
 						_has_choice_number = false
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				28:
 					if wire_ == 2:
-						choice_text = in_.bytes().get_string_from_utf8()
+						choice_text = in_.string()
 						choice_inner = null
 						_has_choice_number = false
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				29:
 					if wire_ == 0:
 						choice_number = in_.varint()
 						choice_inner = null
 						_has_choice_text = false
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				30:
 					if wire_ == 2:
 						var e_end_: int = in_.length() + in_.pos
 						var mk_: String = ""
 						var mv_: String = ""
 						while in_.pos < e_end_ and not in_.failed:
-							var ek_: int = in_.varint()
+							var ek_: int = in_.key()
 							if ek_ >> 3 == 1:
-								mk_ = in_.bytes().get_string_from_utf8()
+								mk_ = in_.string()
 							elif ek_ >> 3 == 2:
-								mv_ = in_.bytes().get_string_from_utf8()
+								mv_ = in_.string()
 							else:
 								in_.skip(ek_ & 7)
 						tags[mk_] = mv_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				31:
 					if wire_ == 2:
 						var e_end_: int = in_.length() + in_.pos
 						var mk_: String = ""
 						var mv_: Inner = Inner.new()
 						while in_.pos < e_end_ and not in_.failed:
-							var ek_: int = in_.varint()
+							var ek_: int = in_.key()
 							if ek_ >> 3 == 1:
-								mk_ = in_.bytes().get_string_from_utf8()
+								mk_ = in_.string()
 							elif ek_ >> 3 == 2:
 								var ml_: int = in_.length() + in_.pos
 								mv_.read(in_, ml_)
@@ -455,9 +477,9 @@ class AllTypes:
 								in_.skip(ek_ & 7)
 						named[mk_] = mv_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: MetaBrainProto.Writer = MetaBrainProto.Writer.new()

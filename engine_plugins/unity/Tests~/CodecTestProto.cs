@@ -17,6 +17,8 @@ namespace MetaBrain.TestData
     {
         public int Id;
         public string Label = "";
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -30,13 +32,22 @@ namespace MetaBrain.TestData
                 w.Tag(2, 2);
                 w.String(Label);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -45,17 +56,17 @@ namespace MetaBrain.TestData
                         {
                             Id = r.Int32();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 2)
                         {
                             Label = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -111,6 +122,8 @@ namespace MetaBrain.TestData
         public ulong? ChoiceNumber;
         public Dictionary<string, string> Tags = new Dictionary<string, string>();
         public Dictionary<string, Inner> Named = new Dictionary<string, Inner>();
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -301,13 +314,22 @@ namespace MetaBrain.TestData
                 w.Tag(31, 2);
                 w.Nested(e);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -316,122 +338,122 @@ namespace MetaBrain.TestData
                         {
                             FDouble = r.Double();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 5)
                         {
                             FFloat = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 0)
                         {
                             FInt64 = (long)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 0)
                         {
                             FUint64 = r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 5:
                         if (wire == 0)
                         {
                             FInt32 = r.Int32();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 6:
                         if (wire == 1)
                         {
                             FFixed64 = r.Fixed64();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 7:
                         if (wire == 5)
                         {
                             FFixed32 = r.Fixed32();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 8:
                         if (wire == 0)
                         {
                             FBool = r.Varint() != 0;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 9:
                         if (wire == 2)
                         {
                             FString = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 10:
                         if (wire == 2)
                         {
                             FBytes = r.Bytes();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 11:
                         if (wire == 0)
                         {
                             FUint32 = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 12:
                         if (wire == 0)
                         {
                             FEnum = (Color)r.Int32();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 13:
                         if (wire == 5)
                         {
                             FSfixed32 = (int)r.Fixed32();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 14:
                         if (wire == 1)
                         {
                             FSfixed64 = (long)r.Fixed64();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 15:
                         if (wire == 0)
                         {
                             FSint32 = r.ZigZag32();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 16:
                         if (wire == 0)
                         {
                             FSint64 = r.ZigZag64();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 17:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Inner();
+                            var m = Inner ?? new Inner();
                             m.MergeFrom(r, mEnd);
                             Inner = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 18:
                         if (wire == 2)
@@ -441,7 +463,7 @@ namespace MetaBrain.TestData
                             m.MergeFrom(r, mEnd);
                             Inners.Add(m);
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 19:
                         if (wire == 2)
@@ -450,7 +472,7 @@ namespace MetaBrain.TestData
                             while (r.Pos < pEnd) RInt32.Add(r.Int32());
                         }
                         else if (wire == 0) RInt32.Add(r.Int32());
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 20:
                         if (wire == 2)
@@ -459,7 +481,7 @@ namespace MetaBrain.TestData
                             while (r.Pos < pEnd) RSint64.Add(r.ZigZag64());
                         }
                         else if (wire == 0) RSint64.Add(r.ZigZag64());
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 21:
                         if (wire == 2)
@@ -468,7 +490,7 @@ namespace MetaBrain.TestData
                             while (r.Pos < pEnd) RFloat.Add(r.Float());
                         }
                         else if (wire == 5) RFloat.Add(r.Float());
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 22:
                         if (wire == 2)
@@ -477,7 +499,7 @@ namespace MetaBrain.TestData
                             while (r.Pos < pEnd) RDouble.Add(r.Double());
                         }
                         else if (wire == 1) RDouble.Add(r.Double());
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 23:
                         if (wire == 2)
@@ -486,14 +508,14 @@ namespace MetaBrain.TestData
                             while (r.Pos < pEnd) REnum.Add((Color)r.Int32());
                         }
                         else if (wire == 0) REnum.Add((Color)r.Int32());
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 24:
                         if (wire == 2)
                         {
                             RString.Add(r.String());
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 25:
                         if (wire == 2)
@@ -502,7 +524,7 @@ namespace MetaBrain.TestData
                             while (r.Pos < pEnd) RFixed32.Add(r.Fixed32());
                         }
                         else if (wire == 5) RFixed32.Add(r.Fixed32());
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 26:
                         if (wire == 2)
@@ -511,19 +533,19 @@ namespace MetaBrain.TestData
                             while (r.Pos < pEnd) RBool.Add(r.Varint() != 0);
                         }
                         else if (wire == 0) RBool.Add(r.Varint() != 0);
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 27:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Inner();
+                            var m = ChoiceInner ?? new Inner();
                             m.MergeFrom(r, mEnd);
                             ChoiceInner = m;
                             ChoiceText = null;
                             ChoiceNumber = null;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 28:
                         if (wire == 2)
@@ -532,7 +554,7 @@ namespace MetaBrain.TestData
                             ChoiceInner = null;
                             ChoiceNumber = null;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 29:
                         if (wire == 0)
@@ -541,7 +563,7 @@ namespace MetaBrain.TestData
                             ChoiceInner = null;
                             ChoiceText = null;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 30:
                         if (wire == 2)
@@ -551,14 +573,14 @@ namespace MetaBrain.TestData
                             string mv = "";
                             while (r.Pos < eEnd)
                             {
-                                int ek = (int)r.Varint();
+                                int ek = r.Key();
                                 if (ek >> 3 == 1) mk = r.String();
                                 else if (ek >> 3 == 2) mv = r.String();
                                 else r.Skip(ek & 7);
                             }
                             Tags[mk] = mv;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 31:
                         if (wire == 2)
@@ -568,17 +590,17 @@ namespace MetaBrain.TestData
                             Inner mv = new Inner();
                             while (r.Pos < eEnd)
                             {
-                                int ek = (int)r.Varint();
+                                int ek = r.Key();
                                 if (ek >> 3 == 1) mk = r.String();
                                 else if (ek >> 3 == 2) { int ml = r.Length() + r.Pos; mv.MergeFrom(r, ml); }
                                 else r.Skip(ek & 7);
                             }
                             Named[mk] = mv;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }

@@ -110,6 +110,10 @@ class Writer:
 		varint(b.size())
 		buf.put_data(b)
 
+	## Bytes kept from a decoded message (its unknown fields), written as they came.
+	func raw(b: PackedByteArray) -> void:
+		buf.put_data(b)
+
 	## A nested message from a child writer: its length, then its bytes.
 	func nested(w: Writer) -> void:
 		var b: PackedByteArray = w.buf.data_array
@@ -129,6 +133,7 @@ class Reader:
 	var data: PackedByteArray
 	var pos: int = 0
 	var failed: bool = false
+	var last_key: int = 0
 
 	func _init(bytes_in: PackedByteArray) -> void:
 		data = bytes_in
@@ -210,6 +215,27 @@ class Reader:
 		pos += n
 		return out
 
+	## A UTF-8 string. A Godot String cannot hold U+0000 (get_string_from_utf8 stops at a 0 byte and
+	## String.chr(0) is U+FFFD), so each U+0000 becomes U+FFFD and the rest of the string is kept.
+	func string() -> String:
+		var b: PackedByteArray = bytes()
+		if not b.has(0):
+			return b.get_string_from_utf8()
+		var parts: PackedStringArray = PackedStringArray()
+		var start: int = 0
+		var at: int = b.find(0)
+		while at != -1:
+			parts.append(b.slice(start, at).get_string_from_utf8())
+			start = at + 1
+			at = b.find(0, start)
+		parts.append(b.slice(start).get_string_from_utf8())
+		return String.chr(0xFFFD).join(parts)
+
+	## A field's key; skip() reads the field number of the last one to match a group's end.
+	func key() -> int:
+		last_key = varint()
+		return last_key
+
 	func skip(wire: int) -> void:
 		match wire:
 			0:
@@ -218,6 +244,8 @@ class Reader:
 				pos += 8
 			2:
 				pos += length()
+			3:
+				_skip_group(last_key >> 3, 0)
 			5:
 				pos += 4
 			_:
@@ -226,11 +254,37 @@ class Reader:
 		if pos > data.size():
 			failed = true
 			pos = data.size()
+
+	## Deprecated groups are skipped as the spec says: up to the end tag of the same field number
+	## (nested groups too, at most 100 deep, as upb allows).
+	func _skip_group(field: int, depth: int) -> void:
+		if depth >= 100:
+			failed = true
+			pos = data.size()
+			return
+		while not failed:
+			if pos >= data.size():
+				failed = true
+				return
+			var k: int = varint()
+			var w: int = k & 7
+			if w == 4:
+				if k >> 3 != field:
+					failed = true
+					pos = data.size()
+				return
+			if w == 3:
+				_skip_group(k >> 3, depth + 1)
+			else:
+				last_key = k
+				skip(w)
 ## SessionRequest is everything a game sends on a session stream.
 class SessionRequest:
 	var hello: Hello = null
 	var frame: Frame = null
 	var goodbye: Goodbye = null
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if hello != null:
@@ -248,44 +302,53 @@ class SessionRequest:
 			goodbye.write(sub_)
 			out_.buf.put_u8(26)
 			out_.nested(sub_)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Hello = Hello.new()
+						var m_: Hello = hello if hello != null else Hello.new()
 						m_.read(in_, m_end_)
 						hello = m_
 						frame = null
 						goodbye = null
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Frame = Frame.new()
+						var m_: Frame = frame if frame != null else Frame.new()
 						m_.read(in_, m_end_)
 						frame = m_
 						hello = null
 						goodbye = null
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Goodbye = Goodbye.new()
+						var m_: Goodbye = goodbye if goodbye != null else Goodbye.new()
 						m_.read(in_, m_end_)
 						goodbye = m_
 						hello = null
 						frame = null
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -315,6 +378,8 @@ class SessionResponse:
 	var error: Error_ = null
 	var superseded: Superseded = null
 	var goodbye: Goodbye = null
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if welcome != null:
@@ -342,16 +407,25 @@ class SessionResponse:
 			goodbye.write(sub_)
 			out_.buf.put_u8(42)
 			out_.nested(sub_)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Welcome = Welcome.new()
+						var m_: Welcome = welcome if welcome != null else Welcome.new()
 						m_.read(in_, m_end_)
 						welcome = m_
 						guidance = null
@@ -359,11 +433,11 @@ class SessionResponse:
 						superseded = null
 						goodbye = null
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Guidance = Guidance.new()
+						var m_: Guidance = guidance if guidance != null else Guidance.new()
 						m_.read(in_, m_end_)
 						guidance = m_
 						welcome = null
@@ -371,11 +445,11 @@ class SessionResponse:
 						superseded = null
 						goodbye = null
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Error_ = Error_.new()
+						var m_: Error_ = error if error != null else Error_.new()
 						m_.read(in_, m_end_)
 						error = m_
 						welcome = null
@@ -383,11 +457,11 @@ class SessionResponse:
 						superseded = null
 						goodbye = null
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Superseded = Superseded.new()
+						var m_: Superseded = superseded if superseded != null else Superseded.new()
 						m_.read(in_, m_end_)
 						superseded = m_
 						welcome = null
@@ -395,11 +469,11 @@ class SessionResponse:
 						error = null
 						goodbye = null
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				5:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Goodbye = Goodbye.new()
+						var m_: Goodbye = goodbye if goodbye != null else Goodbye.new()
 						m_.read(in_, m_end_)
 						goodbye = m_
 						welcome = null
@@ -407,9 +481,9 @@ class SessionResponse:
 						error = null
 						superseded = null
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -444,6 +518,8 @@ class KnobSpec:
 	var default_value: float = 0.0
 	var max_change_per_second: float = 0.0
 	var higher_is_easier: bool = false
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if not name.is_empty():
@@ -464,44 +540,53 @@ class KnobSpec:
 		if higher_is_easier:
 			out_.buf.put_u8(48)
 			out_.varint((1 if higher_is_easier else 0))
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 2:
-						name = in_.bytes().get_string_from_utf8()
+						name = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 5:
 						min_value = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 5:
 						max_value = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 5:
 						default_value = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				5:
 					if wire_ == 5:
 						max_change_per_second = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				6:
 					if wire_ == 0:
 						higher_is_easier = in_.varint() != 0
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -518,6 +603,8 @@ class KnobSpec:
 class ChallengeTarget:
 	var p_fail_low: float = 0.0
 	var p_fail_high: float = 0.0
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if Writer.is_set_float(p_fail_low):
@@ -526,24 +613,33 @@ class ChallengeTarget:
 		if Writer.is_set_float(p_fail_high):
 			out_.buf.put_u8(21)
 			out_.float32(p_fail_high)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 5:
 						p_fail_low = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 5:
 						p_fail_high = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -572,6 +668,8 @@ class Hello:
 	var policy_params: Dictionary = {}
 	var player_id: String = ""
 	var experiment_arm: String = ""
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if protocol_version != 0:
@@ -631,27 +729,36 @@ class Hello:
 		if not experiment_arm.is_empty():
 			out_.buf.put_u8(114)
 			out_.bytes(experiment_arm.to_utf8_buffer())
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 0:
 						protocol_version = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 2:
-						game_id = in_.bytes().get_string_from_utf8()
+						game_id = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 2:
-						game_build = in_.bytes().get_string_from_utf8()
+						game_build = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
@@ -659,7 +766,7 @@ class Hello:
 						m_.read(in_, m_end_)
 						knobs.append(m_)
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				5:
 					if wire_ == 2:
 						var p_end_: int = in_.length() + in_.pos
@@ -668,12 +775,12 @@ class Hello:
 					elif wire_ == 0:
 						npc_tactics.append(in_.int32())
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				6:
 					if wire_ == 5:
 						tick_rate_hz = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				7:
 					if wire_ == 2:
 						var p_end_: int = in_.length() + in_.pos
@@ -682,58 +789,58 @@ class Hello:
 					elif wire_ == 0:
 						capabilities.append(in_.int32())
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				8:
 					if wire_ == 0:
 						recording_consent = in_.varint() != 0
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				9:
 					if wire_ == 2:
-						resume_token = in_.bytes().get_string_from_utf8()
+						resume_token = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				10:
 					if wire_ == 2:
-						policy = in_.bytes().get_string_from_utf8()
+						policy = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				11:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: ChallengeTarget = ChallengeTarget.new()
+						var m_: ChallengeTarget = target if target != null else ChallengeTarget.new()
 						m_.read(in_, m_end_)
 						target = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				12:
 					if wire_ == 2:
 						var e_end_: int = in_.length() + in_.pos
 						var mk_: String = ""
 						var mv_: String = ""
 						while in_.pos < e_end_ and not in_.failed:
-							var ek_: int = in_.varint()
+							var ek_: int = in_.key()
 							if ek_ >> 3 == 1:
-								mk_ = in_.bytes().get_string_from_utf8()
+								mk_ = in_.string()
 							elif ek_ >> 3 == 2:
-								mv_ = in_.bytes().get_string_from_utf8()
+								mv_ = in_.string()
 							else:
 								in_.skip(ek_ & 7)
 						policy_params[mk_] = mv_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				13:
 					if wire_ == 2:
-						player_id = in_.bytes().get_string_from_utf8()
+						player_id = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				14:
 					if wire_ == 2:
-						experiment_arm = in_.bytes().get_string_from_utf8()
+						experiment_arm = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -761,6 +868,8 @@ class Welcome:
 	var model_rate_hz: float = 0.0
 	var experiment: String = ""
 	var arm: String = ""
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if not session_id.is_empty():
@@ -807,27 +916,36 @@ class Welcome:
 		if not arm.is_empty():
 			out_.buf.put_u8(106)
 			out_.bytes(arm.to_utf8_buffer())
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 2:
-						session_id = in_.bytes().get_string_from_utf8()
+						session_id = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 2:
-						resume_token = in_.bytes().get_string_from_utf8()
+						resume_token = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 2:
-						model_version = in_.bytes().get_string_from_utf8()
+						model_version = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 2:
 						var p_end_: int = in_.length() + in_.pos
@@ -836,57 +954,57 @@ class Welcome:
 					elif wire_ == 0:
 						capabilities.append(in_.int32())
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				5:
 					if wire_ == 0:
 						protocol_version = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				6:
 					if wire_ == 0:
 						resumed = in_.varint() != 0
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				7:
 					if wire_ == 0:
 						state_reset = in_.varint() != 0
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				8:
 					if wire_ == 2:
-						policy = in_.bytes().get_string_from_utf8()
+						policy = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				9:
 					if wire_ == 0:
 						last_sequence = in_.varint()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				10:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Limits = Limits.new()
+						var m_: Limits = limits if limits != null else Limits.new()
 						m_.read(in_, m_end_)
 						limits = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				11:
 					if wire_ == 5:
 						model_rate_hz = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				12:
 					if wire_ == 2:
-						experiment = in_.bytes().get_string_from_utf8()
+						experiment = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				13:
 					if wire_ == 2:
-						arm = in_.bytes().get_string_from_utf8()
+						arm = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -902,24 +1020,35 @@ class Welcome:
 ## Goodbye ends a session cleanly, from either side.
 class Goodbye:
 	var reason: String = ""
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if not reason.is_empty():
 			out_.buf.put_u8(10)
 			out_.bytes(reason.to_utf8_buffer())
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 2:
-						reason = in_.bytes().get_string_from_utf8()
+						reason = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -948,6 +1077,8 @@ class Limits:
 	var max_messages_per_second_per_connection: float = 0.0
 	var hello_timeout_s: float = 0.0
 	var max_connections_per_client: int = 0
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if max_message_bytes != 0:
@@ -992,84 +1123,93 @@ class Limits:
 		if max_connections_per_client != 0:
 			out_.buf.put_u8(112)
 			out_.varint(max_connections_per_client)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 0:
 						max_message_bytes = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 0:
 						max_players_per_frame = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 0:
 						max_npcs_per_frame = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 0:
 						max_events_per_frame = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				5:
 					if wire_ == 0:
 						max_knobs = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				6:
 					if wire_ == 0:
 						max_sessions = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				7:
 					if wire_ == 5:
 						resume_window_s = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				8:
 					if wire_ == 5:
 						idle_timeout_s = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				9:
 					if wire_ == 5:
 						max_frames_per_second = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				10:
 					if wire_ == 0:
 						max_string_bytes = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				11:
 					if wire_ == 0:
 						max_connections = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				12:
 					if wire_ == 5:
 						max_messages_per_second_per_connection = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				13:
 					if wire_ == 5:
 						hello_timeout_s = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				14:
 					if wire_ == 0:
 						max_connections_per_client = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -1087,6 +1227,8 @@ class Vec3:
 	var x: float = 0.0
 	var y: float = 0.0
 	var z: float = 0.0
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if Writer.is_set_float(x):
@@ -1098,29 +1240,38 @@ class Vec3:
 		if Writer.is_set_float(z):
 			out_.buf.put_u8(29)
 			out_.float32(z)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 5:
 						x = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 5:
 						y = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 5:
 						z = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -1139,6 +1290,8 @@ class Quat:
 	var y: float = 0.0
 	var z: float = 0.0
 	var w: float = 0.0
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if Writer.is_set_float(x):
@@ -1153,34 +1306,43 @@ class Quat:
 		if Writer.is_set_float(w):
 			out_.buf.put_u8(37)
 			out_.float32(w)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 5:
 						x = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 5:
 						y = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 5:
 						z = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 5:
 						w = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -1197,6 +1359,8 @@ class Quat:
 class Pose:
 	var position: Vec3 = null
 	var rotation: Quat = null
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if position != null:
@@ -1209,30 +1373,39 @@ class Pose:
 			rotation.write(sub_)
 			out_.buf.put_u8(18)
 			out_.nested(sub_)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Vec3 = Vec3.new()
+						var m_: Vec3 = position if position != null else Vec3.new()
 						m_.read(in_, m_end_)
 						position = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Quat = Quat.new()
+						var m_: Quat = rotation if rotation != null else Quat.new()
 						m_.read(in_, m_end_)
 						rotation = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -1250,6 +1423,8 @@ class VrPose:
 	var head: Pose = null
 	var left_hand: Pose = null
 	var right_hand: Pose = null
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if head != null:
@@ -1267,38 +1442,47 @@ class VrPose:
 			right_hand.write(sub_)
 			out_.buf.put_u8(26)
 			out_.nested(sub_)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Pose = Pose.new()
+						var m_: Pose = head if head != null else Pose.new()
 						m_.read(in_, m_end_)
 						head = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Pose = Pose.new()
+						var m_: Pose = left_hand if left_hand != null else Pose.new()
 						m_.read(in_, m_end_)
 						left_hand = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Pose = Pose.new()
+						var m_: Pose = right_hand if right_hand != null else Pose.new()
 						m_.read(in_, m_end_)
 						right_hand = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -1315,6 +1499,8 @@ class VrPose:
 class Biometrics:
 	var heart_rate_bpm: float = 0.0
 	var skin_conductance_us: float = 0.0
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if Writer.is_set_float(heart_rate_bpm):
@@ -1323,24 +1509,33 @@ class Biometrics:
 		if Writer.is_set_float(skin_conductance_us):
 			out_.buf.put_u8(21)
 			out_.float32(skin_conductance_us)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 5:
 						heart_rate_bpm = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 5:
 						skin_conductance_us = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -1363,6 +1558,8 @@ class InputSummary:
 	var shots_hit: int = 0
 	var dodges: int = 0
 	var actions_per_minute: float = 0.0
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if Writer.is_set_float(move_x):
@@ -1389,54 +1586,63 @@ class InputSummary:
 		if Writer.is_set_float(actions_per_minute):
 			out_.buf.put_u8(69)
 			out_.float32(actions_per_minute)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 5:
 						move_x = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 5:
 						move_y = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 5:
 						aim_x = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 5:
 						aim_y = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				5:
 					if wire_ == 0:
 						shots_fired = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				6:
 					if wire_ == 0:
 						shots_hit = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				7:
 					if wire_ == 0:
 						dodges = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				8:
 					if wire_ == 5:
 						actions_per_minute = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -1460,6 +1666,8 @@ class PlayerState:
 	var vr: VrPose = null
 	var biometrics: Biometrics = null
 	var dead: bool = false
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if not player_id.is_empty():
@@ -1499,74 +1707,83 @@ class PlayerState:
 		if dead:
 			out_.buf.put_u8(72)
 			out_.varint((1 if dead else 0))
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 2:
-						player_id = in_.bytes().get_string_from_utf8()
+						player_id = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Vec3 = Vec3.new()
+						var m_: Vec3 = position if position != null else Vec3.new()
 						m_.read(in_, m_end_)
 						position = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Vec3 = Vec3.new()
+						var m_: Vec3 = velocity if velocity != null else Vec3.new()
 						m_.read(in_, m_end_)
 						velocity = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 5:
 						health = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				5:
 					if wire_ == 5:
 						max_health = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				6:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: InputSummary = InputSummary.new()
+						var m_: InputSummary = input if input != null else InputSummary.new()
 						m_.read(in_, m_end_)
 						input = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				7:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: VrPose = VrPose.new()
+						var m_: VrPose = vr if vr != null else VrPose.new()
 						m_.read(in_, m_end_)
 						vr = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				8:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Biometrics = Biometrics.new()
+						var m_: Biometrics = biometrics if biometrics != null else Biometrics.new()
 						m_.read(in_, m_end_)
 						biometrics = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				9:
 					if wire_ == 0:
 						dead = in_.varint() != 0
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -1588,6 +1805,8 @@ class Npc:
 	var state: int = 0
 	var target_player_id: String = ""
 	var tactic: int = 0
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if npc_id != 0:
@@ -1613,52 +1832,61 @@ class Npc:
 		if tactic != 0:
 			out_.buf.put_u8(56)
 			out_.varint(tactic)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 0:
 						npc_id = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 2:
-						kind = in_.bytes().get_string_from_utf8()
+						kind = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Vec3 = Vec3.new()
+						var m_: Vec3 = position if position != null else Vec3.new()
 						m_.read(in_, m_end_)
 						position = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 5:
 						health = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				5:
 					if wire_ == 0:
 						state = in_.int32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				6:
 					if wire_ == 2:
-						target_player_id = in_.bytes().get_string_from_utf8()
+						target_player_id = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				7:
 					if wire_ == 0:
 						tactic = in_.int32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -1678,6 +1906,8 @@ class GameEvent:
 	var npc_id: int = 0
 	var amount: float = 0.0
 	var game_time: float = 0.0
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if type != 0:
@@ -1695,39 +1925,48 @@ class GameEvent:
 		if Writer.is_set_float(game_time):
 			out_.buf.put_u8(41)
 			out_.float64(game_time)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 0:
 						type = in_.int32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 2:
-						player_id = in_.bytes().get_string_from_utf8()
+						player_id = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 0:
 						npc_id = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 5:
 						amount = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				5:
 					if wire_ == 1:
 						game_time = in_.float64()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -1744,6 +1983,8 @@ class GameEvent:
 class KnobValue:
 	var name: String = ""
 	var value: float = 0.0
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if not name.is_empty():
@@ -1752,24 +1993,33 @@ class KnobValue:
 		if Writer.is_set_float(value):
 			out_.buf.put_u8(21)
 			out_.float32(value)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 2:
-						name = in_.bytes().get_string_from_utf8()
+						name = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 5:
 						value = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -1793,6 +2043,8 @@ class Frame:
 	var player_table: PlayerTable = null
 	var npc_table: NpcTable = null
 	var knob_values: Array[float] = []
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if sequence != 0:
@@ -1837,22 +2089,31 @@ class Frame:
 				p_.float32(v_)
 			out_.buf.put_u8(74)
 			out_.bytes(p_.data())
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 0:
 						sequence = in_.varint()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 1:
 						game_time = in_.float64()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
@@ -1860,7 +2121,7 @@ class Frame:
 						m_.read(in_, m_end_)
 						players.append(m_)
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
@@ -1868,7 +2129,7 @@ class Frame:
 						m_.read(in_, m_end_)
 						npcs.append(m_)
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				5:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
@@ -1876,7 +2137,7 @@ class Frame:
 						m_.read(in_, m_end_)
 						events.append(m_)
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				6:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
@@ -1884,23 +2145,23 @@ class Frame:
 						m_.read(in_, m_end_)
 						knobs.append(m_)
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				7:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: PlayerTable = PlayerTable.new()
+						var m_: PlayerTable = player_table if player_table != null else PlayerTable.new()
 						m_.read(in_, m_end_)
 						player_table = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				8:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: NpcTable = NpcTable.new()
+						var m_: NpcTable = npc_table if npc_table != null else NpcTable.new()
 						m_.read(in_, m_end_)
 						npc_table = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				9:
 					if wire_ == 2:
 						var p_end_: int = in_.length() + in_.pos
@@ -1909,9 +2170,9 @@ class Frame:
 					elif wire_ == 5:
 						knob_values.append(in_.float32())
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -1929,6 +2190,8 @@ class PlayerTable:
 	var player_ids: Array[String] = []
 	var values: PackedByteArray = PackedByteArray()
 	var columns: int = 0
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		for v_: String in player_ids:
@@ -1940,29 +2203,38 @@ class PlayerTable:
 		if columns != 0:
 			out_.buf.put_u8(24)
 			out_.varint(columns)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 2:
-						player_ids.append(in_.bytes().get_string_from_utf8())
+						player_ids.append(in_.string())
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 2:
 						values = in_.bytes()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 0:
 						columns = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -1981,6 +2253,8 @@ class NpcTable:
 	var values: PackedByteArray = PackedByteArray()
 	var columns: int = 0
 	var kinds: Array[String] = []
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if not npc_ids.is_empty():
@@ -1995,34 +2269,43 @@ class NpcTable:
 		for v_: String in kinds:
 			out_.buf.put_u8(34)
 			out_.bytes(v_.to_utf8_buffer())
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 2:
 						npc_ids = in_.bytes()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 2:
 						values = in_.bytes()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 0:
 						columns = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 2:
-						kinds.append(in_.bytes().get_string_from_utf8())
+						kinds.append(in_.string())
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -2041,6 +2324,8 @@ class NpcHint:
 	var tactic: int = 0
 	var target_player_id: String = ""
 	var aggression: float = 0.0
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if npc_id != 0:
@@ -2055,34 +2340,43 @@ class NpcHint:
 		if Writer.is_set_float(aggression):
 			out_.buf.put_u8(37)
 			out_.float32(aggression)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 0:
 						npc_id = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 0:
 						tactic = in_.int32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 2:
-						target_player_id = in_.bytes().get_string_from_utf8()
+						target_player_id = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 5:
 						aggression = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -2099,6 +2393,8 @@ class NpcHint:
 class Explanation:
 	var signal_: String = ""
 	var weight: float = 0.0
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if not signal_.is_empty():
@@ -2107,24 +2403,33 @@ class Explanation:
 		if Writer.is_set_float(weight):
 			out_.buf.put_u8(21)
 			out_.float32(weight)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 2:
-						signal_ = in_.bytes().get_string_from_utf8()
+						signal_ = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 5:
 						weight = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -2146,6 +2451,8 @@ class PlayerInsight:
 	var engagement: float = 0.0
 	var skill: float = 0.0
 	var explanations: Array[Explanation] = []
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if not player_id.is_empty():
@@ -2171,42 +2478,51 @@ class PlayerInsight:
 			item_.write(sub_)
 			out_.buf.put_u8(58)
 			out_.nested(sub_)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 2:
-						player_id = in_.bytes().get_string_from_utf8()
+						player_id = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 5:
 						p_fail = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 5:
 						p_quit = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 5:
 						frustration = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				5:
 					if wire_ == 5:
 						engagement = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				6:
 					if wire_ == 5:
 						skill = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				7:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
@@ -2214,9 +2530,9 @@ class PlayerInsight:
 						m_.read(in_, m_end_)
 						explanations.append(m_)
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -2240,6 +2556,8 @@ class Guidance:
 	var fallback: bool = false
 	var policy: String = ""
 	var director: DirectorNote = null
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if sequence != 0:
@@ -2277,17 +2595,26 @@ class Guidance:
 			director.write(sub_)
 			out_.buf.put_u8(74)
 			out_.nested(sub_)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 0:
 						sequence = in_.varint()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
@@ -2295,7 +2622,7 @@ class Guidance:
 						m_.read(in_, m_end_)
 						knobs.append(m_)
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
@@ -2303,7 +2630,7 @@ class Guidance:
 						m_.read(in_, m_end_)
 						npc_hints.append(m_)
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
@@ -2311,37 +2638,37 @@ class Guidance:
 						m_.read(in_, m_end_)
 						insights.append(m_)
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				5:
 					if wire_ == 2:
-						model_version = in_.bytes().get_string_from_utf8()
+						model_version = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				6:
 					if wire_ == 0:
 						processing_us = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				7:
 					if wire_ == 0:
 						fallback = in_.varint() != 0
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				8:
 					if wire_ == 2:
-						policy = in_.bytes().get_string_from_utf8()
+						policy = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				9:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: DirectorNote = DirectorNote.new()
+						var m_: DirectorNote = director if director != null else DirectorNote.new()
 						m_.read(in_, m_end_)
 						director = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -2364,6 +2691,8 @@ class DirectorNote:
 	var calibration_shift: float = 0.0
 	var exploration_offset: float = 0.0
 	var propensity: float = 0.0
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if not managing.is_empty():
@@ -2390,54 +2719,63 @@ class DirectorNote:
 		if Writer.is_set_float(propensity):
 			out_.buf.put_u8(69)
 			out_.float32(propensity)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 2:
-						managing = in_.bytes().get_string_from_utf8()
+						managing = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 5:
 						target_level = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 5:
 						designer_level = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 5:
 						expected_gain_s = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				5:
 					if wire_ == 5:
 						confidence = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				6:
 					if wire_ == 5:
 						calibration_shift = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				7:
 					if wire_ == 5:
 						exploration_offset = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				8:
 					if wire_ == 5:
 						propensity = in_.float32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -2454,6 +2792,8 @@ class DirectorNote:
 class Superseded:
 	var sequence: int = 0
 	var by_sequence: int = 0
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if sequence != 0:
@@ -2462,24 +2802,33 @@ class Superseded:
 		if by_sequence != 0:
 			out_.buf.put_u8(16)
 			out_.varint(by_sequence)
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 0:
 						sequence = in_.varint()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 0:
 						by_sequence = in_.varint()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -2499,6 +2848,8 @@ class Error_:
 	var field: String = ""
 	var sequence: int = 0
 	var fatal: bool = false
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if code != 0:
@@ -2516,39 +2867,48 @@ class Error_:
 		if fatal:
 			out_.buf.put_u8(40)
 			out_.varint((1 if fatal else 0))
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 0:
 						code = in_.int32()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 2:
-						message = in_.bytes().get_string_from_utf8()
+						message = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 2:
-						field = in_.bytes().get_string_from_utf8()
+						field = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 0:
 						sequence = in_.varint()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				5:
 					if wire_ == 0:
 						fatal = in_.varint() != 0
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -2562,19 +2922,27 @@ class Error_:
 		return null if in_.failed else m_
 
 class GetInfoRequest:
-	var _empty: bool = false
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
-		pass
-		pass
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()
@@ -2595,6 +2963,8 @@ class GetInfoResponse:
 	var protocol_version: int = 0
 	var device: String = ""
 	var default_policy: String = ""
+	## Fields this schema does not know, as they came on the wire; written back after the known ones.
+	var unknown_fields: PackedByteArray = PackedByteArray()
 
 	func write(out_: Writer) -> void:
 		if not model_version.is_empty():
@@ -2623,17 +2993,26 @@ class GetInfoResponse:
 		if not default_policy.is_empty():
 			out_.buf.put_u8(58)
 			out_.bytes(default_policy.to_utf8_buffer())
+		if not unknown_fields.is_empty():
+			out_.raw(unknown_fields)
+
+	## Skips the field just keyed and keeps its bytes (key included) to write back.
+	func _keep_unknown(in_: Reader, at_: int) -> void:
+		in_.skip(in_.last_key & 7)
+		if not in_.failed:
+			unknown_fields.append_array(in_.data.slice(at_, in_.pos))
 
 	func read(in_: Reader, end_: int) -> void:
 		while in_.pos < end_ and not in_.failed:
-			var key_: int = in_.varint()
+			var at_: int = in_.pos
+			var key_: int = in_.key()
 			var wire_: int = key_ & 7
 			match key_ >> 3:
 				1:
 					if wire_ == 2:
-						model_version = in_.bytes().get_string_from_utf8()
+						model_version = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				2:
 					if wire_ == 2:
 						var p_end_: int = in_.length() + in_.pos
@@ -2642,37 +3021,37 @@ class GetInfoResponse:
 					elif wire_ == 0:
 						capabilities.append(in_.int32())
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				3:
 					if wire_ == 2:
 						var m_end_: int = in_.length() + in_.pos
-						var m_: Limits = Limits.new()
+						var m_: Limits = limits if limits != null else Limits.new()
 						m_.read(in_, m_end_)
 						limits = m_
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				4:
 					if wire_ == 2:
-						policies.append(in_.bytes().get_string_from_utf8())
+						policies.append(in_.string())
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				5:
 					if wire_ == 0:
 						protocol_version = in_.varint() & 0xFFFFFFFF
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				6:
 					if wire_ == 2:
-						device = in_.bytes().get_string_from_utf8()
+						device = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				7:
 					if wire_ == 2:
-						default_policy = in_.bytes().get_string_from_utf8()
+						default_policy = in_.string()
 					else:
-						in_.skip(wire_)
+						_keep_unknown(in_, at_)
 				_:
-					in_.skip(wire_)
+					_keep_unknown(in_, at_)
 
 	func encode() -> PackedByteArray:
 		var out_: Writer = Writer.new()

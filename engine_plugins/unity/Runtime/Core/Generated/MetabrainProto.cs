@@ -131,6 +131,13 @@ namespace MetaBrain.Proto
 
         public void String(string s) { Bytes(System.Text.Encoding.UTF8.GetBytes(s)); }
 
+        public void Raw(byte[] b)
+        {
+            Ensure(b.Length);
+            System.Buffer.BlockCopy(b, 0, _buf, _len, b.Length);
+            _len += b.Length;
+        }
+
         public void Nested(ProtoWriter w)
         {
             Varint((ulong)w._len);
@@ -220,6 +227,27 @@ namespace MetaBrain.Proto
             return s;
         }
 
+        /// <summary>A field's key; Skip reads the field number of the last one to match a group's end.</summary>
+        public int Key() { LastKey = (int)Varint(); return LastKey; }
+
+        public int LastKey;
+
+        public byte[] Slice(int from, int to)
+        {
+            var b = new byte[to - from];
+            System.Buffer.BlockCopy(_data, from, b, 0, b.Length);
+            return b;
+        }
+
+        public static byte[] Concat(byte[] a, byte[] b)
+        {
+            if (a.Length == 0) return b;
+            var c = new byte[a.Length + b.Length];
+            System.Buffer.BlockCopy(a, 0, c, 0, a.Length);
+            System.Buffer.BlockCopy(b, 0, c, a.Length, b.Length);
+            return c;
+        }
+
         public void Skip(int wire)
         {
             switch (wire)
@@ -227,8 +255,29 @@ namespace MetaBrain.Proto
                 case 0: Varint(); break;
                 case 1: Need(8); Pos += 8; break;
                 case 2: int n = Length(); Pos += n; break;
+                case 3: SkipGroup(LastKey >> 3, 0); break;
                 case 5: Need(4); Pos += 4; break;
                 default: throw new ProtoException("unsupported wire type " + wire);
+            }
+        }
+
+        // Deprecated groups are skipped as the spec says: up to the end tag of the same field number
+        // (nested groups too, at most 100 deep, as upb allows).
+        void SkipGroup(int field, int depth)
+        {
+            if (depth >= 100) throw new ProtoException("groups nested too deep");
+            while (true)
+            {
+                if (Pos >= _data.Length) throw new ProtoException("truncated group");
+                int k = (int)Varint();
+                int w = k & 7;
+                if (w == 4)
+                {
+                    if (k >> 3 != field) throw new ProtoException("group ended by another field's tag");
+                    return;
+                }
+                if (w == 3) SkipGroup(k >> 3, depth + 1);
+                else { LastKey = k; Skip(w); }
             }
         }
     }
@@ -239,6 +288,8 @@ namespace MetaBrain.Proto
         public Hello Hello;
         public Frame Frame;
         public Goodbye Goodbye;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -263,13 +314,22 @@ namespace MetaBrain.Proto
                 w.Tag(3, 2);
                 w.Nested(sub);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -277,40 +337,40 @@ namespace MetaBrain.Proto
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Hello();
+                            var m = Hello ?? new Hello();
                             m.MergeFrom(r, mEnd);
                             Hello = m;
                             Frame = null;
                             Goodbye = null;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Frame();
+                            var m = Frame ?? new Frame();
                             m.MergeFrom(r, mEnd);
                             Frame = m;
                             Hello = null;
                             Goodbye = null;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Goodbye();
+                            var m = Goodbye ?? new Goodbye();
                             m.MergeFrom(r, mEnd);
                             Goodbye = m;
                             Hello = null;
                             Frame = null;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -352,6 +412,8 @@ namespace MetaBrain.Proto
         public Error Error;
         public Superseded Superseded;
         public Goodbye Goodbye;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -390,13 +452,22 @@ namespace MetaBrain.Proto
                 w.Tag(5, 2);
                 w.Nested(sub);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -404,7 +475,7 @@ namespace MetaBrain.Proto
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Welcome();
+                            var m = Welcome ?? new Welcome();
                             m.MergeFrom(r, mEnd);
                             Welcome = m;
                             Guidance = null;
@@ -412,13 +483,13 @@ namespace MetaBrain.Proto
                             Superseded = null;
                             Goodbye = null;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Guidance();
+                            var m = Guidance ?? new Guidance();
                             m.MergeFrom(r, mEnd);
                             Guidance = m;
                             Welcome = null;
@@ -426,13 +497,13 @@ namespace MetaBrain.Proto
                             Superseded = null;
                             Goodbye = null;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Error();
+                            var m = Error ?? new Error();
                             m.MergeFrom(r, mEnd);
                             Error = m;
                             Welcome = null;
@@ -440,13 +511,13 @@ namespace MetaBrain.Proto
                             Superseded = null;
                             Goodbye = null;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Superseded();
+                            var m = Superseded ?? new Superseded();
                             m.MergeFrom(r, mEnd);
                             Superseded = m;
                             Welcome = null;
@@ -454,13 +525,13 @@ namespace MetaBrain.Proto
                             Error = null;
                             Goodbye = null;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 5:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Goodbye();
+                            var m = Goodbye ?? new Goodbye();
                             m.MergeFrom(r, mEnd);
                             Goodbye = m;
                             Welcome = null;
@@ -468,10 +539,10 @@ namespace MetaBrain.Proto
                             Error = null;
                             Superseded = null;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -516,6 +587,8 @@ namespace MetaBrain.Proto
         public float DefaultValue;
         public float MaxChangePerSecond;
         public bool HigherIsEasier;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -549,13 +622,22 @@ namespace MetaBrain.Proto
                 w.Tag(6, 0);
                 w.Varint(HigherIsEasier ? 1UL : 0UL);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -564,45 +646,45 @@ namespace MetaBrain.Proto
                         {
                             Name = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 5)
                         {
                             MinValue = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 5)
                         {
                             MaxValue = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 5)
                         {
                             DefaultValue = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 5:
                         if (wire == 5)
                         {
                             MaxChangePerSecond = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 6:
                         if (wire == 0)
                         {
                             HigherIsEasier = r.Varint() != 0;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -629,6 +711,8 @@ namespace MetaBrain.Proto
     {
         public float PFailLow;
         public float PFailHigh;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -642,13 +726,22 @@ namespace MetaBrain.Proto
                 w.Tag(2, 5);
                 w.Float(PFailHigh);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -657,17 +750,17 @@ namespace MetaBrain.Proto
                         {
                             PFailLow = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 5)
                         {
                             PFailHigh = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -706,6 +799,8 @@ namespace MetaBrain.Proto
         public Dictionary<string, string> PolicyParams = new Dictionary<string, string>();
         public string PlayerId = "";
         public string ExperimentArm = "";
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -792,13 +887,22 @@ namespace MetaBrain.Proto
                 w.Tag(14, 2);
                 w.String(ExperimentArm);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -807,21 +911,21 @@ namespace MetaBrain.Proto
                         {
                             ProtocolVersion = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 2)
                         {
                             GameId = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 2)
                         {
                             GameBuild = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 2)
@@ -831,7 +935,7 @@ namespace MetaBrain.Proto
                             m.MergeFrom(r, mEnd);
                             Knobs.Add(m);
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 5:
                         if (wire == 2)
@@ -840,14 +944,14 @@ namespace MetaBrain.Proto
                             while (r.Pos < pEnd) NpcTactics.Add((NpcTactic)r.Int32());
                         }
                         else if (wire == 0) NpcTactics.Add((NpcTactic)r.Int32());
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 6:
                         if (wire == 5)
                         {
                             TickRateHz = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 7:
                         if (wire == 2)
@@ -856,38 +960,38 @@ namespace MetaBrain.Proto
                             while (r.Pos < pEnd) Capabilities.Add((Capability)r.Int32());
                         }
                         else if (wire == 0) Capabilities.Add((Capability)r.Int32());
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 8:
                         if (wire == 0)
                         {
                             RecordingConsent = r.Varint() != 0;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 9:
                         if (wire == 2)
                         {
                             ResumeToken = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 10:
                         if (wire == 2)
                         {
                             Policy = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 11:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new ChallengeTarget();
+                            var m = Target ?? new ChallengeTarget();
                             m.MergeFrom(r, mEnd);
                             Target = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 12:
                         if (wire == 2)
@@ -897,31 +1001,31 @@ namespace MetaBrain.Proto
                             string mv = "";
                             while (r.Pos < eEnd)
                             {
-                                int ek = (int)r.Varint();
+                                int ek = r.Key();
                                 if (ek >> 3 == 1) mk = r.String();
                                 else if (ek >> 3 == 2) mv = r.String();
                                 else r.Skip(ek & 7);
                             }
                             PolicyParams[mk] = mv;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 13:
                         if (wire == 2)
                         {
                             PlayerId = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 14:
                         if (wire == 2)
                         {
                             ExperimentArm = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -959,6 +1063,8 @@ namespace MetaBrain.Proto
         public float ModelRateHz;
         public string Experiment = "";
         public string Arm = "";
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -1031,13 +1137,22 @@ namespace MetaBrain.Proto
                 w.Tag(13, 2);
                 w.String(Arm);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -1046,21 +1161,21 @@ namespace MetaBrain.Proto
                         {
                             SessionId = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 2)
                         {
                             ResumeToken = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 2)
                         {
                             ModelVersion = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 2)
@@ -1069,76 +1184,76 @@ namespace MetaBrain.Proto
                             while (r.Pos < pEnd) Capabilities.Add((Capability)r.Int32());
                         }
                         else if (wire == 0) Capabilities.Add((Capability)r.Int32());
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 5:
                         if (wire == 0)
                         {
                             ProtocolVersion = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 6:
                         if (wire == 0)
                         {
                             Resumed = r.Varint() != 0;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 7:
                         if (wire == 0)
                         {
                             StateReset = r.Varint() != 0;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 8:
                         if (wire == 2)
                         {
                             Policy = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 9:
                         if (wire == 0)
                         {
                             LastSequence = r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 10:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Limits();
+                            var m = Limits ?? new Limits();
                             m.MergeFrom(r, mEnd);
                             Limits = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 11:
                         if (wire == 5)
                         {
                             ModelRateHz = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 12:
                         if (wire == 2)
                         {
                             Experiment = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 13:
                         if (wire == 2)
                         {
                             Arm = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -1164,6 +1279,8 @@ namespace MetaBrain.Proto
     public sealed class Goodbye
     {
         public string Reason = "";
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -1172,13 +1289,22 @@ namespace MetaBrain.Proto
                 w.Tag(1, 2);
                 w.String(Reason);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -1187,10 +1313,10 @@ namespace MetaBrain.Proto
                         {
                             Reason = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -1229,6 +1355,8 @@ namespace MetaBrain.Proto
         public float MaxMessagesPerSecondPerConnection;
         public float HelloTimeoutS;
         public uint MaxConnectionsPerClient;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -1302,13 +1430,22 @@ namespace MetaBrain.Proto
                 w.Tag(14, 0);
                 w.Varint(MaxConnectionsPerClient);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -1317,101 +1454,101 @@ namespace MetaBrain.Proto
                         {
                             MaxMessageBytes = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 0)
                         {
                             MaxPlayersPerFrame = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 0)
                         {
                             MaxNpcsPerFrame = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 0)
                         {
                             MaxEventsPerFrame = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 5:
                         if (wire == 0)
                         {
                             MaxKnobs = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 6:
                         if (wire == 0)
                         {
                             MaxSessions = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 7:
                         if (wire == 5)
                         {
                             ResumeWindowS = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 8:
                         if (wire == 5)
                         {
                             IdleTimeoutS = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 9:
                         if (wire == 5)
                         {
                             MaxFramesPerSecond = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 10:
                         if (wire == 0)
                         {
                             MaxStringBytes = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 11:
                         if (wire == 0)
                         {
                             MaxConnections = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 12:
                         if (wire == 5)
                         {
                             MaxMessagesPerSecondPerConnection = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 13:
                         if (wire == 5)
                         {
                             HelloTimeoutS = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 14:
                         if (wire == 0)
                         {
                             MaxConnectionsPerClient = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -1439,6 +1576,8 @@ namespace MetaBrain.Proto
         public float X;
         public float Y;
         public float Z;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -1457,13 +1596,22 @@ namespace MetaBrain.Proto
                 w.Tag(3, 5);
                 w.Float(Z);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -1472,24 +1620,24 @@ namespace MetaBrain.Proto
                         {
                             X = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 5)
                         {
                             Y = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 5)
                         {
                             Z = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -1518,6 +1666,8 @@ namespace MetaBrain.Proto
         public float Y;
         public float Z;
         public float W;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -1541,13 +1691,22 @@ namespace MetaBrain.Proto
                 w.Tag(4, 5);
                 w.Float(W);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -1556,31 +1715,31 @@ namespace MetaBrain.Proto
                         {
                             X = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 5)
                         {
                             Y = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 5)
                         {
                             Z = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 5)
                         {
                             W = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -1607,6 +1766,8 @@ namespace MetaBrain.Proto
     {
         public Vec3 Position;
         public Quat Rotation;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -1624,13 +1785,22 @@ namespace MetaBrain.Proto
                 w.Tag(2, 2);
                 w.Nested(sub);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -1638,24 +1808,24 @@ namespace MetaBrain.Proto
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Vec3();
+                            var m = Position ?? new Vec3();
                             m.MergeFrom(r, mEnd);
                             Position = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Quat();
+                            var m = Rotation ?? new Quat();
                             m.MergeFrom(r, mEnd);
                             Rotation = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -1683,6 +1853,8 @@ namespace MetaBrain.Proto
         public Pose Head;
         public Pose LeftHand;
         public Pose RightHand;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -1707,13 +1879,22 @@ namespace MetaBrain.Proto
                 w.Tag(3, 2);
                 w.Nested(sub);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -1721,34 +1902,34 @@ namespace MetaBrain.Proto
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Pose();
+                            var m = Head ?? new Pose();
                             m.MergeFrom(r, mEnd);
                             Head = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Pose();
+                            var m = LeftHand ?? new Pose();
                             m.MergeFrom(r, mEnd);
                             LeftHand = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Pose();
+                            var m = RightHand ?? new Pose();
                             m.MergeFrom(r, mEnd);
                             RightHand = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -1775,6 +1956,8 @@ namespace MetaBrain.Proto
     {
         public float HeartRateBpm;
         public float SkinConductanceUs;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -1788,13 +1971,22 @@ namespace MetaBrain.Proto
                 w.Tag(2, 5);
                 w.Float(SkinConductanceUs);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -1803,17 +1995,17 @@ namespace MetaBrain.Proto
                         {
                             HeartRateBpm = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 5)
                         {
                             SkinConductanceUs = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -1846,6 +2038,8 @@ namespace MetaBrain.Proto
         public uint ShotsHit;
         public uint Dodges;
         public float ActionsPerMinute;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -1889,13 +2083,22 @@ namespace MetaBrain.Proto
                 w.Tag(8, 5);
                 w.Float(ActionsPerMinute);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -1904,59 +2107,59 @@ namespace MetaBrain.Proto
                         {
                             MoveX = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 5)
                         {
                             MoveY = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 5)
                         {
                             AimX = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 5)
                         {
                             AimY = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 5:
                         if (wire == 0)
                         {
                             ShotsFired = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 6:
                         if (wire == 0)
                         {
                             ShotsHit = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 7:
                         if (wire == 0)
                         {
                             Dodges = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 8:
                         if (wire == 5)
                         {
                             ActionsPerMinute = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -1990,6 +2193,8 @@ namespace MetaBrain.Proto
         public VrPose Vr;
         public Biometrics Biometrics;
         public bool Dead;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -2048,13 +2253,22 @@ namespace MetaBrain.Proto
                 w.Tag(9, 0);
                 w.Varint(Dead ? 1UL : 0UL);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -2063,81 +2277,81 @@ namespace MetaBrain.Proto
                         {
                             PlayerId = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Vec3();
+                            var m = Position ?? new Vec3();
                             m.MergeFrom(r, mEnd);
                             Position = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Vec3();
+                            var m = Velocity ?? new Vec3();
                             m.MergeFrom(r, mEnd);
                             Velocity = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 5)
                         {
                             Health = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 5:
                         if (wire == 5)
                         {
                             MaxHealth = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 6:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new InputSummary();
+                            var m = Input ?? new InputSummary();
                             m.MergeFrom(r, mEnd);
                             Input = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 7:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new VrPose();
+                            var m = Vr ?? new VrPose();
                             m.MergeFrom(r, mEnd);
                             Vr = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 8:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Biometrics();
+                            var m = Biometrics ?? new Biometrics();
                             m.MergeFrom(r, mEnd);
                             Biometrics = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 9:
                         if (wire == 0)
                         {
                             Dead = r.Varint() != 0;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -2169,6 +2383,8 @@ namespace MetaBrain.Proto
         public NpcState State;
         public string TargetPlayerId = "";
         public NpcTactic Tactic;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -2209,13 +2425,22 @@ namespace MetaBrain.Proto
                 w.Tag(7, 0);
                 w.Int64((long)Tactic);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -2224,55 +2449,55 @@ namespace MetaBrain.Proto
                         {
                             NpcId = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 2)
                         {
                             Kind = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Vec3();
+                            var m = Position ?? new Vec3();
                             m.MergeFrom(r, mEnd);
                             Position = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 5)
                         {
                             Health = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 5:
                         if (wire == 0)
                         {
                             State = (NpcState)r.Int32();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 6:
                         if (wire == 2)
                         {
                             TargetPlayerId = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 7:
                         if (wire == 0)
                         {
                             Tactic = (NpcTactic)r.Int32();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -2302,6 +2527,8 @@ namespace MetaBrain.Proto
         public uint NpcId;
         public float Amount;
         public double GameTime;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -2330,13 +2557,22 @@ namespace MetaBrain.Proto
                 w.Tag(5, 1);
                 w.Double(GameTime);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -2345,38 +2581,38 @@ namespace MetaBrain.Proto
                         {
                             Type = (EventType)r.Int32();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 2)
                         {
                             PlayerId = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 0)
                         {
                             NpcId = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 5)
                         {
                             Amount = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 5:
                         if (wire == 1)
                         {
                             GameTime = r.Double();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -2403,6 +2639,8 @@ namespace MetaBrain.Proto
     {
         public string Name = "";
         public float Value;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -2416,13 +2654,22 @@ namespace MetaBrain.Proto
                 w.Tag(2, 5);
                 w.Float(Value);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -2431,17 +2678,17 @@ namespace MetaBrain.Proto
                         {
                             Name = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 5)
                         {
                             Value = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -2475,6 +2722,8 @@ namespace MetaBrain.Proto
         public PlayerTable PlayerTable;
         public NpcTable NpcTable;
         public List<float> KnobValues = new List<float>();
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -2537,13 +2786,22 @@ namespace MetaBrain.Proto
                 w.Tag(9, 2);
                 w.Nested(p);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -2552,14 +2810,14 @@ namespace MetaBrain.Proto
                         {
                             Sequence = r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 1)
                         {
                             GameTime = r.Double();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 2)
@@ -2569,7 +2827,7 @@ namespace MetaBrain.Proto
                             m.MergeFrom(r, mEnd);
                             Players.Add(m);
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 2)
@@ -2579,7 +2837,7 @@ namespace MetaBrain.Proto
                             m.MergeFrom(r, mEnd);
                             Npcs.Add(m);
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 5:
                         if (wire == 2)
@@ -2589,7 +2847,7 @@ namespace MetaBrain.Proto
                             m.MergeFrom(r, mEnd);
                             Events.Add(m);
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 6:
                         if (wire == 2)
@@ -2599,27 +2857,27 @@ namespace MetaBrain.Proto
                             m.MergeFrom(r, mEnd);
                             Knobs.Add(m);
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 7:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new PlayerTable();
+                            var m = PlayerTable ?? new PlayerTable();
                             m.MergeFrom(r, mEnd);
                             PlayerTable = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 8:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new NpcTable();
+                            var m = NpcTable ?? new NpcTable();
                             m.MergeFrom(r, mEnd);
                             NpcTable = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 9:
                         if (wire == 2)
@@ -2628,10 +2886,10 @@ namespace MetaBrain.Proto
                             while (r.Pos < pEnd) KnobValues.Add(r.Float());
                         }
                         else if (wire == 5) KnobValues.Add(r.Float());
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -2659,6 +2917,8 @@ namespace MetaBrain.Proto
         public List<string> PlayerIds = new List<string>();
         public byte[] Values = new byte[0];
         public uint Columns;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -2677,13 +2937,22 @@ namespace MetaBrain.Proto
                 w.Tag(3, 0);
                 w.Varint(Columns);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -2692,24 +2961,24 @@ namespace MetaBrain.Proto
                         {
                             PlayerIds.Add(r.String());
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 2)
                         {
                             Values = r.Bytes();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 0)
                         {
                             Columns = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -2738,6 +3007,8 @@ namespace MetaBrain.Proto
         public byte[] Values = new byte[0];
         public uint Columns;
         public List<string> Kinds = new List<string>();
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -2761,13 +3032,22 @@ namespace MetaBrain.Proto
                 w.Tag(4, 2);
                 w.String(v);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -2776,31 +3056,31 @@ namespace MetaBrain.Proto
                         {
                             NpcIds = r.Bytes();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 2)
                         {
                             Values = r.Bytes();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 0)
                         {
                             Columns = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 2)
                         {
                             Kinds.Add(r.String());
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -2829,6 +3109,8 @@ namespace MetaBrain.Proto
         public NpcTactic Tactic;
         public string TargetPlayerId = "";
         public float Aggression;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -2852,13 +3134,22 @@ namespace MetaBrain.Proto
                 w.Tag(4, 5);
                 w.Float(Aggression);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -2867,31 +3158,31 @@ namespace MetaBrain.Proto
                         {
                             NpcId = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 0)
                         {
                             Tactic = (NpcTactic)r.Int32();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 2)
                         {
                             TargetPlayerId = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 5)
                         {
                             Aggression = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -2918,6 +3209,8 @@ namespace MetaBrain.Proto
     {
         public string Signal = "";
         public float Weight;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -2931,13 +3224,22 @@ namespace MetaBrain.Proto
                 w.Tag(2, 5);
                 w.Float(Weight);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -2946,17 +3248,17 @@ namespace MetaBrain.Proto
                         {
                             Signal = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 5)
                         {
                             Weight = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -2988,6 +3290,8 @@ namespace MetaBrain.Proto
         public float Engagement;
         public float Skill;
         public List<Explanation> Explanations = new List<Explanation>();
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -3028,13 +3332,22 @@ namespace MetaBrain.Proto
                 w.Tag(7, 2);
                 w.Nested(sub);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -3043,42 +3356,42 @@ namespace MetaBrain.Proto
                         {
                             PlayerId = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 5)
                         {
                             PFail = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 5)
                         {
                             PQuit = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 5)
                         {
                             Frustration = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 5:
                         if (wire == 5)
                         {
                             Engagement = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 6:
                         if (wire == 5)
                         {
                             Skill = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 7:
                         if (wire == 2)
@@ -3088,10 +3401,10 @@ namespace MetaBrain.Proto
                             m.MergeFrom(r, mEnd);
                             Explanations.Add(m);
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -3125,6 +3438,8 @@ namespace MetaBrain.Proto
         public bool Fallback;
         public string Policy = "";
         public DirectorNote Director;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -3181,13 +3496,22 @@ namespace MetaBrain.Proto
                 w.Tag(9, 2);
                 w.Nested(sub);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -3196,7 +3520,7 @@ namespace MetaBrain.Proto
                         {
                             Sequence = r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 2)
@@ -3206,7 +3530,7 @@ namespace MetaBrain.Proto
                             m.MergeFrom(r, mEnd);
                             Knobs.Add(m);
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 2)
@@ -3216,7 +3540,7 @@ namespace MetaBrain.Proto
                             m.MergeFrom(r, mEnd);
                             NpcHints.Add(m);
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 2)
@@ -3226,48 +3550,48 @@ namespace MetaBrain.Proto
                             m.MergeFrom(r, mEnd);
                             Insights.Add(m);
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 5:
                         if (wire == 2)
                         {
                             ModelVersion = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 6:
                         if (wire == 0)
                         {
                             ProcessingUs = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 7:
                         if (wire == 0)
                         {
                             Fallback = r.Varint() != 0;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 8:
                         if (wire == 2)
                         {
                             Policy = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 9:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new DirectorNote();
+                            var m = Director ?? new DirectorNote();
                             m.MergeFrom(r, mEnd);
                             Director = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -3300,6 +3624,8 @@ namespace MetaBrain.Proto
         public float CalibrationShift;
         public float ExplorationOffset;
         public float Propensity;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -3343,13 +3669,22 @@ namespace MetaBrain.Proto
                 w.Tag(8, 5);
                 w.Float(Propensity);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -3358,59 +3693,59 @@ namespace MetaBrain.Proto
                         {
                             Managing = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 5)
                         {
                             TargetLevel = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 5)
                         {
                             DesignerLevel = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 5)
                         {
                             ExpectedGainS = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 5:
                         if (wire == 5)
                         {
                             Confidence = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 6:
                         if (wire == 5)
                         {
                             CalibrationShift = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 7:
                         if (wire == 5)
                         {
                             ExplorationOffset = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 8:
                         if (wire == 5)
                         {
                             Propensity = r.Float();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -3437,6 +3772,8 @@ namespace MetaBrain.Proto
     {
         public ulong Sequence;
         public ulong BySequence;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -3450,13 +3787,22 @@ namespace MetaBrain.Proto
                 w.Tag(2, 0);
                 w.Varint(BySequence);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -3465,17 +3811,17 @@ namespace MetaBrain.Proto
                         {
                             Sequence = r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 0)
                         {
                             BySequence = r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -3505,6 +3851,8 @@ namespace MetaBrain.Proto
         public string Field = "";
         public ulong Sequence;
         public bool Fatal;
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -3533,13 +3881,22 @@ namespace MetaBrain.Proto
                 w.Tag(5, 0);
                 w.Varint(Fatal ? 1UL : 0UL);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -3548,38 +3905,38 @@ namespace MetaBrain.Proto
                         {
                             Code = (ErrorCode)r.Int32();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 2)
                         {
                             Message = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 2)
                         {
                             Field = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 0)
                         {
                             Sequence = r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 5:
                         if (wire == 0)
                         {
                             Fatal = r.Varint() != 0;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -3603,21 +3960,32 @@ namespace MetaBrain.Proto
 
     public sealed class GetInfoRequest
     {
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
@@ -3648,6 +4016,8 @@ namespace MetaBrain.Proto
         public uint ProtocolVersion;
         public string Device = "";
         public string DefaultPolicy = "";
+        /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
+        public byte[] UnknownFields = new byte[0];
 
         public void WriteTo(ProtoWriter w)
         {
@@ -3690,13 +4060,22 @@ namespace MetaBrain.Proto
                 w.Tag(7, 2);
                 w.String(DefaultPolicy);
             }
+            if (UnknownFields.Length > 0) w.Raw(UnknownFields);
+        }
+
+        // Skips the field just keyed and keeps its bytes (key included) to write back.
+        void KeepUnknown(ProtoReader r, int at)
+        {
+            r.Skip(r.LastKey & 7);
+            UnknownFields = ProtoReader.Concat(UnknownFields, r.Slice(at, r.Pos));
         }
 
         public void MergeFrom(ProtoReader r, int end)
         {
             while (r.Pos < end)
             {
-                int key = (int)r.Varint();
+                int at = r.Pos;
+                int key = r.Key();
                 int wire = key & 7;
                 switch (key >> 3)
                 {
@@ -3705,7 +4084,7 @@ namespace MetaBrain.Proto
                         {
                             ModelVersion = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 2:
                         if (wire == 2)
@@ -3714,48 +4093,48 @@ namespace MetaBrain.Proto
                             while (r.Pos < pEnd) Capabilities.Add((Capability)r.Int32());
                         }
                         else if (wire == 0) Capabilities.Add((Capability)r.Int32());
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 3:
                         if (wire == 2)
                         {
                             int mEnd = r.Length() + r.Pos;
-                            var m = new Limits();
+                            var m = Limits ?? new Limits();
                             m.MergeFrom(r, mEnd);
                             Limits = m;
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 4:
                         if (wire == 2)
                         {
                             Policies.Add(r.String());
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 5:
                         if (wire == 0)
                         {
                             ProtocolVersion = (uint)r.Varint();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 6:
                         if (wire == 2)
                         {
                             Device = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     case 7:
                         if (wire == 2)
                         {
                             DefaultPolicy = r.String();
                         }
-                        else r.Skip(wire);
+                        else KeepUnknown(r, at);
                         break;
                     default:
-                        r.Skip(wire);
+                        KeepUnknown(r, at);
                         break;
                 }
             }
