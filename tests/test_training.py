@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from sidecar.model.checkpoint import CheckpointError, load_checkpoint
+from sidecar.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from sidecar.training.dataset import Horizons, examples_of, load_examples, save_examples, split_of
 from sidecar.training.evaluate import auc, calibration
 from sim.offline import OfflineConfig, run_offline
@@ -113,6 +113,20 @@ def test_train_then_evaluate_then_serve(small_data: Path, tmp_path: Path) -> Non
     for name, weight in ckpt.model.state_dict().items():
         if name != "value_surface":
             assert torch.equal(weight, after[name]), name
+    # A checkpoint from before the value surface (the bundled one was) gets one fitted from scratch.
+    bare = load_checkpoint(out)
+    bare.model.reset_value_surface(0)
+    save_checkpoint(tmp_path / "bare.pt", bare.model, "bare", trained=True)
+    refit, bare_ckpt = tmp_path / "refit.pt", str(tmp_path / "bare.pt")
+    subprocess.run(
+        [*cmd[:3], "train", "--data", str(small_data), "--out", str(refit), "--init", bare_ckpt, "--trainable", "none"],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    fitted = load_checkpoint(refit).model
+    assert fitted.cfg.value_members == 20 and fitted.value_surface.abs().sum() > 0
     ev = subprocess.run(
         [
             sys.executable,

@@ -27,7 +27,7 @@ they are most of the slots, as in a multiplayer tick, where the tactic head was 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -113,6 +113,13 @@ class PlayerModel(nn.Module):
         self.npc_head = nn.Sequential(
             nn.Linear(2 * E, cfg.head_hidden), nn.GELU(), nn.Linear(cfg.head_hidden, len(TACTICS))
         )
+
+    def reset_value_surface(self, members: int) -> None:
+        """A fresh (zero) surface of `members` replicates: for fitting one to a checkpoint made before
+        the surface existed, or with another number of replicates."""
+        G = self.cfg.value_grid
+        self.cfg = replace(self.cfg, value_members=members)
+        self.value_surface = torch.zeros(members, G, G, device=self.value_surface.device)  # [M, G, G]
 
     def initial_state(
         self, batch: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32

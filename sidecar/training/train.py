@@ -180,10 +180,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     rng = random.Random(cfg.seed)
     splits = split_sessions(load_examples(cfg.data), cfg)
     train_s, val_s = splits["train"], splits["val"] or splits["train"][:1]
+    had_surface = False
     if cfg.init:
         from sidecar.model.checkpoint import load_checkpoint
 
         base = load_checkpoint(cfg.init).model
+        had_surface = base.cfg.value_members > 0
+        if not had_surface and cfg.value_members > 0:
+            base.reset_value_surface(cfg.value_members)  # made before the surface: fit one from scratch
         model: nn.Module = base.train().to(device)
     else:
         model_cfg = ModelConfig(
@@ -204,7 +208,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     calibration = calibrate(core, val_s, cfg.chunk) if cfg.trainable != "none" else {}
     value_fit = fit_value_surface(
-        core, train_s + val_s, examples_model_hz(cfg.data), cfg.seed, shrink_to_model=bool(cfg.init)
+        core, train_s + val_s, examples_model_hz(cfg.data), cfg.seed, shrink_to_model=bool(cfg.init) and had_surface
     )
     if show:
         print(f"value surface: {value_fit['points']:.0f} points from {value_fit.get('sessions', 0):.0f} sessions")
