@@ -9,11 +9,13 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
 fi
 "$PY" -m pip install -q -e ".[test,fast]"
 # Debian packages the tests drive for real: Mono (the Unity package's C# core), Chromium (the live
-# dashboard, through Playwright) and Prometheus (scraping the sidecar).
+# dashboard, through Playwright), Prometheus (scraping the sidecar) and Node (protobufjs).
 need=()
 command -v mcs >/dev/null 2>&1 && command -v mono >/dev/null 2>&1 || need+=(mono-mcs mono-runtime)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+# Node and npm: protobufjs, the independent implementation the engine codecs are cross-checked against.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq >/dev/null

@@ -98,6 +98,15 @@ _RUNTIME = """
 
         public void String(string s) { Bytes(System.Text.Encoding.UTF8.GetBytes(s)); }
 
+        /// <summary>String map keys in the order of their UTF-8 bytes (upb's deterministic order).</summary>
+        public static int Utf8Order(string a, string b)
+        {
+            byte[] x = System.Text.Encoding.UTF8.GetBytes(a), y = System.Text.Encoding.UTF8.GetBytes(b);
+            for (int i = 0; i < x.Length && i < y.Length; i++)
+                if (x[i] != y[i]) return x[i] < y[i] ? -1 : 1;
+            return x.Length.CompareTo(y.Length);
+        }
+
         public void Raw(byte[] b)
         {
             Ensure(b.Length);
@@ -390,7 +399,17 @@ def _message(m: Message) -> list[str]:
         name = pascal(f.name)
         if f.is_map:
             assert f.map_key is not None and f.map_value is not None
-            out += [f"            foreach (var kv in {name})", "            {", "                var e = w.Child();"]
+            # Entries in key order, as upb's deterministic output writes them (not insertion order).
+            order = "ProtoWriter.Utf8Order" if f.map_key.type == STRING else ""
+            kt, vt = _type(f.map_key), _type(f.map_value)
+            out += [
+                f"            var keys{f.number} = new List<{kt}>({name}.Keys);",
+                f"            keys{f.number}.Sort({order});",
+                f"            foreach (var key in keys{f.number})",
+                "            {",
+                f"                var kv = new KeyValuePair<{kt}, {vt}>(key, {name}[key]);",
+                "                var e = w.Child();",
+            ]
             out += ["                " + s for s in _write_scalar(f.map_key, "kv.Key", "e")]
             if f.map_value.type == MESSAGE:
                 out += [

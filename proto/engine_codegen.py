@@ -284,6 +284,12 @@ class Writer:
 		varint(b.size())
 		buf.put_data(b)
 
+	## A map's keys in order (code points for strings, the order of their UTF-8 bytes too).
+	static func sorted_keys(d: Dictionary) -> Array:
+		var keys: Array = d.keys()
+		keys.sort()
+		return keys
+
 	## Bytes kept from a decoded message (its unknown fields), written as they came.
 	func raw(b: PackedByteArray) -> void:
 		buf.put_data(b)
@@ -584,7 +590,8 @@ def _gd_message(m: Message) -> list[str]:
         if f.is_map:
             assert f.map_key is not None and f.map_value is not None
             kt = _gd_type(f.map_key)[0]
-            body += [f"for k_: {kt} in {n}:", "\tvar e_: Writer = Writer.new()"]
+            # Entries in key order, as upb's deterministic output writes them (not insertion order).
+            body += [f"for k_: {kt} in Writer.sorted_keys({n}):", "\tvar e_: Writer = Writer.new()"]
             body += ["\t" + s for s in _gd_scalar_write(f.map_key, "k_", "e_")]
             if f.map_value.type == MESSAGE:
                 body += [

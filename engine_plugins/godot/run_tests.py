@@ -232,6 +232,7 @@ def main() -> int:
             120,
         )
         runner.record("codec vectors (GDScript bytes -> Python)", check_python_side(proj / "vectors.json", out_file))
+        protobufjs_crosscheck(runner, proj, scratch)
         tables_file = scratch / "gd_tables.json"
         runner.script_test(proj, "table form built in GDScript", "test_tables.gd", [f"--out={tables_file}"], 60)
         wrong = check_tables(tables_file)
@@ -277,6 +278,29 @@ def main() -> int:
     print(f"results: {scratch / 'results.json'}")
     print(f"{len(runner.passed)} passed, {len(runner.failed)} failed")
     return 0 if runner.passed and not runner.failed else 1
+
+
+def protobufjs_crosscheck(runner: Runner, proj: Path, scratch: Path) -> None:
+    """3,000 random and edge-case messages made by protobufjs (an independent implementation, from npm):
+    the GDScript codec decodes each and writes what Python's protobuf writes for it."""
+    from tests.protobufjs_vectors import make_vectors, missing_tools
+
+    name = "3,000 protobufjs messages: GDScript writes what Python writes"
+    why = missing_tools()
+    if why:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            runner.record(name, False, why)
+        else:
+            print(f"SKIP {name}: {why}", flush=True)
+        return
+    vectors = make_vectors(scratch / "pbjs.json")
+    args = [f"--vectors={vectors}", f"--out={scratch / 'gd_pbjs.json'}", "--roundtrip-only=1"]
+    result = runner.script_test(proj, name, "test_codec.gd", args, 300)
+    if result is not None:
+        failures = result.get("failures")
+        failed = len(failures) if isinstance(failures, list) else "?"
+        n = result.get("vectors")
+        print(f"    GDScript against protobufjs: {n} messages, {result.get('checks')} checks, {failed} failed")
 
 
 def check_tables(gd_out: Path) -> str:

@@ -22,6 +22,10 @@ metabrain evaluate-directors --checkpoint model.pt --players 1000 --json directo
     --policies "static:0.25,static:0.4,rubber_band,predictive"
 metabrain evaluate-directors --checkpoint model.pt --players 1000 --population holdout --seed 99 \\
     --policies "static:0.25,static:0.4,rubber_band,predictive,predictive:nohints" --json directors_holdout.json
+metabrain dataset generate --out recs3/ --sessions 1200 --seed 21    # the data mix now holds levels at random
+metabrain dataset generate --out recs4/ --sessions 1200 --seed 22 --population varied
+metabrain dataset build recs3/ recs4/ --out data2.npz
+metabrain train --data data2.npz --init model.pt --trainable none --value-members 20 --out model.pt  # the surface
 metabrain model-card --checkpoint model.pt --eval eval.json --directors directors_default.json \\
     directors_holdout.json --notes MODEL_CARD_NOTES.md --out MODEL_CARD.md
 ```
@@ -36,6 +40,7 @@ def write_card(checkpoint: str | None, eval_json: str, directors: list[str], out
     cfg = ckpt.model.cfg
     tcfg = train.get("config", {})
     n_sessions = sum(train.get("sessions", {}).values())
+    rate = float(ckpt.extra.get("model_rate_hz", 5.0))
     lines = [
         f"# Model card — {ckpt.version}",
         "",
@@ -48,8 +53,11 @@ def write_card(checkpoint: str | None, eval_json: str, directors: list[str], out
         f"- Heads: p_fail (dies within {cfg.fail_horizon_s:g} s) and p_quit (quits within {cfg.quit_horizon_s:g} s), "
         "both conditioned on a difficulty level; frustration, engagement and skill (proxies, see below); and for each "
         f"nearby NPC the chance it lands damage within {cfg.npc_horizon_s:g} s under each tactic.",
-        "- Trained on telemetry at 5 frames/s (the simulator's default); other rates change the dynamics it saw.",
+        f"- Trained on telemetry at {rate:g} frames/s (the simulator's default). The sidecar's model clock steps it at "
+        "that rate whatever rate the game sends (frames between steps are folded in and answered from the latest "
+        "prediction), so its predictions are the same at 5, 10, 30 and 60 Hz (`tests/test_model_clock.py`).",
         "",
+        *_value_surface_lines(ckpt.extra.get("value_fit"), cfg.value_members, cfg.value_grid),
         "## Data",
         f"- {n_sessions} simulated sessions of the `default` population (archetypes novice, casual, core, "
         "expert), recorded through the same protobuf frames a game sends, with difficulty driven by a mix of "
@@ -80,3 +88,29 @@ def write_card(checkpoint: str | None, eval_json: str, directors: list[str], out
         lines += ["## Notes", "", notes, ""]
     lines += ["## Reproduce", "", REPRODUCE, ""]
     Path(out).write_text("\n".join(lines))
+
+
+def _value_surface_lines(fit: dict[str, float] | None, members: int, grid: int) -> list[str]:
+    """What the `learned` director reads, when the checkpoint has it."""
+    if not members:
+        return []
+    how = (
+        f" Fitted from {fit['points']:.0f} points in {fit['sessions']:.0f} sessions (mean share played "
+        f"{fit['mean_played']:.2f}; {fit['cells_with_support']:.0%} of the cells with data)."
+        if fit
+        else ""
+    )
+    return [
+        "## The learned director's value surface",
+        f"- A table beside the network, {grid} × {grid} over (the model's skill estimate, difficulty level held), of "
+        "the share of the next 300 s a player goes on playing, in "
+        f"{members} bootstrap replicates (resampled by session): the `learned` director's objective, its spread the "
+        "director's confidence." + how,
+        "- Read only from sessions whose level was set at random and held 200-400 s (the `piecewise` data "
+        "policy), every 30 s from t ≥ 30 s: the level there does not follow the player, so the table measures "
+        "what a level does rather than what a director reacting to a struggling player was seeing. "
+        "Kernel-smoothed and shrunk toward each skill row's mean where data is thin.",
+        "- `metabrain train --init default.pt --trainable none --data <your recordings>` refits only this table "
+        "(the network untouched), shrunk toward the shipped one: how a studio adapts the director to its players.",
+        "",
+    ]

@@ -224,7 +224,7 @@ class AllTypes:
 		if _has_choice_number:
 			out_.tag(29, 0)
 			out_.varint(choice_number)
-		for k_: String in tags:
+		for k_: String in MetaBrainProto.Writer.sorted_keys(tags):
 			var e_: MetaBrainProto.Writer = MetaBrainProto.Writer.new()
 			e_.buf.put_u8(10)
 			e_.bytes(k_.to_utf8_buffer())
@@ -232,7 +232,7 @@ class AllTypes:
 			e_.bytes(tags[k_].to_utf8_buffer())
 			out_.tag(30, 2)
 			out_.bytes(e_.data())
-		for k_: String in named:
+		for k_: String in MetaBrainProto.Writer.sorted_keys(named):
 			var e_: MetaBrainProto.Writer = MetaBrainProto.Writer.new()
 			e_.buf.put_u8(10)
 			e_.bytes(k_.to_utf8_buffer())

@@ -292,8 +292,11 @@ namespace MetaBrain.TestData
                 w.Tag(29, 0);
                 w.Varint(ChoiceNumber.Value);
             }
-            foreach (var kv in Tags)
+            var keys30 = new List<string>(Tags.Keys);
+            keys30.Sort(ProtoWriter.Utf8Order);
+            foreach (var key in keys30)
             {
+                var kv = new KeyValuePair<string, string>(key, Tags[key]);
                 var e = w.Child();
                 e.Tag(1, 2);
                 e.String(kv.Key);
@@ -302,8 +305,11 @@ namespace MetaBrain.TestData
                 w.Tag(30, 2);
                 w.Nested(e);
             }
-            foreach (var kv in Named)
+            var keys31 = new List<string>(Named.Keys);
+            keys31.Sort(ProtoWriter.Utf8Order);
+            foreach (var key in keys31)
             {
+                var kv = new KeyValuePair<string, Inner>(key, Named[key]);
                 var e = w.Child();
                 e.Tag(1, 2);
                 e.String(kv.Key);

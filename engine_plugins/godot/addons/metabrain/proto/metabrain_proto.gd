@@ -110,6 +110,12 @@ class Writer:
 		varint(b.size())
 		buf.put_data(b)
 
+	## A map's keys in order (code points for strings, the order of their UTF-8 bytes too).
+	static func sorted_keys(d: Dictionary) -> Array:
+		var keys: Array = d.keys()
+		keys.sort()
+		return keys
+
 	## Bytes kept from a decoded message (its unknown fields), written as they came.
 	func raw(b: PackedByteArray) -> void:
 		buf.put_data(b)
@@ -715,7 +721,7 @@ class Hello:
 			target.write(sub_)
 			out_.buf.put_u8(90)
 			out_.nested(sub_)
-		for k_: String in policy_params:
+		for k_: String in Writer.sorted_keys(policy_params):
 			var e_: Writer = Writer.new()
 			e_.buf.put_u8(10)
 			e_.bytes(k_.to_utf8_buffer())

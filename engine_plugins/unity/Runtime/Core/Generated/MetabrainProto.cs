@@ -131,6 +131,15 @@ namespace MetaBrain.Proto
 
         public void String(string s) { Bytes(System.Text.Encoding.UTF8.GetBytes(s)); }
 
+        /// <summary>String map keys in the order of their UTF-8 bytes (upb's deterministic order).</summary>
+        public static int Utf8Order(string a, string b)
+        {
+            byte[] x = System.Text.Encoding.UTF8.GetBytes(a), y = System.Text.Encoding.UTF8.GetBytes(b);
+            for (int i = 0; i < x.Length && i < y.Length; i++)
+                if (x[i] != y[i]) return x[i] < y[i] ? -1 : 1;
+            return x.Length.CompareTo(y.Length);
+        }
+
         public void Raw(byte[] b)
         {
             Ensure(b.Length);
@@ -867,8 +876,11 @@ namespace MetaBrain.Proto
                 w.Tag(11, 2);
                 w.Nested(sub);
             }
-            foreach (var kv in PolicyParams)
+            var keys12 = new List<string>(PolicyParams.Keys);
+            keys12.Sort(ProtoWriter.Utf8Order);
+            foreach (var key in keys12)
             {
+                var kv = new KeyValuePair<string, string>(key, PolicyParams[key]);
                 var e = w.Child();
                 e.Tag(1, 2);
                 e.String(kv.Key);
