@@ -57,12 +57,51 @@ def test_unity_layer_type_checks(tmp_path: Path) -> None:
     assert build.returncode == 0, build.stdout + build.stderr
 
 
-def test_package_layout() -> None:
+UNITY_ASSEMBLIES = {"UnityEngine.TestRunner", "UnityEditor.TestRunner"}  # what Unity itself provides
+
+
+def test_package_validates() -> None:
+    """What Unity's Package Manager and its package validation check: the manifest, an asmdef per
+    assembly with references that resolve, a .meta with a unique GUID beside every file and folder
+    Unity imports (not the ~ folders), no .meta left without its file, README/CHANGELOG/LICENSE."""
     pkg = json.loads((UNITY / "package.json").read_text())
-    assert pkg["name"] == "com.metabrain.director" and pkg["unity"]
-    for path in (UNITY / "Runtime").rglob("*"):
-        if path.suffix != ".meta":
+    assert pkg["name"] == "com.metabrain.director" and re.fullmatch(r"\d+\.\d+\.\d+", pkg["version"])
+    assert pkg["unity"] and pkg["displayName"] and pkg["description"] and pkg["license"]
+    for name in ("README.md", "CHANGELOG.md", "LICENSE.md"):
+        assert (UNITY / name).is_file(), name
+    assert f"[{pkg['version']}]" in (UNITY / "CHANGELOG.md").read_text()
+    for sample in pkg.get("samples", []):
+        assert (UNITY / sample["path"]).is_dir(), sample
+    imported = [p for p in UNITY.rglob("*") if not any(part.endswith("~") for part in p.relative_to(UNITY).parts)]
+    guids: dict[str, Path] = {}
+    for path in imported:
+        if path.suffix == ".meta":
+            assert path.with_suffix("").exists(), f"{path} has no file"
+            guid = re.search(r"^guid: ([0-9a-f]{32})$", path.read_text(), re.M)
+            assert guid, f"{path} has no GUID"
+            assert guid[1] not in guids, f"{path} and {guids.get(guid[1])} share a GUID"
+            guids[guid[1]] = path
+        else:
             assert path.with_name(path.name + ".meta").exists(), f"{path} has no .meta file"
+    asmdefs = {json.loads(p.read_text())["name"]: json.loads(p.read_text()) for p in UNITY.rglob("*.asmdef")}
+    assert {
+        "MetaBrain.Proto",
+        "MetaBrain.Core",
+        "MetaBrain.Unity",
+        "MetaBrain.Tests.Runtime",
+        "MetaBrain.Tests.Editor",
+    } <= set(asmdefs)
+    for name, a in asmdefs.items():
+        assert set(a["references"]) <= set(asmdefs) | UNITY_ASSEMBLIES, (name, a["references"])
+    assert (
+        asmdefs["MetaBrain.Core"]["references"] == ["MetaBrain.Proto"]
+        and asmdefs["MetaBrain.Proto"]["noEngineReferences"]
+    )
+    for tests in ("MetaBrain.Tests.Runtime", "MetaBrain.Tests.Editor"):
+        a = asmdefs[tests]  # what Unity's Test Runner needs to list them
+        assert "nunit.framework.dll" in a["precompiledReferences"] and "UNITY_INCLUDE_TESTS" in a["defineConstraints"]
+        assert "UnityEngine.TestRunner" in a["references"] and not a["autoReferenced"]
+    assert asmdefs["MetaBrain.Tests.Editor"]["includePlatforms"] == ["Editor"]
     assert (UNITY / "Samples~" / "Arena" / "ArenaSample.cs").exists()
     assert (UNITY / "Documentation~" / "index.md").exists()
 
