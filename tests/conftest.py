@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 
 import grpc
@@ -18,6 +19,19 @@ from sidecar.server import ServeConfig
 
 torch.set_num_threads(1)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need_tool(missing: str) -> None:
+    """A test that needs an engine runtime or tool: fails in CI when it is missing, skips elsewhere."""
+    if missing:
+        if IN_CI:
+            pytest.fail(missing)
+        pytest.skip(missing)
+
+
+def need_mono() -> None:
+    if shutil.which("mcs") is None or shutil.which("mono") is None:
+        need_tool("Mono (mcs, mono) is missing: apt-get install mono-mcs mono-runtime (.ci/setup.sh does)")
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.front_ends import free_port
-from tests.conftest import IN_CI
+from tests.conftest import need_mono
 from tests.engine_tables import check_by_hand
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,15 +19,8 @@ UNITY = ROOT / "engine_plugins" / "unity"
 CORE = sorted((UNITY / "Runtime" / "Core").rglob("*.cs"))
 
 
-def _need_mono() -> None:
-    if shutil.which("mcs") is None or shutil.which("mono") is None:
-        if IN_CI:
-            pytest.fail("Mono (mcs, mono) is missing; .ci/setup.sh installs it")
-        pytest.skip("Mono is not installed (apt-get install mono-mcs mono-runtime)")
-
-
 def test_core_compiles_without_unityengine(tmp_path: Path) -> None:
-    _need_mono()
+    need_mono()
     for f in CORE:
         assert not re.search(r"using\s+UnityEngine|UnityEngine\.", f.read_text()), f"{f} references UnityEngine"
     asmdef = json.loads((UNITY / "Runtime/Core/MetaBrain.Core.asmdef").read_text())
@@ -45,7 +37,7 @@ def test_unity_layer_type_checks(tmp_path: Path) -> None:
     """The MonoBehaviours and the sample against the UnityEngine API they use, as declared in
     tests/unity_api/ with Unity's signatures: catches our own type errors (a wrong argument, a missing
     member of the core), not differences from the real engine, which only a Unity editor can show."""
-    _need_mono()
+    need_mono()
     layer = [*sorted((UNITY / "Runtime" / "Unity").glob("*.cs")), UNITY / "Samples~" / "Arena" / "ArenaSample.cs"]
     api = ROOT / "tests" / "unity_api" / "UnityEngineSurface.cs"
     build = subprocess.run(
@@ -108,7 +100,7 @@ def test_package_validates() -> None:
 
 @pytest.mark.slow
 def test_core_against_real_sidecar(tmp_path: Path) -> None:
-    _need_mono()
+    need_mono()
     exe = tmp_path / "SessionTests.exe"
     sources = [*CORE, UNITY / "Tests~" / "ConsoleTests" / "SessionTests.cs"]
     build = subprocess.run(

@@ -4,23 +4,17 @@ over the part of NUnit's API the tests use; no NUnit assembly can be had here)."
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import IN_CI
+from tests.conftest import need_mono
 
 ROOT = Path(__file__).resolve().parents[1]
 UNITY = ROOT / "engine_plugins" / "unity"
 
 
 def test_the_package_tests_pass_under_mono(tmp_path: Path) -> None:
-    if shutil.which("mcs") is None or shutil.which("mono") is None:
-        if IN_CI:
-            pytest.fail("Mono (mcs, mono) is missing; .ci/setup.sh installs it")
-        pytest.skip("Mono is not installed (apt-get install mono-mcs mono-runtime)")
+    need_mono()
     sources = [
         *sorted((UNITY / "Runtime" / "Core").rglob("*.cs")),
         *sorted((UNITY / "Tests").rglob("*.cs")),

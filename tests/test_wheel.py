@@ -1,5 +1,6 @@
 """The package stands on its own: the built wheel holds LICENSE, the .proto and the trained checkpoint,
-and installed into a clean virtualenv it runs `metabrain demo` from a folder outside the repository."""
+and installed into a clean virtualenv it runs `metabrain demo` from a folder outside the repository;
+README line one works from a copy holding only what git tracks."""
 
 from __future__ import annotations
 
@@ -12,6 +13,25 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _venv(path: Path) -> Path:
+    """A fresh virtualenv; dependencies (torch alone is gigabytes) come from this interpreter's
+    site-packages, the package itself only from what the test installs (each test checks where
+    `sidecar` is imported from)."""
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(path)], check=True, timeout=300)
+    return path / "bin" / "python"
+
+
+def _sidecar_file(py: Path, cwd: Path, env: dict[str, str]) -> str:
+    where = subprocess.run(
+        [str(py), "-c", "import sidecar; print(sidecar.__file__)"], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    return where.stdout.strip() + where.stderr
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +55,12 @@ def test_the_wheel_holds_license_proto_and_checkpoint(wheel: Path) -> None:
 
 def test_a_clean_venv_runs_the_demo_outside_the_repo(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
-    # Dependencies (torch alone is gigabytes) come from this interpreter's site-packages; the package
-    # itself only from the wheel, which the check on sidecar.__file__ below makes sure of.
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
-    py, exe = venv / "bin" / "python", venv / "bin" / "metabrain"
+    py, exe = _venv(venv), venv / "bin" / "metabrain"
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, timeout=300)
     away = tmp_path / "elsewhere"
     away.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    where = subprocess.run(
-        [str(py), "-c", "import sidecar; print(sidecar.__file__)"], cwd=away, env=env, capture_output=True, text=True
-    )
-    assert where.stdout.strip().startswith(str(venv)), where.stdout + where.stderr
+    env = _clean_env()
+    assert _sidecar_file(py, away, env).startswith(str(venv))
     proto = subprocess.run([str(exe), "proto"], cwd=away, env=env, capture_output=True, text=True, timeout=60)
     assert proto.returncode == 0 and Path(proto.stdout.strip().splitlines()[-1]).is_file(), proto.stderr
     demo = subprocess.run(
@@ -74,10 +88,10 @@ def test_the_readme_demo_command_from_a_fresh_copy_in_a_fresh_venv(tmp_path: Pat
             dest.write_bytes(src.read_bytes())
             dest.chmod(src.stat().st_mode)
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    py = _venv(venv)
+    env = _clean_env()
     env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
-    env["PYTHON"] = str(venv / "bin" / "python")
+    env["PYTHON"] = str(py)
     proc = subprocess.run(
         ["bash", "-c", "bash .ci/setup.sh && metabrain demo --players 2 --seconds 8"],
         cwd=clone,
@@ -88,11 +102,4 @@ def test_the_readme_demo_command_from_a_fresh_copy_in_a_fresh_venv(tmp_path: Pat
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert (clone / "demo-out" / "demo.png").stat().st_size > 10_000
-    where = subprocess.run(
-        [env["PYTHON"], "-c", "import sidecar; print(sidecar.__file__)"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert where.stdout.strip().startswith(str(clone)), where.stdout + where.stderr
+    assert _sidecar_file(py, tmp_path, env).startswith(str(clone))

@@ -211,7 +211,9 @@ public static class SessionTests
                 Thread.Sleep(2);
             }
             Results["worst_send_ms_while_down"] = worstMs.ToString("F4");
-            Assert(worstMs < 5, "TrySend never blocks while the sidecar is away (worst " + worstMs + " ms)");
+            // A send that waited on the network would take the connect timeout (3 s); 50 ms leaves room for a
+            // busy machine's scheduling (measured 0.5-0.8 ms on a quiet one).
+            Assert(worstMs < 50, "TrySend never blocks while the sidecar is away (worst " + worstMs + " ms)");
             float away = c.Knob("enemy_accuracy");
             Assert(away < atKill - 0.05f && away >= 0.35f, "eased toward the designer's default while away (" + atKill + " -> " + away + ")");
             StartSidecar();
