@@ -58,6 +58,9 @@ class ClientConfig:
     token: str = ""
     seed: int = 0
     tables: bool = True  # send frames in the table form, as the engine plugins do
+    # Sessions played at once when not in real time (0: all). Hundreds of clients flooding frames as fast
+    # as they can starve each other's hellos; in real time each waits on its own clock and all can run.
+    max_concurrent: int = 64
 
 
 class _Mailbox:
@@ -246,7 +249,15 @@ async def _ws_io(
 async def play_many(
     players: list[PlayerModel], cfg: ClientConfig, on_frame: Callable[[], None] | None = None
 ) -> list[LiveSummary]:
-    return list(await asyncio.gather(*(play_session(i, p, cfg, on_frame) for i, p in enumerate(players))))
+    if cfg.realtime or cfg.max_concurrent <= 0:
+        return list(await asyncio.gather(*(play_session(i, p, cfg, on_frame) for i, p in enumerate(players))))
+    gate = asyncio.Semaphore(cfg.max_concurrent)
+
+    async def one(i: int, p: PlayerModel) -> LiveSummary:
+        async with gate:
+            return await play_session(i, p, cfg, on_frame)
+
+    return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(players))))
 
 
 def resolve_target(target: str, transport: str | None) -> tuple[str, str]:

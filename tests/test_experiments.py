@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -166,3 +167,30 @@ def test_a_served_experiment_records_its_arms_and_reports(tiny_checkpoint: Check
         last.setdefault(str(rec.header["arm"]), []).append(np.array([k.value for k in knobs[-1]]))
     easy, hard = np.stack(last["static:0.2"]), np.stack(last["static:0.8"])
     assert (hard.min(axis=0) > easy.max(axis=0)).all(), (easy, hard)
+
+
+def test_fast_clients_play_a_bounded_number_of_sessions_at_once(
+    tiny_checkpoint: Checkpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """400 fast clients at once starved each other's hellos (no welcome within 30 s); a fast run plays
+    max_concurrent sessions at a time, and every player still gets its session."""
+    import sim.client
+
+    real, open_now, peak = sim.client.play_session, [0], [0]
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        open_now[0] += 1
+        peak[0] = max(peak[0], open_now[0])
+        try:
+            return await real(*args, **kwargs)
+        finally:
+            open_now[0] -= 1
+
+    monkeypatch.setattr(sim.client, "play_session", counted)
+    sc = make_sidecar(tiny_checkpoint)
+    try:
+        cfg = ClientConfig(target=sc.grpc_address, realtime=False, max_seconds=5.0, max_concurrent=3)
+        rows = asyncio.run(play_many(load_population("default", 5).players(8), cfg))
+    finally:
+        sc.stop()
+    assert len(rows) == 8 and all(r.guidance > 0 for r in rows) and peak[0] == 3
