@@ -17,6 +17,7 @@ from tqdm import tqdm
 from sidecar.engine.engine import EngineConfig
 from sidecar.experiments import parse_experiment
 from sidecar.inprocess import start_in_thread
+from sidecar.limits import Limits
 from sidecar.server import ServeConfig
 from sim.client import ClientConfig, play_many
 from sim.populations import load_population
@@ -51,6 +52,9 @@ def run_demo(
                 checkpoint=checkpoint,
                 engine=EngineConfig(device="cpu"),
                 experiments=(experiment,),
+                # Simulated players run faster than real time: a game's per-session frame limit would
+                # refuse most of their frames (and with them the quits the report counts).
+                limits=Limits(max_frames_per_second=1e6),
                 record_dir=recs,
                 state_dir=str(out / "state"),
             )
@@ -84,6 +88,10 @@ def run_demo(
         f"frames sent {sum(r.frames_sent for r in rows)}, guidance {sum(r.guidance for r in rows)}, "
         f"superseded {sum(r.superseded for r in rows)}, unanswered {missing}"
     )
+    if missing:
+        # Unanswered frames were refused or lost: the recordings (and the report) miss them.
+        print(f"metabrain demo: {missing} frames were not answered; the report above is incomplete", flush=True)
+        return 1
     survival = f"{paths['png']} (survival per arm), {paths['markdown']} and " if paths else ""
     print(f"wrote {survival}{out / 'demo.png'} (difficulty per player)")
     return 0

@@ -119,7 +119,7 @@ def test_readme_commands_run(tmp_path: Path) -> None:
     """The README's commands, at a small size."""
     run = metabrain("demo", "--players", "2", "--seconds", "4", "--out", str(tmp_path / "demo"), timeout=180)
     _clean(run, 0)
-    assert (tmp_path / "demo" / "demo.png").stat().st_size > 10_000
+    assert (tmp_path / "demo" / "demo.png").stat().st_size > 10_000 and ", unanswered 0" in run.stdout
     recs = tmp_path / "recs"
     run = metabrain("sim", "--sessions", "3", "--seconds", "30", "--record-dir", str(recs), timeout=180)
     _clean(run, 0)
