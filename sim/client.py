@@ -61,6 +61,10 @@ class ClientConfig:
     # Sessions played at once when not in real time (0: all). Hundreds of clients flooding frames as fast
     # as they can starve each other's hellos; in real time each waits on its own clock and all can run.
     max_concurrent: int = 64
+    # Frames a fast client may have unanswered: it waits for answers beyond that, as a game that
+    # renders frame by frame cannot run minutes ahead of the sidecar (without a bound it queued a whole
+    # session, ended it, and the sidecar had answered and recorded only its start).
+    max_in_flight: int = 16
 
 
 class _Mailbox:
@@ -69,7 +73,8 @@ class _Mailbox:
     def __init__(self) -> None:
         self.latest: pb.Guidance | None = None
         self.applied_sequence = 0
-        self.sent_at: dict[int, float] = {}
+        self.sent_at: dict[int, float] = {}  # frames sent and not yet answered, by sequence
+        self.answered = asyncio.Event()  # set whenever an answer (or a refusal) arrives
 
 
 async def play_session(
@@ -103,12 +108,14 @@ async def play_session(
             box.sent_at.pop(resp.superseded.sequence, None)
         elif kind == "error":
             summary.errors += 1
+            box.sent_at.pop(resp.error.sequence, None)
             if resp.error.fatal:
                 if not welcome.done():
                     refused = ValueError(f"the sidecar at {cfg.target} refused the session: {resp.error.message}")
                     welcome.set_exception(refused)
                 else:
                     summary.lost = resp.error.message
+        box.answered.set()
 
     h = hello(
         policy=cfg.policy,
@@ -161,6 +168,7 @@ async def play_session(
             await asyncio.sleep(max(ahead, 0.0))
         else:
             await asyncio.sleep(0)
+            await _wait_for_answers(box, cfg.max_in_flight, io_task)
     outbox.put_nowait(pb.SessionRequest(goodbye=pb.Goodbye(reason="quit" if game.over else "time limit")))
     outbox.put_nowait(None)
     try:
@@ -172,6 +180,17 @@ async def play_session(
     st = game.stats
     summary.seconds, summary.quit, summary.kills, summary.deaths = game.t, game.over, st.kills, st.deaths
     return summary
+
+
+async def _wait_for_answers(box: _Mailbox, limit: int, io_task: asyncio.Task[None]) -> None:
+    """Until fewer than `limit` frames are unanswered (or the stream has ended, or 10 s pass without any
+    answer: the session goes on and the summary shows what went unanswered)."""
+    while len(box.sent_at) >= limit and not io_task.done():
+        box.answered.clear()
+        try:
+            await asyncio.wait_for(box.answered.wait(), 10.0)
+        except TimeoutError:
+            return
 
 
 def _transport_ended(
