@@ -412,7 +412,8 @@ def _name_bad_cell(raw: RawFrame, big: float, sequence: int) -> None:
         lo, hi = _bounds("player" if prefix == players_field else "npc", big, n_players)
         ok = (arr >= lo) & (arr <= hi)  # NaN and +-inf fail these comparisons (the bounds are finite)
         if raw.tables:
-            ok[:, whole] &= arr[:, whole] % 1.0 == 0
+            with np.errstate(invalid="ignore"):  # inf % 1 is NaN: already refused by the range test above
+                ok[:, whole] &= arr[:, whole] % 1.0 == 0
         if not ok.all():
             row, col = map(int, np.argwhere(~ok)[0])
             value, c = float(arr[row, col]), cols[col]
