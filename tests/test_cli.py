@@ -156,6 +156,18 @@ def test_readme_commands_run(tmp_path: Path) -> None:
     assert "(default: 50051)" in metabrain("serve", "--help").stdout
 
 
+def _health(target: str, after: str) -> subprocess.CompletedProcess[str]:
+    """`metabrain health --target TARGET` in a fresh interpreter, then the Python statement `after`."""
+    code = f"import sys; from sidecar.cli import main; code = main(); {after}"
+    return subprocess.run(
+        [sys.executable, "-c", code, "health", "--target", target],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
 def test_health_is_a_light_probe(tmp_path: Path) -> None:
     """A Kubernetes exec probe runs every few seconds with a 3 s timeout: no torch, well under a second."""
     with SidecarProcess(tmp_path) as sc:
@@ -163,36 +175,9 @@ def test_health_is_a_light_probe(tmp_path: Path) -> None:
         timings = []
         for _ in range(3):
             t0 = time.perf_counter()
-            run = subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    "import sys; from sidecar.cli import main; sys.exit(main())",
-                    "health",
-                    "--target",
-                    target,
-                ],
-                capture_output=True,
-                text=True,
-                cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )
+            run = _health(target, "sys.exit(code)")
             timings.append(time.perf_counter() - t0)
             assert run.returncode == 0 and "SERVING" in run.stdout
-        probe = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from sidecar.cli import main; main(); print(sorted(sys.modules))",
-                "health",
-                "--target",
-                target,
-            ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        assert "'torch'" not in probe.stdout
+        assert "'torch'" not in _health(target, "print(sorted(sys.modules))").stdout
     print(f"metabrain health: {min(timings):.3f}-{max(timings):.3f} s wall")
     assert min(timings) <= 0.3
