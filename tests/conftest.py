@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 
@@ -16,9 +15,9 @@ from sidecar.limits import Limits
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
 from sidecar.model.player_model import ModelConfig, PlayerModel
 from sidecar.server import ServeConfig
+from tests.ci import IN_CI
 
 torch.set_num_threads(1)
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def need_tool(missing: str) -> None:

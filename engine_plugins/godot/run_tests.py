@@ -283,12 +283,13 @@ def main() -> int:
 def protobufjs_crosscheck(runner: Runner, proj: Path, scratch: Path) -> None:
     """3,000 random and edge-case messages made by protobufjs (an independent implementation, from npm):
     the GDScript codec decodes each and writes what Python's protobuf writes for it."""
+    from tests.ci import IN_CI
     from tests.protobufjs_vectors import make_vectors, missing_tools
 
     name = "3,000 protobufjs messages: GDScript writes what Python writes"
     why = missing_tools()
     if why:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        if IN_CI:
             runner.record(name, False, why)
         else:
             print(f"SKIP {name}: {why}", flush=True)
