@@ -25,12 +25,17 @@ def test_core_compiles_without_unityengine(tmp_path: Path) -> None:
         assert not re.search(r"using\s+UnityEngine|UnityEngine\.", f.read_text()), f"{f} references UnityEngine"
     asmdef = json.loads((UNITY / "Runtime/Core/MetaBrain.Core.asmdef").read_text())
     assert asmdef["noEngineReferences"] is True
-    build = subprocess.run(
-        ["mcs", "-langversion:7.2", "-target:library", f"-out:{tmp_path / 'core.dll'}", *map(str, CORE)],
-        capture_output=True,
-        text=True,
-    )
-    assert build.returncode == 0, build.stdout + build.stderr
+    # Once as for desktop, mobile and the editor; once as for a WebGL player (the jslib transport).
+    for defines in ([], ["-define:UNITY_WEBGL"]):
+        build = subprocess.run(
+            ["mcs", "-langversion:7.2", "-target:library", *defines, f"-out:{tmp_path / 'core.dll'}", *map(str, CORE)],
+            capture_output=True,
+            text=True,
+        )
+        assert build.returncode == 0, [*defines, build.stdout + build.stderr]
+        names = (tmp_path / "core.dll").read_bytes()  # type names sit in the assembly's metadata strings
+        assert (b"BrowserWebSocketTransport\0" in names) == bool(defines)
+        assert (b"ClientWebSocketTransport\0" in names) != bool(defines)
 
 
 def test_unity_layer_type_checks(tmp_path: Path) -> None:

@@ -1,12 +1,10 @@
-// The Unity-free session client: WebSocket transport, hello/resume, a non-blocking send queue, a
-// background receive loop and a newest-guidance mailbox read on the game thread. No UnityEngine here:
+// The Unity-free session client: hello/resume, reconnects with backoff, a bounded non-blocking send queue
+// and a newest-guidance mailbox, all driven from the game thread by TrySend and Poll over a transport
+// (Transport/: System.Net.WebSockets, or the browser's WebSocket in a WebGL player). No UnityEngine here:
 // this file compiles with Mono's mcs and is tested against the real sidecar outside Unity.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
-using System.Net.WebSockets;
-using System.Threading;
-using System.Threading.Tasks;
 using MetaBrain.Proto;
 
 namespace MetaBrain.Core
@@ -51,6 +49,8 @@ namespace MetaBrain.Core
         public TimeSpan ConnectTimeout = TimeSpan.FromSeconds(3);
         /// <summary>Frames waiting to be sent; when full the oldest is dropped (never queue without bound).</summary>
         public int MaxQueuedFrames = 4;
+        /// <summary>How to reach the sidecar; null: the platform's WebSocket (ClientTransports.Connect).</summary>
+        public TransportFactory Transport;
     }
 
     public enum ClientState { Stopped, Connecting, Open, Backoff }
@@ -62,25 +62,25 @@ namespace MetaBrain.Core
 
     /// <summary>
     /// Streams frames to a metabrain sidecar and keeps the newest guidance. Call <see cref="TrySend"/> and
-    /// <see cref="Poll"/> from the game thread; neither ever blocks on the network.
+    /// <see cref="Poll"/> from the game thread; neither ever blocks on the network. The connection makes
+    /// progress in them (and, on platforms with threads, in its transport's background task).
     /// </summary>
     public sealed class MetaBrainClient : IDisposable
     {
         readonly ClientOptions _opt;
-        readonly object _queueLock = new object();
         readonly Queue<byte[]> _queue = new Queue<byte[]>();
-        readonly SemaphoreSlim _queued = new SemaphoreSlim(0);
         readonly Dictionary<string, float> _knobs = new Dictionary<string, float>();
         readonly Stopwatch _clock = Stopwatch.StartNew();
         readonly List<Action> _events = new List<Action>();
-        CancellationTokenSource _cts;
-        Task _loop;
+        IClientTransport _transport;
+        bool _running, _helloSent, _wasOpen;
+        double _reconnectAt;
+        TimeSpan _backoff;
         Guidance _mailbox;
         ulong _sequence;
         ulong _lastApplied;
         string _resumeToken = "";
-        volatile ClientState _state = ClientState.Stopped;
-        volatile bool _wasOpen;
+        ClientState _state = ClientState.Stopped;
         double _lastPoll;
 
         public readonly ClientStats Stats = new ClientStats();
@@ -104,20 +104,23 @@ namespace MetaBrain.Core
             foreach (var k in _opt.Knobs) _knobs[k.Name] = k.Default;
         }
 
+        /// <summary>Start connecting (and reconnecting, with backoff, whenever the connection ends).</summary>
         public void Start()
         {
-            if (_loop != null) return;
-            _cts = new CancellationTokenSource();
-            _loop = Task.Run(() => RunAsync(_cts.Token));
+            if (_running) return;
+            _running = true;
+            _backoff = _opt.ReconnectMin;
+            _reconnectAt = 0;
+            Pump();
         }
 
         public void Stop()
         {
-            if (_cts == null) return;
-            _cts.Cancel();
-            try { _loop.Wait(2000); } catch (AggregateException) { }
-            _loop = null;
-            _cts = null;
+            if (!_running) return;
+            _running = false;
+            if (_transport != null) { _transport.Dispose(); _transport = null; }
+            _queue.Clear();
+            _wasOpen = false;
             _state = ClientState.Stopped;
         }
 
@@ -134,40 +137,35 @@ namespace MetaBrain.Core
         public double GameTime { get { return _clock.Elapsed.TotalSeconds; } }
 
         /// <summary>Queue a frame (sequence, game time and knob values filled in). Never blocks; returns false if
-        /// the frame was dropped because the sidecar is away.</summary>
+        /// the frame was dropped because the sidecar is away. Past MaxQueuedFrames unsent, the oldest goes.</summary>
         public bool TrySend(Frame frame)
         {
             if (_state != ClientState.Open)
             {
-                Interlocked.Increment(ref Stats.FramesDropped);
+                Stats.FramesDropped++;
                 return false;
             }
             frame.Sequence = ++_sequence;
             if (frame.GameTime == 0) frame.GameTime = GameTime;
             if (frame.Knobs.Count == 0 && frame.KnobValues.Count == 0)  // the compact form, in the hello's order
                 foreach (var k in _opt.Knobs) frame.KnobValues.Add(Knob(k.Name));
-            var bytes = new SessionRequest { Frame = frame }.ToByteArray();
-            bool dropped = false;
-            lock (_queueLock)
-            {
-                if (_queue.Count >= _opt.MaxQueuedFrames) { _queue.Dequeue(); dropped = true; }
-                _queue.Enqueue(bytes);
-            }
-            if (dropped) Interlocked.Increment(ref Stats.FramesDropped); else _queued.Release();
-            Interlocked.Increment(ref Stats.FramesQueued);
+            if (_queue.Count >= _opt.MaxQueuedFrames) { _queue.Dequeue(); Stats.FramesDropped++; }
+            _queue.Enqueue(new SessionRequest { Frame = frame }.ToByteArray());
+            Stats.FramesQueued++;
+            Flush();
             return true;
         }
 
-        /// <summary>Game thread: apply the newest guidance that has arrived and raise the events.</summary>
+        /// <summary>Game thread: move the connection on, apply the newest guidance that has arrived and raise
+        /// the events.</summary>
         public void Poll()
         {
+            Pump();
             List<Action> pending = null;
-            lock (_events)
-            {
-                if (_events.Count > 0) { pending = new List<Action>(_events); _events.Clear(); }
-            }
+            if (_events.Count > 0) { pending = new List<Action>(_events); _events.Clear(); }
             if (pending != null) foreach (var a in pending) a();
-            var g = Interlocked.Exchange(ref _mailbox, null);
+            var g = _mailbox;
+            _mailbox = null;
             if (g != null && g.Sequence > _lastApplied)
             {
                 _lastApplied = g.Sequence;
@@ -203,64 +201,63 @@ namespace MetaBrain.Core
             }
         }
 
-        void Raise(Action a) { lock (_events) _events.Add(a); }
+        void Raise(Action a) { _events.Add(a); }
 
-        async Task RunAsync(CancellationToken stop)
+        /// <summary>The connection's state machine: connect when the backoff allows, say hello once open,
+        /// take what arrived, send what waits, and notice the end.</summary>
+        void Pump()
         {
-            var backoff = _opt.ReconnectMin;
-            while (!stop.IsCancellationRequested)
+            if (!_running) return;
+            if (_transport == null)
             {
+                if (GameTime < _reconnectAt) return;
                 _state = ClientState.Connecting;
-                Interlocked.Increment(ref Stats.Connects);
-                string reason;
-                using (var ws = new ClientWebSocket())
-                {
-                    if (!string.IsNullOrEmpty(_opt.Token)) ws.Options.SetRequestHeader("Authorization", "Bearer " + _opt.Token);
-                    reason = await SessionAsync(ws, stop).ConfigureAwait(false);
-                }
-                if (_wasOpen)
-                {
-                    _wasOpen = false;
-                    var r = reason;
-                    Raise(() => { if (Disconnected != null) Disconnected(r); });
-                }
-                else
-                {
-                    backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, _opt.ReconnectMax.TotalMilliseconds));
-                }
-                _state = ClientState.Backoff;
-                lock (_queueLock) _queue.Clear();
-                try { await Task.Delay(backoff, stop).ConfigureAwait(false); } catch (TaskCanceledException) { }
-                if (_wasOpen) backoff = _opt.ReconnectMin;
+                Stats.Connects++;
+                _helloSent = false;
+                _transport = (_opt.Transport ?? ClientTransports.Connect)(_opt.Url, _opt.Token, _opt.ConnectTimeout);
+            }
+            var t = _transport;
+            var state = t.State;
+            if (state == TransportState.Open && !_helloSent)
+            {
+                t.Send(new SessionRequest { Hello = BuildHello() }.ToByteArray());
+                _helloSent = true;
+            }
+            byte[] message;
+            while (t.TryReceive(out message)) Receive(message);
+            if (state == TransportState.Closed) Ended(t);
+            else Flush();
+        }
+
+        void Flush()
+        {
+            var t = _transport;
+            if (t == null || _state != ClientState.Open) return;
+            while (_queue.Count > 0 && t.CanSend)
+            {
+                t.Send(_queue.Dequeue());
+                Stats.FramesSent++;
             }
         }
 
-        async Task<string> SessionAsync(ClientWebSocket ws, CancellationToken stop)
+        void Ended(IClientTransport t)
         {
-            try
+            string reason = t.CloseReason;
+            t.Dispose();
+            _transport = null;
+            _queue.Clear();
+            if (_wasOpen)
             {
-                using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop))
-                {
-                    timeout.CancelAfter(_opt.ConnectTimeout);
-                    await ws.ConnectAsync(new Uri(_opt.Url), timeout.Token).ConfigureAwait(false);
-                }
-                var hello = new SessionRequest { Hello = BuildHello() }.ToByteArray();
-                await ws.SendAsync(new ArraySegment<byte>(hello), WebSocketMessageType.Binary, true, stop).ConfigureAwait(false);
-                var sender = SendLoopAsync(ws, stop);
-                var reason = await ReceiveLoopAsync(ws, stop).ConfigureAwait(false);
-                _state = ClientState.Backoff;
-                _queued.Release();  // wake the sender so it sees the socket closed
-                try { await sender.ConfigureAwait(false); } catch (Exception) { }
-                return reason;
+                _wasOpen = false;
+                _backoff = _opt.ReconnectMin;
+                Raise(() => { if (Disconnected != null) Disconnected(reason); });
             }
-            catch (OperationCanceledException)
+            else
             {
-                return stop.IsCancellationRequested ? "stopped" : "no WebSocket handshake from " + _opt.Url + " within " + _opt.ConnectTimeout.TotalSeconds + " s";
+                _backoff = TimeSpan.FromMilliseconds(Math.Min(_backoff.TotalMilliseconds * 2, _opt.ReconnectMax.TotalMilliseconds));
             }
-            catch (Exception e)
-            {
-                return "connection to " + _opt.Url + " failed: " + e.Message;
-            }
+            _state = ClientState.Backoff;
+            _reconnectAt = GameTime + _backoff.TotalSeconds;
         }
 
         Hello BuildHello()
@@ -277,44 +274,11 @@ namespace MetaBrain.Core
             return h;
         }
 
-        async Task SendLoopAsync(ClientWebSocket ws, CancellationToken stop)
+        void Receive(byte[] bytes)
         {
-            while (!stop.IsCancellationRequested && ws.State == WebSocketState.Open)
-            {
-                await _queued.WaitAsync(stop).ConfigureAwait(false);
-                byte[] next = null;
-                lock (_queueLock) if (_queue.Count > 0) next = _queue.Dequeue();
-                if (next == null || ws.State != WebSocketState.Open) continue;
-                await ws.SendAsync(new ArraySegment<byte>(next), WebSocketMessageType.Binary, true, stop).ConfigureAwait(false);
-                Interlocked.Increment(ref Stats.FramesSent);
-            }
-        }
-
-        async Task<string> ReceiveLoopAsync(ClientWebSocket ws, CancellationToken stop)
-        {
-            var buffer = new byte[1 << 16];
-            var message = new System.IO.MemoryStream();
-            while (ws.State == WebSocketState.Open)
-            {
-                WebSocketReceiveResult res;
-                try { res = await ws.ReceiveAsync(new ArraySegment<byte>(buffer), stop).ConfigureAwait(false); }
-                catch (WebSocketException e) { return "connection lost: " + e.Message; }
-                if (res.MessageType == WebSocketMessageType.Close)
-                    return "closed by the sidecar (" + (int?)res.CloseStatus + " " + res.CloseStatusDescription + ")";
-                message.Write(buffer, 0, res.Count);
-                if (!res.EndOfMessage) continue;
-                var bytes = message.ToArray();
-                message.SetLength(0);
-                SessionResponse resp;
-                try { resp = SessionResponse.Parse(bytes); }
-                catch (ProtoException) { Interlocked.Increment(ref Stats.Errors); continue; }
-                Handle(resp);
-            }
-            return "closed";
-        }
-
-        void Handle(SessionResponse resp)
-        {
+            SessionResponse resp;
+            try { resp = SessionResponse.Parse(bytes); }
+            catch (ProtoException) { Stats.Errors++; return; }
             if (resp.Welcome != null)
             {
                 var w = resp.Welcome;
@@ -323,23 +287,22 @@ namespace MetaBrain.Core
                 _resumeToken = w.ResumeToken;
                 _wasOpen = true;
                 _state = ClientState.Open;
-                if (w.Resumed) Interlocked.Increment(ref Stats.Resumes);
+                if (w.Resumed) Stats.Resumes++;
                 var id = w.SessionId;
                 var resumed = w.Resumed;
                 Raise(() => { if (Connected != null) Connected(id, resumed); });
             }
             else if (resp.Guidance != null)
             {
-                Interlocked.Increment(ref Stats.Guidance);
+                Stats.Guidance++;
                 var g = resp.Guidance;
-                var current = Volatile.Read(ref _mailbox);
-                if (current != null && current.Sequence >= g.Sequence) { Interlocked.Increment(ref Stats.StaleGuidance); return; }
-                Interlocked.Exchange(ref _mailbox, g);
+                if (_mailbox != null && _mailbox.Sequence >= g.Sequence) { Stats.StaleGuidance++; return; }
+                _mailbox = g;
             }
-            else if (resp.Superseded != null) Interlocked.Increment(ref Stats.Superseded);
+            else if (resp.Superseded != null) Stats.Superseded++;
             else if (resp.Error != null)
             {
-                Interlocked.Increment(ref Stats.Errors);
+                Stats.Errors++;
                 if (resp.Error.Code == ErrorCode.ResumeRejected) _resumeToken = "";
             }
         }
