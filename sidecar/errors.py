@@ -7,12 +7,11 @@ in exactly one place (sidecar/transports/status.py).
 
 from __future__ import annotations
 
-from typing import Any, cast
-
-from sidecar.wire.schema import pb
+import enum
 
 __all__ = [
     "ConnectionLimitExceeded",
+    "ErrorCode",
     "IdleTimeout",
     "Internal",
     "InvalidArgument",
@@ -34,10 +33,29 @@ __all__ = [
 ]
 
 
+class ErrorCode(enum.IntEnum):
+    """metabrain.v1.ErrorCode without its prefix (tests/test_errors.py checks it against the proto)."""
+
+    UNSPECIFIED = 0
+    INVALID_ARGUMENT = 1
+    FAILED_PRECONDITION = 2
+    UNSUPPORTED_VERSION = 3
+    LIMIT_EXCEEDED = 4
+    STALE_SEQUENCE = 5
+    RESUME_REJECTED = 6
+    UNAUTHENTICATED = 7
+    MODEL_UNAVAILABLE = 8
+    SHUTTING_DOWN = 9
+    MALFORMED = 10
+    IDLE_TIMEOUT = 11
+    INTERNAL = 12
+    RECORDING_FAILED = 13
+
+
 class MetabrainError(Exception):
     """Base of every error the sidecar reports to a client."""
 
-    code: int = pb.ERROR_CODE_INTERNAL
+    code: ErrorCode = ErrorCode.INTERNAL
     fatal: bool = True
 
     def __init__(self, message: str, *, field: str = "", sequence: int = 0) -> None:
@@ -46,16 +64,11 @@ class MetabrainError(Exception):
         self.field = field
         self.sequence = sequence
 
-    def to_proto(self) -> pb.Error:
-        return pb.Error(
-            code=cast(Any, self.code), message=self.message, field=self.field, sequence=self.sequence, fatal=self.fatal
-        )
-
 
 class InvalidArgument(MetabrainError):
     """A field is malformed, not finite or out of range; the frame is dropped, the session goes on."""
 
-    code = pb.ERROR_CODE_INVALID_ARGUMENT
+    code = ErrorCode.INVALID_ARGUMENT
     fatal = False
 
 
@@ -68,7 +81,7 @@ class InvalidHello(InvalidArgument):
 class LimitExceeded(MetabrainError):
     """A count, size or rate limit was exceeded; the message is dropped, the session goes on."""
 
-    code = pb.ERROR_CODE_LIMIT_EXCEEDED
+    code = ErrorCode.LIMIT_EXCEEDED
     fatal = False
 
 
@@ -91,70 +104,70 @@ class ConnectionLimitExceeded(LimitExceeded):
 class Malformed(MetabrainError):
     """Bytes that do not parse as a SessionRequest: the stream can no longer be trusted."""
 
-    code = pb.ERROR_CODE_MALFORMED
+    code = ErrorCode.MALFORMED
     fatal = True
 
 
 class ProtocolViolation(MetabrainError):
     """A message out of protocol order, such as a frame before the hello."""
 
-    code = pb.ERROR_CODE_FAILED_PRECONDITION
+    code = ErrorCode.FAILED_PRECONDITION
     fatal = True
 
 
 class UnsupportedVersion(MetabrainError):
-    code = pb.ERROR_CODE_UNSUPPORTED_VERSION
+    code = ErrorCode.UNSUPPORTED_VERSION
     fatal = True
 
 
 class StaleSequence(MetabrainError):
     """A duplicate or older frame; dropped, the session goes on."""
 
-    code = pb.ERROR_CODE_STALE_SEQUENCE
+    code = ErrorCode.STALE_SEQUENCE
     fatal = False
 
 
 class ResumeRejected(MetabrainError):
-    code = pb.ERROR_CODE_RESUME_REJECTED
+    code = ErrorCode.RESUME_REJECTED
     fatal = True
 
 
 class Unauthenticated(MetabrainError):
-    code = pb.ERROR_CODE_UNAUTHENTICATED
+    code = ErrorCode.UNAUTHENTICATED
     fatal = True
 
 
 class ModelUnavailable(MetabrainError):
     """The model failed this tick; the guidance carries the designer's defaults."""
 
-    code = pb.ERROR_CODE_MODEL_UNAVAILABLE
+    code = ErrorCode.MODEL_UNAVAILABLE
     fatal = False
 
 
 class ShuttingDown(MetabrainError):
-    code = pb.ERROR_CODE_SHUTTING_DOWN
+    code = ErrorCode.SHUTTING_DOWN
     fatal = True
 
 
 class IdleTimeout(MetabrainError):
-    code = pb.ERROR_CODE_IDLE_TIMEOUT
+    code = ErrorCode.IDLE_TIMEOUT
     fatal = True
 
 
 class Internal(MetabrainError):
-    code = pb.ERROR_CODE_INTERNAL
+    code = ErrorCode.INTERNAL
     fatal = True
 
 
 class SessionTakenOver(MetabrainError):
     """The session was resumed on another stream (with its resume token): this stream is over."""
 
-    code = pb.ERROR_CODE_FAILED_PRECONDITION
+    code = ErrorCode.FAILED_PRECONDITION
     fatal = True
 
 
 class RecordingFailed(MetabrainError):
     """The session's recording could not be written; it was closed, the session goes on unrecorded."""
 
-    code = pb.ERROR_CODE_RECORDING_FAILED
+    code = ErrorCode.RECORDING_FAILED
     fatal = False

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 __all__ = [
     "Limits",
 ]
-
-if TYPE_CHECKING:
-    from sidecar.wire.schema import pb
 
 
 @dataclass(frozen=True)
@@ -35,23 +31,3 @@ class Limits:
     max_string_bytes: int = 128
     # Coordinates beyond this magnitude are refused as corrupt rather than fed to the model.
     max_abs_coordinate: float = 1.0e6
-
-    def to_proto(self) -> pb.Limits:
-        from sidecar.wire.schema import pb
-
-        return pb.Limits(
-            max_message_bytes=self.max_message_bytes,
-            max_players_per_frame=self.max_players_per_frame,
-            max_npcs_per_frame=self.max_npcs_per_frame,
-            max_events_per_frame=self.max_events_per_frame,
-            max_knobs=self.max_knobs,
-            max_sessions=self.max_sessions,
-            resume_window_s=self.resume_window_s,
-            idle_timeout_s=self.idle_timeout_s,
-            max_frames_per_second=self.max_frames_per_second,
-            max_string_bytes=self.max_string_bytes,
-            max_connections=self.max_connections,
-            max_messages_per_second_per_connection=self.max_messages_per_second_per_connection,
-            hello_timeout_s=self.hello_timeout_s,
-            max_connections_per_client=self.max_connections_per_client,
-        )

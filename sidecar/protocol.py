@@ -29,6 +29,7 @@ from sidecar.features import FrameInput
 from sidecar.limits import Limits
 from sidecar.session import Session, SessionRegistry, SessionSpec
 from sidecar.validation import validate_frame_counts, validate_hello, validate_raw
+from sidecar.wire import responses as wire_responses
 from sidecar.wire.frames import extract
 from sidecar.wire.hello import spec_of
 from sidecar.wire.schema import PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, pb
@@ -162,7 +163,7 @@ class Connection:
             state_reset=state_reset,
             policy=session.policy,
             last_sequence=session.last_sequence,
-            limits=self.limits.to_proto(),
+            limits=wire_responses.limits_message(self.limits),
             model_rate_hz=self.info.model_rate_hz,
             experiment=session.experiment,
             arm=session.arm,
@@ -244,4 +245,4 @@ class Connection:
 
 
 def error_response(err: MetabrainError) -> pb.SessionResponse:
-    return pb.SessionResponse(error=err.to_proto())
+    return wire_responses.error(err)

@@ -27,6 +27,7 @@ from sidecar.limits import Limits
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, SessionEnded, State, Welcomed, parse_request
 from sidecar.session import Session, SessionRegistry
 from sidecar.token_bucket import TokenBucket
+from sidecar.wire import responses as wire_responses
 from sidecar.wire.schema import pb
 
 log = logging.getLogger("metabrain.service")
@@ -140,7 +141,7 @@ class StreamHandler:
 
     def _warn(self, warnings: list[MetabrainError]) -> None:
         for err in warnings:
-            self.send(pb.SessionResponse(error=err.to_proto()))
+            self.send(wire_responses.error(err))
 
     def on_bytes(self, data: bytes) -> None:
         """Raises MetabrainError when the stream must end (its transport maps it to a status)."""
@@ -178,7 +179,7 @@ class StreamHandler:
                 "messages over the rate are dropped",
                 field="max_messages_per_second_per_connection",
             )
-            self.send(pb.SessionResponse(error=err.to_proto()))
+            self.send(wire_responses.error(err))
         return False
 
     def _on_request(self, req: pb.SessionRequest, raw: bytes | None, now: float) -> None:
@@ -194,7 +195,7 @@ class StreamHandler:
                     extra={"session_id": self._sid(), "transport": self.transport, "field": err.field},
                 )
                 raise
-            self.send(pb.SessionResponse(error=err.to_proto()))
+            self.send(wire_responses.error(err))
             return
         self._warn(self._observe(lambda o: o.on_request(self.session, req, raw)))
         if isinstance(event, Welcomed):

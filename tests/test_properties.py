@@ -35,6 +35,7 @@ from sidecar.limits import Limits
 from sidecar.model.checkpoint import Checkpoint
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed
 from sidecar.session import SessionRegistry
+from sidecar.wire import responses as wire_responses
 from sidecar.wire.frames import WIRE_FLOAT, WIRE_ID
 from sidecar.wire.schema import pb
 from sim.game import KNOBS, hello
@@ -255,7 +256,7 @@ def test_any_input_gives_finite_answers_or_named_refusals(
                 event = conn.receive(pb.SessionRequest(frame=f), 0.01 * (i + 1))
             except MetabrainError as err:
                 assert not err.fatal
-                _check_answer(pb.SessionResponse(error=err.to_proto()), knobs)
+                _check_answer(wire_responses.error(err), knobs)
                 continue
             assert isinstance(event, FrameAccepted)
             accepted += 1

@@ -197,6 +197,24 @@ def test_every_error_maps_to_a_grpc_status() -> None:
     assert grpc_status(errors.SessionLimitExceeded("x")) == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+def test_error_codes_and_limits_are_the_protos() -> None:
+    """The plain ErrorCode is metabrain.v1.ErrorCode, name for name; every Limits field a client is told
+    exists in Limits; an error reaches the wire with all it says."""
+    from sidecar.wire import responses
+
+    assert {f"ERROR_CODE_{c.name}": int(c) for c in errors.ErrorCode} == dict(pb.ErrorCode.items())
+    told = responses.limits_message(Limits(max_knobs=7))
+    assert told.max_knobs == 7 and told.max_message_bytes == Limits().max_message_bytes
+    e = responses.error(errors.StaleSequence("old", field="frame.sequence", sequence=4)).error
+    assert (e.code, e.message, e.field, e.sequence, e.fatal) == (
+        pb.ERROR_CODE_STALE_SEQUENCE,
+        "old",
+        "frame.sequence",
+        4,
+        False,
+    )
+
+
 @pytest.mark.parametrize(
     ("limits", "mutate", "name"),
     [

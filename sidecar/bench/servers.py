@@ -29,6 +29,7 @@ from sidecar.model.checkpoint import load_checkpoint
 from sidecar.ports_file import write_ports_file
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed, parse_request
 from sidecar.session import SessionRegistry
+from sidecar.wire import responses as wire_responses
 from sidecar.wire.schema import SERVICE_NAME, pb
 from sim.game import KNOBS
 from sim.loadgen import varint
@@ -82,7 +83,7 @@ class NaiveCodec:
         try:
             event = self.conn.receive(parse_request(data, self.conn.limits), now)
         except MetabrainError as err:
-            return [pb.SessionResponse(error=err.to_proto()).SerializeToString()]
+            return [wire_responses.error(err).SerializeToString()]
         if isinstance(event, Welcomed):
             self.engine.join(event.session)
             return [pb.SessionResponse(welcome=event.welcome).SerializeToString()]

@@ -19,6 +19,7 @@ from sidecar.errors import Internal, MetabrainError, Unauthenticated
 from sidecar.policies.params import POLICY_NAMES
 from sidecar.service import ServiceContext, StreamHandler
 from sidecar.transports.status import grpc_status
+from sidecar.wire import responses as wire_responses
 from sidecar.wire.schema import PROTOCOL_VERSION, SERVICE_NAME, pb
 
 _EOF = object()
@@ -52,7 +53,7 @@ class BrainServicer:
                 pb.CAPABILITY_EXPLANATIONS,
                 pb.CAPABILITY_RECORDING,
             ],
-            limits=self.ctx.limits.to_proto(),
+            limits=wire_responses.limits_message(self.ctx.limits),
             policies=list(POLICY_NAMES),
             protocol_version=PROTOCOL_VERSION,
             device=self.ctx.engine.device,
@@ -98,7 +99,7 @@ class BrainServicer:
                 if item is _EOF:
                     return
                 if isinstance(item, MetabrainError):
-                    yield pb.SessionResponse(error=item.to_proto()).SerializeToString()
+                    yield wire_responses.error(item).SerializeToString()
                     await context.abort(grpc_status(item), item.message)
                 assert isinstance(item, pb.SessionResponse)
                 yield item.SerializeToString()

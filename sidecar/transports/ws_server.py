@@ -22,6 +22,7 @@ from sidecar.errors import Internal, Malformed, MetabrainError, Unauthenticated
 from sidecar.service import ServiceContext, StreamHandler
 from sidecar.token_bucket import TokenBucket
 from sidecar.transports.status import ws_close_code, ws_http_status, ws_reason
+from sidecar.wire import responses as wire_responses
 from sidecar.wire.schema import pb
 
 WS_PATH = "/metabrain/v1/session"
@@ -144,7 +145,7 @@ async def _write(ws: ServerConnection, out: asyncio.Queue[pb.SessionResponse | M
         while True:
             item = await out.get()
             if isinstance(item, MetabrainError):
-                await ws.send(pb.SessionResponse(error=item.to_proto()).SerializeToString())
+                await ws.send(wire_responses.error(item).SerializeToString())
                 await ws.close(ws_close_code(item), ws_reason(item))
                 return
             if item is _END:  # a goodbye was acknowledged: the session is over

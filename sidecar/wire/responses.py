@@ -11,11 +11,22 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sidecar.errors import MetabrainError
+from sidecar.limits import Limits
 from sidecar.policies.difficulty import DirectorNote
 from sidecar.policies.director import Hint
 from sidecar.wire.schema import pb
 
-__all__ = ["Predictions", "Response", "between", "error", "guidance", "superseded"]
+__all__ = [
+    "Predictions",
+    "Response",
+    "between",
+    "error",
+    "error_message",
+    "goodbye",
+    "guidance",
+    "limits_message",
+    "superseded",
+]
 
 Response = pb.SessionResponse
 
@@ -37,8 +48,23 @@ def superseded(sequence: int, by: int) -> Response:
     return pb.SessionResponse(superseded=pb.Superseded(sequence=sequence, by_sequence=by))
 
 
+def error_message(err: MetabrainError) -> pb.Error:
+    return pb.Error(
+        code=cast(Any, int(err.code)), message=err.message, field=err.field, sequence=err.sequence, fatal=err.fatal
+    )
+
+
 def error(err: MetabrainError) -> Response:
-    return pb.SessionResponse(error=err.to_proto())
+    return pb.SessionResponse(error=error_message(err))
+
+
+def goodbye(reason: str) -> Response:
+    return pb.SessionResponse(goodbye=pb.Goodbye(reason=reason))
+
+
+def limits_message(limits: Limits) -> pb.Limits:
+    """The limits a client is told (every field of metabrain.v1.Limits, by name)."""
+    return pb.Limits(**{f.name: getattr(limits, f.name) for f in pb.Limits.DESCRIPTOR.fields})
 
 
 def guidance(
