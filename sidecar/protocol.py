@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, cast
 
 from google.protobuf.message import DecodeError
 
@@ -32,7 +31,7 @@ from sidecar.validation import validate_frame_counts, validate_hello, validate_r
 from sidecar.wire import responses as wire_responses
 from sidecar.wire.frames import extract
 from sidecar.wire.hello import spec_of
-from sidecar.wire.schema import PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, pb
+from sidecar.wire.schema import SUPPORTED_PROTOCOL_VERSIONS, pb
 
 __all__ = [
     "Connection",
@@ -63,11 +62,20 @@ class ServerInfo:
 
 @dataclass
 class Welcomed:
-    """The hello was accepted: send `welcome`, and let the engine know the session (re)joined."""
+    """The hello was accepted: send the welcome, and let the engine know the session (re)joined."""
 
     session: Session
-    welcome: pb.Welcome
+    resumed: bool
     state_reset: bool
+    info: ServerInfo
+    limits: Limits
+
+    @property
+    def welcome(self) -> pb.Welcome:
+        """The Welcome message (built at the wire seam)."""
+        return wire_responses.welcome_message(
+            self.session, self.resumed, self.state_reset, self.info.model_version, self.info.model_rate_hz, self.limits
+        )
 
 
 @dataclass
@@ -153,22 +161,7 @@ class Connection:
             self._direct(session, spec)
         self.session = session
         self.state = State.OPEN
-        welcome = pb.Welcome(
-            session_id=session.session_id,
-            resume_token=session.resume_token,
-            model_version=self.info.model_version,
-            capabilities=cast(Any, sorted(session.capabilities)),
-            protocol_version=PROTOCOL_VERSION,
-            resumed=resumed,
-            state_reset=state_reset,
-            policy=session.policy,
-            last_sequence=session.last_sequence,
-            limits=wire_responses.limits_message(self.limits),
-            model_rate_hz=self.info.model_rate_hz,
-            experiment=session.experiment,
-            arm=session.arm,
-        )
-        return Welcomed(session, welcome, state_reset)
+        return Welcomed(session, resumed, state_reset, self.info, self.limits)
 
     def _direct(self, session: Session, hello: SessionSpec) -> None:
         """The session's director: its experiment's arm for this player, else the hello's or the default."""

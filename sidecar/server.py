@@ -33,7 +33,7 @@ from sidecar.service import ServiceContext, SessionObserver
 from sidecar.session import SessionRegistry
 from sidecar.transports.grpc_server import start_grpc
 from sidecar.transports.ws_server import start_ws
-from sidecar.wire.schema import pb
+from sidecar.wire import responses as wire_responses
 
 log = logging.getLogger("metabrain.server")
 
@@ -200,9 +200,7 @@ class Sidecar:
         if handlers:
             await asyncio.gather(*(h.drain(grace) for h in handlers))
         for h in handlers:
-            h.send(
-                pb.SessionResponse(goodbye=pb.Goodbye(reason="sidecar shutting down; reconnect with your resume token"))
-            )
+            h.send(wire_responses.goodbye("sidecar shutting down; reconnect with your resume token"))
             h.close(ShuttingDown("the sidecar is shutting down; reconnect with your resume token"))
         if self.ws_server is not None:
             self.ws_server.close()

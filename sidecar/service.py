@@ -237,7 +237,7 @@ class StreamHandler:
             },
         )
         warnings = self._observe(lambda o: o.on_open(event.session, self.transport))
-        self.send(pb.SessionResponse(welcome=event.welcome))
+        self.send(wire_responses.welcome(w))
         self._warn(warnings)
 
     async def _end(self, event: SessionEnded) -> None:
@@ -251,7 +251,7 @@ class StreamHandler:
         self.ctx.engine.leave(sid)
         warnings = self._observe(lambda o: o.on_close(event.session, event.reason))
         self._warn(warnings)
-        self.send(pb.SessionResponse(goodbye=pb.Goodbye(reason="goodbye acknowledged")))
+        self.send(wire_responses.goodbye("goodbye acknowledged"))
         self._ended = True
         self._finish()
 

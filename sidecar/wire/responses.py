@@ -14,7 +14,8 @@ from sidecar.errors import MetabrainError
 from sidecar.limits import Limits
 from sidecar.policies.difficulty import DirectorNote
 from sidecar.policies.director import Hint
-from sidecar.wire.schema import pb
+from sidecar.session import Session
+from sidecar.wire.schema import PROTOCOL_VERSION, pb
 
 __all__ = [
     "Predictions",
@@ -26,6 +27,8 @@ __all__ = [
     "guidance",
     "limits_message",
     "superseded",
+    "welcome",
+    "welcome_message",
 ]
 
 Response = pb.SessionResponse
@@ -60,6 +63,30 @@ def error(err: MetabrainError) -> Response:
 
 def goodbye(reason: str) -> Response:
     return pb.SessionResponse(goodbye=pb.Goodbye(reason=reason))
+
+
+def welcome_message(
+    session: Session, resumed: bool, state_reset: bool, model_version: str, model_rate_hz: float, limits: Limits
+) -> pb.Welcome:
+    return pb.Welcome(
+        session_id=session.session_id,
+        resume_token=session.resume_token,
+        model_version=model_version,
+        capabilities=cast(Any, sorted(session.capabilities)),
+        protocol_version=PROTOCOL_VERSION,
+        resumed=resumed,
+        state_reset=state_reset,
+        policy=session.policy,
+        last_sequence=session.last_sequence,
+        limits=limits_message(limits),
+        model_rate_hz=model_rate_hz,
+        experiment=session.experiment,
+        arm=session.arm,
+    )
+
+
+def welcome(welcome: pb.Welcome) -> Response:
+    return pb.SessionResponse(welcome=welcome)
 
 
 def limits_message(limits: Limits) -> pb.Limits:
