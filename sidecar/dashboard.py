@@ -26,7 +26,7 @@ from websockets.http11 import Request, Response
 from sidecar.auth import TokenAuth
 from sidecar.service import SessionObserver
 from sidecar.session import Session
-from sidecar.wire.schema import pb
+from sidecar.wire import responses as wire
 
 FEED_PATH = "/feed"
 _PAGE = resources.files("sidecar").joinpath("dashboard.html")
@@ -63,38 +63,30 @@ class DashboardFeed(SessionObserver):
             policy = f"{session.experiment}: {session.arm}"
         self.tracks[session.session_id] = _Track(session.session_id, transport, policy, now - self.t0)
 
-    def on_response(self, session: Session | None, resp: pb.SessionResponse) -> None:
-        if session is None or resp.WhichOneof("kind") != "guidance":
+    def on_response(self, session: Session | None, resp: wire.Response) -> None:
+        if session is None or wire.kind(resp) != "guidance":
             return
         track = self.tracks.get(session.session_id)
         if track is None:
             return
-        g = resp.guidance
         track.frames += 1
-        self.latencies_ms.append(g.processing_us / 1000.0)
+        self.latencies_ms.append(wire.processing_us(resp) / 1000.0)
         now = time.monotonic()
         if now - track.last_at < self.min_gap:
             return
         track.last_at = now
-        if g.HasField("director"):
-            d = g.director
-            track.director = {
-                "managing": d.managing,
-                "target_level": round(d.target_level, 3),
-                "designer_level": round(d.designer_level, 3),
-                "expected_gain_s": round(d.expected_gain_s, 1),
-                "confidence": round(d.confidence, 2),
-            }
-        values = {k.name: k.value for k in g.knobs}
+        g = wire.guidance_view(resp)
+        if g.director is not None:
+            track.director = g.director
         knobs = session.knobs
-        difficulty = knobs.to_difficulty(np.array([values.get(n, 0.0) for n in knobs.names], np.float32))
-        ins = g.insights[0] if g.insights else None
+        difficulty = knobs.to_difficulty(np.array([g.knobs.get(n, 0.0) for n in knobs.names], np.float32))
+        ins = g.insight
         track.points.append(
             (
                 round(now - self.t0, 3),
                 round(difficulty, 4),
-                *(round(getattr(ins, k), 4) if ins else -1.0 for k in ("p_fail", "p_quit", "frustration")),
-                *(round(getattr(ins, k), 4) if ins else -1.0 for k in ("engagement", "skill")),
+                *(round(ins[k], 4) if ins else -1.0 for k in ("p_fail", "p_quit", "frustration")),
+                *(round(ins[k], 4) if ins else -1.0 for k in ("engagement", "skill")),
             )
         )
 

@@ -15,9 +15,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from sidecar.engine.engine import Engine, TickStats
+from sidecar.errors import ErrorCode
 from sidecar.service import SessionObserver
 from sidecar.session import Session, SessionRegistry
-from sidecar.wire.schema import pb
+from sidecar.wire import responses as wire
+from sidecar.wire.requests import RequestMessage, kind_of
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -116,27 +118,28 @@ class SidecarMetrics(SessionObserver):
         self._transport[session.session_id] = transport
         self.sessions_opened.labels(transport, session.arm).inc()
 
-    def on_request(self, session: Session | None, req: pb.SessionRequest, raw: bytes | None) -> None:
-        if session is not None and req.WhichOneof("kind") == "frame":
+    def on_request(self, session: Session | None, req: RequestMessage, raw: bytes | None) -> None:
+        if session is not None and kind_of(req) == "frame":
             self.frames_in.labels(self._transport.get(session.session_id, "?")).inc()
 
-    def on_response(self, session: Session | None, resp: pb.SessionResponse) -> None:
-        kind = resp.WhichOneof("kind")
+    def on_response(self, session: Session | None, resp: wire.Response) -> None:
+        kind = wire.kind(resp)
         if kind == "guidance":
             transport = self._transport.get(session.session_id, "?") if session is not None else "?"
             self.guidance_out.labels(transport).inc()
-            self.latency.observe(resp.guidance.processing_us / 1e6)
+            self.latency.observe(wire.processing_us(resp) / 1e6)
         elif kind == "superseded":
             self.superseded.inc()
         elif kind == "error":
-            err = resp.error
-            self.errors.labels(pb.ErrorCode.Name(err.code)).inc()
-            if err.code == pb.ERROR_CODE_MODEL_UNAVAILABLE:
+            code, field = wire.error_of(resp)
+            label = f"ERROR_CODE_{code.name}"
+            self.errors.labels(label).inc()
+            if code is ErrorCode.MODEL_UNAVAILABLE:
                 return  # counted per tick in model_failures
-            if err.code == pb.ERROR_CODE_RECORDING_FAILED:
+            if code is ErrorCode.RECORDING_FAILED:
                 self.recording_failures.inc()
                 return
-            self.rejected.labels(reason_label(err.field or pb.ErrorCode.Name(err.code))).inc()
+            self.rejected.labels(reason_label(field or label)).inc()
 
     def on_close(self, session: Session | None, reason: str) -> None:
         if session is not None:

@@ -11,13 +11,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from google.protobuf.message import DecodeError
-
 from sidecar.errors import (
     InvalidHello,
     LimitExceeded,
-    Malformed,
-    MessageTooLarge,
     MetabrainError,
     ProtocolViolation,
     StaleSequence,
@@ -27,11 +23,9 @@ from sidecar.experiments import ExperimentSet
 from sidecar.features import FrameInput
 from sidecar.limits import Limits
 from sidecar.session import Session, SessionRegistry, SessionSpec
-from sidecar.validation import validate_frame_counts, validate_hello, validate_raw
+from sidecar.versions import SUPPORTED_PROTOCOL_VERSIONS
 from sidecar.wire import responses as wire_responses
-from sidecar.wire.frames import extract
-from sidecar.wire.hello import spec_of
-from sidecar.wire.schema import SUPPORTED_PROTOCOL_VERSIONS, pb
+from sidecar.wire.requests import FrameRequest, GoodbyeRequest, HelloRequest, Request, decode
 
 __all__ = [
     "Connection",
@@ -71,7 +65,7 @@ class Welcomed:
     limits: Limits
 
     @property
-    def welcome(self) -> pb.Welcome:
+    def welcome(self) -> wire_responses.WelcomeMessage:
         """The Welcome message (built at the wire seam)."""
         return wire_responses.welcome_message(
             self.session, self.resumed, self.state_reset, self.info.model_version, self.info.model_rate_hz, self.limits
@@ -98,21 +92,9 @@ class SessionEnded:
 Event = Welcomed | FrameAccepted | SessionEnded
 
 
-def parse_request(data: bytes, limits: Limits) -> pb.SessionRequest:
-    """Bytes from the wire -> a SessionRequest, refusing oversized or malformed input."""
-    if len(data) > limits.max_message_bytes:
-        raise MessageTooLarge(
-            f"message is {len(data)} bytes; the limit is max_message_bytes={limits.max_message_bytes}",
-            field="max_message_bytes",
-        )
-    req = pb.SessionRequest()
-    try:
-        req.ParseFromString(data)
-    except (DecodeError, RuntimeError) as exc:
-        raise Malformed(f"bytes are not a metabrain.v1.SessionRequest: {exc}") from exc
-    if req.WhichOneof("kind") is None:
-        raise Malformed("SessionRequest has none of hello, frame or goodbye set", field="kind")
-    return req
+def parse_request(data: bytes, limits: Limits) -> Request:
+    """Bytes from the wire -> a plain request, refusing oversized or malformed input."""
+    return decode(data, limits)[0]
 
 
 class Connection:
@@ -125,27 +107,23 @@ class Connection:
         self.state = State.AWAIT_HELLO
         self.session: Session | None = None
 
-    def receive(self, req: pb.SessionRequest, now: float) -> Event | None:
+    def receive(self, req: Request, now: float) -> Event | None:
         """Handle one request; raises a MetabrainError on refusal (its .fatal says if the stream ends)."""
-        kind = req.WhichOneof("kind")
+        kind = _KINDS[type(req)]
         if self.state is State.CLOSED:
-            raise ProtocolViolation("the session is closed; open a new stream", field=kind or "")
-        if kind == "hello":
-            return self._hello(req.hello, now)
+            raise ProtocolViolation("the session is closed; open a new stream", field=kind)
+        if isinstance(req, HelloRequest):
+            return self._hello(req, now)
         if self.state is State.AWAIT_HELLO or self.session is None:
-            raise ProtocolViolation(
-                f"received {kind} before hello; the first message must be a hello", field=kind or ""
-            )
-        if kind == "frame":
-            return self._frame(req.frame, now)
-        if kind == "goodbye":
-            session = self.session
-            self.registry.close(session)
-            self.state = State.CLOSED
-            return SessionEnded(session, req.goodbye.reason or "client goodbye")
-        raise Malformed("SessionRequest has none of hello, frame or goodbye set", field="kind")
+            raise ProtocolViolation(f"received {kind} before hello; the first message must be a hello", field=kind)
+        if isinstance(req, FrameRequest):
+            return self._frame(req, now)
+        session = self.session
+        self.registry.close(session)
+        self.state = State.CLOSED
+        return SessionEnded(session, req.reason or "client goodbye")
 
-    def _hello(self, hello: pb.Hello, now: float) -> Welcomed:
+    def _hello(self, hello: HelloRequest, now: float) -> Welcomed:
         if self.state is not State.AWAIT_HELLO:
             raise ProtocolViolation("a second hello on an open session", field="hello")
         if hello.protocol_version not in SUPPORTED_PROTOCOL_VERSIONS:
@@ -154,8 +132,7 @@ class Connection:
                 f"{sorted(SUPPORTED_PROTOCOL_VERSIONS)}",
                 field="hello.protocol_version",
             )
-        validate_hello(hello, self.limits, self.info.default_policy)
-        spec = spec_of(hello)
+        spec = hello.spec(self.limits, self.info.default_policy)
         session, resumed, state_reset = self.registry.open(spec, now)
         if not resumed or state_reset or not session.policy:
             self._direct(session, spec)
@@ -191,7 +168,7 @@ class Connection:
         session.policy, session.policy_params = arm.policy, dict(arm.params)
         session.experiment, session.arm, session.assignment_propensity = experiment.name, arm.label, arm.weight
 
-    def _frame(self, frame: pb.Frame, now: float) -> FrameAccepted:
+    def _frame(self, frame: FrameRequest, now: float) -> FrameAccepted:
         session = self.session
         assert session is not None
         seq = frame.sequence
@@ -209,15 +186,14 @@ class Connection:
                 else f"it is not after the last accepted sequence {session.last_sequence}"
             )
             raise StaleSequence(f"frame.sequence={seq}: {why}", field="frame.sequence", sequence=seq)
-        validate_frame_counts(frame, self.limits, len(session.knobs.names))
+        frame.check_counts(self.limits, len(session.knobs.names))
         if session.last_game_time is not None and frame.game_time < session.last_game_time:
             raise StaleSequence(
                 f"frame.game_time={frame.game_time} goes back from {session.last_game_time}",
                 field="frame.game_time",
                 sequence=seq,
             )
-        raw = extract(frame, session.knobs.names)
-        validate_raw(raw, self.limits, seq)
+        raw = frame.read(self.limits, session.knobs.names)
         if session.start_game_time is None:
             session.start_game_time = frame.game_time
         accepted = FrameInput(
@@ -237,5 +213,8 @@ class Connection:
         return session
 
 
-def error_response(err: MetabrainError) -> pb.SessionResponse:
+_KINDS: dict[type, str] = {HelloRequest: "hello", FrameRequest: "frame", GoodbyeRequest: "goodbye"}
+
+
+def error_response(err: MetabrainError) -> wire_responses.Response:
     return wire_responses.error(err)

@@ -24,11 +24,12 @@ from sidecar.errors import (
     ShuttingDown,
 )
 from sidecar.limits import Limits
-from sidecar.protocol import Connection, FrameAccepted, ServerInfo, SessionEnded, State, Welcomed, parse_request
+from sidecar.protocol import Connection, FrameAccepted, ServerInfo, SessionEnded, State, Welcomed
 from sidecar.session import Session, SessionRegistry
 from sidecar.token_bucket import TokenBucket
 from sidecar.wire import responses as wire_responses
-from sidecar.wire.schema import pb
+from sidecar.wire.requests import HelloRequest, Request, RequestMessage, decode
+from sidecar.wire.responses import Response
 
 log = logging.getLogger("metabrain.service")
 
@@ -39,8 +40,8 @@ class SessionObserver:
     logged and the stream goes on: an observer never costs a game its guidance."""
 
     def on_open(self, session: Session, transport: str) -> None: ...
-    def on_request(self, session: Session | None, req: pb.SessionRequest, raw: bytes | None) -> None: ...
-    def on_response(self, session: Session | None, resp: pb.SessionResponse) -> None: ...
+    def on_request(self, session: Session | None, req: RequestMessage, raw: bytes | None) -> None: ...
+    def on_response(self, session: Session | None, resp: Response) -> None: ...
     def on_close(self, session: Session | None, reason: str) -> None: ...
 
 
@@ -90,7 +91,7 @@ class StreamHandler:
         self,
         ctx: ServiceContext,
         transport: str,
-        send: Callable[[pb.SessionResponse], None],
+        send: Callable[[Response], None],
         close: Callable[[MetabrainError], None],
         finish: Callable[[], None],
         admission: object,
@@ -121,7 +122,7 @@ class StreamHandler:
     def _sid(self) -> str:
         return self.conn.session.session_id if self.conn.session is not None else ""
 
-    def send(self, resp: pb.SessionResponse) -> None:
+    def send(self, resp: Response) -> None:
         warnings = self._observe(lambda o: o.on_response(self.session, resp))
         self._send(resp)
         self._warn(warnings)  # an observer's in-stream warning, after the answer
@@ -147,13 +148,7 @@ class StreamHandler:
         """Raises MetabrainError when the stream must end (its transport maps it to a status)."""
         now = time.monotonic()
         if self._within_rate(now):
-            self._guarded(lambda: self._on_request(parse_request(data, self.ctx.limits), data, now), "message")
-
-    def on_request(self, req: pb.SessionRequest, raw: bytes | None = None) -> None:
-        """Raises MetabrainError; non-fatal ones are reported in-stream here and not re-raised."""
-        now = time.monotonic()
-        if self._within_rate(now):
-            self._guarded(lambda: self._on_request(req, raw, now), req.WhichOneof("kind") or "message")
+            self._guarded(lambda: self._on_request(*decode(data, self.ctx.limits), data, now), "message")
 
     def _guarded(self, work: Callable[[], None], what: str) -> None:
         """Run one message's work: a bug in it ends this stream with INTERNAL, never stalls it."""
@@ -182,9 +177,9 @@ class StreamHandler:
             self.send(wire_responses.error(err))
         return False
 
-    def _on_request(self, req: pb.SessionRequest, raw: bytes | None, now: float) -> None:
+    def _on_request(self, req: Request, message: RequestMessage, raw: bytes | None, now: float) -> None:
         try:
-            if self.ctx.shutting_down and req.WhichOneof("kind") == "hello":
+            if self.ctx.shutting_down and isinstance(req, HelloRequest):
                 raise ShuttingDown("the sidecar is shutting down; connect to another one")
             event = self.conn.receive(req, now)
         except MetabrainError as err:
@@ -197,7 +192,7 @@ class StreamHandler:
                 raise
             self.send(wire_responses.error(err))
             return
-        self._warn(self._observe(lambda o: o.on_request(self.session, req, raw)))
+        self._warn(self._observe(lambda o: o.on_request(self.session, message, raw)))
         if isinstance(event, Welcomed):
             self._welcomed(event)
         elif isinstance(event, FrameAccepted):

@@ -6,7 +6,8 @@ from __future__ import annotations
 from sidecar.errors import MetabrainError
 from sidecar.features import RAW_NPC_FIELDS, RP, RawFrame
 from sidecar.limits import Limits
-from sidecar.validation import validate_frame_counts, validate_raw
+from sidecar.validation import validate_raw
+from sidecar.wire.checks import validate_frame_counts
 from sidecar.wire.frames import extract
 from sidecar.wire.schema import pb
 

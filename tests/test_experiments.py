@@ -17,6 +17,7 @@ from sidecar.model.checkpoint import Checkpoint
 from sidecar.protocol import Connection, ServerInfo, Welcomed
 from sidecar.recording import read_recording
 from sidecar.session import SessionRegistry
+from sidecar.wire.requests import from_message
 from sim.client import ClientConfig, play_many
 from sim.populations import load_population
 from tests.conftest import make_sidecar
@@ -40,7 +41,7 @@ def test_the_arm_reaches_the_welcome_and_only_allowed_overrides() -> None:
     e = parse_experiment("ab:static:0.3=1,learned=1")
     info = ServerInfo("m", "predictive", 5.0, ExperimentSet((e,), b"k" * 32))
     conn = Connection(SessionRegistry(Limits()), info)
-    ev = conn.receive(hello_req(player_id="alice"), 0.0)
+    ev = conn.receive(from_message(hello_req(player_id="alice")), 0.0)
     assert isinstance(ev, Welcomed) and ev.welcome.experiment == "ab"
     arm = e.assign("alice", b"k" * 32)
     assert ev.welcome.arm == arm.label and ev.welcome.policy == arm.policy
@@ -50,9 +51,9 @@ def test_the_arm_reaches_the_welcome_and_only_allowed_overrides() -> None:
     from sidecar.errors import InvalidHello
 
     with pytest.raises(InvalidHello, match="does not let hellos choose"):
-        Connection(SessionRegistry(Limits()), info).receive(asked, 0.0)
+        Connection(SessionRegistry(Limits()), info).receive(from_message(asked), 0.0)
     allowed = ServerInfo("m", "predictive", 5.0, ExperimentSet((e,), b"k" * 32, allow_override=True))
-    ev2 = Connection(SessionRegistry(Limits()), allowed).receive(asked, 0.0)
+    ev2 = Connection(SessionRegistry(Limits()), allowed).receive(from_message(asked), 0.0)
     assert isinstance(ev2, Welcomed) and ev2.welcome.arm == "learned" and ev2.welcome.policy == "learned"
 
 

@@ -15,6 +15,7 @@ from sidecar.protocol import Connection, FrameAccepted, ServerInfo
 from sidecar.recording import Pseudonymizer
 from sidecar.session import SessionRegistry
 from sidecar.wire.frames import NPC_TABLE_COLUMNS, PLAYER_TABLE_COLUMNS, extract, to_tables
+from sidecar.wire.requests import from_message
 from sidecar.wire.schema import pb
 from sim.game import hello
 from sim.loadgen import FrameStream
@@ -65,7 +66,7 @@ def test_extra_columns_are_skipped() -> None:
     f.npc_table.values = np.hstack([n, np.full((len(n), 1), 9.0, "<f4")]).tobytes()
     f.npc_table.columns = len(NPC_TABLE_COLUMNS) + 1
     c = _conn()
-    accepted = c.receive(pb.SessionRequest(frame=f), 0.1)
+    accepted = c.receive(from_message(pb.SessionRequest(frame=f)), 0.1)
     assert isinstance(accepted, FrameAccepted)
     want = extract(FIGHT, KNOBS.names)
     np.testing.assert_array_equal(accepted.frame.raw.players, want.players)
@@ -74,7 +75,7 @@ def test_extra_columns_are_skipped() -> None:
 
 def _conn(limits: Limits | None = None) -> Connection:
     c = Connection(SessionRegistry(limits or Limits(max_frames_per_second=1e6)), ServerInfo("m", "predictive"))
-    c.receive(hello_req(), 0.0)
+    c.receive(from_message(hello_req()), 0.0)
     return c
 
 
@@ -187,11 +188,11 @@ def test_bad_tables_are_named_and_not_fatal(
     bad.CopyFrom(good)
     mutate(bad)
     with pytest.raises(error) as e:
-        c.receive(pb.SessionRequest(frame=bad), 0.0)
+        c.receive(from_message(pb.SessionRequest(frame=bad)), 0.0)
     assert not e.value.fatal and e.value.field == field, e.value.field
     assert words in e.value.message, e.value.message
     assert e.value.sequence == good.sequence
-    assert isinstance(c.receive(pb.SessionRequest(frame=good), 0.1), FrameAccepted)  # the session goes on
+    assert isinstance(c.receive(from_message(pb.SessionRequest(frame=good)), 0.1), FrameAccepted)  # the session goes on
 
 
 def test_large_npc_ids_are_accepted() -> None:
@@ -204,7 +205,7 @@ def test_large_npc_ids_are_accepted() -> None:
             big.npc_table.npc_ids = (4_000_000_000 + np.arange(n)).astype("<u4").tobytes()
         else:
             big.npcs[0].npc_id = 4_000_000_000
-        accepted = _conn().receive(pb.SessionRequest(frame=big), 0.1)
+        accepted = _conn().receive(from_message(pb.SessionRequest(frame=big)), 0.1)
         assert (
             isinstance(accepted, FrameAccepted)
             and accepted.frame.raw.npcs[0, RAW_NPC_FIELDS.index("npc_id")] == 4_000_000_000
@@ -229,5 +230,5 @@ def test_string_limits_count_bytes_not_characters() -> None:
     tables = to_tables(rows)
     for frame, field in ((rows, "frame.npcs[0].kind"), (tables, "frame.npc_table.kinds[0]")):
         with pytest.raises(errors.InvalidArgument) as e:
-            _conn().receive(pb.SessionRequest(frame=frame), 0.1)
+            _conn().receive(from_message(pb.SessionRequest(frame=frame)), 0.1)
         assert e.value.field == field and "160 bytes" in e.value.message and e.value.sequence == FIGHT.sequence

@@ -37,6 +37,7 @@ from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed
 from sidecar.session import SessionRegistry
 from sidecar.wire import responses as wire_responses
 from sidecar.wire.frames import WIRE_FLOAT, WIRE_ID
+from sidecar.wire.requests import from_message
 from sidecar.wire.schema import pb
 from sim.game import KNOBS, hello
 
@@ -185,7 +186,7 @@ def _row_npc(n: pb.Npc, row: np.ndarray, pids: list[str]) -> None:
 
 @st.composite
 def sessions(draw: st.DrawFn) -> tuple[pb.Hello, list[pb.Frame]]:
-    policy = draw(st.sampled_from(("static", "rubber_band", "intensity", "predictive")))
+    policy = draw(st.sampled_from(("static", "rubber_band", "intensity", "predictive", "guarded")))
     params: dict[str, str] = {}
     if policy == "static":
         params["level"] = str(draw(st.floats(0, 1)))
@@ -245,7 +246,7 @@ def test_any_input_gives_finite_answers_or_named_refusals(
 ) -> None:
     h, frame_list = session
     conn = Connection(SessionRegistry(LIMITS), ServerInfo("m", "predictive"))
-    welcomed = conn.receive(pb.SessionRequest(hello=h), 0.0)
+    welcomed = conn.receive(from_message(pb.SessionRequest(hello=h)), 0.0)
     assert isinstance(welcomed, Welcomed)
     engine.join(welcomed.session)
     knobs = {k.name: k for k in h.knobs}
@@ -253,7 +254,7 @@ def test_any_input_gives_finite_answers_or_named_refusals(
     try:
         for i, f in enumerate(frame_list):
             try:
-                event = conn.receive(pb.SessionRequest(frame=f), 0.01 * (i + 1))
+                event = conn.receive(from_message(pb.SessionRequest(frame=f)), 0.01 * (i + 1))
             except MetabrainError as err:
                 assert not err.fatal
                 _check_answer(wire_responses.error(err), knobs)
@@ -282,9 +283,9 @@ def test_the_strategy_makes_both_accepted_and_refused_frames() -> None:
     @given(f=frames(1, 0.5))
     def one(f: pb.Frame) -> None:
         conn = Connection(SessionRegistry(LIMITS), ServerInfo("m", "predictive"))
-        conn.receive(pb.SessionRequest(hello=hello()), 0.0)
+        conn.receive(from_message(pb.SessionRequest(hello=hello())), 0.0)
         try:
-            ok = isinstance(conn.receive(pb.SessionRequest(frame=f), 0.1), FrameAccepted)
+            ok = isinstance(conn.receive(from_message(pb.SessionRequest(frame=f)), 0.1), FrameAccepted)
         except MetabrainError:
             ok = False
         key = (f.HasField("player_table"), ok)

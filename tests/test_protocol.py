@@ -11,6 +11,7 @@ from sidecar import errors
 from sidecar.limits import Limits
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, SessionEnded, Welcomed, parse_request
 from sidecar.session import SessionRegistry
+from sidecar.wire.requests import from_message
 from sidecar.wire.schema import pb
 from tests.helpers import game_frames, hello_req
 
@@ -28,31 +29,31 @@ def _frame(i: int) -> pb.SessionRequest:
 
 def test_handshake_frames_goodbye() -> None:
     c = _conn()
-    ev = c.receive(hello_req(), 0.0)
+    ev = c.receive(from_message(hello_req()), 0.0)
     assert isinstance(ev, Welcomed) and ev.welcome.policy == "predictive" and ev.welcome.model_version == "test-model"
     assert ev.welcome.limits.max_npcs_per_frame == Limits().max_npcs_per_frame
     for i in range(3):
-        ev = c.receive(_frame(i), 0.1 * i)
+        ev = c.receive(from_message(_frame(i)), 0.1 * i)
         assert isinstance(ev, FrameAccepted) and ev.frame.sequence == FRAMES[i].sequence
-    ev = c.receive(pb.SessionRequest(goodbye=pb.Goodbye(reason="bye")), 1.0)
+    ev = c.receive(from_message(pb.SessionRequest(goodbye=pb.Goodbye(reason="bye"))), 1.0)
     assert isinstance(ev, SessionEnded) and not c.registry.sessions
     with pytest.raises(errors.ProtocolViolation):
-        c.receive(_frame(3), 1.1)
+        c.receive(from_message(_frame(3)), 1.1)
 
 
 def test_order_and_version_errors_are_fatal() -> None:
     with pytest.raises(errors.ProtocolViolation) as e:
-        _conn().receive(_frame(0), 0.0)
+        _conn().receive(from_message(_frame(0)), 0.0)
     assert e.value.fatal and "before hello" in e.value.message
     req = hello_req()
     req.hello.protocol_version = 2
     with pytest.raises(errors.UnsupportedVersion) as e2:
-        _conn().receive(req, 0.0)
+        _conn().receive(from_message(req), 0.0)
     assert e2.value.field == "hello.protocol_version"
     c = _conn()
-    c.receive(hello_req(), 0.0)
+    c.receive(from_message(hello_req()), 0.0)
     with pytest.raises(errors.ProtocolViolation):
-        c.receive(hello_req(), 0.0)
+        c.receive(from_message(hello_req()), 0.0)
 
 
 @pytest.mark.parametrize(
@@ -80,28 +81,28 @@ def test_order_and_version_errors_are_fatal() -> None:
 )
 def test_invalid_fields_are_named_and_not_fatal(mutate: object, field: str, words: str) -> None:
     c = _conn()
-    c.receive(hello_req(), 0.0)
+    c.receive(from_message(hello_req()), 0.0)
     bad = pb.Frame()
     bad.CopyFrom(FRAMES[0])
     mutate(bad)  # type: ignore[operator]
     with pytest.raises(errors.InvalidArgument) as e:
-        c.receive(pb.SessionRequest(frame=bad), 0.0)
+        c.receive(from_message(pb.SessionRequest(frame=bad)), 0.0)
     assert not e.value.fatal
     assert e.value.field.startswith(field), e.value.field
     assert words in e.value.message
     # The session goes on, and the refused frame did not consume its sequence number.
-    assert isinstance(c.receive(_frame(0), 0.1), FrameAccepted)
+    assert isinstance(c.receive(from_message(_frame(0)), 0.1), FrameAccepted)
 
 
 def test_limits_name_the_limit() -> None:
     c = _conn(Limits(max_npcs_per_frame=4, max_frames_per_second=1e6))
-    c.receive(hello_req(), 0.0)
+    c.receive(from_message(hello_req()), 0.0)
     f = pb.Frame()
     f.CopyFrom(FRAMES[0])
     for i in range(5):
         f.npcs.add(npc_id=500 + i)
     with pytest.raises(errors.LimitExceeded) as e:
-        c.receive(pb.SessionRequest(frame=f), 0.0)
+        c.receive(from_message(pb.SessionRequest(frame=f)), 0.0)
     assert "max_npcs_per_frame=4" in e.value.message and not e.value.fatal
     with pytest.raises(errors.MessageTooLarge) as e2:
         parse_request(b"\x00" * (Limits().max_message_bytes + 1), Limits())
@@ -112,11 +113,11 @@ def test_limits_name_the_limit() -> None:
 
 def test_rate_limit_per_session() -> None:
     c = _conn(Limits(max_frames_per_second=5))
-    c.receive(hello_req(), 0.0)
+    c.receive(from_message(hello_req()), 0.0)
     accepted = refused = 0
     for i in range(10):
         try:
-            c.receive(_frame(i), 0.0)
+            c.receive(from_message(_frame(i)), 0.0)
             accepted += 1
         except errors.LimitExceeded as e:
             assert "max_frames_per_second=5" in e.message
@@ -126,48 +127,48 @@ def test_rate_limit_per_session() -> None:
 
 def test_sequencing() -> None:
     c = _conn()
-    c.receive(hello_req(), 0.0)
-    c.receive(_frame(3), 0.0)
+    c.receive(from_message(hello_req()), 0.0)
+    c.receive(from_message(_frame(3)), 0.0)
     for i in (3, 1):  # a duplicate and an older frame
         with pytest.raises(errors.StaleSequence) as e:
-            c.receive(_frame(i), 0.0)
+            c.receive(from_message(_frame(i)), 0.0)
         assert not e.value.fatal and e.value.sequence == FRAMES[i].sequence
-    assert isinstance(c.receive(_frame(5), 0.0), FrameAccepted)  # gaps are fine
+    assert isinstance(c.receive(from_message(_frame(5)), 0.0), FrameAccepted)  # gaps are fine
 
 
 def test_resume_window_and_idle_timeout() -> None:
     limits = Limits(resume_window_s=10.0, idle_timeout_s=5.0, max_frames_per_second=1e6)
     reg = SessionRegistry(limits, secret=b"k" * 32)
     c = _conn(registry=reg)
-    w = c.receive(hello_req(), 0.0)
+    w = c.receive(from_message(hello_req()), 0.0)
     assert isinstance(w, Welcomed)
-    c.receive(_frame(0), 0.5)
+    c.receive(from_message(_frame(0)), 0.5)
     c.lost(1.0)
     assert reg.expired(5.0) == ([], [])  # detached sessions do not idle out
     c2 = _conn(registry=reg)
-    ev = c2.receive(hello_req(resume_token=w.welcome.resume_token), 6.0)
+    ev = c2.receive(from_message(hello_req(resume_token=w.welcome.resume_token)), 6.0)
     assert isinstance(ev, Welcomed) and ev.welcome.resumed and ev.welcome.last_sequence == FRAMES[0].sequence
     c2.lost(7.0)
     gone, idle = reg.expired(17.5)
     assert [s.session_id for s in gone] == [w.welcome.session_id]
     # A token signed by this secret for a session it no longer has: resumed with state reset.
     c3 = _conn(registry=reg)
-    ev3 = c3.receive(hello_req(resume_token=w.welcome.resume_token), 18.0)
+    ev3 = c3.receive(from_message(hello_req(resume_token=w.welcome.resume_token)), 18.0)
     assert isinstance(ev3, Welcomed) and ev3.welcome.resumed and ev3.welcome.state_reset
     # Idle: an attached session without frames.
     _, idle = reg.expired(18.0 + 5.1)
     assert [s.session_id for s in idle] == [w.welcome.session_id]
     # A forged token.
     with pytest.raises(errors.ResumeRejected):
-        _conn(registry=reg).receive(hello_req(resume_token=w.welcome.session_id + ".forged"), 30.0)
+        _conn(registry=reg).receive(from_message(hello_req(resume_token=w.welcome.session_id + ".forged")), 30.0)
 
 
 def test_session_limit() -> None:
     reg = SessionRegistry(Limits(max_sessions=2))
     for _ in range(2):
-        _conn(registry=reg).receive(hello_req(), 0.0)
+        _conn(registry=reg).receive(from_message(hello_req()), 0.0)
     with pytest.raises(errors.SessionLimitExceeded) as e:
-        _conn(registry=reg).receive(hello_req(), 0.0)
+        _conn(registry=reg).receive(from_message(hello_req()), 0.0)
     assert "max_sessions=2" in e.value.message and e.value.fatal
 
 
@@ -175,11 +176,11 @@ def test_hello_validation() -> None:
     req = hello_req()
     req.hello.knobs[0].default_value = 99.0
     with pytest.raises(errors.InvalidHello) as e:
-        _conn().receive(req, 0.0)
+        _conn().receive(from_message(req), 0.0)
     assert e.value.field == "hello.knobs[0].default_value" and e.value.fatal
     req = hello_req(policy="chaos")
     with pytest.raises(errors.InvalidHello) as e:
-        _conn().receive(req, 0.0)
+        _conn().receive(from_message(req), 0.0)
     assert "hello.policy" in e.value.message
 
 
@@ -231,14 +232,14 @@ def test_error_codes_and_limits_are_the_protos() -> None:
 )
 def test_every_frame_limit_is_named(limits: Limits, mutate: object, name: str) -> None:
     c = _conn(dataclasses.replace(limits, max_frames_per_second=1e6))
-    c.receive(hello_req(), 0.0)
+    c.receive(from_message(hello_req()), 0.0)
     f = pb.Frame()
     f.CopyFrom(FRAMES[0])
     f.ClearField("events")
     f.ClearField("knobs")
     mutate(f)  # type: ignore[operator]
     with pytest.raises(errors.MetabrainError) as e:
-        c.receive(pb.SessionRequest(frame=f), 0.0)
+        c.receive(from_message(pb.SessionRequest(frame=f)), 0.0)
     assert name in e.value.message and not e.value.fatal
 
 

@@ -31,6 +31,7 @@ from sidecar.protocol import Connection, ServerInfo
 from sidecar.recording import Pseudonymizer, RecordingWriter, read_recording
 from sidecar.session import SessionRegistry
 from sidecar.wire.frames import to_tables
+from sidecar.wire.requests import from_message
 from sidecar.wire.schema import SERVICE_NAME, pb
 from sim.game import KNOBS
 from tests.conftest import make_sidecar
@@ -100,9 +101,9 @@ def test_a_negative_count_is_refused_and_insights_stay_finite(sidecar: RunningSi
 )
 def test_nonsense_in_a_table_is_refused_by_name(table: str, column: str, value: float, words: str) -> None:
     c = _conn()
-    c.receive(hello_req(), 0.0)
+    c.receive(from_message(hello_req()), 0.0)
     with pytest.raises(errors.InvalidArgument) as e:
-        c.receive(pb.SessionRequest(frame=_table_frame(FIGHT, column, value, table)), 0.1)
+        c.receive(from_message(pb.SessionRequest(frame=_table_frame(FIGHT, column, value, table))), 0.1)
     assert e.value.field == f"frame.{table}[0].{column}" and words in e.value.message, e.value.message
     assert not e.value.fatal
 
@@ -138,12 +139,12 @@ def test_nonsense_in_rows_and_events_is_refused_by_name() -> None:
     ]
     for field, mutate, words in cases:
         c = _conn()
-        c.receive(hello_req(), 0.0)
+        c.receive(from_message(hello_req()), 0.0)
         f = pb.Frame()
         f.CopyFrom(FIGHT)
         mutate(f)  # type: ignore[operator]
         with pytest.raises(errors.InvalidArgument) as e:
-            c.receive(pb.SessionRequest(frame=f), 0.1)
+            c.receive(from_message(pb.SessionRequest(frame=f)), 0.1)
         assert e.value.field.startswith(field) and words in e.value.message, (field, e.value.message)
 
 
@@ -153,14 +154,14 @@ def test_duplicate_npc_ids_and_values_without_ids_are_refused_in_tables() -> Non
     ids[1] = ids[0]
     f.npc_table.npc_ids = ids.tobytes()
     c = _conn()
-    c.receive(hello_req(), 0.0)
+    c.receive(from_message(hello_req()), 0.0)
     with pytest.raises(errors.InvalidArgument) as e:
-        c.receive(pb.SessionRequest(frame=f), 0.1)
+        c.receive(from_message(pb.SessionRequest(frame=f)), 0.1)
     assert e.value.field == "frame.npc_table.npc_ids[1]" and "appears twice" in e.value.message
     g = to_tables(FIGHT)
     g.npc_table.npc_ids = b""
     with pytest.raises(errors.InvalidArgument) as e2:
-        c.receive(pb.SessionRequest(frame=g), 0.1)
+        c.receive(from_message(pb.SessionRequest(frame=g)), 0.1)
     assert e2.value.field == "frame.npc_table.npc_ids" and "no npc_ids" in e2.value.message
 
 
@@ -186,7 +187,7 @@ def test_policy_params_are_checked_before_the_welcome(
     policy: str, params: dict[str, str], field: str, words: str
 ) -> None:
     with pytest.raises(errors.InvalidHello) as e:
-        _conn().receive(hello_req(policy=policy, params=params), 0.0)
+        _conn().receive(from_message(hello_req(policy=policy, params=params)), 0.0)
     assert e.value.fatal and e.value.field == field and words in e.value.message, e.value.message
 
 
@@ -407,12 +408,12 @@ def test_a_taken_over_stream_is_told_so(sidecar: RunningSidecar, channel: grpc.C
 
 def test_sequence_zero_is_explained() -> None:
     c = _conn()
-    c.receive(hello_req(), 0.0)
+    c.receive(from_message(hello_req()), 0.0)
     f = pb.Frame()
     f.CopyFrom(FRAMES[0])
     f.sequence = 0
     with pytest.raises(errors.StaleSequence) as e:
-        c.receive(pb.SessionRequest(frame=f), 0.1)
+        c.receive(from_message(pb.SessionRequest(frame=f)), 0.1)
     assert "sequences start at 1" in e.value.message and "last accepted" not in e.value.message
 
 

@@ -186,7 +186,8 @@ def stage_costs(players: int, sessions: int = 64, ticks: int = 20, tables: bool 
     from sidecar.engine.engine import Engine, EngineConfig
     from sidecar.model.checkpoint import load_checkpoint
     from sidecar.protocol import parse_request
-    from sidecar.validation import validate_frame_counts, validate_raw
+    from sidecar.validation import validate_raw
+    from sidecar.wire.checks import validate_frame_counts
     from sidecar.wire.frames import extract
     from sidecar.wire.schema import pb
 

@@ -10,6 +10,7 @@ from sidecar.features import FrameInput
 from sidecar.limits import Limits
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed, parse_request
 from sidecar.session import Session, SessionRegistry
+from sidecar.wire.requests import from_message
 from sidecar.wire.schema import pb
 from sim.game import hello
 from sim.loadgen import FrameStream
@@ -27,7 +28,7 @@ class SimulatedSessions:
         self.streams: list[FrameStream] = []
         for i in tqdm(range(count), desc="sessions", unit="session", leave=False, disable=not progress):
             c = Connection(registry, info)
-            ev = c.receive(pb.SessionRequest(hello=hello()), 0.0)
+            ev = c.receive(from_message(pb.SessionRequest(hello=hello())), 0.0)
             assert isinstance(ev, Welcomed)
             engine.join(ev.session)
             self.conns.append(c)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sidecar.errors import MetabrainError
+from sidecar.errors import ErrorCode, MetabrainError
 from sidecar.limits import Limits
 from sidecar.policies.difficulty import DirectorNote
 from sidecar.policies.director import Hint
@@ -18,20 +18,27 @@ from sidecar.session import Session
 from sidecar.wire.schema import PROTOCOL_VERSION, pb
 
 __all__ = [
+    "GuidanceView",
     "Predictions",
     "Response",
+    "WelcomeMessage",
     "between",
     "error",
     "error_message",
+    "error_of",
     "goodbye",
     "guidance",
+    "guidance_view",
+    "kind",
     "limits_message",
+    "processing_us",
     "superseded",
     "welcome",
     "welcome_message",
 ]
 
 Response = pb.SessionResponse
+WelcomeMessage = pb.Welcome
 
 
 @dataclass
@@ -67,7 +74,7 @@ def goodbye(reason: str) -> Response:
 
 def welcome_message(
     session: Session, resumed: bool, state_reset: bool, model_version: str, model_rate_hz: float, limits: Limits
-) -> pb.Welcome:
+) -> WelcomeMessage:
     return pb.Welcome(
         session_id=session.session_id,
         resume_token=session.resume_token,
@@ -85,7 +92,7 @@ def welcome_message(
     )
 
 
-def welcome(welcome: pb.Welcome) -> Response:
+def welcome(welcome: WelcomeMessage) -> Response:
     return pb.SessionResponse(welcome=welcome)
 
 
@@ -164,3 +171,45 @@ def _add_hints(g: pb.Guidance, hints: Sequence[Hint]) -> None:
     add_hint = g.npc_hints.add
     for npc_id, tactic, player_id, aggression in hints:
         add_hint(npc_id=npc_id, tactic=cast(Any, tactic), target_player_id=player_id, aggression=aggression)
+
+
+# -- what observers read of a response (metrics, the dashboard): plain values, no messages ----------
+def kind(resp: Response) -> str:
+    """ "welcome", "guidance", "superseded", "error" or "goodbye"."""
+    return resp.WhichOneof("kind") or ""
+
+
+def processing_us(resp: Response) -> int:
+    """A guidance's time in the sidecar, in microseconds (0 for other responses)."""
+    return int(resp.guidance.processing_us) if resp.HasField("guidance") else 0
+
+
+def error_of(resp: Response) -> tuple[ErrorCode, str]:
+    """An error response's code and field."""
+    return ErrorCode(resp.error.code), resp.error.field
+
+
+@dataclass
+class GuidanceView:
+    knobs: dict[str, float]
+    director: dict[str, float | str] | None  # the director note, rounded for people; None without one
+    insight: dict[str, float] | None  # the first player's p_fail, p_quit, frustration, engagement, skill
+
+
+def guidance_view(resp: Response) -> GuidanceView:
+    g = resp.guidance
+    director: dict[str, float | str] | None = None
+    if g.HasField("director"):
+        d = g.director
+        director = {
+            "managing": d.managing,
+            "target_level": round(d.target_level, 3),
+            "designer_level": round(d.designer_level, 3),
+            "expected_gain_s": round(d.expected_gain_s, 1),
+            "confidence": round(d.confidence, 2),
+        }
+    insight = None
+    if g.insights:
+        i = g.insights[0]
+        insight = {k: getattr(i, k) for k in ("p_fail", "p_quit", "frustration", "engagement", "skill")}
+    return GuidanceView({k.name: k.value for k in g.knobs}, director, insight)

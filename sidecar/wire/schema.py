@@ -2,9 +2,8 @@
 
 from sidecar.gen.metabrain.v1 import metabrain_pb2 as pb
 from sidecar.gen.metabrain.v1 import metabrain_pb2_grpc as pb_grpc
+from sidecar.versions import PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS
 
-PROTOCOL_VERSION = 1
-SUPPORTED_PROTOCOL_VERSIONS = frozenset({1})
 SERVICE_NAME = "metabrain.v1.BrainService"
 
 __all__ = ["PROTOCOL_VERSION", "SERVICE_NAME", "SUPPORTED_PROTOCOL_VERSIONS", "pb", "pb_grpc"]

@@ -1,0 +1,106 @@
+"""Requests as the protocol core sees them: bytes or a SessionRequest in, a plain request out.
+
+The protocol (sidecar/protocol.py) decides what to do with a hello, a frame or a goodbye; it never
+touches a protobuf message. What it needs of one it asks here: a hello's checked SessionSpec, a
+frame's sequence and game time, then (once the protocol has checked the order, rate and sequence)
+its checked numbers as a RawFrame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from sidecar.errors import Malformed, MessageTooLarge
+from sidecar.features.raw import RawFrame
+from sidecar.limits import Limits
+from sidecar.session import SessionSpec
+from sidecar.validation import validate_raw
+from sidecar.wire.checks import validate_frame_counts, validate_hello
+from sidecar.wire.frames import extract
+from sidecar.wire.hello import spec_of
+from sidecar.wire.schema import pb
+
+__all__ = [
+    "FrameRequest",
+    "GoodbyeRequest",
+    "HelloRequest",
+    "Request",
+    "RequestMessage",
+    "decode",
+    "from_message",
+    "kind_of",
+]
+
+RequestMessage = pb.SessionRequest  # what observers that record the wire (recording, metrics) are given
+
+
+@dataclass(frozen=True)
+class HelloRequest:
+    protocol_version: int
+    message: pb.Hello
+
+    def spec(self, limits: Limits, default_policy: str) -> SessionSpec:
+        """The hello's checked contents (raises InvalidHello or LimitExceeded naming the field)."""
+        validate_hello(self.message, limits, default_policy)
+        return spec_of(self.message)
+
+
+@dataclass(frozen=True)
+class FrameRequest:
+    sequence: int
+    game_time: float
+    message: pb.Frame
+
+    def check_counts(self, limits: Limits, knobs: int) -> None:
+        """Counts, sizes, strings and table shapes, before any per-element work (raises naming the field)."""
+        validate_frame_counts(self.message, limits, knobs)
+
+    def read(self, limits: Limits, knob_names: Sequence[str]) -> RawFrame:
+        """The frame's numbers as arrays, checked (raises naming the field); after check_counts."""
+        raw = extract(self.message, knob_names)
+        validate_raw(raw, limits, self.sequence)
+        return raw
+
+
+@dataclass(frozen=True)
+class GoodbyeRequest:
+    reason: str
+
+
+Request = HelloRequest | FrameRequest | GoodbyeRequest
+
+
+def from_message(req: pb.SessionRequest) -> Request:
+    kind = req.WhichOneof("kind")
+    if kind == "frame":
+        f = req.frame
+        return FrameRequest(f.sequence, f.game_time, f)
+    if kind == "hello":
+        return HelloRequest(req.hello.protocol_version, req.hello)
+    if kind == "goodbye":
+        return GoodbyeRequest(req.goodbye.reason)
+    raise Malformed("SessionRequest has none of hello, frame or goodbye set", field="kind")
+
+
+def decode(data: bytes, limits: Limits) -> tuple[Request, RequestMessage]:
+    """Bytes from the wire -> the plain request and its message (for the observers that record it),
+    refusing oversized or malformed input."""
+    if len(data) > limits.max_message_bytes:
+        raise MessageTooLarge(
+            f"message is {len(data)} bytes; the limit is max_message_bytes={limits.max_message_bytes}",
+            field="max_message_bytes",
+        )
+    req = pb.SessionRequest()
+    try:
+        req.ParseFromString(data)
+    except (DecodeError, RuntimeError) as exc:
+        raise Malformed(f"bytes are not a metabrain.v1.SessionRequest: {exc}") from exc
+    return from_message(req), req
+
+
+def kind_of(message: RequestMessage) -> str:
+    """ "hello", "frame" or "goodbye" (for observers given the message)."""
+    return message.WhichOneof("kind") or ""
