@@ -161,7 +161,7 @@ def cmd_evaluate_directors(a: argparse.Namespace) -> int:
         return _off_policy(a, policies)
     load_population(a.population, a.seed)  # before the workers start
     report = evaluate_directors(
-        a.population, a.players, a.seed, policies, a.max_seconds, a.checkpoint, a.workers, a.telemetry_hz
+        a.population, a.players, a.seed, policies, a.max_seconds, a.checkpoint, a.workers, a.telemetry_hz, a.concurrent
     )
     write(report, a.json, a.markdown)
     print(markdown(report))
@@ -300,6 +300,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.add_argument("--checkpoint")
     e.add_argument("--workers", type=int, default=2)
     e.add_argument("--telemetry-hz", type=float, default=5.0, help="frames a second the simulated games send")
+    e.add_argument(
+        "--concurrent",
+        type=int,
+        default=64,
+        help="players playing at once; the next starts when one leaves (what an adaptive director learns from)",
+    )
     e.add_argument(
         "--from-recordings",
         nargs="+",

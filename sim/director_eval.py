@@ -19,6 +19,7 @@ from sidecar.worker_pool import report, run_pool
 from sim.offline import SessionSummary
 from sim.policy_labels import PolicyRun, parse_policy
 
+CONCURRENT = 64
 DEFAULT_POLICIES = (
     "static:0.1",
     "static:0.25",
@@ -29,15 +30,20 @@ DEFAULT_POLICIES = (
     "intensity",
     "predictive",
     "predictive:nohints",
+    "guarded",
+    "portfolio",
 )
 
 
-def _run(args: tuple[PolicyRun, str, int, int, float, str | None, float]) -> tuple[str, list[dict[str, Any]]]:
-    run, population, n, seed, max_seconds, checkpoint, telemetry_hz = args
+def _run(args: tuple[PolicyRun, str, int, int, float, str | None, float, int]) -> tuple[str, list[dict[str, Any]]]:
+    run, population, n, seed, max_seconds, checkpoint, telemetry_hz, concurrent = args
     import torch
 
     torch.set_num_threads(1)
     from sidecar.model.checkpoint import load_checkpoint
+    from sidecar.policies.portfolio import reset_portfolios
+
+    reset_portfolios()  # each run learns from its own players only
     from sim.offline import OfflineConfig, run_offline
     from sim.populations import load_population
 
@@ -50,9 +56,15 @@ def _run(args: tuple[PolicyRun, str, int, int, float, str | None, float]) -> tup
         npc_hints=run.hints,
         curve_every_s=1e9,
         telemetry_hz=telemetry_hz,
+        batch_sessions=concurrent,
     )
     rows = run_offline(load_population(population, seed), cfg, load_checkpoint(checkpoint), progress=report)
     return run.label, [asdict(r) for r in rows]
+
+
+def _drawn(rows: list[SessionSummary], director: str) -> dict[str, float]:
+    mine = [r.seconds for r in rows if r.drawn == director]
+    return {"share": len(mine) / len(rows), "mean_length_s": float(np.mean(mine))}
 
 
 def summarize(label: str, rows: list[SessionSummary], max_seconds: float) -> dict[str, Any]:
@@ -90,6 +102,8 @@ def summarize(label: str, rows: list[SessionSummary], max_seconds: float) -> dic
         "length_by_skill_decile": length_by_decile,
         "mean_difficulty": float(np.mean([r.difficulty_mean for r in rows])),
         "deaths_per_min": float(sum(r.deaths for r in rows) / max(lengths.sum() / 60, 1e-9)),
+        # A portfolio's sessions: the share given to each of its directors, and each one's mean length.
+        "drawn": {d: _drawn(rows, d) for d in sorted({r.drawn for r in rows if r.drawn})},
     }
 
 
@@ -102,9 +116,12 @@ def evaluate_directors(
     checkpoint: str | None = None,
     workers: int = 2,
     telemetry_hz: float = 5.0,
+    concurrent: int = CONCURRENT,
 ) -> dict[str, Any]:
+    """concurrent: players playing at once; the next starts when one leaves (an adaptive director, the
+    portfolio, learns from the sessions that have ended)."""
     runs = [parse_policy(p) for p in policies]
-    tasks = [(r, population, players, seed, max_seconds, checkpoint, telemetry_hz) for r in runs]
+    tasks = [(r, population, players, seed, max_seconds, checkpoint, telemetry_hz, concurrent) for r in runs]
     desc = f"{len(runs)} policies x {players} players"
     done = run_pool(_run, tasks, workers, players * len(runs), desc, "session")
     results = {label: [SessionSummary(**r) for r in rows] for label, rows in done}
@@ -117,7 +134,7 @@ def compare(table: list[dict[str, Any]]) -> dict[str, Any]:
     by = {t["policy"]: t for t in table}
     static = [t for t in table if t["policy"].startswith("static")]
     best_static = max(static, key=lambda t: t["mean_length_s"]) if static else None
-    candidate = next((c for c in ("learned", "predictive") if c in by), None)
+    candidate = next((c for c in ("portfolio", "learned", "predictive") if c in by), None)
     comparison: dict[str, Any] = {}
     if candidate is None or best_static is None:
         return comparison
@@ -183,6 +200,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"{m1} / {m2} / {m5} | {t['in_band_share']:.2f} | "
             f"{t['win_rate_spread']:.2f} | {t['mean_difficulty']:.2f} | {t['deaths_per_min']:.2f} |"
         )
+    for t in report["table"]:
+        if t.get("drawn"):
+            given = ", ".join(
+                f"{d} {v['share']:.0%} ({v['mean_length_s']:.0f} s)" for d, v in sorted(t["drawn"].items())
+            )
+            lines += ["", f"{t['policy']} gave its sessions: {given}."]
     c = report["comparison"]
     if c:
         name = c["candidate"]

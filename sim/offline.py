@@ -89,6 +89,7 @@ class SessionSummary:
     in_band_share: float
     hints: bool
     curve: list[tuple[float, float, float]] = field(default_factory=list)  # (time, difficulty, p_fail)
+    drawn: str = ""  # the director a portfolio session was given
 
 
 @dataclass
@@ -122,7 +123,7 @@ class OfflineConfig:
     random_static_levels: bool = False  # data generation: each static session gets its own random level
     record_dir: str | None = None
     curve_every_s: float = 5.0
-    batch_sessions: int = 4096
+    batch_sessions: int = 4096  # sessions played at once; the next player starts when one ends
     # Each session draws its director from these (label, probability) pairs instead of `policies`; the
     # label and its probability go into the recording, for off-policy evaluation of each of them.
     mixture: list[tuple[PolicyRun, float]] = field(default_factory=list)
@@ -301,6 +302,7 @@ def _close(s: _Live, engine: Engine, cfg: OfflineConfig) -> SessionSummary:
         in_band_share=s.in_band / max(s.frames, 1),
         hints=cfg.npc_hints,
         curve=s.curve,
+        drawn=s.session.arm if s.session.experiment == "portfolio" else "",
     )
 
 

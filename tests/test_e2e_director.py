@@ -42,7 +42,7 @@ async def _session(target: str, policy: str, frames: list[pb.Frame]) -> list[pb.
         return out
 
 
-@pytest.mark.parametrize("policy", ["static", "rubber_band", "intensity", "predictive"])
+@pytest.mark.parametrize("policy", ["static", "rubber_band", "intensity", "predictive", "guarded", "portfolio"])
 def test_many_sessions_knobs_in_range_and_rate(sidecar: RunningSidecar, policy: str) -> None:
     sessions = [game_frames(60, seed=s, frame_every=6) for s in range(12)]
 

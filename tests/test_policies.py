@@ -7,8 +7,17 @@ import pytest
 
 from sidecar.engine.plan import hint_entries, hint_pairs
 from sidecar.features import PLAYER_DIM, FrameFeatures, P
-from sidecar.policies.difficulty import IntensityPolicy, Observation, Phase, PredictivePolicy, RubberBandPolicy
+from sidecar.policies.difficulty import (
+    IntensityPolicy,
+    Observation,
+    Phase,
+    PredictivePolicy,
+    RubberBandPolicy,
+    StaticPolicy,
+)
 from sidecar.policies.director import Director, Hint
+from sidecar.policies.guarded import GuardedPolicy
+from sidecar.policies.portfolio import Portfolio, portfolio_for, reset_portfolios
 from sidecar.session import Session
 from sidecar.wire.hello import spec_of
 from sidecar.wire.schema import pb
@@ -89,7 +98,7 @@ def _director(policy: str, params: dict[str, str], tactics: tuple[int, ...] = ()
     return Director(s, "predictive")
 
 
-@pytest.mark.parametrize("policy", ["static", "rubber_band", "intensity", "predictive"])
+@pytest.mark.parametrize("policy", ["static", "rubber_band", "intensity", "predictive", "guarded", "portfolio"])
 def test_director_respects_range_and_rate(policy: str) -> None:
     d = _director(policy, {"level": "1.0"} if policy == "static" else {})
     rng = np.random.default_rng(0)
@@ -282,3 +291,79 @@ def _hints_by_hand(d: Director, f: FrameFeatures, tactic_p: np.ndarray, p_fail_n
             agg = min(max(0.5 + 2.0 * (0.5 * (lo + hi) - pf), 0.0), 1.0)
             hints.append((npc, int(d.allowed_enums[k]), pid, agg))
     return hints
+
+
+def _guarded_obs(t: float, activity: float, damage: float = 0.0, since_death_s: float = 120.0) -> Observation:
+    """A step where the model wants the easiest level (p_fail far above the band everywhere but 0)."""
+    o = obs(t, p_fail=np.append(np.where(LEVELS > 0, 0.9, 0.1), 0.9)[None, :])
+    o.players[0, P["recent_activity"]] = activity
+    o.players[0, P["recent_damage"]] = damage
+    o.players[0, P["time_since_death"]] = min(since_death_s, 120.0) / 60.0
+    return o
+
+
+def _play_guarded(phases: list[tuple[float, float, float, float]]) -> tuple[GuardedPolicy, float]:
+    """Play (seconds, activity, recent damage, seconds since a death) phases at 5 Hz; the last level."""
+    p = GuardedPolicy({"smoothing_s": 0.0}, 0.5, (0.05, 0.3))
+    t, level = 0.0, 0.5
+    for seconds, activity, damage, since in phases:
+        for _ in range(int(seconds * 5)):
+            t += 0.2
+            level = p.target(_guarded_obs(t, activity, damage, since))
+    return p, level
+
+
+def test_guarded_stays_near_the_designer_level_without_evidence() -> None:
+    # The model wants level 0; a player who keeps playing as before is eased by base_down only.
+    p, level = _play_guarded([(300.0, 0.8, 0.3, 120.0)])
+    assert level == pytest.approx(0.4, abs=1e-6)
+    assert p.note is not None and p.note.managing == "frustration" and p.note.confidence == 0.0
+
+
+def test_guarded_hardens_for_a_player_who_disengages_in_calm() -> None:
+    p, level = _play_guarded([(60.0, 0.8, 0.0, 120.0), (90.0, 0.4, 0.0, 120.0)])
+    assert level > 0.7  # boredom: up to reach (0.3) above the designer's level
+    assert p.note is not None and p.note.managing == "boredom" and p.note.confidence > 0.9
+
+
+def test_guarded_eases_further_for_a_player_who_disengages_under_pressure() -> None:
+    p, level = _play_guarded([(60.0, 0.8, 0.3, 20.0), (90.0, 0.4, 0.3, 20.0)])
+    assert level < 0.15  # frustration: the model's choice, down to base_down + reach below
+    assert p.note is not None and p.note.managing == "frustration" and p.note.confidence > 0.9
+
+
+def test_static_offset_moves_from_the_designer_level() -> None:
+    assert StaticPolicy({"offset": -0.1}, 0.5).target(obs(0.0)) == pytest.approx(0.4)
+    assert StaticPolicy({"offset": 0.7}, 0.5).target(obs(0.0)) == 1.0  # clipped to the level range
+
+
+def test_portfolio_learns_which_director_keeps_players_longest() -> None:
+    """Sessions end one after another with lengths drawn per arm; the best arm ends up with most of them."""
+    means = {"designer": 300.0, "easier": 250.0, "harder": 400.0, "predictive": 200.0}
+    p = Portfolio(seed=1)
+    rng = np.random.default_rng(0)
+    late: list[str] = []
+    for i in range(400):
+        arm, propensity = p.choose()
+        assert 0.0 < propensity <= 1.0
+        p.record(arm.label, max(float(rng.normal(means[arm.label], 150.0)), 0.0))
+        if i >= 200:
+            late.append(arm.label)
+    assert late.count("harder") / len(late) > 0.7
+    summary = {row["arm"]: row for row in p.summary()}
+    assert summary["harder"]["mean_s"] == pytest.approx(400.0, abs=40.0)
+    assert sum(int(row["sessions_assigned"]) for row in summary.values()) == 400
+
+
+def test_a_portfolio_session_draws_a_director_and_reports_its_length() -> None:
+    reset_portfolios()
+    d = _director("portfolio", {})
+    assert d.session.experiment == "portfolio" and d.arm is not None
+    assert d.session.arm == d.arm.label and 0.0 < d.session.assignment_propensity <= 1.0
+    assert type(d.policy).__name__ == {"static": "StaticPolicy", "predictive": "PredictivePolicy"}[d.arm.policy]
+    d.knob_values(obs(1.0))
+    d.knob_values(obs(31.0))
+    d.finish()
+    stats = portfolio_for(d.session.spec.game_id).stats[d.arm.label]
+    assert (stats.n, stats.total) == (1, pytest.approx(30.0))
+    reset_portfolios()

@@ -186,7 +186,7 @@ def _row_npc(n: pb.Npc, row: np.ndarray, pids: list[str]) -> None:
 
 @st.composite
 def sessions(draw: st.DrawFn) -> tuple[pb.Hello, list[pb.Frame]]:
-    policy = draw(st.sampled_from(("static", "rubber_band", "intensity", "predictive", "guarded")))
+    policy = draw(st.sampled_from(("static", "rubber_band", "intensity", "predictive", "guarded", "portfolio")))
     params: dict[str, str] = {}
     if policy == "static":
         params["level"] = str(draw(st.floats(0, 1)))

@@ -129,7 +129,9 @@ class Engine:
             self.scheduler.reset_state(sid)
 
     def leave(self, session_id: str) -> None:
-        self.directors.pop(session_id, None)
+        director = self.directors.pop(session_id, None)
+        if director is not None:
+            director.finish()
         self.clocks.pop(session_id, None)
         mine = [(f.sequence, t) for sid, f, t, _ in self._incoming if sid == session_id]
         if mine:

@@ -67,12 +67,13 @@ def _param(params: Params, key: str, default: float) -> float:
 
 
 class StaticPolicy(DifficultyPolicy):
-    """A fixed level; without `level`, the designer's defaults."""
+    """A fixed level; without `level`, the designer's defaults (moved by `offset`)."""
 
     name = "static"
 
     def __init__(self, params: Params, default_level: float) -> None:
-        self.level = min(max(_param(params, "level", default_level), 0.0), 1.0)
+        level = _param(params, "level", default_level) + _param(params, "offset", 0.0)
+        self.level = min(max(level, 0.0), 1.0)
 
     def target(self, obs: Observation) -> float:
         return self.level

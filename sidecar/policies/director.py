@@ -19,8 +19,10 @@ from sidecar.policies.difficulty import (
     RubberBandPolicy,
     StaticPolicy,
 )
+from sidecar.policies.guarded import GuardedPolicy
 from sidecar.policies.learned import LearnedPolicy, PerturbedPolicy
 from sidecar.policies.params import POLICY_NAMES, parse_params
+from sidecar.policies.portfolio import Portfolio, PortfolioArm, portfolio_for
 from sidecar.session import Session
 
 POLICIES = POLICY_NAMES
@@ -50,6 +52,8 @@ def make_policy(
         return IntensityPolicy(parsed, default_level)
     if name == "predictive":
         return PredictivePolicy(parsed, default_level, band)
+    if name == "guarded":
+        return GuardedPolicy(parsed, default_level, band)
     if name == "learned":
         return LearnedPolicy(parsed, default_level)
     if name == "perturbed":
@@ -69,7 +73,16 @@ class Director:
         self.policy_name = session.policy or spec.policy or default_policy
         params = dict(session.policy_params) if session.policy else dict(spec.policy_params)
         seed = int.from_bytes(hashlib.sha256(session.session_id.encode()).digest()[:4], "big")
-        self.policy = make_policy(self.policy_name, params, self.default_level, self.band, seed)
+        # The portfolio gives this session one of its directors (portfolio.py) and learns from its length.
+        self.portfolio: Portfolio | None = None
+        self.arm: PortfolioArm | None = None
+        name = self.policy_name
+        if name == "portfolio":
+            self.portfolio = portfolio_for(spec.game_id)
+            self.arm, propensity = self.portfolio.choose()
+            session.experiment, session.arm, session.assignment_propensity = "portfolio", self.arm.label, propensity
+            name, params = self.arm.policy, dict(self.arm.params)
+        self.policy = make_policy(name, params, self.default_level, self.band, seed)
         self.hints_on = session.has(Capability.NPC_HINTS) and params.get("npc_hints", "on") != "off"
         allowed = set(spec.npc_tactics) or set(TACTIC_ENUMS.tolist())
         # The model's tactic indices that the game implements.
@@ -86,6 +99,13 @@ class Director:
         self._lo, self._hi = self.lo.tolist(), self.hi.tolist()  # plain floats for the per-frame work
         self._rate = self.rate.tolist()
         self.last_time: float | None = None
+        self.first_time: float | None = None  # game time of the session's first frame
+
+    def finish(self) -> None:
+        """The session ended: a portfolio session reports how long it was played."""
+        if self.portfolio is not None and self.arm is not None and self.first_time is not None:
+            assert self.last_time is not None
+            self.portfolio.record(self.arm.label, self.last_time - self.first_time)
 
     def knob_values(self, obs: Observation) -> np.ndarray:
         return self.guard(self.policy.target(obs), obs.game_time)
@@ -144,6 +164,8 @@ class Director:
     def elapsed(self, game_time: float) -> float:
         """Game seconds since the last knob values (0 the first time)."""
         dt = 0.0 if self.last_time is None else max(game_time - self.last_time, 0.0)
+        if self.first_time is None:
+            self.first_time = game_time
         self.last_time = game_time
         return dt
 

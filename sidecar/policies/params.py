@@ -54,7 +54,10 @@ COMMON_PARAMS: tuple[Param, ...] = (
     Param("npc_hints", doc="'off' turns the per-NPC tactic hints off for this session", choices=("on", "off")),
 )
 POLICY_PARAMS: dict[str, tuple[Param, ...]] = {
-    "static": (Param("level", doc=f"the fixed level, {_LEVEL}; default: the designer's defaults"),),
+    "static": (
+        Param("level", doc=f"the fixed level, {_LEVEL}; default: the designer's defaults"),
+        Param("offset", -1.0, 1.0, "added to the level (e.g. -0.1: a little easier than the designer's)"),
+    ),
     "rubber_band": (
         Param("start", doc=f"the level to start from, {_LEVEL}; default: the designer's"),
         Param("death_step", 0.0, 1.0, "level lost per death"),
@@ -81,6 +84,18 @@ POLICY_PARAMS: dict[str, tuple[Param, ...]] = {
         Param("smoothing_s", 0.0, 600.0, "seconds to approach the chosen level"),
         Param("start", doc=f"the level to start from, {_LEVEL}"),
     ),
+    "guarded": (
+        Param("start", doc=f"the level to start from, {_LEVEL}; default: the designer's"),
+        Param("base_down", 0.0, 1.0, "how far below the designer's level the model may ease without evidence"),
+        Param("reach", 0.0, 1.0, "how much farther the level may move with full evidence"),
+        Param("evidence_tau_s", 0.0, 3600.0, "seconds the evidence of frustration or boredom averages over"),
+        Param("full_evidence", 0.0, 1.0, "evidence (an engagement drop, 0-1) that opens the whole reach"),
+        Param("smoothing_s", 0.0, 600.0, "seconds to approach the chosen level"),
+        Param("band_low", doc="lower edge of the model's p_fail band"),
+        Param("band_high", doc="upper edge of the model's p_fail band"),
+        Param("quit_weight", 0.0, 100.0, "weight of p_quit against the band"),
+    ),
+    "portfolio": (),
     "learned": (
         Param("start", doc=f"the level to start from, {_LEVEL}; default: the designer's"),
         Param("confidence", 0.0, 10.0, "standard deviations of the value heads' spread a gain must clear"),
@@ -100,6 +115,7 @@ _ORDERED: dict[str, tuple[tuple[str, str], ...]] = {
     "rubber_band": (("min", "max"),),
     "intensity": (("low", "high"),),
     "predictive": (("band_low", "band_high"),),
+    "guarded": (("band_low", "band_high"),),
 }
 
 
