@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from sidecar.limits import Limits
-from sidecar.logs import configure_logging
+from sidecar.operations.logs import configure_logging
 from sidecar.policies.params import POLICY_NAMES
 
 Command = Callable[[argparse.Namespace], int]
@@ -139,8 +139,8 @@ def resolve_device(name: str) -> str:
 
 def serve_config(a: argparse.Namespace) -> object:
     from sidecar.engine.engine import EngineConfig
-    from sidecar.experiments import load_experiments, parse_experiment
-    from sidecar.server import ServeConfig
+    from sidecar.operations.experiments import load_experiments, parse_experiment
+    from sidecar.serving.server import ServeConfig
 
     experiments = tuple(parse_experiment(e) for e in a.experiment or ())
     if a.experiments:
@@ -192,7 +192,7 @@ def serve_config(a: argparse.Namespace) -> object:
 
 def cmd_serve(a: argparse.Namespace) -> int:
     from sidecar.model.checkpoint import CheckpointError
-    from sidecar.server import ServeConfig, serve_forever
+    from sidecar.serving.server import ServeConfig, serve_forever
 
     cfg = serve_config(a)
     assert isinstance(cfg, ServeConfig)
@@ -200,14 +200,14 @@ def cmd_serve(a: argparse.Namespace) -> int:
         print(f"metabrain serve: --front-ends must be at least 1 (got {a.front_ends})", file=sys.stderr)
         return 2
     if a.front_ends > 1:
-        from sidecar.front_ends import serve_front_ends
+        from sidecar.serving.front_ends import serve_front_ends
 
         try:
             return serve_front_ends(cfg, a.front_ends, a.ports_file, (a.log_level, a.log_format))
         except (OSError, CheckpointError) as exc:
             print(f"metabrain serve: {exc}", file=sys.stderr)
             return 2
-    from sidecar import event_loop
+    from sidecar.serving import event_loop
 
     try:
         return event_loop.run(serve_forever(cfg, a.ports_file))
@@ -250,7 +250,7 @@ def cmd_experiment(a: argparse.Namespace) -> int:
     """`metabrain experiment report RECORDINGS...`"""
     from pathlib import Path
 
-    from sidecar.experiment_report import markdown, read_outcomes, report, write_report
+    from sidecar.operations.experiment_report import markdown, read_outcomes, report, write_report
 
     files = []
     for src in a.recordings:

@@ -2,7 +2,7 @@
 
 Every refusal the protocol core makes is one of these. Each class names its wire ErrorCode and
 whether the session survives it; the transports map them to a gRPC status or a WebSocket close code
-in exactly one place (sidecar/transports/status.py).
+in exactly one place (sidecar/serving/transports/status.py).
 """
 
 from __future__ import annotations

@@ -117,8 +117,8 @@ def cmd_replay(a: argparse.Namespace) -> int:
     target = a.target
     if not target:
         from sidecar.engine.engine import EngineConfig
-        from sidecar.inprocess import start_in_thread
-        from sidecar.server import ServeConfig
+        from sidecar.serving.inprocess import start_in_thread
+        from sidecar.serving.server import ServeConfig
 
         logging.getLogger("metabrain").setLevel(logging.WARNING)  # no per-session lines through the bar
         running = start_in_thread(

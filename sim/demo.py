@@ -15,10 +15,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from sidecar.engine.engine import EngineConfig
-from sidecar.experiments import parse_experiment
-from sidecar.inprocess import start_in_thread
 from sidecar.limits import Limits
-from sidecar.server import ServeConfig
+from sidecar.operations.experiments import parse_experiment
+from sidecar.serving.inprocess import start_in_thread
+from sidecar.serving.server import ServeConfig
 from sim.client import ClientConfig, play_many
 from sim.populations import load_population
 from sim.report import curves_png
@@ -36,7 +36,7 @@ def run_demo(
     transport: str = "grpc",
     checkpoint: str | None = None,
 ) -> int:
-    from sidecar.experiment_report import markdown, read_outcomes, report, write_report
+    from sidecar.operations.experiment_report import markdown, read_outcomes, report, write_report
 
     # The per-session lines are for operators; here the report at the end says it all.
     logging.getLogger("metabrain").setLevel(logging.WARNING)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sidecar.worker_pool import report, run_pool
+from sidecar.serving.worker_pool import report, run_pool
 from sim.offline import SessionSummary
 from sim.policy_labels import PolicyRun, parse_policy
 

@@ -22,7 +22,7 @@ import grpc
 import numpy as np
 from websockets.asyncio.client import connect
 
-from sidecar import event_loop
+from sidecar.serving import event_loop
 from sidecar.wire.frames import to_tables
 from sidecar.wire.schema import pb
 from sim.game import Action, Game, hello

@@ -20,9 +20,9 @@ import numpy as np
 from sidecar.engine.engine import Engine, EngineConfig
 from sidecar.features import FrameInput
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
+from sidecar.operations.recording import RecordingWriter
 from sidecar.policies.difficulty import DifficultyPolicy, DirectorNote, Observation
 from sidecar.policies.director import DEFAULT_BAND
-from sidecar.recording import RecordingWriter
 from sidecar.session import Session
 from sidecar.wire.frames import extract
 from sidecar.wire.hello import spec_of

@@ -18,7 +18,7 @@ import grpc
 import numpy as np
 
 from sidecar.features import KnobSet
-from sidecar.recording import read_recording
+from sidecar.operations.recording import read_recording
 from sidecar.wire.schema import pb, pb_grpc
 
 

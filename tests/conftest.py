@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from sidecar.engine.engine import EngineConfig
-from sidecar.inprocess import RunningSidecar, start_in_thread
 from sidecar.limits import Limits
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
 from sidecar.model.player_model import ModelConfig, PlayerModel
-from sidecar.server import ServeConfig
+from sidecar.serving.inprocess import RunningSidecar, start_in_thread
+from sidecar.serving.server import ServeConfig
 from tests.ci import IN_CI
 
 torch.set_num_threads(1)

@@ -73,7 +73,7 @@ def test_no_import_circles() -> None:
 def test_serving_never_loads_the_developer_tools() -> None:
     """`metabrain serve` (server, transports, engine, model) imports no benchmark, training, simulator or codegen."""
     code = (
-        "import sys, sidecar.server, sidecar.inprocess, sidecar.front_ends;"
+        "import sys, sidecar.serving.server, sidecar.serving.inprocess, sidecar.serving.front_ends;"
         "print(' '.join(m for m in sys.modules if m.startswith(('sidecar.bench', 'sidecar.training', 'sim',"
         " 'engine_codegen', 'csharp_codegen', 'generate'))))"
     )
@@ -85,7 +85,7 @@ def test_serving_never_loads_the_developer_tools() -> None:
 PUBLIC = [
     "sidecar.columns",
     "sidecar.errors",
-    "sidecar.experiments",
+    "sidecar.operations.experiments",
     "sidecar.features",
     "sidecar.features.featurizer",
     "sidecar.features.knobs",
@@ -94,7 +94,7 @@ PUBLIC = [
     "sidecar.features.tracks",
     "sidecar.engine.engine",
     "sidecar.engine.config",
-    "sidecar.inprocess",
+    "sidecar.serving.inprocess",
     "sidecar.limits",
     "sidecar.protocol",
     "sidecar.session",

@@ -116,8 +116,8 @@ def test_max_connections_holds_for_websocket_handshakes_arriving_together(tiny_c
 
 
 def test_handshakes_in_flight_hold_a_slot_until_they_become_streams_or_time_out() -> None:
-    from sidecar.admission import Admissions
     from sidecar.errors import ConnectionLimitExceeded
+    from sidecar.serving.admission import Admissions
 
     limits = Limits(max_connections=2, hello_timeout_s=5.0)
     a = Admissions(limits)
@@ -134,8 +134,8 @@ def test_handshakes_in_flight_hold_a_slot_until_they_become_streams_or_time_out(
 
 
 def test_one_client_address_cannot_take_every_slot() -> None:
-    from sidecar.admission import Admissions, client_of_grpc_peer
     from sidecar.errors import ConnectionLimitExceeded
+    from sidecar.serving.admission import Admissions, client_of_grpc_peer
 
     a = Admissions(Limits(max_connections=10, max_connections_per_client=2))
     a.admit(1, "10.0.0.1", 0.0)

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from sidecar.cli import build_parser
-from sidecar.front_ends import free_port
-from sidecar.inprocess import RunningSidecar
+from sidecar.serving.front_ends import free_port
+from sidecar.serving.inprocess import RunningSidecar
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "sidecar" / "deploy"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.recording import read_recording
+from sidecar.operations.recording import read_recording
+from sidecar.serving.worker_pool import report, run_pool
 from sidecar.training.generate import GenerateConfig, generate
-from sidecar.worker_pool import report, run_pool
 from sim.director_eval import evaluate_directors, markdown
 
 

@@ -8,7 +8,7 @@ import grpc
 import numpy as np
 import pytest
 
-from sidecar.inprocess import RunningSidecar
+from sidecar.serving.inprocess import RunningSidecar
 from sidecar.wire.schema import pb, pb_grpc
 from sim.game import KNOBS, hello
 from tests.helpers import game_frames

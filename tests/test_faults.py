@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from sidecar.inprocess import RunningSidecar
+from sidecar.serving.inprocess import RunningSidecar
 from tests.helpers import GrpcSession, expect_fallback_then_error, frame_req, game_frames, hello_req
 
 

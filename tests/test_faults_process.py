@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from sidecar.recording import read_recording
+from sidecar.operations.recording import read_recording
 from tests.helpers import GrpcSession, expect_fallback_then_error, frame_req, game_frames, hello_req
 from tests.processes import SidecarProcess, wait_for
 

@@ -11,8 +11,8 @@ import pytest
 from sidecar import errors
 from sidecar.features import RAW_NPC_FIELDS, KnobSet, PlayerTrack, featurize
 from sidecar.limits import Limits
+from sidecar.operations.recording import Pseudonymizer
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo
-from sidecar.recording import Pseudonymizer
 from sidecar.session import SessionRegistry
 from sidecar.wire.frames import NPC_TABLE_COLUMNS, PLAYER_TABLE_COLUMNS, extract, to_tables
 from sidecar.wire.requests import from_message

@@ -12,7 +12,7 @@ import random
 import grpc
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from sidecar.inprocess import RunningSidecar
+from sidecar.serving.inprocess import RunningSidecar
 from sidecar.wire.schema import pb
 from tests.helpers import GrpcSession, WsSession, frame_req, game_frames, hello_req
 

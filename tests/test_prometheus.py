@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.front_ends import free_port
+from sidecar.serving.front_ends import free_port
 from sim.loadgen import LoadSpec, run_load
 from tests.conftest import IN_CI
 from tests.processes import SidecarProcess, wait_for

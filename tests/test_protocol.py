@@ -187,7 +187,7 @@ def test_hello_validation() -> None:
 def test_every_error_maps_to_a_grpc_status() -> None:
     import grpc
 
-    from sidecar.transports.status import grpc_status, ws_close_code
+    from sidecar.serving.transports.status import grpc_status, ws_close_code
 
     classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.MetabrainError)]
     for cls in classes:

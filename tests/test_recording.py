@@ -10,7 +10,7 @@ import msgpack
 import pytest
 
 from sidecar.model.checkpoint import Checkpoint
-from sidecar.recording import read_recording
+from sidecar.operations.recording import read_recording
 from sim.client import ClientConfig, play_many
 from sim.populations import load_population
 from sim.replay import replay_file
@@ -53,7 +53,7 @@ def test_record_live_session_then_replay(tiny_checkpoint: Checkpoint, tmp_path: 
 
 
 def test_truncated_recording_reads_to_last_complete_record(tiny_checkpoint: Checkpoint, tmp_path: Path) -> None:
-    from sidecar.recording import RecordingWriter
+    from sidecar.operations.recording import RecordingWriter
 
     path = tmp_path / "x.mbrec"
     w = RecordingWriter(path, {"game_id": "g", "model_version": "m", "created_at": 0.0})

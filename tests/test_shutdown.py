@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 
-from sidecar.recording import read_recording
+from sidecar.operations.recording import read_recording
 from tests.helpers import GrpcSession, frame_req, game_frames, hello_req
 from tests.processes import SidecarProcess
 

@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from websockets.exceptions import ConnectionClosed
 
-from sidecar.inprocess import RunningSidecar
+from sidecar.serving.inprocess import RunningSidecar
 from sidecar.wire.frames import to_tables
 from sidecar.wire.schema import SERVICE_NAME, pb, pb_grpc
 from tests.helpers import GrpcSession, WsSession, frame_req, game_frames, hello_req

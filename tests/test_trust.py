@@ -23,12 +23,12 @@ from websockets.sync.client import connect
 
 from sidecar import errors
 from sidecar.engine.engine import EngineConfig
-from sidecar.inprocess import RunningSidecar
 from sidecar.limits import Limits
-from sidecar.metrics import reason_label
 from sidecar.model.checkpoint import Checkpoint
+from sidecar.operations.metrics import reason_label
+from sidecar.operations.recording import Pseudonymizer, RecordingWriter, read_recording
 from sidecar.protocol import Connection, ServerInfo
-from sidecar.recording import Pseudonymizer, RecordingWriter, read_recording
+from sidecar.serving.inprocess import RunningSidecar
 from sidecar.session import SessionRegistry
 from sidecar.wire.frames import to_tables
 from sidecar.wire.requests import from_message

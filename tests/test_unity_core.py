@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.front_ends import free_port
+from sidecar.serving.front_ends import free_port
 from tests.conftest import need_mono
 from tests.engine_tables import check_by_hand
 

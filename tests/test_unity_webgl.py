@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.front_ends import free_port
 from sidecar.model.checkpoint import Checkpoint
+from sidecar.serving.front_ends import free_port
 from sidecar.wire.schema import pb
 from sim.game import hello
 from sim.loadgen import FrameStream

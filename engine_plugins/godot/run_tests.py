@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO))  # the sidecar's own ports-file reader, without needing it installed
 
-from sidecar.ports_file import read_ports_file  # noqa: E402
+from sidecar.serving.ports_file import read_ports_file  # noqa: E402
 
 INSTALL = HERE / "install-godot4.sh"
 

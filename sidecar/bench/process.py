@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from sidecar.ports_file import read_ports_file
-from sidecar.transports.ws_server import WS_PATH
+from sidecar.serving.ports_file import read_ports_file
+from sidecar.serving.transports.ws_server import WS_PATH
 
 
 class ServerProcess:

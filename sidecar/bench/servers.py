@@ -21,13 +21,13 @@ from collections.abc import AsyncIterator
 import grpc
 from websockets.asyncio.server import ServerConnection, serve
 
-from sidecar import event_loop
 from sidecar.engine.engine import Engine, EngineConfig
 from sidecar.errors import MetabrainError
 from sidecar.limits import Limits
 from sidecar.model.checkpoint import load_checkpoint
-from sidecar.ports_file import write_ports_file
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed, parse_request
+from sidecar.serving import event_loop
+from sidecar.serving.ports_file import write_ports_file
 from sidecar.session import SessionRegistry
 from sidecar.wire import responses as wire_responses
 from sidecar.wire.schema import SERVICE_NAME, pb

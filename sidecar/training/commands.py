@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sidecar.worker_pool import report, run_pool
+from sidecar.serving.worker_pool import report, run_pool
 
 _FILES_PER_JOB = 16  # recordings featurized side by side (featurize_many) in one job
 

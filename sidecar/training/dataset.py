@@ -45,7 +45,7 @@ from sidecar.features import (
     featurize_many,
 )
 from sidecar.features.layout import NPC_STATES
-from sidecar.recording import read_recording
+from sidecar.operations.recording import read_recording
 from sidecar.wire.frames import extract
 from sidecar.wire.schema import pb
 

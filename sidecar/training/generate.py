@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sidecar.worker_pool import report, run_pool
+from sidecar.serving.worker_pool import report, run_pool
 
 # Policies mixed so the data covers every difficulty, and NPC tactics randomised so the NPC head
 # sees what each tactic does. The piecewise sessions' level switches teach the value heads.

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from sidecar.recording import read_recording
+from sidecar.operations.recording import read_recording
 
 __all__ = ["LoggedSession", "estimate", "read_logged"]
 

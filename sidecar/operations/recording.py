@@ -26,8 +26,8 @@ from typing import Any, BinaryIO
 import msgpack
 
 from sidecar.errors import RecordingFailed
-from sidecar.key_files import read_or_create_key
-from sidecar.service import SessionObserver
+from sidecar.operations.key_files import read_or_create_key
+from sidecar.serving.service import SessionObserver
 from sidecar.session import Session
 from sidecar.wire.schema import pb
 

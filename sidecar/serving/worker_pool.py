@@ -2,7 +2,7 @@
 
 Used by `metabrain dataset generate`, `dataset build` and `evaluate-directors`. Workers report
 progress on a plain multiprocessing queue handed to them at start (no Manager process that could
-outlive a killed parent), and die with the parent (sidecar/orphans.py).
+outlive a killed parent), and die with the parent (sidecar/operations/orphans.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-from sidecar.orphans import die_with_parent
+from sidecar.operations.orphans import die_with_parent
 
 T = TypeVar("T")
 R = TypeVar("R")

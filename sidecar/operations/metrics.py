@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 
 from sidecar.engine.engine import Engine, TickStats
 from sidecar.errors import ErrorCode
-from sidecar.service import SessionObserver
+from sidecar.serving.service import SessionObserver
 from sidecar.session import Session, SessionRegistry
 from sidecar.wire import responses as wire
 from sidecar.wire.requests import RequestMessage, kind_of

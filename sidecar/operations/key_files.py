@@ -1,6 +1,6 @@
 """Secret keys kept in files: created once, atomically, private to the user, read back byte for byte.
 
-The resume secret (sidecar/server.py) and the recording pseudonymisation key (sidecar/recording.py)
+The resume secret (sidecar/serving/server.py) and the recording pseudonymisation key (sidecar/operations/recording.py)
 must stay the same across restarts: a key read back differently would split every player's
 recordings and invalidate every resume token. Keys are raw random bytes, so nothing is stripped.
 """

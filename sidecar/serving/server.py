@@ -16,23 +16,23 @@ import grpc
 import torch
 from websockets.asyncio.server import Server
 
-from sidecar.auth import TokenAuth
-from sidecar.dashboard import DashboardFeed, start_dashboard
 from sidecar.engine.engine import Engine, EngineConfig
 from sidecar.engine.remote_runner import RemoteRunner
 from sidecar.errors import ShuttingDown
-from sidecar.experiments import Experiment, ExperimentSet
-from sidecar.key_files import read_or_create_key
 from sidecar.limits import Limits
-from sidecar.metrics import SidecarMetrics, serve_metrics
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
-from sidecar.ports_file import write_ports_file
+from sidecar.operations.dashboard import DashboardFeed, start_dashboard
+from sidecar.operations.experiments import Experiment, ExperimentSet
+from sidecar.operations.key_files import read_or_create_key
+from sidecar.operations.metrics import SidecarMetrics, serve_metrics
+from sidecar.operations.recording import SessionRecorder
 from sidecar.protocol import ServerInfo
-from sidecar.recording import SessionRecorder
-from sidecar.service import ServiceContext, SessionObserver
+from sidecar.serving.auth import TokenAuth
+from sidecar.serving.ports_file import write_ports_file
+from sidecar.serving.service import ServiceContext, SessionObserver
+from sidecar.serving.transports.grpc_server import start_grpc
+from sidecar.serving.transports.ws_server import start_ws
 from sidecar.session import SessionRegistry
-from sidecar.transports.grpc_server import start_grpc
-from sidecar.transports.ws_server import start_ws
 from sidecar.wire import responses as wire_responses
 
 log = logging.getLogger("metabrain.server")
@@ -61,7 +61,7 @@ class ServeConfig:
     dashboard_host: str = "127.0.0.1"
     dashboard_max_viewers: int = 16
     allowed_origins: tuple[str, ...] = ()  # browser origins allowed to open WebSocket sessions; () any
-    experiments: tuple[Experiment, ...] = ()  # live experiments (sidecar/experiments.py)
+    experiments: tuple[Experiment, ...] = ()  # live experiments (sidecar/operations/experiments.py)
     experiment_override: bool = False  # hellos may ask for their arm
     # SIGUSR1 makes the next model step raise CUDA out-of-memory (for fault-injection tests and drills).
     fault_injection: bool = False

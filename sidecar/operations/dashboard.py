@@ -23,13 +23,13 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from sidecar.auth import TokenAuth
-from sidecar.service import SessionObserver
+from sidecar.serving.auth import TokenAuth
+from sidecar.serving.service import SessionObserver
 from sidecar.session import Session
 from sidecar.wire import responses as wire
 
 FEED_PATH = "/feed"
-_PAGE = resources.files("sidecar").joinpath("dashboard.html")
+_PAGE = resources.files("sidecar.operations").joinpath("dashboard.html")
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from sidecar.recording import read_recording
+from sidecar.operations.recording import read_recording
 
 __all__ = ["SessionOutcome", "msprt", "read_outcomes", "report", "write_report"]
 

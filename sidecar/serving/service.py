@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sidecar.admission import Admissions
 from sidecar.engine.engine import Engine, Responses
 from sidecar.errors import (
     IdleTimeout,
@@ -25,6 +24,7 @@ from sidecar.errors import (
 )
 from sidecar.limits import Limits
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, SessionEnded, State, Welcomed
+from sidecar.serving.admission import Admissions
 from sidecar.session import Session, SessionRegistry
 from sidecar.token_bucket import TokenBucket
 from sidecar.wire import responses as wire_responses

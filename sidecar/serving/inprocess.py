@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 
 from sidecar.model.checkpoint import Checkpoint
-from sidecar.server import ServeConfig, Sidecar
+from sidecar.serving.server import ServeConfig, Sidecar
 
 __all__ = [
     "RunningSidecar",
@@ -27,7 +27,7 @@ class RunningSidecar:
 
     @property
     def ws_url(self) -> str:
-        from sidecar.transports.ws_server import WS_PATH
+        from sidecar.serving.transports.ws_server import WS_PATH
 
         scheme = "wss" if self.sidecar.config.tls_cert else "ws"
         return f"{scheme}://{self.sidecar.config.host}:{self.sidecar.ws_port}{WS_PATH}"

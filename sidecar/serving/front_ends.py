@@ -25,9 +25,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from sidecar.engine.remote_runner import serve_runner
-from sidecar.orphans import die_with_parent
-from sidecar.ports_file import read_ports_file, write_ports_file
-from sidecar.server import FrontEndLink, ServeConfig, resume_secret
+from sidecar.operations.orphans import die_with_parent
+from sidecar.serving.ports_file import read_ports_file, write_ports_file
+from sidecar.serving.server import FrontEndLink, ServeConfig, resume_secret
 
 START_TIMEOUT_S = 120.0
 
@@ -51,9 +51,9 @@ def _runner_main(*args: object) -> None:
 
 
 def _front_end_main(config: ServeConfig, ports_file: str, log: tuple[str, str]) -> None:
-    from sidecar import event_loop
-    from sidecar.logs import configure_logging
-    from sidecar.server import serve_forever
+    from sidecar.operations.logs import configure_logging
+    from sidecar.serving import event_loop
+    from sidecar.serving.server import serve_forever
 
     die_with_parent()
     configure_logging(*log)

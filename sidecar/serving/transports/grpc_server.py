@@ -13,12 +13,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from sidecar.admission import client_of_grpc_peer
-from sidecar.auth import TokenAuth
 from sidecar.errors import Internal, MetabrainError, Unauthenticated
 from sidecar.policies.params import POLICY_NAMES
-from sidecar.service import ServiceContext, StreamHandler
-from sidecar.transports.status import grpc_status
+from sidecar.serving.admission import client_of_grpc_peer
+from sidecar.serving.auth import TokenAuth
+from sidecar.serving.service import ServiceContext, StreamHandler
+from sidecar.serving.transports.status import grpc_status
 from sidecar.wire import responses as wire_responses
 from sidecar.wire.schema import PROTOCOL_VERSION, SERVICE_NAME, pb
 

@@ -17,11 +17,11 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import Event
 
-from sidecar.auth import TokenAuth
 from sidecar.errors import Internal, Malformed, MetabrainError, Unauthenticated
-from sidecar.service import ServiceContext, StreamHandler
+from sidecar.serving.auth import TokenAuth
+from sidecar.serving.service import ServiceContext, StreamHandler
+from sidecar.serving.transports.status import ws_close_code, ws_http_status, ws_reason
 from sidecar.token_bucket import TokenBucket
-from sidecar.transports.status import ws_close_code, ws_http_status, ws_reason
 from sidecar.wire import responses as wire_responses
 from sidecar.wire.schema import pb
 
