@@ -277,7 +277,7 @@ def _apply(s: _Live, responses: list[pb.SessionResponse], cfg: OfflineConfig) ->
 
 
 def _close(s: _Live, engine: Engine, cfg: OfflineConfig) -> SessionSummary:
-    engine.leave(s.session.session_id)
+    engine.leave(s.session.session_id, by_player=s.game.over)
     if s.writer is not None:
         s.writer.write(
             s.game.t,

@@ -338,7 +338,8 @@ def test_static_offset_moves_from_the_designer_level() -> None:
 
 
 def test_portfolio_learns_which_director_keeps_players_longest() -> None:
-    """Sessions end one after another with lengths drawn per arm; the best arm ends up with most of them."""
+    """Sessions play one after another, each quitting with its arm's hazard; the arm players stay
+    longest with ends up with most of the sessions, and what it learned is that arm's mean life."""
     means = {"designer": 300.0, "easier": 250.0, "harder": 400.0, "predictive": 200.0}
     p = Portfolio(seed=1)
     rng = np.random.default_rng(0)
@@ -346,16 +347,19 @@ def test_portfolio_learns_which_director_keeps_players_longest() -> None:
     for i in range(400):
         arm, propensity = p.choose()
         assert 0.0 < propensity <= 1.0
-        p.record(arm.label, max(float(rng.normal(means[arm.label], 150.0)), 0.0))
+        life = float(rng.exponential(means[arm.label]))
+        p.played(arm.label, min(life, 900.0))
+        p.ended(arm.label, by_player=life < 900.0)  # the cap censors, it is not a quit
         if i >= 200:
             late.append(arm.label)
     assert late.count("harder") / len(late) > 0.7
     summary = {row["arm"]: row for row in p.summary()}
-    assert summary["harder"]["mean_s"] == pytest.approx(400.0, abs=40.0)
+    assert max(summary, key=lambda a: float(summary[a]["mean_life_s"])) == "harder"
+    assert summary["harder"]["mean_life_s"] == pytest.approx(400.0, rel=0.25)
     assert sum(int(row["sessions_assigned"]) for row in summary.values()) == 400
 
 
-def test_a_portfolio_session_draws_a_director_and_reports_its_length() -> None:
+def test_a_portfolio_session_draws_a_director_and_reports_its_play() -> None:
     reset_portfolios()
     d = _director("portfolio", {})
     assert d.session.experiment == "portfolio" and d.arm is not None
@@ -363,7 +367,7 @@ def test_a_portfolio_session_draws_a_director_and_reports_its_length() -> None:
     assert type(d.policy).__name__ == {"static": "StaticPolicy", "predictive": "PredictivePolicy"}[d.arm.policy]
     d.knob_values(obs(1.0))
     d.knob_values(obs(31.0))
-    d.finish()
-    stats = portfolio_for(d.session.spec.game_id).stats[d.arm.label]
-    assert (stats.n, stats.total) == (1, pytest.approx(30.0))
+    d.finish(by_player=False)
+    state = portfolio_for(d.session.spec.game_id).state[d.arm.label]
+    assert (state.seconds, state.finished, state.quits) == (pytest.approx(30.0), 1, 0)
     reset_portfolios()

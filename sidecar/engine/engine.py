@@ -128,10 +128,12 @@ class Engine:
         if state_reset:
             self.scheduler.reset_state(sid)
 
-    def leave(self, session_id: str) -> None:
+    def leave(self, session_id: str, by_player: bool = True) -> None:
+        """The session is over: its state goes. by_player=False: cut short by something other than the
+        player leaving (a time limit in a simulation), which an adaptive director does not count as a quit."""
         director = self.directors.pop(session_id, None)
         if director is not None:
-            director.finish()
+            director.finish(by_player)
         self.clocks.pop(session_id, None)
         mine = [(f.sequence, t) for sid, f, t, _ in self._incoming if sid == session_id]
         if mine:

@@ -99,13 +99,11 @@ class Director:
         self._lo, self._hi = self.lo.tolist(), self.hi.tolist()  # plain floats for the per-frame work
         self._rate = self.rate.tolist()
         self.last_time: float | None = None
-        self.first_time: float | None = None  # game time of the session's first frame
 
-    def finish(self) -> None:
-        """The session ended: a portfolio session reports how long it was played."""
-        if self.portfolio is not None and self.arm is not None and self.first_time is not None:
-            assert self.last_time is not None
-            self.portfolio.record(self.arm.label, self.last_time - self.first_time)
+    def finish(self, by_player: bool = True) -> None:
+        """The session ended, by the player leaving (False: cut short otherwise, as by a time limit)."""
+        if self.portfolio is not None and self.arm is not None:
+            self.portfolio.ended(self.arm.label, by_player)
 
     def knob_values(self, obs: Observation) -> np.ndarray:
         return self.guard(self.policy.target(obs), obs.game_time)
@@ -164,9 +162,9 @@ class Director:
     def elapsed(self, game_time: float) -> float:
         """Game seconds since the last knob values (0 the first time)."""
         dt = 0.0 if self.last_time is None else max(game_time - self.last_time, 0.0)
-        if self.first_time is None:
-            self.first_time = game_time
         self.last_time = game_time
+        if self.portfolio is not None and self.arm is not None:
+            self.portfolio.played(self.arm.label, dt)
         return dt
 
     def npc_hints(

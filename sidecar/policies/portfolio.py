@@ -1,19 +1,22 @@
 """The portfolio director: which director keeps *this game's* players playing longest, learned from
-their sessions as they end, with the designer's level always among the candidates.
+their own play, with the designer's level always among the candidates.
 
 Why: a director tuned on one population can make another's sessions shorter than the designer's
 fixed level (the predictive director lost 45% against a fixed level on players who seek a thrill).
-No model trained before launch knows a game's real players; their finished sessions do. Each new
-session of a game is given one of a few candidate directors (arms) by Thompson sampling on the mean
-session length of that game's finished sessions per arm: an arm that does worse than the designer's
-level gets fewer and fewer sessions, one that does better gets most of them. The cost is the
-exploration while the evidence is thin; the gain is that, within a few hundred sessions, the game runs
-the best of its candidates for its own players, whoever they are.
+No model trained before launch knows a game's real players; their play does. Each new session of a
+game is given one of a few candidate directors (arms) by Thompson sampling on each arm's quit hazard:
+quits per second of play, from every second its sessions have been played so far (sessions still
+running count as time played without a quit, so the evidence grows every step, not only when
+sessions end; a session cut short by something other than the player leaving is censored, not a
+quit). An arm whose players leave sooner than at the designer's level gets fewer and fewer sessions;
+one whose players stay longer gets most of them. The cost is the exploration while the evidence is
+thin; the gain is that the game soon runs the best of its candidates for its own players.
 
-Per game (Hello.game_id), per sidecar process; the posterior is a normal one per arm, with the session
-lengths' spread pooled over arms and a prior at the designer's arm's mean (an arm is not preferred
-before it has been tried). The arm and its share of the sessions so far go in the session's
-`experiment`/`arm` (welcome, dashboard, recordings) so outcomes can be analysed offline too.
+The posterior per arm is Gamma(1 + quits, PRIOR_S + seconds played) on the hazard (a constant-hazard
+survival model: crude in time, robust for ranking arms); every arm starts from the same prior. The
+arm and the probability it had of being drawn go in the session's `experiment`/`arm`/
+`assignment_propensity` (welcome, dashboard, recordings) for analysis and off-policy evaluation.
+State is per game (Hello.game_id) and per sidecar process.
 """
 
 from __future__ import annotations
@@ -41,95 +44,81 @@ DEFAULT_ARMS = (
     PortfolioArm("harder", "static", (("offset", "0.1"),)),
     PortfolioArm("predictive", "predictive"),
 )
-_PRIOR_SESSIONS = 2.0  # pseudo-sessions of prior, at the designer's arm's mean
-_PRIOR_SPREAD_S = 250.0  # the spread of session lengths before any is seen
+_PRIOR_S = 300.0  # the prior: one quit in this many seconds of play, for every arm
 _PROPENSITY_DRAWS = 200
 
 
 @dataclass
-class _Stats:
-    n: int = 0
-    total: float = 0.0
-    total_sq: float = 0.0
+class _Arm:
+    quits: int = 0  # sessions the player ended
+    seconds: float = 0.0  # play, by every session given this arm, ended or not
+    finished: int = 0  # sessions ended, by the player or not
+    assigned: int = 0
 
     @property
-    def mean(self) -> float:
-        return self.total / self.n if self.n else 0.0
+    def mean_life_s(self) -> float:
+        """Expected session length under the constant-hazard model (its posterior mean life)."""
+        return (_PRIOR_S + self.seconds) / (1 + self.quits)
 
 
 @dataclass
 class Portfolio:
     arms: tuple[PortfolioArm, ...] = DEFAULT_ARMS
     seed: int = 0
-    stats: dict[str, _Stats] = field(default_factory=dict)
-    assigned: dict[str, int] = field(default_factory=dict)
+    state: dict[str, _Arm] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         for a in self.arms:
-            self.stats.setdefault(a.label, _Stats())
-            self.assigned.setdefault(a.label, 0)
-
-    def spread(self) -> float:
-        """The pooled standard deviation of session lengths (the prior's until a few are seen)."""
-        n = sum(s.n for s in self.stats.values())
-        if n < 5:
-            return _PRIOR_SPREAD_S
-        ss = sum(max(s.total_sq - s.total**2 / s.n, 0.0) for s in self.stats.values() if s.n)
-        dof = n - sum(1 for s in self.stats.values() if s.n)
-        return max(math.sqrt(ss / max(dof, 1)), 1.0)
+            self.state.setdefault(a.label, _Arm())
 
     def choose(self) -> tuple[PortfolioArm, float]:
-        """An arm for a new session (Thompson sampling), and the probability it had of being chosen
+        """An arm for a new session (Thompson sampling), and the probability it had of being drawn
         (estimated from _PROPENSITY_DRAWS more draws; logged for off-policy evaluation)."""
         with self._lock:
-            means, scales = self._posterior()
-            pick = self._draw(means, scales)
-            hits = sum(self._draw(means, scales) == pick for _ in range(_PROPENSITY_DRAWS))
+            shapes = [1.0 + self.state[a.label].quits for a in self.arms]
+            rates = [_PRIOR_S + self.state[a.label].seconds for a in self.arms]
+            pick = self._draw(shapes, rates)
+            hits = sum(self._draw(shapes, rates) == pick for _ in range(_PROPENSITY_DRAWS))
             arm = self.arms[pick]
-            self.assigned[arm.label] += 1
+            self.state[arm.label].assigned += 1
             return arm, max(hits, 1) / _PROPENSITY_DRAWS
 
-    def _posterior(self) -> tuple[list[float], list[float]]:
-        sd = self.spread()
-        ref = self.stats[self.arms[0].label]
-        seen = sum(s.n for s in self.stats.values())
-        prior = ref.mean if ref.n else (sum(s.total for s in self.stats.values()) / seen if seen else 0.0)
-        means, scales = [], []
-        for a in self.arms:
-            s = self.stats[a.label]
-            k = s.n + _PRIOR_SESSIONS
-            means.append((s.total + _PRIOR_SESSIONS * prior) / k)
-            scales.append(sd / math.sqrt(k))
-        return means, scales
+    def _draw(self, shapes: list[float], rates: list[float]) -> int:
+        """The arm whose drawn hazard is lowest (players stay longest)."""
+        hazards = [self._rng.gammavariate(k, 1.0 / r) for k, r in zip(shapes, rates, strict=True)]
+        return min(range(len(hazards)), key=hazards.__getitem__)
 
-    def _draw(self, means: list[float], scales: list[float]) -> int:
-        draws = [self._rng.gauss(m, sc) for m, sc in zip(means, scales, strict=True)]
-        return max(range(len(draws)), key=draws.__getitem__)
+    def played(self, label: str, seconds: float) -> None:
+        """A session given `label` was played `seconds` more (called as it plays)."""
+        if seconds > 0 and math.isfinite(seconds):
+            with self._lock:
+                arm = self.state.get(label)
+                if arm is not None:
+                    arm.seconds += seconds
 
-    def record(self, label: str, seconds: float) -> None:
-        """A session given `label` ended after `seconds` of play."""
+    def ended(self, label: str, by_player: bool) -> None:
+        """A session given `label` ended: by the player (a quit), or cut short otherwise (censored)."""
         with self._lock:
-            s = self.stats.get(label)
-            if s is None or not math.isfinite(seconds) or seconds < 0:
-                return
-            s.n += 1
-            s.total += seconds
-            s.total_sq += seconds * seconds
+            arm = self.state.get(label)
+            if arm is not None:
+                arm.finished += 1
+                arm.quits += int(by_player)
 
     def summary(self) -> list[dict[str, float | str | int]]:
-        sd = self.spread()
-        return [
-            {
-                "arm": a.label,
-                "sessions_finished": self.stats[a.label].n,
-                "sessions_assigned": self.assigned[a.label],
-                "mean_s": round(self.stats[a.label].mean, 1),
-                "stderr_s": round(sd / math.sqrt(self.stats[a.label].n), 1) if self.stats[a.label].n else math.inf,
-            }
-            for a in self.arms
-        ]
+        with self._lock:
+            return [
+                {
+                    "arm": a.label,
+                    "sessions_assigned": self.state[a.label].assigned,
+                    "sessions_ended": self.state[a.label].finished,
+                    "quits": self.state[a.label].quits,
+                    "seconds_played": round(self.state[a.label].seconds, 1),
+                    "mean_life_s": round(self.state[a.label].mean_life_s, 1),
+                }
+                for a in self.arms
+            ]
 
 
 _PORTFOLIOS: dict[str, Portfolio] = {}
