@@ -98,11 +98,35 @@ PUBLIC = [
     "sidecar.limits",
     "sidecar.protocol",
     "sidecar.session",
+    "sidecar.wire.checks",
     "sidecar.wire.frames",
     "sidecar.wire.hello",
+    "sidecar.wire.requests",
     "sidecar.wire.responses",
     "sidecar.wire.schema",
+    "sidecar.versions",
+    "sidecar.policies.guarded",
+    "sidecar.policies.portfolio",
 ]
+
+
+# Where the generated protobuf code may be imported in the shipped runtime: the wire seam, the
+# transports that move its bytes, and the recorder that writes them to disk. The developer tools
+# (bench, training) read and write the wire format as they like.
+PROTOBUF_ALLOWED = ("sidecar.wire", "sidecar.serving.transports", "sidecar.operations.recording")
+DEV_TOOLS = ("sidecar.bench", "sidecar.training", "sidecar.gen")
+
+
+def test_only_the_wire_seam_imports_protobuf() -> None:
+    offenders = []
+    for path in (ROOT / "sidecar").rglob("*.py"):
+        name = _module_name(path)
+        if name.startswith(PROTOBUF_ALLOWED + DEV_TOOLS):
+            continue
+        found = _imports(ast.parse(path.read_text()))
+        if any(m.startswith(("sidecar.gen", "sidecar.wire.schema", "google.protobuf")) for m in found):
+            offenders.append(name)
+    assert not offenders, f"{offenders} import protobuf: go through sidecar.wire (requests, responses)"
 
 
 @pytest.mark.parametrize("name", PUBLIC)
