@@ -46,7 +46,7 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ports-file", help="write the ports chosen to this file (with port 0)")
     p.add_argument("--checkpoint", help="model checkpoint (default: the bundled trained model)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
-    p.add_argument("--policy", default="predictive", choices=POLICY_NAMES, help="director for hellos that name none")
+    p.add_argument("--policy", default="portfolio", choices=POLICY_NAMES, help="director for hellos that name none")
     p.add_argument(
         "--model-every-frame",
         action="store_true",

@@ -268,13 +268,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.set_defaults(func=cmd_sim)
 
     d = sub.add_parser(
-        "demo", help="a live experiment in a minute: a fixed level against the learned director, over gRPC"
+        "demo", help="a live experiment in a minute: the designer's level against the default director, over gRPC"
     )
     d.add_argument("--players", type=int, default=48, help="simulated players, split between the arms")
     d.add_argument("--seconds", type=float, default=300.0, help="session length cap in game seconds")
     d.add_argument("--population", default="default")
     d.add_argument("--seed", type=int, default=7)
-    d.add_argument("--arms", default="static:0.4=50,learned=50", help="the experiment's arms and weights")
+    d.add_argument("--arms", default="static=50,portfolio=50", help="the experiment's arms and weights")
     d.add_argument("--transport", choices=["grpc", "websocket"], default="grpc")
     d.add_argument("--checkpoint")
     d.add_argument("--out", default="demo-out", help="directory for demo.png")

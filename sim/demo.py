@@ -1,5 +1,6 @@
 """`metabrain demo`: a live experiment in a minute. The sidecar with the bundled model serves simulated
-players over gRPC, split between a fixed difficulty and the learned director; game time runs faster
+players over gRPC, split between the designer's fixed level and the default director (the portfolio,
+which learns as the players' sessions play which of its candidates keeps them longest); game time runs faster
 than real time (the players' frames go out as fast as they are answered). At the end: the experiment
 report's headline (session length per arm with its interval, quits, deaths), the survival curves and
 each player's difficulty over time.
@@ -23,7 +24,7 @@ from sim.client import ClientConfig, play_many
 from sim.populations import load_population
 from sim.report import curves_png
 
-DEFAULT_ARMS = "static:0.4=50,learned=50"
+DEFAULT_ARMS = "static=50,portfolio=50"
 
 
 def run_demo(

@@ -277,6 +277,8 @@ def _apply(s: _Live, responses: list[pb.SessionResponse], cfg: OfflineConfig) ->
 
 
 def _close(s: _Live, engine: Engine, cfg: OfflineConfig) -> SessionSummary:
+    director = engine.directors.get(s.session.session_id)
+    drawn = director.arm.label if director is not None and director.arm is not None else ""
     engine.leave(s.session.session_id, by_player=s.game.over)
     if s.writer is not None:
         s.writer.write(
@@ -302,7 +304,7 @@ def _close(s: _Live, engine: Engine, cfg: OfflineConfig) -> SessionSummary:
         in_band_share=s.in_band / max(s.frames, 1),
         hints=cfg.npc_hints,
         curve=s.curve,
-        drawn=s.session.arm if s.session.experiment == "portfolio" else "",
+        drawn=drawn,
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.model.checkpoint import Checkpoint
+from sidecar.policies.portfolio import DEFAULT_ARMS
 from sim.client import ClientConfig, play_many
 from sim.populations import load_population
 from tests.conftest import IN_CI, make_sidecar
@@ -54,7 +55,9 @@ def test_dashboard_shows_sessions_and_live_curves(bundled: Checkpoint) -> None:
             policies = page.eval_on_selector_all(
                 "#sessions tbody tr td:nth-child(3)", "els => els.map(e => e.textContent)"
             )
-            assert set(policies) == {"predictive"}
+            # The default director: each session shows the candidate the portfolio gave it.
+            arms = {f"portfolio: {a.label}" for a in DEFAULT_ARMS}
+            assert policies and set(policies) <= arms, policies
             points = "Math.min(...[...document.querySelectorAll('canvas')].map(c => +(c.dataset.points || 0)))"
             page.wait_for_function(f"{points} >= 5", timeout=20_000)
             first = page.evaluate(points)

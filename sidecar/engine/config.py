@@ -17,7 +17,7 @@ class EngineConfig:
     # for a handful of frames; when a pass over the sockets brings nothing, the tick runs at once.
     adaptive_wait_max_s: float = 0.004
     max_slots: int = 16384
-    default_policy: str = "predictive"
+    default_policy: str = "portfolio"  # per game: the candidate its players stay longest with (portfolio.py)
     levels: int = 11  # candidate difficulty levels scored per player per tick
     cuda_graphs: bool = True
     torch_threads: int = 1

@@ -80,7 +80,8 @@ class Director:
         if name == "portfolio":
             self.portfolio = portfolio_for(spec.game_id)
             self.arm, propensity = self.portfolio.choose()
-            session.experiment, session.arm, session.assignment_propensity = "portfolio", self.arm.label, propensity
+            if not session.experiment:  # an experiment's own arm stays what its report groups by
+                session.experiment, session.arm, session.assignment_propensity = "portfolio", self.arm.label, propensity
             name, params = self.arm.policy, dict(self.arm.params)
         self.policy = make_policy(name, params, self.default_level, self.band, seed)
         self.hints_on = session.has(Capability.NPC_HINTS) and params.get("npc_hints", "on") != "off"
