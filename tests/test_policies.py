@@ -361,6 +361,8 @@ def test_portfolio_learns_which_director_keeps_players_longest() -> None:
 
 def test_a_portfolio_session_draws_a_director_and_reports_its_play() -> None:
     reset_portfolios()
+    assert not _director("portfolio", {"npc_hints": "off"}).hints_on  # the hello's common parameters hold
+    reset_portfolios()
     d = _director("portfolio", {})
     assert d.session.experiment == "portfolio" and d.arm is not None
     assert d.session.arm == d.arm.label and 0.0 < d.session.assignment_propensity <= 1.0

@@ -73,7 +73,7 @@ class Director:
         self.policy_name = session.policy or spec.policy or default_policy
         params = dict(session.policy_params) if session.policy else dict(spec.policy_params)
         seed = int.from_bytes(hashlib.sha256(session.session_id.encode()).digest()[:4], "big")
-        # The portfolio gives this session one of its directors (portfolio.py) and learns from its length.
+        # The portfolio gives this session one of its directors (portfolio.py) and learns from its play.
         self.portfolio: Portfolio | None = None
         self.arm: PortfolioArm | None = None
         name = self.policy_name
@@ -82,7 +82,7 @@ class Director:
             self.arm, propensity = self.portfolio.choose()
             if not session.experiment:  # an experiment's own arm stays what its report groups by
                 session.experiment, session.arm, session.assignment_propensity = "portfolio", self.arm.label, propensity
-            name, params = self.arm.policy, dict(self.arm.params)
+            name, params = self.arm.policy, {**params, **dict(self.arm.params)}  # the hello's common ones too
         self.policy = make_policy(name, params, self.default_level, self.band, seed)
         self.hints_on = session.has(Capability.NPC_HINTS) and params.get("npc_hints", "on") != "off"
         allowed = set(spec.npc_tactics) or set(TACTIC_ENUMS.tolist())

@@ -1,7 +1,8 @@
 """What both transports share: the service context and the per-stream handler.
 
-A transport reads messages and calls StreamHandler.on_request; the handler runs the protocol core,
-hands frames to the engine, and pushes every response to the transport's `send` callback in order.
+A transport reads messages and calls StreamHandler.on_bytes; the handler decodes them at the wire
+seam, runs the protocol core, hands frames to the engine, and pushes every response to the
+transport's `send` callback in order.
 Fatal errors propagate as exceptions for the transport to turn into its close status.
 """
 
