@@ -139,7 +139,7 @@ def resolve_device(name: str) -> str:
 
 def serve_config(a: argparse.Namespace) -> object:
     from sidecar.engine.engine import EngineConfig
-    from sidecar.operations.experiments import load_experiments, parse_experiment
+    from sidecar.policies.experiments import load_experiments, parse_experiment
     from sidecar.serving.server import ServeConfig
 
     experiments = tuple(parse_experiment(e) for e in a.experiment or ())

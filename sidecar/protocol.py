@@ -21,7 +21,7 @@ from sidecar.errors import (
 )
 from sidecar.features import FrameInput
 from sidecar.limits import Limits
-from sidecar.operations.experiments import ExperimentSet
+from sidecar.policies.experiments import ExperimentSet
 from sidecar.session import Session, SessionRegistry, SessionSpec
 from sidecar.versions import SUPPORTED_PROTOCOL_VERSIONS
 from sidecar.wire import responses as wire_responses

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from sidecar.engine.engine import EngineConfig
 from sidecar.limits import Limits
-from sidecar.operations.experiments import parse_experiment
+from sidecar.policies.experiments import parse_experiment
 from sidecar.serving.inprocess import start_in_thread
 from sidecar.serving.server import ServeConfig
 from sim.client import ClientConfig, play_many

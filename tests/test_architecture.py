@@ -85,7 +85,7 @@ def test_serving_never_loads_the_developer_tools() -> None:
 PUBLIC = [
     "sidecar.columns",
     "sidecar.errors",
-    "sidecar.operations.experiments",
+    "sidecar.policies.experiments",
     "sidecar.features",
     "sidecar.features.featurizer",
     "sidecar.features.knobs",
@@ -127,6 +127,36 @@ def test_only_the_wire_seam_imports_protobuf() -> None:
         if any(m.startswith(("sidecar.gen", "sidecar.wire.schema", "google.protobuf")) for m in found):
             offenders.append(name)
     assert not offenders, f"{offenders} import protobuf: go through sidecar.wire (requests, responses)"
+
+
+CORE = (
+    "sidecar.protocol",
+    "sidecar.session",
+    "sidecar.errors",
+    "sidecar.limits",
+    "sidecar.validation",
+    "sidecar.columns",
+    "sidecar.versions",
+    "sidecar.token_bucket",
+    "sidecar.wire",
+    "sidecar.engine",
+    "sidecar.policies",
+    "sidecar.features",
+    "sidecar.model",
+)
+
+
+def test_the_core_never_imports_serving_or_operations() -> None:
+    """The layers point one way: serving and operations use the core, never the reverse."""
+    upward = {}
+    for path in (ROOT / "sidecar").rglob("*.py"):
+        name = _module_name(path)
+        if name.startswith(CORE):
+            found = _imports(ast.parse(path.read_text()))
+            bad = sorted(m for m in found if m.startswith(("sidecar.serving", "sidecar.operations") + DEV_TOOLS))
+            if bad:
+                upward[name] = bad
+    assert not upward, upward
 
 
 @pytest.mark.parametrize("name", PUBLIC)

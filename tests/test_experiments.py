@@ -13,8 +13,8 @@ from scipy import stats
 from sidecar.limits import Limits
 from sidecar.model.checkpoint import Checkpoint
 from sidecar.operations.experiment_report import SessionOutcome, msprt, read_outcomes, report, write_report
-from sidecar.operations.experiments import ExperimentSet, load_experiments, parse_experiment
 from sidecar.operations.recording import read_recording
+from sidecar.policies.experiments import ExperimentSet, load_experiments, parse_experiment
 from sidecar.protocol import Connection, ServerInfo, Welcomed
 from sidecar.session import SessionRegistry
 from sidecar.wire.requests import from_message

@@ -1,2 +1,2 @@
-"""Operations: what watches and keeps what happens (metrics, the dashboard, logs, recordings,
-experiments and their reports)."""
+"""Operations: what watches and keeps what happens (metrics, the dashboard, logs, recordings, the
+experiment report)."""

@@ -22,10 +22,10 @@ from sidecar.errors import ShuttingDown
 from sidecar.limits import Limits
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
 from sidecar.operations.dashboard import DashboardFeed, start_dashboard
-from sidecar.operations.experiments import Experiment, ExperimentSet
 from sidecar.operations.key_files import read_or_create_key
 from sidecar.operations.metrics import SidecarMetrics, serve_metrics
 from sidecar.operations.recording import SessionRecorder
+from sidecar.policies.experiments import Experiment, ExperimentSet
 from sidecar.protocol import ServerInfo
 from sidecar.serving.auth import TokenAuth
 from sidecar.serving.ports_file import write_ports_file
@@ -61,7 +61,7 @@ class ServeConfig:
     dashboard_host: str = "127.0.0.1"
     dashboard_max_viewers: int = 16
     allowed_origins: tuple[str, ...] = ()  # browser origins allowed to open WebSocket sessions; () any
-    experiments: tuple[Experiment, ...] = ()  # live experiments (sidecar/operations/experiments.py)
+    experiments: tuple[Experiment, ...] = ()  # live experiments (sidecar/policies/experiments.py)
     experiment_override: bool = False  # hellos may ask for their arm
     # SIGUSR1 makes the next model step raise CUDA out-of-memory (for fault-injection tests and drills).
     fault_injection: bool = False
