@@ -146,6 +146,9 @@ CORE = (
 )
 
 
+_OUTER = ("sidecar.serving", "sidecar.operations", "sidecar.bench", "sidecar.training")
+
+
 def test_the_core_never_imports_serving_or_operations() -> None:
     """The layers point one way: serving and operations use the core, never the reverse."""
     upward = {}
@@ -153,7 +156,7 @@ def test_the_core_never_imports_serving_or_operations() -> None:
         name = _module_name(path)
         if name.startswith(CORE):
             found = _imports(ast.parse(path.read_text()))
-            bad = sorted(m for m in found if m.startswith(("sidecar.serving", "sidecar.operations", "sidecar.bench", "sidecar.training")))
+            bad = sorted(m for m in found if m.startswith(_OUTER))
             if bad:
                 upward[name] = bad
     assert not upward, upward
