@@ -17,7 +17,7 @@ from sidecar.policies.difficulty import (
 )
 from sidecar.policies.director import Director, Hint
 from sidecar.policies.guarded import GuardedPolicy
-from sidecar.policies.portfolio import Portfolio, portfolio_for, reset_portfolios
+from sidecar.policies.portfolio import DEFAULT_ARMS, Portfolio, PortfolioArm, portfolio_for, reset_portfolios
 from sidecar.session import Session
 from sidecar.wire.hello import spec_of
 from sidecar.wire.schema import pb
@@ -341,7 +341,9 @@ def test_portfolio_learns_which_director_keeps_players_longest() -> None:
     """Sessions play one after another, each quitting with its arm's hazard; the arm players stay
     longest with ends up with most of the sessions, and what it learned is that arm's mean life."""
     means = {"designer": 300.0, "easier": 250.0, "harder": 400.0, "predictive": 200.0}
-    p = Portfolio(seed=1)
+    arms = (*DEFAULT_ARMS, PortfolioArm("easier", "static", (("offset", "-0.1"),)))
+    assert {a.label for a in arms} == set(means)
+    p = Portfolio(arms=arms, seed=1)
     rng = np.random.default_rng(0)
     late: list[str] = []
     for i in range(400):

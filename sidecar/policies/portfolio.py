@@ -37,10 +37,11 @@ class PortfolioArm:
     params: tuple[tuple[str, str], ...] = ()
 
 
-# The designer's level first: the reference the others must beat.
+# The designer's level first: the reference the others must beat. No "easier" arm: `predictive` eases
+# where the model sees the need, and a fourth arm cost more exploration than it won (measured on six
+# populations, docs/director-eval-2026-12-01.md).
 DEFAULT_ARMS = (
     PortfolioArm("designer", "static"),
-    PortfolioArm("easier", "static", (("offset", "-0.1"),)),
     PortfolioArm("harder", "static", (("offset", "0.1"),)),
     PortfolioArm("predictive", "predictive"),
 )
