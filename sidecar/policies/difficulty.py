@@ -171,18 +171,26 @@ class PredictivePolicy(DifficultyPolicy):
         self._coef = np.array(self.coefficients, np.float32)[:, None, None]  # [4, 1, 1], for target()
 
     def target(self, obs: Observation) -> float:
+        return self.approach(self.best(obs), obs.dt)
+
+    def best(self, obs: Observation) -> float:
+        """The candidate level the band and the quit weight choose for the session's players now."""
         if len(obs.p_fail) == 1:  # one player: skip the (slow, small-array) mean
             fail, quit_ = obs.p_fail[:1, :-1], obs.p_quit[:1, :-1]  # [1, K-1]
         else:
             fail, quit_ = obs.p_fail[:, :-1].mean(axis=0, keepdims=True), obs.p_quit[:, :-1].mean(axis=0, keepdims=True)
-        best = predictive_best(fail, quit_, obs.levels[None, :-1], *self._coef)
-        return self.approach(float(best[0]), obs.dt)
+        return float(predictive_best(fail, quit_, obs.levels[None, :-1], *self._coef)[0])
 
     def approach(self, best: float, dt: float) -> float:
         """Move toward the best level, smoothly."""
-        a = 1.0 if self.smoothing_s <= 0 else min(dt / self.smoothing_s, 1.0)
-        self.level += a * (best - self.level)
+        self.level = approach(self.level, best, dt, self.smoothing_s)
         return self.level
+
+
+def approach(level: float, want: float, dt: float, smoothing_s: float) -> float:
+    """`level` moved toward `want` for `dt` seconds, closing the gap over `smoothing_s` (at once when 0)."""
+    a = 1.0 if smoothing_s <= 0 else min(dt / smoothing_s, 1.0)
+    return level + a * (want - level)
 
 
 def predictive_best(

@@ -26,10 +26,16 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from sidecar.features import P
-from sidecar.policies.difficulty import DifficultyPolicy, DirectorNote, Observation, Params, _param, predictive_best
+from sidecar.policies.difficulty import (
+    DifficultyPolicy,
+    DirectorNote,
+    Observation,
+    Params,
+    PredictivePolicy,
+    _param,
+    approach,
+)
 
 __all__ = ["GuardedPolicy"]
 
@@ -53,8 +59,7 @@ class GuardedPolicy(DifficultyPolicy):
         self.evidence_tau_s = _param(params, "evidence_tau_s", 60.0)
         self.full_evidence = _param(params, "full_evidence", 0.15)
         self.smoothing_s = _param(params, "smoothing_s", 3.0)
-        lo, hi = _param(params, "band_low", band[0]), _param(params, "band_high", band[1])
-        self._coef = np.array((lo, hi, 0.5 * (lo + hi), _param(params, "quit_weight", 3.0)), np.float32)[:, None, None]
+        self._model = PredictivePolicy(params, default_level, band)  # its choice (band, quit weight), not its level
         self.baseline = 0.0
         self.played_s = 0.0
         # Exponentially weighted: time under pressure and in calm, and the engagement drop in each.
@@ -65,8 +70,7 @@ class GuardedPolicy(DifficultyPolicy):
 
     def target(self, obs: Observation) -> float:
         self._gather(obs)
-        fail, quit_ = obs.p_fail[:, :-1].mean(axis=0, keepdims=True), obs.p_quit[:, :-1].mean(axis=0, keepdims=True)
-        model = float(predictive_best(fail, quit_, obs.levels[None, :-1], *self._coef)[0])
+        model = self._model.best(obs)
         ease = min(self.frustrated / self.full_evidence, 1.0) if self.full_evidence > 0 else 1.0
         harden = min(self.bored / self.full_evidence, 1.0) if self.full_evidence > 0 else 1.0
         note = DirectorNote(designer_level=self.designer, confidence=max(ease, harden))
@@ -80,8 +84,7 @@ class GuardedPolicy(DifficultyPolicy):
         want = min(max(want, 0.0), 1.0)
         note.target_level = want
         self.note = note
-        a = 1.0 if self.smoothing_s <= 0 else min(obs.dt / self.smoothing_s, 1.0)
-        self.level += a * (want - self.level)
+        self.level = approach(self.level, want, obs.dt, self.smoothing_s)
         return self.level
 
     def _gather(self, obs: Observation) -> None:

@@ -24,7 +24,7 @@ import random
 import numpy as np
 
 from sidecar.features import P
-from sidecar.policies.difficulty import DifficultyPolicy, DirectorNote, Observation, Params, _param
+from sidecar.policies.difficulty import DifficultyPolicy, DirectorNote, Observation, Params, _param, approach
 
 __all__ = ["OFFSETS", "OFFSET_PROBS", "LearnedPolicy", "PerturbedPolicy"]
 
@@ -59,7 +59,8 @@ class LearnedPolicy(DifficultyPolicy):
         if obs.value.size:
             want, note = self._choose(obs, shift, note)
         self.note = note
-        return self._approach(want, obs.dt)
+        self.level = approach(self.level, want, obs.dt, self.smoothing_s)
+        return self.level
 
     def _calibrate(self, obs: Observation) -> float:
         """The level shift that explains this player's deaths so far against what the model predicted."""
@@ -101,11 +102,6 @@ class LearnedPolicy(DifficultyPolicy):
         note.expected_gain_s = float(mean[best])
         note.confidence = float((gain[best] > 0).mean())
         return want, note
-
-    def _approach(self, want: float, dt: float) -> float:
-        a = 1.0 if self.smoothing_s <= 0 else min(dt / self.smoothing_s, 1.0)
-        self.level += a * (want - self.level)
-        return self.level
 
 
 class PerturbedPolicy(DifficultyPolicy):
