@@ -53,6 +53,12 @@ _LEVEL = "a difficulty in [0, 1] (0 easiest)"
 COMMON_PARAMS: tuple[Param, ...] = (
     Param("npc_hints", doc="'off' turns the per-NPC tactic hints off for this session", choices=("on", "off")),
 )
+# The predictive choice's parameters; `guarded` hands them to the predictive policy it consults.
+_BAND_PARAMS = (
+    Param("band_low", doc="lower edge of the wanted p_fail band"),
+    Param("band_high", doc="upper edge of the wanted p_fail band"),
+    Param("quit_weight", 0.0, 100.0, "weight of p_quit against the band"),
+)
 POLICY_PARAMS: dict[str, tuple[Param, ...]] = {
     "static": (
         Param("level", doc=f"the fixed level, {_LEVEL}; default: the designer's defaults"),
@@ -78,9 +84,7 @@ POLICY_PARAMS: dict[str, tuple[Param, ...]] = {
         Param("low", doc="level during fade and relax"),
     ),
     "predictive": (
-        Param("band_low", doc="lower edge of the wanted p_fail band"),
-        Param("band_high", doc="upper edge of the wanted p_fail band"),
-        Param("quit_weight", 0.0, 100.0, "weight of p_quit against the band"),
+        *_BAND_PARAMS,
         Param("smoothing_s", 0.0, 600.0, "seconds to approach the chosen level"),
         Param("start", doc=f"the level to start from, {_LEVEL}"),
     ),
@@ -91,9 +95,7 @@ POLICY_PARAMS: dict[str, tuple[Param, ...]] = {
         Param("evidence_tau_s", 0.0, 3600.0, "seconds the evidence of frustration or boredom averages over"),
         Param("full_evidence", 0.0, 1.0, "evidence (an engagement drop, 0-1) that opens the whole reach"),
         Param("smoothing_s", 0.0, 600.0, "seconds to approach the chosen level"),
-        Param("band_low", doc="lower edge of the model's p_fail band"),
-        Param("band_high", doc="upper edge of the model's p_fail band"),
-        Param("quit_weight", 0.0, 100.0, "weight of p_quit against the band"),
+        *_BAND_PARAMS,
     ),
     "portfolio": (),
     "learned": (
