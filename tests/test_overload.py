@@ -61,9 +61,16 @@ def test_overload_sheds_latest_wins_with_bounded_memory_and_latency(tmp_path: Pa
         watcher.join()
         answered_all = time.monotonic()
 
+        seen: list[float] = []
+
         def caught_up() -> bool:  # the sidecar reads what the sockets still hold, and answers it
+            # Answered as many as it took in, and took in nothing since the last look: the counters can
+            # agree for a moment while the socket backlog is still being read.
             m = sc.metrics()
-            return m['metabrain_frames_in_total{transport="websocket"}'] == (
+            taken = m['metabrain_frames_in_total{transport="websocket"}']
+            still = bool(seen) and seen[-1] == taken
+            seen.append(taken)
+            return still and taken == (
                 m['metabrain_guidance_out_total{transport="websocket"}'] + m["metabrain_frames_superseded_total"]
             )
 
