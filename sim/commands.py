@@ -81,6 +81,7 @@ def cmd_sim(a: argparse.Namespace) -> int:
         npc_hints=not a.no_hints,
         telemetry_hz=a.telemetry_hz,
         mixture=parse_mixture(a.mixture) if a.mixture else [],
+        batch_sessions=a.concurrent,
     )
     with tqdm(total=a.sessions, desc="sessions", unit="session") as bar:
         rows2 = run_offline(pop, cfg2, progress=bar.update)
@@ -260,6 +261,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--no-hints", action="store_true", help="offline: NPCs ignore tactic hints")
     s.add_argument("--png", help="with --target: write difficulty curves here")
     s.add_argument("--telemetry-hz", type=float, default=5.0, help="frames a second the simulated game sends")
+    s.add_argument(
+        "--concurrent",
+        type=int,
+        default=4096,
+        help="offline: players playing at once; the next starts when one leaves (what an adaptive director learns from)",
+    )
     s.add_argument(
         "--mixture",
         help="offline: each session draws its director, e.g. 'static:0.5=40,rubber_band=30,learned=30' (the draw "

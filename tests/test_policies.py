@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sidecar.engine.plan import hint_entries, hint_pairs
-from sidecar.features import PLAYER_DIM, FrameFeatures, P
+from sidecar.engine.plan import PlanEntry, StepPlan, StepResult, hint_entries, hint_pairs
+from sidecar.features import MAX_MODEL_NPCS, NPC_DIM, PLAYER_DIM, FrameFeatures, P
 from sidecar.policies.difficulty import (
     IntensityPolicy,
     Observation,
@@ -18,6 +18,7 @@ from sidecar.policies.difficulty import (
 from sidecar.policies.director import Director, Hint
 from sidecar.policies.guarded import GuardedPolicy
 from sidecar.policies.portfolio import DEFAULT_ARMS, Portfolio, PortfolioArm, portfolio_for, reset_portfolios
+from sidecar.policies.tick import Direction, direct
 from sidecar.session import Session
 from sidecar.wire.hello import spec_of
 from sidecar.wire.schema import pb
@@ -98,6 +99,58 @@ def _director(policy: str, params: dict[str, str], tactics: tuple[int, ...] = ()
     return Director(s, "predictive")
 
 
+def _features(sequence: int, t: float, players: np.ndarray, npc_mask: np.ndarray, npc_ids: np.ndarray) -> FrameFeatures:
+    n = len(players)
+    return FrameFeatures(
+        sequence,
+        t,
+        [f"p{j}" for j in range(n)],
+        players,
+        np.zeros((n, MAX_MODEL_NPCS, NPC_DIM), np.float32),
+        npc_mask,
+        npc_ids,
+    )
+
+
+def _plan(entries: list[PlanEntry], levels: np.ndarray, tick: int = 1) -> StepPlan:
+    """The step plan of these entries (their rows in order), as the scheduler makes it."""
+    row = 0
+    for e in entries:
+        e.row, row = row, row + len(e.features.player_ids)
+    mask = np.concatenate([e.features.npc_mask for e in entries])
+    hint_rows, hint_slots, hint_ids = hint_entries(entries, mask, np.concatenate([e.features.npc_ids for e in entries]))
+    return StepPlan(
+        tick,
+        entries,
+        np.arange(row),
+        np.zeros(0, np.int64),
+        np.concatenate([e.features.players for e in entries]),
+        np.zeros((row, MAX_MODEL_NPCS, NPC_DIM), np.float32),
+        mask,
+        levels,
+        np.zeros(0, np.int64),
+        hint_rows,
+        hint_slots,
+        hint_ids,
+    )
+
+
+def _step(d: Director, o: Observation, tactic_p: np.ndarray | None = None, f: FrameFeatures | None = None) -> Direction:
+    """One session's model step through the engine's director path (tick.direct): the observation's
+    predictions for its one player; tactic_p [1, MAX_MODEL_NPCS, A] for the NPCs of `f`."""
+    if f is None:
+        players = o.players.copy()
+        players[:, P["dt"]] = o.dt
+        f = _features(1, o.game_time, players, np.zeros((1, MAX_MODEL_NPCS), bool), np.full((1, MAX_MODEL_NPCS), -1))
+    f.difficulty = o.difficulty
+    plan = _plan([PlanEntry("s", f, 0, None, 0.0)], o.levels[None, :].astype(np.float32))
+    dense = tactic_p if tactic_p is not None else np.zeros((1, MAX_MODEL_NPCS, 6), np.float32)
+    result = StepResult(
+        o.p_fail, o.p_quit, np.zeros(1), np.zeros(1), np.zeros(1), dense[plan.hint_rows, plan.hint_slots], {}, 0.0
+    )
+    return direct([d], plan.entries, plan, result)[0]
+
+
 @pytest.mark.parametrize("policy", ["static", "rubber_band", "intensity", "predictive", "guarded", "portfolio"])
 def test_director_respects_range_and_rate(policy: str) -> None:
     d = _director(policy, {"level": "1.0"} if policy == "static" else {})
@@ -110,7 +163,8 @@ def test_director_respects_range_and_rate(policy: str) -> None:
         dt = float(rng.uniform(0.01, 0.5))
         t += dt
         fail = rng.uniform(0, 1, (1, len(LEVELS) + 1))
-        v = d.knob_values(
+        v = _step(
+            d,
             obs(
                 t,
                 dt,
@@ -118,8 +172,8 @@ def test_director_respects_range_and_rate(policy: str) -> None:
                 kills=float(rng.random() < 0.3),
                 damage=float(rng.uniform(0, 0.2)),
                 p_fail=fail,
-            )
-        )
+            ),
+        ).values
         assert np.all(v >= lo - 1e-6) and np.all(v <= hi + 1e-6)
         assert np.all(np.abs(v - prev) <= rates * dt + 1e-4)
         prev = v.copy()
@@ -127,41 +181,35 @@ def test_director_respects_range_and_rate(policy: str) -> None:
 
 def test_static_without_level_keeps_designer_defaults() -> None:
     d = _director("static", {})
-    v = d.knob_values(obs(1.0))
+    v = _step(d, obs(1.0)).values
     np.testing.assert_allclose(v, [k.default_value for k in KNOBS], atol=1e-4)
 
 
 def test_npc_hints_follow_the_band_and_allowed_tactics() -> None:
-    from sidecar.features import MAX_MODEL_NPCS, NPC_DIM, FrameFeatures
-
     d = _director("predictive", {}, (pb.NPC_TACTIC_ADVANCE, pb.NPC_TACTIC_RETREAT))  # the game has only these
     mask = np.zeros((1, MAX_MODEL_NPCS), bool)
     mask[0, :2] = True
-    f = FrameFeatures(
-        1,
-        0.0,
-        ["p1"],
-        np.zeros((1, PLAYER_DIM), np.float32),
-        np.zeros((1, MAX_MODEL_NPCS, NPC_DIM), np.float32),
-        mask,
-        np.where(mask, [[5, 6] + [0] * 14], -1),
-    )
-    rows, slots, _ = hint_pairs(f.npc_mask, f.npc_ids, np.zeros(1, np.int64))
-    tp = np.zeros((len(rows), 6))
-    tp[:, 1], tp[:, 3] = 0.9, 0.1  # advance lands damage, retreat does not
-    easy = d.npc_hints(f, rows, slots, tp, np.array([0.0]))  # below the band: push
-    hard = d.npc_hints(f, rows, slots, tp, np.array([0.99]))  # above the band: ease off
+    tp = np.zeros((1, MAX_MODEL_NPCS, 6), np.float32)
+    tp[..., 1], tp[..., 3] = 0.9, 0.1  # advance lands damage, retreat does not
+
+    def hints(p_fail_now: float) -> list[Hint]:
+        f = _features(1, 0.0, np.zeros((1, PLAYER_DIM), np.float32), mask, np.where(mask, [[5, 6] + [0] * 14], -1))
+        return _step(d, obs(0.0, p_fail=np.full((1, len(LEVELS) + 1), p_fail_now)), tp, f).hints
+
+    easy = hints(0.0)  # below the band: push
+    hard = hints(0.99)  # above the band: ease off
     assert [h[1] for h in easy] == [pb.NPC_TACTIC_ADVANCE] * 2
     assert [h[0] for h in easy] == [5, 6]
+    assert [h[2] for h in easy] == ["p0", "p0"]
     assert [h[1] for h in hard] == [pb.NPC_TACTIC_RETREAT] * 2
     assert easy[0][3] > hard[0][3]  # aggression
-    tp[:, 0] = 0.99  # HOLD would be best, but the game does not implement it
-    assert [h[1] for h in d.npc_hints(f, rows, slots, tp, np.array([0.0]))] == [pb.NPC_TACTIC_ADVANCE] * 2
-    tp[:, 0] = 0.0
-    mid = d.npc_hints(f, rows, slots, tp, np.array([0.15]))  # inside the band: of two, the lower-index tie wins
+    tp[..., 0] = 0.99  # HOLD would be best, but the game does not implement it
+    assert [h[1] for h in hints(0.0)] == [pb.NPC_TACTIC_ADVANCE] * 2
+    tp[..., 0] = 0.0
+    mid = hints(0.15)  # inside the band: of two, the lower-index tie wins
     assert [h[1] for h in mid] == [pb.NPC_TACTIC_ADVANCE] * 2
     d.hints_on = False
-    assert d.npc_hints(f, rows, slots, tp, np.array([0.0])) == []
+    assert hints(0.0) == []
 
 
 def test_each_npc_is_hinted_once_for_the_first_player_that_sees_it() -> None:
@@ -188,14 +236,11 @@ def test_each_npc_is_hinted_once_for_the_first_player_that_sees_it() -> None:
 
 
 def test_a_tick_directed_together_decides_as_each_session_alone() -> None:
-    """The engine directs a whole tick at once (sidecar/policies/tick.py); each session must get what its
-    own Director would decide: same knob values, same hints, same policy state afterwards."""
+    """The engine directs a whole tick at once (sidecar/policies/tick.py): what a session gets must not
+    depend on which sessions share its tick. Each session, stepped alone through the same path with its
+    own rows of the predictions, gets the same knob values and hints (the hints also as the rule written
+    out by hand) and its policy ends in the same state."""
     import copy
-
-    from sidecar.engine.plan import PlanEntry, StepPlan, StepResult
-    from sidecar.features import MAX_MODEL_NPCS, NPC_DIM, FrameFeatures
-    from sidecar.policies.director import observation
-    from sidecar.policies.tick import direct
 
     rng = np.random.default_rng(1)
     setups = [
@@ -205,62 +250,46 @@ def test_a_tick_directed_together_decides_as_each_session_alone() -> None:
         ("rubber_band", {}, (), 1),
         ("static", {"level": "0.8"}, (), 2),
         ("predictive", {}, (pb.NPC_TACTIC_ADVANCE, pb.NPC_TACTIC_RETREAT), 1),  # only some tactics
+        ("predictive", {}, (pb.NPC_TACTIC_HOLD, pb.NPC_TACTIC_FLANK, pb.NPC_TACTIC_PRESSURE), 2),  # others
         ("intensity", {"npc_hints": "off"}, (), 1),
     ]
     together = [_director(policy, params, tactics) for policy, params, tactics, _ in setups]
     alone = copy.deepcopy(together)
     k = len(LEVELS) + 1
     for tick in range(40):
-        entries, row = [], 0
+        entries = []
         for i, (_, _, _, n) in enumerate(setups):
             mask = rng.random((n, MAX_MODEL_NPCS)) < 0.4
             ids = np.where(mask, rng.integers(0, 6, (n, MAX_MODEL_NPCS)), -1)  # NPCs seen by several players
             players = rng.random((n, PLAYER_DIM)).astype(np.float32)
             players[:, P["dt"]] = 0.1
-            f = FrameFeatures(
-                tick,
-                0.1 * tick,
-                [f"p{j}" for j in range(n)],
-                players,
-                np.zeros((n, MAX_MODEL_NPCS, NPC_DIM)),
-                mask,
-                ids,
-            )
-            entries.append(PlanEntry(f"s{i}", f, row, None, 0.0))
-            row += n
-        b = row
+            entries.append(PlanEntry(f"s{i}", _features(tick, 0.1 * tick, players, mask, ids), 0, None, 0.0))
+        b = sum(len(e.features.player_ids) for e in entries)
         levels = np.concatenate([np.broadcast_to(LEVELS, (b, len(LEVELS))), rng.random((b, 1))], 1).astype(np.float32)
-        mask = np.concatenate([e.features.npc_mask for e in entries])
-        hint_rows, hint_slots, hint_ids = hint_entries(
-            entries, mask, np.concatenate([e.features.npc_ids for e in entries])
-        )
-        plan = StepPlan(
-            tick,
-            entries,
-            np.arange(b),
-            np.zeros(0, np.int64),
-            np.concatenate([e.features.players for e in entries]),
-            np.zeros((b, MAX_MODEL_NPCS, NPC_DIM), np.float32),
-            mask,
-            levels,
-            np.zeros(0, np.int64),
-            hint_rows,
-            hint_slots,
-            hint_ids,
-        )
+        plan = _plan(entries, levels, tick)
         p_fail = rng.random((b, k)).astype(np.float32)
         p_quit = (0.2 * rng.random((b, k))).astype(np.float32)
         dense = rng.random((b, MAX_MODEL_NPCS, 6)).astype(np.float32)  # what a model scoring every NPC says
-        tactic_p = dense[hint_rows, hint_slots]  # what the runner returns: the hinted NPCs' rows of it
-        result = StepResult(p_fail, p_quit, np.zeros(b), np.zeros(b), np.zeros(b), tactic_p, {}, 0.0)
+        result = StepResult(
+            p_fail, p_quit, np.zeros(b), np.zeros(b), np.zeros(b), dense[plan.hint_rows, plan.hint_slots], {}, 0.0
+        )
         got = direct(together, entries, plan, result)
         for d, e, g in zip(alone, entries, got, strict=True):
-            rows = slice(e.row, e.row + len(e.features.player_ids))
-            want = d.knob_values(observation(e.features, p_fail[rows], p_quit[rows], levels[e.row]))
-            np.testing.assert_allclose(g.values, want, rtol=1e-6, atol=1e-6)
-            h = e.hinted
-            r, s = hint_rows[h] - e.row, hint_slots[h]
-            assert g.hints == d.npc_hints(e.features, r, s, tactic_p[h], p_fail[rows, -1])
+            rows = e.rows
+            one = _plan([PlanEntry(e.session_id, e.features, 0, None, 0.0)], levels[rows], tick)
+            mine = StepResult(
+                p_fail[rows],
+                p_quit[rows],
+                np.zeros(1),
+                np.zeros(1),
+                np.zeros(1),
+                dense[rows][one.hint_rows, one.hint_slots],
+                {},
+                0.0,
+            )
+            [want] = direct([d], one.entries, one, mine)
+            np.testing.assert_allclose(g.values, want.values, rtol=1e-6, atol=1e-6)
+            assert g.hints == want.hints
             assert g.hints == _hints_by_hand(d, e.features, dense[rows], p_fail[rows, -1])
     assert sum(len(g.hints) for g in got) > 0
     for a, b_ in zip(together, alone, strict=True):
@@ -369,8 +398,8 @@ def test_a_portfolio_session_draws_a_director_and_reports_its_play() -> None:
     assert d.session.experiment == "portfolio" and d.arm is not None
     assert d.session.arm == d.arm.label and 0.0 < d.session.assignment_propensity <= 1.0
     assert type(d.policy).__name__ == {"static": "StaticPolicy", "predictive": "PredictivePolicy"}[d.arm.policy]
-    d.knob_values(obs(1.0))
-    d.knob_values(obs(31.0))
+    _step(d, obs(1.0))
+    _step(d, obs(31.0))
     d.finish(by_player=False)
     state = portfolio_for(d.session.spec.game_id).state[d.arm.label]
     assert (state.seconds, state.finished, state.quits) == (pytest.approx(30.0), 1, 0)

@@ -1,4 +1,5 @@
-"""The per-session director: policy target -> knob values within range and rate, plus NPC hints."""
+"""A session's director: its policy, knob ranges and rates, the values last sent, and the rule pieces
+(range and rate guard, tactic choice) that sidecar/policies/tick.py applies to a whole tick at once."""
 
 from __future__ import annotations
 
@@ -106,15 +107,6 @@ class Director:
         if self.portfolio is not None and self.arm is not None:
             self.portfolio.ended(self.arm.label, by_player)
 
-    def knob_values(self, obs: Observation) -> np.ndarray:
-        return self.guard(self.policy.target(obs), obs.game_time)
-
-    def guard(self, target: float, game_time: float) -> np.ndarray:
-        """The knob values for a target difficulty, within every knob's range and rate."""
-        self.wanted = self.session.knobs.to_values(min(max(target, 0.0), 1.0))
-        self.values = guard(self.wanted, self.values, self.rate, self.elapsed(game_time), self.lo, self.hi)
-        return self.values
-
     def ease(self, game_time: float) -> np.ndarray:
         """A frame between model steps: the knobs go on toward what the latest step wanted, at each
         knob's rate (the guard every frame gets, with no new decision). `guard`'s arithmetic on plain
@@ -167,31 +159,6 @@ class Director:
         if self.portfolio is not None and self.arm is not None:
             self.portfolio.played(self.arm.label, dt)
         return dt
-
-    def npc_hints(
-        self, features: FrameFeatures, rows: np.ndarray, slots: np.ndarray, tactic_p: np.ndarray, p_fail_now: np.ndarray
-    ) -> list[Hint]:
-        """rows, slots: [H] the NPCs to hint, by player and slot (`plan.hint_pairs`: each NPC once, at the
-        first player that sees it); tactic_p: [H, A] their tactic scores; p_fail_now: [P] per player.
-
-        Below the band an NPC gets its most effective tactic, above it the least, inside it the median.
-        """
-        if not self.hints_on or not self.allowed.size or not len(rows):
-            return []
-        lo, hi = self.band
-        pf = np.asarray(p_fail_now, np.float64)
-        ks = choose_tactics(tactic_p[:, self.allowed], pf[rows], lo, hi)  # the game's tactics only
-        agg = aggression(pf[rows], lo, hi).tolist()
-        pids = features.player_ids
-        return list(
-            zip(
-                features.npc_ids[rows, slots].tolist(),
-                self.allowed_enums[ks].tolist(),
-                [pids[r] for r in rows.tolist()],
-                agg,
-                strict=True,
-            )
-        )
 
 
 def guard(

@@ -1,11 +1,11 @@
-"""The directors of a whole tick at once.
+"""The directors of a whole tick at once: the one path from a model step to knob values and hints.
 
 Per session, a director's work is a dozen numpy calls on arrays of a few elements, where the call
 costs more than the arithmetic. Here each step is one call over every session of the tick: the
-predictive policy's level choice, the knobs' range and rate guard, the NPC tactic choice. The
-decisions are the ones Director.knob_values and Director.npc_hints make session by session (the same
-functions do the arithmetic; tests/test_policies.py checks the two paths agree); policies without a
-batched form run per session, and so does a tick of one or two sessions, which is cheaper that way.
+predictive policy's level choice, the knobs' range and rate guard, the NPC tactic choice (sessions
+grouped by the tactics their game implements). Policies without a batched form choose their target
+per session. A tick of one session takes the same path (~90 us against ~35 us for a per-session
+form, paid once per model step, not per frame: one path to test and to trust is worth more).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import numpy as np
 
 from sidecar.engine.plan import PlanEntry, StepPlan, StepResult
 from sidecar.features import P, knob_values_at
-from sidecar.model.player_model import TACTICS
 from sidecar.policies.difficulty import Observation, PredictivePolicy, predictive_best
 from sidecar.policies.director import (
     TACTIC_ENUMS,
@@ -37,36 +36,18 @@ class Direction:
     hints: list[Hint]
 
 
-# Below this many sessions in a tick each Director is cheaper on its own than the array program
-# (measured: 33 vs 92 us for one session, 90 vs 108 for two, 170 vs 143 for four).
-_ARRAYS_FROM = 3
-
-
 def direct(directors: list[Director], entries: list[PlanEntry], plan: StepPlan, result: StepResult) -> list[Direction]:
     """Knob values and NPC hints for every entry of a stepped plan (directors[i] directs entries[i])."""
-    if len(entries) < _ARRAYS_FROM:
-        return [_alone(d, e, plan, result) for d, e in zip(directors, entries, strict=True)]
     targets = _targets(directors, entries, plan, result)
     values = _guard(directors, entries, targets)
     hints = _hints(directors, entries, plan, result)
     return [Direction(v, h) for v, h in zip(values, hints, strict=True)]
 
 
-def _alone(d: Director, e: PlanEntry, plan: StepPlan, result: StepResult) -> Direction:
-    return Direction(d.knob_values(_observation(e, plan, result)), _own_hints(d, e, plan, result))
-
-
 def _observation(e: PlanEntry, plan: StepPlan, result: StepResult) -> Observation:
     value = result.value[e.rows] if len(result.value) else None
     return observation(
         e.features, result.p_fail[e.rows], result.p_quit[e.rows], plan.levels[e.row], value, result.horizons
-    )
-
-
-def _own_hints(d: Director, e: PlanEntry, plan: StepPlan, result: StepResult) -> list[Hint]:
-    h = e.hinted
-    return d.npc_hints(
-        e.features, plan.hint_rows[h] - e.row, plan.hint_slots[h], result.npc_tactic_p[h], result.p_fail[e.rows, -1]
     )
 
 
@@ -134,38 +115,48 @@ def _guard(directors: list[Director], entries: list[PlanEntry], targets: list[fl
     return out
 
 
-_ALL_TACTICS = len(TACTICS)
-
-
 def _hints(directors: list[Director], entries: list[PlanEntry], plan: StepPlan, result: StepResult) -> list[list[Hint]]:
+    """Each hinted NPC's tactic and aggression, for the sessions that take hints, in groups of the
+    tactics their game implements (usually one group: every tactic)."""
     out: list[list[Hint]] = [[] for _ in entries]
-    batched: list[int] = []
+    groups: dict[tuple[int, ...], list[int]] = {}
     for i, (d, e) in enumerate(zip(directors, entries, strict=True)):
-        if not d.hints_on or not d.allowed.size or e.hinted.start == e.hinted.stop:
-            continue
-        if d.allowed.size == _ALL_TACTICS:
-            batched.append(i)
-        else:  # the game implements only some tactics: this session's own choice among them
-            out[i] = _own_hints(d, e, plan, result)
-    if not batched:
-        return out
-    counts = [entries[i].hinted.stop - entries[i].hinted.start for i in batched]
-    if len(batched) == len(entries) and len(plan.hint_rows) == sum(counts):
+        if d.hints_on and d.allowed.size and e.hinted.start != e.hinted.stop:
+            groups.setdefault(tuple(d.allowed.tolist()), []).append(i)
+    for allowed, which in groups.items():
+        _hint_group(directors, entries, plan, result, which, np.array(allowed, np.int64), out)
+    return out
+
+
+def _hint_group(
+    directors: list[Director],
+    entries: list[PlanEntry],
+    plan: StepPlan,
+    result: StepResult,
+    which: list[int],
+    allowed: np.ndarray,
+    out: list[list[Hint]],
+) -> None:
+    """Hints for the sessions `which`, whose games implement the model's tactics `allowed` (indices)."""
+    counts = [entries[i].hinted.stop - entries[i].hinted.start for i in which]
+    if len(which) == len(entries) and len(plan.hint_rows) == sum(counts):
         sel: slice | np.ndarray = slice(None)  # every hinted NPC of the tick (the usual case)
     else:
-        sel = np.concatenate([np.arange(entries[i].hinted.start, entries[i].hinted.stop) for i in batched])
+        sel = np.concatenate([np.arange(entries[i].hinted.start, entries[i].hinted.stop) for i in which])
     rows = plan.hint_rows[sel]  # [H]
     pf = result.p_fail[rows, -1].astype(np.float64)  # [H] of the player each NPC is hinted for
-    band = np.repeat(np.array([directors[i].band for i in batched], np.float64), counts, axis=0)  # [H, 2]
-    ks = choose_tactics(result.npc_tactic_p[sel], pf, band[:, 0], band[:, 1])  # [H]
+    band = np.repeat(np.array([directors[i].band for i in which], np.float64), counts, axis=0)  # [H, 2]
+    tactic_p = result.npc_tactic_p[sel]  # [H, A]
+    if len(allowed) < tactic_p.shape[1]:
+        tactic_p = tactic_p[:, allowed]  # the game's tactics only
+    ks = choose_tactics(tactic_p, pf, band[:, 0], band[:, 1])  # [H], indices into allowed
     ids = plan.hint_ids[sel].tolist()
-    tactics = TACTIC_ENUMS[ks].tolist()
+    tactics = TACTIC_ENUMS[allowed[ks]].tolist()
     agg = aggression(pf, band[:, 0], band[:, 1]).tolist()
     rows_l = rows.tolist()
     a = 0
-    for i, n in zip(batched, counts, strict=True):
+    for i, n in zip(which, counts, strict=True):
         e, b = entries[i], a + n
         pids, base = e.features.player_ids, e.row
         out[i] = list(zip(ids[a:b], tactics[a:b], [pids[r - base] for r in rows_l[a:b]], agg[a:b], strict=True))
         a = b
-    return out
