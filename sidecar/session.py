@@ -1,5 +1,10 @@
 """Sessions and their registry: resume tokens, resume windows, idle timeouts. No I/O, no clock reads.
 
+A Session is the one object for everything about one game session, as vLLM's Request is for a
+request: its protocol state (sequence, game time, rate bucket, player tracks), its status, and once
+the engine has joined it, its director, its model clock and its model steps in flight. (The model
+state slots of its players are the scheduler's, as KV blocks are vLLM's block manager's.)
+
 A Session outlives the connection that opened it: when a connection drops the session is detached
 and can be resumed with its token until the resume window closes. Resume tokens are the session id
 signed with the sidecar's secret, so a restarted sidecar that keeps its secret (--state-dir) can
@@ -12,6 +17,8 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
 
 from sidecar.columns import Capability
 from sidecar.errors import ResumeRejected, SessionLimitExceeded
@@ -19,7 +26,11 @@ from sidecar.features import KnobSet, PlayerTrack
 from sidecar.limits import Limits
 from sidecar.token_bucket import TokenBucket
 
-__all__ = ["Session", "SessionRegistry", "SessionSpec"]
+if TYPE_CHECKING:  # the engine's parts of a session; the protocol core never imports them
+    from sidecar.engine.clock import ModelClock, StepInFlight
+    from sidecar.policies.director import Director
+
+__all__ = ["Session", "SessionRegistry", "SessionSpec", "SessionStatus"]
 
 _GRANTABLE = frozenset({Capability.NPC_HINTS, Capability.INSIGHT, Capability.EXPLANATIONS, Capability.RECORDING})
 
@@ -42,6 +53,12 @@ class SessionSpec:
     wire: bytes = b""  # the hello as it came, for recordings
 
 
+class SessionStatus(Enum):
+    ATTACHED = "attached"  # a connection streams it
+    DETACHED = "detached"  # its connection went away: resumable with its token until the window closes
+    FINISHED = "finished"  # closed, expired or left: its director and model state are gone
+
+
 @dataclass
 class Session:
     session_id: str
@@ -53,7 +70,7 @@ class Session:
     last_sequence: int = 0
     last_game_time: float | None = None
     start_game_time: float | None = None
-    attached: bool = True
+    status: SessionStatus = SessionStatus.ATTACHED
     detached_at: float | None = None
     tracks: dict[str, PlayerTrack] = field(default_factory=dict)
     frames: TokenBucket = field(default_factory=lambda: TokenBucket(0.0, 0.0))  # max_frames_per_second
@@ -64,6 +81,14 @@ class Session:
     experiment: str = ""  # the experiment and arm it takes part in ("" when none)
     arm: str = ""
     assignment_propensity: float = 1.0  # the probability of its director under the assignment
+    # Set by the engine when it joins the session (engine.py), cleared when the session leaves it.
+    director: Director | None = None
+    clock: ModelClock | None = None
+    steps: list[StepInFlight] = field(default_factory=list)  # its model steps queued or running, oldest first
+
+    @property
+    def attached(self) -> bool:
+        return self.status is SessionStatus.ATTACHED
 
     @property
     def knobs(self) -> KnobSet:
@@ -102,7 +127,7 @@ class SessionRegistry:
             existing = self.sessions.get(session_id)
             if existing is not None:
                 # Take the session over from whichever connection held it.
-                existing.attached = True
+                existing.status = SessionStatus.ATTACHED
                 existing.detached_at = None
                 existing.last_seen = now
                 return existing, True, False
@@ -133,7 +158,7 @@ class SessionRegistry:
     def detach(self, session: Session, now: float) -> None:
         """The connection went away without a goodbye: keep the session for the resume window."""
         if self.sessions.get(session.session_id) is session:
-            session.attached = False
+            session.status = SessionStatus.DETACHED
             session.detached_at = now
 
     def close(self, session: Session) -> None:

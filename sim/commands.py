@@ -265,7 +265,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--concurrent",
         type=int,
         default=4096,
-        help="offline: players playing at once; the next starts when one leaves (what an adaptive director learns from)",
+        help="offline: players playing at once; the next starts when one leaves",
     )
     s.add_argument(
         "--mixture",

@@ -198,10 +198,11 @@ def _open(i: int, player: PlayerModel, cfg: OfflineConfig, engine: Engine, model
         last_seen=0.0,
     )
     engine.join(session)
+    director = session.director
+    assert director is not None
     if policy == "random_walk":
-        engine.directors[session.session_id].policy = RandomWalkPolicy(seed)
+        director.policy = RandomWalkPolicy(seed)
     elif policy == "piecewise":
-        director = engine.directors[session.session_id]
         director.policy = PiecewisePolicy(seed, director.default_level)
     writer = None
     if cfg.record_dir:
@@ -277,7 +278,7 @@ def _apply(s: _Live, responses: list[pb.SessionResponse], cfg: OfflineConfig) ->
 
 
 def _close(s: _Live, engine: Engine, cfg: OfflineConfig) -> SessionSummary:
-    director = engine.directors.get(s.session.session_id)
+    director = s.session.director
     drawn = director.arm.label if director is not None and director.arm is not None else ""
     engine.leave(s.session.session_id, by_player=s.game.over)
     if s.writer is not None:

@@ -227,3 +227,32 @@ def test_players_joining_and_leaving_between_steps_fold_by_id() -> None:
     assert got == {"c": 2.0 + 4.0 + 8.0, "b": 1.0 + 2.0 + 8.0}
     events = {(int(e), int(i)) for e, i, _, _ in step.raw.events.tolist()}
     assert events == {(pb.EVENT_TYPE_KILL, 0), (pb.EVENT_TYPE_DEATH, -1)}  # c's kill; a's death: a is gone
+
+
+def test_a_session_holds_its_director_clock_and_steps_from_join_to_leave(bundled: Checkpoint) -> None:
+    """One object per session (session.py): joined, it carries its director, model clock and steps in
+    flight; resumed with its state, it keeps them; leaving the engine clears them and finishes it."""
+    from sidecar.limits import Limits
+    from sidecar.session import SessionRegistry, SessionStatus
+
+    engine = Engine(bundled, EngineConfig(device="cpu", max_slots=8))
+    registry = SessionRegistry(Limits())
+    session, _, _ = registry.open(spec_of(hello(policy="rubber_band")), 0.0)
+    assert session.status is SessionStatus.ATTACHED and session.director is None
+    engine.join(session)
+    director, clock = session.director, session.clock
+    assert director is not None and clock is not None and director.session is session
+    assert engine.sessions[session.session_id] is session
+    for f in _inputs(_frames(30.0, 1.0)):
+        f.tracks = session.tracks
+        engine.step_now([(session, f)])
+    assert not session.steps  # every step answered
+    registry.detach(session, 1.0)
+    assert session.status is SessionStatus.DETACHED and not session.attached
+    resumed, was_resumed, reset = registry.open(replace(spec_of(hello()), resume_token=session.resume_token), 2.0)
+    assert resumed is session and was_resumed and not reset and session.status is SessionStatus.ATTACHED
+    engine.join(session)
+    assert session.director is director and session.clock is clock  # its state kept
+    engine.leave(session.session_id)
+    assert session.status is SessionStatus.FINISHED and session.director is None and session.clock is None
+    assert session.session_id not in engine.sessions

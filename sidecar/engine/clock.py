@@ -23,7 +23,7 @@ import numpy as np
 from sidecar.columns import PLAYER_TABLE, Fold
 from sidecar.features import FrameInput, RawFrame
 
-__all__ = ["DEFAULT_MODEL_RATE_HZ", "ModelClock"]
+__all__ = ["DEFAULT_MODEL_RATE_HZ", "ModelClock", "StepInFlight"]
 
 # The simulator's telemetry rate, which every checkpoint before the rate was recorded was trained at.
 DEFAULT_MODEL_RATE_HZ = 5.0
@@ -39,6 +39,16 @@ def _span(fold: Fold) -> slice:
 _SUM = _span(Fold.SUM)
 _RATE = _span(Fold.RATE)
 _N_SUM, _N_RATE = _SUM.stop - _SUM.start, _RATE.stop - _RATE.start
+
+
+@dataclass
+class StepInFlight:
+    """A session's model step on its way through the engine, and the frames after it that wait for its
+    prediction (frame, ticket, received at): answered from it once it exists, so a session's answers
+    go out in the order of its frames."""
+
+    sequence: int
+    after: list[tuple[FrameInput, object, float]] = field(default_factory=list)
 
 
 @dataclass

@@ -14,13 +14,13 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from sidecar.columns import Capability
-from sidecar.engine.clock import ModelClock
+from sidecar.engine.clock import ModelClock, StepInFlight
 from sidecar.engine.config import EngineConfig
 from sidecar.engine.plan import PlanEntry, StepPlan, StepResult
 from sidecar.engine.remote_runner import RemoteRunner
@@ -32,7 +32,7 @@ from sidecar.model.checkpoint import Checkpoint
 from sidecar.policies.director import Director
 from sidecar.policies.tick import Direction, direct
 from sidecar.protocol import FrameAccepted
-from sidecar.session import Session
+from sidecar.session import Session, SessionStatus
 from sidecar.wire import responses as wire
 from sidecar.wire.responses import Predictions, Response
 
@@ -43,14 +43,6 @@ log = logging.getLogger("metabrain.engine")
 Responses = list[Response]
 _FILL_STEP_S = 0.0005
 _NPC_ID = RAW_NPC_FIELDS.index("npc_id")
-
-
-@dataclass
-class _InFlight:
-    """A session's step on its way through the engine, and the frames after it waiting for its prediction."""
-
-    sequence: int
-    after: list[tuple[FrameInput, object, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -72,7 +64,8 @@ class Engine:
         # The model runs here, or in a runner process shared with other front ends (front_ends.py).
         self.runner: Runner | RemoteRunner = runner or local_runner(checkpoint.model, self.cfg, self.cfg.max_slots)
         self.scheduler = Scheduler(self.cfg.max_slots, np.linspace(0.0, 1.0, self.cfg.levels, dtype=np.float32))
-        self.directors: dict[str, Director] = {}
+        # The sessions joined, by id: each holds its director, model clock and steps in flight (session.py).
+        self.sessions: dict[str, Session] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="metabrain-runner")
         wt = self.cfg.worker_thread
         on_worker = self.runner.device.type == "cuda" or isinstance(self.runner, RemoteRunner)
@@ -88,11 +81,6 @@ class Engine:
         # are folded in and answered from the latest prediction. 0: a step on every frame.
         rate = checkpoint.model_rate_hz if self.cfg.model_rate_hz is None else self.cfg.model_rate_hz
         self.model_period_s = 1.0 / rate if rate > 0 else 0.0
-        self.clocks: dict[str, ModelClock] = {}
-        # Per session with a step queued or running: its steps in flight, oldest first, each with the
-        # frames between steps that came after it. Those are answered once its prediction exists (or
-        # superseded with it), so a session's answers are made in the order of its frames.
-        self._in_flight: dict[str, list[_InFlight]] = {}
         self.between_frames = 0  # frames answered between model steps
         self.step_frames = 0  # frames the model clock sent to the model (some superseded under load)
         self.rows_stepped = 0  # player rows the model stepped
@@ -120,10 +108,12 @@ class Engine:
     # -- sessions ---------------------------------------------------------------------------
     def join(self, session: Session, state_reset: bool = False) -> None:
         sid = session.session_id
-        if sid in self.directors and not state_reset:
+        if self.sessions.get(sid) is session and session.director is not None and not state_reset:
             return  # resumed with its state intact
-        self.directors[sid] = Director(session, self.cfg.default_policy)
-        self.clocks[sid] = ModelClock(self.model_period_s)
+        session.director = Director(session, self.cfg.default_policy)
+        session.clock = ModelClock(self.model_period_s)
+        session.steps = []
+        self.sessions[sid] = session
         self.scheduler.join(sid, explain=session.has(Capability.EXPLANATIONS))
         if state_reset:
             self.scheduler.reset_state(sid)
@@ -131,14 +121,17 @@ class Engine:
     def leave(self, session_id: str, by_player: bool = True) -> None:
         """The session is over: its state goes. by_player=False: cut short by something other than the
         player leaving (a time limit in a simulation), which an adaptive director does not count as a quit."""
-        director = self.directors.pop(session_id, None)
-        if director is not None:
-            director.finish(by_player)
-        self.clocks.pop(session_id, None)
+        session = self.sessions.pop(session_id, None)
+        deferred: list[tuple[int, object]] = []
+        if session is not None:
+            if session.director is not None:
+                session.director.finish(by_player)
+            deferred = [(f.sequence, t) for step in session.steps for f, t, _ in step.after]
+            session.director, session.clock, session.steps = None, None, []
+            session.status = SessionStatus.FINISHED
         mine = [(f.sequence, t) for sid, f, t, _ in self._incoming if sid == session_id]
         if mine:
             self._incoming = [item for item in self._incoming if item[0] != session_id]
-        deferred = [(f.sequence, t) for step in self._in_flight.pop(session_id, []) for f, t, _ in step.after]
         for _seq, ticket in [*self.scheduler.leave(session_id), *mine, *deferred]:
             assert isinstance(ticket, asyncio.Future)
             if not ticket.done():
@@ -159,17 +152,19 @@ class Engine:
 
     def _route(self, sid: str, frame: FrameInput, ticket: object, received_at: float) -> list[tuple[object, Responses]]:
         """The model clock decides; returns the answers due now."""
-        clock = self.clocks.get(sid)
-        step = clock.route(frame) if clock is not None else frame
-        flights = self._in_flight.get(sid)
+        session = self.sessions.get(sid)
+        if session is None or session.clock is None:
+            return [(ticket, [])]  # left the engine already: no answer, as a frame of a session that leaves mid-step
+        step = session.clock.route(frame)
+        flights = session.steps
         if step is None:
             if flights:  # its session's step is still to come: answered after it, in order
                 flights[-1].after.append((frame, ticket, received_at))
                 return []
             self.between_frames += 1
-            return [(ticket, self._between(sid, frame, received_at))]
+            return [(ticket, self._between(session, frame, received_at))]
         self.step_frames += 1
-        self._in_flight.setdefault(sid, []).append(_InFlight(frame.sequence))
+        flights.append(StepInFlight(frame.sequence))
         self._incoming.append((sid, step, ticket, received_at))
         self._wake.set()
         return []
@@ -177,26 +172,24 @@ class Engine:
     def _stepped(self, sid: str, sequence: int, by: int = 0) -> list[tuple[object, Responses]]:
         """Step `sequence` of the session was answered (or superseded `by` a newer one): answer the frames
         that came after it, from its prediction (or as superseded too)."""
-        flights = self._in_flight.get(sid)
-        if not flights or flights[0].sequence != sequence:
+        session = self.sessions.get(sid)
+        if session is None or not session.steps or session.steps[0].sequence != sequence:
             return []
-        done = flights.pop(0)
-        if not flights:
-            del self._in_flight[sid]
+        done = session.steps.pop(0)
         out: list[tuple[object, Responses]] = []
         for frame, ticket, received_at in done.after:
             if by:
                 out.append((ticket, [wire.superseded(frame.sequence, by)]))
             else:
                 self.between_frames += 1
-                out.append((ticket, self._between(sid, frame, received_at)))
+                out.append((ticket, self._between(session, frame, received_at)))
         return out
 
-    def _between(self, sid: str, frame: FrameInput, received_at: float) -> Responses:
+    def _between(self, session: Session, frame: FrameInput, received_at: float) -> Responses:
         """A frame between two model steps: the latest prediction through the director's guard (knobs
         eased toward the current target at each knob's rate), the latest hints for the NPCs still in
         the frame, the latest insights. No featurizing, no model."""
-        director = self.directors.get(sid)
+        director = session.director
         if director is None:
             return []
         if director.last_time is None:  # before the session's first step: from where the game is
@@ -352,7 +345,8 @@ class Engine:
                     torch.cuda.empty_cache()
         live: list[tuple[PlanEntry, Director]] = []
         for e in plan.entries:
-            d = self.directors.get(e.session_id)
+            session = self.sessions.get(e.session_id)
+            d = session.director if session is not None else None
             if d is None:  # the session left while the step ran: its frame gets no answer
                 answers.append((e.ticket, []))
             else:
