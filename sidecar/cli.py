@@ -307,7 +307,7 @@ def build_parser(light: bool = False) -> argparse.ArgumentParser:
 def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Subcommands that live beside the code they drive (simulator, training, benchmarks)."""
     found = []
-    for module in ("sim.commands", "sidecar.training.commands", "sidecar.bench.commands"):
+    for module in ("sidecar.training.commands", "sim.commands", "sim.bench.commands"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -205,6 +205,25 @@ def _off_policy(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
     return 0
 
 
+def cmd_generate(a: argparse.Namespace) -> int:
+    """`metabrain dataset generate`: simulated sessions recorded for training."""
+    from sim.datagen import GenerateConfig, generate
+
+    n = generate(
+        GenerateConfig(
+            out=a.out,
+            sessions=a.sessions,
+            population=a.population,
+            seed=a.seed,
+            workers=a.workers,
+            max_seconds=a.max_seconds,
+            telemetry_hz=a.telemetry_hz,
+        )
+    )
+    print(f"recorded {n} sessions into {a.out}")
+    return 0
+
+
 def cmd_bench_sim(a: argparse.Namespace) -> int:
     """Simulated player-seconds per wall second: the game and its players alone, one core."""
     from sim.offline import play_fixed
@@ -324,6 +343,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.add_argument("--markdown", help="write the table as markdown")
     e.add_argument("--out", default="director-eval", help="directory for the PNGs")
     e.set_defaults(func=cmd_evaluate_directors)
+
+    dataset = sub.choices.get("dataset")  # sidecar/training/commands.py registers it first
+    if dataset is not None:
+        dsub = dataset.get_default("dataset_actions")
+        gen = dsub.add_parser("generate", help="record simulated sessions (mixed policies, random NPC tactics)")
+        gen.add_argument("--out", required=True, help="directory for the .mbrec recordings")
+        gen.add_argument("--sessions", type=int, default=800)
+        gen.add_argument(
+            "--population", default="default", help="'default', 'holdout', 'novice=1,expert=1' or file.py:Factory"
+        )
+        gen.add_argument("--seed", type=int, default=1)
+        gen.add_argument("--workers", type=int, default=2)
+        gen.add_argument("--max-seconds", type=float, default=1200.0, help="session length cap (game seconds)")
+        gen.add_argument("--telemetry-hz", type=float, default=5.0, help="frames a second the simulated game sends")
+        gen.set_defaults(func=cmd_generate)
 
     b = sub.add_parser("bench-sim", help="offline simulation speed (player-seconds per wall second)")
     b.add_argument("--sessions", type=int, default=40)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from sidecar.serving.worker_pool import report, run_pool
+from sidecar.training.director_report import DESIGNER_DEFAULT, markdown
 from sim.offline import SessionSummary
 from sim.policy_labels import PolicyRun, parse_policy
 
@@ -155,7 +156,6 @@ def compare(table: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # The simulated arena's designer defaults sit at level 0.5 of every knob.
-DESIGNER_DEFAULT = "static:0.5"
 
 
 def _report(
@@ -181,48 +181,6 @@ def _report(
         "lengths": {label: [r.seconds for r in rows] for label, rows in results.items()},
         "skill_difficulty": {label: [(r.skill, r.difficulty_mean) for r in rows] for label, rows in results.items()},
     }
-
-
-def markdown(report: dict[str, Any]) -> str:
-    lines = [
-        f"Population `{report['population']}`, {report['players']} players, seed {report['seed']}, sessions capped "
-        f"at {report['max_seconds']:.0f} s.",
-        "",
-        "| policy | mean length s | median s | quit share | quit rate min 1 / 2 / 5 | in band | win-rate spread "
-        "| mean difficulty | deaths/min |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for t in report["table"]:
-        q = t["quit_rate_by_minute"]
-        m1, m2, m5 = (f"{q[m]:.2f}" if len(q) > m else "–" for m in (0, 1, 4))  # short caps have fewer minutes
-        lines.append(
-            f"| {t['policy']} | {t['mean_length_s']:.0f} | {t['median_length_s']:.0f} | {t['quit_share']:.2f} | "
-            f"{m1} / {m2} / {m5} | {t['in_band_share']:.2f} | "
-            f"{t['win_rate_spread']:.2f} | {t['mean_difficulty']:.2f} | {t['deaths_per_min']:.2f} |"
-        )
-    for t in report["table"]:
-        if t.get("drawn"):
-            given = ", ".join(
-                f"{d} {v['share']:.0%} ({v['mean_length_s']:.0f} s)" for d, v in sorted(t["drawn"].items())
-            )
-            lines += ["", f"{t['policy']} gave its sessions: {given}."]
-    c = report["comparison"]
-    if c:
-        name = c["candidate"]
-        lines += [
-            "",
-            f"Best static: {c['best_static']}. {name} vs best static: {c['vs_best_static']:+.1%}"
-            + (f"; vs rubber_band: {c['vs_rubber_band']:+.1%}" if "vs_rubber_band" in c else "")
-            + (f"; NPC hints on vs off: {c['hints_on_vs_off']:+.1%}" if "hints_on_vs_off" in c else "")
-            + (
-                f"; worst skill decile against the designer's default ({DESIGNER_DEFAULT}): "
-                f"{c['worst_decile_vs_designer_default']:+.1%}"
-                if "worst_decile_vs_designer_default" in c
-                else ""
-            )
-            + ".",
-        ]
-    return "\n".join(lines) + "\n"
 
 
 def pngs(report: dict[str, Any], out_dir: str | Path) -> list[Path]:

@@ -13,7 +13,7 @@ from types import TracebackType
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from sidecar.bench.process import ServerProcess
+from sim.bench.process import ServerProcess
 
 
 class SidecarProcess(ServerProcess):

@@ -70,11 +70,23 @@ def test_no_import_circles() -> None:
     assert not circles, "import circles: " + "; ".join(" -> ".join(c) for c in circles)
 
 
+def test_the_sidecar_package_never_imports_the_simulator() -> None:
+    """The simulator, its benchmarks and data generation drive the sidecar from outside (sim/ imports
+    sidecar/, never the reverse): a wheel without sim/ is a whole sidecar, and no package circle."""
+    offenders = {}
+    for path in (ROOT / "sidecar").rglob("*.py"):
+        found = _imports(ast.parse(path.read_text()), type_checking=False)
+        bad = sorted(m for m in found if m == "sim" or m.startswith("sim."))
+        if bad:
+            offenders[_module_name(path)] = bad
+    assert not offenders, offenders
+
+
 def test_serving_never_loads_the_developer_tools() -> None:
     """`metabrain serve` (server, transports, engine, model) imports no benchmark, training, simulator or codegen."""
     code = (
         "import sys, sidecar.serving.server, sidecar.serving.inprocess, sidecar.serving.front_ends;"
-        "print(' '.join(m for m in sys.modules if m.startswith(('sidecar.bench', 'sidecar.training', 'sim',"
+        "print(' '.join(m for m in sys.modules if m.startswith(('sidecar.training', 'sim',"
         " 'engine_codegen', 'csharp_codegen', 'generate'))))"
     )
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -114,7 +126,7 @@ PUBLIC = [
 # transports that move its bytes, and the recorder that writes them to disk. The developer tools
 # (bench, training) read and write the wire format as they like.
 PROTOBUF_ALLOWED = ("sidecar.wire", "sidecar.serving.transports", "sidecar.operations.recording")
-DEV_TOOLS = ("sidecar.bench", "sidecar.training", "sidecar.gen")
+DEV_TOOLS = ("sidecar.training", "sidecar.gen")
 
 
 def test_only_the_wire_seam_imports_protobuf() -> None:
@@ -146,7 +158,7 @@ CORE = (
 )
 
 
-_OUTER = ("sidecar.serving", "sidecar.operations", "sidecar.bench", "sidecar.training")
+_OUTER = ("sidecar.serving", "sidecar.operations", "sidecar.training", "sim")
 
 
 def test_the_core_never_imports_serving_or_operations() -> None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sidecar.bench.run import BenchConfig, print_report, run_bench, soak
-from sidecar.bench.servers import EchoCodec
 from sidecar.wire.schema import pb
+from sim.bench.run import BenchConfig, print_report, run_bench, soak
+from sim.bench.servers import EchoCodec
 from sim.loadgen import FrameStream
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from sidecar.operations.recording import read_recording
 from sidecar.serving.worker_pool import report, run_pool
-from sidecar.training.generate import GenerateConfig, generate
+from sim.datagen import GenerateConfig, generate
 from sim.director_eval import evaluate_directors, markdown
 
 

@@ -86,9 +86,9 @@ def test_a_featurizer_failure_answers_its_tick_with_errors_and_the_engine_goes_o
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import sidecar.engine.engine as engine_module
-    from sidecar.bench.sessions import SimulatedSessions
     from sidecar.engine.engine import Engine, EngineConfig
     from sidecar.model.checkpoint import load_checkpoint
+    from sim.bench.sessions import SimulatedSessions
 
     engine = Engine(load_checkpoint(None), EngineConfig(device="cpu"))
     sims = SimulatedSessions(engine, 3)

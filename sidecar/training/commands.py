@@ -23,22 +23,7 @@ def _build_some(args: tuple[list[str], float, float, float, float]) -> list[Any]
 
 
 def cmd_dataset(a: argparse.Namespace) -> int:
-    if a.action == "generate":
-        from sidecar.training.generate import GenerateConfig, generate
-
-        n = generate(
-            GenerateConfig(
-                out=a.out,
-                sessions=a.sessions,
-                population=a.population,
-                seed=a.seed,
-                workers=a.workers,
-                max_seconds=a.max_seconds,
-                telemetry_hz=a.telemetry_hz,
-            )
-        )
-        print(f"recorded {n} sessions into {a.out}")
-        return 0
+    """`metabrain dataset build`: recordings -> training examples."""
     from sidecar.training.dataset import save_examples
 
     files = sorted(
@@ -128,19 +113,11 @@ def cmd_model_card(a: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    ds = sub.add_parser("dataset", help="simulate recordings, or turn recordings into training examples")
+    ds = sub.add_parser("dataset", help="turn recordings into training examples (or simulate recordings)")
     dsub = ds.add_subparsers(dest="action", required=True)
-    gen = dsub.add_parser("generate", help="record simulated sessions (mixed policies, random NPC tactics)")
-    gen.add_argument("--out", required=True, help="directory for the .mbrec recordings")
-    gen.add_argument("--sessions", type=int, default=800)
-    gen.add_argument(
-        "--population", default="default", help="'default', 'holdout', 'novice=1,expert=1' or file.py:Factory"
-    )
-    gen.add_argument("--seed", type=int, default=1)
-    gen.add_argument("--workers", type=int, default=2)
-    gen.add_argument("--max-seconds", type=float, default=1200.0, help="session length cap (game seconds)")
-    gen.add_argument("--telemetry-hz", type=float, default=5.0, help="frames a second the simulated game sends")
-    gen.set_defaults(func=cmd_dataset)
+    # `dataset generate` (simulated recordings) is added by sim/commands.py: the simulator is a dev
+    # tool outside the runtime, and this is where it finds the subcommands to join.
+    ds.set_defaults(dataset_actions=dsub)
     build = dsub.add_parser("build", help="recordings -> examples (.npz) with the sidecar's featurizer")
     build.add_argument("recordings", nargs="+", help=".mbrec files or directories")
     build.add_argument("--out", required=True, help="output .npz")

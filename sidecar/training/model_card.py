@@ -8,8 +8,8 @@ from typing import Any
 
 from sidecar.model.checkpoint import load_checkpoint
 from sidecar.model.player_model import parameter_count
+from sidecar.training.director_report import markdown as directors_markdown
 from sidecar.training.evaluate import markdown as eval_markdown
-from sim.director_eval import markdown as directors_markdown
 
 REPRODUCE = """```bash
 metabrain dataset generate --out recs1/ --sessions 800 --seed 1

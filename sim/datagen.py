@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sidecar.serving.worker_pool import report, run_pool
+from sim.offline import OfflineConfig, run_offline
+from sim.populations import load_population
 
 # Policies mixed so the data covers every difficulty, and NPC tactics randomised so the NPC head
 # sees what each tactic does. The piecewise sessions' level switches teach the value heads.
@@ -25,9 +27,6 @@ class GenerateConfig:
 
 def _shard(args: tuple[GenerateConfig, int, int]) -> int:
     cfg, shard, n = args
-    from sim.offline import OfflineConfig, run_offline
-    from sim.populations import load_population
-
     pop = load_population(cfg.population, cfg.seed * 100 + shard)
     ocfg = OfflineConfig(
         sessions=n,

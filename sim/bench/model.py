@@ -97,9 +97,9 @@ def whole_ticks(device: str, sessions: list[int], config: str, repeats: int, bf1
     """The engine's whole tick for N sessions (one simulated player each, real validated frames):
     featurizing the tick's frames, scheduler plan, model step, every session's director and its
     guidance message."""
-    from sidecar.bench.sessions import SimulatedSessions
     from sidecar.engine.engine import Engine, EngineConfig
     from sidecar.model.checkpoint import Checkpoint, load_checkpoint
+    from sim.bench.sessions import SimulatedSessions
 
     if config == "large":
         checkpoint = Checkpoint(PlayerModel(ModelConfig.gpu_large()).eval(), "large (untrained)", trained=False)

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import argparse
 
-from sidecar.bench import SERVERS, TRANSPORTS
+from sim.bench import SERVERS, TRANSPORTS
 
 
 def _bench_model(a: argparse.Namespace) -> int:
-    from sidecar.bench.model import cmd
+    from sim.bench.model import cmd
 
     return cmd(a)
 
 
 def _bench(a: argparse.Namespace) -> int:
-    from sidecar.bench.run import cmd_bench
+    from sim.bench.run import cmd_bench
 
     return cmd_bench(a)
 

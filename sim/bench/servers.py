@@ -7,7 +7,7 @@
   model and director, stepped synchronously for each frame inside its handler (`Engine.step_now`
   with that one frame): no batching across sessions, no latest-wins.
 
-    python -m sidecar.bench.servers echo --ports-file ports.txt
+    python -m sim.bench.servers echo --ports-file ports.txt
 """
 
 from __future__ import annotations

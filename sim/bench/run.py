@@ -23,8 +23,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from sidecar.bench import SERVERS, TRANSPORTS
-from sidecar.bench.process import ServerProcess
+from sim.bench import SERVERS, TRANSPORTS
+from sim.bench.process import ServerProcess
 from sim.loadgen import LoadSpec, run_load
 
 FRAME_BUDGET_MS = 1000.0 / 60.0
@@ -74,7 +74,7 @@ def start_server(kind: str, workdir: Path, cores: tuple[int, ...], extra: tuple[
         if kind == "sidecar-every-frame":
             cmd.append("--model-every-frame")
     else:
-        cmd = [sys.executable, "-m", "sidecar.bench.servers", kind]
+        cmd = [sys.executable, "-m", "sim.bench.servers", kind]
     return ServerProcess(kind, cmd, workdir, cores)
 
 
@@ -182,7 +182,6 @@ def stage_costs(players: int, sessions: int = 64, ticks: int = 20, tables: bool 
     frames in the table form (what the engine plugins send) or the row form."""
     import timeit
 
-    from sidecar.bench.sessions import SimulatedSessions
     from sidecar.engine.engine import Engine, EngineConfig
     from sidecar.model.checkpoint import load_checkpoint
     from sidecar.protocol import parse_request
@@ -190,6 +189,7 @@ def stage_costs(players: int, sessions: int = 64, ticks: int = 20, tables: bool 
     from sidecar.wire.checks import validate_frame_counts
     from sidecar.wire.frames import extract
     from sidecar.wire.schema import pb
+    from sim.bench.sessions import SimulatedSessions
 
     engine = Engine(load_checkpoint(None), EngineConfig(device="cpu"))
     sims = SimulatedSessions(engine, sessions, players, tables=tables)

@@ -1,7 +1,7 @@
 """What the runner process costs a front end: the same step plans through Runner.step in-process and
 through RemoteRunner.step (pickled arrays over a Unix socket to a runner process and back).
 
-    python -m sidecar.bench.runner_hop [--batches 1,64,512] [--ticks 40]
+    python -m sim.bench.runner_hop [--batches 1,64,512] [--ticks 40]
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from sidecar.bench.sessions import SimulatedSessions
 from sidecar.engine.engine import Engine, EngineConfig
 from sidecar.engine.plan import StepPlan
 from sidecar.engine.remote_runner import RemoteRunner, serve_runner
 from sidecar.engine.runner import Runner
 from sidecar.model.checkpoint import load_checkpoint
+from sim.bench.sessions import SimulatedSessions
 
 WARMUP = 5
 

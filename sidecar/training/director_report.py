@@ -1,0 +1,52 @@
+"""A director evaluation (`metabrain evaluate-directors`, sim/director_eval.py) as a markdown table:
+what the command prints and what the model card includes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["DESIGNER_DEFAULT", "markdown"]
+
+DESIGNER_DEFAULT = "static:0.5"  # the designer's level: what "never worse than the default" is measured against
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"Population `{report['population']}`, {report['players']} players, seed {report['seed']}, sessions capped "
+        f"at {report['max_seconds']:.0f} s.",
+        "",
+        "| policy | mean length s | median s | quit share | quit rate min 1 / 2 / 5 | in band | win-rate spread "
+        "| mean difficulty | deaths/min |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t in report["table"]:
+        q = t["quit_rate_by_minute"]
+        m1, m2, m5 = (f"{q[m]:.2f}" if len(q) > m else "–" for m in (0, 1, 4))  # short caps have fewer minutes
+        lines.append(
+            f"| {t['policy']} | {t['mean_length_s']:.0f} | {t['median_length_s']:.0f} | {t['quit_share']:.2f} | "
+            f"{m1} / {m2} / {m5} | {t['in_band_share']:.2f} | "
+            f"{t['win_rate_spread']:.2f} | {t['mean_difficulty']:.2f} | {t['deaths_per_min']:.2f} |"
+        )
+    for t in report["table"]:
+        if t.get("drawn"):
+            given = ", ".join(
+                f"{d} {v['share']:.0%} ({v['mean_length_s']:.0f} s)" for d, v in sorted(t["drawn"].items())
+            )
+            lines += ["", f"{t['policy']} gave its sessions: {given}."]
+    c = report["comparison"]
+    if c:
+        name = c["candidate"]
+        lines += [
+            "",
+            f"Best static: {c['best_static']}. {name} vs best static: {c['vs_best_static']:+.1%}"
+            + (f"; vs rubber_band: {c['vs_rubber_band']:+.1%}" if "vs_rubber_band" in c else "")
+            + (f"; NPC hints on vs off: {c['hints_on_vs_off']:+.1%}" if "hints_on_vs_off" in c else "")
+            + (
+                f"; worst skill decile against the designer's default ({DESIGNER_DEFAULT}): "
+                f"{c['worst_decile_vs_designer_default']:+.1%}"
+                if "worst_decile_vs_designer_default" in c
+                else ""
+            )
+            + ".",
+        ]
+    return "\n".join(lines) + "\n"
