@@ -122,11 +122,11 @@ PUBLIC = [
 ]
 
 
-# Where the generated protobuf code may be imported in the shipped runtime: the wire seam, the
-# transports that move its bytes, and the recorder that writes them to disk. The developer tools
-# (bench, training) read and write the wire format as they like.
+# Where the generated protobuf code may be imported in the sidecar package (training included): the
+# wire seam, the transports that move its bytes, and the recorder that writes them to disk. (The
+# simulator and the benchmarks in sim/ play the game's side and build messages as a game does.)
 PROTOBUF_ALLOWED = ("sidecar.wire", "sidecar.serving.transports", "sidecar.operations.recording")
-DEV_TOOLS = ("sidecar.training", "sidecar.gen")
+DEV_TOOLS = ("sidecar.gen",)  # the generated code itself
 
 
 def test_only_the_wire_seam_imports_protobuf() -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sidecar.columns import EventType
 from sidecar.engine.clock import DEFAULT_MODEL_RATE_HZ, ModelClock
 from sidecar.features import (
     MAX_MODEL_NPCS,
@@ -47,7 +48,6 @@ from sidecar.features import (
 from sidecar.features.layout import NPC_STATES
 from sidecar.operations.recording import read_recording
 from sidecar.wire.frames import extract
-from sidecar.wire.schema import pb
 
 TACTIC0 = NPC_COLUMNS.index("tactic_0")
 
@@ -158,13 +158,13 @@ def _read(path: str | Path, model_hz: float = DEFAULT_MODEL_RATE_HZ) -> _Recorde
         out.end_time = frame.game_time
         for e in frame.events:
             pid = e.player_id
-            if e.type == pb.EVENT_TYPE_DEATH:
+            if e.type == EventType.DEATH:
                 out.deaths.setdefault(pid, []).append(e.game_time)
-            elif e.type == pb.EVENT_TYPE_KILL:
+            elif e.type == EventType.KILL:
                 out.kills[pid] = out.kills.get(pid, 0) + 1
-            elif e.type == pb.EVENT_TYPE_DAMAGE_TAKEN:
+            elif e.type == EventType.DAMAGE_TAKEN:
                 out.hits.setdefault(pid, []).append((e.game_time, e.npc_id))
-            elif e.type == pb.EVENT_TYPE_QUIT:
+            elif e.type == EventType.QUIT:
                 out.quit_time = e.game_time
     out.randomised = out.policy in RANDOMISED_POLICIES
     return out
