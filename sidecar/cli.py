@@ -68,7 +68,9 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token-file", help="file of accepted tokens, one per line (also $METABRAIN_TOKEN)")
     p.add_argument("--tls-cert", help="server certificate (PEM) to serve TLS on both transports")
     p.add_argument("--tls-key", help="server private key (PEM)")
-    p.add_argument("--state-dir", help="keeps the resume secret so clients can resume after a restart")
+    p.add_argument(
+        "--state-dir", help="keeps the resume secret (clients resume after a restart) and what the portfolio learned"
+    )
     p.add_argument("--record-dir", help="record consenting sessions here (msgpack)")
     p.add_argument("--record-key-file", help="key for pseudonymising player ids in recordings (created if absent)")
     p.add_argument("--retention-days", type=float, default=30.0, help="delete recordings older than this")

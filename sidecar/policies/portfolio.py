@@ -16,7 +16,9 @@ The posterior per arm is Gamma(1 + quits, PRIOR_S + seconds played) on the hazar
 survival model: crude in time, robust for ranking arms); every arm starts from the same prior. The
 arm and the probability it had of being drawn go in the session's `experiment`/`arm`/
 `assignment_propensity` (welcome, dashboard, recordings) for analysis and off-policy evaluation.
-State is per game (Hello.game_id) and per sidecar process.
+State is per game (Hello.game_id). With --state-dir it is kept across restarts and shared by every
+process serving from that directory (sidecar/operations/portfolio_store.py adds each process's new
+evidence into one file per game and reads back everyone's: `take_delta` / `absorb` here).
 """
 
 from __future__ import annotations
@@ -27,7 +29,15 @@ import random
 import threading
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_ARMS", "Portfolio", "PortfolioArm", "portfolio_for", "reset_portfolios"]
+__all__ = [
+    "DEFAULT_ARMS",
+    "ArmEvidence",
+    "Portfolio",
+    "PortfolioArm",
+    "portfolio_for",
+    "portfolios",
+    "reset_portfolios",
+]
 
 
 @dataclass(frozen=True)
@@ -50,11 +60,19 @@ _PROPENSITY_DRAWS = 200
 
 
 @dataclass
-class _Arm:
+class ArmEvidence:
     quits: int = 0  # sessions the player ended
     seconds: float = 0.0  # play, by every session given this arm, ended or not
     finished: int = 0  # sessions ended, by the player or not
     assigned: int = 0
+
+    def plus(self, other: ArmEvidence, sign: int = 1) -> ArmEvidence:
+        return ArmEvidence(
+            self.quits + sign * other.quits,
+            self.seconds + sign * other.seconds,
+            self.finished + sign * other.finished,
+            self.assigned + sign * other.assigned,
+        )
 
     @property
     def mean_life_s(self) -> float:
@@ -66,13 +84,34 @@ class _Arm:
 class Portfolio:
     arms: tuple[PortfolioArm, ...] = DEFAULT_ARMS
     seed: int = 0
-    state: dict[str, _Arm] = field(default_factory=dict)
+    state: dict[str, ArmEvidence] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         for a in self.arms:
-            self.state.setdefault(a.label, _Arm())
+            self.state.setdefault(a.label, ArmEvidence())
+        # The totals as of the last exchange with the other processes (absorb): what state holds beyond
+        # them is this process's own evidence, not yet shared.
+        self._synced: dict[str, ArmEvidence] = {a.label: ArmEvidence() for a in self.arms}
+
+    def take_delta(self) -> dict[str, ArmEvidence]:
+        """This process's evidence since the last exchange, per arm; from now on counted as shared."""
+        with self._lock:
+            delta = {a.label: self.state[a.label].plus(self._synced[a.label], -1) for a in self.arms}
+            for a in self.arms:
+                self._synced[a.label] = self._synced[a.label].plus(delta[a.label])
+            return delta
+
+    def absorb(self, totals: dict[str, ArmEvidence]) -> None:
+        """Everyone's evidence (the shared totals, this process's delta included): the difference from the
+        last exchange is what other processes (or earlier runs) learned. Arms it does not know are ignored."""
+        with self._lock:
+            for a in self.arms:
+                total = totals.get(a.label)
+                if total is not None:
+                    self.state[a.label] = self.state[a.label].plus(total.plus(self._synced[a.label], -1))
+                    self._synced[a.label] = total
 
     def choose(self) -> tuple[PortfolioArm, float]:
         """An arm for a new session (Thompson sampling), and the probability it had of being drawn
@@ -134,6 +173,12 @@ def portfolio_for(game_id: str) -> Portfolio:
             seed = int.from_bytes(hashlib.sha256(game_id.encode()).digest()[:4], "big")
             p = _PORTFOLIOS[game_id] = Portfolio(seed=seed)
         return p
+
+
+def portfolios() -> dict[str, Portfolio]:
+    """Every game's portfolio in this process, by game id."""
+    with _REGISTRY_LOCK:
+        return dict(_PORTFOLIOS)
 
 
 def reset_portfolios() -> None:

@@ -24,6 +24,7 @@ from sidecar.model.checkpoint import Checkpoint, load_checkpoint
 from sidecar.operations.dashboard import DashboardFeed, start_dashboard
 from sidecar.operations.key_files import read_or_create_key
 from sidecar.operations.metrics import SidecarMetrics, serve_metrics
+from sidecar.operations.portfolio_store import PortfolioStore
 from sidecar.operations.recording import SessionRecorder
 from sidecar.policies.experiments import Experiment, ExperimentSet
 from sidecar.protocol import ServerInfo
@@ -49,7 +50,8 @@ class ServeConfig:
     token_file: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
-    state_dir: str | None = None  # keeps the resume secret across restarts
+    state_dir: str | None = None  # keeps the resume secret and the portfolio's evidence across restarts
+    portfolio_sync_s: float = 5.0  # how often the portfolio's evidence is exchanged through state_dir
     record_dir: str | None = None
     record_key_file: str | None = None
     record_retention_days: float = 30.0
@@ -115,6 +117,9 @@ class Sidecar:
         self.ws_port: int | None = None
         self._health = None
         self._sweeper: asyncio.Task[None] | None = None
+        # The portfolio directors' evidence, kept and shared through the state dir (portfolio_store.py).
+        self.portfolio_store = PortfolioStore(config.state_dir) if config.state_dir else None
+        self._portfolio_sync: asyncio.Task[None] | None = None
         self.recorder: SessionRecorder | None = None
         self.metrics: SidecarMetrics | None = None
         self.metrics_port: int | None = None
@@ -143,6 +148,11 @@ class Sidecar:
         # process: keep it out of the collector, whose full passes over it took 70-85 ms (measured).
         gc.collect()
         gc.freeze()
+        if self.portfolio_store is not None:
+            games = self.portfolio_store.load()
+            if games:
+                log.info("portfolio: loaded what %d game(s) taught it from %s", games, self.portfolio_store.directory)
+            self._portfolio_sync = asyncio.create_task(self._sync_portfolios())
         await self.engine.start()
         if self.metrics is not None and cfg.metrics_port is not None:
             self._metrics_server, self.metrics_port = serve_metrics(self.metrics, self.ops_host, cfg.metrics_port)
@@ -189,6 +199,12 @@ class Sidecar:
             await asyncio.sleep(self.config.sweep_interval_s)
             self.ctx.sweep(time.monotonic())
 
+    async def _sync_portfolios(self) -> None:
+        assert self.portfolio_store is not None
+        while True:
+            await asyncio.sleep(self.config.portfolio_sync_s)
+            await asyncio.to_thread(self.portfolio_store.sync)
+
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, answer what is in flight, say goodbye to every session, flush recordings."""
         self.ctx.shutting_down = True
@@ -210,6 +226,10 @@ class Sidecar:
         await self.engine.stop()
         if isinstance(self.engine.runner, RemoteRunner):
             self.engine.runner.close()  # the runner process exits when its last front end has gone
+        if self._portfolio_sync is not None:
+            self._portfolio_sync.cancel()
+        if self.portfolio_store is not None:
+            self.portfolio_store.sync()  # what this run learned, for the next
         if self.recorder is not None:
             self.recorder.close_all()
         if self._dashboard_server is not None:

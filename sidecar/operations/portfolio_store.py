@@ -1,0 +1,104 @@
+"""The portfolio directors' evidence on disk: kept across restarts, shared by the processes of one sidecar.
+
+A portfolio (sidecar/policies/portfolio.py) learns which director keeps a game's players longest from
+every second they play. That evidence is worth keeping: a restart would otherwise explore again from
+nothing, and the front-end processes of one sidecar (`--front-ends N`) would each learn alone from
+their share of the players. With `--state-dir DIR`, each game's totals live in
+`DIR/portfolio/<hash of game_id>.json`; every few seconds, and at shutdown, each process takes the
+evidence it gathered since its last exchange, adds it into the file under an exclusive lock, and
+takes back the totals, which hold every other process's (and every earlier run's) evidence too.
+At start-up the totals of every game already seen are loaded before the first session is drawn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import IO, Any
+
+from sidecar.policies.portfolio import ArmEvidence, Portfolio, portfolio_for, portfolios
+
+try:  # POSIX: processes on one machine take turns on a file; elsewhere one process per state dir
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["PortfolioStore"]
+
+log = logging.getLogger("metabrain.portfolio")
+_FORMAT = 1
+
+
+class PortfolioStore:
+    def __init__(self, state_dir: str | Path) -> None:
+        self.directory = Path(state_dir) / "portfolio"
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def path_of(self, game_id: str) -> Path:
+        return self.directory / f"{hashlib.sha256(game_id.encode()).hexdigest()[:20]}.json"
+
+    def load(self) -> int:
+        """Every stored game's totals into this process's portfolios; returns how many games."""
+        n = 0
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                game_id, totals = _parse(path.read_text())
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("ignoring unreadable portfolio state %s: %s", path, exc)
+                continue
+            portfolio_for(game_id).absorb(totals)
+            n += 1
+        return n
+
+    def sync(self) -> None:
+        """Exchange every game's evidence with the file (this process's new evidence in, the totals back)."""
+        for game_id, portfolio in portfolios().items():
+            try:
+                self._sync(game_id, portfolio)
+            except OSError as exc:  # a full disk must not stop the director: it keeps learning in memory
+                log.warning("could not save the portfolio state of game %r: %s", game_id, exc)
+
+    def _sync(self, game_id: str, portfolio: Portfolio) -> None:
+        path = self.path_of(game_id)
+        delta = portfolio.take_delta()
+        with open(path, "a+", encoding="utf-8") as f:
+            _lock(f)
+            f.seek(0)
+            text = f.read()
+            totals: dict[str, ArmEvidence] = {}
+            if text.strip():
+                try:
+                    stored_id, totals = _parse(text)
+                    if stored_id != game_id:  # a hash collision in 80 bits: keep the stored game's
+                        raise ValueError(f"{path} holds game {stored_id!r}")
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("replacing unreadable portfolio state %s: %s", path, exc)
+                    totals = {}
+            for label, d in delta.items():
+                totals[label] = totals.get(label, ArmEvidence()).plus(d)
+            f.seek(0)
+            f.truncate()
+            json.dump({"format": _FORMAT, "game_id": game_id, "arms": {k: asdict(v) for k, v in totals.items()}}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        portfolio.absorb(totals)
+
+
+def _lock(f: IO[Any]) -> None:
+    if fcntl is not None:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # released when the file closes
+
+
+def _parse(text: str) -> tuple[str, dict[str, ArmEvidence]]:
+    data = json.loads(text)
+    if data.get("format") != _FORMAT:
+        raise ValueError(f"unknown format {data.get('format')!r}")
+    arms = {
+        str(label): ArmEvidence(int(a["quits"]), float(a["seconds"]), int(a["finished"]), int(a["assigned"]))
+        for label, a in data["arms"].items()
+    }
+    return str(data["game_id"]), arms

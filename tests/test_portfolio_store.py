@@ -1,0 +1,98 @@
+"""The portfolio's evidence kept in --state-dir: shared by processes without losing any, kept across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from sidecar.model.checkpoint import Checkpoint
+from sidecar.operations.portfolio_store import PortfolioStore
+from sidecar.policies.portfolio import portfolio_for, reset_portfolios
+from sim.client import ClientConfig, play_many
+from sim.populations import load_population
+from tests.conftest import make_sidecar
+
+ROUNDS = 40
+
+
+def _learn(state_dir: str, worker: int) -> None:
+    """One process: plays its share of sessions on two arms, exchanging evidence after every one."""
+    store = PortfolioStore(state_dir)
+    store.load()
+    p = portfolio_for("shared.game")
+    for i in range(ROUNDS):
+        p.played("designer", 10.0)
+        p.played("harder", 1.0 + worker)
+        p.ended("designer", by_player=i % 2 == 0)
+        store.sync()
+
+
+def test_processes_sharing_a_state_dir_lose_no_evidence(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_learn, args=(str(tmp_path), w)) for w in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+        assert w.exitcode == 0
+    reset_portfolios()
+    try:
+        assert PortfolioStore(tmp_path).load() == 1
+        state = portfolio_for("shared.game").state
+        assert state["designer"].seconds == pytest.approx(3 * ROUNDS * 10.0)
+        assert (state["designer"].finished, state["designer"].quits) == (3 * ROUNDS, 3 * ROUNDS // 2)
+        assert state["harder"].seconds == pytest.approx(ROUNDS * (1 + 2 + 3))
+        assert state["predictive"].seconds == 0.0
+    finally:
+        reset_portfolios()
+
+
+def test_a_process_sees_what_the_others_learned_and_keeps_its_own(tmp_path: Path) -> None:
+    reset_portfolios()
+    try:
+        store = PortfolioStore(tmp_path)
+        mine = portfolio_for("g")
+        mine.played("designer", 100.0)
+        store.sync()
+        _learn(str(tmp_path), 0)  # "another process" in the same one: its portfolio is this one
+        mine.played("predictive", 7.0)
+        store.sync()
+        store.sync()  # nothing new: the totals stay
+        reset_portfolios()
+        store.load()
+        state = portfolio_for("g").state
+        assert state["designer"].seconds == pytest.approx(100.0)
+        assert state["predictive"].seconds == pytest.approx(7.0)
+        assert portfolio_for("shared.game").state["designer"].seconds == pytest.approx(ROUNDS * 10.0)
+        (tmp_path / "portfolio" / "junk.json").write_text("{not json")
+        reset_portfolios()
+        assert store.load() == 2  # an unreadable file is skipped with a warning, not a crash
+    finally:
+        reset_portfolios()
+
+
+def test_a_restarted_sidecar_keeps_what_its_portfolio_learned(tiny_checkpoint: Checkpoint, tmp_path: Path) -> None:
+    reset_portfolios()
+    state_dir = str(tmp_path / "state")
+    try:
+        sc = make_sidecar(tiny_checkpoint, state_dir=state_dir)
+        try:
+            cfg = ClientConfig(target=sc.grpc_address, realtime=False, max_seconds=30.0, seed=2, policy="portfolio")
+            rows = asyncio.run(play_many(load_population("default", 2).players(6), cfg))
+        finally:
+            sc.stop()
+        assert all(r.guidance for r in rows)
+        before = {k: (v.seconds, v.finished, v.assigned) for k, v in portfolio_for("metabrain.sim.arena").state.items()}
+        assert sum(v[2] for v in before.values()) == 6 and sum(v[0] for v in before.values()) > 100
+        reset_portfolios()  # the process forgets, as a restart does
+        sc = make_sidecar(tiny_checkpoint, state_dir=state_dir)
+        try:
+            after = {k: (v.seconds, v.finished, v.assigned) for k, v in portfolio_for("metabrain.sim.arena").state.items()}
+        finally:
+            sc.stop()
+        assert after == pytest.approx(before)
+    finally:
+        reset_portfolios()
