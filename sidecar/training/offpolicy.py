@@ -15,7 +15,8 @@ the mean session would have been had every player got a given director:
   IS when the model explains part of the spread.
 
 Intervals are percentile bootstraps over sessions (one session per player in simulated logs; with
-several per player, resample players: `player` is the recording's pseudonymous id). A director never
+several per player, resample players: `player` is the hello's stable player id, pseudonymised; a
+session without one is its own unit). A director never
 drawn in the logs cannot be estimated this way: the report says so instead of guessing.
 """
 
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from sidecar.columns import EventType
 from sidecar.operations.recording import read_recording
 
 __all__ = ["LoggedSession", "estimate", "read_logged"]
@@ -55,17 +57,20 @@ def read_logged(paths: Sequence[str | Path]) -> list[LoggedSession]:
         propensity = rec.header.get("assignment_propensity")
         if not arm or propensity is None:
             continue
-        end, quit_, player = 0.0, False, ""
+        # The player whose sessions belong together: the hello's stable player id (pseudonymised by the
+        # recorder). A frame's player ids name players within one game only ("p1" in every session).
+        player = str(rec.header.get("player") or "")
+        end, quit_ = 0.0, False
         sent_at: dict[int, float] = {}
         for _, req in rec.requests():
+            if req.WhichOneof("kind") == "hello" and not player:
+                player = req.hello.player_id
             if req.WhichOneof("kind") != "frame":
                 continue
             f = req.frame
             sent_at[f.sequence] = f.game_time
             end = max(end, f.game_time)
-            if not player:
-                player = f.player_table.player_ids[0] if f.HasField("player_table") else f.players[0].player_id
-            if any(e.type == 9 for e in f.events):  # EVENT_TYPE_QUIT
+            if any(e.type == EventType.QUIT for e in f.events):
                 quit_ = True
         covariates = np.array([1.0, 0.5, 0.5, 0.1])  # no insight yet: a neutral guess
         for _, resp in rec.responses():
