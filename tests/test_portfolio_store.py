@@ -16,6 +16,7 @@ from sim.populations import load_population
 from tests.conftest import make_sidecar
 
 ROUNDS = 40
+GAME = "metabrain.sim.arena"  # the simulator's Hello.game_id
 
 
 def _learn(state_dir: str, worker: int) -> None:
@@ -85,12 +86,12 @@ def test_a_restarted_sidecar_keeps_what_its_portfolio_learned(tiny_checkpoint: C
         finally:
             sc.stop()
         assert all(r.guidance for r in rows)
-        before = {k: (v.seconds, v.finished, v.assigned) for k, v in portfolio_for("metabrain.sim.arena").state.items()}
+        before = {k: (v.seconds, v.finished, v.assigned) for k, v in portfolio_for(GAME).state.items()}
         assert sum(v[2] for v in before.values()) == 6 and sum(v[0] for v in before.values()) > 100
         reset_portfolios()  # the process forgets, as a restart does
         sc = make_sidecar(tiny_checkpoint, state_dir=state_dir)
         try:
-            after = {k: (v.seconds, v.finished, v.assigned) for k, v in portfolio_for("metabrain.sim.arena").state.items()}
+            after = {k: (v.seconds, v.finished, v.assigned) for k, v in portfolio_for(GAME).state.items()}
         finally:
             sc.stop()
         assert after == pytest.approx(before)
