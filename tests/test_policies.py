@@ -390,6 +390,30 @@ def test_portfolio_learns_which_director_keeps_players_longest() -> None:
     assert sum(int(row["sessions_assigned"]) for row in summary.values()) == 400
 
 
+def test_a_portfolio_note_says_which_risk_and_what_the_evidence_expects() -> None:
+    reset_portfolios()
+    p = portfolio_for("arena.test.note")
+    p.played("harder", 900.0)
+    p.ended("harder", by_player=True)  # harder: 1 quit in 900 s (+ the 300 s prior): mean life 600 s
+    p.played("designer", 300.0)
+    p.ended("designer", by_player=True)
+    p.ended("designer", by_player=True)  # designer: 2 quits in 300 s: mean life 200 s
+    assert p.expected_gain_s("harder") == pytest.approx(400.0)
+    assert p.expected_gain_s("designer") == 0.0
+    seen = set()
+    for i in range(40):
+        h = hello(policy="portfolio", params={})
+        h.game_id = "arena.test.note"
+        d = Director(Session(f"s{i}", "", spec_of(h), frozenset(h.capabilities), 0.0, 0.0), "predictive")
+        assert d.arm is not None and d.policy.note is not None
+        seen.add(d.arm.label)
+        if d.arm.label == "harder":
+            assert d.policy.note.managing == "boredom" and d.policy.note.target_level == pytest.approx(0.6, abs=0.01)
+            assert d.policy.note.expected_gain_s == pytest.approx(400.0)
+    assert "harder" in seen
+    reset_portfolios()
+
+
 def test_a_portfolio_session_draws_a_director_and_reports_its_play() -> None:
     reset_portfolios()
     assert not _director("portfolio", {"npc_hints": "off"}).hints_on  # the hello's common parameters hold
@@ -398,6 +422,10 @@ def test_a_portfolio_session_draws_a_director_and_reports_its_play() -> None:
     assert d.session.experiment == "portfolio" and d.arm is not None
     assert d.session.arm == d.arm.label and 0.0 < d.session.assignment_propensity <= 1.0
     assert type(d.policy).__name__ == {"static": "StaticPolicy", "predictive": "PredictivePolicy"}[d.arm.policy]
+    note = d.policy.note  # why this session got this director, in every guidance (Guidance.director)
+    assert note is not None and note.managing == d.arm.manages
+    assert note.confidence == note.propensity == d.session.assignment_propensity
+    assert note.designer_level == pytest.approx(d.default_level)
     _step(d, obs(1.0))
     _step(d, obs(31.0))
     d.finish(by_player=False)

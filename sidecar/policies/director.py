@@ -14,6 +14,7 @@ from sidecar.features import FrameFeatures, P
 from sidecar.model.player_model import TACTICS
 from sidecar.policies.difficulty import (
     DifficultyPolicy,
+    DirectorNote,
     IntensityPolicy,
     Observation,
     PredictivePolicy,
@@ -77,14 +78,27 @@ class Director:
         # The portfolio gives this session one of its directors (portfolio.py) and learns from its play.
         self.portfolio: Portfolio | None = None
         self.arm: PortfolioArm | None = None
+        drawn_with = 1.0  # the probability the portfolio's draw had
         name = self.policy_name
         if name == "portfolio":
             self.portfolio = portfolio_for(spec.game_id)
-            self.arm, propensity = self.portfolio.choose()
+            self.arm, drawn_with = self.portfolio.choose()
             if not session.experiment:  # an experiment's own arm stays what its report groups by
-                session.experiment, session.arm, session.assignment_propensity = "portfolio", self.arm.label, propensity
+                session.experiment, session.arm, session.assignment_propensity = "portfolio", self.arm.label, drawn_with
             name, params = self.arm.policy, {**params, **dict(self.arm.params)}  # the hello's common ones too
         self.policy = make_policy(name, params, self.default_level, self.band, seed)
+        if self.arm is not None and self.portfolio is not None and self.policy.note is None:
+            # Why this session got this director: the risk it answers, the chance it is the best of the
+            # candidates (the draw's probability) and what its players have gained so far.
+            offset = float(dict(self.arm.params).get("offset", "0"))
+            self.policy.note = DirectorNote(
+                managing=self.arm.manages,
+                target_level=min(max(self.default_level + offset, 0.0), 1.0),
+                designer_level=self.default_level,
+                expected_gain_s=self.portfolio.expected_gain_s(self.arm.label),
+                confidence=drawn_with,
+                propensity=drawn_with,
+            )
         self.hints_on = session.has(Capability.NPC_HINTS) and params.get("npc_hints", "on") != "off"
         allowed = set(spec.npc_tactics) or set(TACTIC_ENUMS.tolist())
         # The model's tactic indices that the game implements.

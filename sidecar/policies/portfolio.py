@@ -45,6 +45,7 @@ class PortfolioArm:
     label: str
     policy: str
     params: tuple[tuple[str, str], ...] = ()
+    manages: str = "none"  # the risk it answers, for the director note: "frustration", "boredom" or "none"
 
 
 # The designer's level first: the reference the others must beat. No "easier" arm: `predictive` eases
@@ -52,8 +53,8 @@ class PortfolioArm:
 # populations, docs/director-eval-2026-12-01.md).
 DEFAULT_ARMS = (
     PortfolioArm("designer", "static"),
-    PortfolioArm("harder", "static", (("offset", "0.1"),)),
-    PortfolioArm("predictive", "predictive"),
+    PortfolioArm("harder", "static", (("offset", "0.1"),), manages="boredom"),
+    PortfolioArm("predictive", "predictive", manages="frustration"),  # eases where the model sees the need
 )
 _PRIOR_S = 300.0  # the prior: one quit in this many seconds of play, for every arm
 _PROPENSITY_DRAWS = 200
@@ -129,6 +130,13 @@ class Portfolio:
         """The arm whose drawn hazard is lowest (players stay longest)."""
         hazards = [self._rng.gammavariate(k, 1.0 / r) for k, r in zip(shapes, rates, strict=True)]
         return min(range(len(hazards)), key=hazards.__getitem__)
+
+    def expected_gain_s(self, label: str) -> float:
+        """How much longer this arm's sessions last than the designer's level's, on the evidence so far
+        (posterior mean lives; 0 for the designer's own arm)."""
+        with self._lock:
+            base = self.state[self.arms[0].label].mean_life_s
+            return self.state[label].mean_life_s - base if label in self.state else 0.0
 
     def played(self, label: str, seconds: float) -> None:
         """A session given `label` was played `seconds` more (called as it plays)."""
