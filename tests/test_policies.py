@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -17,7 +19,7 @@ from sidecar.policies.difficulty import (
 )
 from sidecar.policies.director import Director, Hint
 from sidecar.policies.guarded import GuardedPolicy
-from sidecar.policies.portfolio import DEFAULT_ARMS, Portfolio, PortfolioArm, portfolio_for, reset_portfolios
+from sidecar.policies.portfolio import LADDER_MAX, Portfolio, PortfolioArm, portfolio_for, reset_portfolios
 from sidecar.policies.tick import Direction, direct
 from sidecar.session import Session
 from sidecar.wire.hello import spec_of
@@ -366,28 +368,60 @@ def test_static_offset_moves_from_the_designer_level() -> None:
     assert StaticPolicy({"offset": 0.7}, 0.5).target(obs(0.0)) == 1.0  # clipped to the level range
 
 
-def test_portfolio_learns_which_director_keeps_players_longest() -> None:
-    """Sessions play one after another, each quitting with its arm's hazard; the arm players stay
-    longest with ends up with most of the sessions, and what it learned is that arm's mean life."""
-    means = {"designer": 300.0, "easier": 250.0, "harder": 400.0, "predictive": 200.0}
-    arms = (*DEFAULT_ARMS, PortfolioArm("easier", "static", (("offset", "-0.1"),)))
-    assert {a.label for a in arms} == set(means)
-    p = Portfolio(arms=arms, seed=1)
-    rng = np.random.default_rng(0)
-    late: list[str] = []
-    for i in range(400):
+def _play_portfolio(p: Portfolio, life_of: Callable[[PortfolioArm], float], n: int, seed: int = 0) -> list[str]:
+    """Sessions one after another, each quitting with its arm's hazard (capped at 900 s, which censors)."""
+    rng = np.random.default_rng(seed)
+    drawn = []
+    for _ in range(n):
         arm, propensity = p.choose()
         assert 0.0 < propensity <= 1.0
-        life = float(rng.exponential(means[arm.label]))
+        life = float(rng.exponential(life_of(arm)))
         p.played(arm.label, min(life, 900.0))
         p.ended(arm.label, by_player=life < 900.0)  # the cap censors, it is not a quit
-        if i >= 200:
-            late.append(arm.label)
-    assert late.count("harder") / len(late) > 0.7
+        drawn.append(arm.label)
+    return drawn
+
+
+def _hump(peak: float) -> Callable[[PortfolioArm], float]:
+    """Players who stay longest at the designer's level + peak; the model's director is poor for them."""
+
+    def life(arm: PortfolioArm) -> float:
+        if arm.policy != "static":
+            return 200.0
+        return max(450.0 - 1000.0 * abs(float(dict(arm.params).get("offset", "0")) - peak), 60.0)
+
+    return life
+
+
+def test_portfolio_learns_which_director_keeps_players_longest() -> None:
+    """The arm players stay longest with ends up with most of the sessions, and what it learned is
+    that arm's mean life; where "harder" is the best end of the ladder, the next rung joins."""
+    p = Portfolio(seed=1)
+    life = _hump(0.1)  # 0.1 harder is best: 450 s; designer 350 s, 0.2 harder 350 s
+    drawn = _play_portfolio(p, life, 500)
+    assert drawn[200:].count("harder") / 300 > 0.7
     summary = {row["arm"]: row for row in p.summary()}
     assert max(summary, key=lambda a: float(summary[a]["mean_life_s"])) == "harder"
-    assert summary["harder"]["mean_life_s"] == pytest.approx(400.0, rel=0.25)
-    assert sum(int(row["sessions_assigned"]) for row in summary.values()) == 400
+    assert summary["harder"]["mean_life_s"] == pytest.approx(450.0, rel=0.25)
+    assert sum(int(row["sessions_assigned"]) for row in summary.values()) == 500
+    assert "harder+0.2" in summary  # the next rung was tried (and lost: "harder" keeps most sessions)
+
+
+def test_portfolio_climbs_the_ladder_to_where_players_stay_and_no_further_than_its_limit() -> None:
+    up = Portfolio(seed=2)
+    drawn = _play_portfolio(up, _hump(0.3), 1500, seed=3)  # wants 0.3 harder: two rungs beyond "harder"
+    assert drawn[-300:].count("harder+0.3") / 300 > 0.6
+    assert {a.label for a in up.arms} == {"designer", "harder", "predictive", "harder+0.2", "harder+0.3"}
+    far = Portfolio(seed=4)
+
+    def rising(arm: PortfolioArm) -> float:  # the harder the better, beyond LADDER_MAX
+        return 100.0 if arm.policy != "static" else 150.0 + 1000.0 * float(dict(arm.params).get("offset", "0"))
+
+    _play_portfolio(far, rising, 1500, seed=5)
+    assert max(float(dict(a.params).get("offset", "0")) for a in far.arms) == pytest.approx(LADDER_MAX)
+    down = Portfolio(seed=6)
+    drawn = _play_portfolio(down, _hump(-0.2), 1500, seed=7)  # wants it easier than the designer's level
+    assert drawn[-300:].count("easier-0.2") / 300 > 0.6
 
 
 def test_a_portfolio_note_says_which_risk_and_what_the_evidence_expects() -> None:

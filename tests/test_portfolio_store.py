@@ -97,3 +97,13 @@ def test_a_restarted_sidecar_keeps_what_its_portfolio_learned(tiny_checkpoint: C
         assert after == pytest.approx(before)
     finally:
         reset_portfolios()
+
+
+def test_ladder_rungs_another_process_added_join_from_the_shared_totals(tmp_path: Path) -> None:
+    from sidecar.policies.portfolio import ArmEvidence, Portfolio
+
+    p = Portfolio()
+    p.absorb({"harder+0.2": ArmEvidence(quits=3, seconds=1200.0, finished=4, assigned=4), "bogus": ArmEvidence()})
+    assert [a.label for a in p.arms] == ["designer", "harder", "predictive", "harder+0.2"]
+    assert p.state["harder+0.2"].seconds == 1200.0 and "bogus" not in p.state
+    assert dict(p.arms[-1].params) == {"offset": "0.2"}

@@ -10,7 +10,8 @@ running count as time played without a quit, so the evidence grows every step, n
 sessions end; a session cut short by something other than the player leaving is censored, not a
 quit). An arm whose players leave sooner than at the designer's level gets fewer and fewer sessions;
 one whose players stay longer gets most of them. The cost is the exploration while the evidence is
-thin; the gain is that the game soon runs the best of its candidates for its own players.
+thin; the gain is that the game soon runs the best of its candidates for its own players. The
+fixed-level candidates form a ladder that grows at the end where the best one sits (LADDER_* below).
 
 The posterior per arm is Gamma(1 + quits, PRIOR_S + seconds played) on the hazard (a constant-hazard
 survival model: crude in time, robust for ranking arms); every arm starts from the same prior. The
@@ -37,6 +38,7 @@ __all__ = [
     "portfolio_for",
     "portfolios",
     "reset_portfolios",
+    "rung",
 ]
 
 
@@ -58,6 +60,44 @@ DEFAULT_ARMS = (
 )
 _PRIOR_S = 300.0  # the prior: one quit in this many seconds of play, for every arm
 _PROPENSITY_DRAWS = 200
+
+# The fixed-level candidates form a ladder around the designer's level. When the rung at one end is
+# probably the best candidate (LADDER_SHARE of the draws) after LADDER_AFTER of its sessions ended,
+# the next rung beyond it joins (one LADDER_STEP further, at most LADDER_MAX from the designer's
+# level): players who want it harder than "harder" find it, without paying from the start for rungs
+# nobody wants (a fourth arm from the start cost more exploration than it won).
+LADDER_STEP = 0.1
+LADDER_MAX = 0.3
+LADDER_AFTER = 50
+LADDER_SHARE = 0.5
+# A new rung starts from its neighbour's mean life, worth this many sessions (its own evidence soon
+# outweighs it): with the plain prior, a few unlucky first sessions against a neighbour with hundreds
+# behind it would shut it out for good.
+LADDER_PRIOR_SESSIONS = 3.0
+
+
+def rung(offset: float) -> PortfolioArm:
+    """The fixed-level candidate `offset` from the designer's level ("harder" is +0.1, "easier" -0.1)."""
+    steps = round(offset / LADDER_STEP)
+    if steps == 0:
+        return PortfolioArm("designer", "static")
+    name, manages = ("harder", "boredom") if steps > 0 else ("easier", "frustration")
+    label = name if abs(steps) == 1 else f"{name}{steps * LADDER_STEP:+.1f}"
+    return PortfolioArm(label, "static", (("offset", f"{steps * LADDER_STEP:.1f}"),), manages=manages)
+
+
+def _offset(arm: PortfolioArm) -> float | None:
+    """A fixed-level candidate's offset from the designer's level (None for other directors)."""
+    return float(dict(arm.params).get("offset", "0")) if arm.policy == "static" else None
+
+
+def _rung_named(label: str) -> PortfolioArm | None:
+    """The ladder rung with this label, if it is one (stored evidence names arms by label)."""
+    for steps in range(-round(LADDER_MAX / LADDER_STEP), round(LADDER_MAX / LADDER_STEP) + 1):
+        arm = rung(steps * LADDER_STEP)
+        if arm.label == label:
+            return arm
+    return None
 
 
 @dataclass
@@ -95,6 +135,8 @@ class Portfolio:
         # The totals as of the last exchange with the other processes (absorb): what state holds beyond
         # them is this process's own evidence, not yet shared.
         self._synced: dict[str, ArmEvidence] = {a.label: ArmEvidence() for a in self.arms}
+        # (quits, seconds) a new rung starts from instead of the plain prior.
+        self._priors: dict[str, tuple[float, float]] = {}
 
     def take_delta(self) -> dict[str, ArmEvidence]:
         """This process's evidence since the last exchange, per arm; from now on counted as shared."""
@@ -106,8 +148,13 @@ class Portfolio:
 
     def absorb(self, totals: dict[str, ArmEvidence]) -> None:
         """Everyone's evidence (the shared totals, this process's delta included): the difference from the
-        last exchange is what other processes (or earlier runs) learned. Arms it does not know are ignored."""
+        last exchange is what other processes (or earlier runs) learned. A ladder rung another process
+        added joins here too; other arms it does not know are ignored."""
         with self._lock:
+            for label in totals:
+                extra = _rung_named(label) if label not in self.state else None
+                if extra is not None:
+                    self._add(extra)
             for a in self.arms:
                 total = totals.get(a.label)
                 if total is not None:
@@ -118,13 +165,41 @@ class Portfolio:
         """An arm for a new session (Thompson sampling), and the probability it had of being drawn
         (estimated from _PROPENSITY_DRAWS more draws; logged for off-policy evaluation)."""
         with self._lock:
-            shapes = [1.0 + self.state[a.label].quits for a in self.arms]
-            rates = [_PRIOR_S + self.state[a.label].seconds for a in self.arms]
+            priors = [self._priors.get(a.label, (1.0, _PRIOR_S)) for a in self.arms]
+            shapes = [k + self.state[a.label].quits for a, (k, _) in zip(self.arms, priors, strict=True)]
+            rates = [r + self.state[a.label].seconds for a, (_, r) in zip(self.arms, priors, strict=True)]
             pick = self._draw(shapes, rates)
-            hits = sum(self._draw(shapes, rates) == pick for _ in range(_PROPENSITY_DRAWS))
+            wins = [0] * len(self.arms)
+            for _ in range(_PROPENSITY_DRAWS):
+                wins[self._draw(shapes, rates)] += 1
             arm = self.arms[pick]
             self.state[arm.label].assigned += 1
-            return arm, max(hits, 1) / _PROPENSITY_DRAWS
+            self._climb([w / _PROPENSITY_DRAWS for w in wins])
+            return arm, max(wins[pick], 1) / _PROPENSITY_DRAWS
+
+    def _climb(self, best_share: list[float]) -> None:
+        """Add the next ladder rung beyond an end rung that is probably the best candidate (see LADDER_*)."""
+        levels = [(o, i) for i, a in enumerate(self.arms) if (o := _offset(a)) is not None]
+        if not levels:
+            return
+        for (offset, i), direction in ((max(levels), 1), (min(levels), -1)):
+            label = self.arms[i].label
+            further = offset + direction * LADDER_STEP
+            if (
+                best_share[i] >= LADDER_SHARE
+                and self.state[label].finished >= LADDER_AFTER
+                and abs(further) <= LADDER_MAX + 1e-9
+            ):
+                mean_life = self.state[label].mean_life_s
+                self._add(rung(further))
+                n = LADDER_PRIOR_SESSIONS
+                self._priors.setdefault(rung(further).label, (1.0 + n, _PRIOR_S + n * mean_life))
+
+    def _add(self, arm: PortfolioArm) -> None:
+        if all(a.label != arm.label for a in self.arms):
+            self.arms = (*self.arms, arm)
+            self.state.setdefault(arm.label, ArmEvidence())
+            self._synced.setdefault(arm.label, ArmEvidence())
 
     def _draw(self, shapes: list[float], rates: list[float]) -> int:
         """The arm whose drawn hazard is lowest (players stay longest)."""
