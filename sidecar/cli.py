@@ -270,6 +270,38 @@ def cmd_experiment(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_portfolio(a: argparse.Namespace) -> int:
+    """`metabrain portfolio show|import --state-dir DIR`: what the portfolio director learned, per game."""
+    from pathlib import Path
+
+    from sidecar.operations.portfolio_store import PortfolioStore, evidence_from_recordings
+
+    store = PortfolioStore(a.state_dir)
+    if a.action == "import":
+        files = []
+        for src in a.recordings:
+            path = Path(src)
+            if not path.exists():
+                raise FileNotFoundError(f"{src}: no such file or directory")
+            files += sorted(path.glob("*.mbrec")) if path.is_dir() else [path]
+        found = evidence_from_recordings(files)
+        if not found:
+            raise ValueError(f"no recording in {' '.join(a.recordings)} is of a portfolio session (header experiment)")
+        for game_id, evidence in found.items():
+            store.add(game_id, evidence)
+            n = sum(e.finished for e in evidence.values())
+            print(f"game {game_id!r}: added {n} sessions ({', '.join(sorted(evidence))})")
+    games = store.games()
+    if not games:
+        print(f"no portfolio state in {store.directory}")
+    for game_id, totals in sorted(games.items()):
+        print(f"\ngame {game_id!r}")
+        print("| candidate | sessions ended | quits | hours played | mean life s |\n|---|---|---|---|---|")
+        for label, e in totals.items():
+            print(f"| {label} | {e.finished} | {e.quits} | {e.seconds / 3600:.1f} | {e.mean_life_s:.0f} |")
+    return 0
+
+
 def build_parser(light: bool = False) -> argparse.ArgumentParser:
     """light: the probe commands alone (`health`), without the subcommands whose modules are heavy to
     import: a Kubernetes exec probe runs every few seconds with a short timeout."""
@@ -298,6 +330,17 @@ def build_parser(light: bool = False) -> argparse.ArgumentParser:
     rep.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (over players)")
     rep.add_argument("--seed", type=int, default=0)
     rep.set_defaults(func=cmd_experiment)
+    pf = sub.add_parser("portfolio", help="what the portfolio director learned, kept in --state-dir")
+    pfs = pf.add_subparsers(dest="action", required=True)
+    show = pfs.add_parser("show", help="each game's candidates: sessions, quits, play time, mean life")
+    show.add_argument("--state-dir", required=True, help="the sidecar's --state-dir")
+    show.set_defaults(func=cmd_portfolio)
+    imp = pfs.add_parser(
+        "import", help="add what recordings of portfolio sessions show (from another sidecar, a playtest)"
+    )
+    imp.add_argument("recordings", nargs="+", help=".mbrec files or directories")
+    imp.add_argument("--state-dir", required=True, help="the sidecar's --state-dir")
+    imp.set_defaults(func=cmd_portfolio)
     serve = sub.add_parser("serve", help="run the sidecar (gRPC + WebSocket)", formatter_class=HelpWithDefaults)
     add_serve_args(serve)
     serve.set_defaults(func=cmd_serve)

@@ -107,3 +107,36 @@ def test_ladder_rungs_another_process_added_join_from_the_shared_totals(tmp_path
     assert [a.label for a in p.arms] == ["designer", "harder", "predictive", "harder+0.2"]
     assert p.state["harder+0.2"].seconds == 1200.0 and "bogus" not in p.state
     assert dict(p.arms[-1].params) == {"offset": "0.2"}
+
+
+def test_recordings_of_portfolio_sessions_seed_another_sidecar(
+    tiny_checkpoint: Checkpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A playtest's recordings (or another sidecar's) teach a new deployment's portfolio before its first
+    player: `metabrain portfolio import RECORDINGS --state-dir DIR`, then `portfolio show`."""
+    from sidecar.cli import main
+
+    reset_portfolios()
+    try:
+        sc = make_sidecar(tiny_checkpoint, record_dir=str(tmp_path / "recs"))
+        try:
+            cfg = ClientConfig(
+                target=sc.grpc_address, realtime=False, max_seconds=40.0, seed=4, policy="portfolio", consent=True
+            )
+            rows = asyncio.run(play_many(load_population("default", 4).players(8), cfg))
+        finally:
+            sc.stop()
+        served = portfolio_for(GAME).state
+        reset_portfolios()
+        assert main(["portfolio", "import", str(tmp_path / "recs"), "--state-dir", str(tmp_path / "new")]) == 0
+        out = capsys.readouterr().out
+        assert "added 8 sessions" in out and "| candidate |" in out
+        stored = PortfolioStore(tmp_path / "new").games()[GAME]
+        assert sum(e.finished for e in stored.values()) == 8
+        assert sum(e.quits for e in stored.values()) == sum(r.quit for r in rows)
+        for label, e in stored.items():  # what the served portfolio counted, read back from the recordings
+            assert e.seconds == pytest.approx(served[label].seconds, abs=1.0 * e.finished)
+        assert main(["portfolio", "show", "--state-dir", str(tmp_path / "new")]) == 0
+        assert GAME in capsys.readouterr().out
+    finally:
+        reset_portfolios()

@@ -20,6 +20,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
+from sidecar.columns import EventType
+from sidecar.operations.recording import read_recording
 from sidecar.policies.portfolio import ArmEvidence, Portfolio, portfolio_for, portfolios
 
 try:  # POSIX: processes on one machine take turns on a file; elsewhere one process per state dir
@@ -27,7 +29,7 @@ try:  # POSIX: processes on one machine take turns on a file; elsewhere one proc
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["PortfolioStore"]
+__all__ = ["PortfolioStore", "evidence_from_recordings"]
 
 log = logging.getLogger("metabrain.portfolio")
 _FORMAT = 1
@@ -54,6 +56,22 @@ class PortfolioStore:
             n += 1
         return n
 
+    def add(self, game_id: str, evidence: dict[str, ArmEvidence]) -> dict[str, ArmEvidence]:
+        """Evidence from elsewhere (recordings) into this game's totals on disk; returns the totals."""
+        return self._merge(game_id, evidence)
+
+    def games(self) -> dict[str, dict[str, ArmEvidence]]:
+        """Every stored game's totals, by game id."""
+        out = {}
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                game_id, totals = _parse(path.read_text())
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("ignoring unreadable portfolio state %s: %s", path, exc)
+                continue
+            out[game_id] = totals
+        return out
+
     def sync(self) -> None:
         """Exchange every game's evidence with the file (this process's new evidence in, the totals back)."""
         for game_id, portfolio in portfolios().items():
@@ -63,8 +81,11 @@ class PortfolioStore:
                 log.warning("could not save the portfolio state of game %r: %s", game_id, exc)
 
     def _sync(self, game_id: str, portfolio: Portfolio) -> None:
+        portfolio.absorb(self._merge(game_id, portfolio.take_delta()))
+
+    def _merge(self, game_id: str, delta: dict[str, ArmEvidence]) -> dict[str, ArmEvidence]:
+        """Add `delta` into the game's file under an exclusive lock; returns the new totals."""
         path = self.path_of(game_id)
-        delta = portfolio.take_delta()
         with open(path, "a+", encoding="utf-8") as f:
             _lock(f)
             f.seek(0)
@@ -73,7 +94,7 @@ class PortfolioStore:
             if text.strip():
                 try:
                     stored_id, totals = _parse(text)
-                    if stored_id != game_id:  # a hash collision in 80 bits: keep the stored game's
+                    if stored_id != game_id:  # an 80-bit hash collision (not in practice): start afresh
                         raise ValueError(f"{path} holds game {stored_id!r}")
                 except (ValueError, KeyError, TypeError) as exc:
                     log.warning("replacing unreadable portfolio state %s: %s", path, exc)
@@ -85,7 +106,7 @@ class PortfolioStore:
             json.dump({"format": _FORMAT, "game_id": game_id, "arms": {k: asdict(v) for k, v in totals.items()}}, f)
             f.flush()
             os.fsync(f.fileno())
-        portfolio.absorb(totals)
+        return totals
 
 
 def _lock(f: IO[Any]) -> None:
@@ -102,3 +123,29 @@ def _parse(text: str) -> tuple[str, dict[str, ArmEvidence]]:
         for label, a in data["arms"].items()
     }
     return str(data["game_id"]), arms
+
+
+def evidence_from_recordings(paths: list[Path]) -> dict[str, dict[str, ArmEvidence]]:
+    """What recordings of portfolio sessions (header experiment "portfolio", arm = the candidate drawn)
+    say about each candidate, by game: seconds played, sessions ended, quits (the player's QUIT event;
+    a session that ends without one is censored). Other recordings are skipped."""
+    out: dict[str, dict[str, ArmEvidence]] = {}
+    for path in paths:
+        rec = read_recording(path)
+        if rec.header.get("experiment") != "portfolio" or not rec.header.get("arm"):
+            continue
+        start: float | None = None
+        end, quit_ = 0.0, False
+        for _, req in rec.requests():
+            if req.WhichOneof("kind") != "frame":
+                continue
+            t = req.frame.game_time
+            start = t if start is None else start
+            end = max(end, t)
+            quit_ = quit_ or any(e.type == EventType.QUIT for e in req.frame.events)
+        if start is None:
+            continue
+        game = out.setdefault(str(rec.header.get("game_id", "")), {})
+        label = str(rec.header["arm"])
+        game[label] = game.get(label, ArmEvidence()).plus(ArmEvidence(int(quit_), end - start, 1, 1))
+    return out
