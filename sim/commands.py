@@ -162,7 +162,16 @@ def cmd_evaluate_directors(a: argparse.Namespace) -> int:
         return _off_policy(a, policies)
     load_population(a.population, a.seed)  # before the workers start
     report = evaluate_directors(
-        a.population, a.players, a.seed, policies, a.max_seconds, a.checkpoint, a.workers, a.telemetry_hz, a.concurrent
+        a.population,
+        a.players,
+        a.seed,
+        policies,
+        a.max_seconds,
+        a.checkpoint,
+        a.workers,
+        a.telemetry_hz,
+        a.concurrent,
+        a.portfolio_state,
     )
     write(report, a.json, a.markdown)
     print(markdown(report))
@@ -331,6 +340,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         default=64,
         help="players playing at once; the next starts when one leaves (what an adaptive director learns from)",
+    )
+    e.add_argument(
+        "--portfolio-state",
+        metavar="DIR",
+        help="the portfolio starts from the evidence in this --state-dir (e.g. after `metabrain portfolio import`)",
     )
     e.add_argument(
         "--from-recordings",

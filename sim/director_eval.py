@@ -36,15 +36,21 @@ DEFAULT_POLICIES = (
 )
 
 
-def _run(args: tuple[PolicyRun, str, int, int, float, str | None, float, int]) -> tuple[str, list[dict[str, Any]]]:
-    run, population, n, seed, max_seconds, checkpoint, telemetry_hz, concurrent = args
+def _run(
+    args: tuple[PolicyRun, str, int, int, float, str | None, float, int, str | None],
+) -> tuple[str, list[dict[str, Any]]]:
+    run, population, n, seed, max_seconds, checkpoint, telemetry_hz, concurrent, portfolio_state = args
     import torch
 
     torch.set_num_threads(1)
     from sidecar.model.checkpoint import load_checkpoint
     from sidecar.policies.portfolio import reset_portfolios
 
-    reset_portfolios()  # each run learns from its own players only
+    reset_portfolios()  # each run learns from its own players only (and what portfolio_state holds)
+    if portfolio_state:
+        from sidecar.operations.portfolio_store import PortfolioStore
+
+        PortfolioStore(portfolio_state).load()  # read only: the evaluation's own play is not written back
     from sim.offline import OfflineConfig, run_offline
     from sim.populations import load_population
 
@@ -118,11 +124,15 @@ def evaluate_directors(
     workers: int = 2,
     telemetry_hz: float = 5.0,
     concurrent: int = CONCURRENT,
+    portfolio_state: str | None = None,
 ) -> dict[str, Any]:
     """concurrent: players playing at once; the next starts when one leaves (an adaptive director, the
-    portfolio, learns from the sessions that have ended)."""
+    portfolio, learns from the sessions that have ended). portfolio_state: a --state-dir whose portfolio
+    evidence the portfolio starts from (`metabrain portfolio import`)."""
     runs = [parse_policy(p) for p in policies]
-    tasks = [(r, population, players, seed, max_seconds, checkpoint, telemetry_hz, concurrent) for r in runs]
+    tasks = [
+        (r, population, players, seed, max_seconds, checkpoint, telemetry_hz, concurrent, portfolio_state) for r in runs
+    ]
     desc = f"{len(runs)} policies x {players} players"
     done = run_pool(_run, tasks, workers, players * len(runs), desc, "session")
     results = {label: [SessionSummary(**r) for r in rows] for label, rows in done}

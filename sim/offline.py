@@ -215,8 +215,11 @@ def _open(i: int, player: PlayerModel, cfg: OfflineConfig, engine: Engine, model
                 "session_id": f"sim-{i}",
                 "source": "metabrain sim",
                 "policy": policy,
-                "arm": arm,
-                "assignment_propensity": propensity,
+                # As a served recording has them: a mixture's draw, or else the portfolio's own (its
+                # candidate and that draw's probability), or the policy itself.
+                "experiment": "mixture" if cfg.mixture else session.experiment,
+                "arm": arm if cfg.mixture else (session.arm or arm),
+                "assignment_propensity": propensity if cfg.mixture else session.assignment_propensity,
                 "archetype": player.traits.archetype,
             },
             flush_every=256,
