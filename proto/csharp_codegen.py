@@ -484,7 +484,10 @@ def _message(m: Message) -> list[str]:
         "            {",
         "                int at = r.Pos;",
         "                int key = r.Key();",
-        "                int wire = key & 7;",
+    ]
+    if m.fields:  # an empty message reads no field's wire type (an unused variable is a compiler warning)
+        out.append("                int wire = key & 7;")
+    out += [
         "                switch (key >> 3)",
         "                {",
     ]

@@ -3993,7 +3993,6 @@ namespace MetaBrain.Proto
             {
                 int at = r.Pos;
                 int key = r.Key();
-                int wire = key & 7;
                 switch (key >> 3)
                 {
                     default:
