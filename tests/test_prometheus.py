@@ -80,6 +80,10 @@ def test_prometheus_scrapes_the_sidecar_under_load(tmp_path: Path) -> None:
             info = _query(port, "metabrain_model_info")
             assert info and info[0]["metric"]["version"].startswith("metabrain-gru")
             assert _value(port, "metabrain_frames_superseded_total") >= 0
+            # The default director, the portfolio: what it has learned, per game and candidate.
+            assert _value(port, "sum(metabrain_portfolio_sessions_total)") == 6
+            assert _value(port, "sum(metabrain_portfolio_play_seconds_total)") > 0
+            assert _value(port, "min(metabrain_portfolio_mean_life_seconds)") > 0
             assert _value(port, "process_resident_memory_bytes") > 0  # prometheus_client's process collector
         finally:
             prom.terminate()

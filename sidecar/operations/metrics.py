@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from sidecar.engine.engine import Engine, TickStats
 from sidecar.errors import ErrorCode
+from sidecar.policies.portfolio import portfolios
 from sidecar.serving.service import SessionObserver
 from sidecar.session import Session, SessionRegistry
 from sidecar.wire import responses as wire
@@ -63,7 +64,34 @@ class _LiveState(Collector):
             "metabrain_frames_between_steps", "Frames answered between model steps, from the latest prediction"
         )
         between.add_metric([], float(self.engine.between_frames))
-        return [sessions, slots, memory, violations, steps, between]
+        return [sessions, slots, memory, violations, steps, between, *_portfolio_families()]
+
+
+def _portfolio_families() -> list[Metric]:
+    """What each game's portfolio director has learned: per candidate, its players' mean life (the
+    posterior mean), sessions given and play seconds (in this process, with what --state-dir shares)."""
+    life = GaugeMetricFamily(
+        "metabrain_portfolio_mean_life_seconds",
+        "Portfolio director: expected session length of each candidate's players, so far",
+        labels=["game", "candidate"],
+    )
+    given = CounterMetricFamily(
+        "metabrain_portfolio_sessions",
+        "Portfolio director: sessions given each candidate",
+        labels=["game", "candidate"],
+    )
+    played = CounterMetricFamily(
+        "metabrain_portfolio_play_seconds",
+        "Portfolio director: seconds played by each candidate's sessions",
+        labels=["game", "candidate"],
+    )
+    for game, p in sorted(portfolios().items()):
+        for row in p.summary():
+            labels = [game, str(row["arm"])]
+            life.add_metric(labels, float(row["mean_life_s"]))
+            given.add_metric(labels, float(row["sessions_assigned"]))
+            played.add_metric(labels, float(row["seconds_played"]))
+    return [life, given, played]
 
 
 class SidecarMetrics(SessionObserver):
