@@ -19,14 +19,7 @@ from sidecar.policies.difficulty import (
 )
 from sidecar.policies.director import Director, Hint
 from sidecar.policies.guarded import GuardedPolicy
-from sidecar.policies.portfolio import (
-    EXPLORE_SHARE,
-    LADDER_MAX,
-    Portfolio,
-    PortfolioArm,
-    portfolio_for,
-    reset_portfolios,
-)
+from sidecar.policies.portfolio import LADDER_MAX, Portfolio, PortfolioArm, portfolio_for, reset_portfolios
 from sidecar.policies.tick import Direction, direct
 from sidecar.session import Session
 from sidecar.wire.hello import spec_of
@@ -429,23 +422,6 @@ def test_portfolio_climbs_the_ladder_to_where_players_stay_and_no_further_than_i
     down = Portfolio(seed=6)
     drawn = _play_portfolio(down, _hump(-0.2), 1500, seed=7)  # wants it easier than the designer's level
     assert drawn[-300:].count("easier-0.2") / 300 > 0.6
-
-
-def test_a_candidate_with_unlucky_first_sessions_is_never_starved() -> None:
-    """Every candidate keeps at least EXPLORE_SHARE / k of the draws (and says so in its propensity),
-    so a wrong early lead can be overturned."""
-    p = Portfolio(seed=9)
-    p.played("designer", 400_000.0)  # a lead built on 1,000 sessions
-    for _ in range(1000):
-        p.ended("designer", by_player=True)
-    p.played("harder", 3000.0)  # thirty unlucky sessions: Thompson sampling alone would not draw it again
-    for _ in range(30):
-        p.ended("harder", by_player=True)
-    draws = [p.choose() for _ in range(3000)]
-    k = len(p.arms)
-    harder = [c for a, c in draws if a.label == "harder"]
-    assert EXPLORE_SHARE / k * 0.6 < len(harder) / len(draws) < EXPLORE_SHARE / k * 1.6
-    assert all(c >= EXPLORE_SHARE / k for _, c in draws)
 
 
 def test_a_portfolio_note_says_which_risk_and_what_the_evidence_expects() -> None:

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "DEFAULT_ARMS",
-    "EXPLORE_SHARE",
     "ArmEvidence",
     "Portfolio",
     "PortfolioArm",
@@ -61,12 +60,6 @@ DEFAULT_ARMS = (
 )
 _PRIOR_S = 300.0  # the prior: one quit in this many seconds of play, for every arm
 _PROPENSITY_DRAWS = 200
-# This share of sessions is drawn uniformly among the candidates instead: Thompson sampling alone can
-# starve a candidate whose first sessions were unlucky (quit lengths vary as much as they average)
-# while another piles up evidence; a floor keeps every candidate's evidence growing, so the portfolio
-# recovers from a wrong early lead (measured: 500 thrill-seekers gave "harder" 31 sessions at 191 s
-# against the designer's level's 406 at 355 s, the reverse of its 1,000-player figures).
-EXPLORE_SHARE = 0.06
 
 # The fixed-level candidates form a ladder around the designer's level. When the rung at one end is
 # probably the best candidate (LADDER_SHARE of the draws) after LADDER_AFTER of its sessions ended,
@@ -175,17 +168,14 @@ class Portfolio:
             priors = [self._priors.get(a.label, (1.0, _PRIOR_S)) for a in self.arms]
             shapes = [k + self.state[a.label].quits for a, (k, _) in zip(self.arms, priors, strict=True)]
             rates = [r + self.state[a.label].seconds for a, (_, r) in zip(self.arms, priors, strict=True)]
-            k = len(self.arms)
-            explore = self._rng.random() < EXPLORE_SHARE
-            pick = self._rng.randrange(k) if explore else self._draw(shapes, rates)
-            wins = [0] * k
+            pick = self._draw(shapes, rates)
+            wins = [0] * len(self.arms)
             for _ in range(_PROPENSITY_DRAWS):
                 wins[self._draw(shapes, rates)] += 1
             arm = self.arms[pick]
             self.state[arm.label].assigned += 1
             self._climb([w / _PROPENSITY_DRAWS for w in wins])
-            chance = (1.0 - EXPLORE_SHARE) * max(wins[pick], 1) / _PROPENSITY_DRAWS + EXPLORE_SHARE / k
-            return arm, chance
+            return arm, max(wins[pick], 1) / _PROPENSITY_DRAWS
 
     def _climb(self, best_share: list[float]) -> None:
         """Add the next ladder rung beyond an end rung that is probably the best candidate (see LADDER_*)."""
