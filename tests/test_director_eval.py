@@ -56,3 +56,24 @@ def test_dataset_generate_records_every_session(tmp_path: Path) -> None:
     assert rec.header["source"] == "metabrain sim" and not rec.truncated
     frames = [r for _, r in rec.requests() if r.WhichOneof("kind") == "frame"]
     assert len(frames) >= 50 and len(list(rec.responses())) >= len(frames)
+
+
+def test_the_bundled_model_card_regenerates_from_its_reports(tmp_path: Path) -> None:
+    """`metabrain model-card` on the bundled checkpoint and reports (older director JSON included) gives
+    the card that ships, its notes in it, and no reproduce step for a value surface it does not carry."""
+    from sidecar.training.model_card import write_card
+
+    ck = Path(__file__).resolve().parent.parent / "sidecar" / "checkpoints"
+    out = tmp_path / "MODEL_CARD.md"
+    notes = (ck / "MODEL_CARD_NOTES.md").read_text()
+    write_card(
+        str(ck / "default.pt"),
+        str(ck / "eval.json"),
+        [str(ck / "directors_default.json"), str(ck / "directors_holdout.json")],
+        str(out),
+        notes,
+    )
+    card = out.read_text()
+    assert card == (ck / "MODEL_CARD.md").read_text(), "MODEL_CARD.md is stale: run `metabrain model-card` (README)"
+    assert "Best static: static:0.4. predictive vs best static: +15.4%" in card
+    assert "--value-members 20 --out model.pt  # the surface" not in card

@@ -33,7 +33,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{d} {v['share']:.0%} ({v['mean_length_s']:.0f} s)" for d, v in sorted(t["drawn"].items())
             )
             lines += ["", f"{t['policy']} gave its sessions: {given}."]
-    c = report["comparison"]
+    c = _comparison(report["comparison"])
     if c:
         name = c["candidate"]
         lines += [
@@ -50,3 +50,17 @@ def markdown(report: dict[str, Any]) -> str:
             + ".",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _comparison(c: dict[str, Any]) -> dict[str, Any]:
+    """The comparison block; reports written before it named its candidate (the model card's JSON from
+    2026-11-29) say `predictive_vs_best_static` and `predictive_vs_rubber_band`."""
+    if not c or "candidate" in c:
+        return c
+    out: dict[str, Any] = {"candidate": "predictive", "best_static": c.get("best_static", "")}
+    for key, value in c.items():
+        if key.startswith("predictive_vs_"):
+            out[key.removeprefix("predictive_")] = value
+        elif key != "best_static":
+            out[key] = value
+    return out

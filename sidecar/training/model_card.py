@@ -22,15 +22,18 @@ metabrain evaluate-directors --checkpoint model.pt --players 1000 --json directo
     --policies "static:0.25,static:0.4,rubber_band,predictive"
 metabrain evaluate-directors --checkpoint model.pt --players 1000 --population holdout --seed 99 \\
     --policies "static:0.25,static:0.4,rubber_band,predictive,predictive:nohints" --json directors_holdout.json
-metabrain dataset generate --out recs3/ --sessions 1200 --seed 21    # the data mix now holds levels at random
-metabrain dataset generate --out recs4/ --sessions 1200 --seed 22 --population varied
-metabrain dataset build recs3/ recs4/ --out data2.npz
-metabrain train --data data2.npz --init model.pt --trainable none --value-members 20 --out model.pt  # the surface
-metabrain model-card --checkpoint model.pt --eval eval.json --directors directors_default.json \\
+{surface}metabrain model-card --checkpoint model.pt --eval eval.json --directors directors_default.json \\
     directors_holdout.json --notes MODEL_CARD_NOTES.md --out MODEL_CARD.md
 ```
 
 Every step is seeded; `train` calibrates the risk heads on the validation split at its end."""
+
+# The value surface the `learned` director reads, when the checkpoint carries one.
+SURFACE_STEPS = """metabrain dataset generate --out recs3/ --sessions 1200 --seed 21  # levels held at random
+metabrain dataset generate --out recs4/ --sessions 1200 --seed 22 --population varied
+metabrain dataset build recs3/ recs4/ --out data2.npz
+metabrain train --data data2.npz --init model.pt --trainable none --value-members 20 --out model.pt  # the surface
+"""
 
 
 def write_card(checkpoint: str | None, eval_json: str, directors: list[str], out: str, notes: str = "") -> None:
@@ -86,7 +89,8 @@ def write_card(checkpoint: str | None, eval_json: str, directors: list[str], out
         lines.append(directors_markdown(json.loads(Path(d).read_text())))
     if notes:
         lines += ["## Notes", "", notes, ""]
-    lines += ["## Reproduce", "", REPRODUCE, ""]
+    surface = SURFACE_STEPS if ckpt.extra.get("value_fit") else ""
+    lines += ["## Reproduce", "", REPRODUCE.replace("{surface}", surface), ""]
     Path(out).write_text("\n".join(lines))
 
 
