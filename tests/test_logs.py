@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+
+import pytest
 
 from sidecar.wire.schema import pb
 from tests.helpers import GrpcSession, frame_req, game_frames, hello_req
@@ -38,3 +41,28 @@ def test_json_logs_name_sessions_and_never_players(tmp_path: Path) -> None:
     assert any(r.get("session_id") == sid and r["msg"].startswith("session ended") for r in records)
     text = "\n".join(lines)
     assert player_ids and not any(pid in text for pid in player_ids)
+
+
+def test_logs_follow_stderr_when_it_is_swapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that swaps stderr after set-up (a test runner capturing output) gets its records on the
+    new stream, and none is written to the old one once it is closed ("I/O operation on closed file")."""
+    import io
+    import logging as _logging
+
+    from sidecar.operations.logs import configure_logging
+
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    root = _logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("INFO")
+        _logging.getLogger("metabrain.test").info("before")
+        first.close()
+        second = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", second)
+        _logging.getLogger("metabrain.test").info("after the swap")
+        assert "after the swap" in second.getvalue()
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
