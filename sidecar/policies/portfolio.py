@@ -50,9 +50,10 @@ class PortfolioArm:
     manages: str = "none"  # the risk it answers, for the director note: "frustration", "boredom" or "none"
 
 
-# The designer's level first: the reference the others must beat. No "easier" arm: `predictive` eases
-# where the model sees the need, and a fourth arm cost more exploration than it won (measured on six
-# populations, docs/director-eval-2026-12-01.md).
+# The designer's level first: the reference the others must beat. No "easier" arm to start with:
+# `predictive` eases where the model sees the need, and a fourth arm from the start cost more
+# exploration than it won (measured on six populations, docs/director-eval-2026-12-01.md); the ladder
+# below adds it where the designer's level is probably the best fixed one.
 DEFAULT_ARMS = (
     PortfolioArm("designer", "static"),
     PortfolioArm("harder", "static", (("offset", "0.1"),), manages="boredom"),
