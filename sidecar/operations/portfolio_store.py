@@ -45,16 +45,10 @@ class PortfolioStore:
 
     def load(self) -> int:
         """Every stored game's totals into this process's portfolios; returns how many games."""
-        n = 0
-        for path in sorted(self.directory.glob("*.json")):
-            try:
-                game_id, totals = _parse(path.read_text())
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.warning("ignoring unreadable portfolio state %s: %s", path, exc)
-                continue
+        games = self.games()
+        for game_id, totals in games.items():
             portfolio_for(game_id).absorb(totals)
-            n += 1
-        return n
+        return len(games)
 
     def add(self, game_id: str, evidence: dict[str, ArmEvidence]) -> dict[str, ArmEvidence]:
         """Evidence from elsewhere (recordings) into this game's totals on disk; returns the totals."""
