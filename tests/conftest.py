@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Iterator
 
@@ -18,6 +19,17 @@ from sidecar.serving.server import ServeConfig
 from tests.ci import IN_CI
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A test that runs `metabrain ...` in-process (main() configures logging) leaves the root logger
+    as it found it: later tests' sidecar threads do not print INFO lines through its handler."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def need_tool(missing: str) -> None:
