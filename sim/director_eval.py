@@ -165,9 +165,6 @@ def compare(table: list[dict[str, Any]]) -> dict[str, Any]:
     return comparison
 
 
-# The simulated arena's designer defaults sit at level 0.5 of every knob.
-
-
 def _report(
     population: str,
     players: int,

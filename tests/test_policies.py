@@ -388,7 +388,7 @@ def _hump(peak: float) -> Callable[[PortfolioArm], float]:
     def life(arm: PortfolioArm) -> float:
         if arm.policy != "static":
             return 200.0
-        return max(450.0 - 1000.0 * abs(float(dict(arm.params).get("offset", "0")) - peak), 60.0)
+        return max(450.0 - 1000.0 * abs(arm.offset - peak), 60.0)
 
     return life
 
@@ -415,10 +415,10 @@ def test_portfolio_climbs_the_ladder_to_where_players_stay_and_no_further_than_i
     far = Portfolio(seed=4)
 
     def rising(arm: PortfolioArm) -> float:  # the harder the better, beyond LADDER_MAX
-        return 100.0 if arm.policy != "static" else 150.0 + 1000.0 * float(dict(arm.params).get("offset", "0"))
+        return 100.0 if arm.policy != "static" else 150.0 + 1000.0 * arm.offset
 
     _play_portfolio(far, rising, 1500, seed=5)
-    assert max(float(dict(a.params).get("offset", "0")) for a in far.arms) == pytest.approx(LADDER_MAX)
+    assert max(a.offset for a in far.arms) == pytest.approx(LADDER_MAX)
     down = Portfolio(seed=6)
     drawn = _play_portfolio(down, _hump(-0.2), 1500, seed=7)  # wants it easier than the designer's level
     assert drawn[-300:].count("easier-0.2") / 300 > 0.6

@@ -90,10 +90,9 @@ class Director:
         if self.arm is not None and self.portfolio is not None and self.policy.note is None:
             # Why this session got this director: the risk it answers, the chance it is the best of the
             # candidates (the draw's probability) and what its players have gained so far.
-            offset = float(dict(self.arm.params).get("offset", "0"))
             self.policy.note = DirectorNote(
                 managing=self.arm.manages,
-                target_level=min(max(self.default_level + offset, 0.0), 1.0),
+                target_level=min(max(self.default_level + self.arm.offset, 0.0), 1.0),
                 designer_level=self.default_level,
                 expected_gain_s=self.portfolio.expected_gain_s(self.arm.label),
                 confidence=drawn_with,

@@ -49,6 +49,11 @@ class PortfolioArm:
     params: tuple[tuple[str, str], ...] = ()
     manages: str = "none"  # the risk it answers, for the director note: "frustration", "boredom" or "none"
 
+    @property
+    def offset(self) -> float:
+        """How far from the designer's level it holds the difficulty (0 for a director that adapts)."""
+        return float(dict(self.params).get("offset", "0"))
+
 
 # The designer's level first: the reference the others must beat. No "easier" arm to start with:
 # `predictive` eases where the model sees the need, and a fourth arm from the start cost more
@@ -89,7 +94,7 @@ def rung(offset: float) -> PortfolioArm:
 
 def _offset(arm: PortfolioArm) -> float | None:
     """A fixed-level candidate's offset from the designer's level (None for other directors)."""
-    return float(dict(arm.params).get("offset", "0")) if arm.policy == "static" else None
+    return arm.offset if arm.policy == "static" else None
 
 
 def _rung_named(label: str) -> PortfolioArm | None:
@@ -191,10 +196,9 @@ class Portfolio:
                 and self.state[label].finished >= LADDER_AFTER
                 and abs(further) <= LADDER_MAX + 1e-9
             ):
-                mean_life = self.state[label].mean_life_s
-                self._add(rung(further))
-                n = LADDER_PRIOR_SESSIONS
-                self._priors.setdefault(rung(further).label, (1.0 + n, _PRIOR_S + n * mean_life))
+                new, n = rung(further), LADDER_PRIOR_SESSIONS
+                self._add(new)
+                self._priors.setdefault(new.label, (1.0 + n, _PRIOR_S + n * self.state[label].mean_life_s))
 
     def _add(self, arm: PortfolioArm) -> None:
         if all(a.label != arm.label for a in self.arms):

@@ -7,7 +7,7 @@ from typing import Any
 
 __all__ = ["DESIGNER_DEFAULT", "markdown"]
 
-DESIGNER_DEFAULT = "static:0.5"  # the designer's level: what "never worse than the default" is measured against
+DESIGNER_DEFAULT = "static:0.5"  # the simulated arena's designer defaults sit at level 0.5 of every knob
 
 
 def markdown(report: dict[str, Any]) -> str:
