@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from sidecar.limits import Limits
 from sidecar.operations.logs import configure_logging
@@ -239,6 +238,7 @@ def cmd_health(a: argparse.Namespace) -> int:
 
 def cmd_proto(a: argparse.Namespace) -> int:
     """Where the installed schema is, for any language's protoc (`protoc -I "$(metabrain proto --include)" ...`)."""
+    from pathlib import Path
 
     root = Path(__file__).resolve().parent / "gen" / "proto"
     schema = root / "metabrain" / "v1" / "metabrain.proto"
@@ -248,22 +248,12 @@ def cmd_proto(a: argparse.Namespace) -> int:
     return 0
 
 
-def _recording_files(sources: list[str]) -> list[Path]:
-    """The .mbrec files named, or found in the directories named (sorted)."""
-    files: list[Path] = []
-    for src in sources:
-        path = Path(src)
-        if not path.exists():
-            raise FileNotFoundError(f"{src}: no such file or directory")
-        files += sorted(path.glob("*.mbrec")) if path.is_dir() else [path]
-    return files
-
-
 def cmd_experiment(a: argparse.Namespace) -> int:
     """`metabrain experiment report RECORDINGS...`"""
     from sidecar.operations.experiment_report import markdown, read_outcomes, report, write_report
+    from sidecar.operations.recording import recording_files
 
-    files = _recording_files(a.recordings)
+    files = recording_files(a.recordings)
     outcomes = read_outcomes(files)
     if not outcomes:
         raise ValueError(f"no recording in {' '.join(a.recordings)} says which arm its session had")
@@ -277,10 +267,11 @@ def cmd_experiment(a: argparse.Namespace) -> int:
 def cmd_portfolio(a: argparse.Namespace) -> int:
     """`metabrain portfolio show|import --state-dir DIR`: what the portfolio director learned, per game."""
     from sidecar.operations.portfolio_store import PortfolioStore, evidence_from_recordings
+    from sidecar.operations.recording import recording_files
 
     store = PortfolioStore(a.state_dir)
     if a.action == "import":
-        files = _recording_files(a.recordings)
+        files = recording_files(a.recordings)
         found = evidence_from_recordings(files)
         if not found:
             raise ValueError(f"no recording in {' '.join(a.recordings)} is of a portfolio session (header experiment)")

@@ -104,14 +104,10 @@ def cmd_replay(a: argparse.Namespace) -> int:
     import concurrent.futures
     import logging
 
+    from sidecar.operations.recording import recording_files
     from sim.replay import replay_file, report_png, report_table
 
-    files = []
-    for src in a.files:
-        path = Path(src)
-        if not path.exists():
-            raise FileNotFoundError(f"{src}: no such file or directory")
-        files += sorted(str(p) for p in path.glob("*.mbrec")) if path.is_dir() else [str(path)]
+    files = [str(p) for p in recording_files(a.files)]
     if not files:
         raise FileNotFoundError(f"no .mbrec recordings in {' '.join(a.files)}")
     running = None
@@ -182,11 +178,10 @@ def cmd_evaluate_directors(a: argparse.Namespace) -> int:
 
 def _off_policy(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
     """`evaluate-directors --from-recordings DIR`: each director's mean session, estimated off-policy."""
+    from sidecar.operations.recording import recording_files
     from sidecar.training.offpolicy import estimate, read_logged
 
-    files = sorted(
-        str(p) for src in a.from_recordings for p in (Path(src).glob("*.mbrec") if Path(src).is_dir() else [Path(src)])
-    )
+    files = sorted(map(str, recording_files(a.from_recordings)))
     sessions = read_logged(tqdm(files, desc="reading recordings", unit="file"))
     if not sessions:
         print(

@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -153,6 +153,18 @@ class Recording:
         for t, d, data in self.records:
             if d == "out":
                 yield t, pb.SessionResponse.FromString(data)
+
+
+def recording_files(sources: Sequence[str | Path]) -> list[Path]:
+    """The .mbrec files named, and those in the directories named (each directory's sorted by name);
+    a source that does not exist is an error that names it."""
+    files: list[Path] = []
+    for src in sources:
+        path = Path(src)
+        if not path.exists():
+            raise FileNotFoundError(f"{src}: no such file or directory")
+        files += sorted(path.glob("*.mbrec")) if path.is_dir() else [path]
+    return files
 
 
 def read_recording(path: str | Path) -> Recording:

@@ -24,11 +24,10 @@ def _build_some(args: tuple[list[str], float, float, float, float]) -> list[Any]
 
 def cmd_dataset(a: argparse.Namespace) -> int:
     """`metabrain dataset build`: recordings -> training examples."""
+    from sidecar.operations.recording import recording_files
     from sidecar.training.dataset import save_examples
 
-    files = sorted(
-        str(p) for src in a.recordings for p in (Path(src).glob("*.mbrec") if Path(src).is_dir() else [Path(src)])
-    )
+    files = sorted(map(str, recording_files(a.recordings)))
     if not files:
         print(f"metabrain dataset build: no .mbrec recordings in {' '.join(a.recordings)}", file=sys.stderr)
         return 2
