@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sidecar.policies.experiments import weighted_labels
+
 __all__ = ["PolicyRun", "checked", "parse_mixture", "parse_policy"]
 
 
@@ -50,14 +52,7 @@ def checked(run: PolicyRun) -> PolicyRun:
 def parse_mixture(text: str) -> list[tuple[PolicyRun, float]]:
     """'static:0.5=40,rubber_band=30,learned=30': labels and weights (any positive numbers; normalised)."""
     out = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        label, sep, weight = part.rpartition("=")
-        if not sep or not label:
-            raise ValueError(f"mixture {text!r}: expected LABEL=WEIGHT, got {part!r}")
-        try:
-            w = float(weight)
-        except ValueError:
-            raise ValueError(f"mixture {text!r}: the weight of {label!r} is not a number: {weight!r}") from None
+    for label, w in weighted_labels(text, f"mixture {text!r}"):
         if not w > 0:
             raise ValueError(f"mixture {text!r}: the weight of {label!r} must be > 0, got {w:g}")
         out.append((checked(parse_policy(label)), w))

@@ -30,7 +30,7 @@ from typing import Any
 
 from sidecar.policies.params import POLICY_NAMES, PolicyParamError, parse_params
 
-__all__ = ["Arm", "Experiment", "ExperimentSet", "load_experiments", "parse_arm", "parse_experiment"]
+__all__ = ["Arm", "Experiment", "ExperimentSet", "load_experiments", "parse_arm", "parse_experiment", "weighted_labels"]
 
 
 @dataclass(frozen=True)
@@ -120,16 +120,22 @@ def parse_experiment(text: str) -> Experiment:
         raise ValueError(
             f"--experiment {text!r}: expected NAME:ARM=WEIGHT,ARM=WEIGHT (e.g. ab:static:0.4=50,learned=50)"
         )
-    arms = []
-    for part in filter(None, (p.strip() for p in rest.split(","))):
+    return _experiment(name, weighted_labels(rest, f"--experiment {text!r}", "ARM"))
+
+
+def weighted_labels(items: str, context: str, key: str = "LABEL") -> list[tuple[str, float]]:
+    """'static:0.4=50,learned=50' -> [('static:0.4', 50.0), ('learned', 50.0)] (a label may hold ':' and
+    '='; its weight follows the last '='). context starts each error, e.g. "--experiment 'ab:...'"."""
+    out = []
+    for part in filter(None, (p.strip() for p in items.split(","))):
         label, eq, weight = part.rpartition("=")
         if not eq or not label:
-            raise ValueError(f"--experiment {text!r}: expected ARM=WEIGHT, got {part!r}")
+            raise ValueError(f"{context}: expected {key}=WEIGHT, got {part!r}")
         try:
-            arms.append((label, float(weight)))
+            out.append((label, float(weight)))
         except ValueError:
-            raise ValueError(f"--experiment {text!r}: the weight of {label!r} is not a number: {weight!r}") from None
-    return _experiment(name, arms)
+            raise ValueError(f"{context}: the weight of {label!r} is not a number: {weight!r}") from None
+    return out
 
 
 def load_experiments(path: str | Path) -> tuple[Experiment, ...]:
