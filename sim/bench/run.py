@@ -258,6 +258,30 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             cores=cfg.load_cores,
         )
 
+    def sweep(
+        bar: tqdm[Any],
+        server: ServerProcess,
+        target: str,
+        transport: str,
+        mode: str,
+        sizes: tuple[int, ...],
+        players: int,
+        what: str,
+    ) -> int:
+        """More sessions at 60 Hz at each point until one is not held; returns the most held (0: none).
+        what: the progress label, with {} for the number of sessions."""
+        held = 0
+        for i, n in enumerate(sizes):
+            bar.set_postfix_str(what.format(n))
+            p = measure(server, transport, mode, spec(target, transport, n, 60.0, players))
+            points.append(p)
+            bar.update(1)
+            if not p.held:
+                bar.update(len(sizes) - i - 1)
+                break
+            held = n
+        return held
+
     sidecars = [k for k in cfg.servers if k in SIDECARS]
     per_sidecar = 1 + len(cfg.multiplayer_sweep)
     total = (
@@ -270,41 +294,26 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             server = start_server(kind, out, cfg.server_cores, cfg.sidecar_args if kind in SIDECARS else ())
             try:
                 for transport in cfg.transports:
-                    target = server.target(transport)
-                    bar.set_postfix_str(f"{kind}/{transport} peak")
+                    target, where = server.target(transport), f"{kind}/{transport}"
+                    bar.set_postfix_str(f"{where} peak")
                     p = measure(server, transport, "peak", spec(target, transport, cfg.peak_sessions, 0.0))
                     points.append(p)
                     peak.setdefault(kind, {})[transport] = p.summary["frames_per_s"]
                     bar.update(1)
-                    held = 0
-                    for i, n in enumerate(cfg.sweep):
-                        bar.set_postfix_str(f"{kind}/{transport} {n} sessions at 60 Hz")
-                        p = measure(server, transport, "60hz", spec(target, transport, n, 60.0))
-                        points.append(p)
-                        bar.update(1)
-                        if not p.held:
-                            bar.update(len(cfg.sweep) - i - 1)
-                            break
-                        held = n
+                    held = sweep(
+                        bar, server, target, transport, "60hz", cfg.sweep, 1, f"{where} {{}} sessions at 60 Hz"
+                    )
                     capacity.setdefault(kind, {})[transport] = held
                     if kind in SIDECARS:
                         players = cfg.multiplayer_players
-                        bar.set_postfix_str(f"{kind}/{transport} {players} players per frame")
+                        bar.set_postfix_str(f"{where} {players} players per frame")
                         s = spec(target, transport, cfg.multiplayer_sessions, 0.0, players)
                         points.append(measure(server, transport, "multiplayer", s))
                         bar.update(1)
-                        held = 0
-                        for i, n in enumerate(cfg.multiplayer_sweep):
-                            bar.set_postfix_str(f"{kind}/{transport} {n} x {players} players at 60 Hz")
-                            p = measure(
-                                server, transport, "multiplayer_60hz", spec(target, transport, n, 60.0, players)
-                            )
-                            points.append(p)
-                            bar.update(1)
-                            if not p.held:
-                                bar.update(len(cfg.multiplayer_sweep) - i - 1)
-                                break
-                            held = n
+                        what = f"{where} {{}} x {players} players at 60 Hz"
+                        held = sweep(
+                            bar, server, target, transport, "multiplayer_60hz", cfg.multiplayer_sweep, players, what
+                        )
                         multiplayer_held.setdefault(kind, {})[transport] = held * players * 60
             finally:
                 server.stop()
