@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 # Latency buckets around one 60 Hz frame (16.7 ms), in seconds; 0.2 and 0.3 between 0.133 and 0.5
 # so that an overloaded sidecar's p99 (~0.13-0.25 s here) does not jump a whole bucket on noise.
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.0167, 0.033, 0.066, 0.133, 0.2, 0.3, 0.5, 1.0)
+_TRANSPORTS = ("grpc", "ws", "?")  # "?": a session whose stream closed before its answer went
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 
@@ -139,22 +140,29 @@ class SidecarMetrics(SessionObserver):
         r.register(_LiveState(sessions, engine))
         ProcessCollector(registry=r)  # process_resident_memory_bytes, process_cpu_seconds_total, ...
         self._transport: dict[str, str] = {}  # session -> transport
+        # Each transport's labelled counters, looked up once: `labels()` costs more than the
+        # increment itself, and these two run on every frame.
+        self._frames_in = {t: self.frames_in.labels(t) for t in _TRANSPORTS}
+        self._guidance_out = {t: self.guidance_out.labels(t) for t in _TRANSPORTS}
         engine.on_tick.append(self.on_tick)
 
     # -- SessionObserver --------------------------------------------------------------------
     def on_open(self, session: Session, transport: str) -> None:
+        if transport not in self._frames_in:
+            self._frames_in[transport] = self.frames_in.labels(transport)
+            self._guidance_out[transport] = self.guidance_out.labels(transport)
         self._transport[session.session_id] = transport
         self.sessions_opened.labels(transport, session.arm).inc()
 
     def on_request(self, session: Session | None, req: RequestMessage, raw: bytes | None) -> None:
         if session is not None and kind_of(req) == "frame":
-            self.frames_in.labels(self._transport.get(session.session_id, "?")).inc()
+            self._frames_in[self._transport.get(session.session_id, "?")].inc()
 
     def on_response(self, session: Session | None, resp: wire.Response) -> None:
         kind = wire.kind(resp)
         if kind == "guidance":
             transport = self._transport.get(session.session_id, "?") if session is not None else "?"
-            self.guidance_out.labels(transport).inc()
+            self._guidance_out[transport].inc()
             self.latency.observe(wire.processing_us(resp) / 1e6)
         elif kind == "superseded":
             self.superseded.inc()
