@@ -87,6 +87,7 @@ class SessionEnded:
 
     session: Session
     reason: str
+    cut_short: bool = False  # ended by the game for its own reasons, not by the player (Goodbye.cut_short)
 
 
 Event = Welcomed | FrameAccepted | SessionEnded
@@ -121,7 +122,7 @@ class Connection:
         session = self.session
         self.registry.close(session)
         self.state = State.CLOSED
-        return SessionEnded(session, req.reason or "client goodbye")
+        return SessionEnded(session, req.reason or "client goodbye", req.cut_short)
 
     def _hello(self, hello: HelloRequest, now: float) -> Welcomed:
         if self.state is not State.AWAIT_HELLO:

@@ -19,7 +19,7 @@ import numpy as np
 from sidecar.features import KnobSet
 from sidecar.wire.frames import to_tables
 from sidecar.wire.schema import pb, pb_grpc
-from sim.game import FrameTimer, Game, hello
+from sim.game import FrameTimer, Game, goodbye, hello
 from sim.players import PlayerModel
 
 
@@ -169,7 +169,7 @@ async def play_session(
         else:
             await asyncio.sleep(0)
             await _wait_for_answers(box, cfg.max_in_flight, io_task)
-    outbox.put_nowait(pb.SessionRequest(goodbye=pb.Goodbye(reason="quit" if game.over else "time limit")))
+    outbox.put_nowait(goodbye(game.over))
     outbox.put_nowait(None)
     try:
         await asyncio.wait_for(io_task, 10.0)

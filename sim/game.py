@@ -397,3 +397,9 @@ def hello(
         resume_token=resume_token,
         player_id=player_id,
     )
+
+
+def goodbye(over: bool) -> pb.SessionRequest:
+    """The goodbye that ends a simulated session: the player quit (`over`), or the simulation's time
+    limit cut the session short (`cut_short`: the portfolio counts it as censored, not as a quit)."""
+    return pb.SessionRequest(goodbye=pb.Goodbye(reason="quit" if over else "time limit", cut_short=not over))

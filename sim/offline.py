@@ -27,7 +27,7 @@ from sidecar.session import Session
 from sidecar.wire.frames import extract
 from sidecar.wire.hello import spec_of
 from sidecar.wire.schema import pb
-from sim.game import KNOBS, TACTICS, TICK_HZ, FrameTimer, Game, hello
+from sim.game import KNOBS, TACTICS, TICK_HZ, FrameTimer, Game, goodbye, hello
 from sim.players import PlayerModel
 from sim.policy_labels import PolicyRun
 from sim.populations import Population
@@ -288,7 +288,7 @@ def _close(s: _Live, engine: Engine, cfg: OfflineConfig) -> SessionSummary:
         s.writer.write(
             s.game.t,
             "in",
-            pb.SessionRequest(goodbye=pb.Goodbye(reason="quit" if s.game.over else "time limit")).SerializeToString(),
+            goodbye(s.game.over).SerializeToString(),
         )
         s.writer.close()
     diffs = s.diffs or [0.5]

@@ -79,7 +79,8 @@ def test_recordings_of_a_simulated_mixture_are_read_for_evaluation(bundled: Chec
     assert len(sessions) == 24
     assert {s.arm for s in sessions} == {r.policy for r in rows} <= {"static:0.3", "static:0.7"}
     assert {round(s.propensity, 3) for s in sessions} <= {0.667, 0.333}
-    assert all(s.player == "" for s in sessions)  # no stable player id in the hello: each session its own unit
+    # No stable player id in the hello: each session is its own unit.
+    assert len({s.player for s in sessions}) == len(sessions)
     by_name = {f"sim-5-{r.index:06d}.mbrec": r for r in rows}
     for s in sessions:
         assert s.seconds == pytest.approx(by_name[s.name].seconds, abs=0.5)

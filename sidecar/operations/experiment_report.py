@@ -1,14 +1,15 @@
 """`metabrain experiment report RECORDINGS...`: which arm of a live experiment keeps players longer.
 
 Per arm: players, sessions, mean and median session length, quits per minute played, deaths per
-minute, share of time in the challenge band. Sessions that did not end in a quit (still running, or cut
-by a cap) are censored, not quits: Kaplan-Meier survival curves per arm and a log-rank test (lifelines).
-Differences against the control arm with 95% intervals from a bootstrap over players (a player's
-sessions stay together). A sample ratio mismatch check (scipy's chi-square: players per arm against the
-arms' weights) says when the split itself is broken. And an always-valid sequential test (a mixture
-sequential probability ratio test on the players' mean session lengths, normal mixing): its p-value and
-confidence sequence stay valid however often the team looks, so the report can be read every day.
-Markdown, JSON and a PNG of the survival curves.
+minute, share of time in the challenge band. Sessions that did not end in a quit (cut short by the
+game, or still running: sidecar/operations/session_outcomes.py) are censored, not quits:
+Kaplan-Meier survival curves per arm and a log-rank test (lifelines). Differences against the control arm
+with 95% intervals from a bootstrap over players (a player's sessions stay together). A sample ratio
+mismatch check (scipy's chi-square: players per arm against the arms' weights) says when the split
+itself is broken. And an always-valid sequential test (a mixture sequential probability ratio test
+on the players' mean session lengths, normal mixing): its p-value and confidence sequence stay valid
+however often the team looks, so the report can be read every day. Markdown, JSON and a PNG of the
+survival curves.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from sidecar.operations.recording import read_recording
+from sidecar.operations.session_outcomes import read_sessions
 
 __all__ = ["SessionOutcome", "msprt", "read_outcomes", "report", "write_report"]
 
-QUIT, DEATH = 9, 4  # EventType values
 DEFAULT_BAND = (0.05, 0.30)
 ALPHA = 0.05
 
@@ -39,49 +39,33 @@ class SessionOutcome:
     weight: float  # the arm's probability under the assignment
     player: str
     seconds: float
-    quit: bool  # False: censored (capped, still running, or the stream ended otherwise)
+    quit: bool  # False: censored (cut short by the game, or no goodbye recorded): session_outcomes.py
     deaths: int
     in_band: float  # share of answered frames whose p_fail sat in the band (nan: no insight)
 
 
 def read_outcomes(paths: Sequence[str | Path]) -> list[SessionOutcome]:
     out = []
-    for path in paths:
-        rec = read_recording(path)
-        h = rec.header
-        arm = str(h.get("arm") or h.get("policy") or "")
-        if not arm:
+    for s in read_sessions(paths):
+        if not s.arm:
             continue
-        end, quit_, deaths, goodbye = 0.0, False, 0, ""
-        band = DEFAULT_BAND
-        for _, req in rec.requests():
-            kind = req.WhichOneof("kind")
-            if kind == "hello" and req.hello.HasField("target"):
-                band = (req.hello.target.p_fail_low, req.hello.target.p_fail_high)
-            elif kind == "frame":
-                f = req.frame
-                end = max(end, f.game_time)
-                for e in f.events:
-                    quit_ |= e.type == QUIT
-                    deaths += e.type == DEATH
-            elif kind == "goodbye":
-                goodbye = req.goodbye.reason
-        quit_ = quit_ or goodbye == "quit"
+        band = s.band or DEFAULT_BAND
         inside = total = 0
-        for _, resp in rec.responses():
+        for _, resp in s.recording.responses():
             if resp.WhichOneof("kind") == "guidance" and resp.guidance.insights:
                 total += 1
                 inside += band[0] <= resp.guidance.insights[0].p_fail <= band[1]
+        h = s.header
         out.append(
             SessionOutcome(
-                Path(path).name,
+                s.name,
                 str(h.get("experiment", "")),
-                arm,
+                s.arm,
                 float(h.get("assignment_propensity", 1.0)),
-                str(h.get("player") or h.get("session_id") or Path(path).name),
-                end,
-                quit_,
-                deaths,
+                s.player,
+                s.end,
+                s.quit,
+                s.deaths,
                 inside / total if total else float("nan"),
             )
         )

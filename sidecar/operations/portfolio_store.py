@@ -20,8 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
-from sidecar.columns import EventType
-from sidecar.operations.recording import read_recording
+from sidecar.operations.session_outcomes import read_sessions
 from sidecar.policies.portfolio import ArmEvidence, Portfolio, portfolio_for, portfolios
 
 try:  # POSIX: processes on one machine take turns on a file; elsewhere one process per state dir
@@ -121,25 +120,13 @@ def _parse(text: str) -> tuple[str, dict[str, ArmEvidence]]:
 
 def evidence_from_recordings(paths: list[Path]) -> dict[str, dict[str, ArmEvidence]]:
     """What recordings of portfolio sessions (header experiment "portfolio", arm = the candidate drawn)
-    say about each candidate, by game: seconds played, sessions ended, quits (the player's QUIT event;
-    a session that ends without one is censored). Other recordings are skipped."""
+    say about each candidate, by game: seconds played, sessions ended, quits (as session_outcomes.py
+    reads them: a goodbye not cut short). Other recordings are skipped."""
     out: dict[str, dict[str, ArmEvidence]] = {}
-    for path in paths:
-        rec = read_recording(path)
-        if rec.header.get("experiment") != "portfolio" or not rec.header.get("arm"):
+    for s in read_sessions(paths):
+        if s.header.get("experiment") != "portfolio" or not s.header.get("arm") or s.start is None:
             continue
-        start: float | None = None
-        end, quit_ = 0.0, False
-        for _, req in rec.requests():
-            if req.WhichOneof("kind") != "frame":
-                continue
-            t = req.frame.game_time
-            start = t if start is None else start
-            end = max(end, t)
-            quit_ = quit_ or any(e.type == EventType.QUIT for e in req.frame.events)
-        if start is None:
-            continue
-        game = out.setdefault(str(rec.header.get("game_id", "")), {})
-        label = str(rec.header["arm"])
-        game[label] = game.get(label, ArmEvidence()).plus(ArmEvidence(int(quit_), end - start, 1, 1))
+        game = out.setdefault(str(s.header.get("game_id", "")), {})
+        label = str(s.header["arm"])
+        game[label] = game.get(label, ArmEvidence()).plus(ArmEvidence(int(s.quit), s.played_s, 1, 1))
     return out

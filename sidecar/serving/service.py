@@ -244,7 +244,7 @@ class StreamHandler:
         log.info("session ended: %s", event.reason, extra={"session_id": sid})
         if self.ctx.handlers.get(sid) is self:
             self.ctx.handlers.pop(sid, None)
-        self.ctx.engine.leave(sid)
+        self.ctx.engine.leave(sid, by_player=not event.cut_short)
         warnings = self._observe(lambda o: o.on_close(event.session, event.reason))
         self._warn(warnings)
         self.send(wire_responses.goodbye("goodbye acknowledged"))

@@ -29,8 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sidecar.columns import EventType
-from sidecar.operations.recording import read_recording
+from sidecar.operations.session_outcomes import read_sessions
 
 __all__ = ["LoggedSession", "estimate", "read_logged"]
 
@@ -51,37 +50,22 @@ class LoggedSession:
 def read_logged(paths: Sequence[str | Path]) -> list[LoggedSession]:
     """The sessions of recordings that say which director they drew and its probability."""
     out = []
-    for path in paths:
-        rec = read_recording(path)
-        arm = rec.header.get("arm") or rec.header.get("policy")
-        propensity = rec.header.get("assignment_propensity")
-        if not arm or propensity is None:
+    for s in read_sessions(paths):
+        propensity = s.header.get("assignment_propensity")
+        if not s.arm or propensity is None:
             continue
-        # The player whose sessions belong together: the hello's stable player id (pseudonymised by the
-        # recorder). A frame's player ids name players within one game only ("p1" in every session).
-        player = str(rec.header.get("player") or "")
-        end, quit_ = 0.0, False
-        sent_at: dict[int, float] = {}
-        for _, req in rec.requests():
-            if req.WhichOneof("kind") == "hello" and not player:
-                player = req.hello.player_id
-            if req.WhichOneof("kind") != "frame":
-                continue
-            f = req.frame
-            sent_at[f.sequence] = f.game_time
-            end = max(end, f.game_time)
-            if any(e.type == EventType.QUIT for e in f.events):
-                quit_ = True
+        # The player whose sessions belong together (resampled together): the hello's stable player id,
+        # pseudonymised. A frame's player ids name players within one game only ("p1" in every session).
         covariates = np.array([1.0, 0.5, 0.5, 0.1])  # no insight yet: a neutral guess
-        for _, resp in rec.responses():
+        for _, resp in s.recording.responses():
             if resp.WhichOneof("kind") != "guidance" or not resp.guidance.insights:
                 continue
             g = resp.guidance
-            if sent_at.get(g.sequence, 0.0) >= COVARIATE_AT_S:
+            if s.frame_times.get(g.sequence, 0.0) >= COVARIATE_AT_S:
                 ins = g.insights[0]
                 covariates = np.array([1.0, ins.skill, ins.engagement, ins.p_quit])
                 break
-        out.append(LoggedSession(Path(path).name, player, str(arm), float(propensity), end, quit_, covariates))
+        out.append(LoggedSession(s.name, s.player, s.arm, float(propensity), s.end, s.quit, covariates))
     return out
 
 

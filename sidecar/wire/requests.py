@@ -68,6 +68,7 @@ class FrameRequest:
 @dataclass(frozen=True)
 class GoodbyeRequest:
     reason: str
+    cut_short: bool = False  # the game ended the session for its own reasons (Goodbye.cut_short)
 
 
 Request = HelloRequest | FrameRequest | GoodbyeRequest
@@ -81,7 +82,7 @@ def from_message(req: pb.SessionRequest) -> Request:
     if kind == "hello":
         return HelloRequest(req.hello.protocol_version, req.hello)
     if kind == "goodbye":
-        return GoodbyeRequest(req.goodbye.reason)
+        return GoodbyeRequest(req.goodbye.reason, req.goodbye.cut_short)
     raise Malformed("SessionRequest has none of hello, frame or goodbye set", field="kind")
 
 

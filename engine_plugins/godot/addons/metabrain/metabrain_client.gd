@@ -91,11 +91,15 @@ func start() -> void:
 	_connect()
 
 
-func stop() -> void:
+# Ends the session with a goodbye. cut_short: the game ends it for its own reasons (a time limit, the
+# match over), not because the player chose to stop; the sidecar's portfolio then does not count it as
+# the player quitting.
+func stop(cut_short: bool = false) -> void:
 	if _ws != null and state == State.OPEN:
 		var req: MetaBrainProto.SessionRequest = MetaBrainProto.SessionRequest.new()
 		req.goodbye = MetaBrainProto.Goodbye.new()
-		req.goodbye.reason = "game stopped"
+		req.goodbye.reason = "session cut short by the game" if cut_short else "game stopped"
+		req.goodbye.cut_short = cut_short
 		_ws.send(req.encode())
 		_ws.close(1000, "goodbye")
 	_ws = null

@@ -228,10 +228,12 @@ class Welcome(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., resume_token: _Optional[str] = ..., model_version: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., protocol_version: _Optional[int] = ..., resumed: _Optional[bool] = ..., state_reset: _Optional[bool] = ..., policy: _Optional[str] = ..., last_sequence: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., model_rate_hz: _Optional[float] = ..., experiment: _Optional[str] = ..., arm: _Optional[str] = ...) -> None: ...
 
 class Goodbye(_message.Message):
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "cut_short")
     REASON_FIELD_NUMBER: _ClassVar[int]
+    CUT_SHORT_FIELD_NUMBER: _ClassVar[int]
     reason: str
-    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+    cut_short: bool
+    def __init__(self, reason: _Optional[str] = ..., cut_short: _Optional[bool] = ...) -> None: ...
 
 class Limits(_message.Message):
     __slots__ = ("max_message_bytes", "max_players_per_frame", "max_npcs_per_frame", "max_events_per_frame", "max_knobs", "max_sessions", "resume_window_s", "idle_timeout_s", "max_frames_per_second", "max_string_bytes", "max_connections", "max_messages_per_second_per_connection", "hello_timeout_s", "max_connections_per_client")

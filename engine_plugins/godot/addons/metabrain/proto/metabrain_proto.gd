@@ -1026,6 +1026,7 @@ class Welcome:
 ## Goodbye ends a session cleanly, from either side.
 class Goodbye:
 	var reason: String = ""
+	var cut_short: bool = false
 	## Fields this schema does not know, as they came on the wire; written back after the known ones.
 	var unknown_fields: PackedByteArray = PackedByteArray()
 
@@ -1033,6 +1034,9 @@ class Goodbye:
 		if not reason.is_empty():
 			out_.buf.put_u8(10)
 			out_.bytes(reason.to_utf8_buffer())
+		if cut_short:
+			out_.buf.put_u8(16)
+			out_.varint((1 if cut_short else 0))
 		if not unknown_fields.is_empty():
 			out_.raw(unknown_fields)
 
@@ -1051,6 +1055,11 @@ class Goodbye:
 				1:
 					if wire_ == 2:
 						reason = in_.string()
+					else:
+						_keep_unknown(in_, at_)
+				2:
+					if wire_ == 0:
+						cut_short = in_.varint() != 0
 					else:
 						_keep_unknown(in_, at_)
 				_:

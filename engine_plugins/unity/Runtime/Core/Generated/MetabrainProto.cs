@@ -1291,6 +1291,7 @@ namespace MetaBrain.Proto
     public sealed class Goodbye
     {
         public string Reason = "";
+        public bool CutShort;
         /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
         public byte[] UnknownFields = new byte[0];
 
@@ -1300,6 +1301,11 @@ namespace MetaBrain.Proto
             {
                 w.Tag(1, 2);
                 w.String(Reason);
+            }
+            if (CutShort)
+            {
+                w.Tag(2, 0);
+                w.Varint(CutShort ? 1UL : 0UL);
             }
             if (UnknownFields.Length > 0) w.Raw(UnknownFields);
         }
@@ -1324,6 +1330,13 @@ namespace MetaBrain.Proto
                         if (wire == 2)
                         {
                             Reason = r.String();
+                        }
+                        else KeepUnknown(r, at);
+                        break;
+                    case 2:
+                        if (wire == 0)
+                        {
+                            CutShort = r.Varint() != 0;
                         }
                         else KeepUnknown(r, at);
                         break;

@@ -1,0 +1,80 @@
+"""How a recorded session went, read one way for every report that learns from recordings (the
+experiment report, off-policy evaluation, the portfolio's import), so that they agree on what a
+session's length, its player and a quit are.
+
+- Length: the game time of its last frame (Frame.game_time counts from the session's start); the
+  seconds it was watched, from its first frame to its last (what the live portfolio adds up as it plays).
+- Quit: the game said goodbye without `cut_short` (the player chose to stop). A goodbye with
+  `cut_short` (a time limit, the match over) is censored, and so is a recording without a goodbye: it
+  cannot tell a player who left from a session still running or a sidecar that stopped (the live
+  portfolio counts a stream lost for good as a quit once its resume window closes).
+- Player, whose sessions belong together: the header's pseudonymised player, else the hello's player
+  id (simulated recordings), else the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sidecar.columns import EventType
+from sidecar.operations.recording import Recording, read_recording
+
+__all__ = ["RecordedSession", "read_session", "read_sessions"]
+
+
+@dataclass(frozen=True)
+class RecordedSession:
+    name: str  # the recording's file name
+    header: dict[str, Any]
+    player: str
+    start: float | None  # game time of its first frame (None: no frame was recorded)
+    end: float  # game time of its last frame: the session's length
+    quit: bool  # the player ended it (the module's docstring says when)
+    deaths: int
+    band: tuple[float, float] | None  # the hello's p_fail target band, when it set one
+    frame_times: dict[int, float]  # frame sequence -> game time
+    recording: Recording  # for readers of the answers (insights)
+
+    @property
+    def arm(self) -> str:
+        """The director the session had: its experiment arm (or portfolio candidate), else its policy."""
+        return str(self.header.get("arm") or self.header.get("policy") or "")
+
+    @property
+    def played_s(self) -> float:
+        """Seconds of play the recording covers, from its first frame to its last."""
+        return self.end - self.start if self.start is not None else 0.0
+
+
+def read_session(path: str | Path) -> RecordedSession:
+    rec = read_recording(path)
+    start: float | None = None
+    end, deaths, quit_ = 0.0, 0, False
+    band: tuple[float, float] | None = None
+    hello_player = ""
+    times: dict[int, float] = {}
+    for _, req in rec.requests():
+        kind = req.WhichOneof("kind")
+        if kind == "frame":
+            f = req.frame
+            times[f.sequence] = f.game_time
+            start = f.game_time if start is None else start
+            end = max(end, f.game_time)
+            deaths += sum(e.type == EventType.DEATH for e in f.events)
+        elif kind == "hello":
+            hello_player = req.hello.player_id  # pseudonymised already in a served recording
+            if req.hello.HasField("target"):
+                band = (req.hello.target.p_fail_low, req.hello.target.p_fail_high)
+        elif kind == "goodbye":
+            quit_ = not req.goodbye.cut_short
+    h = rec.header
+    player = str(h.get("player") or hello_player or h.get("session_id") or Path(path).name)
+    return RecordedSession(Path(path).name, h, player, start, end, quit_, deaths, band, times, rec)
+
+
+def read_sessions(paths: Sequence[str | Path]) -> Iterator[RecordedSession]:
+    for path in paths:
+        yield read_session(path)
