@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sidecar.operations.portfolio_store import PortfolioStore
 from sidecar.serving.front_ends import free_port
 from tests.conftest import need_mono
 from tests.engine_tables import check_by_hand
@@ -123,5 +124,9 @@ def test_core_against_real_sidecar(tmp_path: Path) -> None:
     )
     print(run.stdout)
     lines = [line for line in run.stdout.splitlines() if line.strip()]
-    assert run.returncode == 0 and lines and lines[-1] == "4 passed, 0 failed", run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.returncode == 0 and lines and lines[-1] == "5 passed, 0 failed", run.stdout[-3000:] + run.stderr[-3000:]
     assert check_by_hand((tmp_path / "state" / "csharp_tables.bin").read_bytes()) == ""
+    # EndSession(cutShort: true): the sidecar's portfolio kept that session as ended, not as a quit (every
+    # other way a session of this run ends counts as the player leaving).
+    evidence = PortfolioStore(tmp_path / "state").games()["metabrain.csharp.test"].values()
+    assert sum(e.finished - e.quits for e in evidence) >= 1, evidence

@@ -80,6 +80,8 @@ namespace MetaBrain.Core
         ulong _sequence;
         ulong _lastApplied;
         string _resumeToken = "";
+        byte[] _goodbye;  // EndSession's goodbye, sent once the frames queued before it are
+        bool _ending;  // EndSession was called: when the connection closes, stop instead of reconnecting
         ClientState _state = ClientState.Stopped;
         double _lastPoll;
 
@@ -120,8 +122,26 @@ namespace MetaBrain.Core
             _running = false;
             if (_transport != null) { _transport.Dispose(); _transport = null; }
             _queue.Clear();
+            _goodbye = null;
+            _ending = false;
             _wasOpen = false;
             _state = ClientState.Stopped;
+        }
+
+        /// <summary>End the session cleanly: a goodbye after the frames already queued; the sidecar answers
+        /// them, acknowledges and closes, and the client stops (no reconnect; <see cref="Disconnected"/> is
+        /// raised). cutShort: the game ends the session for its own reasons (a time limit, the match over),
+        /// not because the player chose to stop, so the sidecar's portfolio does not count it as the player
+        /// quitting. Without a goodbye (<see cref="Stop"/>) the session counts as the player leaving once its
+        /// resume window closes. While not connected it just stops.</summary>
+        public void EndSession(bool cutShort = false)
+        {
+            if (!_running || _ending) return;
+            if (_state != ClientState.Open || _transport == null) { Stop(); return; }
+            _ending = true;
+            var bye = new Goodbye { Reason = cutShort ? "session cut short by the game" : "game stopped", CutShort = cutShort };
+            _goodbye = new SessionRequest { Goodbye = bye }.ToByteArray();
+            Flush();
         }
 
         public void Dispose() { Stop(); }
@@ -140,7 +160,7 @@ namespace MetaBrain.Core
         /// the frame was dropped because the sidecar is away. Past MaxQueuedFrames unsent, the oldest goes.</summary>
         public bool TrySend(Frame frame)
         {
-            if (_state != ClientState.Open)
+            if (_state != ClientState.Open || _ending)
             {
                 Stats.FramesDropped++;
                 return false;
@@ -238,6 +258,11 @@ namespace MetaBrain.Core
                 t.Send(_queue.Dequeue());
                 Stats.FramesSent++;
             }
+            if (_goodbye != null && _queue.Count == 0 && t.CanSend)
+            {
+                t.Send(_goodbye);
+                _goodbye = null;
+            }
         }
 
         void Ended(IClientTransport t)
@@ -246,6 +271,12 @@ namespace MetaBrain.Core
             t.Dispose();
             _transport = null;
             _queue.Clear();
+            if (_ending)  // the goodbye was acknowledged (or the connection ended on the way): done
+            {
+                Stop();
+                Raise(() => { if (Disconnected != null) Disconnected(reason); });
+                return;
+            }
             if (_wasOpen)
             {
                 _wasOpen = false;

@@ -274,6 +274,35 @@ public static class SessionTests
         }
     }
 
+    // Last: its session ends with a goodbye cut short, which the sidecar's portfolio keeps as censored;
+    // the Python side reads that back from --state-dir (synced every 5 s) once this process exits.
+    [Test]
+    public static void EndSessionSaysGoodbyeCutShortAndStops()
+    {
+        using (var c = new MetaBrainClient(Options()))
+        {
+            string reason = null;
+            c.Disconnected += r => reason = r;
+            c.Start();
+            Assert(WaitFor(() => c.IsOpen, 10000, c), "connected");
+            for (int i = 0; i < 20; i++) Assert(c.TrySend(MakeTableFrame(i, 2)), "frame " + i + " queued");
+            c.EndSession(cutShort: true);
+            long dropped = c.Stats.FramesDropped;
+            Assert(!c.TrySend(MakeTableFrame(20, 2)), "no frame after the goodbye");
+            Assert(WaitFor(() => c.State == ClientState.Stopped, 5000, c), "stopped once the sidecar closed (" + c.State + ")");
+            Assert(reason != null && reason.Contains("closed by the sidecar"), "the sidecar closed it: " + reason);
+            // Queued faster than sent, the oldest frames give way (MaxQueuedFrames); the newest goes before the goodbye.
+            Assert(c.Stats.FramesSent + dropped == 20 && c.LastGuidance != null && c.LastGuidance.Sequence == 20,
+                "the frames before the goodbye were sent and answered first (sent " + c.Stats.FramesSent + ", last answer " +
+                (c.LastGuidance == null ? "none" : c.LastGuidance.Sequence.ToString()) + ")");
+            Thread.Sleep(1500);
+            c.Poll();
+            Assert(c.State == ClientState.Stopped && c.Stats.Connects == 1, "no reconnect after a goodbye");
+            Results["goodbye"] = reason;
+            Thread.Sleep(6000);  // the sidecar writes its portfolio's evidence to --state-dir every 5 s
+        }
+    }
+
     public static int Main(string[] args)
     {
         python = args[0]; repo = args[1]; port = int.Parse(args[2]); stateDir = args[3];
