@@ -267,6 +267,8 @@ def main() -> int:
         )
     finally:
         side.stop()
+    wrong = check_cut_short(scratch / "state")
+    runner.record("a session the game cut short is not counted as a quit", not wrong, wrong)
     empty = make_empty_project(scratch)
     runner.import_pass(empty)
     runner.import_pass(empty, editor=True)
@@ -302,6 +304,17 @@ def protobufjs_crosscheck(runner: Runner, proj: Path, scratch: Path) -> None:
         failed = len(failures) if isinstance(failures, list) else "?"
         n = result.get("vectors")
         print(f"    GDScript against protobufjs: {n} messages, {result.get('checks')} checks, {failed} failed")
+
+
+def check_cut_short(state_dir: Path) -> str:
+    """The demo test ended its session with stop(true): the sidecar's portfolio (kept in --state-dir,
+    written at its shutdown) counted a session of the demo game as ended but not quit; every other way a
+    session of this run ends counts as the player leaving. Returns what is wrong, or ""."""
+    from sidecar.operations.portfolio_store import PortfolioStore
+
+    evidence = PortfolioStore(state_dir).games().get("metabrain.godot.demo", {})
+    cut_short = sum(e.finished - e.quits for e in evidence.values())
+    return "" if cut_short >= 1 else f"no session of metabrain.godot.demo ended without a quit: {evidence}"
 
 
 def check_tables(gd_out: Path) -> str:

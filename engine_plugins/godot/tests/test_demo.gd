@@ -1,6 +1,8 @@
 extends SceneTree
 ## The demo arena against a real sidecar for 600 physics frames: guidance for (nearly) every frame
-## sent, and the enemies' knob values move with it.
+## sent, and the enemies' knob values move with it. Then the game ends the session cut short
+## (stop(true)): the sidecar acknowledges, the node stays idle (run_tests.py checks that the sidecar's
+## portfolio kept the session as cut short, not as a quit).
 
 var h: MetaBrainTestHarness = MetaBrainTestHarness.new()
 var arena: Node = null
@@ -8,6 +10,8 @@ var physics_frames: int = 0
 var knob_changes: int = 0
 var connected_at: int = -1
 var target_frames: int = 600
+var ending: bool = false
+var end_reason: String = ""
 
 
 func _initialize() -> void:
@@ -21,6 +25,13 @@ func _physics_process(_delta: float) -> bool:
 	var brain: MetaBrain = arena.get("brain")
 	if brain == null:
 		return false
+	if ending:
+		if brain.state == MetaBrain.State.IDLE:
+			h.check(end_reason.contains("goodbye acknowledged"), "the sidecar acknowledged the goodbye (%s)" % end_reason)
+			h.results["end_reason"] = end_reason
+			quit(h.finish())
+			return true
+		return false
 	if not brain.difficulty_changed.is_connected(_on_knob):
 		brain.difficulty_changed.connect(_on_knob)
 	if connected_at < 0:
@@ -32,8 +43,7 @@ func _physics_process(_delta: float) -> bool:
 			return true
 	physics_frames += 1
 	if connected_at >= 0 and physics_frames - connected_at >= target_frames:
-		_report(brain)
-		return true
+		_report(brain)  # then waits, in the `ending` branch above, for the session's end
 	return false
 
 
@@ -56,4 +66,7 @@ func _report(brain: MetaBrain) -> void:
 	h.check(knob_changes > 0, "knob values changed in response to guidance")
 	h.check(brain.stats["errors"] == 0, "the sidecar refused no frame (%d errors)" % brain.stats["errors"])
 	h.check(brain.last_guidance != null and not brain.last_guidance.model_version.is_empty(), "guidance names its model")
-	quit(h.finish())
+	brain.disconnected.connect(func(reason: String) -> void: end_reason = reason)
+	brain.stop(true)
+	h.check(brain.state == MetaBrain.State.ENDING, "stop(true) waits for the sidecar's acknowledgement")
+	ending = true

@@ -16,7 +16,9 @@ signal insight(player_id: String, p_fail: float, p_quit: float, frustration: flo
 signal guidance_received(guidance: MetaBrainProto.Guidance)
 signal error_received(code: int, message: String, field: String)
 
-enum State { IDLE, CONNECTING, HANDSHAKE, OPEN, BACKOFF }
+enum State { IDLE, CONNECTING, HANDSHAKE, OPEN, BACKOFF, ENDING }
+
+const END_TIMEOUT_MS: int = 2000  # stop(): how long to wait for the sidecar's acknowledgement
 
 const PROTOCOL_VERSION: int = 1
 const WS_PATH: String = "/metabrain/v1/session"
@@ -70,6 +72,7 @@ var _retry_at_ms: int = 0
 var _connect_started_ms: int = 0
 var _pending_events: Array[MetaBrainProto.GameEvent] = []
 var _npc_nodes: Dictionary = {}
+var _ending_until_ms: int = 0
 
 
 func _ready() -> void:
@@ -91,9 +94,12 @@ func start() -> void:
 	_connect()
 
 
-# Ends the session with a goodbye. cut_short: the game ends it for its own reasons (a time limit, the
-# match over), not because the player chose to stop; the sidecar's portfolio then does not count it as
-# the player quitting.
+## Ends the session: a goodbye after the frames already sent; the node keeps polling (in _process)
+## until the sidecar has answered them, acknowledged and closed (state ENDING, at most END_TIMEOUT_MS),
+## then stays IDLE (no reconnect) and emits `disconnected`. cut_short: the game ends the session for
+## its own reasons (a time limit, the match over), not because the player chose to stop; the sidecar's
+## portfolio then does not count it as the player quitting. A session closed without a goodbye counts
+## as the player leaving once its resume window closes.
 func stop(cut_short: bool = false) -> void:
 	if _ws != null and state == State.OPEN:
 		var req: MetaBrainProto.SessionRequest = MetaBrainProto.SessionRequest.new()
@@ -101,7 +107,11 @@ func stop(cut_short: bool = false) -> void:
 		req.goodbye.reason = "session cut short by the game" if cut_short else "game stopped"
 		req.goodbye.cut_short = cut_short
 		_ws.send(req.encode())
-		_ws.close(1000, "goodbye")
+		state = State.ENDING
+		_ending_until_ms = Time.get_ticks_msec() + END_TIMEOUT_MS
+		return
+	if _ws != null:
+		_ws.close(1000, "stopped")
 	_ws = null
 	state = State.IDLE
 
@@ -193,8 +203,14 @@ func poll() -> void:
 				_send_hello()
 			while _ws != null and _ws.get_available_packet_count() > 0:
 				_handle(_ws.get_packet())
+			if state == State.ENDING and _ws != null and now > _ending_until_ms:
+				_ws.close(1000, "goodbye not acknowledged in time")
 		WebSocketPeer.STATE_CLOSED:
-			_lost("closed (%d %s)" % [_ws.get_close_code(), _ws.get_close_reason()])
+			var why: String = "closed (%d %s)" % [_ws.get_close_code(), _ws.get_close_reason()]
+			if state == State.ENDING:
+				_ended(why)
+			else:
+				_lost(why)
 
 
 func _url() -> String:
@@ -263,7 +279,10 @@ func _handle(bytes: PackedByteArray) -> void:
 			_resume_token = ""  # the sidecar forgot us: start a fresh session next time
 		error_received.emit(resp.error.code, resp.error.message, resp.error.field)
 	elif resp.goodbye != null:
-		_lost("sidecar goodbye: " + resp.goodbye.reason)
+		if state == State.ENDING:
+			_ended("sidecar goodbye: " + resp.goodbye.reason)
+		else:
+			_lost("sidecar goodbye: " + resp.goodbye.reason)
 
 
 func _apply(g: MetaBrainProto.Guidance) -> void:
@@ -303,6 +322,15 @@ func _ease_to_defaults(delta: float) -> void:
 		var now: float = float(knob_values.get(k.name, k.default_value))
 		var step: float = k.max_change_per_second * delta if k.max_change_per_second > 0.0 else INF
 		_set_knob(k.name, move_toward(now, k.default_value, step))
+
+
+# The session ended with our goodbye: stay idle (no reconnect).
+func _ended(reason: String) -> void:
+	if _ws != null:
+		_ws.close(1000, "goodbye")
+	_ws = null
+	state = State.IDLE
+	disconnected.emit(reason)
 
 
 func _lost(reason: String) -> void:
