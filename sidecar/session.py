@@ -30,7 +30,12 @@ if TYPE_CHECKING:  # the engine's parts of a session; the protocol core never im
     from sidecar.engine.clock import ModelClock, StepInFlight
     from sidecar.policies.director import Director
 
-__all__ = ["Session", "SessionRegistry", "SessionSpec", "SessionStatus"]
+__all__ = ["IDLE_TIMEOUT", "RESUME_WINDOW_CLOSED", "Session", "SessionRegistry", "SessionSpec", "SessionStatus"]
+
+# Why a session ended without a goodbye, as observers hear it (SessionObserver.on_close) and recordings
+# keep it: either way the player went away, which the portfolio counts as the player leaving.
+RESUME_WINDOW_CLOSED = "resume window closed"
+IDLE_TIMEOUT = "idle timeout"
 
 _GRANTABLE = frozenset({Capability.NPC_HINTS, Capability.INSIGHT, Capability.EXPLANATIONS, Capability.RECORDING})
 

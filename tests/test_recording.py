@@ -39,7 +39,8 @@ def test_record_live_session_then_replay(tiny_checkpoint: Checkpoint, tmp_path: 
         with open(files[0], "rb") as fh:
             objs = list(msgpack.Unpacker(fh, raw=False))
         assert objs[0]["format"] == "metabrain-recording" and objs[0]["schema_version"] == "metabrain.v1"
-        assert {o[1] for o in objs[1:]} == {"in", "out"}
+        assert {o[1] for o in objs[1:-1]} == {"in", "out"}
+        assert objs[-1][1] == "close" and objs[-1][2].decode() in ("quit", "time limit")  # why it ended
 
         same = replay_file(files[0], sc.grpc_address)
         assert same.compared == rows[0].frames_sent

@@ -3,17 +3,30 @@ and the portfolio's import: its length, its player and whether the player quit."
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
+import pytest
+
+from sidecar.limits import Limits
+from sidecar.model.checkpoint import Checkpoint
 from sidecar.operations.experiment_report import read_outcomes
 from sidecar.operations.portfolio_store import evidence_from_recordings
-from sidecar.operations.recording import RecordingWriter
+from sidecar.operations.recording import RecordingWriter, read_recording
 from sidecar.operations.session_outcomes import read_session
 from sidecar.training.offpolicy import read_logged
-from sidecar.wire.schema import pb
+from sidecar.wire.frames import to_tables
+from sidecar.wire.schema import SERVICE_NAME, pb
+from sim.game import hello
+from tests.conftest import make_sidecar
 
 
-def _record(path: Path, goodbye: pb.Goodbye | None, player: str = "", header_player: str = "") -> Path:
+def _record(
+    path: Path, goodbye: pb.Goodbye | None, player: str = "", header_player: str = "", closed: str = ""
+) -> Path:
     header = {
         "game_id": "g",
         "session_id": path.stem,
@@ -31,6 +44,8 @@ def _record(path: Path, goodbye: pb.Goodbye | None, player: str = "", header_pla
         w.write(t, "in", pb.SessionRequest(frame=frame).SerializeToString())
     if goodbye is not None:
         w.write(31.0, "in", pb.SessionRequest(goodbye=goodbye).SerializeToString())
+    if closed:  # the sidecar's own record of why the session ended (SessionRecorder.on_close)
+        w.write(32.0, "close", closed.encode())
     w.close()
     return path
 
@@ -49,3 +64,48 @@ def test_a_goodbye_not_cut_short_is_a_quit_and_every_reader_agrees(tmp_path: Pat
     assert [o.seconds for o in read_outcomes(paths)] == [30.0, 30.0, 30.0]
     evidence = evidence_from_recordings(paths)["g"]["harder"]
     assert (evidence.quits, evidence.finished, evidence.seconds) == (1, 3, 84.0)
+
+
+def test_a_player_who_went_away_is_a_quit_and_a_stopped_sidecar_says_nothing(tmp_path: Path) -> None:
+    """As the live portfolio counts them: a stream lost until its resume window closed, or a session
+    gone idle, is the player leaving; a recording closed because the sidecar stopped is censored."""
+    left = _record(tmp_path / "left.mbrec", None, closed="resume window closed")
+    idle = _record(tmp_path / "idle.mbrec", None, closed="idle timeout")
+    stopped = _record(tmp_path / "stopped.mbrec", None, closed="the sidecar stopped")
+    capped = _record(tmp_path / "capped.mbrec", pb.Goodbye(reason="over", cut_short=True), closed="over")
+    assert [read_session(p).quit for p in (left, idle, stopped, capped)] == [True, True, False, False]
+
+
+def test_a_session_gone_idle_ends_its_recording_with_why(tiny_checkpoint: Checkpoint, tmp_path: Path) -> None:
+    """The sidecar closes an idle session's recording when it closes the session (it stayed open until
+    shutdown before), saying why, and the readers count it as the player leaving."""
+    sc = make_sidecar(
+        tiny_checkpoint,
+        record_dir=str(tmp_path / "recs"),
+        limits=Limits(idle_timeout_s=1.0, max_frames_per_second=1e6),
+        sweep_interval_s=0.2,
+    )
+    try:
+        channel = grpc.insecure_channel(sc.grpc_address)
+        quiet = threading.Event()
+
+        def requests() -> Iterator[bytes]:
+            yield pb.SessionRequest(hello=hello(consent=True)).SerializeToString()
+            frame = to_tables(pb.Frame(sequence=1, game_time=0.2, players=[pb.PlayerState(player_id="p1")]))
+            yield pb.SessionRequest(frame=frame).SerializeToString()
+            quiet.wait(10.0)  # then nothing: the session goes idle
+
+        call = channel.stream_stream(f"/{SERVICE_NAME}/Session")(requests(), timeout=10)
+        with pytest.raises(grpc.RpcError):
+            for _ in call:
+                pass
+        quiet.set()
+        channel.close()
+        (path,) = sorted((tmp_path / "recs").glob("*.mbrec"))
+        deadline = time.monotonic() + 5.0
+        while read_recording(path).close_reason is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert read_recording(path).close_reason == "idle timeout"
+        assert read_session(path).quit
+    finally:
+        sc.stop()

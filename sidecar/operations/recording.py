@@ -1,7 +1,9 @@
 """Session recordings: msgpack streams, pseudonymised, opt-in.
 
 A file is a header map followed by one record per message: [receive time (s, float), direction
-("in" from the game, "out" from the sidecar), protobuf bytes]. Any msgpack reader can read it. Every
+("in" from the game, "out" from the sidecar), protobuf bytes], and a last record [time, "close", why
+(UTF-8)] when the sidecar ended the session (a goodbye's reason, "resume window closed", "idle
+timeout", "the sidecar stopped"). Any msgpack reader can read it. Every
 response is written and flushed to the OS before it leaves the sidecar, so a frame the game has had an
 answer to is on disk even if the process is killed the next instant (one write per answered frame);
 read_recording() reads a file cut mid-record up to its last complete record.
@@ -154,6 +156,15 @@ class Recording:
             if d == "out":
                 yield t, pb.SessionResponse.FromString(data)
 
+    @property
+    def close_reason(self) -> str | None:
+        """Why the sidecar ended the session (its "close" record), or None: still running when the file
+        was read, or the process was killed."""
+        for _, d, data in reversed(self.records):
+            if d == "close":
+                return data.decode("utf-8", "replace")
+        return None
+
 
 def recording_files(sources: Sequence[str | Path]) -> list[Path]:
     """The .mbrec files named, and those in the directories named (each directory's sorted by name);
@@ -301,9 +312,16 @@ class SessionRecorder(SessionObserver):
             return
         w = self.writers.pop(session.session_id, None)
         if w is not None:
-            w.close()
+            _close(w, reason)
 
     def close_all(self) -> None:
         for w in self.writers.values():
-            w.close()
+            _close(w, "the sidecar stopped")
         self.writers.clear()
+
+
+def _close(w: RecordingWriter, reason: str) -> None:
+    """End a recording with why the session ended (a failed write here loses only that record)."""
+    with contextlib.suppress(OSError):
+        w.write(time.time(), "close", reason.encode("utf-8"))
+    w.close()

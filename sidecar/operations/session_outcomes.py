@@ -4,10 +4,11 @@ session's length, its player and a quit are.
 
 - Length: the game time of its last frame (Frame.game_time counts from the session's start); the
   seconds it was watched, from its first frame to its last (what the live portfolio adds up as it plays).
-- Quit: the game said goodbye without `cut_short` (the player chose to stop). A goodbye with
-  `cut_short` (a time limit, the match over) is censored, and so is a recording without a goodbye: it
-  cannot tell a player who left from a session still running or a sidecar that stopped (the live
-  portfolio counts a stream lost for good as a quit once its resume window closes).
+- Quit: the game said goodbye without `cut_short` (the player chose to stop), or the sidecar ended
+  the session because its player went away (the stream lost until the resume window closed, or idle):
+  as the live portfolio counts them. A goodbye with `cut_short` (a time limit, the match over) is
+  censored, and so is a recording that does not say how it ended (still running when read, the
+  sidecar stopped or killed).
 - Player, whose sessions belong together: the header's pseudonymised player, else the hello's player
   id (simulated recordings), else the session.
 """
@@ -21,6 +22,7 @@ from typing import Any
 
 from sidecar.columns import EventType
 from sidecar.operations.recording import Recording, read_recording
+from sidecar.session import IDLE_TIMEOUT, RESUME_WINDOW_CLOSED
 
 __all__ = ["RecordedSession", "read_session", "read_sessions"]
 
@@ -52,7 +54,8 @@ class RecordedSession:
 def read_session(path: str | Path) -> RecordedSession:
     rec = read_recording(path)
     start: float | None = None
-    end, deaths, quit_ = 0.0, 0, False
+    end, deaths = 0.0, 0
+    quit_ = rec.close_reason in (RESUME_WINDOW_CLOSED, IDLE_TIMEOUT)  # unless a goodbye says otherwise
     band: tuple[float, float] | None = None
     hello_player = ""
     times: dict[int, float] = {}

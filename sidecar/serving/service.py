@@ -26,7 +26,7 @@ from sidecar.errors import (
 from sidecar.limits import Limits
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, SessionEnded, State, Welcomed
 from sidecar.serving.admission import Admissions
-from sidecar.session import Session, SessionRegistry
+from sidecar.session import IDLE_TIMEOUT, RESUME_WINDOW_CLOSED, Session, SessionRegistry
 from sidecar.token_bucket import TokenBucket
 from sidecar.wire import responses as wire_responses
 from sidecar.wire.requests import HelloRequest, Request, RequestMessage, decode
@@ -74,10 +74,12 @@ class ServiceContext:
             log.info("session freed: resume window closed", extra={"session_id": s.session_id})
             self.engine.leave(s.session_id)
             for o in self.observers:
-                o.on_close(s, "resume window closed")
+                o.on_close(s, RESUME_WINDOW_CLOSED)
         for s in idle:
             log.info("session closed: idle", extra={"session_id": s.session_id})
             self.engine.leave(s.session_id)
+            for o in self.observers:  # its recording ends here too, not at shutdown
+                o.on_close(s, IDLE_TIMEOUT)
             handler = self.handlers.pop(s.session_id, None)
             if handler is not None:
                 handler.idle_out()
