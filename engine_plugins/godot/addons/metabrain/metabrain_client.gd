@@ -206,11 +206,7 @@ func poll() -> void:
 			if state == State.ENDING and _ws != null and now > _ending_until_ms:
 				_ws.close(1000, "goodbye not acknowledged in time")
 		WebSocketPeer.STATE_CLOSED:
-			var why: String = "closed (%d %s)" % [_ws.get_close_code(), _ws.get_close_reason()]
-			if state == State.ENDING:
-				_ended(why)
-			else:
-				_lost(why)
+			_lost("closed (%d %s)" % [_ws.get_close_code(), _ws.get_close_reason()])
 
 
 func _url() -> String:
@@ -279,10 +275,7 @@ func _handle(bytes: PackedByteArray) -> void:
 			_resume_token = ""  # the sidecar forgot us: start a fresh session next time
 		error_received.emit(resp.error.code, resp.error.message, resp.error.field)
 	elif resp.goodbye != null:
-		if state == State.ENDING:
-			_ended("sidecar goodbye: " + resp.goodbye.reason)
-		else:
-			_lost("sidecar goodbye: " + resp.goodbye.reason)
+		_lost("sidecar goodbye: " + resp.goodbye.reason)
 
 
 func _apply(g: MetaBrainProto.Guidance) -> void:
@@ -324,16 +317,15 @@ func _ease_to_defaults(delta: float) -> void:
 		_set_knob(k.name, move_toward(now, k.default_value, step))
 
 
-# The session ended with our goodbye: stay idle (no reconnect).
-func _ended(reason: String) -> void:
-	if _ws != null:
-		_ws.close(1000, "goodbye")
-	_ws = null
-	state = State.IDLE
-	disconnected.emit(reason)
-
-
+# The connection ended. After our goodbye (stop()) that is the session's end: stay idle, no reconnect.
 func _lost(reason: String) -> void:
+	if state == State.ENDING:
+		if _ws != null:
+			_ws.close(1000, "goodbye")
+		_ws = null
+		state = State.IDLE
+		disconnected.emit(reason)
+		return
 	var was_open: bool = state == State.OPEN
 	_ws = null
 	state = State.BACKOFF
