@@ -71,18 +71,20 @@ class ServiceContext:
         self.admissions.sweep(now)
         gone, idle = self.registry.expired(now)
         for s in gone:
-            log.info("session freed: resume window closed", extra={"session_id": s.session_id})
-            self.engine.leave(s.session_id)
-            for o in self.observers:
-                o.on_close(s, RESUME_WINDOW_CLOSED)
+            self._player_went_away(s, RESUME_WINDOW_CLOSED, "session freed: resume window closed")
         for s in idle:
-            log.info("session closed: idle", extra={"session_id": s.session_id})
-            self.engine.leave(s.session_id)
-            for o in self.observers:  # its recording ends here too, not at shutdown
-                o.on_close(s, IDLE_TIMEOUT)
+            self._player_went_away(s, IDLE_TIMEOUT, "session closed: idle")
             handler = self.handlers.pop(s.session_id, None)
             if handler is not None:
                 handler.idle_out()
+
+    def _player_went_away(self, session: Session, why: str, message: str) -> None:
+        """A session the sweep ends: its state goes, and the observers close it (its recording ends here
+        with `why`, not at shutdown)."""
+        log.info(message, extra={"session_id": session.session_id})
+        self.engine.leave(session.session_id)
+        for o in self.observers:
+            o.on_close(session, why)
 
 
 class StreamHandler:
