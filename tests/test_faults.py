@@ -1,10 +1,18 @@
-"""The model failing mid-session: designer defaults with an in-stream error, then recovery next tick."""
+"""Faults inside the sidecar: the model failing mid-session (designer defaults with an in-stream error,
+then recovery next tick), an observer failing as the sweep closes sessions."""
 
 from __future__ import annotations
 
+import time
+
 import grpc
 
+from sidecar.limits import Limits
+from sidecar.model.checkpoint import Checkpoint
 from sidecar.serving.inprocess import RunningSidecar
+from sidecar.serving.service import SessionObserver
+from sidecar.session import IDLE_TIMEOUT, Session
+from tests.conftest import make_sidecar
 from tests.helpers import GrpcSession, expect_fallback_then_error, frame_req, game_frames, hello_req
 
 
@@ -25,3 +33,52 @@ def test_model_failure_gives_defaults_then_recovers(sidecar: RunningSidecar, cha
         g2 = c.recv().guidance
         assert not g2.fallback and g2.insights
     c.close()
+
+
+class _ClosesSeen(SessionObserver):
+    def __init__(self) -> None:
+        self.closed: list[str] = []
+
+    def on_close(self, session: Session | None, reason: str) -> None:
+        self.closed.append(reason)
+
+
+class _BrokenObserver(_ClosesSeen):
+    """An observer with a bug in on_close (a dashboard or exporter a studio added, say)."""
+
+    def on_close(self, session: Session | None, reason: str) -> None:
+        super().on_close(session, reason)
+        raise RuntimeError("observer bug (injected)")
+
+
+def test_an_observer_failing_as_the_sweep_closes_idle_sessions_ends_nothing(tiny_checkpoint: Checkpoint) -> None:
+    """The sweep called observers unguarded: one raising in on_close killed the sweeper task, and no idle
+    or abandoned session was ever freed again. Now every session the sweep ends is freed, every later
+    observer still hears it, and later sweeps still run."""
+    sc = make_sidecar(
+        tiny_checkpoint,
+        limits=Limits(idle_timeout_s=0.6, max_frames_per_second=1e6),
+        sweep_interval_s=0.1,
+    )
+    broken, counting = _BrokenObserver(), _ClosesSeen()
+    sc.sidecar.ctx.observers[:0] = [broken, counting]  # the broken one first
+    channel = grpc.insecure_channel(sc.grpc_address)
+    try:
+        for wave in range(2):  # two sweeps apart: the second proves the sweeper outlived the first failure
+            sessions = [GrpcSession(channel) for _ in range(2)]
+            for c in sessions:
+                c.send(hello_req())
+                assert c.recv().WhichOneof("kind") == "welcome"
+                c.send(frame_req(game_frames(1)[0]))
+                assert c.recv().WhichOneof("kind") == "guidance"
+            deadline = time.monotonic() + 5.0
+            while len(counting.closed) < 2 * (wave + 1) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert counting.closed == [IDLE_TIMEOUT] * 2 * (wave + 1)
+            assert broken.closed == counting.closed
+            assert not sc.sidecar.engine.sessions  # the model state of each was freed
+            for c in sessions:
+                c.close()
+    finally:
+        channel.close()
+        sc.stop()

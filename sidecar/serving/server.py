@@ -197,7 +197,10 @@ class Sidecar:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(self.config.sweep_interval_s)
-            self.ctx.sweep(time.monotonic())
+            try:
+                self.ctx.sweep(time.monotonic())
+            except Exception:  # a bug in one sweep must not end every later one (sessions would never be freed)
+                log.exception("the session sweep failed; it runs again in %g s", self.config.sweep_interval_s)
 
     async def _sync_portfolios(self) -> None:
         assert self.portfolio_store is not None

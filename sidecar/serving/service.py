@@ -82,9 +82,15 @@ class ServiceContext:
         """A session the sweep ends: its state goes, and the observers close it (its recording ends here
         with `why`, not at shutdown)."""
         log.info(message, extra={"session_id": session.session_id})
-        self.engine.leave(session.session_id)
-        for o in self.observers:
-            o.on_close(session, why)
+        try:
+            self.engine.leave(session.session_id)
+        except Exception:  # the registry has let it go already: the others in this sweep still must be freed
+            log.exception("freeing the session's model state failed", extra={"session_id": session.session_id})
+        for o in self.observers:  # as on a stream (StreamHandler._observe): one observer's bug ends nothing
+            try:
+                o.on_close(session, why)
+            except Exception:
+                log.exception("observer %s failed", type(o).__name__, extra={"session_id": session.session_id})
 
 
 class StreamHandler:

@@ -76,6 +76,8 @@ class BrainServicer:
             self.ctx, "grpc", queue.put_nowait, queue.put_nowait, lambda: queue.put_nowait(_EOF), key
         )
 
+        aborted = False  # set once this stream is ending with an error status of ours
+
         async def read() -> None:
             try:
                 async for data in request_iterator:
@@ -89,6 +91,9 @@ class BrainServicer:
                 queue.put_nowait(_EOF)
                 raise
             except Exception as exc:  # never leave the stream without a status
+                if aborted:  # our own abort ends the request stream too ("Locally aborted"): nothing failed
+                    queue.put_nowait(_EOF)
+                    return
                 log.exception("gRPC stream reader failed")
                 queue.put_nowait(Internal(f"internal error reading the stream ({type(exc).__name__})"))
 
@@ -100,6 +105,7 @@ class BrainServicer:
                     return
                 if isinstance(item, MetabrainError):
                     yield wire_responses.error(item).SerializeToString()
+                    aborted = True
                     await context.abort(grpc_status(item), item.message)
                 assert isinstance(item, pb.SessionResponse)
                 yield item.SerializeToString()
