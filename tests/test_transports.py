@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import grpc
 import numpy as np
@@ -338,3 +339,33 @@ def test_port_in_use_is_a_clear_error() -> None:
     assert proc.returncode == 2
     assert f"127.0.0.1:{port}" in proc.stderr and "in use" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_after_a_goodbye_the_client_may_close_first_on_websocket(sidecar: RunningSidecar) -> None:
+    """Godot's WebSocketPeer drops a message that lands in the same poll as the close behind it
+    (godotengine/godot#107442), so the sidecar leaves the client time to read the goodbye's
+    acknowledgement and close first, and closes itself (1000 "goodbye") only after GOODBYE_GRACE_S."""
+    from sidecar.serving.transports.ws_server import GOODBYE_GRACE_S
+
+    for client_closes in (True, False):
+        c = WsSession(sidecar.ws_url)
+        c.send(hello_req())
+        assert c.recv().WhichOneof("kind") == "welcome"
+        c.send(frame_req(game_frames(1)[0]))
+        assert c.recv().WhichOneof("kind") == "guidance"
+        c.send(pb.SessionRequest(goodbye=pb.Goodbye(reason="done")))
+        acked = c.recv()
+        t0 = time.monotonic()
+        assert acked.WhichOneof("kind") == "goodbye"
+        if client_closes:
+            time.sleep(GOODBYE_GRACE_S / 2)  # the connection is still open: ours to close
+            c.ws.close()
+            assert c.ws.protocol.close_rcvd_then_sent is False  # we closed first; the sidecar answered
+            assert c.ws.close_code == 1000
+        else:
+            with pytest.raises(ConnectionClosed) as closed:
+                c.ws.recv(timeout=5)
+            waited = time.monotonic() - t0
+            assert closed.value.rcvd is not None and (closed.value.rcvd.code, closed.value.rcvd.reason) == (1000, "goodbye")
+            assert waited >= GOODBYE_GRACE_S * 0.8, f"closed {waited:.2f} s after the acknowledgement"
+        c.close()

@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))  # the sidecar's own ports-file reader, without ne
 from sidecar.serving.ports_file import read_ports_file  # noqa: E402
 
 INSTALL = HERE / "install-godot4.sh"
+CLOSED_GAME = "metabrain.godot.closed"  # test_close.gd's game: the one session in it is the window closed
 
 
 def find_godot(install: bool) -> str | None:
@@ -245,6 +246,13 @@ def main() -> int:
             120,
         )
         runner.script_test(proj, "benchmark", "bench.gd", [f"--port={port}"], 120)
+        runner.script_test(
+            proj,
+            "the player closes the window: a goodbye before the app quits",
+            "test_close.gd",
+            [f"--metabrain-port={port}", f"--metabrain-game={CLOSED_GAME}"],
+            60,
+        )
 
         def on_line(line: str) -> None:
             if line.startswith("CONNECTED"):
@@ -269,6 +277,8 @@ def main() -> int:
         side.stop()
     wrong = check_cut_short(scratch / "state")
     runner.record("a session the game cut short is not counted as a quit", not wrong, wrong)
+    wrong = check_closed(scratch / "state")
+    runner.record("a session whose window the player closed is counted as a quit at once", not wrong, wrong)
     empty = make_empty_project(scratch)
     runner.import_pass(empty)
     runner.import_pass(empty, editor=True)
@@ -315,6 +325,18 @@ def check_cut_short(state_dir: Path) -> str:
     evidence = PortfolioStore(state_dir).games().get("metabrain.godot.demo", {})
     cut_short = sum(e.finished - e.quits for e in evidence.values())
     return "" if cut_short >= 1 else f"no session of metabrain.godot.demo ended without a quit: {evidence}"
+
+
+def check_closed(state_dir: Path) -> str:
+    """test_close.gd closed its window mid-session: the goodbye arrived, so the sidecar's portfolio ended
+    that session as a quit (without it, the session would still be waiting in its 30 s resume window
+    when the sidecar stopped, and not ended at all). Returns what is wrong, or ""."""
+    from sidecar.operations.portfolio_store import PortfolioStore
+
+    evidence = PortfolioStore(state_dir).games().get(CLOSED_GAME, {})
+    quits = sum(e.quits for e in evidence.values())
+    finished = sum(e.finished for e in evidence.values())
+    return "" if quits == finished == 1 else f"expected one session of {CLOSED_GAME}, ended by the player: {evidence}"
 
 
 def check_tables(gd_out: Path) -> str:

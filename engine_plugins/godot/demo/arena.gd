@@ -32,6 +32,8 @@ func _ready() -> void:
 	for arg: String in OS.get_cmdline_user_args():
 		if arg.begins_with("--metabrain-port="):
 			brain.port = int(arg.get_slice("=", 1))
+		elif arg.begins_with("--metabrain-game="):
+			brain.game_id = arg.get_slice("=", 1)
 		elif arg.begins_with("--metabrain-policy="):
 			brain.policy = arg.get_slice("=", 1)
 		elif arg.begins_with("--metabrain-param="):  # --metabrain-param=level=0.9

@@ -139,6 +139,9 @@ class _Endpoint:
             writer.cancel()
 
 
+GOODBYE_GRACE_S = 0.5
+
+
 async def _write(ws: ServerConnection, out: asyncio.Queue[pb.SessionResponse | MetabrainError | object]) -> None:
     """A stream's answers in order; an error is sent and closes it with its code, a goodbye with 1000."""
     try:
@@ -149,6 +152,11 @@ async def _write(ws: ServerConnection, out: asyncio.Queue[pb.SessionResponse | M
                 await ws.close(ws_close_code(item), ws_reason(item))
                 return
             if item is _END:  # a goodbye was acknowledged: the session is over
+                # The client closes first, or after GOODBYE_GRACE_S we do: Godot's WebSocketPeer drops a
+                # message that lands in the same poll as the close behind it (godotengine/godot#107442),
+                # and the acknowledgement is what a client ending its session waits for.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ws.wait_closed(), GOODBYE_GRACE_S)
                 await ws.close(1000, "goodbye")
                 return
             assert isinstance(item, pb.SessionResponse)

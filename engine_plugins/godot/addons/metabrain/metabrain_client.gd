@@ -116,6 +116,18 @@ func stop(cut_short: bool = false) -> void:
 	state = State.IDLE
 
 
+## The player closed the game's window: say goodbye (the player left) before the app goes, so the
+## sidecar counts the quit now rather than when the resume window closes. Best effort: the goodbye is
+## put on the wire with one poll; the app quits right after. Only when Godot quits on its own
+## (auto_accept_quit): a game that asks "are you sure?" calls stop() itself once the player confirms.
+func _notification(what: int) -> void:
+	if what != NOTIFICATION_WM_CLOSE_REQUEST or not is_inside_tree() or not get_tree().auto_accept_quit:
+		return
+	if state == State.OPEN and _ws != null:
+		stop(false)
+		_ws.poll()
+
+
 func is_open() -> bool:
 	return state == State.OPEN
 
@@ -206,7 +218,12 @@ func poll() -> void:
 			if state == State.ENDING and _ws != null and now > _ending_until_ms:
 				_ws.close(1000, "goodbye not acknowledged in time")
 		WebSocketPeer.STATE_CLOSED:
-			_lost("closed (%d %s)" % [_ws.get_close_code(), _ws.get_close_reason()])
+			# Read what arrived with the close (a goodbye's acknowledgement, the last guidance). Godot 4.6
+			# still drops it (godotengine/godot#107442: the sidecar waits for us to close after a goodbye).
+			while _ws != null and _ws.get_available_packet_count() > 0:
+				_handle(_ws.get_packet())
+			if _ws != null:
+				_lost("closed (%d %s)" % [_ws.get_close_code(), _ws.get_close_reason()])
 
 
 func _url() -> String:
