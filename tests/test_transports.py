@@ -366,6 +366,7 @@ def test_after_a_goodbye_the_client_may_close_first_on_websocket(sidecar: Runnin
             with pytest.raises(ConnectionClosed) as closed:
                 c.ws.recv(timeout=5)
             waited = time.monotonic() - t0
-            assert closed.value.rcvd is not None and (closed.value.rcvd.code, closed.value.rcvd.reason) == (1000, "goodbye")
+            rcvd = closed.value.rcvd
+            assert rcvd is not None and (rcvd.code, rcvd.reason) == (1000, "goodbye")
             assert waited >= GOODBYE_GRACE_S * 0.8, f"closed {waited:.2f} s after the acknowledgement"
         c.close()
