@@ -124,9 +124,14 @@ def test_core_against_real_sidecar(tmp_path: Path) -> None:
     )
     print(run.stdout)
     lines = [line for line in run.stdout.splitlines() if line.strip()]
-    assert run.returncode == 0 and lines and lines[-1] == "5 passed, 0 failed", run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.returncode == 0 and lines and lines[-1] == "6 passed, 0 failed", run.stdout[-3000:] + run.stderr[-3000:]
     assert check_by_hand((tmp_path / "state" / "csharp_tables.bin").read_bytes()) == ""
     # EndSession(cutShort: true): the sidecar's portfolio kept that session as ended, not as a quit (every
     # other way a session of this run ends counts as the player leaving).
-    evidence = PortfolioStore(tmp_path / "state").games()["metabrain.csharp.test"].values()
+    games = PortfolioStore(tmp_path / "state").games()
+    evidence = games["metabrain.csharp.test"].values()
     assert sum(e.finished - e.quits for e in evidence) >= 1, evidence
+    # EndSessionAndWait(false), as on quitting the app: that game's one session ended as the player's quit
+    # (without the goodbye it would still be in its resume window when the sidecar was killed: not ended).
+    quit_ = games["metabrain.csharp.quit"].values()
+    assert sum(e.quits for e in quit_) == sum(e.finished for e in quit_) == 1, quit_

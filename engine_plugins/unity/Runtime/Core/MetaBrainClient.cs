@@ -5,6 +5,7 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.Threading;
 using MetaBrain.Proto;
 
 namespace MetaBrain.Core
@@ -82,6 +83,7 @@ namespace MetaBrain.Core
         string _resumeToken = "";
         byte[] _goodbye;  // EndSession's goodbye, sent once the frames queued before it are
         bool _ending;  // EndSession was called: when the connection closes, stop instead of reconnecting
+        bool _acknowledged;  // the sidecar answered EndSession's goodbye: the session is over, close now
         ClientState _state = ClientState.Stopped;
         double _lastPoll;
 
@@ -124,6 +126,7 @@ namespace MetaBrain.Core
             _queue.Clear();
             _goodbye = null;
             _ending = false;
+            _acknowledged = false;
             _wasOpen = false;
             _state = ClientState.Stopped;
         }
@@ -143,6 +146,40 @@ namespace MetaBrain.Core
             _goodbye = new SessionRequest { Goodbye = bye }.ToByteArray();
             Flush();
         }
+
+        /// <summary>For the moment the app quits (MetaBrainDirector calls it from OnApplicationQuit):
+        /// <see cref="EndSession"/>, then poll on this thread until the sidecar has acknowledged, at most
+        /// timeoutMs, so the goodbye is out before the process goes. The sidecar then counts the player's
+        /// quit at once (without it: once the session's resume window closes). Returns whether the
+        /// acknowledgement came in time.</summary>
+        public bool EndSessionAndWait(bool cutShort, int timeoutMs)
+        {
+            if (!_running) return false;
+#if UNITY_WEBGL && !UNITY_EDITOR
+            EndSession(cutShort);  // the browser delivers the answer only once this frame returns: no waiting
+            return false;
+#else
+            string reason = null;
+            Action<string> seen = r => reason = r;
+            Disconnected += seen;
+            try
+            {
+                EndSession(cutShort);
+                var until = DateTime.UtcNow.AddMilliseconds(timeoutMs);
+                while (_state != ClientState.Stopped && DateTime.UtcNow < until)
+                {
+                    Poll();
+                    Thread.Sleep(2);
+                }
+                Poll();  // raises Disconnected, if it ended in the last pass
+                return reason == GoodbyeAcknowledged;
+            }
+            finally { Disconnected -= seen; }
+#endif
+        }
+
+        /// <summary>The reason <see cref="Disconnected"/> gives when the sidecar acknowledged EndSession.</summary>
+        public const string GoodbyeAcknowledged = "goodbye acknowledged";
 
         public void Dispose() { Stop(); }
 
@@ -245,7 +282,7 @@ namespace MetaBrain.Core
             }
             byte[] message;
             while (t.TryReceive(out message)) Receive(message);
-            if (state == TransportState.Closed) Ended(t);
+            if (state == TransportState.Closed || _acknowledged) Ended(t);
             else Flush();
         }
 
@@ -267,7 +304,7 @@ namespace MetaBrain.Core
 
         void Ended(IClientTransport t)
         {
-            string reason = t.CloseReason;
+            string reason = _acknowledged ? GoodbyeAcknowledged : t.CloseReason;
             t.Dispose();
             _transport = null;
             _queue.Clear();
@@ -331,6 +368,7 @@ namespace MetaBrain.Core
                 _mailbox = g;
             }
             else if (resp.Superseded != null) Stats.Superseded++;
+            else if (resp.Goodbye != null && _ending) _acknowledged = true;  // closed by Pump, not waited for
             else if (resp.Error != null)
             {
                 Stats.Errors++;

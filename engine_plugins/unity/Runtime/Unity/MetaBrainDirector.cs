@@ -75,6 +75,13 @@ namespace MetaBrain.Unity
             Client.Start();
         }
 
+        // The player quit the app: the goodbye goes out before the process does (at most 250 ms), and the
+        // sidecar counts the quit at once. A session the game ends for its own reasons: Client.EndSession(true).
+        void OnApplicationQuit()
+        {
+            if (Client != null) Client.EndSessionAndWait(false, 250);
+        }
+
         void OnDisable()
         {
             if (Client != null) Client.Dispose();

@@ -274,6 +274,23 @@ public static class SessionTests
         }
     }
 
+    // What MetaBrainDirector does in OnApplicationQuit: the goodbye is out and acknowledged before the call
+    // returns. Its own game id: the Python side checks the sidecar counted that one session as a quit.
+    [Test]
+    public static void QuitSaysGoodbyeBeforeReturning()
+    {
+        var o = Options();
+        o.GameId = "metabrain.csharp.quit";
+        using (var c = new MetaBrainClient(o))
+        {
+            c.Start();
+            Assert(WaitFor(() => c.IsOpen, 10000, c), "connected");
+            for (int i = 0; i < 5; i++) Assert(c.TrySend(MakeTableFrame(i, 2)), "frame " + i + " queued");
+            Assert(c.EndSessionAndWait(cutShort: false, timeoutMs: 3000), "acknowledged within the wait");
+            Assert(c.State == ClientState.Stopped, "stopped when it returns (" + c.State + ")");
+        }
+    }
+
     // Last: its session ends with a goodbye cut short, which the sidecar's portfolio keeps as censored;
     // the Python side reads that back from --state-dir (synced every 5 s) once this process exits.
     [Test]
@@ -290,7 +307,7 @@ public static class SessionTests
             long dropped = c.Stats.FramesDropped;
             Assert(!c.TrySend(MakeTableFrame(20, 2)), "no frame after the goodbye");
             Assert(WaitFor(() => c.State == ClientState.Stopped, 5000, c), "stopped once the sidecar closed (" + c.State + ")");
-            Assert(reason != null && reason.Contains("closed by the sidecar"), "the sidecar closed it: " + reason);
+            Assert(reason == MetaBrainClient.GoodbyeAcknowledged, "ended on the sidecar's acknowledgement: " + reason);
             // Queued faster than sent, the oldest frames give way (MaxQueuedFrames); the newest goes before the goodbye.
             Assert(c.Stats.FramesSent + dropped == 20 && c.LastGuidance != null && c.LastGuidance.Sequence == 20,
                 "the frames before the goodbye were sent and answered first (sent " + c.Stats.FramesSent + ", last answer " +
