@@ -21,6 +21,7 @@ from sidecar.engine.engine import Engine, EngineConfig
 from sidecar.features import FrameInput
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
 from sidecar.operations.recording import RecordingWriter
+from sidecar.policies.contextual import ContextualPolicy
 from sidecar.policies.difficulty import DifficultyPolicy, DirectorNote, Observation
 from sidecar.policies.director import DEFAULT_BAND
 from sidecar.session import Session
@@ -283,6 +284,8 @@ def _apply(s: _Live, responses: list[pb.SessionResponse], cfg: OfflineConfig) ->
 def _close(s: _Live, engine: Engine, cfg: OfflineConfig) -> SessionSummary:
     director = s.session.director
     drawn = director.arm.label if director is not None and director.arm is not None else ""
+    if director is not None and isinstance(director.policy, ContextualPolicy):
+        drawn = director.policy.drawn
     engine.leave(s.session.session_id, by_player=s.game.over)
     if s.writer is not None:
         s.writer.write(

@@ -153,7 +153,9 @@ def _step(d: Director, o: Observation, tactic_p: np.ndarray | None = None, f: Fr
     return direct([d], plan.entries, plan, result)[0]
 
 
-@pytest.mark.parametrize("policy", ["static", "rubber_band", "intensity", "predictive", "guarded", "portfolio"])
+@pytest.mark.parametrize(
+    "policy", ["static", "rubber_band", "intensity", "predictive", "guarded", "portfolio", "contextual"]
+)
 def test_director_respects_range_and_rate(policy: str) -> None:
     d = _director(policy, {"level": "1.0"} if policy == "static" else {})
     rng = np.random.default_rng(0)

@@ -32,6 +32,7 @@ class Observation:
     value: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))
     value_horizon_s: float = 300.0
     fail_horizon_s: float = 10.0
+    skill: float = -1.0  # the model's skill estimate, the mean over the session's players (-1: none)
 
 
 @dataclass
@@ -55,6 +56,9 @@ class DifficultyPolicy:
 
     def target(self, obs: Observation) -> float:
         raise NotImplementedError
+
+    def ended(self, by_player: bool) -> None:
+        """The session ended: by the player leaving, or (False) cut short otherwise."""
 
 
 Params = Mapping[str, float | str]  # parsed by sidecar.policies.params.parse_params

@@ -12,6 +12,7 @@ import numpy as np
 from sidecar.columns import Capability, NpcTactic
 from sidecar.features import FrameFeatures, P
 from sidecar.model.player_model import TACTICS
+from sidecar.policies.contextual import ContextualPolicy
 from sidecar.policies.difficulty import (
     DifficultyPolicy,
     DirectorNote,
@@ -86,7 +87,15 @@ class Director:
             if not session.experiment:  # an experiment's own arm stays what its report groups by
                 session.experiment, session.arm, session.assignment_propensity = "portfolio", self.arm.label, drawn_with
             name, params = self.arm.policy, {**params, **dict(self.arm.params)}  # the hello's common ones too
-        self.policy = make_policy(name, params, self.default_level, self.band, seed)
+        if name == "contextual":
+            parse_params(name, params)  # checked like any other (the hello was checked before the welcome)
+            self.policy: DifficultyPolicy = ContextualPolicy(
+                params, self.default_level, self.band, spec.game_id, seed, make_policy
+            )
+            if not session.experiment:
+                session.experiment = "contextual"
+        else:
+            self.policy = make_policy(name, params, self.default_level, self.band, seed)
         if self.arm is not None and self.portfolio is not None and self.policy.note is None:
             # Why this session got this director: the risk it answers, the chance it is the best of the
             # candidates (the draw's probability) and what its players have gained so far.
@@ -119,6 +128,7 @@ class Director:
         """The session ended, by the player leaving (False: cut short otherwise, as by a time limit)."""
         if self.portfolio is not None and self.arm is not None:
             self.portfolio.ended(self.arm.label, by_player)
+        self.policy.ended(by_player)
 
     def ease(self, game_time: float) -> np.ndarray:
         """A frame between model steps: the knobs go on toward what the latest step wanted, at each
@@ -210,6 +220,7 @@ def observation(
     levels: np.ndarray,
     value: np.ndarray | None = None,
     horizons: tuple[float, float] = (10.0, 300.0),
+    skill: float = -1.0,
 ) -> Observation:
     """horizons: the model's (fail, value) horizons in seconds."""
     return Observation(
@@ -223,4 +234,5 @@ def observation(
         value=value if value is not None else np.zeros((0, 0, 0), np.float32),
         fail_horizon_s=horizons[0],
         value_horizon_s=horizons[1],
+        skill=skill,
     )

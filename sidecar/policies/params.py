@@ -98,6 +98,7 @@ POLICY_PARAMS: dict[str, tuple[Param, ...]] = {
         *_BAND_PARAMS,
     ),
     "portfolio": (),
+    "contextual": (),
     "learned": (
         Param("start", doc=f"the level to start from, {_LEVEL}; default: the designer's"),
         Param("confidence", 0.0, 10.0, "standard deviations of the value heads' spread a gain must clear"),

@@ -28,9 +28,12 @@ import hashlib
 import math
 import random
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 
 __all__ = [
+    "CONTEXT_ARMS",
+    "CONTEXT_MARK",
     "DEFAULT_ARMS",
     "ArmEvidence",
     "Portfolio",
@@ -39,6 +42,7 @@ __all__ = [
     "portfolios",
     "reset_portfolios",
     "rung",
+    "skill_spread",
 ]
 
 
@@ -253,14 +257,53 @@ _PORTFOLIOS: dict[str, Portfolio] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
+# The contextual director (contextual.py) keeps one portfolio per game and skill bucket, keyed
+# "<game id>#skill<b>of<n>"; its candidates add the rubber band, which keeps the middle of the skill range
+# playing longest on the default population where `predictive` keeps the lowest (the model card's notes).
+CONTEXT_MARK = "#skill"
+CONTEXT_ARMS = (*DEFAULT_ARMS, PortfolioArm("rubber_band", "rubber_band"))
+
+
 def portfolio_for(game_id: str) -> Portfolio:
-    """This process's portfolio for a game (created on its first session)."""
+    """This process's portfolio for a game (created on its first session), or for a game's skill bucket."""
     with _REGISTRY_LOCK:
         p = _PORTFOLIOS.get(game_id)
         if p is None:
             seed = int.from_bytes(hashlib.sha256(game_id.encode()).digest()[:4], "big")
-            p = _PORTFOLIOS[game_id] = Portfolio(seed=seed)
+            arms = CONTEXT_ARMS if CONTEXT_MARK in game_id else DEFAULT_ARMS
+            p = _PORTFOLIOS[game_id] = Portfolio(arms=arms, seed=seed)
         return p
+
+
+class SkillSpread:
+    """The skill estimates a game's sessions showed when their context was read (the latest
+    SPREAD_KEEP): where a new one falls among them is its bucket. Kept per process (a restart or another
+    front end learns the spread again in SPREAD_MIN sessions)."""
+
+    def __init__(self) -> None:
+        self._seen: deque[float] = deque(maxlen=SPREAD_KEEP)
+        self._lock = threading.Lock()
+
+    def bucket(self, skill: float, buckets: int) -> int:
+        """Which of `buckets` equal shares of this game's players `skill` falls in (0: the least skilled);
+        the middle one until SPREAD_MIN estimates have been seen."""
+        with self._lock:
+            seen = list(self._seen)
+            self._seen.append(skill)
+        if len(seen) < SPREAD_MIN:
+            return buckets // 2
+        below = sum(1 for x in seen if x < skill)
+        return min(buckets * below // len(seen), buckets - 1)
+
+
+SPREAD_KEEP = 2000
+SPREAD_MIN = 30
+_SPREADS: dict[str, SkillSpread] = {}
+
+
+def skill_spread(game_id: str) -> SkillSpread:
+    with _REGISTRY_LOCK:
+        return _SPREADS.setdefault(game_id, SkillSpread())
 
 
 def portfolios() -> dict[str, Portfolio]:
@@ -273,3 +316,4 @@ def reset_portfolios() -> None:
     """Forget every game's outcomes (tests, and evaluation runs that start from nothing)."""
     with _REGISTRY_LOCK:
         _PORTFOLIOS.clear()
+        _SPREADS.clear()

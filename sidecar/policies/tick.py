@@ -46,8 +46,9 @@ def direct(directors: list[Director], entries: list[PlanEntry], plan: StepPlan, 
 
 def _observation(e: PlanEntry, plan: StepPlan, result: StepResult) -> Observation:
     value = result.value[e.rows] if len(result.value) else None
+    skill = float(result.skill[e.rows].mean()) if len(result.skill) else -1.0
     return observation(
-        e.features, result.p_fail[e.rows], result.p_quit[e.rows], plan.levels[e.row], value, result.horizons
+        e.features, result.p_fail[e.rows], result.p_quit[e.rows], plan.levels[e.row], value, result.horizons, skill
     )
 
 

@@ -1,0 +1,117 @@
+"""The contextual director: the portfolio's choice made per player, by how skilled the model reads them.
+
+Why: on the default population the best director differs along the skill range. `predictive` keeps the
+least skilled playing longest (it eases the game for them: +50% against the rubber band in the lowest
+skill decile) and the rubber band keeps the middle longest (+25% in deciles 5-8), so one choice per game
+(the portfolio) leaves either half on the table. Measured with the simulator's own skill, a per-decile
+choice between the two would play 1.09x the rubber band (docs/director-eval-2026-12-01.md).
+
+How: every session plays the designer's level for its first CONTEXT_AT_S seconds (the reference, and one
+level for every player, so the model's skill estimates of different players compare). Then its skill
+estimate (the mean over the second half of that time) places it in one of CONTEXT_BUCKETS equal shares
+of this game's players, and that share's own portfolio (portfolio.py, keyed "<game>#skill<b>of<n>")
+draws its director for the rest of the session by Thompson sampling on the quit hazard, and learns from
+the play from there on. Every share has the designer's level among its candidates, so a share whose
+players stay longest at the designer's level ends up there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from sidecar.policies.difficulty import DifficultyPolicy, DirectorNote, Observation, Params
+from sidecar.policies.portfolio import CONTEXT_MARK, Portfolio, PortfolioArm, portfolio_for, skill_spread
+
+__all__ = ["CONTEXT_AT_S", "CONTEXT_BUCKETS", "ContextualPolicy", "bucket_key"]
+
+# director.make_policy's shape (passed in: director.py imports this module)
+MakePolicy = Callable[[str, Mapping[str, str], float, tuple[float, float], int], DifficultyPolicy]
+
+CONTEXT_AT_S = 60.0
+CONTEXT_BUCKETS = 3
+
+
+def bucket_key(game_id: str, bucket: int, buckets: int = CONTEXT_BUCKETS) -> str:
+    """The portfolio key of a game's skill share (bucket 0: the least skilled)."""
+    return f"{game_id}{CONTEXT_MARK}{bucket + 1}of{buckets}"
+
+
+class ContextualPolicy(DifficultyPolicy):
+    name = "contextual"
+
+    def __init__(
+        self,
+        params: Params,
+        default_level: float,
+        band: tuple[float, float],
+        game_id: str,
+        seed: int,
+        make: MakePolicy,
+    ) -> None:
+        self.default_level = default_level
+        self.band = band
+        self.game_id = game_id
+        self.seed = seed
+        self.params = dict(params)
+        self._make = make
+        self.note = DirectorNote(managing="none", target_level=default_level, designer_level=default_level)
+        self.skills: list[float] = []
+        self.started_at: float | None = None
+        self.inner: DifficultyPolicy | None = None
+        self.portfolio: Portfolio | None = None
+        self.arm: PortfolioArm | None = None
+        self.bucket = -1
+        self.propensity = 1.0
+        self._last_time = 0.0
+
+    def target(self, obs: Observation) -> float:
+        if self.inner is not None:
+            # The play since the draw counts for the drawn director, step by step (the first minute never).
+            self.played(max(obs.game_time - self._last_time, 0.0))
+            self._last_time = obs.game_time
+            return self.inner.target(obs)
+        if self.started_at is None:
+            self.started_at = obs.game_time
+        if obs.skill >= 0.0:
+            self.skills.append(obs.skill)
+        if obs.game_time - self.started_at < CONTEXT_AT_S or not self.skills:
+            return self.default_level
+        self._choose(obs)
+        self._last_time = obs.game_time
+        assert self.inner is not None
+        return self.inner.target(obs)
+
+    def _choose(self, obs: Observation) -> None:
+        recent = self.skills[len(self.skills) // 2 :]
+        skill = sum(recent) / len(recent)
+        self.bucket = skill_spread(self.game_id).bucket(skill, CONTEXT_BUCKETS)
+        self.portfolio = portfolio_for(bucket_key(self.game_id, self.bucket))
+        self.arm, self.propensity = self.portfolio.choose()
+        params: dict[str, str] = {k: str(v) for k, v in self.params.items()}
+        params.update(dict(self.arm.params))
+        if self.arm.policy in ("rubber_band", "predictive"):
+            params["start"] = f"{self.default_level:.6f}"  # from where the first minute held the game
+        self.inner = self._make(self.arm.policy, params, self.default_level, self.band, self.seed)
+        offset = self.arm.offset if self.arm.policy == "static" else 0.0
+        self.note = DirectorNote(
+            managing=self.arm.manages,
+            target_level=min(max(self.default_level + offset, 0.0), 1.0),
+            designer_level=self.default_level,
+            expected_gain_s=self.portfolio.expected_gain_s(self.arm.label),
+            confidence=self.propensity,
+            propensity=self.propensity,
+        )
+
+    def played(self, seconds: float) -> None:
+        """The session played `seconds` more under the drawn director."""
+        if self.portfolio is not None and self.arm is not None:
+            self.portfolio.played(self.arm.label, seconds)
+
+    def ended(self, by_player: bool) -> None:
+        if self.portfolio is not None and self.arm is not None:
+            self.portfolio.ended(self.arm.label, by_player)
+
+    @property
+    def drawn(self) -> str:
+        """'<share>/<director>' once chosen ('' during the first minute), for evaluation reports."""
+        return f"skill{self.bucket + 1}of{CONTEXT_BUCKETS}/{self.arm.label}" if self.arm is not None else ""

@@ -1,0 +1,111 @@
+"""The contextual director: the designer's level for the first minute, then the director its skill share
+of the game's players keeps playing longest, learned per share."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sidecar.operations.portfolio_store import PortfolioStore
+from sidecar.policies.contextual import CONTEXT_AT_S, CONTEXT_BUCKETS, ContextualPolicy, bucket_key
+from sidecar.policies.difficulty import Observation
+from sidecar.policies.director import DEFAULT_BAND, make_policy
+from sidecar.policies.portfolio import CONTEXT_ARMS, SPREAD_MIN, SkillSpread, portfolio_for, reset_portfolios
+from tests.test_policies import _director, _step, obs
+
+GAME = "arena.test.contextual"
+
+
+def _obs(t: float, skill: float) -> Observation:
+    o = obs(t)
+    o.skill = skill
+    return o
+
+
+def _policy(seed: int = 0) -> ContextualPolicy:
+    return ContextualPolicy({}, 0.5, DEFAULT_BAND, GAME, seed, make_policy)
+
+
+def test_a_skill_lands_in_its_share_of_the_players_seen() -> None:
+    spread = SkillSpread()
+    assert spread.bucket(0.9, 3) == 1  # too few seen yet: the middle share
+    for x in np.linspace(0.0, 1.0, SPREAD_MIN * 2):
+        spread.bucket(float(x), 3)
+    assert [spread.bucket(x, 3) for x in (0.05, 0.5, 0.95)] == [0, 1, 2]
+
+
+def test_the_first_minute_holds_the_designer_level_then_a_share_draws_a_director() -> None:
+    reset_portfolios()
+    p = _policy()
+    t = 0.0
+    while t < CONTEXT_AT_S - 0.2:
+        assert p.target(_obs(t, 0.8)) == 0.5 and p.inner is None and p.drawn == ""
+        t += 0.2
+    p.target(_obs(CONTEXT_AT_S + 0.1, 0.8))
+    assert p.inner is not None and p.arm is not None
+    assert p.drawn == f"skill2of{CONTEXT_BUCKETS}/{p.arm.label}"  # the middle share until the spread is known
+    assert p.note is not None and p.note.confidence == p.propensity > 0.0
+    p.played(100.0)
+    p.ended(by_player=True)
+    state = portfolio_for(bucket_key(GAME, 1)).state[p.arm.label]
+    assert (state.seconds, state.quits, state.finished) == (pytest.approx(100.0), 1, 1)
+    reset_portfolios()
+
+
+def test_each_share_learns_its_own_best_director() -> None:
+    """Players of low skill stay longest under `predictive`, of high skill under the rubber band: after a
+    few hundred sessions each share gives most of its sessions to its own best (one portfolio for the
+    game would pick one for both)."""
+    reset_portfolios()
+    rng = random.Random(3)
+    best = {0: "predictive", 2: "rubber_band"}
+    late: dict[int, list[str]] = {0: [], 2: []}
+    for i in range(1500):
+        skill = rng.random()
+        p = _policy(seed=i)
+        for t in np.arange(0.0, CONTEXT_AT_S + 0.4, 5.0):
+            p.target(_obs(float(t), skill))
+        assert p.arm is not None
+        # The middle share: every director alike. The others: their best keeps players 3x as long.
+        mean_life = 300.0 if p.bucket == 1 else 600.0 if p.arm.label == best[p.bucket] else 200.0
+        p.played(rng.expovariate(1.0 / mean_life))
+        p.ended(by_player=True)
+        if p.bucket in late and i >= 1000:
+            late[p.bucket].append(p.arm.label)
+    for b, labels in late.items():
+        assert labels.count(best[b]) / len(labels) > 0.6, (b, {x: labels.count(x) for x in set(labels)})
+    reset_portfolios()
+
+
+def test_a_contextual_session_through_the_director() -> None:
+    reset_portfolios()
+    d = _director("contextual", {})
+    assert d.session.experiment == "contextual" and d.arm is None
+    _step(d, obs(0.0))
+    _step(d, obs(CONTEXT_AT_S + 1.0))  # the step that reads the context and draws
+    assert isinstance(d.policy, ContextualPolicy) and d.policy.arm is not None
+    _step(d, obs(CONTEXT_AT_S + 31.0))
+    d.finish(by_player=False)
+    key = bucket_key(d.session.spec.game_id, d.policy.bucket)
+    state = portfolio_for(key).state[d.policy.arm.label]
+    assert (state.seconds, state.finished, state.quits) == (pytest.approx(30.0), 1, 0)
+    reset_portfolios()
+
+
+def test_the_shares_evidence_is_kept_in_the_state_dir(tmp_path: Path) -> None:
+    """Each share's portfolio is kept like a game's (--state-dir), rubber band included, and a restarted
+    process starts from it."""
+    reset_portfolios()
+    key = bucket_key(GAME, 0)
+    portfolio_for(key).played("rubber_band", 120.0)
+    portfolio_for(key).ended("rubber_band", by_player=True)
+    PortfolioStore(tmp_path).sync()
+    reset_portfolios()
+    PortfolioStore(tmp_path).load()
+    state = portfolio_for(key).state["rubber_band"]
+    assert (state.seconds, state.quits, state.finished) == (pytest.approx(120.0), 1, 1)
+    assert [a.label for a in portfolio_for(key).arms] == [a.label for a in CONTEXT_ARMS]
+    reset_portfolios()
