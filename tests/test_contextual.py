@@ -3,9 +3,11 @@ of the game's players keeps playing longest, learned per share."""
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 
@@ -13,7 +15,17 @@ from sidecar.operations.portfolio_store import PortfolioStore
 from sidecar.policies.contextual import CONTEXT_AT_S, CONTEXT_BUCKETS, ContextualPolicy, bucket_key
 from sidecar.policies.difficulty import Observation
 from sidecar.policies.director import DEFAULT_BAND, make_policy
-from sidecar.policies.portfolio import CONTEXT_ARMS, SPREAD_MIN, SkillSpread, portfolio_for, reset_portfolios
+from sidecar.policies.portfolio import (
+    CONTEXT_ARMS,
+    CONTEXT_MARK,
+    SPREAD_MIN,
+    SkillSpread,
+    portfolio_for,
+    portfolios,
+    reset_portfolios,
+)
+from sidecar.serving.inprocess import RunningSidecar
+from tests.helpers import GrpcSession, frame_req, game_frames, hello_req
 from tests.test_policies import _director, _step, obs
 
 GAME = "arena.test.contextual"
@@ -108,4 +120,29 @@ def test_the_shares_evidence_is_kept_in_the_state_dir(tmp_path: Path) -> None:
     state = portfolio_for(key).state["rubber_band"]
     assert (state.seconds, state.quits, state.finished) == (pytest.approx(120.0), 1, 1)
     assert [a.label for a in portfolio_for(key).arms] == [a.label for a in CONTEXT_ARMS]
+    reset_portfolios()
+
+
+def test_a_served_contextual_session_draws_after_its_first_minute(
+    sidecar: RunningSidecar, channel: grpc.Channel
+) -> None:
+    """Over gRPC at 5 Hz: every answer's note says the designer's level (propensity 1) for the first
+    minute, then the drawn director's (its draw's probability), and its third's portfolio counts the play."""
+    reset_portfolios()
+    c = GrpcSession(channel)
+    c.send(hello_req(policy="contextual"))
+    assert c.recv().WhichOneof("kind") == "welcome"
+    notes = []
+    for f in game_frames(int((CONTEXT_AT_S + 20.0) * 5), frame_every=6):
+        c.send(frame_req(f))
+        g = c.recv().guidance
+        assert g.sequence == f.sequence and all(math.isfinite(k.value) for k in g.knobs)
+        notes.append((f.game_time, g.director.propensity, g.director.target_level, g.director.designer_level))
+    c.close()
+    first = [n for n in notes if n[0] < CONTEXT_AT_S - 0.5]
+    later = [n for n in notes if n[0] > CONTEXT_AT_S + 1.0]
+    assert first and all(p == 1.0 and t == pytest.approx(d) for _, p, t, d in first)
+    assert later and all(0.0 < p < 1.0 for _, p, _, _ in later)  # four candidates: no draw is certain
+    (key,) = [k for k in portfolios() if CONTEXT_MARK in k]
+    assert sum(e.seconds for e in portfolio_for(key).state.values()) > 15.0
     reset_portfolios()
