@@ -143,6 +143,30 @@ def test_a_served_contextual_session_draws_after_its_first_minute(
     later = [n for n in notes if n[0] > CONTEXT_AT_S + 1.0]
     assert first and all(p == 1.0 and t == pytest.approx(d) for _, p, t, d in first)
     assert later and all(0.0 < p < 1.0 for _, p, _, _ in later)  # four candidates: no draw is certain
-    (key,) = [k for k in portfolios() if CONTEXT_MARK in k]
-    assert sum(e.seconds for e in portfolio_for(key).state.values()) > 15.0
+    shares = [p for k, p in portfolios().items() if CONTEXT_MARK in k]
+    assert sum(e.seconds for p in shares for e in p.state.values()) > 15.0
+    reset_portfolios()
+
+
+def test_a_new_share_starts_from_what_its_siblings_learned() -> None:
+    """Partial pooling: where the game's other shares found one candidate far better (every player wants
+    it harder, say), a share with no evidence of its own draws it from its first sessions, and a ladder
+    rung a sibling added joins it."""
+    reset_portfolios()
+    for b in (0, 2):
+        sib = portfolio_for(bucket_key(GAME, b))
+        sib.adopt(["harder+0.2"])
+        for arm in sib.arms:  # 50 sessions each: mean life 600 s on the rung, 150 s on every other
+            label = arm.label
+            sib.played(label, 30000.0 if label == "harder+0.2" else 7500.0)
+            for _ in range(50):
+                sib.ended(label, by_player=True)
+    drawn = []
+    for i in range(60):
+        p = _policy(seed=i)
+        for t in (0.0, CONTEXT_AT_S / 2, CONTEXT_AT_S + 0.1):
+            p.target(_obs(t, 0.5))
+        assert p.bucket == 1 and p.arm is not None  # the middle share (too few skills seen to place it)
+        drawn.append(p.arm.label)
+    assert drawn.count("harder+0.2") / len(drawn) > 0.6, {x: drawn.count(x) for x in set(drawn)}
     reset_portfolios()

@@ -20,7 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from sidecar.policies.difficulty import DifficultyPolicy, DirectorNote, Observation, Params
-from sidecar.policies.portfolio import CONTEXT_MARK, Portfolio, PortfolioArm, portfolio_for, skill_spread
+from sidecar.policies.portfolio import (
+    CONTEXT_MARK,
+    ArmEvidence,
+    Portfolio,
+    PortfolioArm,
+    portfolio_for,
+    skill_spread,
+)
 
 __all__ = ["CONTEXT_AT_S", "CONTEXT_BUCKETS", "ContextualPolicy", "bucket_key"]
 
@@ -29,6 +36,7 @@ MakePolicy = Callable[[str, Mapping[str, str], float, tuple[float, float], int],
 
 CONTEXT_AT_S = 60.0
 CONTEXT_BUCKETS = 3
+BORROWED_SESSIONS = 20.0
 
 
 def bucket_key(game_id: str, bucket: int, buckets: int = CONTEXT_BUCKETS) -> str:
@@ -86,7 +94,7 @@ class ContextualPolicy(DifficultyPolicy):
         skill = sum(recent) / len(recent)
         self.bucket = skill_spread(self.game_id).bucket(skill, CONTEXT_BUCKETS)
         self.portfolio = portfolio_for(bucket_key(self.game_id, self.bucket))
-        self.arm, self.propensity = self.portfolio.choose()
+        self.arm, self.propensity = self.portfolio.choose(self._borrowed(self.portfolio))
         params: dict[str, str] = {k: str(v) for k, v in self.params.items()}
         params.update(dict(self.arm.params))
         if self.arm.policy in ("rubber_band", "predictive"):
@@ -101,6 +109,24 @@ class ContextualPolicy(DifficultyPolicy):
             confidence=self.propensity,
             propensity=self.propensity,
         )
+
+    def _borrowed(self, own: Portfolio) -> dict[str, tuple[float, float]]:
+        """What the game's other skill shares learned, per candidate, worth at most BORROWED_SESSIONS
+        sessions (partial pooling): a share starts from what the game's players as a whole prefer, and
+        its own evidence takes over as it grows. Where every player wants the same (all of them harder,
+        say), the shares no longer each pay to find it out; where they differ, a few hundred of a share's
+        own sessions outweigh it. Rungs a sibling's ladder added join this share too."""
+        siblings = [portfolio_for(bucket_key(self.game_id, b)) for b in range(CONTEXT_BUCKETS) if b != self.bucket]
+        pooled: dict[str, ArmEvidence] = {}
+        for sib in siblings:
+            for label, ev in sib.evidence().items():
+                pooled[label] = pooled.get(label, ArmEvidence()).plus(ev)
+        own.adopt(list(pooled))
+        out = {}
+        for label, ev in pooled.items():
+            w = min(1.0, BORROWED_SESSIONS / ev.finished) if ev.finished else 0.0
+            out[label] = (w * ev.quits, w * ev.seconds)
+        return out
 
     def played(self, seconds: float) -> None:
         """The session played `seconds` more under the drawn director."""

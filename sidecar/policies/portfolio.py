@@ -171,13 +171,19 @@ class Portfolio:
                     self.state[a.label] = self.state[a.label].plus(total.plus(self._synced[a.label], -1))
                     self._synced[a.label] = total
 
-    def choose(self) -> tuple[PortfolioArm, float]:
+    def choose(self, borrowed: dict[str, tuple[float, float]] | None = None) -> tuple[PortfolioArm, float]:
         """An arm for a new session (Thompson sampling), and the probability it had of being drawn
-        (estimated from _PROPENSITY_DRAWS more draws; logged for off-policy evaluation)."""
+        (estimated from _PROPENSITY_DRAWS more draws; logged for off-policy evaluation). borrowed: extra
+        (quits, seconds) per arm label on top of each arm's prior (a skill share's siblings' evidence)."""
         with self._lock:
             priors = [self._priors.get(a.label, (1.0, _PRIOR_S)) for a in self.arms]
-            shapes = [k + self.state[a.label].quits for a, (k, _) in zip(self.arms, priors, strict=True)]
-            rates = [r + self.state[a.label].seconds for a, (_, r) in zip(self.arms, priors, strict=True)]
+            lent = [(borrowed or {}).get(a.label, (0.0, 0.0)) for a in self.arms]
+            shapes = [
+                k + q + self.state[a.label].quits for a, (k, _), (q, _) in zip(self.arms, priors, lent, strict=True)
+            ]
+            rates = [
+                r + x + self.state[a.label].seconds for a, (_, r), (_, x) in zip(self.arms, priors, lent, strict=True)
+            ]
             pick = self._draw(shapes, rates)
             wins = [0] * len(self.arms)
             for _ in range(_PROPENSITY_DRAWS):
@@ -203,6 +209,14 @@ class Portfolio:
                 new, n = rung(further), LADDER_PRIOR_SESSIONS
                 self._add(new)
                 self._priors.setdefault(new.label, (1.0 + n, _PRIOR_S + n * self.state[label].mean_life_s))
+
+    def adopt(self, labels: list[str]) -> None:
+        """Ladder rungs another portfolio added (a sibling skill share's) join this one too."""
+        with self._lock:
+            for label in labels:
+                arm = _rung_named(label) if label not in self.state else None
+                if arm is not None:
+                    self._add(arm)
 
     def _add(self, arm: PortfolioArm) -> None:
         if all(a.label != arm.label for a in self.arms):
@@ -237,6 +251,11 @@ class Portfolio:
             if arm is not None:
                 arm.finished += 1
                 arm.quits += int(by_player)
+
+    def evidence(self) -> dict[str, ArmEvidence]:
+        """A copy of each arm's evidence, by label."""
+        with self._lock:
+            return {label: ArmEvidence().plus(ev) for label, ev in self.state.items()}
 
     def summary(self) -> list[dict[str, float | str | int]]:
         with self._lock:
@@ -292,8 +311,9 @@ class SkillSpread:
             self._seen.append(skill)
         if len(seen) < SPREAD_MIN:
             return buckets // 2
-        below = sum(1 for x in seen if x < skill)
-        return min(buckets * below // len(seen), buckets - 1)
+        # Its rank among them, ties counting half (a model that reads everyone alike puts them mid-way).
+        rank = sum(1.0 if x < skill else 0.5 if x == skill else 0.0 for x in seen)
+        return min(int(buckets * rank / len(seen)), buckets - 1)
 
 
 SPREAD_KEEP = 2000
