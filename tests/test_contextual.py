@@ -170,3 +170,23 @@ def test_a_new_share_starts_from_what_its_siblings_learned() -> None:
         drawn.append(p.arm.label)
     assert drawn.count("harder+0.2") / len(drawn) > 0.6, {x: drawn.count(x) for x in set(drawn)}
     reset_portfolios()
+
+
+def test_the_first_minute_plays_what_the_whole_game_prefers_once_it_has_learned() -> None:
+    """Before anything is learned the first minute holds the designer's level; once the shares together
+    find one candidate far better, the first minute (skill not yet known) plays it, and the share's draw
+    afterwards goes on from the level the game is at."""
+    reset_portfolios()
+    for b in range(CONTEXT_BUCKETS):
+        share = portfolio_for(bucket_key(GAME, b))
+        share.adopt(["harder+0.2"])
+        for arm in share.arms:
+            share.played(arm.label, 30000.0 if arm.label == "harder+0.2" else 7500.0)
+            for _ in range(50):
+                share.ended(arm.label, by_player=True)
+    firsts = []
+    for i in range(40):
+        p = _policy(seed=i)
+        firsts.append(p.target(_obs(1.0, 0.5)))
+    assert firsts.count(pytest.approx(0.7)) / len(firsts) > 0.8, firsts
+    reset_portfolios()

@@ -17,6 +17,7 @@ players stay longest at the designer's level ends up there.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping
 
 from sidecar.policies.difficulty import DifficultyPolicy, DirectorNote, Observation, Params
@@ -27,6 +28,7 @@ from sidecar.policies.portfolio import (
     PortfolioArm,
     portfolio_for,
     skill_spread,
+    thompson,
 )
 
 __all__ = ["CONTEXT_AT_S", "CONTEXT_BUCKETS", "ContextualPolicy", "bucket_key"]
@@ -71,6 +73,13 @@ class ContextualPolicy(DifficultyPolicy):
         self.bucket = -1
         self.propensity = 1.0
         self._last_time = 0.0
+        self._level = default_level  # the level the first minute's director holds now
+        self.first: DifficultyPolicy | None = None  # the first minute's director (None: the designer's level)
+        first = self._first_pick()
+        if first is not None:
+            arm, drawn_with = first
+            self.first = self._policy_of(arm, default_level)
+            self.note = self._note(arm, drawn_with, 0.0)
 
     def target(self, obs: Observation) -> float:
         if self.inner is not None:
@@ -83,7 +92,9 @@ class ContextualPolicy(DifficultyPolicy):
         if obs.skill >= 0.0:
             self.skills.append(obs.skill)
         if obs.game_time - self.started_at < CONTEXT_AT_S or not self.skills:
-            return self.default_level
+            if self.first is not None:
+                self._level = self.first.target(obs)
+            return self._level
         self._choose(obs)
         self._last_time = obs.game_time
         assert self.inner is not None
@@ -95,20 +106,43 @@ class ContextualPolicy(DifficultyPolicy):
         self.bucket = skill_spread(self.game_id).bucket(skill, CONTEXT_BUCKETS)
         self.portfolio = portfolio_for(bucket_key(self.game_id, self.bucket))
         self.arm, self.propensity = self.portfolio.choose(self._borrowed(self.portfolio))
+        self.inner = self._policy_of(self.arm, self._level)  # an adaptive one goes on from where the game is
+        self.note = self._note(self.arm, self.propensity, self.portfolio.expected_gain_s(self.arm.label))
+
+    def _policy_of(self, arm: PortfolioArm, start: float) -> DifficultyPolicy:
         params: dict[str, str] = {k: str(v) for k, v in self.params.items()}
-        params.update(dict(self.arm.params))
-        if self.arm.policy in ("rubber_band", "predictive"):
-            params["start"] = f"{self.default_level:.6f}"  # from where the first minute held the game
-        self.inner = self._make(self.arm.policy, params, self.default_level, self.band, self.seed)
-        offset = self.arm.offset if self.arm.policy == "static" else 0.0
-        self.note = DirectorNote(
-            managing=self.arm.manages,
+        params.update(dict(arm.params))
+        if arm.policy in ("rubber_band", "predictive"):
+            params["start"] = f"{min(max(start, 0.0), 1.0):.6f}"
+        return self._make(arm.policy, params, self.default_level, self.band, self.seed)
+
+    def _note(self, arm: PortfolioArm, drawn_with: float, gain_s: float) -> DirectorNote:
+        offset = arm.offset if arm.policy == "static" else 0.0
+        return DirectorNote(
+            managing=arm.manages,
             target_level=min(max(self.default_level + offset, 0.0), 1.0),
             designer_level=self.default_level,
-            expected_gain_s=self.portfolio.expected_gain_s(self.arm.label),
-            confidence=self.propensity,
-            propensity=self.propensity,
+            expected_gain_s=gain_s,
+            confidence=drawn_with,
+            propensity=drawn_with,
         )
+
+    def _first_pick(self) -> tuple[PortfolioArm, float] | None:
+        """The first minute's director, before the player's skill is known: Thompson sampling on what all
+        the game's shares learned together (None, the designer's level, until they have learned anything).
+        Why not the designer's level always: where the whole game's players want something else from the
+        start (thrill-seekers bored at the designer's level), a minute of it loses them in the second."""
+        pooled: dict[str, ArmEvidence] = {}
+        arms: dict[str, PortfolioArm] = {}
+        for b in range(CONTEXT_BUCKETS):
+            share = portfolio_for(bucket_key(self.game_id, b))
+            for arm in share.arms:
+                arms.setdefault(arm.label, arm)
+            for label, ev in share.evidence().items():
+                pooled[label] = pooled.get(label, ArmEvidence()).plus(ev)
+        if not any(ev.finished for ev in pooled.values()):
+            return None
+        return thompson(list(arms.values()), pooled, random.Random(self.seed))
 
     def _borrowed(self, own: Portfolio) -> dict[str, tuple[float, float]]:
         """What the game's other skill shares learned, per candidate, worth at most BORROWED_SESSIONS

@@ -43,6 +43,7 @@ __all__ = [
     "reset_portfolios",
     "rung",
     "skill_spread",
+    "thompson",
 ]
 
 
@@ -292,6 +293,23 @@ def portfolio_for(game_id: str) -> Portfolio:
             arms = CONTEXT_ARMS if CONTEXT_MARK in game_id else DEFAULT_ARMS
             p = _PORTFOLIOS[game_id] = Portfolio(arms=arms, seed=seed)
         return p
+
+
+def thompson(
+    arms: list[PortfolioArm], evidence: dict[str, ArmEvidence], rng: random.Random
+) -> tuple[PortfolioArm, float]:
+    """One Thompson draw among `arms` on their quit hazards (plain prior), and the probability it had
+    (from _PROPENSITY_DRAWS more draws)."""
+    shapes = [1.0 + evidence.get(a.label, ArmEvidence()).quits for a in arms]
+    rates = [_PRIOR_S + evidence.get(a.label, ArmEvidence()).seconds for a in arms]
+
+    def draw() -> int:
+        hazards = [rng.gammavariate(k, 1.0 / r) for k, r in zip(shapes, rates, strict=True)]
+        return min(range(len(hazards)), key=hazards.__getitem__)
+
+    pick = draw()
+    wins = sum(draw() == pick for _ in range(_PROPENSITY_DRAWS))
+    return arms[pick], max(wins, 1) / _PROPENSITY_DRAWS
 
 
 class SkillSpread:
