@@ -6,13 +6,16 @@ skill decile) and the rubber band keeps the middle longest (+25% in deciles 5-8)
 (the portfolio) leaves either half on the table. Measured with the simulator's own skill, a per-decile
 choice between the two would play 1.09x the rubber band (docs/director-eval-2026-12-01.md).
 
-How: every session plays the designer's level for its first CONTEXT_AT_S seconds (the reference, and one
-level for every player, so the model's skill estimates of different players compare). Then its skill
-estimate (the mean over the second half of that time) places it in one of CONTEXT_BUCKETS equal shares
-of this game's players, and that share's own portfolio (portfolio.py, keyed "<game>#skill<b>of<n>")
-draws its director for the rest of the session by Thompson sampling on the quit hazard, and learns from
-the play from there on. Every share has the designer's level among its candidates, so a share whose
-players stay longest at the designer's level ends up there.
+How: for its first CONTEXT_AT_S seconds a session plays what the game's players as a whole have
+stayed longest under so far (the designer's level until anything is learned). Then its skill estimate
+(the mean over the second half of that time) places it in one of CONTEXT_BUCKETS equal shares of this
+game's players (by rank among the estimates seen), and that share's own portfolio (portfolio.py, keyed
+"<game>#skill<b>of<n>": the designer's level, harder, `predictive`, the rubber band and the ladder)
+draws its director for the rest of the session by Thompson sampling on the quit hazard, learning from
+the play after the draw. A share starts from what its siblings learned, worth at most
+BORROWED_SESSIONS sessions (partial pooling): where every player wants the same, the shares do not each
+pay to find it out; where they differ, a share's own sessions soon outweigh it. Every share has the
+designer's level among its candidates, so a share whose players stay longest there ends up there.
 """
 
 from __future__ import annotations
@@ -129,9 +132,9 @@ class ContextualPolicy(DifficultyPolicy):
 
     def _first_pick(self) -> tuple[PortfolioArm, float] | None:
         """The first minute's director, before the player's skill is known: Thompson sampling on what all
-        the game's shares learned together (None, the designer's level, until they have learned anything).
-        Why not the designer's level always: where the whole game's players want something else from the
-        start (thrill-seekers bored at the designer's level), a minute of it loses them in the second."""
+        the game's shares learned together (None, the designer's level, until they have learned anything):
+        where the whole game's players want something else (all of them harder, say), they get it from
+        the start, not a minute in."""
         pooled: dict[str, ArmEvidence] = {}
         arms: dict[str, PortfolioArm] = {}
         for b in range(CONTEXT_BUCKETS):
