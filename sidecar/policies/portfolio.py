@@ -38,6 +38,7 @@ __all__ = [
     "ArmEvidence",
     "Portfolio",
     "PortfolioArm",
+    "SkillSpread",
     "portfolio_for",
     "portfolios",
     "reset_portfolios",
