@@ -46,6 +46,22 @@ class SessionObserver:
     def on_close(self, session: Session | None, reason: str) -> None: ...
 
 
+def notify(
+    observers: list[SessionObserver], hook: Callable[[SessionObserver], None], session_id: str
+) -> list[MetabrainError]:
+    """Run an observer hook on every observer: one observer's bug is logged and ends nothing. Returns
+    the in-stream warnings they raised (MetabrainError), for a stream to send."""
+    warnings: list[MetabrainError] = []
+    for o in observers:
+        try:
+            hook(o)
+        except MetabrainError as err:
+            warnings.append(err)
+        except Exception:
+            log.exception("observer %s failed", type(o).__name__, extra={"session_id": session_id})
+    return warnings
+
+
 @dataclass
 class ServiceContext:
     engine: Engine
@@ -86,11 +102,9 @@ class ServiceContext:
             self.engine.leave(session.session_id)
         except Exception:  # the registry has let it go already: the others in this sweep still must be freed
             log.exception("freeing the session's model state failed", extra={"session_id": session.session_id})
-        for o in self.observers:  # as on a stream (StreamHandler._observe): one observer's bug ends nothing
-            try:
-                o.on_close(session, why)
-            except Exception:
-                log.exception("observer %s failed", type(o).__name__, extra={"session_id": session.session_id})
+        sid = session.session_id
+        for err in notify(self.observers, lambda o: o.on_close(session, why), sid):
+            log.error("observer warning with no stream to send it to: %s", err, extra={"session_id": sid})
 
 
 class StreamHandler:
@@ -141,15 +155,7 @@ class StreamHandler:
     def _observe(self, hook: Callable[[SessionObserver], None]) -> list[MetabrainError]:
         """Run an observer hook on every observer; returns their in-stream warnings, for the caller to
         send where they belong (after the welcome, say)."""
-        warnings: list[MetabrainError] = []
-        for o in self.ctx.observers:
-            try:
-                hook(o)
-            except MetabrainError as err:
-                warnings.append(err)
-            except Exception:
-                log.exception("observer %s failed", type(o).__name__, extra={"session_id": self._sid()})
-        return warnings
+        return notify(self.ctx.observers, hook, self._sid())
 
     def _warn(self, warnings: list[MetabrainError]) -> None:
         for err in warnings:
