@@ -186,10 +186,7 @@ class Portfolio:
             rates = [
                 r + x + self.state[a.label].seconds for a, (_, r), (_, x) in zip(self.arms, priors, lent, strict=True)
             ]
-            pick = self._draw(shapes, rates)
-            wins = [0] * len(self.arms)
-            for _ in range(_PROPENSITY_DRAWS):
-                wins[self._draw(shapes, rates)] += 1
+            pick, wins = _thompson_draws(shapes, rates, self._rng)
             arm = self.arms[pick]
             self.state[arm.label].assigned += 1
             self._climb([w / _PROPENSITY_DRAWS for w in wins])
@@ -225,11 +222,6 @@ class Portfolio:
             self.arms = (*self.arms, arm)
             self.state.setdefault(arm.label, ArmEvidence())
             self._synced.setdefault(arm.label, ArmEvidence())
-
-    def _draw(self, shapes: list[float], rates: list[float]) -> int:
-        """The arm whose drawn hazard is lowest (players stay longest)."""
-        hazards = [self._rng.gammavariate(k, 1.0 / r) for k, r in zip(shapes, rates, strict=True)]
-        return min(range(len(hazards)), key=hazards.__getitem__)
 
     def expected_gain_s(self, label: str) -> float:
         """How much longer this arm's sessions last than the designer's level's, on the evidence so far
@@ -303,14 +295,23 @@ def thompson(
     (from _PROPENSITY_DRAWS more draws)."""
     shapes = [1.0 + evidence.get(a.label, ArmEvidence()).quits for a in arms]
     rates = [_PRIOR_S + evidence.get(a.label, ArmEvidence()).seconds for a in arms]
+    pick, wins = _thompson_draws(shapes, rates, rng)
+    return arms[pick], max(wins[pick], 1) / _PROPENSITY_DRAWS
+
+
+def _thompson_draws(shapes: list[float], rates: list[float], rng: random.Random) -> tuple[int, list[int]]:
+    """One Thompson draw on Gamma(shape, rate) quit hazards (the arm whose drawn hazard is lowest: players
+    stay longest), and how often each arm wins _PROPENSITY_DRAWS more (its probability of being drawn)."""
 
     def draw() -> int:
         hazards = [rng.gammavariate(k, 1.0 / r) for k, r in zip(shapes, rates, strict=True)]
         return min(range(len(hazards)), key=hazards.__getitem__)
 
     pick = draw()
-    wins = sum(draw() == pick for _ in range(_PROPENSITY_DRAWS))
-    return arms[pick], max(wins, 1) / _PROPENSITY_DRAWS
+    wins = [0] * len(shapes)
+    for _ in range(_PROPENSITY_DRAWS):
+        wins[draw()] += 1
+    return pick, wins
 
 
 class SkillSpread:
