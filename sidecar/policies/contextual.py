@@ -135,16 +135,11 @@ class ContextualPolicy(DifficultyPolicy):
         the game's shares learned together (None, the designer's level, until they have learned anything):
         where the whole game's players want something else (all of them harder, say), they get it from
         the start, not a minute in."""
-        pooled: dict[str, ArmEvidence] = {}
-        arms: dict[str, PortfolioArm] = {}
-        for b in range(CONTEXT_BUCKETS):
-            share = portfolio_for(bucket_key(self.game_id, b))
-            for arm in share.arms:
-                arms.setdefault(arm.label, arm)
-            for label, ev in share.evidence().items():
-                pooled[label] = pooled.get(label, ArmEvidence()).plus(ev)
+        shares = [portfolio_for(bucket_key(self.game_id, b)) for b in range(CONTEXT_BUCKETS)]
+        pooled = _pooled(shares)
         if not any(ev.finished for ev in pooled.values()):
             return None
+        arms = {arm.label: arm for share in shares for arm in share.arms}
         return thompson(list(arms.values()), pooled, random.Random(self.seed))
 
     def _borrowed(self, own: Portfolio) -> dict[str, tuple[float, float]]:
@@ -154,10 +149,7 @@ class ContextualPolicy(DifficultyPolicy):
         say), the shares no longer each pay to find it out; where they differ, a few hundred of a share's
         own sessions outweigh it. Rungs a sibling's ladder added join this share too."""
         siblings = [portfolio_for(bucket_key(self.game_id, b)) for b in range(CONTEXT_BUCKETS) if b != self.bucket]
-        pooled: dict[str, ArmEvidence] = {}
-        for sib in siblings:
-            for label, ev in sib.evidence().items():
-                pooled[label] = pooled.get(label, ArmEvidence()).plus(ev)
+        pooled = _pooled(siblings)
         own.adopt(list(pooled))
         out = {}
         for label, ev in pooled.items():
@@ -178,3 +170,12 @@ class ContextualPolicy(DifficultyPolicy):
     def drawn(self) -> str:
         """'<share>/<director>' once chosen ('' during the first minute), for evaluation reports."""
         return f"skill{self.bucket + 1}of{CONTEXT_BUCKETS}/{self.arm.label}" if self.arm is not None else ""
+
+
+def _pooled(shares: list[Portfolio]) -> dict[str, ArmEvidence]:
+    """The shares' evidence added up, per candidate label."""
+    pooled: dict[str, ArmEvidence] = {}
+    for share in shares:
+        for label, ev in share.evidence().items():
+            pooled[label] = pooled.get(label, ArmEvidence()).plus(ev)
+    return pooled
