@@ -169,7 +169,8 @@ def _health(target: str, after: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_health_is_a_light_probe(tmp_path: Path) -> None:
-    """A Kubernetes exec probe runs every few seconds with a 3 s timeout: no torch, well under a second."""
+    """A Kubernetes exec probe runs every few seconds with a 3 s timeout: it must not load torch (or the
+    model code), so it costs a fraction of what a probe that imports torch would, whatever the load."""
     with SidecarProcess(tmp_path) as sc:
         target = sc.target("grpc")
         timings = []
@@ -178,6 +179,12 @@ def test_health_is_a_light_probe(tmp_path: Path) -> None:
             run = _health(target, "sys.exit(code)")
             timings.append(time.perf_counter() - t0)
             assert run.returncode == 0 and "SERVING" in run.stdout
-        assert "'torch'" not in _health(target, "print(sorted(sys.modules))").stdout
-    print(f"metabrain health: {min(timings):.3f}-{max(timings):.3f} s wall")
-    assert min(timings) <= 0.3
+        modules = _health(target, "print(sorted(sys.modules))").stdout
+        assert "'torch'" not in modules and "'sidecar.model'" not in modules
+        heavy = []  # the baseline, in the same test: a fresh interpreter that only imports torch
+        for _ in range(2):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "import torch"], check=True)
+            heavy.append(time.perf_counter() - t0)
+    print(f"metabrain health: {min(timings):.3f}-{max(timings):.3f} s wall; importing torch: {min(heavy):.3f} s")
+    assert min(timings) < min(heavy) / 2

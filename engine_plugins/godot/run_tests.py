@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -253,6 +254,12 @@ def main() -> int:
             [f"--metabrain-port={port}", f"--metabrain-game={CLOSED_GAME}"],
             60,
         )
+        # Judged before the next test kills the sidecar: a SIGKILL loses what it learned since its last
+        # sync to the state dir (every 5 s), so wait for that sync rather than race it.
+        wrong = settled(check_cut_short, scratch / "state")
+        runner.record("a session the game cut short is not counted as a quit", not wrong, wrong)
+        wrong = settled(check_closed, scratch / "state")
+        runner.record("a session whose window the player closed is counted as a quit at once", not wrong, wrong)
 
         def on_line(line: str) -> None:
             if line.startswith("CONNECTED"):
@@ -275,10 +282,6 @@ def main() -> int:
         )
     finally:
         side.stop()
-    wrong = check_cut_short(scratch / "state")
-    runner.record("a session the game cut short is not counted as a quit", not wrong, wrong)
-    wrong = check_closed(scratch / "state")
-    runner.record("a session whose window the player closed is counted as a quit at once", not wrong, wrong)
     empty = make_empty_project(scratch)
     runner.import_pass(empty)
     runner.import_pass(empty, editor=True)
@@ -316,6 +319,17 @@ def protobufjs_crosscheck(runner: Runner, proj: Path, scratch: Path) -> None:
         print(f"    GDScript against protobufjs: {n} messages, {result.get('checks')} checks, {failed} failed")
 
 
+def settled(check: Callable[[Path], str], state_dir: Path, timeout_s: float = 15.0) -> str:
+    """Runs `check` on the sidecar's state dir until it finds nothing wrong or `timeout_s` (three of the
+    sidecar's 5 s syncs) has passed; returns what is still wrong, or ""."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        wrong = check(state_dir)
+        if not wrong or time.monotonic() > deadline:
+            return wrong
+        time.sleep(0.25)
+
+
 def check_cut_short(state_dir: Path) -> str:
     """The demo test ended its session with stop(true): the sidecar's portfolio (kept in --state-dir,
     written at its shutdown) counted a session of the demo game as ended but not quit; every other way a
@@ -330,7 +344,7 @@ def check_cut_short(state_dir: Path) -> str:
 def check_closed(state_dir: Path) -> str:
     """test_close.gd closed its window mid-session: the goodbye arrived, so the sidecar's portfolio ended
     that session as a quit (without it, the session would still be waiting in its 30 s resume window
-    when the sidecar stopped, and not ended at all). Returns what is wrong, or ""."""
+    when we look, and not ended at all). Returns what is wrong, or ""."""
     from sidecar.operations.portfolio_store import PortfolioStore
 
     evidence = PortfolioStore(state_dir).games().get(CLOSED_GAME, {})

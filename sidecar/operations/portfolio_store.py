@@ -58,7 +58,10 @@ class PortfolioStore:
         out = {}
         for path in sorted(self.directory.glob("*.json")):
             try:
-                game_id, totals = _parse(path.read_text())
+                with open(path, encoding="utf-8") as f:
+                    _lock(f, shared=True)  # not halfway through another process's rewrite
+                    text = f.read()
+                game_id, totals = _parse(text)
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("ignoring unreadable portfolio state %s: %s", path, exc)
                 continue
@@ -102,9 +105,9 @@ class PortfolioStore:
         return totals
 
 
-def _lock(f: IO[Any]) -> None:
+def _lock(f: IO[Any], shared: bool = False) -> None:
     if fcntl is not None:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # released when the file closes
+        fcntl.flock(f.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)  # released when the file closes
 
 
 def _parse(text: str) -> tuple[str, dict[str, ArmEvidence]]:
