@@ -33,6 +33,7 @@ from sidecar.features import FrameInput, featurize_many
 from sidecar.features.layout import NPC_FEATURES, PLAYER_FEATURES
 from sidecar.limits import Limits
 from sidecar.model.checkpoint import Checkpoint
+from sidecar.policies.params import COMMON_PARAMS, POLICY_NAMES, POLICY_PARAMS
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed
 from sidecar.session import SessionRegistry
 from sidecar.wire import responses as wire_responses
@@ -185,16 +186,32 @@ def _row_npc(n: pb.Npc, row: np.ndarray, pids: list[str]) -> None:
 
 
 @st.composite
-def sessions(draw: st.DrawFn) -> tuple[pb.Hello, list[pb.Frame]]:
-    policy = draw(st.sampled_from(("static", "rubber_band", "intensity", "predictive", "guarded", "portfolio")))
+def policy_params(draw: st.DrawFn, policy: str) -> dict[str, str]:
+    """Any subset of the policy's declared parameters (and the common ones), each anywhere in its
+    declared range, its edges included: whatever a hello may legally ask for, in any combination
+    (min above max, a zero period, a band upside down)."""
     params: dict[str, str] = {}
-    if policy == "static":
-        params["level"] = str(draw(st.floats(0, 1)))
-    h = hello(policy=policy, params=params)
+    for param in (*POLICY_PARAMS[policy], *COMMON_PARAMS):
+        if not draw(st.booleans()):
+            continue
+        if param.choices:
+            params[param.name] = draw(st.sampled_from(param.choices))
+        else:
+            edge = st.sampled_from((param.lo, param.hi))
+            value = draw(st.one_of(edge, st.floats(param.lo, param.hi, allow_nan=False)))
+            params[param.name] = repr(value)
+    return params
+
+
+@st.composite
+def sessions(draw: st.DrawFn) -> tuple[pb.Hello, list[pb.Frame]]:
+    policy = draw(st.sampled_from(POLICY_NAMES))  # every director a hello can name, present and future
+    h = hello(policy=policy, params=draw(policy_params(policy)))
     n = draw(st.integers(1, 6))
     out, t = [], 0.0
     for i in range(n):
-        t += draw(st.sampled_from((0.0, 1 / 60, 0.2, 0.5, 3.0)))
+        # 61 s: past the first minute, where `contextual` makes its choice per player.
+        t += draw(st.sampled_from((0.0, 1 / 60, 0.2, 0.5, 3.0, 61.0)))
         out.append(draw(frames(i + 1, t)))
     return h, out
 
@@ -246,10 +263,15 @@ def test_any_input_gives_finite_answers_or_named_refusals(
 ) -> None:
     h, frame_list = session
     conn = Connection(SessionRegistry(LIMITS), ServerInfo("m", "predictive"))
-    welcomed = conn.receive(from_message(pb.SessionRequest(hello=h)), 0.0)
+    knobs = {k.name: k for k in h.knobs}
+    try:
+        welcomed = conn.receive(from_message(pb.SessionRequest(hello=h)), 0.0)
+    except MetabrainError as err:  # parameters each in range, together not (min above max): refused by name
+        assert err.fatal and err.field.startswith("hello.policy_params")
+        _check_answer(wire_responses.error(err), knobs)
+        return
     assert isinstance(welcomed, Welcomed)
     engine.join(welcomed.session)
-    knobs = {k.name: k for k in h.knobs}
     accepted = 0
     try:
         for i, f in enumerate(frame_list):
@@ -293,3 +315,28 @@ def test_the_strategy_makes_both_accepted_and_refused_frames() -> None:
 
     one()
     assert set(conn_outcomes) == {(True, True), (True, False), (False, True), (False, False)}, conn_outcomes
+
+
+def test_the_strategy_welcomes_every_director_with_parameters() -> None:
+    """Every policy a hello can name is welcomed, with parameters, in the sessions the property draws
+    (a director the strategy never reached would be untested there); some hellos are refused."""
+    welcomed: set[str] = set()
+    refused = 0
+
+    @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(session=sessions())
+    def one(session: tuple[pb.Hello, list[pb.Frame]]) -> None:
+        nonlocal refused
+        h, _ = session
+        conn = Connection(SessionRegistry(LIMITS), ServerInfo("m", "predictive"))
+        try:
+            conn.receive(from_message(pb.SessionRequest(hello=h)), 0.0)
+        except MetabrainError:
+            refused += 1
+            return
+        if h.policy_params:
+            welcomed.add(h.policy or "predictive")
+
+    one()
+    assert welcomed == set(POLICY_NAMES), welcomed
+    assert refused > 0
