@@ -45,7 +45,6 @@ from sim.game import KNOBS, hello
 EXAMPLES = int(os.environ.get("METABRAIN_PROPERTY_EXAMPLES", "150"))
 LIMITS = Limits(max_frames_per_second=1e9, max_npcs_per_frame=32)
 BIG = LIMITS.max_abs_coordinate
-KNOB_NAMES = [k.name for k in KNOBS]
 
 # Values that sit on an edge or beyond one, for any column.
 EDGES = (
@@ -84,7 +83,7 @@ def _valid(col: Any, rows: int = 1) -> st.SearchStrategy[float]:
 
 
 @st.composite
-def frames(draw: st.DrawFn, sequence: int, game_time: float) -> pb.Frame:
+def frames(draw: st.DrawFn, sequence: int, game_time: float, knobs: tuple[pb.KnobSpec, ...] = KNOBS) -> pb.Frame:
     """One frame of a session of one to three players, valid unless a field is pushed to an edge."""
     tables = draw(st.booleans())
     n_players = draw(st.integers(1, 3))
@@ -119,8 +118,8 @@ def frames(draw: st.DrawFn, sequence: int, game_time: float) -> pb.Frame:
     )
     for t, pid, amount in events:
         f.events.add(type=t, player_id=pid, amount=edge if bad == "event" else amount, game_time=game_time)  # type: ignore[arg-type]
-    knob_values = [draw(st.floats(_f32_inside(k.min_value, 1), _f32_inside(k.max_value, -1), width=32)) for k in KNOBS]
-    if bad == "knob":
+    knob_values = [draw(_knob_value(k)) for k in knobs]
+    if bad == "knob" and knob_values:
         knob_values[0] = edge
     if tables:
         f.player_table.player_ids.extend(pids)
@@ -136,9 +135,15 @@ def frames(draw: st.DrawFn, sequence: int, game_time: float) -> pb.Frame:
             _row_player(f.players.add(player_id=pid), players[i])
         for j in range(n_npcs):
             _row_npc(f.npcs.add(npc_id=ids[j]), npcs[j], pids)
-        for name, value in zip(KNOB_NAMES, knob_values, strict=True):
-            f.knobs.add(name=name, value=value)
+        for k, value in zip(knobs, knob_values, strict=True):
+            f.knobs.add(name=k.name, value=value)
     return f
+
+
+def _knob_value(k: pb.KnobSpec) -> st.SearchStrategy[float]:
+    """A value the game may report for the knob: inside its range (its one value, for a point)."""
+    lo, hi = _f32_inside(k.min_value, 1), _f32_inside(k.max_value, -1)
+    return st.floats(lo, hi, width=32) if lo <= hi else st.just(float(k.min_value))
 
 
 def _f32_inside(bound: float, toward: int) -> float:
@@ -204,15 +209,36 @@ def policy_params(draw: st.DrawFn, policy: str) -> dict[str, str]:
 
 
 @st.composite
+def knob_specs(draw: st.DrawFn) -> tuple[pb.KnobSpec, ...]:
+    """Another game's knobs: none to five, each range anywhere within the limits (a point, a sliver, the
+    whole span), the default anywhere in it, any rate of change from none to unbounded in practice."""
+    out = []
+    for i in range(draw(st.integers(0, 5))):
+        a, b = sorted(draw(st.floats(-BIG, BIG, width=32)) for _ in range(2))
+        lo, hi = (
+            float(np.float32(v)) for v in draw(st.sampled_from(((a, b), (a, a), (0.0, 1e-6), (0.0, 1.0), (-BIG, BIG))))
+        )
+        default = draw(st.floats(lo, hi, width=32))
+        rate = draw(st.sampled_from((0.0, 1e-6, 0.1, 1e3, BIG)))
+        out.append(
+            pb.KnobSpec(name=f"knob{i}", min_value=lo, max_value=hi, default_value=default, max_change_per_second=rate)
+        )
+    return tuple(out)
+
+
+@st.composite
 def sessions(draw: st.DrawFn) -> tuple[pb.Hello, list[pb.Frame]]:
     policy = draw(st.sampled_from(POLICY_NAMES))  # every director a hello can name, present and future
     h = hello(policy=policy, params=draw(policy_params(policy)))
+    knobs = KNOBS if draw(st.booleans()) else draw(knob_specs())  # the simulator's game, or another's
+    del h.knobs[:]
+    h.knobs.extend(knobs)
     n = draw(st.integers(1, 6))
     out, t = [], 0.0
     for i in range(n):
         # 61 s: past the first minute, where `contextual` makes its choice per player.
         t += draw(st.sampled_from((0.0, 1 / 60, 0.2, 0.5, 3.0, 61.0)))
-        out.append(draw(frames(i + 1, t)))
+        out.append(draw(frames(i + 1, t, knobs)))
     return h, out
 
 

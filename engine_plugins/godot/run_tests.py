@@ -32,6 +32,7 @@ from sidecar.serving.ports_file import read_ports_file  # noqa: E402
 
 INSTALL = HERE / "install-godot4.sh"
 CLOSED_GAME = "metabrain.godot.closed"  # test_close.gd's game: the one session in it is the window closed
+SCENE_GAME = "metabrain.godot.scene"  # test_scene_change.gd's game: its one session left with its scene
 
 
 def find_godot(install: bool) -> str | None:
@@ -254,12 +255,21 @@ def main() -> int:
             [f"--metabrain-port={port}", f"--metabrain-game={CLOSED_GAME}"],
             60,
         )
+        runner.script_test(
+            proj,
+            "the game changes scenes: a goodbye as the node leaves the tree",
+            "test_scene_change.gd",
+            [f"--metabrain-port={port}", f"--metabrain-game={SCENE_GAME}"],
+            60,
+        )
         # Judged before the next test kills the sidecar: a SIGKILL loses what it learned since its last
         # sync to the state dir (every 5 s), so wait for that sync rather than race it.
         wrong = settled(check_cut_short, scratch / "state")
         runner.record("a session the game cut short is not counted as a quit", not wrong, wrong)
         wrong = settled(check_closed, scratch / "state")
         runner.record("a session whose window the player closed is counted as a quit at once", not wrong, wrong)
+        wrong = settled(lambda state: check_ended_by_player(state, SCENE_GAME), scratch / "state")
+        runner.record("a session whose scene was left is counted as a quit at once", not wrong, wrong)
 
         def on_line(line: str) -> None:
             if line.startswith("CONNECTED"):
@@ -345,12 +355,17 @@ def check_closed(state_dir: Path) -> str:
     """test_close.gd closed its window mid-session: the goodbye arrived, so the sidecar's portfolio ended
     that session as a quit (without it, the session would still be waiting in its 30 s resume window
     when we look, and not ended at all). Returns what is wrong, or ""."""
+    return check_ended_by_player(state_dir, CLOSED_GAME)
+
+
+def check_ended_by_player(state_dir: Path, game: str) -> str:
+    """The game's one session was ended by the player, already (in the sidecar's portfolio state)."""
     from sidecar.operations.portfolio_store import PortfolioStore
 
-    evidence = PortfolioStore(state_dir).games().get(CLOSED_GAME, {})
+    evidence = PortfolioStore(state_dir).games().get(game, {})
     quits = sum(e.quits for e in evidence.values())
     finished = sum(e.finished for e in evidence.values())
-    return "" if quits == finished == 1 else f"expected one session of {CLOSED_GAME}, ended by the player: {evidence}"
+    return "" if quits == finished == 1 else f"expected one session of {game}, ended by the player: {evidence}"
 
 
 def check_tables(gd_out: Path) -> str:

@@ -123,6 +123,18 @@ func stop(cut_short: bool = false) -> void:
 func _notification(what: int) -> void:
 	if what != NOTIFICATION_WM_CLOSE_REQUEST or not is_inside_tree() or not get_tree().auto_accept_quit:
 		return
+	_goodbye_now()
+
+
+## Leaving the scene tree (a scene change, the node freed) ends the session as the player leaving, at
+## once, rather than when its resume window closes: the node cannot poll any more, so the goodbye goes
+## out with one poll, best effort. A game that changes scenes for its own reasons (the level is over)
+## calls stop(true) first, and the sidecar does not count a quit.
+func _exit_tree() -> void:
+	_goodbye_now()
+
+
+func _goodbye_now() -> void:
 	if state == State.OPEN and _ws != null:
 		stop(false)
 		_ws.poll()
