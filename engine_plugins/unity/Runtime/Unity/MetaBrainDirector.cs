@@ -82,9 +82,16 @@ namespace MetaBrain.Unity
             if (Client != null) Client.EndSessionAndWait(false, 250);
         }
 
+        // Disabled or destroyed (a scene unloaded): the session ends as the player leaving, at once, not when
+        // its resume window closes (at most 100 ms; a session ended already returns at once). A scene
+        // change the game makes for its own reasons (the level over): Client.EndSession(true) before it.
         void OnDisable()
         {
-            if (Client != null) Client.Dispose();
+            if (Client != null)
+            {
+                Client.EndSessionAndWait(false, 100);
+                Client.Dispose();
+            }
             Client = null;
         }
 
