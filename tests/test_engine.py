@@ -138,12 +138,15 @@ def test_the_cpu_step_predicts_what_the_whole_model_does(
 ) -> None:
     """On a CPU the step trims NPC padding, scores tactics for every slot or only for the NPCs the
     director hints, and runs large batches in blocks of rows; its predictions must be the full
-    model's (every NPC slot scored, one call) at the hinted NPCs."""
+    model's (every NPC slot scored, one call) at the hinted NPCs. (The step runs with oneDNN off, the
+    whole model here with it on, as training does: the same predictions, and the flag is restored.)"""
     monkeypatch.setattr("sidecar.engine.runner.CPU_BLOCK", block)
     monkeypatch.setattr("sidecar.engine.runner.HINTED_ONLY_BELOW", hinted_only)
     plan = _mixed_plan()
     runner = _runner(torchscript)
+    onednn = bool(torch.backends.mkldnn.enabled)
     got = runner.step(plan)
+    assert bool(torch.backends.mkldnn.enabled) == onednn
     model = runner.model
     with torch.inference_mode():
         full = model(

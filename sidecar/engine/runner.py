@@ -29,6 +29,10 @@ CPU_BLOCK = 512
 # Tactics are scored for the hinted NPCs alone when they are fewer than this share of the NPC slots
 # (a multiplayer tick hints each NPC once); otherwise for every slot, which skips ~30 us of gathers.
 HINTED_ONLY_BELOW = 0.5
+# A CPU step of up to this many rows runs with oneDNN off: its kernels (GELU above all: ~15 us of setup a
+# call whatever the size) cost more than they save there (`python -m sim.bench.onednn`: 1.3-1.4x faster
+# at 1-2 rows, 1.1x at 32, even from 128; outputs within 4e-7).
+ONEDNN_OFF_UP_TO = 64
 TRACE_LEVELS = 12  # candidate levels in the example batch the CPU step is traced (and warmed up) with
 EXPLAIN_TOP = 3
 
@@ -108,10 +112,24 @@ class Runner:
 
     def _eager_numpy(self, plan: StepPlan) -> tuple[np.ndarray, ...]:
         """The step outside CUDA graphs, in blocks of CPU_BLOCK rows on a CPU."""
-        block = CPU_BLOCK if self.device.type == "cpu" else plan.batch
-        if plan.batch <= block:
+        if self.device.type != "cpu":
             return self._rows(plan, 0, plan.batch)
-        parts = [self._rows(plan, a, min(a + block, plan.batch)) for a in range(0, plan.batch, block)]
+        if plan.batch > ONEDNN_OFF_UP_TO:
+            return self._blocks(plan)
+        # Scoped, not process-wide: larger steps and training keep oneDNN. (The attribute, not
+        # mkldnn.flags(): that costs 20 us and warns on every call.)
+        mkldnn = torch.backends.mkldnn
+        was = bool(mkldnn.enabled)
+        mkldnn.enabled = False  # type: ignore[assignment]  # a ContextProp: assigning sets the flag
+        try:
+            return self._blocks(plan)
+        finally:
+            mkldnn.enabled = was  # type: ignore[assignment]
+
+    def _blocks(self, plan: StepPlan) -> tuple[np.ndarray, ...]:
+        if plan.batch <= CPU_BLOCK:
+            return self._rows(plan, 0, plan.batch)
+        parts = [self._rows(plan, a, min(a + CPU_BLOCK, plan.batch)) for a in range(0, plan.batch, CPU_BLOCK)]
         return tuple(np.concatenate(outs) for outs in zip(*parts, strict=True))
 
     def _rows(self, plan: StepPlan, a: int, b: int) -> tuple[np.ndarray, ...]:
