@@ -193,8 +193,8 @@ def _row_npc(n: pb.Npc, row: np.ndarray, pids: list[str]) -> None:
 @st.composite
 def policy_params(draw: st.DrawFn, policy: str) -> dict[str, str]:
     """Any subset of the policy's declared parameters (and the common ones), each anywhere in its
-    declared range, its edges included: whatever a hello may legally ask for, in any combination
-    (min above max, a zero period, a band upside down)."""
+    declared range, its edges included, in any combination (min above max or a band upside down are
+    refused by name; everything else must be welcomed and give answers in range)."""
     params: dict[str, str] = {}
     for param in (*POLICY_PARAMS[policy], *COMMON_PARAMS):
         if not draw(st.booleans()):
@@ -218,7 +218,7 @@ def knob_specs(draw: st.DrawFn) -> tuple[pb.KnobSpec, ...]:
         lo, hi = (
             float(np.float32(v)) for v in draw(st.sampled_from(((a, b), (a, a), (0.0, 1e-6), (0.0, 1.0), (-BIG, BIG))))
         )
-        default = draw(st.floats(lo, hi, width=32))
+        default = draw(st.floats(lo, hi, width=32)) if lo < hi else lo  # a point (0.0 and -0.0 too)
         rate = draw(st.sampled_from((0.0, 1e-6, 0.1, 1e3, BIG)))
         out.append(
             pb.KnobSpec(name=f"knob{i}", min_value=lo, max_value=hi, default_value=default, max_change_per_second=rate)
@@ -236,8 +236,9 @@ def sessions(draw: st.DrawFn) -> tuple[pb.Hello, list[pb.Frame]]:
     n = draw(st.integers(1, 6))
     out, t = [], 0.0
     for i in range(n):
-        # 61 s: past the first minute, where `contextual` makes its choice per player.
-        t += draw(st.sampled_from((0.0, 1 / 60, 0.2, 0.5, 3.0, 61.0)))
+        # 61 s: past the first minute, where `contextual` makes its choice per player; an hour: a game
+        # paused or a device asleep; a step back: refused by name.
+        t = max(t + draw(st.sampled_from((0.0, 1 / 60, 0.2, 0.5, 3.0, 61.0, 3600.0, -0.5))), 0.0)
         out.append(draw(frames(i + 1, t, knobs)))
     return h, out
 

@@ -266,7 +266,7 @@ def main() -> int:
         # sync to the state dir (every 5 s), so wait for that sync rather than race it.
         wrong = settled(check_cut_short, scratch / "state")
         runner.record("a session the game cut short is not counted as a quit", not wrong, wrong)
-        wrong = settled(check_closed, scratch / "state")
+        wrong = settled(lambda state: check_ended_by_player(state, CLOSED_GAME), scratch / "state")
         runner.record("a session whose window the player closed is counted as a quit at once", not wrong, wrong)
         wrong = settled(lambda state: check_ended_by_player(state, SCENE_GAME), scratch / "state")
         runner.record("a session whose scene was left is counted as a quit at once", not wrong, wrong)
@@ -342,7 +342,7 @@ def settled(check: Callable[[Path], str], state_dir: Path, timeout_s: float = 15
 
 def check_cut_short(state_dir: Path) -> str:
     """The demo test ended its session with stop(true): the sidecar's portfolio (kept in --state-dir,
-    written at its shutdown) counted a session of the demo game as ended but not quit; every other way a
+    synced there every 5 s) counted a session of the demo game as ended but not quit; every other way a
     session of this run ends counts as the player leaving. Returns what is wrong, or ""."""
     from sidecar.operations.portfolio_store import PortfolioStore
 
@@ -351,15 +351,11 @@ def check_cut_short(state_dir: Path) -> str:
     return "" if cut_short >= 1 else f"no session of metabrain.godot.demo ended without a quit: {evidence}"
 
 
-def check_closed(state_dir: Path) -> str:
-    """test_close.gd closed its window mid-session: the goodbye arrived, so the sidecar's portfolio ended
-    that session as a quit (without it, the session would still be waiting in its 30 s resume window
-    when we look, and not ended at all). Returns what is wrong, or ""."""
-    return check_ended_by_player(state_dir, CLOSED_GAME)
-
-
 def check_ended_by_player(state_dir: Path, game: str) -> str:
-    """The game's one session was ended by the player, already (in the sidecar's portfolio state)."""
+    """The game's one session (test_close.gd closed its window, test_scene_change.gd left its scene) was
+    ended by the player, already: the goodbye arrived, so the sidecar's portfolio state counts it as a
+    quit (without it, the session would still be waiting in its 30 s resume window when we look, not
+    ended at all). Returns what is wrong, or ""."""
     from sidecar.operations.portfolio_store import PortfolioStore
 
     evidence = PortfolioStore(state_dir).games().get(game, {})

@@ -129,7 +129,8 @@ func _notification(what: int) -> void:
 ## Leaving the scene tree (a scene change, the node freed) ends the session as the player leaving, at
 ## once, rather than when its resume window closes: the node cannot poll any more, so the goodbye goes
 ## out with one poll, best effort. A game that changes scenes for its own reasons (the level is over)
-## calls stop(true) first, and the sidecar does not count a quit.
+## calls stop(true) first, and the sidecar does not count a quit. A node moved to another parent ends
+## its session too; call start() once it is back in the tree for a new one.
 func _exit_tree() -> void:
 	_goodbye_now()
 
