@@ -9,6 +9,9 @@ the players a director has not seen (`metabrain evaluate-directors --population 
 - `learners`: fast learners who tire of a fight they have outgrown. Skill climbs quickly through the
   session, and the better they get the faster an easy fight bores them.
 - `mixed`: a third of each, so a director must tell them apart player by player.
+- `fragile`: mostly new players whom damage hurts and who stay hurt; calm barely bores them.
+- `veterans`: mostly experienced players whom easy kills and calm bore fast; a death stings little.
+  (These two were written after the director was built, to test it: docs/director-eval-2026-12-01.md.)
 
 And one for training, not evaluation: `varied`, the default archetypes with every psychology
 coefficient of the default model drawn from a wide range (domain randomisation). Its mechanisms are
@@ -48,7 +51,7 @@ __all__ = [
     "make_population_player",
 ]
 
-EVALUATION_POPULATIONS = ("tilt", "thrill", "learners", "mixed")
+EVALUATION_POPULATIONS = ("tilt", "thrill", "learners", "mixed", "fragile", "veterans")
 
 
 class TiltPlayer(SimPlayer):
@@ -106,6 +109,22 @@ _THRILL_PSYCHOLOGY = Psychology(
     boredom_drain_per_damage=0.008,
 )
 _LEARNER_MIX = {"novice": 0.45, "casual": 0.4, "core": 0.15}
+_FRAGILE_MIX = {"novice": 0.5, "casual": 0.4, "core": 0.1}
+_FRAGILE_PSYCHOLOGY = Psychology(
+    frustration_per_death=1.3,
+    frustration_per_damage=0.012,
+    frustration_tau_s=120.0,
+    boredom_per_calm_s=0.4 / 120.0,
+    boredom_per_easy_kill=0.01,
+)
+_VETERAN_MIX = {"casual": 0.1, "core": 0.4, "expert": 0.5}
+_VETERAN_PSYCHOLOGY = Psychology(
+    frustration_per_death=0.6,
+    boredom_per_calm_s=1.8 / 120.0,
+    boredom_per_easy_kill=0.07,
+    calm_after_s=4.0,
+    boredom_drain_per_damage=0.006,
+)
 
 
 def _tilt(rng: random.Random, seed: int) -> PlayerModel:
@@ -133,6 +152,16 @@ def _learner(rng: random.Random, seed: int) -> PlayerModel:
     return FastLearner(t, seed)
 
 
+def _fragile(rng: random.Random, seed: int) -> PlayerModel:
+    t = _sample(_FRAGILE_MIX, random.Random(seed))  # the player's own stream: the population's only deals seeds
+    return SimPlayer(replace(t, psychology=_FRAGILE_PSYCHOLOGY, archetype=f"fragile:{t.archetype}"), seed)
+
+
+def _veteran(rng: random.Random, seed: int) -> PlayerModel:
+    t = _sample(_VETERAN_MIX, random.Random(seed))
+    return SimPlayer(replace(t, psychology=_VETERAN_PSYCHOLOGY, archetype=f"veteran:{t.archetype}"), seed)
+
+
 def _varied(rng: random.Random, seed: int) -> PlayerModel:
     """Training only: the default model's coefficients, each drawn over a wide range."""
     t = _sample(DEFAULT_MIX, rng)
@@ -156,7 +185,14 @@ def _varied(rng: random.Random, seed: int) -> PlayerModel:
     return SimPlayer(t, seed)
 
 
-_MAKERS = {"tilt": _tilt, "thrill": _thrill, "learners": _learner, "varied": _varied}
+_MAKERS = {
+    "tilt": _tilt,
+    "thrill": _thrill,
+    "learners": _learner,
+    "fragile": _fragile,
+    "veterans": _veteran,
+    "varied": _varied,
+}
 
 
 def _sample(mix: dict[str, float], rng: random.Random) -> PlayerTraits:
@@ -172,8 +208,8 @@ def make_population_player(name: str, rng: random.Random) -> PlayerModel:
     return _MAKERS[name](rng, seed)
 
 
-# Populations with their own psychology (sim/populations.py): four for evaluation, one for training.
-NAMED_POPULATIONS = ("tilt", "thrill", "learners", "mixed", "varied")
+# Populations with their own psychology (sim/populations.py): six for evaluation, one for training.
+NAMED_POPULATIONS = (*EVALUATION_POPULATIONS, "varied")
 
 
 @dataclass(frozen=True)
