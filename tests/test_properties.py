@@ -143,7 +143,7 @@ def frames(draw: st.DrawFn, sequence: int, game_time: float, knobs: tuple[pb.Kno
 def _knob_value(k: pb.KnobSpec) -> st.SearchStrategy[float]:
     """A value the game may report for the knob: inside its range (its one value, for a point)."""
     lo, hi = _f32_inside(k.min_value, 1), _f32_inside(k.max_value, -1)
-    return st.floats(lo, hi, width=32) if lo <= hi else st.just(float(k.min_value))
+    return st.floats(lo, hi, width=32) if lo < hi else st.just(float(k.min_value))  # 0.0 to -0.0 too
 
 
 def _f32_inside(bound: float, toward: int) -> float:
