@@ -5,6 +5,7 @@ extends RefCounted
 var failures: Array[String] = []
 var checks: int = 0
 var results: Dictionary = {}
+var _frames_open: int = 0
 
 
 static func arg(key: String, fallback: String = "") -> String:
@@ -19,6 +20,23 @@ func check(ok: bool, what: String) -> void:
 	if not ok:
 		failures.append(what)
 		printerr("FAIL: ", what)
+
+
+## The demo arena (the tests' game), added to the tree at the end of this frame.
+static func add_arena(tree: SceneTree) -> Node:
+	var arena: Node = (load("res://demo/arena.tscn") as PackedScene).instantiate()
+	tree.root.add_child.call_deferred(arena)
+	return arena
+
+
+## Called every physics frame: the arena's MetaBrain once its session has been open for `frames` of
+## them, else null.
+func brain_open_for(arena: Node, frames: int) -> MetaBrain:
+	var brain: MetaBrain = arena.get("brain")
+	if brain == null or not brain.is_open():
+		return null
+	_frames_open += 1
+	return brain if _frames_open >= frames else null
 
 
 ## Prints `RESULT {json}` (read by run_tests.py) and the exit code to quit with.

@@ -17,8 +17,7 @@ var end_reason: String = ""
 func _initialize() -> void:
 	MetaBrainTestHarness.watchdog(self, 90.0)
 	target_frames = int(MetaBrainTestHarness.arg("frames", "600"))
-	arena = (load("res://demo/arena.tscn") as PackedScene).instantiate()
-	root.add_child.call_deferred(arena)
+	arena = MetaBrainTestHarness.add_arena(self)
 
 
 func _physics_process(_delta: float) -> bool:

@@ -27,8 +27,7 @@ var seconds: float = 16.0
 func _initialize() -> void:
 	MetaBrainTestHarness.watchdog(self, 60.0)
 	seconds = float(MetaBrainTestHarness.arg("seconds", "16"))
-	arena = (load("res://demo/arena.tscn") as PackedScene).instantiate()
-	root.add_child.call_deferred(arena)
+	arena = MetaBrainTestHarness.add_arena(self)
 	started_ms = Time.get_ticks_msec()
 	last_ms = started_ms
 

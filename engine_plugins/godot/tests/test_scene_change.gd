@@ -6,23 +6,18 @@ extends SceneTree
 
 var h: MetaBrainTestHarness = MetaBrainTestHarness.new()
 var arena: Node = null
-var frames_open: int = 0
 var frames_after: int = 0
 
 
 func _initialize() -> void:
 	MetaBrainTestHarness.watchdog(self, 60.0)
-	arena = (load("res://demo/arena.tscn") as PackedScene).instantiate()
-	root.add_child.call_deferred(arena)
+	arena = MetaBrainTestHarness.add_arena(self)
 
 
 func _physics_process(_delta: float) -> bool:
 	if arena != null:
-		var brain: MetaBrain = arena.get("brain")
-		if brain == null or not brain.is_open():
-			return false
-		frames_open += 1
-		if frames_open < 60:  # a second of play first
+		var brain: MetaBrain = h.brain_open_for(arena, 60)  # a second of play first
+		if brain == null:
 			return false
 		h.check(brain.stats["frames_sent"] > 0, "frames were sent before the scene changed")
 		root.remove_child(arena)  # what change_scene_to_* does to the level it leaves
