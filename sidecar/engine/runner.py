@@ -30,8 +30,8 @@ CPU_BLOCK = 512
 # (a multiplayer tick hints each NPC once); otherwise for every slot, which skips ~30 us of gathers.
 HINTED_ONLY_BELOW = 0.5
 # A CPU step of up to this many rows runs with oneDNN off: its kernels (GELU above all: ~15 us of setup a
-# call whatever the size) cost more than they save there (`python -m sim.bench.onednn`: 1.3-1.4x faster
-# at 1-2 rows, 1.1x at 32, even from 128; outputs within 4e-7).
+# call whatever the size) cost more than they save there (`python -m sim.bench.onednn`: 1.2-1.35x faster
+# at 1-8 rows, 1.1x at 32-64, no consistent difference from 128; outputs within 4e-7).
 ONEDNN_OFF_UP_TO = 64
 TRACE_LEVELS = 12  # candidate levels in the example batch the CPU step is traced (and warmed up) with
 EXPLAIN_TOP = 3
