@@ -65,6 +65,12 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--idle-timeout", type=float, default=Limits.idle_timeout_s, help="seconds without a frame before a close"
     )
+    p.add_argument(
+        "--max-pause",
+        type=float,
+        default=Limits.max_pause_s,
+        help="seconds without a frame before a close, for a game that sent EVENT_TYPE_PAUSE (a pause menu)",
+    )
     p.add_argument("--token-file", help="file of accepted tokens, one per line (also $METABRAIN_TOKEN)")
     p.add_argument("--tls-cert", help="server certificate (PEM) to serve TLS on both transports")
     p.add_argument("--tls-key", help="server private key (PEM)")
@@ -155,6 +161,7 @@ def serve_config(a: argparse.Namespace) -> object:
         max_frames_per_second=a.max_fps,
         resume_window_s=a.resume_window,
         idle_timeout_s=a.idle_timeout,
+        max_pause_s=a.max_pause,
         max_connections=a.max_connections,
         max_messages_per_second_per_connection=a.max_conn_rate,
         max_connections_per_client=a.max_connections_per_client,

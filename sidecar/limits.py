@@ -27,7 +27,14 @@ class Limits:
     max_messages_per_second_per_connection: float = 480.0
     resume_window_s: float = 30.0
     idle_timeout_s: float = 60.0
+    # A game that said it paused (a frame with EVENT_TYPE_PAUSE, no RESUME after it) may go this long
+    # without a frame before its session is closed: a pause menu is not a player who left.
+    max_pause_s: float = 1800.0
     max_frames_per_second: float = 240.0
     max_string_bytes: int = 128
     # Coordinates beyond this magnitude are refused as corrupt rather than fed to the model.
     max_abs_coordinate: float = 1.0e6
+
+    def idle_limit_s(self, paused: bool) -> float:
+        """How long a session may go without a frame: longer while its game says it is paused."""
+        return max(self.max_pause_s, self.idle_timeout_s) if paused else self.idle_timeout_s

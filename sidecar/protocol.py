@@ -11,6 +11,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from sidecar.columns import EventType
 from sidecar.errors import (
     InvalidHello,
     LimitExceeded,
@@ -195,6 +198,8 @@ class Connection:
                 sequence=seq,
             )
         raw = frame.read(self.limits, session.knobs.names)
+        if len(raw.events):
+            session.paused = _paused_after(raw.events, session.paused)
         if session.start_game_time is None:
             session.start_game_time = frame.game_time
         accepted = FrameInput(
@@ -212,6 +217,20 @@ class Connection:
             self.registry.detach(session, now)
         self.state = State.CLOSED
         return session
+
+
+_PAUSE, _RESUME = float(EventType.PAUSE), float(EventType.RESUME)
+
+
+def _paused_after(events: np.ndarray, paused: bool) -> bool:
+    """Whether the game is paused after a frame's events ([E, 4], type first): its last PAUSE or RESUME
+    decides (a pause is the game's, whichever player it names)."""
+    for t in reversed(events[:, 0].tolist()):
+        if t == _PAUSE:
+            return True
+        if t == _RESUME:
+            return False
+    return paused
 
 
 _KINDS: dict[type, str] = {HelloRequest: "hello", FrameRequest: "frame", GoodbyeRequest: "goodbye"}

@@ -80,6 +80,7 @@ class Session:
     tracks: dict[str, PlayerTrack] = field(default_factory=dict)
     frames: TokenBucket = field(default_factory=lambda: TokenBucket(0.0, 0.0))  # max_frames_per_second
     frames_accepted: int = 0
+    paused: bool = False  # the game's latest PAUSE / RESUME event was a PAUSE: idle up to max_pause_s
     # The director it gets: the hello's (or the server's default), or its experiment arm's.
     policy: str = ""
     policy_params: dict[str, str] = field(default_factory=dict)
@@ -175,7 +176,7 @@ class SessionRegistry:
         for s in self.sessions.values():
             if not s.attached and s.detached_at is not None and now - s.detached_at > self.limits.resume_window_s:
                 gone.append(s)
-            elif s.attached and now - s.last_seen > self.limits.idle_timeout_s:
+            elif s.attached and now - s.last_seen > self.limits.idle_limit_s(s.paused):
                 idle.append(s)
         for s in gone + idle:
             self.sessions.pop(s.session_id, None)

@@ -163,6 +163,40 @@ def test_resume_window_and_idle_timeout() -> None:
         _conn(registry=reg).receive(from_message(hello_req(resume_token=w.welcome.session_id + ".forged")), 30.0)
 
 
+def _with_events(i: int, *types: int) -> pb.SessionRequest:
+    req = _frame(i)
+    for t in types:
+        req.frame.events.add(type=t, game_time=req.frame.game_time)  # type: ignore[arg-type]
+    return req
+
+
+def test_a_paused_game_may_go_quiet_for_max_pause_s_not_idle_timeout_s() -> None:
+    """A pause menu is not a player who left: after a frame with EVENT_TYPE_PAUSE the session may go
+    max_pause_s without frames; a RESUME (the last of the two in a frame decides) brings idle_timeout_s
+    back."""
+    limits = Limits(idle_timeout_s=5.0, max_pause_s=100.0, max_frames_per_second=1e6)
+    reg = SessionRegistry(limits, secret=b"k" * 32)
+    c = _conn(registry=reg)
+    w = c.receive(from_message(hello_req()), 0.0)
+    assert isinstance(w, Welcomed)
+    c.receive(from_message(_frame(0)), 1.0)
+    c.receive(from_message(_with_events(1, pb.EVENT_TYPE_RESUME, pb.EVENT_TYPE_PAUSE)), 2.0)  # paused
+    assert reg.expired(2.0 + 50.0) == ([], [])  # well past idle_timeout_s
+    c.receive(from_message(_frame(2)), 60.0)  # a frame with no pause event: still paused
+    assert reg.expired(60.0 + 99.0) == ([], [])
+    c.receive(from_message(_with_events(3, pb.EVENT_TYPE_PAUSE, pb.EVENT_TYPE_RESUME)), 160.0)  # playing again
+    _, idle = reg.expired(160.0 + 5.1)
+    assert [s.session_id for s in idle] == [w.welcome.session_id]
+    # Paused and then gone quiet for longer than max_pause_s: closed.
+    c2 = _conn(registry=reg)
+    w2 = c2.receive(from_message(hello_req()), 200.0)
+    assert isinstance(w2, Welcomed)
+    c2.receive(from_message(_with_events(0, pb.EVENT_TYPE_PAUSE)), 201.0)
+    assert reg.expired(201.0 + 100.0) == ([], [])
+    _, idle = reg.expired(201.0 + 100.1)
+    assert [s.session_id for s in idle] == [w2.welcome.session_id]
+
+
 def test_session_limit() -> None:
     reg = SessionRegistry(Limits(max_sessions=2))
     for _ in range(2):

@@ -92,7 +92,7 @@ class ServiceContext:
             self._player_went_away(s, IDLE_TIMEOUT, "session closed: idle")
             handler = self.handlers.pop(s.session_id, None)
             if handler is not None:
-                handler.idle_out()
+                handler.idle_out(s.paused)
 
     def _player_went_away(self, session: Session, why: str, message: str) -> None:
         """A session the sweep ends: its state goes, and the observers close it (its recording ends here
@@ -309,8 +309,12 @@ class StreamHandler:
             )
         )
 
-    def idle_out(self) -> None:
-        err = IdleTimeout(f"no frame for {self.ctx.limits.idle_timeout_s:g} s; the limit is idle_timeout_s")
+    def idle_out(self, paused: bool = False) -> None:
+        limit = self.ctx.limits.idle_limit_s(paused)
+        if paused:
+            err = IdleTimeout(f"paused with no frame for {limit:g} s; the limit is max_pause_s")
+        else:
+            err = IdleTimeout(f"no frame for {limit:g} s; the limit is idle_timeout_s")
         self.conn.session = None
         self._close(err)
 

@@ -1,0 +1,100 @@
+"""A game in its pause menu: it says so (EVENT_TYPE_PAUSE) and may then send nothing for up to
+max_pause_s; the session, its model state and its director wait for it. A game that goes quiet without
+saying so is closed after idle_timeout_s, as before."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+
+from sidecar.limits import Limits
+from sidecar.model.checkpoint import Checkpoint
+from sidecar.wire.schema import pb
+from tests.conftest import make_sidecar
+from tests.helpers import GrpcSession, frame_req, game_frames, hello_req
+
+FRAMES = game_frames(6)
+
+
+def _frame(i: int, *events: int) -> pb.SessionRequest:
+    req = frame_req(FRAMES[i])
+    for t in events:
+        req.frame.events.add(type=t, game_time=req.frame.game_time)  # type: ignore[arg-type]
+    return req
+
+
+def _closed_with(c: GrpcSession) -> str:
+    """The message the sidecar closed the stream with (an error response, or the stream's status)."""
+    try:
+        while True:
+            resp = c.recv(timeout=10.0)
+            if resp.WhichOneof("kind") == "error":
+                return resp.error.message
+    except grpc.RpcError as exc:
+        return str(exc.details())
+
+
+def test_a_paused_session_waits_and_a_quiet_one_is_closed(tiny_checkpoint: Checkpoint) -> None:
+    sc = make_sidecar(
+        tiny_checkpoint,
+        limits=Limits(idle_timeout_s=0.6, max_pause_s=2.5, max_frames_per_second=1e6),
+        sweep_interval_s=0.1,
+    )
+    channel = grpc.insecure_channel(sc.grpc_address)
+    try:
+        paused, quiet = GrpcSession(channel), GrpcSession(channel)
+        for c in (paused, quiet):
+            c.send(hello_req())
+            assert c.recv().WhichOneof("kind") == "welcome"
+        paused.send(_frame(0, pb.EVENT_TYPE_PAUSE))
+        quiet.send(_frame(0))
+        for c in (paused, quiet):
+            assert c.recv().WhichOneof("kind") == "guidance"
+        time.sleep(1.5)  # past idle_timeout_s, within max_pause_s
+        assert "idle_timeout_s" in _closed_with(quiet)
+        paused.send(_frame(1, pb.EVENT_TYPE_RESUME))  # back from the menu: the same session goes on
+        g = paused.recv()
+        assert g.WhichOneof("kind") == "guidance" and g.guidance.sequence == FRAMES[1].sequence
+        assert len(sc.sidecar.engine.sessions) == 1
+        paused.send(_frame(2, pb.EVENT_TYPE_PAUSE))  # paused again, and never back
+        assert paused.recv().WhichOneof("kind") == "guidance"
+        started = time.monotonic()
+        message = _closed_with(paused)
+        assert "max_pause_s" in message and time.monotonic() - started > 2.0, message
+        deadline = time.monotonic() + 5.0
+        while sc.sidecar.engine.sessions and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not sc.sidecar.engine.sessions  # its model state was freed
+        for c in (paused, quiet):
+            c.close()
+    finally:
+        channel.close()
+        sc.stop()
+
+
+@pytest.mark.parametrize("events", [(pb.EVENT_TYPE_PAUSE, pb.EVENT_TYPE_RESUME), ()])
+def test_a_session_not_paused_is_closed_after_idle_timeout(
+    tiny_checkpoint: Checkpoint, events: tuple[int, ...]
+) -> None:
+    """A frame whose last pause event is a RESUME, or that has none, leaves idle_timeout_s in force."""
+    sc = make_sidecar(
+        tiny_checkpoint,
+        limits=Limits(idle_timeout_s=0.5, max_pause_s=60.0, max_frames_per_second=1e6),
+        sweep_interval_s=0.1,
+    )
+    channel = grpc.insecure_channel(sc.grpc_address)
+    try:
+        c = GrpcSession(channel)
+        c.send(hello_req())
+        assert c.recv().WhichOneof("kind") == "welcome"
+        c.send(_frame(0, *events))
+        assert c.recv().WhichOneof("kind") == "guidance"
+        started = time.monotonic()
+        assert "idle_timeout_s" in _closed_with(c)
+        assert time.monotonic() - started < 5.0
+        c.close()
+    finally:
+        channel.close()
+        sc.stop()
