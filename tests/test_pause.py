@@ -47,7 +47,8 @@ def test_a_paused_session_waits_and_a_quiet_one_is_closed(tiny_checkpoint: Check
         paused, quiet = GrpcSession(channel), GrpcSession(channel)
         for c in (paused, quiet):
             c.send(hello_req())
-            assert c.recv().WhichOneof("kind") == "welcome"
+            w = c.recv()
+            assert w.WhichOneof("kind") == "welcome" and w.welcome.limits.max_pause_s == 2.5  # the game is told
         paused.send(_frame(0, pb.EVENT_TYPE_PAUSE))
         quiet.send(_frame(0))
         for c in (paused, quiet):

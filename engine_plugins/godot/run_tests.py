@@ -33,6 +33,7 @@ from sidecar.serving.ports_file import read_ports_file  # noqa: E402
 INSTALL = HERE / "install-godot4.sh"
 CLOSED_GAME = "metabrain.godot.closed"  # test_close.gd's game: the one session in it is the window closed
 SCENE_GAME = "metabrain.godot.scene"  # test_scene_change.gd's game: its one session left with its scene
+PAUSE_GAME = "metabrain.godot.pause"  # test_pause.gd's game: one session, paused past the idle timeout
 
 
 def find_godot(install: bool) -> str | None:
@@ -48,9 +49,10 @@ def find_godot(install: bool) -> str | None:
 
 
 class Sidecar:
-    def __init__(self, workdir: Path, port: int = 0) -> None:
+    def __init__(self, workdir: Path, port: int = 0, extra: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
         self.port = port
+        self.extra = extra  # more `metabrain serve` options
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> int:
@@ -73,6 +75,7 @@ class Sidecar:
             "100000",
             "--log-level",
             "WARNING",
+            *self.extra,
         ]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 60
@@ -292,6 +295,7 @@ def main() -> int:
         )
     finally:
         side.stop()
+    pause_test(runner, proj, scratch)
     empty = make_empty_project(scratch)
     runner.import_pass(empty)
     runner.import_pass(empty, editor=True)
@@ -303,6 +307,36 @@ def main() -> int:
     print(f"results: {scratch / 'results.json'}")
     print(f"{len(runner.passed)} passed, {len(runner.failed)} failed")
     return 0 if runner.passed and not runner.failed else 1
+
+
+def pause_test(runner: Runner, proj: Path, scratch: Path) -> None:
+    """The game paused for longer than the sidecar's idle timeout (a sidecar of its own, with a 2 s one):
+    the same session goes on afterwards, and the sidecar counted one session of the game, not a quit."""
+    side = Sidecar(scratch / "pause", extra=("--idle-timeout", "2"))
+    side.workdir.mkdir()
+    try:
+        port = side.start()
+        runner.script_test(
+            proj,
+            "the game paused past the idle timeout: the same session goes on",
+            "test_pause.gd",
+            [f"--metabrain-port={port}", f"--metabrain-game={PAUSE_GAME}"],
+            60,
+        )
+        wrong = settled(lambda state: check_one_session_not_quit(state, PAUSE_GAME), side.workdir / "state")
+        runner.record("a paused session is not counted as the player leaving", not wrong, wrong)
+    finally:
+        side.stop()
+
+
+def check_one_session_not_quit(state_dir: Path, game: str) -> str:
+    """The game had one session, ended by the game (stop(true)), not by the player or an idle timeout."""
+    from sidecar.operations.portfolio_store import PortfolioStore
+
+    evidence = PortfolioStore(state_dir).games().get(game, {})
+    quits = sum(e.quits for e in evidence.values())
+    finished = sum(e.finished for e in evidence.values())
+    return "" if (finished, quits) == (1, 0) else f"expected one session of {game}, not quit: {evidence}"
 
 
 def protobufjs_crosscheck(runner: Runner, proj: Path, scratch: Path) -> None:

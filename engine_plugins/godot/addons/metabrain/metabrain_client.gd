@@ -6,6 +6,12 @@ extends Node
 ## guidance wins (older guidance is dropped), and while the sidecar is away the knobs return to the
 ## designer's defaults, no faster than each knob's max_change_per_second, and the node reconnects
 ## with backoff, resuming its session with the resume token.
+##
+## The node runs while the scene tree is paused (process_mode ALWAYS): its connection stays alive, and
+## when the tree pauses it tells the sidecar (EVENT_TYPE_PAUSE, in a frame sent at once) and sends no
+## telemetry until the tree resumes (EVENT_TYPE_RESUME with the next frame); its game clock stops
+## meanwhile. The sidecar keeps a paused session for its max_pause_s (30 minutes by default) instead of
+## closing it after a minute without frames. A game that pauses another way calls set_paused().
 
 signal connected(session_id: String, resumed: bool)
 signal disconnected(reason: String)
@@ -73,9 +79,12 @@ var _connect_started_ms: int = 0
 var _pending_events: Array[MetaBrainProto.GameEvent] = []
 var _npc_nodes: Dictionary = {}
 var _ending_until_ms: int = 0
+var _paused: bool = false
+var _tree_paused: bool = false
 
 
 func _ready() -> void:
+	process_mode = Node.PROCESS_MODE_ALWAYS  # keep the connection (and the pause's news) going in a pause
 	if address.is_empty():
 		address = str(ProjectSettings.get_setting("metabrain/network/address", "127.0.0.1"))
 	if port == 0:
@@ -141,6 +150,26 @@ func _goodbye_now() -> void:
 		_ws.poll()
 
 
+## The game paused (true) or resumed (false): the sidecar hears it with the next frame (sent at once
+## when the node collects telemetry itself), keeps the session through a long pause (its max_pause_s),
+## and the node's game clock and telemetry stop until it resumes. Called by the node itself when the
+## scene tree pauses; a game whose pause menu does not pause the tree calls it.
+func set_paused(paused: bool) -> void:
+	if paused == _paused:
+		return
+	_paused = paused
+	var event: int = MetaBrainProto.EventType.EVENT_TYPE_PAUSE
+	if not paused:
+		event = MetaBrainProto.EventType.EVENT_TYPE_RESUME
+	report_event(event)
+	if paused and auto_collect and state == State.OPEN:
+		_send_collected()  # no frame follows until the game resumes: the pause goes now
+
+
+func is_paused() -> bool:
+	return _paused
+
+
 func is_open() -> bool:
 	return state == State.OPEN
 
@@ -190,6 +219,12 @@ func send_frame(frame: MetaBrainProto.Frame) -> bool:
 
 
 func _physics_process(delta: float) -> void:
+	var tree_paused: bool = get_tree().paused
+	if tree_paused != _tree_paused:  # follow the tree's pause (a game may also call set_paused itself)
+		_tree_paused = tree_paused
+		set_paused(tree_paused)
+	if _paused:
+		return  # the game stands still: no game time passes, no telemetry, knobs stay where they are
 	_game_time += delta
 	_physics_ticks += 1
 	if state != State.OPEN:
@@ -200,6 +235,10 @@ func _physics_process(delta: float) -> void:
 		stats["frames_dropped"] += 1
 		_pending_events.clear()
 		return
+	_send_collected()
+
+
+func _send_collected() -> void:
 	var frame: MetaBrainProto.Frame = MetaBrainProto.Frame.new()
 	_npc_nodes = MetaBrainTelemetry.collect(get_tree(), frame)
 	if frame.player_table == null:  # no player in the scene

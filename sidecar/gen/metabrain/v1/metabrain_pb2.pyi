@@ -236,7 +236,7 @@ class Goodbye(_message.Message):
     def __init__(self, reason: _Optional[str] = ..., cut_short: _Optional[bool] = ...) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_message_bytes", "max_players_per_frame", "max_npcs_per_frame", "max_events_per_frame", "max_knobs", "max_sessions", "resume_window_s", "idle_timeout_s", "max_frames_per_second", "max_string_bytes", "max_connections", "max_messages_per_second_per_connection", "hello_timeout_s", "max_connections_per_client")
+    __slots__ = ("max_message_bytes", "max_players_per_frame", "max_npcs_per_frame", "max_events_per_frame", "max_knobs", "max_sessions", "resume_window_s", "idle_timeout_s", "max_frames_per_second", "max_string_bytes", "max_connections", "max_messages_per_second_per_connection", "hello_timeout_s", "max_connections_per_client", "max_pause_s")
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_PLAYERS_PER_FRAME_FIELD_NUMBER: _ClassVar[int]
     MAX_NPCS_PER_FRAME_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +251,7 @@ class Limits(_message.Message):
     MAX_MESSAGES_PER_SECOND_PER_CONNECTION_FIELD_NUMBER: _ClassVar[int]
     HELLO_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     MAX_CONNECTIONS_PER_CLIENT_FIELD_NUMBER: _ClassVar[int]
+    MAX_PAUSE_S_FIELD_NUMBER: _ClassVar[int]
     max_message_bytes: int
     max_players_per_frame: int
     max_npcs_per_frame: int
@@ -265,7 +266,8 @@ class Limits(_message.Message):
     max_messages_per_second_per_connection: float
     hello_timeout_s: float
     max_connections_per_client: int
-    def __init__(self, max_message_bytes: _Optional[int] = ..., max_players_per_frame: _Optional[int] = ..., max_npcs_per_frame: _Optional[int] = ..., max_events_per_frame: _Optional[int] = ..., max_knobs: _Optional[int] = ..., max_sessions: _Optional[int] = ..., resume_window_s: _Optional[float] = ..., idle_timeout_s: _Optional[float] = ..., max_frames_per_second: _Optional[float] = ..., max_string_bytes: _Optional[int] = ..., max_connections: _Optional[int] = ..., max_messages_per_second_per_connection: _Optional[float] = ..., hello_timeout_s: _Optional[float] = ..., max_connections_per_client: _Optional[int] = ...) -> None: ...
+    max_pause_s: float
+    def __init__(self, max_message_bytes: _Optional[int] = ..., max_players_per_frame: _Optional[int] = ..., max_npcs_per_frame: _Optional[int] = ..., max_events_per_frame: _Optional[int] = ..., max_knobs: _Optional[int] = ..., max_sessions: _Optional[int] = ..., resume_window_s: _Optional[float] = ..., idle_timeout_s: _Optional[float] = ..., max_frames_per_second: _Optional[float] = ..., max_string_bytes: _Optional[int] = ..., max_connections: _Optional[int] = ..., max_messages_per_second_per_connection: _Optional[float] = ..., hello_timeout_s: _Optional[float] = ..., max_connections_per_client: _Optional[int] = ..., max_pause_s: _Optional[float] = ...) -> None: ...
 
 class Vec3(_message.Message):
     __slots__ = ("x", "y", "z")

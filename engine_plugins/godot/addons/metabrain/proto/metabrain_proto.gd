@@ -1092,6 +1092,7 @@ class Limits:
 	var max_messages_per_second_per_connection: float = 0.0
 	var hello_timeout_s: float = 0.0
 	var max_connections_per_client: int = 0
+	var max_pause_s: float = 0.0
 	## Fields this schema does not know, as they came on the wire; written back after the known ones.
 	var unknown_fields: PackedByteArray = PackedByteArray()
 
@@ -1138,6 +1139,9 @@ class Limits:
 		if max_connections_per_client != 0:
 			out_.buf.put_u8(112)
 			out_.varint(max_connections_per_client)
+		if Writer.is_set_float(max_pause_s):
+			out_.buf.put_u8(125)
+			out_.float32(max_pause_s)
 		if not unknown_fields.is_empty():
 			out_.raw(unknown_fields)
 
@@ -1221,6 +1225,11 @@ class Limits:
 				14:
 					if wire_ == 0:
 						max_connections_per_client = in_.varint() & 0xFFFFFFFF
+					else:
+						_keep_unknown(in_, at_)
+				15:
+					if wire_ == 5:
+						max_pause_s = in_.float32()
 					else:
 						_keep_unknown(in_, at_)
 				_:

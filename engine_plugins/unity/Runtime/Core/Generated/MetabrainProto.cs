@@ -1380,6 +1380,7 @@ namespace MetaBrain.Proto
         public float MaxMessagesPerSecondPerConnection;
         public float HelloTimeoutS;
         public uint MaxConnectionsPerClient;
+        public float MaxPauseS;
         /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
         public byte[] UnknownFields = new byte[0];
 
@@ -1454,6 +1455,11 @@ namespace MetaBrain.Proto
             {
                 w.Tag(14, 0);
                 w.Varint(MaxConnectionsPerClient);
+            }
+            if (ProtoWriter.IsSet(MaxPauseS))
+            {
+                w.Tag(15, 5);
+                w.Float(MaxPauseS);
             }
             if (UnknownFields.Length > 0) w.Raw(UnknownFields);
         }
@@ -1569,6 +1575,13 @@ namespace MetaBrain.Proto
                         if (wire == 0)
                         {
                             MaxConnectionsPerClient = (uint)r.Varint();
+                        }
+                        else KeepUnknown(r, at);
+                        break;
+                    case 15:
+                        if (wire == 5)
+                        {
+                            MaxPauseS = r.Float();
                         }
                         else KeepUnknown(r, at);
                         break;
