@@ -35,6 +35,11 @@ class Limits:
     # Coordinates beyond this magnitude are refused as corrupt rather than fed to the model.
     max_abs_coordinate: float = 1.0e6
 
+    def resume_window_for(self, paused: bool) -> float:
+        """How long a session whose stream went away waits for a resume: a paused one (a phone that put
+        the game in the background and lost the connection) as long as a pause may last."""
+        return max(self.max_pause_s, self.resume_window_s) if paused else self.resume_window_s
+
     def idle_limit_s(self, paused: bool) -> float:
         """How long a session may go without a frame: longer while its game says it is paused."""
         return max(self.max_pause_s, self.idle_timeout_s) if paused else self.idle_timeout_s

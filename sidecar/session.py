@@ -174,7 +174,11 @@ class SessionRegistry:
         """Sessions to free now: (detached past the resume window, attached but idle too long)."""
         gone, idle = [], []
         for s in self.sessions.values():
-            if not s.attached and s.detached_at is not None and now - s.detached_at > self.limits.resume_window_s:
+            if (
+                not s.attached
+                and s.detached_at is not None
+                and now - s.detached_at > self.limits.resume_window_for(s.paused)
+            ):
                 gone.append(s)
             elif s.attached and now - s.last_seen > self.limits.idle_limit_s(s.paused):
                 idle.append(s)

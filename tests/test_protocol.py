@@ -195,6 +195,16 @@ def test_a_paused_game_may_go_quiet_for_max_pause_s_not_idle_timeout_s() -> None
     assert reg.expired(201.0 + 100.0) == ([], [])
     _, idle = reg.expired(201.0 + 100.1)
     assert [s.session_id for s in idle] == [w2.welcome.session_id]
+    # Paused, then the connection lost (a phone put the game in the background): the session waits for a
+    # resume as long as a pause may last, not the resume window.
+    c3 = _conn(registry=reg)
+    w3 = c3.receive(from_message(hello_req()), 400.0)
+    assert isinstance(w3, Welcomed)
+    c3.receive(from_message(_with_events(0, pb.EVENT_TYPE_PAUSE)), 401.0)
+    c3.lost(402.0)
+    assert reg.expired(402.0 + 99.0) == ([], [])  # well past resume_window_s (10)
+    gone, _ = reg.expired(402.0 + 100.1)
+    assert [s.session_id for s in gone] == [w3.welcome.session_id]
 
 
 def test_session_limit() -> None:

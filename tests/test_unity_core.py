@@ -124,7 +124,7 @@ def test_core_against_real_sidecar(tmp_path: Path) -> None:
     )
     print(run.stdout)
     lines = [line for line in run.stdout.splitlines() if line.strip()]
-    assert run.returncode == 0 and lines and lines[-1] == "6 passed, 0 failed", run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.returncode == 0 and lines and lines[-1] == "7 passed, 0 failed", run.stdout[-3000:] + run.stderr[-3000:]
     assert check_by_hand((tmp_path / "state" / "csharp_tables.bin").read_bytes()) == ""
     # EndSession(cutShort: true): the sidecar's portfolio kept that session as ended, not as a quit (every
     # other way a session of this run ends counts as the player leaving).
@@ -135,3 +135,7 @@ def test_core_against_real_sidecar(tmp_path: Path) -> None:
     # (without the goodbye it would still be in its resume window when the sidecar was killed: not ended).
     quit_ = games["metabrain.csharp.quit"].values()
     assert sum(e.quits for e in quit_) == sum(e.finished for e in quit_) == 1, quit_
+    # SetPaused(true) past the idle timeout: one session of that game, not ended as idle (it ends when the
+    # client is disposed, without a goodbye: in its resume window when the sidecar is killed, so not ended).
+    paused = games["metabrain.csharp.pause"].values()
+    assert sum(e.assigned for e in paused) == 1 and sum(e.quits for e in paused) == 0, paused

@@ -50,6 +50,7 @@ namespace UnityEngine
         public static float time { get { return 0f; } }
         public static float deltaTime { get { return 0f; } }
         public static float fixedDeltaTime { get { return 0f; } }
+        public static float timeScale { get { return 1f; } set { } }
     }
     public static class Debug { public static void Log(object message) { } }
     [AttributeUsage(AttributeTargets.Class)]

@@ -80,6 +80,7 @@ var _pending_events: Array[MetaBrainProto.GameEvent] = []
 var _npc_nodes: Dictionary = {}
 var _ending_until_ms: int = 0
 var _paused: bool = false
+var _pause_unsent: bool = false  # paused, and no frame has told the sidecar on this connection yet
 var _tree_paused: bool = false
 
 
@@ -162,6 +163,7 @@ func set_paused(paused: bool) -> void:
 	if not paused:
 		event = MetaBrainProto.EventType.EVENT_TYPE_RESUME
 	report_event(event)
+	_pause_unsent = paused
 	if paused and auto_collect and state == State.OPEN:
 		_send_collected()  # no frame follows until the game resumes: the pause goes now
 
@@ -205,6 +207,7 @@ func send_frame(frame: MetaBrainProto.Frame) -> bool:
 	frame.game_time = _game_time
 	frame.events.append_array(_pending_events)
 	_pending_events.clear()
+	_pause_unsent = false
 	if frame.knobs.is_empty() and frame.knob_values.is_empty():
 		# The compact form: one value per knob, in the hello's order.
 		for k: MetaBrainKnob in knobs:
@@ -224,6 +227,8 @@ func _physics_process(delta: float) -> void:
 		_tree_paused = tree_paused
 		set_paused(tree_paused)
 	if _paused:
+		if _pause_unsent and auto_collect and state == State.OPEN:
+			_send_collected()  # connected while paused (or the pause's frame was dropped): say it now
 		return  # the game stands still: no game time passes, no telemetry, knobs stay where they are
 	_game_time += delta
 	_physics_ticks += 1
@@ -333,6 +338,9 @@ func _handle(bytes: PackedByteArray) -> void:
 		_backoff_s = reconnect_min_s
 		if resp.welcome.resumed:
 			stats["resumes"] += 1
+		if _paused:  # a new connection (or session) has not heard of the pause (a repeat is harmless)
+			report_event(MetaBrainProto.EventType.EVENT_TYPE_PAUSE)
+			_pause_unsent = true
 		connected.emit(session_id, resp.welcome.resumed)
 	elif resp.guidance != null:
 		_apply(resp.guidance)

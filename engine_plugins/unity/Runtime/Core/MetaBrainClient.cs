@@ -86,6 +86,8 @@ namespace MetaBrain.Core
         bool _acknowledged;  // the sidecar answered EndSession's goodbye: the session is over, close now
         ClientState _state = ClientState.Stopped;
         double _lastPoll;
+        bool _paused;
+        EventType _pauseNews;  // Pause or Resume, for the next frame to carry (Unspecified: nothing to say)
 
         public readonly ClientStats Stats = new ClientStats();
         public string SessionId { get; private set; }
@@ -193,6 +195,24 @@ namespace MetaBrain.Core
 
         public double GameTime { get { return _clock.Elapsed.TotalSeconds; } }
 
+        /// <summary>The game paused (true) or resumed (false). The next frame tells the sidecar
+        /// (EVENT_TYPE_PAUSE / RESUME), which then keeps the session through a silence of up to its
+        /// Limits.MaxPauseS (30 minutes by default) instead of closing it after IdleTimeoutS without frames
+        /// and counting the player as gone. Send a frame right after pausing (MetaBrainDirector does): no
+        /// frame, no news.</summary>
+        public void SetPaused(bool paused)
+        {
+            if (paused == _paused) return;
+            _paused = paused;
+            _pauseNews = paused ? EventType.Pause : EventType.Resume;
+        }
+
+        public bool IsPaused { get { return _paused; } }
+
+        /// <summary>The sidecar has not yet been sent the latest pause or resume (the frame that carried it was
+        /// dropped, or a new connection opened while paused): send a frame.</summary>
+        public bool PauseNewsPending { get { return _pauseNews != EventType.Unspecified; } }
+
         /// <summary>Queue a frame (sequence, game time and knob values filled in). Never blocks; returns false if
         /// the frame was dropped because the sidecar is away. Past MaxQueuedFrames unsent, the oldest goes.</summary>
         public bool TrySend(Frame frame)
@@ -204,6 +224,11 @@ namespace MetaBrain.Core
             }
             frame.Sequence = ++_sequence;
             if (frame.GameTime == 0) frame.GameTime = GameTime;
+            if (_pauseNews != EventType.Unspecified)
+            {
+                frame.Events.Add(new GameEvent { Type = _pauseNews, GameTime = frame.GameTime });
+                _pauseNews = EventType.Unspecified;
+            }
             if (frame.Knobs.Count == 0 && frame.KnobValues.Count == 0)  // the compact form, in the hello's order
                 foreach (var k in _opt.Knobs) frame.KnobValues.Add(Knob(k.Name));
             if (_queue.Count >= _opt.MaxQueuedFrames) { _queue.Dequeue(); Stats.FramesDropped++; }
@@ -356,6 +381,7 @@ namespace MetaBrain.Core
                 _wasOpen = true;
                 _state = ClientState.Open;
                 if (w.Resumed) Stats.Resumes++;
+                if (_paused) _pauseNews = EventType.Pause;  // a new or reset session has not heard it yet
                 var id = w.SessionId;
                 var resumed = w.Resumed;
                 Raise(() => { if (Connected != null) Connected(id, resumed); });

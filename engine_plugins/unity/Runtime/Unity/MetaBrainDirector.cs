@@ -106,9 +106,36 @@ namespace MetaBrain.Unity
         readonly List<GameEvent> _events = new List<GameEvent>();
         readonly FrameTables _tables = new FrameTables();
 
+        /// <summary>A pause menu that keeps time running opened (true) or closed (false). The director also
+        /// pauses by itself while Time.timeScale is 0 (followTimeScale) and while the app is paused (it lost
+        /// focus with Run In Background off, or went to the background on mobile). While any of these holds,
+        /// the sidecar is told at once and keeps the session through the silence (its Limits.MaxPauseS)
+        /// instead of closing it as idle and counting the player as gone.</summary>
+        public void SetPaused(bool paused) { _menuPaused = paused; ApplyPause(); }
+
+        [Tooltip("Tell the sidecar the game paused while Time.timeScale is 0, so it keeps the session.")]
+        public bool followTimeScale = true;
+
+        bool _menuPaused, _timeStopped, _appPaused;
+
+        void ApplyPause()
+        {
+            bool paused = _menuPaused || _timeStopped || _appPaused;
+            if (Client == null || Client.IsPaused == paused) return;
+            Client.SetPaused(paused);
+            if (paused) SendFrame();  // no FixedUpdate follows while time stands still: the news goes now
+        }
+
+        void OnApplicationPause(bool paused) { _appPaused = paused; ApplyPause(); }
+
         void FixedUpdate()
         {
             if (Client == null || ++_fixedUpdates % Mathf.Max(sendEveryNFixedUpdates, 1) != 0) return;
+            SendFrame();
+        }
+
+        void SendFrame()
+        {
             _tables.Clear();
             foreach (var p in MetaBrainPlayer.All) p.AddTo(_tables);
             if (_tables.PlayerCount == 0) return;
@@ -122,7 +149,11 @@ namespace MetaBrain.Unity
 
         void Update()
         {
-            if (Client != null) Client.Poll();
+            if (Client == null) return;
+            bool stopped = followTimeScale && Time.timeScale == 0f;
+            if (stopped != _timeStopped) { _timeStopped = stopped; ApplyPause(); }
+            Client.Poll();
+            if (Client.IsPaused && Client.IsOpen && Client.PauseNewsPending) SendFrame();  // (re)connected while paused
         }
     }
 }

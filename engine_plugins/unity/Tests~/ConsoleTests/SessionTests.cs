@@ -22,7 +22,7 @@ public static class SessionTests
     static void StartSidecar()
     {
         var psi = new ProcessStartInfo(python, "-m sidecar.cli serve --grpc-port off --ws-port " + port +
-            " --state-dir " + stateDir + " --max-fps 100000 --log-level WARNING")
+            " --state-dir " + stateDir + " --max-fps 100000 --idle-timeout 3 --log-level WARNING")
         { WorkingDirectory = repo, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         sidecar = Process.Start(psi);
         var line = sidecar.StandardOutput.ReadLine();  // "metabrain serving ..." once it listens
@@ -271,6 +271,45 @@ public static class SessionTests
             Console.WriteLine("BENCH rows (baseline): build+encode " + rowsEncodeUs.ToString("F1") + " us; tables take " +
                 (encodeUs / rowsEncodeUs).ToString("F2") + "x the time of rows");
             Assert(rate > 0, "round trips measured");
+        }
+    }
+
+    // A pause menu (what MetaBrainDirector does while Time.timeScale is 0) for longer than the sidecar's idle
+    // timeout (3 s here): SetPaused(true) and one frame, then 5 s without frames while the game still polls.
+    // The same session goes on after SetPaused(false), with no reconnect; a client as quiet without pausing
+    // is closed as idle.
+    [Test]
+    public static void APausedSessionOutlivesTheIdleTimeout()
+    {
+        var o = Options();
+        o.GameId = "metabrain.csharp.pause";
+        using (var paused = new MetaBrainClient(o))
+        using (var quiet = new MetaBrainClient(Options()))
+        {
+            paused.Start();
+            quiet.Start();
+            Assert(WaitFor(() => paused.IsOpen, 10000, paused) && WaitFor(() => quiet.IsOpen, 10000, quiet), "connected");
+            for (int i = 0; i < 5; i++)
+            {
+                Assert(paused.TrySend(MakeTableFrame(i, 2)) && quiet.TrySend(MakeTableFrame(i, 2)), "frame " + i + " queued");
+                Assert(WaitFor(() => paused.Stats.Guidance > i, 3000, paused) && WaitFor(() => quiet.Stats.Guidance > i, 3000, quiet),
+                    "guidance " + i);
+            }
+            string session = paused.SessionId;
+            paused.SetPaused(true);
+            Assert(paused.IsPaused && paused.PauseNewsPending, "the pause waits for a frame to carry it");
+            Assert(paused.TrySend(MakeTableFrame(5, 2)) && !paused.PauseNewsPending, "the pause went with a frame");
+            var sw = Stopwatch.StartNew();
+            while (sw.ElapsedMilliseconds < 5000) { paused.Poll(); quiet.Poll(); Thread.Sleep(5); }
+            Assert(quiet.Stats.Errors >= 1, "the client that went quiet without pausing was closed as idle");
+            Assert(paused.IsOpen && paused.Stats.Errors == 0 && paused.Stats.Connects == 1,
+                "the paused one is still open, on its first connection (errors " + paused.Stats.Errors + ", connects " +
+                paused.Stats.Connects + ")");
+            paused.SetPaused(false);
+            long before = paused.Stats.Guidance;
+            Assert(paused.TrySend(MakeTableFrame(6, 2)), "a frame after the pause");
+            Assert(WaitFor(() => paused.Stats.Guidance > before, 3000, paused), "guidance after the pause");
+            Assert(paused.SessionId == session && paused.Stats.Resumes == 0, "the same session went on");
         }
     }
 
