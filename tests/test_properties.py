@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
 from sidecar.columns import NPC_TABLE, PLAYER_TABLE, Kind
@@ -346,24 +346,37 @@ def test_the_strategy_makes_both_accepted_and_refused_frames() -> None:
 
 def test_the_strategy_welcomes_every_director_with_parameters() -> None:
     """Every policy a hello can name is welcomed, with parameters, in the sessions the property draws
-    (a director the strategy never reached would be untested there); some hellos are refused."""
+    (a director the strategy never reached would be untested there); and it can draw a hello that is
+    refused (parameters each in range, together not), refused by name."""
     welcomed: set[str] = set()
-    refused = 0
+
+    def refusal(session: tuple[pb.Hello, list[pb.Frame]]) -> MetabrainError | None:
+        conn = Connection(SessionRegistry(LIMITS), ServerInfo("m", "predictive"))
+        try:
+            conn.receive(from_message(pb.SessionRequest(hello=session[0])), 0.0)
+        except MetabrainError as err:
+            return err
+        return None
 
     @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(session=sessions())
     def one(session: tuple[pb.Hello, list[pb.Frame]]) -> None:
-        nonlocal refused
         h, _ = session
-        conn = Connection(SessionRegistry(LIMITS), ServerInfo("m", "predictive"))
-        try:
-            conn.receive(from_message(pb.SessionRequest(hello=h)), 0.0)
-        except MetabrainError:
-            refused += 1
-            return
-        if h.policy_params:
+        if refusal(session) is None and h.policy_params:
             welcomed.add(h.policy or "predictive")
 
     one()
-    assert welcomed == set(POLICY_NAMES), welcomed
-    assert refused > 0
+    # What the 300 did not reach is searched for (find raises when 5,000 draws hold none): which directors
+    # and how many refusals the 300 hold varies with the process's state (hypothesis's draws differ after
+    # other tests ran: 0 refusals in 300 once in the full suite, 7-25 in other runs).
+    search = settings(max_examples=5000, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    for name in sorted(set(POLICY_NAMES) - welcomed):
+        find(
+            sessions(),
+            lambda s, n=name: s[0].policy == n and bool(s[0].policy_params) and refusal(s) is None,
+            settings=search,
+        )
+        welcomed.add(name)
+    refused = find(sessions(), lambda s: refusal(s) is not None, settings=search)
+    err = refusal(refused)
+    assert err is not None and err.field.startswith("hello.policy_params["), err
