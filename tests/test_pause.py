@@ -11,6 +11,8 @@ import pytest
 
 from sidecar.limits import Limits
 from sidecar.model.checkpoint import Checkpoint
+from sidecar.operations.metrics import SidecarMetrics
+from sidecar.serving.inprocess import RunningSidecar
 from sidecar.wire.schema import pb
 from tests.conftest import make_sidecar
 from tests.helpers import GrpcSession, frame_req, game_frames, hello_req
@@ -36,6 +38,14 @@ def _closed_with(c: GrpcSession) -> str:
         return str(exc.details())
 
 
+def _paused_gauge(sc: RunningSidecar) -> float:
+    """metabrain_sessions_paused as a scrape would read it."""
+    metrics = SidecarMetrics(sc.sidecar.ctx.registry, sc.sidecar.engine, "predictive")
+    value = metrics.registry.get_sample_value("metabrain_sessions_paused")
+    assert value is not None
+    return value
+
+
 def test_a_paused_session_waits_and_a_quiet_one_is_closed(tiny_checkpoint: Checkpoint) -> None:
     sc = make_sidecar(
         tiny_checkpoint,
@@ -53,12 +63,13 @@ def test_a_paused_session_waits_and_a_quiet_one_is_closed(tiny_checkpoint: Check
         quiet.send(_frame(0))
         for c in (paused, quiet):
             assert c.recv().WhichOneof("kind") == "guidance"
+        assert _paused_gauge(sc) == 1  # what an operator sees: one session held through a pause
         time.sleep(1.5)  # past idle_timeout_s, within max_pause_s
         assert "idle_timeout_s" in _closed_with(quiet)
         paused.send(_frame(1, pb.EVENT_TYPE_RESUME))  # back from the menu: the same session goes on
         g = paused.recv()
         assert g.WhichOneof("kind") == "guidance" and g.guidance.sequence == FRAMES[1].sequence
-        assert len(sc.sidecar.engine.sessions) == 1
+        assert len(sc.sidecar.engine.sessions) == 1 and _paused_gauge(sc) == 0
         paused.send(_frame(2, pb.EVENT_TYPE_PAUSE))  # paused again, and never back
         assert paused.recv().WhichOneof("kind") == "guidance"
         started = time.monotonic()

@@ -44,6 +44,10 @@ class _LiveState(Collector):
         attached = sum(1 for s in list(self.sessions.sessions.values()) if s.attached)
         sessions.add_metric(["attached"], attached)
         sessions.add_metric(["detached"], len(self.sessions.sessions) - attached)
+        paused = GaugeMetricFamily(
+            "metabrain_sessions_paused", "Sessions whose game said it paused (held up to max_pause_s without frames)"
+        )
+        paused.add_metric([], sum(1 for s in list(self.sessions.sessions.values()) if s.paused))
         slots = GaugeMetricFamily("metabrain_state_slots_in_use", "Per-player recurrent state slots in use")
         slots.add_metric([], self.engine.scheduler.slots_in_use)
         memory = GaugeMetricFamily(
@@ -65,7 +69,7 @@ class _LiveState(Collector):
             "metabrain_frames_between_steps", "Frames answered between model steps, from the latest prediction"
         )
         between.add_metric([], float(self.engine.between_frames))
-        return [sessions, slots, memory, violations, steps, between, *_portfolio_families()]
+        return [sessions, paused, slots, memory, violations, steps, between, *_portfolio_families()]
 
 
 def _portfolio_families() -> list[Metric]:
