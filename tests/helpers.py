@@ -92,8 +92,12 @@ def hello_req(**kw: object) -> pb.SessionRequest:
     return pb.SessionRequest(hello=hello(**kw))  # type: ignore[arg-type]
 
 
-def frame_req(frame: pb.Frame) -> pb.SessionRequest:
-    return pb.SessionRequest(frame=frame)
+def frame_req(frame: pb.Frame, *events: int) -> pb.SessionRequest:
+    """The frame as a request (a copy), with events of these types (EVENT_TYPE_*) added at its game time."""
+    req = pb.SessionRequest(frame=frame)
+    for t in events:
+        req.frame.events.add(type=t, game_time=req.frame.game_time)  # type: ignore[arg-type]
+    return req
 
 
 def expect_fallback_then_error(client: GrpcSession, frame: pb.Frame, before: pb.Guidance, dt: float) -> None:

@@ -4,7 +4,9 @@ saying so is closed after idle_timeout_s, as before."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -20,13 +22,6 @@ from tests.helpers import GrpcSession, frame_req, game_frames, hello_req
 FRAMES = game_frames(6)
 
 
-def _frame(i: int, *events: int) -> pb.SessionRequest:
-    req = frame_req(FRAMES[i])
-    for t in events:
-        req.frame.events.add(type=t, game_time=req.frame.game_time)  # type: ignore[arg-type]
-    return req
-
-
 def _closed_with(c: GrpcSession) -> str:
     """The message the sidecar closed the stream with (an error response, or the stream's status)."""
     try:
@@ -38,6 +33,18 @@ def _closed_with(c: GrpcSession) -> str:
         return str(exc.details())
 
 
+@contextlib.contextmanager
+def _served(checkpoint: Checkpoint, limits: Limits) -> Iterator[tuple[RunningSidecar, grpc.Channel]]:
+    """A sidecar with these limits, sweeping for idle sessions every 0.1 s, and a channel to it."""
+    sc = make_sidecar(checkpoint, limits=limits, sweep_interval_s=0.1)
+    channel = grpc.insecure_channel(sc.grpc_address)
+    try:
+        yield sc, channel
+    finally:
+        channel.close()
+        sc.stop()
+
+
 def _paused_gauge(sc: RunningSidecar) -> float:
     """metabrain_sessions_paused as a scrape would read it."""
     metrics = SidecarMetrics(sc.sidecar.ctx.registry, sc.sidecar.engine, "predictive")
@@ -47,30 +54,25 @@ def _paused_gauge(sc: RunningSidecar) -> float:
 
 
 def test_a_paused_session_waits_and_a_quiet_one_is_closed(tiny_checkpoint: Checkpoint) -> None:
-    sc = make_sidecar(
-        tiny_checkpoint,
-        limits=Limits(idle_timeout_s=0.6, max_pause_s=2.5, max_frames_per_second=1e6),
-        sweep_interval_s=0.1,
-    )
-    channel = grpc.insecure_channel(sc.grpc_address)
-    try:
+    limits = Limits(idle_timeout_s=0.6, max_pause_s=2.5, max_frames_per_second=1e6)
+    with _served(tiny_checkpoint, limits) as (sc, channel):
         paused, quiet = GrpcSession(channel), GrpcSession(channel)
         for c in (paused, quiet):
             c.send(hello_req())
             w = c.recv()
             assert w.WhichOneof("kind") == "welcome" and w.welcome.limits.max_pause_s == 2.5  # the game is told
-        paused.send(_frame(0, pb.EVENT_TYPE_PAUSE))
-        quiet.send(_frame(0))
+        paused.send(frame_req(FRAMES[0], pb.EVENT_TYPE_PAUSE))
+        quiet.send(frame_req(FRAMES[0]))
         for c in (paused, quiet):
             assert c.recv().WhichOneof("kind") == "guidance"
         assert _paused_gauge(sc) == 1  # what an operator sees: one session held through a pause
         time.sleep(1.5)  # past idle_timeout_s, within max_pause_s
         assert "idle_timeout_s" in _closed_with(quiet)
-        paused.send(_frame(1, pb.EVENT_TYPE_RESUME))  # back from the menu: the same session goes on
+        paused.send(frame_req(FRAMES[1], pb.EVENT_TYPE_RESUME))  # back from the menu: the same session goes on
         g = paused.recv()
         assert g.WhichOneof("kind") == "guidance" and g.guidance.sequence == FRAMES[1].sequence
         assert len(sc.sidecar.engine.sessions) == 1 and _paused_gauge(sc) == 0
-        paused.send(_frame(2, pb.EVENT_TYPE_PAUSE))  # paused again, and never back
+        paused.send(frame_req(FRAMES[2], pb.EVENT_TYPE_PAUSE))  # paused again, and never back
         assert paused.recv().WhichOneof("kind") == "guidance"
         started = time.monotonic()
         message = _closed_with(paused)
@@ -81,9 +83,6 @@ def test_a_paused_session_waits_and_a_quiet_one_is_closed(tiny_checkpoint: Check
         assert not sc.sidecar.engine.sessions  # its model state was freed
         for c in (paused, quiet):
             c.close()
-    finally:
-        channel.close()
-        sc.stop()
 
 
 @pytest.mark.parametrize("events", [(pb.EVENT_TYPE_PAUSE, pb.EVENT_TYPE_RESUME), ()])
@@ -91,22 +90,14 @@ def test_a_session_not_paused_is_closed_after_idle_timeout(
     tiny_checkpoint: Checkpoint, events: tuple[int, ...]
 ) -> None:
     """A frame whose last pause event is a RESUME, or that has none, leaves idle_timeout_s in force."""
-    sc = make_sidecar(
-        tiny_checkpoint,
-        limits=Limits(idle_timeout_s=0.5, max_pause_s=60.0, max_frames_per_second=1e6),
-        sweep_interval_s=0.1,
-    )
-    channel = grpc.insecure_channel(sc.grpc_address)
-    try:
+    limits = Limits(idle_timeout_s=0.5, max_pause_s=60.0, max_frames_per_second=1e6)
+    with _served(tiny_checkpoint, limits) as (_, channel):
         c = GrpcSession(channel)
         c.send(hello_req())
         assert c.recv().WhichOneof("kind") == "welcome"
-        c.send(_frame(0, *events))
+        c.send(frame_req(FRAMES[0], *events))
         assert c.recv().WhichOneof("kind") == "guidance"
         started = time.monotonic()
         assert "idle_timeout_s" in _closed_with(c)
         assert time.monotonic() - started < 5.0
         c.close()
-    finally:
-        channel.close()
-        sc.stop()

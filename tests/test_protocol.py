@@ -13,7 +13,7 @@ from sidecar.protocol import Connection, FrameAccepted, ServerInfo, SessionEnded
 from sidecar.session import SessionRegistry
 from sidecar.wire.requests import from_message
 from sidecar.wire.schema import pb
-from tests.helpers import game_frames, hello_req
+from tests.helpers import frame_req, game_frames, hello_req
 
 INFO = ServerInfo("test-model", "predictive")
 FRAMES = game_frames(10)
@@ -163,11 +163,13 @@ def test_resume_window_and_idle_timeout() -> None:
         _conn(registry=reg).receive(from_message(hello_req(resume_token=w.welcome.session_id + ".forged")), 30.0)
 
 
-def _with_events(i: int, *types: int) -> pb.SessionRequest:
-    req = _frame(i)
-    for t in types:
-        req.frame.events.add(type=t, game_time=req.frame.game_time)  # type: ignore[arg-type]
-    return req
+def _paused_session(reg: SessionRegistry, t: float) -> tuple[Connection, str]:
+    """A session welcomed at t whose first frame (at t + 1) says the game paused; its id."""
+    c = _conn(registry=reg)
+    w = c.receive(from_message(hello_req()), t)
+    assert isinstance(w, Welcomed)
+    c.receive(from_message(frame_req(FRAMES[0], pb.EVENT_TYPE_PAUSE)), t + 1.0)
+    return c, w.welcome.session_id
 
 
 def test_a_paused_game_may_go_quiet_for_max_pause_s_not_idle_timeout_s() -> None:
@@ -180,31 +182,25 @@ def test_a_paused_game_may_go_quiet_for_max_pause_s_not_idle_timeout_s() -> None
     w = c.receive(from_message(hello_req()), 0.0)
     assert isinstance(w, Welcomed)
     c.receive(from_message(_frame(0)), 1.0)
-    c.receive(from_message(_with_events(1, pb.EVENT_TYPE_RESUME, pb.EVENT_TYPE_PAUSE)), 2.0)  # paused
+    c.receive(from_message(frame_req(FRAMES[1], pb.EVENT_TYPE_RESUME, pb.EVENT_TYPE_PAUSE)), 2.0)  # paused
     assert reg.expired(2.0 + 50.0) == ([], [])  # well past idle_timeout_s
     c.receive(from_message(_frame(2)), 60.0)  # a frame with no pause event: still paused
     assert reg.expired(60.0 + 99.0) == ([], [])
-    c.receive(from_message(_with_events(3, pb.EVENT_TYPE_PAUSE, pb.EVENT_TYPE_RESUME)), 160.0)  # playing again
+    c.receive(from_message(frame_req(FRAMES[3], pb.EVENT_TYPE_PAUSE, pb.EVENT_TYPE_RESUME)), 160.0)  # playing again
     _, idle = reg.expired(160.0 + 5.1)
     assert [s.session_id for s in idle] == [w.welcome.session_id]
     # Paused and then gone quiet for longer than max_pause_s: closed.
-    c2 = _conn(registry=reg)
-    w2 = c2.receive(from_message(hello_req()), 200.0)
-    assert isinstance(w2, Welcomed)
-    c2.receive(from_message(_with_events(0, pb.EVENT_TYPE_PAUSE)), 201.0)
+    _, sid = _paused_session(reg, 200.0)
     assert reg.expired(201.0 + 100.0) == ([], [])
     _, idle = reg.expired(201.0 + 100.1)
-    assert [s.session_id for s in idle] == [w2.welcome.session_id]
+    assert [s.session_id for s in idle] == [sid]
     # Paused, then the connection lost (a phone put the game in the background): the session waits for a
     # resume as long as a pause may last, not the resume window.
-    c3 = _conn(registry=reg)
-    w3 = c3.receive(from_message(hello_req()), 400.0)
-    assert isinstance(w3, Welcomed)
-    c3.receive(from_message(_with_events(0, pb.EVENT_TYPE_PAUSE)), 401.0)
+    c3, sid = _paused_session(reg, 400.0)
     c3.lost(402.0)
     assert reg.expired(402.0 + 99.0) == ([], [])  # well past resume_window_s (10)
     gone, _ = reg.expired(402.0 + 100.1)
-    assert [s.session_id for s in gone] == [w3.welcome.session_id]
+    assert [s.session_id for s in gone] == [sid]
 
 
 def test_session_limit() -> None:

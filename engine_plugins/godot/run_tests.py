@@ -269,9 +269,9 @@ def main() -> int:
         # sync to the state dir (every 5 s), so wait for that sync rather than race it.
         wrong = settled(check_cut_short, scratch / "state")
         runner.record("a session the game cut short is not counted as a quit", not wrong, wrong)
-        wrong = settled(lambda state: check_ended_by_player(state, CLOSED_GAME), scratch / "state")
+        wrong = settled(lambda state: check_one_session(state, CLOSED_GAME, by_player=True), scratch / "state")
         runner.record("a session whose window the player closed is counted as a quit at once", not wrong, wrong)
-        wrong = settled(lambda state: check_ended_by_player(state, SCENE_GAME), scratch / "state")
+        wrong = settled(lambda state: check_one_session(state, SCENE_GAME, by_player=True), scratch / "state")
         runner.record("a session whose scene was left is counted as a quit at once", not wrong, wrong)
 
         def on_line(line: str) -> None:
@@ -323,20 +323,10 @@ def pause_test(runner: Runner, proj: Path, scratch: Path) -> None:
             [f"--metabrain-port={port}", f"--metabrain-game={PAUSE_GAME}"],
             60,
         )
-        wrong = settled(lambda state: check_one_session_not_quit(state, PAUSE_GAME), side.workdir / "state")
+        wrong = settled(lambda state: check_one_session(state, PAUSE_GAME, by_player=False), side.workdir / "state")
         runner.record("a paused session is not counted as the player leaving", not wrong, wrong)
     finally:
         side.stop()
-
-
-def check_one_session_not_quit(state_dir: Path, game: str) -> str:
-    """The game had one session, ended by the game (stop(true)), not by the player or an idle timeout."""
-    from sidecar.operations.portfolio_store import PortfolioStore
-
-    evidence = PortfolioStore(state_dir).games().get(game, {})
-    quits = sum(e.quits for e in evidence.values())
-    finished = sum(e.finished for e in evidence.values())
-    return "" if (finished, quits) == (1, 0) else f"expected one session of {game}, not quit: {evidence}"
 
 
 def protobufjs_crosscheck(runner: Runner, proj: Path, scratch: Path) -> None:
@@ -385,17 +375,18 @@ def check_cut_short(state_dir: Path) -> str:
     return "" if cut_short >= 1 else f"no session of metabrain.godot.demo ended without a quit: {evidence}"
 
 
-def check_ended_by_player(state_dir: Path, game: str) -> str:
-    """The game's one session (test_close.gd closed its window, test_scene_change.gd left its scene) was
-    ended by the player, already: the goodbye arrived, so the sidecar's portfolio state counts it as a
-    quit (without it, the session would still be waiting in its 30 s resume window when we look, not
-    ended at all). Returns what is wrong, or ""."""
+def check_one_session(state_dir: Path, game: str, by_player: bool) -> str:
+    """The game had one session, ended already, by the player (a quit: test_close.gd closed its window,
+    test_scene_change.gd left its scene; without the goodbye it would still be waiting in its 30 s resume
+    window when we look, not ended at all) or not (test_pause.gd: ended by the game's stop(true), not by
+    an idle timeout). Returns what is wrong, or ""."""
     from sidecar.operations.portfolio_store import PortfolioStore
 
     evidence = PortfolioStore(state_dir).games().get(game, {})
     quits = sum(e.quits for e in evidence.values())
     finished = sum(e.finished for e in evidence.values())
-    return "" if quits == finished == 1 else f"expected one session of {game}, ended by the player: {evidence}"
+    how = "ended by the player" if by_player else "not quit"
+    return "" if (finished, quits) == (1, int(by_player)) else f"expected one session of {game}, {how}: {evidence}"
 
 
 def check_tables(gd_out: Path) -> str:

@@ -41,13 +41,14 @@ class _LiveState(Collector):
 
     def collect(self) -> list[Metric]:
         sessions = GaugeMetricFamily("metabrain_sessions_active", "Sessions held, by state", labels=["state"])
-        attached = sum(1 for s in list(self.sessions.sessions.values()) if s.attached)
+        held = list(self.sessions.sessions.values())
+        attached = sum(1 for s in held if s.attached)
         sessions.add_metric(["attached"], attached)
-        sessions.add_metric(["detached"], len(self.sessions.sessions) - attached)
+        sessions.add_metric(["detached"], len(held) - attached)
         paused = GaugeMetricFamily(
             "metabrain_sessions_paused", "Sessions whose game said it paused (held up to max_pause_s without frames)"
         )
-        paused.add_metric([], sum(1 for s in list(self.sessions.sessions.values()) if s.paused))
+        paused.add_metric([], sum(1 for s in held if s.paused))
         slots = GaugeMetricFamily("metabrain_state_slots_in_use", "Per-player recurrent state slots in use")
         slots.add_metric([], self.engine.scheduler.slots_in_use)
         memory = GaugeMetricFamily(
