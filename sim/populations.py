@@ -24,6 +24,7 @@ import importlib.util
 import math
 import random
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -152,14 +153,18 @@ def _learner(rng: random.Random, seed: int) -> PlayerModel:
     return FastLearner(t, seed)
 
 
-def _fragile(rng: random.Random, seed: int) -> PlayerModel:
-    t = _sample(_FRAGILE_MIX, random.Random(seed))  # the player's own stream: the population's only deals seeds
-    return SimPlayer(replace(t, psychology=_FRAGILE_PSYCHOLOGY, archetype=f"fragile:{t.archetype}"), seed)
+def _plain(mix: dict[str, float], psychology: Psychology, name: str) -> Callable[[random.Random, int], PlayerModel]:
+    """A population of plain simulated players: archetypes drawn from `mix`, every one with `psychology`."""
+
+    def make(rng: random.Random, seed: int) -> PlayerModel:
+        t = _sample(mix, random.Random(seed))  # the player's own stream: the population's only deals seeds
+        return SimPlayer(replace(t, psychology=psychology, archetype=f"{name}:{t.archetype}"), seed)
+
+    return make
 
 
-def _veteran(rng: random.Random, seed: int) -> PlayerModel:
-    t = _sample(_VETERAN_MIX, random.Random(seed))
-    return SimPlayer(replace(t, psychology=_VETERAN_PSYCHOLOGY, archetype=f"veteran:{t.archetype}"), seed)
+_fragile = _plain(_FRAGILE_MIX, _FRAGILE_PSYCHOLOGY, "fragile")
+_veteran = _plain(_VETERAN_MIX, _VETERAN_PSYCHOLOGY, "veteran")
 
 
 def _varied(rng: random.Random, seed: int) -> PlayerModel:
