@@ -9,6 +9,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -192,10 +193,20 @@ def _off_policy(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
         return 2
     arms = sorted({s.arm for s in sessions})
     print(f"{len(sessions)} logged sessions; directors drawn: {', '.join(arms)}")
-    rows = [estimate(sessions, label, boot=a.bootstrap, seed=a.seed) for label in policies]
+    rows = [
+        _replayed_portfolio(a, sessions)
+        if label == "portfolio"
+        else estimate(sessions, label, boot=a.bootstrap, seed=a.seed)
+        for label in policies
+    ]
     print("\n| director | sessions drawn | DR mean length s | 95% interval | IS | SNIS | effective sample size |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
+        if r.get("method") == "replay" and "replay" in r:
+            lo, hi = r["ci95"]
+            n, mean = r["sessions_of_director"], r["replay"]
+            print(f"| portfolio (replayed) | {n} | {mean:.0f} | {lo:.0f}–{hi:.0f} | | | |")
+            continue
         if "dr" not in r:
             print(f"| {r['director']} | 0 | – | {r['note']} | | | |")
             continue
@@ -204,9 +215,36 @@ def _off_policy(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
             f"| {r['director']} | {r['sessions_of_director']} | {r['dr']:.0f} | {lo:.0f}–{hi:.0f} | {r['ips']:.0f} | "
             f"{r['snis']:.0f} | {r['effective_sample_size']:.0f} |"
         )
+    for r in rows:
+        if r.get("method") == "replay" and "shares" in r:
+            shares = ", ".join(f"{k} {v:.0%}" for k, v in r["shares"].items())
+            print(
+                f"\nportfolio: a fresh one replayed over {r['sessions']} sessions, {a.concurrent} at a time, each "
+                f"playing a logged session of the candidate it drew (designer's level {r['designer_level']:g}); "
+                f"its draws: {shares}. The interval is for one such run (its own luck included)."
+            )
     if a.json:
         Path(a.json).write_text(json.dumps({"sessions": len(sessions), "estimates": rows}, indent=2))
     return 0
+
+
+def _replayed_portfolio(a: argparse.Namespace, sessions: list[Any]) -> dict[str, Any]:
+    """The portfolio learns as it plays: estimated by replaying it on its candidates' logged sessions
+    (sidecar/training/portfolio_replay.py), not by weighting the sessions it had in the log."""
+    from sidecar.training.portfolio_replay import estimate_portfolio
+
+    runs = 20
+    with tqdm(total=runs + a.bootstrap, desc="replaying the portfolio", unit="run") as bar:
+        return estimate_portfolio(
+            sessions,
+            sessions=a.players,
+            concurrent=a.concurrent,
+            runs=runs,
+            boot=a.bootstrap,
+            seed=a.seed,
+            cap_s=a.max_seconds,
+            progress=bar.update,
+        )
 
 
 def cmd_generate(a: argparse.Namespace) -> int:

@@ -29,13 +29,16 @@ import math
 import random
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = [
     "CONTEXT_ARMS",
     "CONTEXT_MARK",
     "DEFAULT_ARMS",
+    "PROPENSITY_DRAWS",
     "ArmEvidence",
+    "Draws",
     "Portfolio",
     "PortfolioArm",
     "SkillSpread",
@@ -71,7 +74,7 @@ DEFAULT_ARMS = (
     PortfolioArm("predictive", "predictive", manages="frustration"),  # eases where the model sees the need
 )
 _PRIOR_S = 300.0  # the prior: one quit in this many seconds of play, for every arm
-_PROPENSITY_DRAWS = 200
+PROPENSITY_DRAWS = 200
 
 # The fixed-level candidates form a ladder around the designer's level. When the rung at one end is
 # probably the best candidate (LADDER_SHARE of the draws) after LADDER_AFTER of its sessions ended,
@@ -133,15 +136,22 @@ class ArmEvidence:
         return (_PRIOR_S + self.seconds) / (1 + self.quits)
 
 
+# Thompson draws on Gamma(shape, rate) quit hazards: (the arm drawn, wins of each in PROPENSITY_DRAWS more).
+Draws = Callable[[list[float], list[float], random.Random], tuple[int, list[int]]]
+
+
 @dataclass
 class Portfolio:
     arms: tuple[PortfolioArm, ...] = DEFAULT_ARMS
     seed: int = 0
     state: dict[str, ArmEvidence] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # How the draws are made (None: _thompson_draws): an offline replay swaps in a vectorised one.
+    draws: Draws | None = None
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        self._draws: Draws = self.draws or _thompson_draws
         for a in self.arms:
             self.state.setdefault(a.label, ArmEvidence())
         # The totals as of the last exchange with the other processes (absorb): what state holds beyond
@@ -175,7 +185,7 @@ class Portfolio:
 
     def choose(self, borrowed: dict[str, tuple[float, float]] | None = None) -> tuple[PortfolioArm, float]:
         """An arm for a new session (Thompson sampling), and the probability it had of being drawn
-        (estimated from _PROPENSITY_DRAWS more draws; logged for off-policy evaluation). borrowed: extra
+        (estimated from PROPENSITY_DRAWS more draws; logged for off-policy evaluation). borrowed: extra
         (quits, seconds) per arm label on top of each arm's prior (a skill share's siblings' evidence)."""
         with self._lock:
             priors = [self._priors.get(a.label, (1.0, _PRIOR_S)) for a in self.arms]
@@ -186,11 +196,11 @@ class Portfolio:
             rates = [
                 r + x + self.state[a.label].seconds for a, (_, r), (_, x) in zip(self.arms, priors, lent, strict=True)
             ]
-            pick, wins = _thompson_draws(shapes, rates, self._rng)
+            pick, wins = self._draws(shapes, rates, self._rng)
             arm = self.arms[pick]
             self.state[arm.label].assigned += 1
-            self._climb([w / _PROPENSITY_DRAWS for w in wins])
-            return arm, max(wins[pick], 1) / _PROPENSITY_DRAWS
+            self._climb([w / PROPENSITY_DRAWS for w in wins])
+            return arm, max(wins[pick], 1) / PROPENSITY_DRAWS
 
     def _climb(self, best_share: list[float]) -> None:
         """Add the next ladder rung beyond an end rung that is probably the best candidate (see LADDER_*)."""
@@ -292,16 +302,16 @@ def thompson(
     arms: list[PortfolioArm], evidence: dict[str, ArmEvidence], rng: random.Random
 ) -> tuple[PortfolioArm, float]:
     """One Thompson draw among `arms` on their quit hazards (plain prior), and the probability it had
-    (from _PROPENSITY_DRAWS more draws)."""
+    (from PROPENSITY_DRAWS more draws)."""
     shapes = [1.0 + evidence.get(a.label, ArmEvidence()).quits for a in arms]
     rates = [_PRIOR_S + evidence.get(a.label, ArmEvidence()).seconds for a in arms]
     pick, wins = _thompson_draws(shapes, rates, rng)
-    return arms[pick], max(wins[pick], 1) / _PROPENSITY_DRAWS
+    return arms[pick], max(wins[pick], 1) / PROPENSITY_DRAWS
 
 
 def _thompson_draws(shapes: list[float], rates: list[float], rng: random.Random) -> tuple[int, list[int]]:
     """One Thompson draw on Gamma(shape, rate) quit hazards (the arm whose drawn hazard is lowest: players
-    stay longest), and how often each arm wins _PROPENSITY_DRAWS more (its probability of being drawn)."""
+    stay longest), and how often each arm wins PROPENSITY_DRAWS more (its probability of being drawn)."""
 
     def draw() -> int:
         hazards = [rng.gammavariate(k, 1.0 / r) for k, r in zip(shapes, rates, strict=True)]
@@ -309,7 +319,7 @@ def _thompson_draws(shapes: list[float], rates: list[float], rng: random.Random)
 
     pick = draw()
     wins = [0] * len(shapes)
-    for _ in range(_PROPENSITY_DRAWS):
+    for _ in range(PROPENSITY_DRAWS):
         wins[draw()] += 1
     return pick, wins
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from sidecar.features import KnobSet
 from sidecar.operations.session_outcomes import read_sessions
 
 __all__ = ["LoggedSession", "estimate", "read_logged"]
@@ -45,6 +46,7 @@ class LoggedSession:
     seconds: float
     quit: bool
     covariates: np.ndarray  # [C]: 1, then the model's skill, engagement and p_quit early in the session
+    designer_level: float = 0.5  # the difficulty of the hello's knob defaults (where `static` offsets start)
 
 
 def read_logged(paths: Sequence[str | Path]) -> list[LoggedSession]:
@@ -57,6 +59,12 @@ def read_logged(paths: Sequence[str | Path]) -> list[LoggedSession]:
         # The player whose sessions belong together (resampled together): the hello's stable player id,
         # pseudonymised. A frame's player ids name players within one game only ("p1" in every session).
         covariates = np.array([1.0, 0.5, 0.5, 0.1])  # no insight yet: a neutral guess
+        designer = 0.5
+        for _, req in s.recording.requests():
+            if req.WhichOneof("kind") == "hello":
+                knobs = KnobSet.from_specs(req.hello.knobs)
+                designer = knobs.to_difficulty(knobs.defaults)
+                break
         for _, resp in s.recording.responses():
             if resp.WhichOneof("kind") != "guidance" or not resp.guidance.insights:
                 continue
@@ -65,7 +73,7 @@ def read_logged(paths: Sequence[str | Path]) -> list[LoggedSession]:
                 ins = g.insights[0]
                 covariates = np.array([1.0, ins.skill, ins.engagement, ins.p_quit])
                 break
-        out.append(LoggedSession(s.name, s.player, s.arm, float(propensity), s.end, s.quit, covariates))
+        out.append(LoggedSession(s.name, s.player, s.arm, float(propensity), s.end, s.quit, covariates, designer))
     return out
 
 

@@ -1,0 +1,218 @@
+"""Off-policy evaluation of a director that learns while it plays: the portfolio, replayed on logged sessions.
+
+Importance weighting (offpolicy.py) estimates a *fixed* director from recordings of others. The
+portfolio is not fixed: which candidate a session gets depends on what the sessions before it showed,
+so its mean session length includes what it pays while it learns, and that depends on how many
+sessions it has and how many play at once. Estimating it from logs of its own earlier run only says
+how that run went (the learning stage and traffic share it had there).
+
+What makes it estimable: the portfolio reads nothing about a player; it chooses per game, from the
+lengths and quits of the sessions its candidates had. So its run on a game is determined by each
+candidate's distribution of session outcomes (and the schedule of starts and ends). Logged sessions of
+each candidate (from a mixture, a portfolio's own recordings, or small logged perturbations around the
+designer's level) are samples of those distributions. This replays the real `Portfolio` class through
+a game of `sessions` players, `concurrent` at a time (the next starts when one ends, as in
+`evaluate-directors`): each draw of a candidate plays a logged session of that candidate, picked with
+weight 1/propensity (so a candidate's sessions stand for every player, whatever drew them), and the
+portfolio sees its play and its end as it would live (seconds played by every running session before
+each draw, the quit or censoring at the end).
+
+The estimate is the mean over several replays of the whole log; its interval comes from replays of
+bootstrap resamples of the log (by player): a 95% interval for the mean of *one* run of that many
+sessions, so it carries that run's own luck (which players came, which way the early draws fell) as
+well as the log's. A candidate the portfolio reaches (a ladder rung) with no logged session stops the
+estimate with a note naming it: the log cannot say how its players would have played.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from sidecar.policies.portfolio import DEFAULT_ARMS, PROPENSITY_DRAWS, Draws, Portfolio, PortfolioArm
+from sidecar.training.offpolicy import LoggedSession
+
+__all__ = ["MissingCandidate", "Replay", "candidate_labels", "estimate_portfolio", "replay_once"]
+
+
+class MissingCandidate(Exception):
+    """The portfolio drew a candidate that no logged session had."""
+
+    def __init__(self, label: str, sources: tuple[str, ...]) -> None:
+        super().__init__(
+            f"the portfolio reached candidate {label!r}, and no logged session drew it "
+            f"(looked for arm {' or '.join(repr(s) for s in sources)}): log it too, e.g. in the mixture"
+        )
+        self.label = label
+
+
+def _normal(label: str) -> str:
+    """One spelling per director: 'static:0.50' and 'static:.5' are 'static:0.5'."""
+    name, sep, arg = label.partition(":")
+    if name == "static" and sep:
+        try:
+            return f"static:{round(float(arg), 3):g}"
+        except ValueError:
+            return label
+    return label
+
+
+def candidate_labels(arm: PortfolioArm, designer_level: float) -> tuple[str, ...]:
+    """The logged arm labels whose sessions are this candidate's: its own label (recordings of a served
+    portfolio name the candidate) or the fixed director it is (a mixture's `static:0.6`, `predictive`)."""
+    if arm.policy == "static":
+        level = min(max(designer_level + arm.offset, 0.0), 1.0)
+        return (arm.label, _normal(f"static:{level}"))
+    return (arm.label, arm.policy)
+
+
+@dataclass
+class Replay:
+    """One run of the portfolio over a game's sessions."""
+
+    lengths: list[float]  # each session's length, in the order they started
+    drawn: Counter[str]  # sessions per candidate
+    sources: set[str]  # the logged arm labels whose sessions were played
+
+
+def _numpy_draws(gen: np.random.Generator) -> Draws:
+    """The portfolio's Thompson draws (the same distribution), all in one numpy call: ~100x faster."""
+
+    def draws(shapes: list[float], rates: list[float], _rng: random.Random) -> tuple[int, list[int]]:
+        hazards = gen.gamma(shapes, 1.0 / np.asarray(rates), size=(1 + PROPENSITY_DRAWS, len(shapes)))
+        best = hazards.argmin(axis=1)
+        return int(best[0]), np.bincount(best[1:], minlength=len(shapes)).tolist()
+
+    return draws
+
+
+def _pools(outcomes: dict[str, list[LoggedSession]]) -> dict[str, tuple[list[LoggedSession], np.ndarray]]:
+    """Per logged arm: its sessions and the running sum of their weights (1 / propensity), to draw from."""
+    return {arm: (rows, np.cumsum([1.0 / s.propensity for s in rows])) for arm, rows in outcomes.items() if rows}
+
+
+def replay_once(
+    outcomes: dict[str, list[LoggedSession]],
+    designer_level: float,
+    sessions: int,
+    concurrent: int,
+    rng: random.Random,
+    arms: tuple[PortfolioArm, ...] = DEFAULT_ARMS,
+) -> Replay:
+    """One run of a fresh portfolio over `sessions` players drawn from the logged outcomes (by logged
+    arm label)."""
+    pools = _pools({_normal(k): v for k, v in outcomes.items()})
+    portfolio = Portfolio(arms=arms, draws=_numpy_draws(np.random.default_rng(rng.getrandbits(32))))
+    running: list[tuple[float, int, str, bool]] = []  # (ends at, tie-break, candidate, quit), a heap
+    playing: Counter[str] = Counter()  # sessions running per candidate
+    out = Replay([], Counter(), set())
+    lengths = out.lengths
+
+    def start(now: float) -> None:
+        arm, _ = portfolio.choose()
+        sources = candidate_labels(arm, designer_level)
+        source = next((s for s in sources if s in pools), None)
+        if source is None:
+            raise MissingCandidate(arm.label, sources)
+        rows, cum = pools[source]
+        played = rows[min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), len(rows) - 1)]
+        heapq.heappush(running, (now + played.seconds, len(lengths), arm.label, played.quit))
+        playing[arm.label] += 1
+        lengths.append(played.seconds)
+        out.drawn[arm.label] += 1
+        out.sources.add(source)
+
+    while len(lengths) < min(sessions, concurrent):
+        start(0.0)
+    now = 0.0
+    while running:
+        ends, _, label, quit_ = heapq.heappop(running)
+        for candidate, n in playing.items():  # every running session played until now, this one included
+            if n:
+                portfolio.played(candidate, n * (ends - now))
+        now = ends
+        playing[label] -= 1
+        portfolio.ended(label, quit_)
+        if len(lengths) < sessions:
+            start(now)
+    return out
+
+
+def estimate_portfolio(
+    logged: Sequence[LoggedSession],
+    sessions: int = 1000,
+    concurrent: int = 64,
+    runs: int = 20,
+    boot: int = 200,
+    seed: int = 0,
+    cap_s: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """The portfolio's mean session length over a game of `sessions` players, from logged sessions of its
+    candidates. cap_s: end every session there (censored), as the run being predicted would."""
+    rows = [_capped(s, cap_s) for s in logged]
+    # Where the fixed-level candidates' offsets start: the designer's level the logged games declared.
+    designer_level = float(np.median([s.designer_level for s in rows])) if rows else 0.5
+    report: dict[str, Any] = {
+        "director": "portfolio",
+        "method": "replay",
+        "sessions": sessions,
+        "logged": len(rows),
+        "designer_level": designer_level,
+    }
+    rng = random.Random(seed)
+    by_arm = _by_arm(rows)
+    try:
+        replays = []
+        for _ in range(runs):
+            replays.append(replay_once(by_arm, designer_level, sessions, concurrent, rng))
+            if progress is not None:
+                progress(1)
+        players = sorted({s.player or s.name for s in rows})
+        owner: dict[str, list[int]] = {}
+        for i, s in enumerate(rows):
+            owner.setdefault(s.player or s.name, []).append(i)
+        means = []
+        for _ in range(boot):
+            pick = [i for _ in players for i in owner[players[rng.randrange(len(players))]]]
+            again = replay_once(_by_arm([rows[i] for i in pick]), designer_level, sessions, concurrent, rng)
+            means.append(float(np.mean(again.lengths)))
+            if progress is not None:
+                progress(1)
+    except MissingCandidate as exc:
+        report["note"] = str(exc)
+        report["missing"] = exc.label
+        return report
+    drawn: Counter[str] = Counter()
+    for r in replays:
+        drawn.update(r.drawn)
+    total = sum(drawn.values())
+    used = set().union(*(r.sources for r in replays))
+    report.update(
+        {
+            "replay": float(np.mean([np.mean(r.lengths) for r in replays])),
+            "ci95": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))] if means else None,
+            "shares": {label: n / total for label, n in drawn.most_common()},
+            "sessions_of_director": sum(len(by_arm[s]) for s in used),
+        }
+    )
+    return report
+
+
+def _capped(s: LoggedSession, cap_s: float | None) -> LoggedSession:
+    if cap_s is None or s.seconds < cap_s:
+        return s
+    return replace(s, seconds=cap_s, quit=False)
+
+
+def _by_arm(rows: Sequence[LoggedSession]) -> dict[str, list[LoggedSession]]:
+    out: dict[str, list[LoggedSession]] = {}
+    for s in rows:
+        out.setdefault(_normal(s.arm), []).append(s)
+    return out
