@@ -203,9 +203,9 @@ def _off_policy(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         if r.get("method") == "replay" and "replay" in r:
-            lo, hi = r["ci95"]
             n, mean = r["sessions_of_director"], r["replay"]
-            print(f"| portfolio (replayed) | {n} | {mean:.0f} | {lo:.0f}–{hi:.0f} | | | |")
+            interval = "{:.0f}–{:.0f}".format(*r["ci95"]) if r["ci95"] else "–"
+            print(f"| portfolio (replayed) | {n} | {mean:.0f} | {interval} | | | |")
             continue
         if "dr" not in r:
             print(f"| {r['director']} | 0 | – | {r['note']} | | | |")

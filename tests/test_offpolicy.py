@@ -88,3 +88,22 @@ def test_recordings_of_a_simulated_mixture_are_read_for_evaluation(bundled: Chec
     r = estimate(sessions, "static:0.3", boot=100)
     lo, hi = r["dr_ci95"]
     assert lo < hi
+
+
+def test_the_outcome_models_inputs_are_read_before_the_director_acts(bundled: Checkpoint, tmp_path: Path) -> None:
+    """The same players under a fixed 0.2 and a fixed 0.8: each player's DR inputs are the same whatever
+    director it drew (read a few seconds in, they already show the difficulty the director set, and DR
+    for a director is then computed from what other directors did to the players)."""
+    inputs = []
+    for level in ("0.2", "0.8"):
+        out = tmp_path / level
+        cfg = OfflineConfig(
+            sessions=6, max_seconds=30.0, seed=8, mixture=parse_mixture(f"static:{level}=1"), record_dir=str(out)
+        )
+        run_offline(load_population("default", 8), cfg, bundled)
+        inputs.append({s.name: s.covariates for s in read_logged(sorted(out.glob("*.mbrec")))})
+    low, high = inputs
+    assert low.keys() == high.keys() and len(low) == 6
+    for name in low:
+        assert np.array_equal(low[name], high[name])
+        assert not np.array_equal(low[name], [1.0, 0.5, 0.5, 0.1])  # read from the model, not the blank guess

@@ -8,11 +8,16 @@ the mean session would have been had every player got a given director:
 - IS: inverse-propensity weighting (Horvitz-Thompson): mean of 1[arm = d] / p * length.
 - SNIS: the self-normalised version (weights summing to one): less variance, slightly biased.
 - DR: doubly robust. An outcome model predicts a session's length under director d from what the
-  player model said about the player early in the session (its skill, engagement and quit-risk
-  insights a few seconds in, from the recorded guidance), fitted on d's sessions (two-fold
+  player model said about the player as the session began (its skill, engagement and quit-risk
+  insights on the first frame, from the recorded guidance), fitted on d's sessions (two-fold
   cross-fitting); its prediction for every session is corrected by the propensity-weighted residuals
   of d's own. Unbiased when either the propensities or the outcome model are right, and tighter than
-  IS when the model explains part of the spread.
+  IS when the model explains part of the spread. The inputs must be read before the director acts:
+  insights a few seconds in already show the difficulty the session's own director set (kills,
+  deaths), and the model's prediction for d on a session of another director is then made from what
+  that director did to the player. Read 8 s in, they put DR for a fixed 0.8 at 109 s on logged
+  veterans whose real rollout played 150 s (IS 151); on the first frame, before any guidance has
+  arrived, the same player gives the same inputs whatever director it drew.
 
 Intervals are percentile bootstraps over sessions (one session per player in simulated logs; with
 several per player, resample players: `player` is the hello's stable player id, pseudonymised; a
@@ -33,8 +38,6 @@ from sidecar.features import KnobSet
 from sidecar.operations.session_outcomes import read_sessions
 
 __all__ = ["LoggedSession", "estimate", "read_logged"]
-
-COVARIATE_AT_S = 8.0  # the player model's insights this far into a session are the outcome model's inputs
 
 
 @dataclass
@@ -69,10 +72,10 @@ def read_logged(paths: Sequence[str | Path]) -> list[LoggedSession]:
             if resp.WhichOneof("kind") != "guidance" or not resp.guidance.insights:
                 continue
             g = resp.guidance
-            if s.frame_times.get(g.sequence, 0.0) >= COVARIATE_AT_S:
-                ins = g.insights[0]
-                covariates = np.array([1.0, ins.skill, ins.engagement, ins.p_quit])
-                break
+            # The first frame's: sent before any guidance reached the game (the docstring says why).
+            ins = g.insights[0]
+            covariates = np.array([1.0, ins.skill, ins.engagement, ins.p_quit])
+            break
         out.append(LoggedSession(s.name, s.player, s.arm, float(propensity), s.end, s.quit, covariates, designer))
     return out
 
