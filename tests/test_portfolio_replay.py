@@ -136,3 +136,18 @@ def test_recordings_of_a_mixture_estimate_the_portfolio_from_the_command_line(
     lo, hi = (float(x) for x in interval.split("–"))
     assert 0 < lo <= float(mean) <= hi <= 40
     assert "a fresh one replayed over 100 sessions" in out.stdout
+
+
+def test_a_few_replays_that_reach_an_unlogged_rung_are_left_out_and_said_so() -> None:
+    """A log without a fixed 0.8 (the ladder's last rung up): where a twentieth of the replays climb that
+    far the estimate is made from the rest and says so; where more do, there is no estimate."""
+    found = []
+    for seed in range(2):
+        rng = random.Random(200 + seed)
+        arms = [a for a in MEANS if a != "static:0.8"]
+        log = [_session(rng, rng.choice(arms), i, 1 / len(arms)) for i in range(2000)]
+        found.append(estimate_portfolio(log, sessions=1000, runs=20, boot=20, seed=seed))
+    few, many = found
+    assert few["missing"] == "harder+0.3" and 0 < few["missing_share"] <= 0.05
+    assert "left out" in few["note"] and "'static:0.8'" in few["note"] and few["replay"] > 0
+    assert many["missing_share"] > 0.05 and "replay" not in many and "'harder+0.3'" in many["note"]

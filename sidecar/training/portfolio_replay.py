@@ -20,8 +20,10 @@ each draw, the quit or censoring at the end).
 The estimate is the mean over several replays of the whole log; its interval comes from replays of
 bootstrap resamples of the log (by player): a 95% interval for the mean of *one* run of that many
 sessions, so it carries that run's own luck (which players came, which way the early draws fell) as
-well as the log's. A candidate the portfolio reaches (a ladder rung) with no logged session stops the
-estimate with a note naming it: the log cannot say how its players would have played.
+well as the log's. A candidate the portfolio reaches (a ladder rung) with no logged session stops that
+replay: the log cannot say how its players would have played. When more than MAX_MISSING_SHARE of
+the replays stop so there is no estimate, only a note naming the candidate to log; below it the
+estimate is made from the others and says how many were left out.
 """
 
 from __future__ import annotations
@@ -35,10 +37,15 @@ from typing import Any
 
 import numpy as np
 
-from sidecar.policies.portfolio import DEFAULT_ARMS, PROPENSITY_DRAWS, Draws, Portfolio, PortfolioArm
+from sidecar.policies.portfolio import DEFAULT_ARMS, PROPENSITY_DRAWS, Draws, Portfolio, PortfolioArm, rung_named
 from sidecar.training.offpolicy import LoggedSession
 
 __all__ = ["MissingCandidate", "Replay", "candidate_labels", "estimate_portfolio", "replay_once"]
+
+
+# A replay that reaches a candidate the log has no session of cannot go on. Up to this share of them
+# are left out (the estimate says so); beyond it there is no estimate, only the candidate to log.
+MAX_MISSING_SHARE = 0.05
 
 
 class MissingCandidate(Exception):
@@ -168,27 +175,39 @@ def estimate_portfolio(
     }
     rng = random.Random(seed)
     by_arm = _by_arm(rows)
-    try:
-        replays = []
-        for _ in range(runs):
-            replays.append(replay_once(by_arm, designer_level, sessions, concurrent, rng))
+    missing: Counter[str] = Counter()  # replays that reached a candidate the log lacks, by candidate
+
+    def replay(outcomes: dict[str, list[LoggedSession]]) -> Replay | None:
+        try:
+            return replay_once(outcomes, designer_level, sessions, concurrent, rng)
+        except MissingCandidate as exc:
+            missing[exc.label] += 1
+            return None
+        finally:
             if progress is not None:
                 progress(1)
-        players = sorted({s.player or s.name for s in rows})
-        owner: dict[str, list[int]] = {}
-        for i, s in enumerate(rows):
-            owner.setdefault(s.player or s.name, []).append(i)
-        means = []
-        for _ in range(boot):
-            pick = [i for _ in players for i in owner[players[rng.randrange(len(players))]]]
-            again = replay_once(_by_arm([rows[i] for i in pick]), designer_level, sessions, concurrent, rng)
+
+    replays = [r for _ in range(runs) if (r := replay(by_arm)) is not None]
+    players = sorted({s.player or s.name for s in rows})
+    owner: dict[str, list[int]] = {}
+    for i, s in enumerate(rows):
+        owner.setdefault(s.player or s.name, []).append(i)
+    means = []
+    for _ in range(boot):
+        pick = [i for _ in players for i in owner[players[rng.randrange(len(players))]]]
+        if (again := replay(_by_arm([rows[i] for i in pick]))) is not None:
             means.append(float(np.mean(again.lengths)))
-            if progress is not None:
-                progress(1)
-    except MissingCandidate as exc:
-        report["note"] = str(exc)
-        report["missing"] = exc.label
-        return report
+    if missing:
+        label = missing.most_common(1)[0][0]
+        share = sum(missing.values()) / (runs + boot)
+        report["missing"], report["missing_share"] = label, share
+        note = str(MissingCandidate(label, candidate_labels(_candidate(label), designer_level)))
+        if share > MAX_MISSING_SHARE or not replays:
+            report["note"] = f"{note} (in {share:.0%} of the replays)"
+            return report
+        # Rare: the replays that stayed within the log stand for the rest (what the others would have
+        # played differently can move the mean by at most that share of the difference).
+        report["note"] = f"{share:.0%} of the replays reached a candidate the log lacks and were left out: {note}"
     drawn: Counter[str] = Counter()
     for r in replays:
         drawn.update(r.drawn)
@@ -203,6 +222,11 @@ def estimate_portfolio(
         }
     )
     return report
+
+
+def _candidate(label: str) -> PortfolioArm:
+    """The candidate a label names (a default candidate or a ladder rung)."""
+    return next((a for a in DEFAULT_ARMS if a.label == label), None) or rung_named(label) or PortfolioArm(label, label)
 
 
 def _capped(s: LoggedSession, cap_s: float | None) -> LoggedSession:
