@@ -151,3 +151,18 @@ def test_a_few_replays_that_reach_an_unlogged_rung_are_left_out_and_said_so() ->
     assert few["missing"] == "harder+0.3" and 0 < few["missing_share"] <= 0.05
     assert "left out" in few["note"] and "'static:0.8'" in few["note"] and few["replay"] > 0
     assert many["missing_share"] > 0.05 and "replay" not in many and "'harder+0.3'" in many["note"]
+
+
+def test_the_replays_vectorised_draws_are_the_live_portfolios_draws() -> None:
+    """The replay draws Thompson samples with numpy; the live portfolio with `random`: the same chance
+    of each candidate being drawn, and the same propensities (the ladder reads them)."""
+    from sidecar.policies.portfolio import _thompson_draws
+    from sidecar.training.portfolio_replay import _numpy_draws
+
+    shapes, rates = [12.0, 30.0, 5.0], [4000.0, 9000.0, 2300.0]  # mean lives 333, 300, 460 s; thin evidence
+    live_rng, vec = random.Random(1), _numpy_draws(np.random.default_rng(1))
+    live = np.array([_thompson_draws(shapes, rates, live_rng)[1] for _ in range(300)]).mean(axis=0)
+    fast = np.array([vec(shapes, rates, live_rng)[1] for _ in range(300)]).mean(axis=0)
+    assert live.sum() == fast.sum() == 200
+    assert np.allclose(live / 200, fast / 200, atol=0.01)
+    assert fast.argmax() == 2 and fast.min() > 5  # the best is drawn most, none is starved
