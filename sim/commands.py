@@ -181,6 +181,7 @@ def _off_policy(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
     """`evaluate-directors --from-recordings DIR`: each director's mean session, estimated off-policy."""
     from sidecar.operations.recording import recording_files
     from sidecar.training.offpolicy import estimate, read_logged
+    from sim.director_eval import off_policy_png
 
     files = sorted(map(str, recording_files(a.from_recordings)))
     sessions = read_logged(tqdm(files, desc="reading recordings", unit="file"))
@@ -227,6 +228,7 @@ def _off_policy(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
                 print(f"portfolio: {r['note']}")
     if a.json:
         Path(a.json).write_text(json.dumps({"sessions": len(sessions), "estimates": rows}, indent=2))
+    print(f"wrote {off_policy_png(rows, a.out)}")
     return 0
 
 

@@ -237,3 +237,43 @@ def _file_part(population: str) -> str:
     """A population as part of a file name ('path/to/players.py:Factory' -> 'players.py-Factory')."""
     name = population.rsplit("/", 1)[-1]
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in name) or "population"
+
+
+def off_policy_png(estimates: list[dict[str, Any]], out_dir: str | Path) -> Path:
+    """Each director's off-policy estimate with its 95% interval (evaluate-directors --from-recordings)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in estimates if "dr" in r or "replay" in r]
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(shown) + 1.8))
+    for y, r in enumerate(shown):
+        mean, interval = (r["replay"], r["ci95"]) if "replay" in r else (r["dr"], r["dr_ci95"])
+        label = f"{r['director']} (replayed)" if "replay" in r else f"{r['director']} (DR)"
+        if interval:
+            ax.plot(np.array(interval) / 60, [y, y], color="tab:blue", lw=3, alpha=0.5)
+        ax.plot([mean / 60], [y], "o", color="tab:blue")
+        ax.text(mean / 60, y + 0.18, f"{mean:.0f} s", ha="center", fontsize=8)
+        ax.annotate(
+            label,
+            (0, y),
+            xytext=(-8, 0),
+            textcoords="offset points",
+            ha="right",
+            va="center",
+            xycoords=("axes fraction", "data"),
+            fontsize=9,
+        )
+    ax.set_yticks([])
+    ax.set_ylim(-0.7, len(shown) - 0.3)
+    ax.set_xlabel("mean session length (minutes), 95% interval")
+    ax.set_title("Directors estimated from recordings")
+    fig.tight_layout()
+    fig.subplots_adjust(left=0.3)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "off_policy.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

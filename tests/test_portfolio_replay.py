@@ -124,8 +124,9 @@ def test_recordings_of_a_mixture_estimate_the_portfolio_from_the_command_line(
     sessions = read_logged(sorted(tmp_path.glob("*.mbrec")))
     assert len(sessions) == 40 and all(s.designer_level == pytest.approx(0.5) for s in sessions)
     command = ["evaluate-directors", "--from-recordings", str(tmp_path), "--policies", "portfolio,static:0.5"]
+    options = ["--players", "100", "--bootstrap", "20", "--max-seconds", "40", "--out", str(tmp_path / "png")]
     out = subprocess.run(
-        [sys.executable, "-m", "sidecar.cli", *command, "--players", "100", "--bootstrap", "20", "--max-seconds", "40"],
+        [sys.executable, "-m", "sidecar.cli", *command, *options],
         capture_output=True,
         text=True,
         timeout=300,
@@ -136,6 +137,7 @@ def test_recordings_of_a_mixture_estimate_the_portfolio_from_the_command_line(
     lo, hi = (float(x) for x in interval.split("–"))
     assert 0 < lo <= float(mean) <= hi <= 40
     assert "a fresh one replayed over 100 sessions" in out.stdout
+    assert (tmp_path / "png" / "off_policy.png").stat().st_size > 5000
 
 
 def test_a_few_replays_that_reach_an_unlogged_rung_are_left_out_and_said_so() -> None:
