@@ -9,8 +9,8 @@ how that run went (the learning stage and traffic share it had there).
 What makes it estimable: the portfolio reads nothing about a player; it chooses per game, from the
 lengths and quits of the sessions its candidates had. So its run on a game is determined by each
 candidate's distribution of session outcomes (and the schedule of starts and ends). Logged sessions of
-each candidate (from a mixture, a portfolio's own recordings, or small logged perturbations around the
-designer's level) are samples of those distributions. This replays the real `Portfolio` class through
+each candidate (an experiment or simulated mixture whose arms are the candidates, or a served
+portfolio's own recordings) are samples of those distributions. This replays the real `Portfolio` class through
 a game of `sessions` players, `concurrent` at a time (the next starts when one ends, as in
 `evaluate-directors`): each draw of a candidate plays a logged session of that candidate, picked with
 weight 1/propensity (so a candidate's sessions stand for every player, whatever drew them), and the
