@@ -48,7 +48,7 @@ class LoggedSession:
     propensity: float
     seconds: float
     quit: bool
-    covariates: np.ndarray  # [C]: 1, then the model's skill, engagement and p_quit early in the session
+    covariates: np.ndarray  # [C]: 1, then the model's skill, engagement and p_quit on the session's first frame
     designer_level: float = 0.5  # the difficulty of the hello's knob defaults (where `static` offsets start)
 
 
@@ -68,14 +68,12 @@ def read_logged(paths: Sequence[str | Path]) -> list[LoggedSession]:
                 knobs = KnobSet.from_specs(req.hello.knobs)
                 designer = knobs.to_difficulty(knobs.defaults)
                 break
-        for _, resp in s.recording.responses():
-            if resp.WhichOneof("kind") != "guidance" or not resp.guidance.insights:
-                continue
-            g = resp.guidance
-            # The first frame's: sent before any guidance reached the game (the docstring says why).
-            ins = g.insights[0]
+        # The first frame's insights: it was sent before any guidance reached the game (the docstring says why).
+        answers = (r.guidance for _, r in s.recording.responses() if r.WhichOneof("kind") == "guidance")
+        first = next((g for g in answers if g.insights), None)
+        if first is not None:
+            ins = first.insights[0]
             covariates = np.array([1.0, ins.skill, ins.engagement, ins.p_quit])
-            break
         out.append(LoggedSession(s.name, s.player, s.arm, float(propensity), s.end, s.quit, covariates, designer))
     return out
 
