@@ -136,12 +136,18 @@ def test_sequencing() -> None:
     assert isinstance(c.receive(from_message(_frame(5)), 0.0), FrameAccepted)  # gaps are fine
 
 
+def _welcomed(reg: SessionRegistry, t: float) -> tuple[Connection, Welcomed]:
+    """A new connection whose hello was welcomed at t."""
+    c = _conn(registry=reg)
+    w = c.receive(from_message(hello_req()), t)
+    assert isinstance(w, Welcomed)
+    return c, w
+
+
 def test_resume_window_and_idle_timeout() -> None:
     limits = Limits(resume_window_s=10.0, idle_timeout_s=5.0, max_frames_per_second=1e6)
     reg = SessionRegistry(limits, secret=b"k" * 32)
-    c = _conn(registry=reg)
-    w = c.receive(from_message(hello_req()), 0.0)
-    assert isinstance(w, Welcomed)
+    c, w = _welcomed(reg, 0.0)
     c.receive(from_message(_frame(0)), 0.5)
     c.lost(1.0)
     assert reg.expired(5.0) == ([], [])  # detached sessions do not idle out
@@ -165,9 +171,7 @@ def test_resume_window_and_idle_timeout() -> None:
 
 def _paused_session(reg: SessionRegistry, t: float) -> tuple[Connection, str]:
     """A session welcomed at t whose first frame (at t + 1) says the game paused; its id."""
-    c = _conn(registry=reg)
-    w = c.receive(from_message(hello_req()), t)
-    assert isinstance(w, Welcomed)
+    c, w = _welcomed(reg, t)
     c.receive(from_message(frame_req(FRAMES[0], pb.EVENT_TYPE_PAUSE)), t + 1.0)
     return c, w.welcome.session_id
 
@@ -178,9 +182,7 @@ def test_a_paused_game_may_go_quiet_for_max_pause_s_not_idle_timeout_s() -> None
     back."""
     limits = Limits(idle_timeout_s=5.0, max_pause_s=100.0, max_frames_per_second=1e6)
     reg = SessionRegistry(limits, secret=b"k" * 32)
-    c = _conn(registry=reg)
-    w = c.receive(from_message(hello_req()), 0.0)
-    assert isinstance(w, Welcomed)
+    c, w = _welcomed(reg, 0.0)
     c.receive(from_message(_frame(0)), 1.0)
     c.receive(from_message(frame_req(FRAMES[1], pb.EVENT_TYPE_RESUME, pb.EVENT_TYPE_PAUSE)), 2.0)  # paused
     assert reg.expired(2.0 + 50.0) == ([], [])  # well past idle_timeout_s
