@@ -46,7 +46,6 @@ __all__ = [
     "portfolios",
     "reset_portfolios",
     "rung",
-    "rung_named",
     "skill_spread",
     "thompson",
 ]
@@ -107,7 +106,7 @@ def _offset(arm: PortfolioArm) -> float | None:
     return arm.offset if arm.policy == "static" else None
 
 
-def rung_named(label: str) -> PortfolioArm | None:
+def _rung_named(label: str) -> PortfolioArm | None:
     """The ladder rung with this label, if it is one (stored evidence names arms by label)."""
     for steps in range(-round(LADDER_MAX / LADDER_STEP), round(LADDER_MAX / LADDER_STEP) + 1):
         arm = rung(steps * LADDER_STEP)
@@ -175,7 +174,7 @@ class Portfolio:
         added joins here too; other arms it does not know are ignored."""
         with self._lock:
             for label in totals:
-                extra = rung_named(label) if label not in self.state else None
+                extra = _rung_named(label) if label not in self.state else None
                 if extra is not None:
                     self._add(extra)
             for a in self.arms:
@@ -224,7 +223,7 @@ class Portfolio:
         """Ladder rungs another portfolio added (a sibling skill share's) join this one too."""
         with self._lock:
             for label in labels:
-                arm = rung_named(label) if label not in self.state else None
+                arm = _rung_named(label) if label not in self.state else None
                 if arm is not None:
                     self._add(arm)
 

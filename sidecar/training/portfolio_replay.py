@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from sidecar.policies.portfolio import DEFAULT_ARMS, PROPENSITY_DRAWS, Draws, Portfolio, PortfolioArm, rung_named
+from sidecar.policies.portfolio import DEFAULT_ARMS, PROPENSITY_DRAWS, Draws, Portfolio, PortfolioArm
 from sidecar.training.offpolicy import LoggedSession
 
 __all__ = ["MissingCandidate", "Replay", "candidate_labels", "estimate_portfolio", "replay_once"]
@@ -100,8 +100,12 @@ def _numpy_draws(gen: np.random.Generator) -> Draws:
 
 
 def _pools(outcomes: dict[str, list[LoggedSession]]) -> dict[str, tuple[list[LoggedSession], np.ndarray]]:
-    """Per logged arm: its sessions and the running sum of their weights (1 / propensity), to draw from."""
-    return {arm: (rows, np.cumsum([1.0 / s.propensity for s in rows])) for arm, rows in outcomes.items() if rows}
+    """Per logged arm (one spelling each: 'static:0.50' and 'static:0.5' pooled): its sessions and the
+    running sum of their weights (1 / propensity), to draw from."""
+    merged: dict[str, list[LoggedSession]] = {}
+    for arm, rows in outcomes.items():
+        merged.setdefault(_normal(arm), []).extend(rows)
+    return {arm: (rows, np.cumsum([1.0 / s.propensity for s in rows])) for arm, rows in merged.items() if rows}
 
 
 def replay_once(
@@ -114,7 +118,7 @@ def replay_once(
 ) -> Replay:
     """One run of a fresh portfolio over `sessions` players drawn from the logged outcomes (by logged
     arm label)."""
-    pools = _pools({_normal(k): v for k, v in outcomes.items()})
+    pools = _pools(outcomes)
     portfolio = Portfolio(arms=arms, draws=_numpy_draws(np.random.default_rng(rng.getrandbits(32))))
     running: list[tuple[float, int, str, bool]] = []  # (ends at, tie-break, candidate, quit), a heap
     playing: Counter[str] = Counter()  # sessions running per candidate
@@ -176,12 +180,14 @@ def estimate_portfolio(
     rng = random.Random(seed)
     by_arm = _by_arm(rows)
     missing: Counter[str] = Counter()  # replays that reached a candidate the log lacks, by candidate
+    why: dict[str, str] = {}  # what the first such replay said, by candidate
 
     def replay(outcomes: dict[str, list[LoggedSession]]) -> Replay | None:
         try:
             return replay_once(outcomes, designer_level, sessions, concurrent, rng)
         except MissingCandidate as exc:
             missing[exc.label] += 1
+            why.setdefault(exc.label, str(exc))
             return None
         finally:
             if progress is not None:
@@ -201,7 +207,7 @@ def estimate_portfolio(
         label = missing.most_common(1)[0][0]
         share = sum(missing.values()) / (runs + boot)
         report["missing"], report["missing_share"] = label, share
-        note = str(MissingCandidate(label, candidate_labels(_candidate(label), designer_level)))
+        note = why[label]
         if share > MAX_MISSING_SHARE or not replays:
             report["note"] = f"{note} (in {share:.0%} of the replays)"
             return report
@@ -222,11 +228,6 @@ def estimate_portfolio(
         }
     )
     return report
-
-
-def _candidate(label: str) -> PortfolioArm:
-    """The candidate a label names (a default candidate or a ladder rung)."""
-    return next((a for a in DEFAULT_ARMS if a.label == label), None) or rung_named(label) or PortfolioArm(label, label)
 
 
 def _capped(s: LoggedSession, cap_s: float | None) -> LoggedSession:
