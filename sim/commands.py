@@ -8,6 +8,7 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -183,8 +184,10 @@ def _off_policy(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
     from sidecar.training.offpolicy import estimate, read_logged
     from sim.director_eval import off_policy_png
 
-    files = sorted(map(str, recording_files(a.from_recordings)))
-    sessions = read_logged(tqdm(files, desc="reading recordings", unit="file"))
+    # Each source is a log of its own design (offpolicy.py: several are weighted as one mixture of them).
+    logs = [sorted(map(str, recording_files([src]))) for src in a.from_recordings]
+    with tqdm(total=sum(map(len, logs)), desc="reading recordings", unit="file") as bar:
+        sessions = [s for k, files in enumerate(logs) for s in read_logged(_counted(files, bar), log=k)]
     if not sessions:
         print(
             "metabrain evaluate-directors: no recording says which director it drew and with what probability "
@@ -230,6 +233,12 @@ def _off_policy(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
         Path(a.json).write_text(json.dumps({"sessions": len(sessions), "estimates": rows}, indent=2))
     print(f"wrote {off_policy_png(rows, a.out)}")
     return 0
+
+
+def _counted(files: list[str], bar: tqdm) -> Iterator[str]:
+    for f in files:
+        yield f
+        bar.update(1)
 
 
 def _replayed_portfolio(a: argparse.Namespace, sessions: list[Any]) -> dict[str, Any]:
@@ -387,7 +396,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--from-recordings",
         nargs="+",
         metavar="DIR",
-        help="instead of simulating: estimate each director of --policies off-policy from these recordings",
+        help="instead of simulating: estimate each director of --policies off-policy from these recordings "
+        "(several directories: logs of different mixtures, weighted as one design)",
     )
     e.add_argument("--bootstrap", type=int, default=1000, help="with --from-recordings: bootstrap resamples")
     e.add_argument("--json", help="write the table as JSON")

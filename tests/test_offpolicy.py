@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,39 @@ def test_sessions_of_one_player_are_resampled_together() -> None:
     w_players = per_player["dr_ci95"][1] - per_player["dr_ci95"][0]
     w_alone = alone["dr_ci95"][1] - alone["dr_ci95"][0]
     assert w_players > 3 * w_alone > 0
+
+
+def _second_log(n: int, seed: int) -> list[LoggedSession]:
+    """More sessions of the rare director `c` (half of them) and of `a`, logged under a mixture of their own."""
+    rng = np.random.default_rng(1000 + seed)
+    out = []
+    for i in range(n):
+        arm = "c" if rng.random() < 0.5 else "a"
+        skill = rng.random()
+        y = {"a": 300.0, "c": 420.0}[arm] + 200.0 * (skill - 0.5) + rng.normal(0, 80)
+        out.append(LoggedSession(f"t{i}", "", arm, 0.5, max(y, 1.0), True, np.array([1.0, skill, 0.5, 0.1]), log=1))
+    return out
+
+
+def test_two_logs_are_weighted_as_one_design() -> None:
+    """A first log drew `c` one time in ten, a second one time in two: weighting each session by its
+    own log's propensity is unbiased but gives the first log's `c` sessions five times the weight of the
+    second's, so few of them set the spread; weighted as one design (the balance heuristic), every `c`
+    session weighs the same. Both stay centred on the truth, the one design has the larger effective
+    sample and the smaller spread, and `b`, which only the first log drew, is still estimated."""
+    balanced, own, ess = [], [], []
+    for seed in range(16):
+        first, truth = _logged(2000, seed)
+        both = first + _second_log(1000, seed)
+        as_logged = [replace(s, log=0) for s in both]
+        one, each = estimate(both, "c", boot=2, seed=seed), estimate(as_logged, "c", boot=2, seed=seed)
+        balanced.append(one["dr"] / truth["c"] - 1.0)
+        own.append(each["dr"] / truth["c"] - 1.0)
+        ess.append(one["effective_sample_size"] / each["effective_sample_size"])
+        assert abs(estimate(both, "b", boot=2, seed=seed)["dr"] / truth["b"] - 1.0) < 0.1
+    assert abs(float(np.mean(balanced))) < 0.02 and abs(float(np.mean(own))) < 0.03
+    assert min(ess) > 1.4
+    assert float(np.std(balanced)) < 0.9 * float(np.std(own))
 
 
 def test_a_director_never_drawn_is_not_guessed() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,20 @@ def test_a_few_replays_that_reach_an_unlogged_rung_are_left_out_and_said_so() ->
     assert few["missing"] == "harder+0.3" and 0 < few["missing_share"] <= 0.05
     assert "left out" in few["note"] and "'static:0.8'" in few["note"] and few["replay"] > 0
     assert many["missing_share"] > 0.05 and "replay" not in many and "'harder+0.3'" in many["note"]
+
+
+def test_a_second_log_of_the_missing_rung_completes_the_estimate() -> None:
+    """The log the replays could not finish (a fixed 0.8 never drawn, reached by more than a twentieth of
+    them), read together with a later log of that rung alone: an estimate, close to the truth."""
+    truth, _ = _truth()
+    rng = random.Random(201)
+    arms = [a for a in MEANS if a != "static:0.8"]
+    log = [_session(rng, rng.choice(arms), i, 1 / len(arms)) for i in range(2000)]
+    assert "replay" not in estimate_portfolio(log, sessions=1000, runs=20, boot=20, seed=1)
+    more = [replace(_session(rng, "static:0.8", 2000 + i, 1.0), log=1) for i in range(300)]
+    r = estimate_portfolio(log + more, sessions=1000, runs=20, boot=20, seed=1)
+    assert "missing" not in r and "note" not in r
+    assert abs(r["replay"] / truth - 1.0) < 0.06 and r["shares"].get("harder+0.3", 0.0) > 0
 
 
 def test_the_replays_vectorised_draws_are_the_live_portfolios_draws() -> None:

@@ -15,7 +15,7 @@ session's length, its player and a quit are.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,6 @@ def read_session(path: str | Path) -> RecordedSession:
     return RecordedSession(Path(path).name, h, player, start, end, quit_, deaths, band, times, rec)
 
 
-def read_sessions(paths: Sequence[str | Path]) -> Iterator[RecordedSession]:
+def read_sessions(paths: Iterable[str | Path]) -> Iterator[RecordedSession]:
     for path in paths:
         yield read_session(path)

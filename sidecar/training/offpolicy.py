@@ -19,6 +19,16 @@ the mean session would have been had every player got a given director:
   veterans whose real rollout played 150 s (IS 151); on the first frame, before any guidance has
   arrived, the same player gives the same inputs whatever director it drew.
 
+Several logs (directories of recordings made under different mixtures: a first experiment, then more
+sessions of the levels it lacked) are weighted as one design, the mixture of theirs in proportion to
+their sessions (the balance heuristic of multiple importance sampling): a session's propensity for a
+director is its own log's (as logged) weighted by that log's share of the sessions, plus each other
+log's mean propensity for that director weighted by its share. Each log's own propensities would be
+unbiased too, but a director drawn rarely in one log and often in another then gets weights far apart
+(10 against 2), and the rare log's few sessions decide the variance. Exact for fixed mixtures; for a
+log whose propensities moved (a learning director's), its mean stands in for the ones it would have
+given.
+
 Intervals are percentile bootstraps over sessions (one session per player in simulated logs; with
 several per player, resample players: `player` is the hello's stable player id, pseudonymised; a
 session without one is its own unit). A director never
@@ -27,7 +37,7 @@ drawn in the logs cannot be estimated this way: the report says so instead of gu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +47,7 @@ import numpy as np
 from sidecar.features import KnobSet
 from sidecar.operations.session_outcomes import read_sessions
 
-__all__ = ["LoggedSession", "estimate", "read_logged"]
+__all__ = ["LoggedSession", "design_propensities", "estimate", "read_logged"]
 
 
 @dataclass
@@ -50,10 +60,12 @@ class LoggedSession:
     quit: bool
     covariates: np.ndarray  # [C]: 1, then the model's skill, engagement and p_quit on the session's first frame
     designer_level: float = 0.5  # the difficulty of the hello's knob defaults (where `static` offsets start)
+    log: int = 0  # which log (design) it comes from, when several are read together
 
 
-def read_logged(paths: Sequence[str | Path]) -> list[LoggedSession]:
-    """The sessions of recordings that say which director they drew and its probability."""
+def read_logged(paths: Iterable[str | Path], log: int = 0) -> list[LoggedSession]:
+    """The sessions of recordings that say which director they drew and its probability (`log`: which
+    design they were logged under, when several logs are read together)."""
     out = []
     for s in read_sessions(paths):
         propensity = s.header.get("assignment_propensity")
@@ -74,7 +86,7 @@ def read_logged(paths: Sequence[str | Path]) -> list[LoggedSession]:
         if first is not None:
             ins = first.insights[0]
             covariates = np.array([1.0, ins.skill, ins.engagement, ins.p_quit])
-        out.append(LoggedSession(s.name, s.player, s.arm, float(propensity), s.end, s.quit, covariates, designer))
+        out.append(LoggedSession(s.name, s.player, s.arm, float(propensity), s.end, s.quit, covariates, designer, log))
     return out
 
 
@@ -103,6 +115,24 @@ def _estimates(
     return ips, snis, dr
 
 
+def design_propensities(sessions: Sequence[LoggedSession], target: np.ndarray) -> np.ndarray:
+    """[N] each session's probability of the director `target` marks under the logs' joint design (the
+    module docstring): the logged propensity when there is one log."""
+    logged = np.array([s.propensity for s in sessions])
+    logs = np.array([s.log for s in sessions])
+    kinds = np.unique(logs)
+    if len(kinds) < 2:
+        return logged
+    out = logged.copy()
+    shares = {k: float((logs == k).mean()) for k in kinds}
+    means = {k: float(logged[target & (logs == k)].mean()) if (target & (logs == k)).any() else 0.0 for k in kinds}
+    for j in kinds:
+        mine = target & (logs == j)
+        others = sum(shares[k] * means[k] for k in kinds if k != j)
+        out[mine] = shares[j] * logged[mine] + others
+    return out
+
+
 def estimate(sessions: Sequence[LoggedSession], label: str, boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """The mean session length director `label` would give, from logged sessions of a mixture."""
     n = len(sessions)
@@ -112,7 +142,7 @@ def estimate(sessions: Sequence[LoggedSession], label: str, boot: int = 1000, se
     if not matched:
         report["note"] = f"no logged session drew {label!r}: it cannot be estimated from these recordings"
         return report
-    propensity = np.array([s.propensity for s in sessions])
+    propensity = design_propensities(sessions, target)
     y = np.array([s.seconds for s in sessions])
     x = np.stack([s.covariates for s in sessions])
     rng = np.random.default_rng(seed)

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from sidecar.policies.portfolio import DEFAULT_ARMS, PROPENSITY_DRAWS, Draws, Portfolio, PortfolioArm
-from sidecar.training.offpolicy import LoggedSession
+from sidecar.training.offpolicy import LoggedSession, design_propensities
 
 __all__ = ["MissingCandidate", "Replay", "candidate_labels", "estimate_portfolio", "replay_once"]
 
@@ -167,7 +167,7 @@ def estimate_portfolio(
 ) -> dict[str, Any]:
     """The portfolio's mean session length over a game of `sessions` players, from logged sessions of its
     candidates. cap_s: end every session there (censored), as the run being predicted would."""
-    rows = [_capped(s, cap_s) for s in logged]
+    rows = _one_design([_capped(s, cap_s) for s in logged])
     # Where the fixed-level candidates' offsets start: the designer's level the logged games declared.
     designer_level = float(np.median([s.designer_level for s in rows])) if rows else 0.5
     report: dict[str, Any] = {
@@ -228,6 +228,21 @@ def estimate_portfolio(
         }
     )
     return report
+
+
+def _one_design(rows: list[LoggedSession]) -> list[LoggedSession]:
+    """Sessions of several logs, each with its propensity under the logs' joint design (offpolicy.py), so
+    that a candidate's sessions from a log that drew it rarely do not outweigh another log's."""
+    if len({s.log for s in rows}) < 2:
+        return rows
+    out = list(rows)
+    labels = np.array([_normal(s.arm) for s in rows])
+    for label in set(labels):
+        mine = labels == label
+        p = design_propensities(rows, mine)
+        for i in np.flatnonzero(mine):
+            out[i] = replace(rows[i], propensity=float(p[i]))
+    return out
 
 
 def _capped(s: LoggedSession, cap_s: float | None) -> LoggedSession:
