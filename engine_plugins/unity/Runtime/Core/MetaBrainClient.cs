@@ -69,7 +69,7 @@ namespace MetaBrain.Core
     public sealed class MetaBrainClient : IDisposable
     {
         readonly ClientOptions _opt;
-        readonly Queue<byte[]> _queue = new Queue<byte[]>();
+        readonly Queue<Frame> _queue = new Queue<Frame>();  // serialized when sent (a dropped one's events move on)
         readonly Dictionary<string, float> _knobs = new Dictionary<string, float>();
         readonly Stopwatch _clock = Stopwatch.StartNew();
         readonly List<Action> _events = new List<Action>();
@@ -88,6 +88,8 @@ namespace MetaBrain.Core
         double _lastPoll;
         bool _paused;
         EventType _pauseNews;  // Pause or Resume, for the next frame to carry (Unspecified: nothing to say)
+        int _maxEvents = DefaultMaxEventsPerFrame;  // the sidecar's limit, from its welcome
+        const int DefaultMaxEventsPerFrame = 256;
 
         public readonly ClientStats Stats = new ClientStats();
         public string SessionId { get; private set; }
@@ -214,7 +216,9 @@ namespace MetaBrain.Core
         public bool PauseNewsPending { get { return _pauseNews != EventType.Unspecified; } }
 
         /// <summary>Queue a frame (sequence, game time and knob values filled in). Never blocks; returns false if
-        /// the frame was dropped because the sidecar is away. Past MaxQueuedFrames unsent, the oldest goes.</summary>
+        /// the frame was dropped because the sidecar is away. Past MaxQueuedFrames unsent, the oldest goes, and its
+        /// events (deaths, kills, a pause) travel on in this frame: the sidecar sums a frame's events as it does
+        /// a superseded frame's, so a slow link costs states, not the counts the model reads or the pause news.</summary>
         public bool TrySend(Frame frame)
         {
             if (_state != ClientState.Open || _ending)
@@ -231,12 +235,44 @@ namespace MetaBrain.Core
             }
             if (frame.Knobs.Count == 0 && frame.KnobValues.Count == 0)  // the compact form, in the hello's order
                 foreach (var k in _opt.Knobs) frame.KnobValues.Add(Knob(k.Name));
-            if (_queue.Count >= _opt.MaxQueuedFrames) { _queue.Dequeue(); Stats.FramesDropped++; }
-            _queue.Enqueue(new SessionRequest { Frame = frame }.ToByteArray());
+            if (_queue.Count >= _opt.MaxQueuedFrames)
+            {
+                CarryEvents(_queue.Dequeue(), frame, _maxEvents);
+                Stats.FramesDropped++;
+            }
+            _queue.Enqueue(frame);
             Stats.FramesQueued++;
             Flush();
             return true;
         }
+
+        /// <summary>A dropped frame's events go first in the frame that takes its place, within the sidecar's
+        /// events-per-frame limit: past it, pause and resume news are kept, then the newest of the rest.</summary>
+        static void CarryEvents(Frame dropped, Frame into, int limit)
+        {
+            if (dropped.Events.Count == 0) return;
+            var merged = new List<GameEvent>(dropped.Events);
+            merged.AddRange(into.Events);
+            if (merged.Count > limit)
+            {
+                int news = 0;
+                foreach (var e in merged) if (IsPauseNews(e)) news++;
+                int others = Math.Max(limit - news, 0);
+                var kept = new List<GameEvent>(limit);
+                int skip = merged.Count - news - others;  // the oldest of the rest give way
+                foreach (var e in merged)
+                {
+                    if (IsPauseNews(e)) kept.Add(e);
+                    else if (skip > 0) skip--;
+                    else kept.Add(e);
+                }
+                merged = kept;
+            }
+            into.Events.Clear();
+            into.Events.AddRange(merged);
+        }
+
+        static bool IsPauseNews(GameEvent e) { return e.Type == EventType.Pause || e.Type == EventType.Resume; }
 
         /// <summary>Game thread: move the connection on, apply the newest guidance that has arrived and raise
         /// the events.</summary>
@@ -317,7 +353,7 @@ namespace MetaBrain.Core
             if (t == null || _state != ClientState.Open) return;
             while (_queue.Count > 0 && t.CanSend)
             {
-                t.Send(_queue.Dequeue());
+                t.Send(new SessionRequest { Frame = _queue.Dequeue() }.ToByteArray());
                 Stats.FramesSent++;
             }
             if (_goodbye != null && _queue.Count == 0 && t.CanSend)
@@ -378,6 +414,7 @@ namespace MetaBrain.Core
                 SessionId = w.SessionId;
                 ModelVersion = w.ModelVersion;
                 _resumeToken = w.ResumeToken;
+                _maxEvents = w.Limits != null && w.Limits.MaxEventsPerFrame > 0 ? (int)w.Limits.MaxEventsPerFrame : DefaultMaxEventsPerFrame;
                 _wasOpen = true;
                 _state = ClientState.Open;
                 if (w.Resumed) Stats.Resumes++;

@@ -128,6 +128,70 @@ namespace MetaBrain.Tests
             Assert.AreEqual(6, t.Sent.Count, "with room, a frame goes out at once");
         }
 
+        static Frame WithEvents(params EventType[] types)
+        {
+            var f = new Frame();
+            foreach (var type in types) f.Events.Add(new GameEvent { Type = type, PlayerId = "p1" });
+            return f;
+        }
+
+        static int Count(List<SessionRequest> sent, EventType type)
+        {
+            int n = 0;
+            foreach (var r in sent) if (r.Frame != null) foreach (var e in r.Frame.Events) if (e.Type == type) n++;
+            return n;
+        }
+
+        [Test]
+        public void ADroppedFramesEventsAndPauseNewsTravelOnInTheNextFrame()
+        {
+            var c = Opened(maxQueued: 2);
+            var t = _made[0];
+            t.Room = false;
+            c.SetPaused(true);
+            Assert.IsTrue(c.TrySend(WithEvents(EventType.Death)));  // carries the pause news and a death
+            Assert.IsTrue(c.TrySend(WithEvents(EventType.Kill)));
+            Assert.IsTrue(c.TrySend(new Frame()));  // the first frame gives way
+            Assert.IsTrue(c.TrySend(WithEvents(EventType.Kill)));  // and the second
+            Assert.AreEqual(2L, c.Stats.FramesDropped);
+            Assert.IsFalse(c.PauseNewsPending, "the news is in a queued frame");
+            t.Room = true;
+            c.Poll();
+            Assert.AreEqual(3, t.Sent.Count, "the hello and the two newest frames");
+            Assert.AreEqual(1, Count(t.Sent, EventType.Pause), "the pause news reached the sidecar once");
+            Assert.AreEqual(1, Count(t.Sent, EventType.Death));
+            Assert.AreEqual(2, Count(t.Sent, EventType.Kill));
+            Assert.AreEqual(EventType.Death, t.Sent[1].Frame.Events[0].Type, "the dropped frame's events go first");
+            Assert.AreEqual(EventType.Pause, t.Sent[1].Frame.Events[1].Type);
+        }
+
+        [Test]
+        public void CarriedEventsStayWithinTheSidecarsLimitAndKeepThePauseNews()
+        {
+            var c = Client(maxQueued: 1);
+            c.Start();
+            var t = _made[0];
+            t.Now = TransportState.Open;
+            var welcome = Welcome("s-1", "resume-1");
+            welcome.Welcome.Limits = new Limits { MaxEventsPerFrame = 3 };
+            t.Arrive(welcome);
+            c.Poll();
+            t.Room = false;
+            c.SetPaused(true);
+            c.TrySend(WithEvents(EventType.Death, EventType.Death));  // pause + 2 deaths
+            c.TrySend(WithEvents(EventType.Kill, EventType.Kill));  // 5 events: over the limit of 3
+            c.SetPaused(false);
+            c.TrySend(WithEvents(EventType.Kill));  // resume + kill, after the 3 carried
+            t.Room = true;
+            c.Poll();
+            Assert.AreEqual(2, t.Sent.Count);
+            var events = t.Sent[1].Frame.Events;
+            Assert.AreEqual(3, events.Count, "never more events than the sidecar accepts");
+            Assert.AreEqual(EventType.Pause, events[0].Type, "the pause news is kept");
+            Assert.AreEqual(EventType.Kill, events[1].Type, "then the newest of the rest, in order");
+            Assert.AreEqual(EventType.Resume, events[2].Type, "and the resume");
+        }
+
         [Test]
         public void TheNewestGuidanceWins()
         {
