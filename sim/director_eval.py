@@ -9,7 +9,7 @@ share of frames whose predicted p_fail sits in the target band, and the spread o
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +140,50 @@ def evaluate_directors(
     return _report(population, players, seed, max_seconds, telemetry_hz, checkpoint, table, results)
 
 
-def compare(table: list[dict[str, Any]]) -> dict[str, Any]:
-    """The model-driven director (learned if it ran, else predictive) against the others."""
+@dataclass
+class DecileRatios:
+    """Per skill decile (least skilled first), one director's mean session over another's on the same players."""
+
+    ratios: list[float]
+    ci95: list[list[float]]  # each decile's 95% interval (paired bootstrap)
+    below: list[int]  # deciles (1-based) below 1 beyond chance, for the ten together (see decile_ratios)
+
+
+def decile_ratios(
+    mine: list[SessionSummary], base: list[SessionSummary], boot: int = 2000, seed: int = 0
+) -> DecileRatios:
+    """Per skill decile, the mean session under one director over the same players' mean under another,
+    with its 95% interval from a paired bootstrap (players resampled within their decile, each with both
+    of its sessions). A decile of 100 players knows its mean to about ±10%: the smallest of ten ratios is
+    well below 1 by chance alone, and one of ten 95% intervals misses 1 in about a quarter of runs where
+    nothing differs. So a decile counts as below only when its one-sided bound at 1 - 0.05/10 is (a 5%
+    chance, for all ten together, of naming one that is not)."""
+    theirs = {r.index: r.seconds for r in base}
+    pairs = [(r.skill, r.seconds, theirs[r.index]) for r in mine if r.index in theirs]
+    skills = np.array([p[0] for p in pairs])
+    a, b = np.array([p[1] for p in pairs]), np.array([p[2] for p in pairs])
+    edges = np.quantile(skills, np.linspace(0, 1, 11)) if len(pairs) else np.zeros(11)
+    idx = np.clip(np.searchsorted(edges, skills, side="right") - 1, 0, 9)
+    rng = np.random.default_rng(seed)
+    out = DecileRatios([], [], [])
+    for d in range(10):
+        ad, bd = a[idx == d], b[idx == d]
+        if not len(ad) or bd.sum() <= 0:
+            out.ratios.append(float("nan"))
+            out.ci95.append([float("nan"), float("nan")])
+            continue
+        pick = rng.integers(0, len(ad), (boot, len(ad)))
+        draws = ad[pick].mean(axis=1) / np.maximum(bd[pick].mean(axis=1), 1e-9)
+        out.ratios.append(float(ad.mean() / bd.mean()))
+        out.ci95.append([float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))])
+        if np.percentile(draws, 100 * (1 - 0.05 / 10)) < 1.0:
+            out.below.append(d + 1)
+    return out
+
+
+def compare(table: list[dict[str, Any]], results: dict[str, list[SessionSummary]] | None = None) -> dict[str, Any]:
+    """The model-driven director (learned if it ran, else predictive) against the others. results: each
+    director's sessions, for the per-decile intervals against the designer's level (same players)."""
     by = {t["policy"]: t for t in table}
     static = [t for t in table if t["policy"].startswith("static")]
     best_static = max(static, key=lambda t: t["mean_length_s"]) if static else None
@@ -162,6 +204,14 @@ def compare(table: list[dict[str, Any]]) -> dict[str, Any]:
         base = np.array(by[DESIGNER_DEFAULT]["length_by_skill_decile"])
         comparison["decile_ratio_vs_designer_default"] = (mine / base).tolist()
         comparison["worst_decile_vs_designer_default"] = float(np.nanmin(mine / base) - 1)
+        if results and candidate in results and DESIGNER_DEFAULT in results:
+            paired = decile_ratios(results[candidate], results[DESIGNER_DEFAULT])
+            comparison["decile_ratio_ci95_vs_designer_default"] = paired.ci95
+            worst = int(np.nanargmin(mine / base))
+            comparison["worst_decile"] = worst + 1
+            comparison["worst_decile_ci95"] = paired.ci95[worst]
+            # Deciles (1 = least skilled) below the designer's level beyond chance (decile_ratios).
+            comparison["deciles_credibly_below_designer_default"] = paired.below
     return comparison
 
 
@@ -175,7 +225,7 @@ def _report(
     table: list[dict[str, Any]],
     results: dict[str, list[SessionSummary]],
 ) -> dict[str, Any]:
-    comparison = compare(table)
+    comparison = compare(table, results)
     return {
         "population": population,
         "players": players,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sidecar.operations.recording import read_recording
 from sidecar.serving.worker_pool import report, run_pool
 from sim.datagen import GenerateConfig, generate
-from sim.director_eval import evaluate_directors, markdown
+from sim.director_eval import decile_ratios, evaluate_directors, markdown
+from sim.offline import SessionSummary
 
 
 def _square_or_fail(x: int) -> int:
@@ -43,8 +45,44 @@ def test_evaluate_directors_plays_every_policy_on_the_same_players() -> None:
     c = report["comparison"]
     assert c["candidate"] == "learned" and c["best_static"] in {"static:0.2", "static:0.5", "static:0.8"}
     assert "vs_rubber_band" in c and len(c["decile_ratio_vs_designer_default"]) == 10
+    assert len(c["decile_ratio_ci95_vs_designer_default"]) == 10 and 1 <= c["worst_decile"] <= 10
     text = markdown(report)  # a 60 s cap has one minute of quit rates: the table still renders
-    assert "| rubber_band |" in text and "/ – / –" in text
+    assert "| rubber_band |" in text and "/ – / –" in text and "beyond chance" in text
+
+
+def _sessions(
+    rng: np.random.Generator, skill: np.ndarray, taste: np.ndarray, effect: np.ndarray
+) -> list[SessionSummary]:
+    """One session per player: its mean set by the player's own taste times the director's effect on the
+    player's skill decile, spread like real sessions (about 0.7 of the mean)."""
+    seconds = taste * effect[np.minimum((skill * 10).astype(int), 9)] * rng.lognormal(-0.2, 0.63, len(skill))
+    return [
+        SessionSummary(i, "core", float(skill[i]), "p", float(s), True, 0, 0, 0.5, 0.5, 0.5, 0.0, True)
+        for i, s in enumerate(seconds)
+    ]
+
+
+def test_a_decile_is_below_the_designers_level_only_beyond_chance() -> None:
+    """1,000 players: a director equal to the designer's level in every decile still has a worst decile
+    well below 1 by chance (the plain worst-decile figure), but is almost never named below; one that
+    plays the seventh decile 35% shorter is named there, and only there, in most runs."""
+    rng = np.random.default_rng(3)
+    worst, named, found = [], 0, 0
+    for _ in range(10):
+        skill, taste = rng.random(1000), rng.lognormal(5.8, 0.4, 1000)
+        same = np.ones(10)
+        even = decile_ratios(_sessions(rng, skill, taste, same), _sessions(rng, skill, taste, same), boot=1000)
+        worst.append(min(even.ratios))
+        named += len(even.below)
+        assert all(lo < r < hi for r, (lo, hi) in zip(even.ratios, even.ci95, strict=True))
+        hurt = same.copy()
+        hurt[6] = 0.65
+        found += decile_ratios(
+            _sessions(rng, skill, taste, hurt), _sessions(rng, skill, taste, same), boot=1000
+        ).below == [7]
+    assert float(np.mean(worst)) < 0.9  # chance alone puts the smallest of ten ratios >10% below par
+    assert named <= 1  # of ten runs where nothing differs
+    assert found >= 7
 
 
 def test_dataset_generate_records_every_session(tmp_path: Path) -> None:

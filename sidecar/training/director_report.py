@@ -47,9 +47,23 @@ def markdown(report: dict[str, Any]) -> str:
                 if "worst_decile_vs_designer_default" in c
                 else ""
             )
+            + _decile_interval(c)
             + ".",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _decile_interval(c: dict[str, Any]) -> str:
+    """The worst decile's paired 95% interval, and which deciles are below the designer's level beyond chance."""
+    if "worst_decile_ci95" not in c:
+        return ""
+    lo, hi = c["worst_decile_ci95"]
+    below = c["deciles_credibly_below_designer_default"]
+    where = f"deciles {', '.join(map(str, below))}" if below else "none"
+    return (
+        f" (decile {c['worst_decile']}, 95% interval {lo - 1:+.1%} to {hi - 1:+.1%}; "
+        f"below the designer's level beyond chance: {where})"
+    )
 
 
 def _comparison(c: dict[str, Any]) -> dict[str, Any]:
