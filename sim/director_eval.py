@@ -212,6 +212,12 @@ def compare(table: list[dict[str, Any]], results: dict[str, list[SessionSummary]
             comparison["worst_decile_ci95"] = paired.ci95[worst]
             # Deciles (1 = least skilled) below the designer's level beyond chance (decile_ratios).
             comparison["deciles_credibly_below_designer_default"] = paired.below
+    if results and DESIGNER_DEFAULT in results:  # every other director's deciles, the same way
+        comparison["deciles_vs_designer_default"] = {
+            label: asdict(decile_ratios(rows, results[DESIGNER_DEFAULT]))
+            for label, rows in results.items()
+            if label != DESIGNER_DEFAULT
+        }
     return comparison
 
 

@@ -46,6 +46,9 @@ def test_evaluate_directors_plays_every_policy_on_the_same_players() -> None:
     assert c["candidate"] == "learned" and c["best_static"] in {"static:0.2", "static:0.5", "static:0.8"}
     assert "vs_rubber_band" in c and len(c["decile_ratio_vs_designer_default"]) == 10
     assert len(c["decile_ratio_ci95_vs_designer_default"]) == 10 and 1 <= c["worst_decile"] <= 10
+    assert set(c["deciles_vs_designer_default"]) == set(table) - {"static:0.5"}
+    same = c["deciles_vs_designer_default"]["learned"]["ci95"], c["decile_ratio_ci95_vs_designer_default"]
+    assert np.array_equal(*map(np.array, same), equal_nan=True)  # six players: most deciles are empty
     text = markdown(report)  # a 60 s cap has one minute of quit rates: the table still renders
     assert "| rubber_band |" in text and "/ – / –" in text and "beyond chance" in text
 
