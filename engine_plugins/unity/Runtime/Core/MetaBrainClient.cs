@@ -260,9 +260,10 @@ namespace MetaBrain.Core
                 int others = Math.Max(limit - news, 0);
                 var kept = new List<GameEvent>(limit);
                 int skip = merged.Count - news - others;  // the oldest of the rest give way
+                int skipNews = Math.Max(news - limit, 0);  // and, past the limit, the oldest news too
                 foreach (var e in merged)
                 {
-                    if (IsPauseNews(e)) kept.Add(e);
+                    if (IsPauseNews(e)) { if (skipNews > 0) skipNews--; else kept.Add(e); }
                     else if (skip > 0) skip--;
                     else kept.Add(e);
                 }

@@ -193,6 +193,29 @@ namespace MetaBrain.Tests
         }
 
         [Test]
+        public void PastALimitOfOneOnlyTheNewestPauseNewsGoes()
+        {
+            var c = Client(maxQueued: 1);
+            c.Start();
+            var t = _made[0];
+            t.Now = TransportState.Open;
+            var welcome = Welcome("s-1", "resume-1");
+            welcome.Welcome.Limits = new Limits { MaxEventsPerFrame = 1 };
+            t.Arrive(welcome);
+            c.Poll();
+            t.Room = false;
+            c.SetPaused(true);
+            c.TrySend(new Frame());  // the pause news
+            c.SetPaused(false);
+            c.TrySend(new Frame());  // the resume news, and the pause carried: two for a limit of one
+            t.Room = true;
+            c.Poll();
+            var events = t.Sent[1].Frame.Events;
+            Assert.AreEqual(1, events.Count);
+            Assert.AreEqual(EventType.Resume, events[0].Type, "the newest news stands");
+        }
+
+        [Test]
         public void TheNewestGuidanceWins()
         {
             var c = Opened();
