@@ -124,7 +124,12 @@ def test_recordings_of_a_mixture_estimate_the_portfolio_from_the_command_line(
     run_offline(load_population("default", 6), cfg, bundled)
     sessions = read_logged(sorted(tmp_path.glob("*.mbrec")))
     assert len(sessions) == 40 and all(s.designer_level == pytest.approx(0.5) for s in sessions)
-    command = ["evaluate-directors", "--from-recordings", str(tmp_path), "--policies", "portfolio,static:0.5"]
+    later = tmp_path / "later"  # a second log (here of the same design): both directories are read
+    later.mkdir()
+    for f in sorted(tmp_path.glob("*.mbrec"))[30:]:
+        f.rename(later / f.name)
+    logs = [str(tmp_path), str(later)]
+    command = ["evaluate-directors", "--from-recordings", *logs, "--policies", "portfolio,static:0.5"]
     options = ["--players", "100", "--bootstrap", "20", "--max-seconds", "40", "--out", str(tmp_path / "png")]
     out = subprocess.run(
         [sys.executable, "-m", "sidecar.cli", *command, *options],
@@ -137,7 +142,7 @@ def test_recordings_of_a_mixture_estimate_the_portfolio_from_the_command_line(
     mean, interval = row.split("|")[3:5]
     lo, hi = (float(x) for x in interval.split("–"))
     assert 0 < lo <= float(mean) <= hi <= 40
-    assert "a fresh one replayed over 100 sessions" in out.stdout
+    assert "a fresh one replayed over 100 sessions" in out.stdout and "40 logged sessions" in out.stdout
     assert (tmp_path / "png" / "off_policy.png").stat().st_size > 5000
 
 
