@@ -73,12 +73,16 @@ namespace MetaBrain.Tests
             return new SessionResponse { Guidance = g };
         }
 
-        MetaBrainClient Opened(int maxQueued = 4)
+        /// <summary>A client welcomed by the sidecar; maxEvents: the events-per-frame limit its welcome
+        /// states (0: none).</summary>
+        MetaBrainClient Opened(int maxQueued = 4, uint maxEvents = 0)
         {
             var c = Client(maxQueued);
             c.Start();
             _made[0].Now = TransportState.Open;
-            _made[0].Arrive(Welcome("s-1", "resume-1"));
+            var welcome = Welcome("s-1", "resume-1");
+            if (maxEvents > 0) welcome.Welcome.Limits = new Limits { MaxEventsPerFrame = maxEvents };
+            _made[0].Arrive(welcome);
             c.Poll();
             return c;
         }
@@ -168,14 +172,8 @@ namespace MetaBrain.Tests
         [Test]
         public void CarriedEventsStayWithinTheSidecarsLimitAndKeepThePauseNews()
         {
-            var c = Client(maxQueued: 1);
-            c.Start();
+            var c = Opened(maxQueued: 1, maxEvents: 3);
             var t = _made[0];
-            t.Now = TransportState.Open;
-            var welcome = Welcome("s-1", "resume-1");
-            welcome.Welcome.Limits = new Limits { MaxEventsPerFrame = 3 };
-            t.Arrive(welcome);
-            c.Poll();
             t.Room = false;
             c.SetPaused(true);
             c.TrySend(WithEvents(EventType.Death, EventType.Death));  // pause + 2 deaths
@@ -195,14 +193,8 @@ namespace MetaBrain.Tests
         [Test]
         public void PastALimitOfOneOnlyTheNewestPauseNewsGoes()
         {
-            var c = Client(maxQueued: 1);
-            c.Start();
+            var c = Opened(maxQueued: 1, maxEvents: 1);
             var t = _made[0];
-            t.Now = TransportState.Open;
-            var welcome = Welcome("s-1", "resume-1");
-            welcome.Welcome.Limits = new Limits { MaxEventsPerFrame = 1 };
-            t.Arrive(welcome);
-            c.Poll();
             t.Room = false;
             c.SetPaused(true);
             c.TrySend(new Frame());  // the pause news
