@@ -280,12 +280,23 @@ def cmd_portfolio(a: argparse.Namespace) -> int:
     if a.action == "import":
         files = recording_files(a.recordings)
         found = evidence_from_recordings(files)
-        if not found:
-            raise ValueError(f"no recording in {' '.join(a.recordings)} is of a portfolio session (header experiment)")
-        for game_id, evidence in found.items():
+        skipped = ", ".join(f"{n} of {arm}" for arm, n in found.skipped.most_common())
+        if not found.games:
+            raise ValueError(
+                f"no recording in {' '.join(a.recordings)} is of a portfolio candidate"
+                f" (a portfolio's draw, a fixed level on its ladder, or one of its directors); skipped: {skipped}"
+            )
+        for game_id, evidence in found.games.items():
             store.add(game_id, evidence)
             n = sum(e.finished for e in evidence.values())
             print(f"game {game_id!r}: added {n} sessions ({', '.join(sorted(evidence))})")
+        if found.adaptive:
+            print(
+                f"{found.adaptive} of them a portfolio's own draws: biased against a candidate it starved early;"
+                " a log of fixed directors (an experiment, a mixture) is not"
+            )
+        if skipped:
+            print(f"skipped (no candidate of the portfolio): {skipped}")
     games = store.games()
     if not games:
         print(f"no portfolio state in {store.directory}")
@@ -331,7 +342,9 @@ def build_parser(light: bool = False) -> argparse.ArgumentParser:
     show.add_argument("--state-dir", required=True, help="the sidecar's --state-dir")
     show.set_defaults(func=cmd_portfolio)
     imp = pfs.add_parser(
-        "import", help="add what recordings of portfolio sessions show (from another sidecar, a playtest)"
+        "import",
+        help="add what recordings show about the portfolio's candidates: a portfolio's own sessions, or an "
+        "experiment's or a mixture's fixed levels and directors (a playtest, another sidecar)",
     )
     imp.add_argument("recordings", nargs="+", help=".mbrec files or directories")
     imp.add_argument("--state-dir", required=True, help="the sidecar's --state-dir")

@@ -147,3 +147,77 @@ def test_recordings_of_portfolio_sessions_seed_another_sidecar(
         assert GAME in capsys.readouterr().out
     finally:
         reset_portfolios()
+
+
+@pytest.mark.parametrize(
+    ("director", "designer", "candidate"),
+    [
+        ("static:0.7", 0.5, "harder+0.2"),
+        ("static:0.50", 0.5, "designer"),
+        ("static", 0.5, "designer"),  # the designer's level itself
+        ("static:0.3", 0.6, "easier-0.3"),  # offsets start from this game's designer's level
+        ("harder", 0.5, "harder"),  # a served portfolio names its candidate
+        ("predictive", 0.5, "predictive"),
+        ("rubber_band", 0.5, "rubber_band"),  # a candidate of the contextual director's shares
+        ("static:0.45", 0.5, None),  # off the ladder's 0.1 grid
+        ("static:0.9", 0.5, None),  # beyond its reach (0.3)
+        ("intensity", 0.5, None),
+        ("static:x", 0.5, None),
+    ],
+)
+def test_a_fixed_directors_sessions_count_for_the_candidate_it_is(
+    director: str, designer: float, candidate: str | None
+) -> None:
+    from sidecar.policies.portfolio import candidate_of
+
+    assert candidate_of(director, designer) == candidate
+
+
+def test_a_design_log_of_fixed_levels_seeds_the_portfolio_candidate_by_candidate(
+    tiny_checkpoint: Checkpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A log of fixed directors drawn per session (a served experiment, a simulated mixture) is evidence
+    for the candidates they are, without a portfolio's bias against what it starved: `portfolio import`
+    reads it by candidate and says what it skipped."""
+    from sidecar.cli import main
+    from sidecar.operations.portfolio_store import evidence_from_recordings
+    from sidecar.operations.session_outcomes import read_sessions
+    from sim.offline import OfflineConfig, run_offline
+    from sim.policy_labels import parse_mixture
+
+    mixture = parse_mixture("static:0.4=1,static:0.5=1,static:0.6=1,static:0.55=1,predictive=1,intensity=1")
+    recs = tmp_path / "recs"
+    cfg = OfflineConfig(sessions=36, max_seconds=150.0, seed=3, mixture=mixture, record_dir=str(recs))
+    rows = run_offline(load_population("fragile", 3), cfg, tiny_checkpoint)
+    files = sorted(recs.glob("*.mbrec"))
+    by_arm: dict[str, list[float]] = {}
+    for s in read_sessions(files):
+        by_arm.setdefault(s.arm, []).append(s.played_s)
+    assert len(by_arm) == 6, by_arm  # every arm drawn (the test's seed)
+
+    found = evidence_from_recordings(files)
+    evidence = found.games[GAME]
+    named = {"static:0.4": "easier", "static:0.5": "designer", "static:0.6": "harder", "predictive": "predictive"}
+    assert set(evidence) == set(named.values())
+    for arm, label in named.items():
+        e = evidence[label]
+        assert e.finished == e.assigned == len(by_arm[arm])
+        assert e.seconds == pytest.approx(sum(by_arm[arm]))
+    quits = sum(r.quit for r in rows if r.policy in named)  # fragile players: many quit within 150 s
+    assert sum(e.quits for e in evidence.values()) == quits > 0
+    assert found.skipped == {"static:0.55": len(by_arm["static:0.55"]), "intensity": len(by_arm["intensity"])}
+    assert found.adaptive == 0
+
+    reset_portfolios()
+    try:
+        assert main(["portfolio", "import", str(recs), "--state-dir", str(tmp_path / "state")]) == 0
+        out = capsys.readouterr().out
+        assert f"added {sum(len(by_arm[a]) for a in named)} sessions" in out
+        assert "skipped (no candidate of the portfolio)" in out and "of intensity" in out
+        store = PortfolioStore(tmp_path / "state")
+        assert store.load() == 1
+        # The rung below the designer's level joins the portfolio a deployment starts with.
+        assert [a.label for a in portfolio_for(GAME).arms] == ["designer", "harder", "predictive", "easier"]
+        assert portfolio_for(GAME).state["easier"].finished == len(by_arm["static:0.4"])
+    finally:
+        reset_portfolios()

@@ -62,7 +62,7 @@ def test_a_goodbye_not_cut_short_is_a_quit_and_every_reader_agrees(tmp_path: Pat
     assert [o.quit for o in read_outcomes(paths)] == [True, False, False]
     assert [s.quit for s in read_logged(paths)] == [True, False, False]
     assert [o.seconds for o in read_outcomes(paths)] == [30.0, 30.0, 30.0]
-    evidence = evidence_from_recordings(paths)["g"]["harder"]
+    evidence = evidence_from_recordings(paths).games["g"]["harder"]
     assert (evidence.quits, evidence.finished, evidence.seconds) == (1, 3, 84.0)
 
 

@@ -16,19 +16,21 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from sidecar.operations.session_outcomes import read_sessions
-from sidecar.policies.portfolio import ArmEvidence, Portfolio, portfolio_for, portfolios
+from sidecar.policies.portfolio import ArmEvidence, Portfolio, candidate_of, portfolio_for, portfolios
 
 try:  # POSIX: processes on one machine take turns on a file; elsewhere one process per state dir
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["PortfolioStore", "evidence_from_recordings"]
+__all__ = ["Imported", "PortfolioStore", "evidence_from_recordings"]
 
 log = logging.getLogger("metabrain.portfolio")
 _FORMAT = 1
@@ -121,15 +123,34 @@ def _parse(text: str) -> tuple[str, dict[str, ArmEvidence]]:
     return str(data["game_id"]), arms
 
 
-def evidence_from_recordings(paths: list[Path]) -> dict[str, dict[str, ArmEvidence]]:
-    """What recordings of portfolio sessions (header experiment "portfolio", arm = the candidate drawn)
-    say about each candidate, by game: seconds played, sessions ended, quits (as session_outcomes.py
-    reads them: a goodbye not cut short). Other recordings are skipped."""
-    out: dict[str, dict[str, ArmEvidence]] = {}
+@dataclass
+class Imported:
+    """What recordings say about each game's candidates, and what they could not say."""
+
+    games: dict[str, dict[str, ArmEvidence]] = field(default_factory=dict)  # game id -> candidate -> evidence
+    adaptive: int = 0  # sessions a portfolio drew (its own log: biased against what it starved)
+    skipped: Counter[str] = field(default_factory=Counter)  # sessions of no candidate, by director
+
+
+def evidence_from_recordings(paths: Iterable[Path]) -> Imported:
+    """What recordings say about each portfolio candidate, by game: seconds played, sessions ended, quits
+    (as session_outcomes.py reads them: a goodbye not cut short, or the player gone).
+
+    Two kinds of recording count. A portfolio's own (header experiment "portfolio", arm = the candidate
+    drawn): the evidence it learned from, but adaptive, so a candidate it starved early keeps the bad
+    luck of its few sessions. A fixed director's (a served experiment's or a simulated mixture's arm, or
+    a session's policy, e.g. "static:0.7" or "predictive"), as candidate_of maps it from the designer's
+    level: a design log, which says as much about each candidate as it has sessions of it. Recordings of
+    other directors are skipped and counted."""
+    out = Imported()
     for s in read_sessions(paths):
-        if s.header.get("experiment") != "portfolio" or not s.header.get("arm") or s.start is None:
+        if s.start is None:
             continue
-        game = out.setdefault(str(s.header.get("game_id", "")), {})
-        label = str(s.header["arm"])
+        label = candidate_of(s.arm, s.designer_level) if s.arm else None
+        if label is None:
+            out.skipped[s.arm or "(none)"] += 1
+            continue
+        out.adaptive += s.header.get("experiment") == "portfolio"
+        game = out.games.setdefault(str(s.header.get("game_id", "")), {})
         game[label] = game.get(label, ArmEvidence()).plus(ArmEvidence(int(s.quit), s.played_s, 1, 1))
     return out

@@ -11,6 +11,7 @@ session's length, its player and a quit are.
   sidecar stopped or killed).
 - Player, whose sessions belong together: the header's pseudonymised player, else the hello's player
   id (simulated recordings), else the session.
+- The designer's level: the difficulty of the hello's knob defaults (where a director's offsets start).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sidecar.columns import EventType
+from sidecar.features.knobs import KnobSet
 from sidecar.operations.recording import Recording, read_recording
 from sidecar.session import IDLE_TIMEOUT, RESUME_WINDOW_CLOSED
 
@@ -39,6 +41,7 @@ class RecordedSession:
     band: tuple[float, float] | None  # the hello's p_fail target band, when it set one
     frame_times: dict[int, float]  # frame sequence -> game time
     recording: Recording  # for readers of the answers (insights)
+    designer_level: float = 0.5  # the difficulty of the hello's knob defaults (0.5 without a hello)
 
     @property
     def arm(self) -> str:
@@ -58,6 +61,7 @@ def read_session(path: str | Path) -> RecordedSession:
     quit_ = rec.close_reason in (RESUME_WINDOW_CLOSED, IDLE_TIMEOUT)  # unless a goodbye says otherwise
     band: tuple[float, float] | None = None
     hello_player = ""
+    designer = 0.5
     times: dict[int, float] = {}
     for _, req in rec.requests():
         kind = req.WhichOneof("kind")
@@ -69,13 +73,16 @@ def read_session(path: str | Path) -> RecordedSession:
             deaths += sum(e.type == EventType.DEATH for e in f.events)
         elif kind == "hello":
             hello_player = req.hello.player_id  # pseudonymised already in a served recording
+            if req.hello.knobs:
+                knobs = KnobSet.from_specs(req.hello.knobs)
+                designer = knobs.to_difficulty(knobs.defaults)
             if req.hello.HasField("target"):
                 band = (req.hello.target.p_fail_low, req.hello.target.p_fail_high)
         elif kind == "goodbye":
             quit_ = not req.goodbye.cut_short
     h = rec.header
     player = str(h.get("player") or hello_player or h.get("session_id") or Path(path).name)
-    return RecordedSession(Path(path).name, h, player, start, end, quit_, deaths, band, times, rec)
+    return RecordedSession(Path(path).name, h, player, start, end, quit_, deaths, band, times, rec, designer)
 
 
 def read_sessions(paths: Iterable[str | Path]) -> Iterator[RecordedSession]:

@@ -42,6 +42,7 @@ __all__ = [
     "Portfolio",
     "PortfolioArm",
     "SkillSpread",
+    "candidate_of",
     "portfolio_for",
     "portfolios",
     "reset_portfolios",
@@ -112,6 +113,26 @@ def _rung_named(label: str) -> PortfolioArm | None:
         arm = rung(steps * LADDER_STEP)
         if arm.label == label:
             return arm
+    return None
+
+
+def candidate_of(director: str, designer_level: float) -> str | None:
+    """The candidate label a fixed director's sessions are evidence for: a served portfolio's own label
+    ("harder"), a fixed level ("static:0.7" is "harder+0.2" where the designer's level is 0.5; plain
+    "static" is the designer's), or a director among the candidates ("predictive", "rubber_band"). None:
+    no candidate (a level off the ladder's 0.1 grid or beyond its reach, another director)."""
+    if director in _CANDIDATE_LABELS or _rung_named(director) is not None:
+        return director
+    name, _, arg = director.partition(":")
+    if name == "static":
+        try:
+            level = float(arg) if arg else designer_level
+        except ValueError:
+            return None
+        steps = round((level - designer_level) / LADDER_STEP)
+        if abs(level - designer_level - steps * LADDER_STEP) > 1e-3 or abs(steps) * LADDER_STEP > LADDER_MAX + 1e-9:
+            return None
+        return rung(steps * LADDER_STEP).label
     return None
 
 
@@ -285,6 +306,7 @@ _REGISTRY_LOCK = threading.Lock()
 # playing longest on the default population where `predictive` keeps the lowest (the model card's notes).
 CONTEXT_MARK = "#skill"
 CONTEXT_ARMS = (*DEFAULT_ARMS, PortfolioArm("rubber_band", "rubber_band"))
+_CANDIDATE_LABELS = frozenset(a.label for a in CONTEXT_ARMS if a.policy != "static")
 
 
 def portfolio_for(game_id: str) -> Portfolio:

@@ -44,7 +44,6 @@ from typing import Any
 
 import numpy as np
 
-from sidecar.features import KnobSet
 from sidecar.operations.session_outcomes import read_sessions
 
 __all__ = ["LoggedSession", "design_propensities", "estimate", "read_logged"]
@@ -74,19 +73,15 @@ def read_logged(paths: Iterable[str | Path], log: int = 0) -> list[LoggedSession
         # The player whose sessions belong together (resampled together): the hello's stable player id,
         # pseudonymised. A frame's player ids name players within one game only ("p1" in every session).
         covariates = np.array([1.0, 0.5, 0.5, 0.1])  # no insight yet: a neutral guess
-        designer = 0.5
-        for _, req in s.recording.requests():
-            if req.WhichOneof("kind") == "hello":
-                knobs = KnobSet.from_specs(req.hello.knobs)
-                designer = knobs.to_difficulty(knobs.defaults)
-                break
         # The first frame's insights: it was sent before any guidance reached the game (the docstring says why).
         answers = (r.guidance for _, r in s.recording.responses() if r.WhichOneof("kind") == "guidance")
         first = next((g for g in answers if g.insights), None)
         if first is not None:
             ins = first.insights[0]
             covariates = np.array([1.0, ins.skill, ins.engagement, ins.p_quit])
-        out.append(LoggedSession(s.name, s.player, s.arm, float(propensity), s.end, s.quit, covariates, designer, log))
+        out.append(
+            LoggedSession(s.name, s.player, s.arm, float(propensity), s.end, s.quit, covariates, s.designer_level, log)
+        )
     return out
 
 
