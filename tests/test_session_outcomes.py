@@ -109,3 +109,32 @@ def test_a_session_gone_idle_ends_its_recording_with_why(tiny_checkpoint: Checkp
         assert read_session(path).quit
     finally:
         sc.stop()
+
+
+def test_the_designer_level_comes_from_the_hello_and_only_an_arm_names_a_candidate(tmp_path: Path) -> None:
+    """The hello's knob defaults set where a director's offsets start: at a designer's level of 0.6, an
+    experiment's `static:0.8` is the portfolio's "harder+0.2". A recording with a policy and no
+    experiment arm counts for no candidate (`static` with a `level` parameter is not the designer's)."""
+    h = hello()
+    for k in h.knobs:  # every default 0.6 of the way from the easiest value to the hardest
+        easy, hard = (k.max_value, k.min_value) if k.higher_is_easier else (k.min_value, k.max_value)
+        k.default_value = easy + 0.6 * (hard - easy)
+
+    def record(name: str, header: dict[str, object]) -> Path:
+        path = tmp_path / f"{name}.mbrec"
+        w = RecordingWriter(path, {"game_id": "g", "session_id": name, **header})
+        w.write(0.0, "in", pb.SessionRequest(hello=h).SerializeToString())
+        for seq, t in enumerate((1.0, 41.0), start=1):
+            w.write(t, "in", pb.SessionRequest(frame=pb.Frame(sequence=seq, game_time=t)).SerializeToString())
+        w.write(42.0, "in", pb.SessionRequest(goodbye=pb.Goodbye(reason="quit")).SerializeToString())
+        w.close()
+        return path
+
+    arm = record("arm", {"experiment": "explore", "arm": "static:0.8", "assignment_propensity": 0.25})
+    bare = record("bare", {"policy": "static"})
+    assert read_session(arm).designer_level == pytest.approx(0.6, abs=1e-5)
+    found = evidence_from_recordings([arm, bare])
+    e = found.games["g"]["harder+0.2"]
+    assert (e.quits, e.finished, e.seconds) == (1, 1, 40.0)
+    assert list(found.games["g"]) == ["harder+0.2"]
+    assert found.skipped == {"static (no experiment arm)": 1} and found.adaptive == 0

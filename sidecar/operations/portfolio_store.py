@@ -138,17 +138,20 @@ def evidence_from_recordings(paths: Iterable[Path]) -> Imported:
 
     Two kinds of recording count. A portfolio's own (header experiment "portfolio", arm = the candidate
     drawn): the evidence it learned from, but adaptive, so a candidate it starved early keeps the bad
-    luck of its few sessions. A fixed director's (a served experiment's or a simulated mixture's arm, or
-    a session's policy, e.g. "static:0.7" or "predictive"), as candidate_of maps it from the designer's
-    level: a design log, which says as much about each candidate as it has sessions of it. Recordings of
-    other directors are skipped and counted."""
+    luck of its few sessions. A fixed director's (a served experiment's or a simulated mixture's arm, e.g.
+    "static:0.7" or "predictive"), as candidate_of maps it from the designer's level: a design log, which
+    says as much about each candidate as it has sessions of it. Recordings of other directors, and of no
+    experiment (the policy alone does not say its parameters), are skipped and counted."""
     out = Imported()
     for s in read_sessions(paths):
         if s.start is None:
             continue
-        label = candidate_of(s.arm, s.designer_level) if s.arm else None
+        # The arm an experiment or a portfolio drew names what the session had; a bare policy does not
+        # (`static` with a `level` parameter is not the designer's level).
+        arm = str(s.header.get("arm") or "")
+        label = candidate_of(arm, s.designer_level) if arm else None
         if label is None:
-            out.skipped[s.arm or "(none)"] += 1
+            out.skipped[arm or f"{s.arm} (no experiment arm)"] += 1
             continue
         out.adaptive += s.header.get("experiment") == "portfolio"
         game = out.games.setdefault(str(s.header.get("game_id", "")), {})
