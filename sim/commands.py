@@ -222,8 +222,9 @@ def _off_policy(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
     for r in rows:
         if r.get("method") == "replay" and "shares" in r:
             shares = ", ".join(f"{k} {v:.0%}" for k, v in r["shares"].items())
+            begun = f"one started from {r['started_from']} sessions' evidence" if r["started_from"] else "a fresh one"
             print(
-                f"\nportfolio: a fresh one replayed over {r['sessions']} sessions, {a.concurrent} at a time, each "
+                f"\nportfolio: {begun} replayed over {r['sessions']} sessions, {a.concurrent} at a time, each "
                 f"playing a logged session of the candidate it drew (designer's level {r['designer_level']:g}); "
                 f"its draws: {shares}. The interval is for one such run (its own luck included)."
             )
@@ -257,7 +258,22 @@ def _replayed_portfolio(a: argparse.Namespace, sessions: list[Any]) -> dict[str,
             seed=a.seed,
             cap_s=a.max_seconds,
             progress=bar.update,
+            seeded=_stored_evidence(a.portfolio_state) if a.portfolio_state else None,
         )
+
+
+def _stored_evidence(state_dir: str) -> dict[str, Any]:
+    """The one game's evidence a --state-dir holds (the replay starts from it)."""
+    from sidecar.operations.portfolio_store import PortfolioStore
+    from sidecar.policies.portfolio import CONTEXT_MARK
+
+    games = {g: e for g, e in PortfolioStore(state_dir).games().items() if CONTEXT_MARK not in g}  # not a share's
+    if len(games) != 1:
+        raise ValueError(
+            f"--portfolio-state {state_dir}: the replay starts from one game's evidence, not {len(games)}"
+            f" ({', '.join(sorted(games))})"
+        )
+    return next(iter(games.values()))
 
 
 def cmd_generate(a: argparse.Namespace) -> int:
@@ -390,7 +406,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.add_argument(
         "--portfolio-state",
         metavar="DIR",
-        help="the portfolio starts from the evidence in this --state-dir (e.g. after `metabrain portfolio import`)",
+        help="the portfolio starts from the evidence in this --state-dir (e.g. after `metabrain portfolio import`); "
+        "with --from-recordings, its replays do",
     )
     e.add_argument(
         "--from-recordings",

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sidecar.model.checkpoint import Checkpoint
-from sidecar.policies.portfolio import DEFAULT_ARMS, rung
+from sidecar.policies.portfolio import DEFAULT_ARMS, ArmEvidence, candidate_of, rung
 from sidecar.training.offpolicy import LoggedSession, read_logged
 from sidecar.training.portfolio_replay import candidate_labels, estimate_portfolio, replay_once
 from sim.offline import OfflineConfig, run_offline
@@ -175,6 +175,30 @@ def test_a_second_log_of_the_missing_rung_completes_the_estimate() -> None:
     assert abs(r["replay"] / truth - 1.0) < 0.06 and r["shares"].get("harder+0.3", 0.0) > 0
 
 
+def test_what_seeding_from_a_design_log_buys_is_replayed_beside_a_fresh_start() -> None:
+    """Where players want it harder than the ladder's first rungs (0.8 best), a fresh portfolio pays to
+    climb; one seeded with a design log of 60 other players per level (what `portfolio import` adds)
+    starts on the right rungs: replayed on the same log, it plays longer, within a few percent of the
+    best level, and says what it started from. (Over four seeds of this setting: +3.1% to +8.2%.)"""
+    means = {f"static:{lv / 10:g}": 200.0 + 40 * (lv - 2) for lv in range(2, 9)}  # 0.8 best
+    means["predictive"] = 250.0
+    rng = random.Random(7)
+    log = [_session(rng, arm, i, 1 / len(means), means[arm]) for i, arm in enumerate(list(means) * 300)]
+    best = float(np.mean([s.seconds for s in log if s.arm == "static:0.8"]))  # capped at 900 s
+    design: dict[str, ArmEvidence] = {}
+    for arm in means:  # other players: 60 sessions of each level
+        label = candidate_of(arm, 0.5)
+        assert label is not None
+        for i in range(60):
+            s = _session(rng, arm, i, 1.0, means[arm])
+            design[label] = design.get(label, ArmEvidence()).plus(ArmEvidence(int(s.quit), s.seconds, 1, 1))
+    fresh = estimate_portfolio(log, sessions=1000, runs=10, boot=10, seed=3)
+    seeded = estimate_portfolio(log, sessions=1000, runs=10, boot=10, seed=3, seeded=design)
+    assert fresh["started_from"] == 0 and seeded["started_from"] == 60 * len(means)
+    assert seeded["replay"] > 1.02 * fresh["replay"] and seeded["replay"] > 0.96 * best
+    assert seeded["shares"]["harder+0.3"] > max(0.65, fresh["shares"].get("harder+0.3", 0.0) + 0.1)
+
+
 def test_the_replays_vectorised_draws_are_the_live_portfolios_draws() -> None:
     """The replay draws Thompson samples with numpy; the live portfolio with `random`: the same chance
     of each candidate being drawn, and the same propensities (the ladder reads them)."""
@@ -188,3 +212,18 @@ def test_the_replays_vectorised_draws_are_the_live_portfolios_draws() -> None:
     assert live.sum() == fast.sum() == 200
     assert np.allclose(live / 200, fast / 200, atol=0.01)
     assert fast.argmax() == 2 and fast.min() > 5  # the best is drawn most, none is starved
+
+
+def test_the_replay_starts_from_the_one_game_a_state_dir_holds(tmp_path: Path) -> None:
+    """`evaluate-directors --from-recordings DIR --portfolio-state STATE`: the replays start from the
+    state dir's game (its skill shares aside); a state dir of several games is refused by name."""
+    from sidecar.operations.portfolio_store import PortfolioStore
+    from sim.commands import _stored_evidence
+
+    store = PortfolioStore(tmp_path)
+    store.add("arena", {"harder+0.2": ArmEvidence(quits=3, seconds=900.0, finished=5, assigned=5)})
+    store.add("arena#skill1of3", {"rubber_band": ArmEvidence(quits=1, seconds=10.0, finished=1, assigned=1)})
+    assert _stored_evidence(str(tmp_path))["harder+0.2"].finished == 5
+    store.add("another game", {"designer": ArmEvidence(quits=1, seconds=10.0, finished=1, assigned=1)})
+    with pytest.raises(ValueError, match="one game's evidence, not 2"):
+        _stored_evidence(str(tmp_path))

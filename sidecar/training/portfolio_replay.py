@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from sidecar.policies.portfolio import DEFAULT_ARMS, PROPENSITY_DRAWS, Draws, Portfolio, PortfolioArm
+from sidecar.policies.portfolio import DEFAULT_ARMS, PROPENSITY_DRAWS, ArmEvidence, Draws, Portfolio, PortfolioArm
 from sidecar.training.offpolicy import LoggedSession, design_propensities
 
 __all__ = ["MissingCandidate", "Replay", "candidate_labels", "estimate_portfolio", "replay_once"]
@@ -115,11 +115,14 @@ def replay_once(
     concurrent: int,
     rng: random.Random,
     arms: tuple[PortfolioArm, ...] = DEFAULT_ARMS,
+    seeded: dict[str, ArmEvidence] | None = None,
 ) -> Replay:
     """One run of a fresh portfolio over `sessions` players drawn from the logged outcomes (by logged
-    arm label)."""
+    arm label). seeded: evidence it starts from, as from a --state-dir (`metabrain portfolio import`)."""
     pools = _pools(outcomes)
     portfolio = Portfolio(arms=arms, draws=_numpy_draws(np.random.default_rng(rng.getrandbits(32))))
+    if seeded:
+        portfolio.absorb(seeded)
     running: list[tuple[float, int, str, bool]] = []  # (ends at, tie-break, candidate, quit), a heap
     playing: Counter[str] = Counter()  # sessions running per candidate
     out = Replay([], Counter(), set())
@@ -164,9 +167,11 @@ def estimate_portfolio(
     seed: int = 0,
     cap_s: float | None = None,
     progress: Callable[[int], None] | None = None,
+    seeded: dict[str, ArmEvidence] | None = None,
 ) -> dict[str, Any]:
     """The portfolio's mean session length over a game of `sessions` players, from logged sessions of its
-    candidates. cap_s: end every session there (censored), as the run being predicted would."""
+    candidates. cap_s: end every session there (censored), as the run being predicted would. seeded:
+    the evidence it starts from (a state dir's, after `portfolio import`): what seeding it would buy."""
     rows = _one_design([_capped(s, cap_s) for s in logged])
     # Where the fixed-level candidates' offsets start: the designer's level the logged games declared.
     designer_level = float(np.median([s.designer_level for s in rows])) if rows else 0.5
@@ -176,6 +181,7 @@ def estimate_portfolio(
         "sessions": sessions,
         "logged": len(rows),
         "designer_level": designer_level,
+        "started_from": sum(e.finished for e in (seeded or {}).values()),  # sessions of evidence it started with
     }
     rng = random.Random(seed)
     by_arm = _by_arm(rows)
@@ -184,7 +190,7 @@ def estimate_portfolio(
 
     def replay(outcomes: dict[str, list[LoggedSession]]) -> Replay | None:
         try:
-            return replay_once(outcomes, designer_level, sessions, concurrent, rng)
+            return replay_once(outcomes, designer_level, sessions, concurrent, rng, seeded=seeded)
         except MissingCandidate as exc:
             missing[exc.label] += 1
             why.setdefault(exc.label, str(exc))
