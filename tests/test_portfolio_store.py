@@ -153,6 +153,10 @@ def test_recordings_of_portfolio_sessions_seed_another_sidecar(
     ("director", "designer", "candidate"),
     [
         ("static:0.7", 0.5, "harder+0.2"),
+        ("static:level=0.7", 0.5, "harder+0.2"),  # every spelling of an experiment's arm
+        ("static:offset=0.2", 0.5, "harder+0.2"),
+        ("static:offset=0.2;npc_hints=off", 0.5, None),  # the candidate has its NPC hints
+        ("predictive:quit_weight=2", 0.5, None),  # the candidate is `predictive` with its defaults
         ("static:0.50", 0.5, "designer"),
         ("static", 0.5, "designer"),  # the designer's level itself
         ("static:0.3", 0.6, "easier-0.3"),  # offsets start from this game's designer's level

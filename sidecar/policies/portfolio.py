@@ -32,6 +32,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sidecar.policies.experiments import parse_arm
+
 __all__ = [
     "CONTEXT_ARMS",
     "CONTEXT_MARK",
@@ -118,22 +120,24 @@ def _rung_named(label: str) -> PortfolioArm | None:
 
 def candidate_of(director: str, designer_level: float) -> str | None:
     """The candidate label a fixed director's sessions are evidence for: a served portfolio's own label
-    ("harder"), a fixed level ("static:0.7" is "harder+0.2" where the designer's level is 0.5; plain
-    "static" is the designer's), or a director among the candidates ("predictive", "rubber_band"). None:
-    no candidate (a level off the ladder's 0.1 grid or beyond its reach, another director)."""
+    ("harder"), a fixed level ("static:0.7", "static:level=0.7" or "static:offset=0.2" is "harder+0.2"
+    where the designer's level is 0.5; plain "static" is the designer's), or a director among the
+    candidates with its defaults ("predictive", "rubber_band"). None: no candidate (a level off the
+    ladder's 0.1 grid or beyond its reach, other parameters, another director)."""
     if director in _CANDIDATE_LABELS or _rung_named(director) is not None:
         return director
-    name, _, arg = director.partition(":")
-    if name == "static":
-        try:
-            level = float(arg) if arg else designer_level
-        except ValueError:
-            return None
-        steps = round((level - designer_level) / LADDER_STEP)
-        if abs(level - designer_level - steps * LADDER_STEP) > 1e-3 or abs(steps) * LADDER_STEP > LADDER_MAX + 1e-9:
-            return None
-        return rung(steps * LADDER_STEP).label
-    return None
+    try:
+        arm = parse_arm(director, 1.0)
+    except ValueError:
+        return None
+    params = dict(arm.params)
+    if arm.policy != "static" or not set(params) <= {"level", "offset"}:
+        return None
+    level = float(params.get("level", designer_level)) + float(params.get("offset", 0.0))
+    steps = round((level - designer_level) / LADDER_STEP)
+    if abs(level - designer_level - steps * LADDER_STEP) > 1e-3 or abs(steps) * LADDER_STEP > LADDER_MAX + 1e-9:
+        return None
+    return rung(steps * LADDER_STEP).label
 
 
 @dataclass
