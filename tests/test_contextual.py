@@ -127,22 +127,29 @@ def test_a_served_contextual_session_draws_after_its_first_minute(
     sidecar: RunningSidecar, channel: grpc.Channel
 ) -> None:
     """Over gRPC at 5 Hz: every answer's note says the designer's level (propensity 1) for the first
-    minute, then the drawn director's (its draw's probability), and its third's portfolio counts the play."""
+    minute, then the drawn director's (its draw's probability) and which it is, by its share
+    ("skill2of3/rubber_band"), and its third's portfolio counts the play."""
     reset_portfolios()
     c = GrpcSession(channel)
     c.send(hello_req(policy="contextual"))
     assert c.recv().WhichOneof("kind") == "welcome"
     notes = []
+    candidates: list[str] = []
     for f in game_frames(int((CONTEXT_AT_S + 20.0) * 5), frame_every=6):
         c.send(frame_req(f))
         g = c.recv().guidance
         assert g.sequence == f.sequence and all(math.isfinite(k.value) for k in g.knobs)
         notes.append((f.game_time, g.director.propensity, g.director.target_level, g.director.designer_level))
+        candidates.append(g.director.candidate)
     c.close()
     first = [n for n in notes if n[0] < CONTEXT_AT_S - 0.5]
     later = [n for n in notes if n[0] > CONTEXT_AT_S + 1.0]
     assert first and all(p == 1.0 and t == pytest.approx(d) for _, p, t, d in first)
     assert later and all(0.0 < p < 1.0 for _, p, _, _ in later)  # four candidates: no draw is certain
+    assert candidates[0] == ""  # the designer's level while nothing is learned: no draw
+    share, _, drawn = candidates[-1].partition("/")
+    assert share in {f"skill{b}of3" for b in (1, 2, 3)} and drawn in {a.label for a in CONTEXT_ARMS}
+    assert len(set(candidates[len(first) + 10 :])) == 1  # one draw for the rest of the session
     shares = [p for k, p in portfolios().items() if CONTEXT_MARK in k]
     assert sum(e.seconds for p in shares for e in p.state.values()) > 15.0
     reset_portfolios()

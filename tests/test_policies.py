@@ -462,6 +462,7 @@ def test_a_portfolio_session_draws_a_director_and_reports_its_play() -> None:
     assert note is not None and note.managing == d.arm.manages
     assert note.confidence == note.propensity == d.session.assignment_propensity
     assert note.designer_level == pytest.approx(d.default_level)
+    assert note.candidate == d.arm.label  # what it drew, in every guidance (the welcome's arm says it too)
     _step(d, obs(1.0))
     _step(d, obs(31.0))
     d.finish(by_player=False)

@@ -128,6 +128,7 @@ class ContextualPolicy(DifficultyPolicy):
             expected_gain_s=gain_s,
             confidence=drawn_with,
             propensity=drawn_with,
+            candidate=self.drawn or f"first minute/{arm.label}",
         )
 
     def _first_pick(self) -> tuple[PortfolioArm, float] | None:

@@ -48,6 +48,7 @@ class DirectorNote:
     calibration_shift: float = 0.0  # this player's correction of the level axis, from deaths seen vs predicted
     exploration_offset: float = 0.0  # a logged perturbation added to the level
     propensity: float = 1.0  # the probability the logging policy gave the choice it made
+    candidate: str = ""  # what a portfolio drew ("harder"); a contextual director: "<share>/<candidate>"
 
 
 class DifficultyPolicy:

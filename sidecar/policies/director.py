@@ -106,6 +106,7 @@ class Director:
                 expected_gain_s=self.portfolio.expected_gain_s(self.arm.label),
                 confidence=drawn_with,
                 propensity=drawn_with,
+                candidate=self.arm.label,
             )
         self.hints_on = session.has(Capability.NPC_HINTS) and params.get("npc_hints", "on") != "off"
         allowed = set(spec.npc_tactics) or set(TACTIC_ENUMS.tolist())

@@ -124,7 +124,7 @@ def guidance(
             note.confidence,
             note.calibration_shift,
         )
-        d.exploration_offset, d.propensity = note.exploration_offset, note.propensity
+        d.exploration_offset, d.propensity, d.candidate = note.exploration_offset, note.propensity, note.candidate
     _add_hints(g, hints)
     if predictions is not None:
         p = predictions
@@ -207,6 +207,7 @@ def guidance_view(resp: Response) -> GuidanceView:
             "designer_level": round(d.designer_level, 3),
             "expected_gain_s": round(d.expected_gain_s, 1),
             "confidence": round(d.confidence, 2),
+            "candidate": d.candidate,
         }
     insight = None
     if g.insights:

@@ -2715,6 +2715,7 @@ class DirectorNote:
 	var calibration_shift: float = 0.0
 	var exploration_offset: float = 0.0
 	var propensity: float = 0.0
+	var candidate: String = ""
 	## Fields this schema does not know, as they came on the wire; written back after the known ones.
 	var unknown_fields: PackedByteArray = PackedByteArray()
 
@@ -2743,6 +2744,9 @@ class DirectorNote:
 		if Writer.is_set_float(propensity):
 			out_.buf.put_u8(69)
 			out_.float32(propensity)
+		if not candidate.is_empty():
+			out_.buf.put_u8(74)
+			out_.bytes(candidate.to_utf8_buffer())
 		if not unknown_fields.is_empty():
 			out_.raw(unknown_fields)
 
@@ -2796,6 +2800,11 @@ class DirectorNote:
 				8:
 					if wire_ == 5:
 						propensity = in_.float32()
+					else:
+						_keep_unknown(in_, at_)
+				9:
+					if wire_ == 2:
+						candidate = in_.string()
 					else:
 						_keep_unknown(in_, at_)
 				_:

@@ -3662,6 +3662,7 @@ namespace MetaBrain.Proto
         public float CalibrationShift;
         public float ExplorationOffset;
         public float Propensity;
+        public string Candidate = "";
         /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
         public byte[] UnknownFields = new byte[0];
 
@@ -3706,6 +3707,11 @@ namespace MetaBrain.Proto
             {
                 w.Tag(8, 5);
                 w.Float(Propensity);
+            }
+            if (!string.IsNullOrEmpty(Candidate))
+            {
+                w.Tag(9, 2);
+                w.String(Candidate);
             }
             if (UnknownFields.Length > 0) w.Raw(UnknownFields);
         }
@@ -3779,6 +3785,13 @@ namespace MetaBrain.Proto
                         if (wire == 5)
                         {
                             Propensity = r.Float();
+                        }
+                        else KeepUnknown(r, at);
+                        break;
+                    case 9:
+                        if (wire == 2)
+                        {
+                            Candidate = r.String();
                         }
                         else KeepUnknown(r, at);
                         break;
