@@ -292,7 +292,8 @@ def cmd_portfolio(a: argparse.Namespace) -> int:
             print(f"game {game_id!r}: added {n} sessions ({', '.join(sorted(evidence))})")
         if found.adaptive:
             print(
-                f"{found.adaptive} of them a portfolio's own draws: biased against a candidate it starved early;"
+                f"{found.adaptive} of them drawn by a portfolio (or a contextual director's share): biased against"
+                " a candidate it starved early;"
                 " a log of fixed directors (an experiment, a mixture) is not"
             )
         if skipped:

@@ -138,3 +138,35 @@ def test_the_designer_level_comes_from_the_hello_and_only_an_arm_names_a_candida
     assert (e.quits, e.finished, e.seconds) == (1, 1, 40.0)
     assert list(found.games["g"]) == ["harder+0.2"]
     assert found.skipped == {"static (no experiment arm)": 1} and found.adaptive == 0
+
+
+def test_a_contextual_session_counts_for_its_share_from_its_draw(tmp_path: Path) -> None:
+    """A contextual director names its draw in the guidance ("skill2of3/rubber_band"): its recording
+    counts for that share's candidate from the frame that draw answered, as the share counted it live;
+    a session that ended before its draw counts for none."""
+
+    def record(name: str, times: list[float], drawn_from: int | None) -> Path:
+        path = tmp_path / f"{name}.mbrec"
+        header = {"game_id": "g", "session_id": name, "policy": "contextual", "experiment": "contextual"}
+        w = RecordingWriter(path, header)
+        w.write(0.0, "in", pb.SessionRequest(hello=hello()).SerializeToString())
+        for seq, t in enumerate(times, start=1):
+            w.write(t, "in", pb.SessionRequest(frame=pb.Frame(sequence=seq, game_time=t)).SerializeToString())
+            resp = pb.SessionResponse()
+            resp.guidance.sequence = seq
+            if drawn_from is not None and seq >= drawn_from:
+                resp.guidance.director.candidate = "skill2of3/rubber_band"
+            elif seq > 1:
+                resp.guidance.director.candidate = "first minute/predictive"
+            w.write(t, "out", resp.SerializeToString())
+        w.write(times[-1], "in", pb.SessionRequest(goodbye=pb.Goodbye(reason="quit")).SerializeToString())
+        w.close()
+        return path
+
+    drawn = record("drawn", [1.0, 30.0, 61.0, 90.0, 200.0], drawn_from=3)
+    early = record("early", [1.0, 20.0, 45.0], drawn_from=None)
+    found = evidence_from_recordings([drawn, early])
+    e = found.games["g#skill2of3"]["rubber_band"]
+    assert (e.quits, e.finished, e.seconds) == (1, 1, 139.0)  # from 61 s, the frame the draw answered
+    assert list(found.games) == ["g#skill2of3"] and found.adaptive == 1
+    assert found.skipped == {"contextual (ended before its draw)": 1}

@@ -22,8 +22,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from sidecar.operations.session_outcomes import read_sessions
-from sidecar.policies.portfolio import ArmEvidence, Portfolio, candidate_of, portfolio_for, portfolios
+from sidecar.operations.session_outcomes import RecordedSession, read_sessions
+from sidecar.policies.portfolio import (
+    CONTEXT_MARK,
+    ArmEvidence,
+    Portfolio,
+    candidate_of,
+    portfolio_for,
+    portfolios,
+)
 
 try:  # POSIX: processes on one machine take turns on a file; elsewhere one process per state dir
     import fcntl
@@ -140,11 +147,16 @@ def evidence_from_recordings(paths: Iterable[Path]) -> Imported:
     drawn): the evidence it learned from, but adaptive, so a candidate it starved early keeps the bad
     luck of its few sessions. A fixed director's (a served experiment's or a simulated mixture's arm, e.g.
     "static:0.7" or "predictive"), as candidate_of maps it from the designer's level: a design log, which
-    says as much about each candidate as it has sessions of it. Recordings of other directors, and of no
-    experiment (the policy alone does not say its parameters), are skipped and counted."""
+    says as much about each candidate as it has sessions of it. A contextual director's (experiment
+    "contextual"): for its skill share's candidate, as the guidance named them. Recordings of other
+    directors, and of no experiment (the policy alone does not say its parameters), are skipped and
+    counted."""
     out = Imported()
     for s in read_sessions(paths):
         if s.start is None:
+            continue
+        if s.header.get("experiment") == "contextual" and not s.header.get("arm"):
+            _contextual(s, out)
             continue
         # The arm an experiment or a portfolio drew names what the session had; a bare policy does not
         # (`static` with a `level` parameter is not the designer's level).
@@ -157,3 +169,22 @@ def evidence_from_recordings(paths: Iterable[Path]) -> Imported:
         game = out.games.setdefault(str(s.header.get("game_id", "")), {})
         game[label] = game.get(label, ArmEvidence()).plus(ArmEvidence(int(s.quit), s.played_s, 1, 1))
     return out
+
+
+def _contextual(s: RecordedSession, out: Imported) -> None:
+    """A contextual director's session counts for its skill share's candidate from the frame its
+    guidance first named them ("skill2of3/rubber_band": the play after the draw, as the share counted
+    it live); one that ended before its draw counts for none."""
+    for _, resp in s.recording.responses():
+        g = resp.guidance
+        share, sep, label = g.director.candidate.partition("/")
+        if resp.WhichOneof("kind") != "guidance" or not sep or not share.startswith("skill"):
+            continue
+        drawn_at = s.frame_times.get(g.sequence)
+        if drawn_at is None:
+            continue
+        game = out.games.setdefault(f"{s.header.get('game_id', '')}{CONTEXT_MARK}{share.removeprefix('skill')}", {})
+        game[label] = game.get(label, ArmEvidence()).plus(ArmEvidence(int(s.quit), max(s.end - drawn_at, 0.0), 1, 1))
+        out.adaptive += 1
+        return
+    out.skipped["contextual (ended before its draw)"] += 1
