@@ -10,9 +10,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from sidecar.policies.portfolio import ArmEvidence
 
 
 def _params(items: list[str] | None) -> dict[str, str]:
@@ -262,7 +265,7 @@ def _replayed_portfolio(a: argparse.Namespace, sessions: list[Any]) -> dict[str,
         )
 
 
-def _stored_evidence(state_dir: str) -> dict[str, Any]:
+def _stored_evidence(state_dir: str) -> dict[str, ArmEvidence]:
     """The one game's evidence a --state-dir holds (the replay starts from it)."""
     from sidecar.operations.portfolio_store import PortfolioStore
     from sidecar.policies.portfolio import CONTEXT_MARK

@@ -176,9 +176,11 @@ def _contextual(s: RecordedSession, out: Imported) -> None:
     guidance first named them ("skill2of3/rubber_band": the play after the draw, as the share counted
     it live); one that ended before its draw counts for none."""
     for _, resp in s.recording.responses():
+        if resp.WhichOneof("kind") != "guidance":
+            continue
         g = resp.guidance
         share, sep, label = g.director.candidate.partition("/")
-        if resp.WhichOneof("kind") != "guidance" or not sep or not share.startswith("skill"):
+        if not sep or not share.startswith("skill"):  # before the draw: nothing or "first minute/..."
             continue
         drawn_at = s.frame_times.get(g.sequence)
         if drawn_at is None:
