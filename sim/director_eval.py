@@ -199,25 +199,25 @@ def compare(table: list[dict[str, Any]], results: dict[str, list[SessionSummary]
         comparison["vs_rubber_band"] = p / by["rubber_band"]["mean_length_s"] - 1
     if f"{candidate}:nohints" in by:
         comparison["hints_on_vs_off"] = p / by[f"{candidate}:nohints"]["mean_length_s"] - 1
+    # Every director's deciles against the designer's level on the same players, with paired intervals.
+    paired: dict[str, DecileRatios] = {}
+    if results and DESIGNER_DEFAULT in results:
+        paired = {k: decile_ratios(v, results[DESIGNER_DEFAULT]) for k, v in results.items() if k != DESIGNER_DEFAULT}
+        comparison["deciles_vs_designer_default"] = {label: asdict(r) for label, r in paired.items()}
     if DESIGNER_DEFAULT in by:  # the same players' mean session by skill decile, against the designer's level
-        mine = np.array(by[candidate]["length_by_skill_decile"])
-        base = np.array(by[DESIGNER_DEFAULT]["length_by_skill_decile"])
-        comparison["decile_ratio_vs_designer_default"] = (mine / base).tolist()
-        comparison["worst_decile_vs_designer_default"] = float(np.nanmin(mine / base) - 1)
-        if results and candidate in results and DESIGNER_DEFAULT in results:
-            paired = decile_ratios(results[candidate], results[DESIGNER_DEFAULT])
-            comparison["decile_ratio_ci95_vs_designer_default"] = paired.ci95
-            worst = int(np.nanargmin(mine / base))
+        ratio = np.array(by[candidate]["length_by_skill_decile"]) / np.array(
+            by[DESIGNER_DEFAULT]["length_by_skill_decile"]
+        )
+        comparison["decile_ratio_vs_designer_default"] = ratio.tolist()
+        comparison["worst_decile_vs_designer_default"] = float(np.nanmin(ratio) - 1)
+        if candidate in paired:
+            mine = paired[candidate]
+            comparison["decile_ratio_ci95_vs_designer_default"] = mine.ci95
+            worst = int(np.nanargmin(ratio))
             comparison["worst_decile"] = worst + 1
-            comparison["worst_decile_ci95"] = paired.ci95[worst]
+            comparison["worst_decile_ci95"] = mine.ci95[worst]
             # Deciles (1 = least skilled) below the designer's level beyond chance (decile_ratios).
-            comparison["deciles_credibly_below_designer_default"] = paired.below
-    if results and DESIGNER_DEFAULT in results:  # every other director's deciles, the same way
-        comparison["deciles_vs_designer_default"] = {
-            label: asdict(decile_ratios(rows, results[DESIGNER_DEFAULT]))
-            for label, rows in results.items()
-            if label != DESIGNER_DEFAULT
-        }
+            comparison["deciles_credibly_below_designer_default"] = mine.below
     return comparison
 
 

@@ -138,6 +138,11 @@ class Imported:
     adaptive: int = 0  # sessions a portfolio drew (its own log: biased against what it starved)
     skipped: Counter[str] = field(default_factory=Counter)  # sessions of no candidate, by director
 
+    def add(self, game: str, label: str, quit_: bool, seconds: float) -> None:
+        """One ended session of a game's (or a skill share's) candidate."""
+        evidence = self.games.setdefault(game, {})
+        evidence[label] = evidence.get(label, ArmEvidence()).plus(ArmEvidence(int(quit_), seconds, 1, 1))
+
 
 def evidence_from_recordings(paths: Iterable[Path]) -> Imported:
     """What recordings say about each portfolio candidate, by game: seconds played, sessions ended, quits
@@ -166,8 +171,7 @@ def evidence_from_recordings(paths: Iterable[Path]) -> Imported:
             out.skipped[arm or f"{s.arm} (no experiment arm)"] += 1
             continue
         out.adaptive += s.header.get("experiment") == "portfolio"
-        game = out.games.setdefault(str(s.header.get("game_id", "")), {})
-        game[label] = game.get(label, ArmEvidence()).plus(ArmEvidence(int(s.quit), s.played_s, 1, 1))
+        out.add(str(s.header.get("game_id", "")), label, s.quit, s.played_s)
     return out
 
 
@@ -185,8 +189,8 @@ def _contextual(s: RecordedSession, out: Imported) -> None:
         drawn_at = s.frame_times.get(g.sequence)
         if drawn_at is None:
             continue
-        game = out.games.setdefault(f"{s.header.get('game_id', '')}{CONTEXT_MARK}{share.removeprefix('skill')}", {})
-        game[label] = game.get(label, ArmEvidence()).plus(ArmEvidence(int(s.quit), max(s.end - drawn_at, 0.0), 1, 1))
+        game = f"{s.header.get('game_id', '')}{CONTEXT_MARK}{share.removeprefix('skill')}"
+        out.add(game, label, s.quit, max(s.end - drawn_at, 0.0))
         out.adaptive += 1
         return
     out.skipped["contextual (ended before its draw)"] += 1
