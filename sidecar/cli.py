@@ -56,6 +56,12 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-batch", type=int, default=8192, help="most players stepped in one tick")
     p.add_argument("--max-wait-ms", type=float, default=0.0, help="wait this long for a batch to fill (0: greedy)")
     p.add_argument("--max-sessions", type=int, default=Limits.max_sessions, help="sessions held at once")
+    p.add_argument(
+        "--max-games",
+        type=int,
+        default=Limits.max_games,
+        help="games (hello.game_id) a learning director (portfolio, contextual) keeps evidence for",
+    )
     p.add_argument("--max-npcs", type=int, default=Limits.max_npcs_per_frame, help="NPCs in one frame")
     p.add_argument("--max-message-bytes", type=int, default=Limits.max_message_bytes, help="largest message, in bytes")
     p.add_argument("--max-fps", type=float, default=Limits.max_frames_per_second, help="frames a second per session")
@@ -156,6 +162,7 @@ def serve_config(a: argparse.Namespace) -> object:
 
     limits = Limits(
         max_sessions=a.max_sessions,
+        max_games=a.max_games,
         max_npcs_per_frame=a.max_npcs,
         max_message_bytes=a.max_message_bytes,
         max_frames_per_second=a.max_fps,

@@ -17,6 +17,10 @@ class Limits:
     max_events_per_frame: int = 256
     max_knobs: int = 16
     max_sessions: int = 10_000
+    # Games (Hello.game_id) a learning director (portfolio, contextual) keeps evidence for in one process:
+    # each holds it in memory and in a file under --state-dir, so a client that makes up a game id
+    # per session must not grow them without end. A studio's sidecar serves a handful.
+    max_games: int = 1_000
     max_connections: int = 12_000
     # Streams one client address may hold (open or opening): one address cannot take every slot.
     max_connections_per_client: int = 1_000

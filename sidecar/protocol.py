@@ -19,12 +19,14 @@ from sidecar.errors import (
     LimitExceeded,
     MetabrainError,
     ProtocolViolation,
+    SessionLimitExceeded,
     StaleSequence,
     UnsupportedVersion,
 )
 from sidecar.features import FrameInput
 from sidecar.limits import Limits
 from sidecar.policies.experiments import ExperimentSet
+from sidecar.policies.portfolio import CONTEXT_MARK, LEARNING_POLICIES, room_for_game
 from sidecar.session import Session, SessionRegistry, SessionSpec
 from sidecar.versions import SUPPORTED_PROTOCOL_VERSIONS
 from sidecar.wire import responses as wire_responses
@@ -137,12 +139,31 @@ class Connection:
                 field="hello.protocol_version",
             )
         spec = hello.spec(self.limits, self.info.default_policy)
+        self._check_game(spec)
         session, resumed, state_reset = self.registry.open(spec, now)
         if not resumed or state_reset or not session.policy:
             self._direct(session, spec)
         self.session = session
         self.state = State.OPEN
         return Welcomed(session, resumed, state_reset, self.info, self.limits)
+
+    def _check_game(self, hello: SessionSpec) -> None:
+        """A game a learning director may serve: its id is not one of the contextual director's skill shares',
+        and there is room for its evidence (max_games) where a session of it could be given one."""
+        if CONTEXT_MARK in hello.game_id:
+            raise InvalidHello(
+                f"hello.game_id must not contain {CONTEXT_MARK!r} (it marks the contextual director's skill shares)",
+                field="hello.game_id",
+            )
+        experiment = self.info.experiments.for_game(hello.game_id)
+        policies = {a.policy for a in experiment.arms} if experiment else {hello.policy or self.info.default_policy}
+        if policies & LEARNING_POLICIES and not room_for_game(hello.game_id, self.limits.max_games):
+            raise SessionLimitExceeded(
+                f"hello.game_id={hello.game_id!r}: this sidecar already learns for max_games={self.limits.max_games} "
+                "games; a new one needs a sidecar of its own or a director that does not learn (e.g. policy "
+                "'static')",
+                field="max_games",
+            )
 
     def _direct(self, session: Session, hello: SessionSpec) -> None:
         """The session's director: its experiment's arm for this player, else the hello's or the default."""

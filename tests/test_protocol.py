@@ -293,3 +293,40 @@ def test_token_bucket_holds_one_second_and_refills_at_its_rate() -> None:
     assert not b.take(0.05)  # half a token
     assert b.take(0.1)  # one more after 0.1 s
     assert sum(b.take(100.0) for _ in range(15)) == 10  # idle time never banks more than a second
+
+
+def _game_hello(game_id: str, policy: str = "") -> pb.SessionRequest:
+    req = hello_req(policy=policy)
+    req.hello.game_id = game_id
+    return req
+
+
+def test_game_limit_bounds_what_learning_directors_keep() -> None:
+    """A client making up a game id per session cannot grow the learning directors' evidence without end:
+    past max_games a new game's hello is refused by name (no session opened), known games go on, and a
+    session that does not learn is welcomed whatever its game."""
+    from sidecar.policies.portfolio import portfolios, reset_portfolios
+
+    reset_portfolios()
+    reg = SessionRegistry(Limits(max_games=2))
+    info = ServerInfo("test-model", "portfolio")
+    for game in ("studio.a", "studio.b"):
+        assert isinstance(Connection(reg, info).receive(from_message(_game_hello(game)), 0.0), Welcomed)
+    with pytest.raises(errors.SessionLimitExceeded) as e:
+        Connection(reg, info).receive(from_message(_game_hello("studio.c")), 0.0)
+    assert e.value.field == "max_games" and "max_games=2" in e.value.message and "'studio.c'" in e.value.message
+    assert e.value.fatal and len(reg.sessions) == 2 and "studio.c" not in portfolios()
+    with pytest.raises(errors.SessionLimitExceeded):  # the contextual director learns too
+        Connection(reg, info).receive(from_message(_game_hello("studio.c", "contextual")), 0.0)
+    assert isinstance(Connection(reg, info).receive(from_message(_game_hello("studio.c", "static")), 0.0), Welcomed)
+    assert isinstance(Connection(reg, info).receive(from_message(_game_hello("studio.a")), 0.0), Welcomed)
+    assert len(reg.sessions) == 4 and set(portfolios()) == {"studio.a", "studio.b"}
+    # A predictive server's default learns nothing: any number of games.
+    plain = ServerInfo("test-model", "predictive")
+    for k in range(5):
+        assert isinstance(Connection(reg, plain).receive(from_message(_game_hello(f"g{k}")), 0.0), Welcomed)
+    # The contextual director's share keys are not game ids a hello may take.
+    with pytest.raises(errors.InvalidHello) as e2:
+        Connection(reg, info).receive(from_message(_game_hello("studio.a#skill1of3")), 0.0)
+    assert e2.value.field == "hello.game_id" and "#skill" in e2.value.message
+    reset_portfolios()

@@ -38,6 +38,7 @@ __all__ = [
     "CONTEXT_ARMS",
     "CONTEXT_MARK",
     "DEFAULT_ARMS",
+    "LEARNING_POLICIES",
     "PROPENSITY_DRAWS",
     "ArmEvidence",
     "Draws",
@@ -48,6 +49,7 @@ __all__ = [
     "portfolio_for",
     "portfolios",
     "reset_portfolios",
+    "room_for_game",
     "rung",
     "skill_spread",
     "thompson",
@@ -302,7 +304,9 @@ class Portfolio:
 
 
 _PORTFOLIOS: dict[str, Portfolio] = {}
+_GAMES: set[str] = set()  # the game ids behind _PORTFOLIOS' keys (a contextual game's shares are one game)
 _REGISTRY_LOCK = threading.Lock()
+LEARNING_POLICIES = frozenset({"portfolio", "contextual"})  # the directors that keep a game's evidence
 
 
 # The contextual director (contextual.py) keeps one portfolio per game and skill bucket, keyed
@@ -316,12 +320,29 @@ _CANDIDATE_LABELS = frozenset(a.label for a in CONTEXT_ARMS if a.policy != "stat
 def portfolio_for(game_id: str) -> Portfolio:
     """This process's portfolio for a game (created on its first session), or for a game's skill bucket."""
     with _REGISTRY_LOCK:
-        p = _PORTFOLIOS.get(game_id)
-        if p is None:
-            seed = int.from_bytes(hashlib.sha256(game_id.encode()).digest()[:4], "big")
-            arms = CONTEXT_ARMS if CONTEXT_MARK in game_id else DEFAULT_ARMS
-            p = _PORTFOLIOS[game_id] = Portfolio(arms=arms, seed=seed)
-        return p
+        return _portfolio_of(game_id)
+
+
+def _portfolio_of(game_id: str) -> Portfolio:
+    """portfolio_for, the registry's lock held."""
+    p = _PORTFOLIOS.get(game_id)
+    if p is None:
+        seed = int.from_bytes(hashlib.sha256(game_id.encode()).digest()[:4], "big")
+        arms = CONTEXT_ARMS if CONTEXT_MARK in game_id else DEFAULT_ARMS
+        p = _PORTFOLIOS[game_id] = Portfolio(arms=arms, seed=seed)
+        _GAMES.add(game_id.partition(CONTEXT_MARK)[0])
+    return p
+
+
+def room_for_game(game_id: str, max_games: int) -> bool:
+    """Whether a session of `game_id` may learn here: the game is known already, or fewer than `max_games`
+    games are (the game is then taken in at once, so hellos arriving together cannot overshoot)."""
+    with _REGISTRY_LOCK:
+        if game_id not in _GAMES:
+            if len(_GAMES) >= max_games:
+                return False
+            _portfolio_of(game_id)
+        return True
 
 
 def thompson(
@@ -392,4 +413,5 @@ def reset_portfolios() -> None:
     """Forget every game's outcomes (tests, and evaluation runs that start from nothing)."""
     with _REGISTRY_LOCK:
         _PORTFOLIOS.clear()
+        _GAMES.clear()
         _SPREADS.clear()
