@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import time
 from pathlib import Path
 
 import pytest
 
 from sidecar.model.checkpoint import Checkpoint
 from sidecar.operations.portfolio_store import PortfolioStore
-from sidecar.policies.portfolio import portfolio_for, reset_portfolios
+from sidecar.policies.portfolio import ArmEvidence, portfolio_for, reset_portfolios
 from sim.client import ClientConfig, play_many
 from sim.populations import load_population
 from tests.conftest import make_sidecar
@@ -71,6 +72,34 @@ def test_a_process_sees_what_the_others_learned_and_keeps_its_own(tmp_path: Path
         (tmp_path / "portfolio" / "junk.json").write_text("{not json")
         reset_portfolios()
         assert store.load() == 2  # an unreadable file is skipped with a warning, not a crash
+    finally:
+        reset_portfolios()
+
+
+def test_a_game_with_nothing_new_is_read_not_rewritten(tmp_path: Path) -> None:
+    """A sidecar that knows many games rewrites (and fsyncs) only the files of games with new evidence,
+    yet still takes in what other processes added to the rest."""
+    reset_portfolios()
+    try:
+        store = PortfolioStore(tmp_path)
+        busy, idle = portfolio_for("busy"), portfolio_for("idle")
+        busy.played("designer", 10.0)
+        idle.played("designer", 20.0)
+        store.sync()
+        idle_file, busy_file = store.path_of("idle"), store.path_of("busy")
+        store.add("idle", {"harder": ArmEvidence(quits=1, seconds=50.0, finished=1, assigned=1)})  # elsewhere
+        written = idle_file.stat().st_mtime_ns, idle_file.read_text()
+        busy_before = busy_file.read_text()
+        time.sleep(0.01)
+        busy.played("designer", 5.0)
+        store.sync()
+        assert (idle_file.stat().st_mtime_ns, idle_file.read_text()) == written  # not rewritten
+        assert busy_file.read_text() != busy_before  # the busy game's evidence went in
+        assert idle.state["harder"].seconds == pytest.approx(50.0) and idle.state["harder"].quits == 1
+        assert idle.state["designer"].seconds == pytest.approx(20.0)
+        store.sync()  # taking in the same totals twice adds nothing
+        assert idle.state["harder"].seconds == pytest.approx(50.0)
+        assert busy.state["designer"].seconds == pytest.approx(15.0)
     finally:
         reset_portfolios()
 

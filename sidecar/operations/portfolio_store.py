@@ -41,6 +41,7 @@ __all__ = ["Imported", "PortfolioStore", "evidence_from_recordings"]
 
 log = logging.getLogger("metabrain.portfolio")
 _FORMAT = 1
+_NOTHING = ArmEvidence()
 
 
 class PortfolioStore:
@@ -66,16 +67,23 @@ class PortfolioStore:
         """Every stored game's totals, by game id."""
         out = {}
         for path in sorted(self.directory.glob("*.json")):
-            try:
-                with open(path, encoding="utf-8") as f:
-                    _lock(f, shared=True)  # not halfway through another process's rewrite
-                    text = f.read()
-                game_id, totals = _parse(text)
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.warning("ignoring unreadable portfolio state %s: %s", path, exc)
-                continue
-            out[game_id] = totals
+            stored = self._read(path)
+            if stored is not None:
+                out[stored[0]] = stored[1]
         return out
+
+    @staticmethod
+    def _read(path: Path) -> tuple[str, dict[str, ArmEvidence]] | None:
+        """A stored game's id and totals (None: no file yet, or one that cannot be read)."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                _lock(f, shared=True)  # not halfway through another process's rewrite
+                return _parse(f.read())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring unreadable portfolio state %s: %s", path, exc)
+            return None
 
     def sync(self) -> None:
         """Exchange every game's evidence with the file (this process's new evidence in, the totals back)."""
@@ -86,7 +94,15 @@ class PortfolioStore:
                 log.warning("could not save the portfolio state of game %r: %s", game_id, exc)
 
     def _sync(self, game_id: str, portfolio: Portfolio) -> None:
-        portfolio.absorb(self._merge(game_id, portfolio.take_delta()))
+        delta = portfolio.take_delta()
+        if any(d != _NOTHING for d in delta.values()):
+            portfolio.absorb(self._merge(game_id, delta))
+            return
+        # Nothing new here (a game with no session now): read the others' evidence, write nothing, so a
+        # sidecar that knows many games does not rewrite and fsync every file every few seconds.
+        stored = self._read(self.path_of(game_id))
+        if stored is not None and stored[0] == game_id:
+            portfolio.absorb(stored[1])
 
     def _merge(self, game_id: str, delta: dict[str, ArmEvidence]) -> dict[str, ArmEvidence]:
         """Add `delta` into the game's file under an exclusive lock; returns the new totals."""
