@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import multiprocessing
 import time
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 
 from sidecar.model.checkpoint import Checkpoint
 from sidecar.operations.portfolio_store import PortfolioStore
-from sidecar.policies.portfolio import ArmEvidence, portfolio_for, reset_portfolios
+from sidecar.policies.portfolio import ArmEvidence, portfolio_for, portfolios, reset_portfolios
 from sim.client import ClientConfig, play_many
 from sim.populations import load_population
 from tests.conftest import make_sidecar
@@ -100,6 +102,34 @@ def test_a_game_with_nothing_new_is_read_not_rewritten(tmp_path: Path) -> None:
         store.sync()  # taking in the same totals twice adds nothing
         assert idle.state["harder"].seconds == pytest.approx(50.0)
         assert busy.state["designer"].seconds == pytest.approx(15.0)
+    finally:
+        reset_portfolios()
+
+
+def test_a_state_file_with_impossible_evidence_is_skipped_not_drawn_from(tmp_path: Path) -> None:
+    """A hand-edited or corrupt state file (NaN or negative seconds, negative counts) is ignored with a
+    warning: the director never draws from, or tells a game, numbers it could not have learned."""
+    reset_portfolios()
+    try:
+        store = PortfolioStore(tmp_path)
+        impossible = ({"seconds": math.nan}, {"seconds": -5.0}, {"seconds": math.inf}, {"quits": -1})
+        for k, wrong in enumerate(impossible):  # json.dumps writes NaN and Infinity as Python's json reads them
+            arm = {"quits": 0, "seconds": 10.0, "finished": 1, "assigned": 1, **wrong}
+            store.path_of(f"g{k}").write_text(json.dumps({"format": 1, "game_id": f"g{k}", "arms": {"designer": arm}}))
+        store.path_of("ok").write_text(
+            json.dumps(
+                {
+                    "format": 1,
+                    "game_id": "ok",
+                    "arms": {"designer": {"quits": 1, "seconds": 60, "finished": 1, "assigned": 1}},
+                }
+            )
+        )
+        assert store.load() == 1 and set(portfolios()) == {"ok"}
+        portfolio_for("g0").played("designer", 3.0)  # a new session of a skipped game: its file starts afresh
+        store.sync()
+        assert portfolio_for("g0").state["designer"].seconds == pytest.approx(3.0)
+        assert json.loads(store.path_of("g0").read_text())["arms"]["designer"]["seconds"] == pytest.approx(3.0)
     finally:
         reset_portfolios()
 

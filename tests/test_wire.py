@@ -51,3 +51,26 @@ def test_the_core_does_not_import_protobuf(part: str) -> None:
     files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
     offenders = [str(f.relative_to(ROOT)) for f in files if _imports_protobuf(f)]
     assert not offenders, f"{offenders} import protobuf; convert in sidecar/wire instead"
+
+
+def test_a_director_note_leaves_finite_and_in_its_schema_range() -> None:
+    """Learned state (a portfolio's evidence, value heads) feeds the note: whatever it held, the game gets
+    numbers that are finite and inside the ranges the schema gives them."""
+    import math
+
+    from sidecar.policies.difficulty import DirectorNote
+    from sidecar.wire import responses
+
+    nan, inf = math.nan, math.inf
+    bad = DirectorNote("boredom", nan, 1.7, inf, -inf, nan, 5.0, 2.0, "harder")
+    huge = DirectorNote(expected_gain_s=1e30, confidence=-3.0)
+    d = responses.guidance(1, "m", "portfolio", ((), []), note=bad).guidance.director
+    got = (d.target_level, d.designer_level, d.expected_gain_s, d.confidence, d.calibration_shift)
+    assert got == (0.0, 1.0, 0.0, 0.0, 0.0)  # not a number: no claim
+    assert (d.exploration_offset, d.propensity, d.managing, d.candidate) == (1.0, 1.0, "boredom", "harder")
+    d = responses.guidance(1, "m", "portfolio", ((), []), note=huge).guidance.director
+    assert (d.expected_gain_s, d.confidence) == (86_400.0, 0.0)
+    good = DirectorNote("frustration", 0.35, 0.5, -12.5, 0.75, -0.1, 0.05, 0.25, "easier")
+    d = responses.guidance(1, "m", "portfolio", ((), []), note=good).guidance.director
+    assert d.target_level == pytest.approx(0.35) and d.expected_gain_s == pytest.approx(-12.5)
+    assert d.calibration_shift == pytest.approx(-0.1) and d.propensity == pytest.approx(0.25)

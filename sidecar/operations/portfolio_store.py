@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -143,6 +144,9 @@ def _parse(text: str) -> tuple[str, dict[str, ArmEvidence]]:
         str(label): ArmEvidence(int(a["quits"]), float(a["seconds"]), int(a["finished"]), int(a["assigned"]))
         for label, a in data["arms"].items()
     }
+    for label, e in arms.items():  # evidence the director draws from and reports: counts, finite seconds
+        if min(e.quits, e.finished, e.assigned) < 0 or not 0.0 <= e.seconds < math.inf:
+            raise ValueError(f"arm {label!r} holds impossible evidence {e}")
     return str(data["game_id"]), arms
 
 

@@ -6,6 +6,7 @@ step's answer with its own knobs (3x cheaper than building it)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -118,13 +119,17 @@ def guidance(
     g.sequence, g.model_version, g.policy, g.fallback = sequence, model_version, policy, fallback
     if note is not None:
         d = g.director
-        d.managing, d.target_level, d.designer_level = note.managing, note.target_level, note.designer_level
-        d.expected_gain_s, d.confidence, d.calibration_shift = (
-            note.expected_gain_s,
-            note.confidence,
-            note.calibration_shift,
+        d.managing, d.candidate = note.managing, note.candidate
+        # The note's numbers come from learned state (evidence, value heads): each finite and in the range
+        # the schema gives it, whatever that state held.
+        d.target_level, d.designer_level = (
+            _bounded(note.target_level, 0.0, 1.0),
+            _bounded(note.designer_level, 0.0, 1.0),
         )
-        d.exploration_offset, d.propensity, d.candidate = note.exploration_offset, note.propensity, note.candidate
+        d.expected_gain_s = _bounded(note.expected_gain_s, -_NOTE_MAX_GAIN_S, _NOTE_MAX_GAIN_S)
+        d.confidence, d.propensity = _bounded(note.confidence, 0.0, 1.0), _bounded(note.propensity, 0.0, 1.0)
+        d.calibration_shift = _bounded(note.calibration_shift, -1.0, 1.0)
+        d.exploration_offset = _bounded(note.exploration_offset, -1.0, 1.0)
     _add_hints(g, hints)
     if predictions is not None:
         p = predictions
@@ -142,6 +147,16 @@ def guidance(
         g.knobs.add(name=name, value=value)
     g.processing_us = processing_us
     return resp
+
+
+_NOTE_MAX_GAIN_S = 86_400.0  # a day of play: beyond any value horizon
+
+
+def _bounded(value: float, lo: float, hi: float) -> float:
+    """`value` clamped into [lo, hi]; one that is not a finite number counts as 0 (no claim)."""
+    if not math.isfinite(value):
+        value = 0.0
+    return min(max(float(value), lo), hi)
 
 
 def between(
