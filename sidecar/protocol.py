@@ -139,22 +139,26 @@ class Connection:
                 field="hello.protocol_version",
             )
         spec = hello.spec(self.limits, self.info.default_policy)
-        self._check_game(spec)
+        if CONTEXT_MARK in spec.game_id:
+            raise InvalidHello(
+                f"hello.game_id must not contain {CONTEXT_MARK!r} (it marks the contextual director's skill shares)",
+                field="hello.game_id",
+            )
         session, resumed, state_reset = self.registry.open(spec, now)
-        if not resumed or state_reset or not session.policy:
-            self._direct(session, spec)
+        try:
+            if not resumed or state_reset or not session.policy:
+                self._direct(session, spec)
+            self._check_game(spec)
+        except MetabrainError:
+            if not resumed or state_reset:  # the session this hello opened goes with its refusal
+                self.registry.close(session)
+            raise
         self.session = session
         self.state = State.OPEN
         return Welcomed(session, resumed, state_reset, self.info, self.limits)
 
     def _check_game(self, hello: SessionSpec) -> None:
-        """A game a learning director may serve: its id is not one of the contextual director's skill shares',
-        and there is room for its evidence (max_games) where a session of it could be given one."""
-        if CONTEXT_MARK in hello.game_id:
-            raise InvalidHello(
-                f"hello.game_id must not contain {CONTEXT_MARK!r} (it marks the contextual director's skill shares)",
-                field="hello.game_id",
-            )
+        """Room for the game's evidence (max_games) where a session of it could be given a learning director."""
         experiment = self.info.experiments.for_game(hello.game_id)
         policies = {a.policy for a in experiment.arms} if experiment else {hello.policy or self.info.default_policy}
         if policies & LEARNING_POLICIES and not room_for_game(hello.game_id, self.limits.max_games):

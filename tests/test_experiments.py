@@ -50,8 +50,11 @@ def test_the_arm_reaches_the_welcome_and_only_allowed_overrides() -> None:
     asked.hello.experiment_arm = "learned"
     from sidecar.errors import InvalidHello
 
-    with pytest.raises(InvalidHello, match="does not let hellos choose"):
-        Connection(SessionRegistry(Limits()), info).receive(from_message(asked), 0.0)
+    registry = SessionRegistry(Limits())
+    for _ in range(3):
+        with pytest.raises(InvalidHello, match="does not let hellos choose"):
+            Connection(registry, info).receive(from_message(asked), 0.0)
+    assert not registry.sessions  # a refused hello holds no session (they counted against max_sessions)
     allowed = ServerInfo("m", "predictive", 5.0, ExperimentSet((e,), b"k" * 32, allow_override=True))
     ev2 = Connection(SessionRegistry(Limits()), allowed).receive(from_message(asked), 0.0)
     assert isinstance(ev2, Welcomed) and ev2.welcome.arm == "learned" and ev2.welcome.policy == "learned"
