@@ -148,7 +148,7 @@ class Connection:
         try:
             if not resumed or state_reset or not session.policy:
                 self._direct(session, spec)
-            self._check_game(spec)
+            self._check_game(spec.game_id, session.policy or self.info.default_policy)
         except MetabrainError:
             if not resumed or state_reset:  # the session this hello opened goes with its refusal
                 self.registry.close(session)
@@ -157,13 +157,11 @@ class Connection:
         self.state = State.OPEN
         return Welcomed(session, resumed, state_reset, self.info, self.limits)
 
-    def _check_game(self, hello: SessionSpec) -> None:
-        """Room for the game's evidence (max_games) where a session of it could be given a learning director."""
-        experiment = self.info.experiments.for_game(hello.game_id)
-        policies = {a.policy for a in experiment.arms} if experiment else {hello.policy or self.info.default_policy}
-        if policies & LEARNING_POLICIES and not room_for_game(hello.game_id, self.limits.max_games):
+    def _check_game(self, game_id: str, policy: str) -> None:
+        """Room for the game's evidence (max_games) when the session's director learns from its play."""
+        if policy in LEARNING_POLICIES and not room_for_game(game_id, self.limits.max_games):
             raise SessionLimitExceeded(
-                f"hello.game_id={hello.game_id!r}: this sidecar already learns for max_games={self.limits.max_games} "
+                f"hello.game_id={game_id!r}: this sidecar already learns for max_games={self.limits.max_games} "
                 "games; a new one needs a sidecar of its own or a director that does not learn (e.g. policy "
                 "'static')",
                 field="max_games",
