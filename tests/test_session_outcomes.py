@@ -140,14 +140,22 @@ def test_the_designer_level_comes_from_the_hello_and_only_an_arm_names_a_candida
     assert found.skipped == {"static (no experiment arm)": 1} and found.adaptive == 0
 
 
-def test_a_contextual_session_counts_for_its_share_from_its_draw(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {"experiment": "contextual"},  # served as the sidecar's default
+        {"experiment": "contextual", "arm": "contextual"},  # `metabrain sim --policy contextual`
+        {"experiment": "retention", "arm": "contextual", "assignment_propensity": 0.5},  # an experiment's arm
+    ],
+)
+def test_a_contextual_session_counts_for_its_share_from_its_draw(tmp_path: Path, labels: dict[str, object]) -> None:
     """A contextual director names its draw in the guidance ("skill2of3/rubber_band"): its recording
     counts for that share's candidate from the frame that draw answered, as the share counted it live;
-    a session that ended before its draw counts for none."""
+    a session that ended before its draw counts for none. However the recording labels the director."""
 
     def record(name: str, times: list[float], drawn_from: int | None) -> Path:
         path = tmp_path / f"{name}.mbrec"
-        header = {"game_id": "g", "session_id": name, "policy": "contextual", "experiment": "contextual"}
+        header = {"game_id": "g", "session_id": name, "policy": "contextual", **labels}
         w = RecordingWriter(path, header)
         w.write(0.0, "in", pb.SessionRequest(hello=hello()).SerializeToString())
         for seq, t in enumerate(times, start=1):

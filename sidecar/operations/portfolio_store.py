@@ -180,12 +180,14 @@ def evidence_from_recordings(paths: Iterable[Path]) -> Imported:
     for s in read_sessions(paths):
         if s.start is None:
             continue
-        if s.header.get("experiment") == "contextual" and not s.header.get("arm"):
+        arm = str(s.header.get("arm") or "")
+        # A contextual director's: served as the default (experiment "contextual", no arm), as an
+        # experiment's arm, or simulated (`metabrain sim --policy contextual`: the arm is the policy).
+        if arm.partition(":")[0] == "contextual" or (s.header.get("experiment") == "contextual" and not arm):
             _contextual(s, out)
             continue
         # The arm an experiment or a portfolio drew names what the session had; a bare policy does not
         # (`static` with a `level` parameter is not the designer's level).
-        arm = str(s.header.get("arm") or "")
         label = candidate_of(arm, s.designer_level) if arm else None
         if label is None:
             out.skipped[arm or f"{s.arm} (no experiment arm)"] += 1
