@@ -26,7 +26,7 @@ from sidecar.errors import (
 from sidecar.features import FrameInput
 from sidecar.limits import Limits
 from sidecar.policies.experiments import ExperimentSet
-from sidecar.policies.portfolio import CONTEXT_MARK, LEARNING_POLICIES, room_for_game
+from sidecar.policies.portfolio import LEARNING_POLICIES, room_for_game
 from sidecar.session import Session, SessionRegistry, SessionSpec
 from sidecar.versions import SUPPORTED_PROTOCOL_VERSIONS
 from sidecar.wire import responses as wire_responses
@@ -139,11 +139,6 @@ class Connection:
                 field="hello.protocol_version",
             )
         spec = hello.spec(self.limits, self.info.default_policy)
-        if CONTEXT_MARK in spec.game_id:
-            raise InvalidHello(
-                f"hello.game_id must not contain {CONTEXT_MARK!r} (it marks the contextual director's skill shares)",
-                field="hello.game_id",
-            )
         session, resumed, state_reset = self.registry.open(spec, now)
         try:
             if not resumed or state_reset or not session.policy:

@@ -16,6 +16,7 @@ from sidecar.columns import (
 from sidecar.errors import InvalidArgument, InvalidHello, LimitExceeded
 from sidecar.limits import Limits
 from sidecar.policies.params import POLICY_NAMES, PolicyParamError, parse_params
+from sidecar.policies.portfolio import CONTEXT_MARK
 from sidecar.wire.frames import NPC_TABLE_COLUMNS, PLAYER_TABLE_COLUMNS
 from sidecar.wire.schema import pb
 
@@ -50,6 +51,11 @@ def validate_hello(hello: pb.Hello, limits: Limits, default_policy: str) -> None
         _check_string(value, f"hello.{name}", limits, invalid=InvalidHello)
     if not hello.game_id:
         raise InvalidHello("hello.game_id must not be empty", field="hello.game_id")
+    if CONTEXT_MARK in hello.game_id:
+        raise InvalidHello(
+            f"hello.game_id must not contain {CONTEXT_MARK!r} (it marks the contextual director's skill shares)",
+            field="hello.game_id",
+        )
     if len(hello.knobs) > limits.max_knobs:
         raise InvalidHello(
             f"hello.knobs has {len(hello.knobs)} knobs; the limit is max_knobs={limits.max_knobs}", field="hello.knobs"
