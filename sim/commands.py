@@ -231,8 +231,9 @@ def _off_policy(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
                 f"playing a logged session of the candidate it drew (designer's level {r['designer_level']:g}); "
                 f"its draws: {shares}. The interval is for one such run (its own luck included)."
             )
-            if r.get("note"):
-                print(f"portfolio: {r['note']}")
+            for key in ("candidates", "note"):
+                if r.get(key):
+                    print(f"portfolio: {r[key]}")
     if a.json:
         Path(a.json).write_text(json.dumps({"sessions": len(sessions), "estimates": rows}, indent=2))
     print(f"wrote {off_policy_png(rows, a.out)}")

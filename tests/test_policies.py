@@ -19,7 +19,8 @@ from sidecar.policies.difficulty import (
 )
 from sidecar.policies.director import Director, Hint
 from sidecar.policies.guarded import GuardedPolicy
-from sidecar.policies.portfolio import LADDER_MAX, Portfolio, PortfolioArm, portfolio_for, reset_portfolios
+from sidecar.policies.params import parse_params
+from sidecar.policies.portfolio import FIXED_ARMS, LADDER_MAX, Portfolio, PortfolioArm, portfolio_for, reset_portfolios
 from sidecar.policies.tick import Direction, direct
 from sidecar.session import Session
 from sidecar.wire.hello import spec_of
@@ -63,6 +64,19 @@ def test_rubber_band_lowers_after_deaths_and_rises_when_calm() -> None:
     for i in range(300):
         calm = p.target(obs(10.0 + i * 0.2, kills=0.05))
     assert calm > after
+
+
+def test_rubber_band_starts_off_the_designers_level_and_stays_within_its_reach() -> None:
+    """`offset` moves its start from the designer's level; `reach` bounds how far it moves from there."""
+    p = RubberBandPolicy(parse_params("rubber_band", {"offset": "0.3", "reach": "0.1", "death_step": "0.05"}), 0.5)
+    assert p.target(obs(0.0)) == pytest.approx(0.8, abs=1e-3)
+    levels = [p.target(obs(1.0 + i, deaths=1)) for i in range(10)]
+    assert min(levels) == pytest.approx(0.7)  # ten deaths would take it to 0.3 without the reach
+    for i in range(2000):
+        levels.append(p.target(obs(20.0 + i * 0.2, kills=0.05)))
+    assert max(levels) == pytest.approx(0.9)
+    odd = RubberBandPolicy(parse_params("rubber_band", {"start": "0.2", "min": "0.6", "reach": "0.1"}), 0.5)
+    assert odd.target(obs(0.0)) == pytest.approx(0.6, abs=1e-3)  # min above the reach: min wins, never NaN or inverted
 
 
 def test_intensity_cycles_through_its_phases() -> None:
@@ -398,7 +412,7 @@ def _hump(peak: float) -> Callable[[PortfolioArm], float]:
 def test_portfolio_learns_which_director_keeps_players_longest() -> None:
     """The arm players stay longest with ends up with most of the sessions, and what it learned is
     that arm's mean life; where "harder" is the best end of the ladder, the next rung joins."""
-    p = Portfolio(seed=1)
+    p = Portfolio(arms=FIXED_ARMS, seed=1)  # the fixed candidates: their ladder
     life = _hump(0.1)  # 0.1 harder is best: 450 s; designer 350 s, 0.2 harder 350 s
     drawn = _play_portfolio(p, life, 500)
     assert drawn[200:].count("harder") / 300 > 0.7
@@ -410,18 +424,18 @@ def test_portfolio_learns_which_director_keeps_players_longest() -> None:
 
 
 def test_portfolio_climbs_the_ladder_to_where_players_stay_and_no_further_than_its_limit() -> None:
-    up = Portfolio(seed=2)
+    up = Portfolio(arms=FIXED_ARMS, seed=2)
     drawn = _play_portfolio(up, _hump(0.3), 1500, seed=3)  # wants 0.3 harder: two rungs beyond "harder"
     assert drawn[-300:].count("harder+0.3") / 300 > 0.6
     assert {a.label for a in up.arms} == {"designer", "harder", "predictive", "harder+0.2", "harder+0.3"}
-    far = Portfolio(seed=4)
+    far = Portfolio(arms=FIXED_ARMS, seed=4)
 
     def rising(arm: PortfolioArm) -> float:  # the harder the better, beyond LADDER_MAX
         return 100.0 if arm.policy != "static" else 150.0 + 1000.0 * arm.offset
 
     _play_portfolio(far, rising, 1500, seed=5)
     assert max(a.offset for a in far.arms) == pytest.approx(LADDER_MAX)
-    down = Portfolio(seed=6)
+    down = Portfolio(arms=FIXED_ARMS, seed=6)
     drawn = _play_portfolio(down, _hump(-0.2), 1500, seed=7)  # wants it easier than the designer's level
     assert drawn[-300:].count("easier-0.2") / 300 > 0.6
 
@@ -429,12 +443,12 @@ def test_portfolio_climbs_the_ladder_to_where_players_stay_and_no_further_than_i
 def test_a_portfolio_note_says_which_risk_and_what_the_evidence_expects() -> None:
     reset_portfolios()
     p = portfolio_for("arena.test.note")
-    p.played("harder", 900.0)
-    p.ended("harder", by_player=True)  # harder: 1 quit in 900 s (+ the 300 s prior): mean life 600 s
+    p.played("predictive", 900.0)
+    p.ended("predictive", by_player=True)  # 1 quit in 900 s (+ the 300 s prior): mean life 600 s
     p.played("designer", 300.0)
     p.ended("designer", by_player=True)
     p.ended("designer", by_player=True)  # designer: 2 quits in 300 s: mean life 200 s
-    assert p.expected_gain_s("harder") == pytest.approx(400.0)
+    assert p.expected_gain_s("predictive") == pytest.approx(400.0)
     assert p.expected_gain_s("designer") == 0.0
     seen = set()
     for i in range(40):
@@ -443,10 +457,10 @@ def test_a_portfolio_note_says_which_risk_and_what_the_evidence_expects() -> Non
         d = Director(Session(f"s{i}", "", spec_of(h), frozenset(h.capabilities), 0.0, 0.0), "predictive")
         assert d.arm is not None and d.policy.note is not None
         seen.add(d.arm.label)
-        if d.arm.label == "harder":
-            assert d.policy.note.managing == "boredom" and d.policy.note.target_level == pytest.approx(0.6, abs=0.01)
+        if d.arm.label == "predictive":
+            assert d.policy.note.managing == "frustration"
             assert d.policy.note.expected_gain_s == pytest.approx(400.0)
-    assert "harder" in seen
+    assert "predictive" in seen
     reset_portfolios()
 
 
@@ -457,7 +471,8 @@ def test_a_portfolio_session_draws_a_director_and_reports_its_play() -> None:
     d = _director("portfolio", {})
     assert d.session.experiment == "portfolio" and d.arm is not None
     assert d.session.arm == d.arm.label and 0.0 < d.session.assignment_propensity <= 1.0
-    assert type(d.policy).__name__ == {"static": "StaticPolicy", "predictive": "PredictivePolicy"}[d.arm.policy]
+    classes = {"static": "StaticPolicy", "predictive": "PredictivePolicy", "rubber_band": "RubberBandPolicy"}
+    assert type(d.policy).__name__ == classes[d.arm.policy]
     note = d.policy.note  # why this session got this director, in every guidance (Guidance.director)
     assert note is not None and note.managing == d.arm.manages
     assert note.confidence == note.propensity == d.session.assignment_propensity
@@ -469,3 +484,51 @@ def test_a_portfolio_session_draws_a_director_and_reports_its_play() -> None:
     state = portfolio_for(d.session.spec.game_id).state[d.arm.label]
     assert (state.seconds, state.finished, state.quits) == (pytest.approx(30.0), 1, 0)
     reset_portfolios()
+
+
+def test_the_adaptive_candidate_starts_where_the_games_recent_sessions_of_it_ended() -> None:
+    """The portfolio's adaptive candidate (a rubber band) starts each session at the level its recent
+    sessions ended (a session counting fully once it lasted START_FULL_S); a NaN ending teaches nothing.
+    A director drawing it starts there and says which way it leans."""
+    from sidecar.policies.portfolio import ADAPTIVE_ARM, START_FULL_S
+
+    p = Portfolio(arms=(PortfolioArm("designer", "static"), ADAPTIVE_ARM), seed=1)
+    assert p.start_offset("adaptive") == 0.0  # the designer's level until it has ended sessions
+    for _ in range(200):
+        p.ended("adaptive", True, end_offset=0.3, played_s=START_FULL_S)
+    assert p.start_offset("adaptive") == pytest.approx(0.3, abs=0.01)
+    p.ended("adaptive", True, end_offset=float("nan"), played_s=START_FULL_S)
+    p.ended("adaptive", True, end_offset=-0.5, played_s=0.0)  # a session that never played
+    assert p.start_offset("adaptive") == pytest.approx(0.3, abs=0.01)
+    short, full = Portfolio(arms=p.arms, seed=2), Portfolio(arms=p.arms, seed=3)
+    for _ in range(10):
+        short.ended("adaptive", True, end_offset=0.3, played_s=START_FULL_S / 4)
+        full.ended("adaptive", True, end_offset=0.3, played_s=10 * START_FULL_S)
+    assert 0 < short.start_offset("adaptive") < full.start_offset("adaptive") / 2
+    assert p.evidence()["adaptive"].finished == 202  # each ending is still a session of the arm
+
+    reset_portfolios()
+    try:
+        game = portfolio_for("arena.test.adaptive")
+        for _ in range(200):
+            game.ended("adaptive", True, end_offset=0.2, played_s=START_FULL_S)
+            game.played("adaptive", 5000.0)  # far the longest-lived candidate: drawn nearly always
+        for i in range(20):
+            h = hello(policy="portfolio", params={})
+            h.game_id = "arena.test.adaptive"
+            d = Director(Session(f"a{i}", "", spec_of(h), frozenset(h.capabilities), 0.0, 0.0), "static")
+            if d.arm is not None and d.arm.label == "adaptive":
+                assert type(d.policy).__name__ == "RubberBandPolicy"
+                assert d.policy.level == pytest.approx(d.default_level + 0.2, abs=0.01)
+                assert d.policy.note is not None and d.policy.note.managing == "boredom"
+                # It ends where its knobs are: that ending teaches the next start.
+                before = game.start_offset("adaptive")
+                d.values = d.session.spec.knobs.to_values(min(d.default_level + 0.5, 1.0)).astype(np.float32)
+                d.played_s = START_FULL_S
+                d.finish(by_player=True)
+                assert game.start_offset("adaptive") > before
+                break
+        else:
+            raise AssertionError("the adaptive candidate was never drawn")
+    finally:
+        reset_portfolios()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sidecar.model.checkpoint import Checkpoint
-from sidecar.policies.portfolio import DEFAULT_ARMS, ArmEvidence, candidate_of, rung
+from sidecar.policies.portfolio import ADAPTIVE_ARM, FIXED_ARMS, ArmEvidence, candidate_of, rung
 from sidecar.training.offpolicy import LoggedSession, read_logged
 from sidecar.training.portfolio_replay import candidate_labels, estimate_portfolio, replay_once
 from sim.offline import OfflineConfig, run_offline
@@ -94,7 +94,7 @@ def test_a_candidate_the_log_never_drew_stops_the_estimate_with_its_name() -> No
 def test_candidates_are_found_under_their_own_label_or_the_director_they_are() -> None:
     """A served portfolio's recordings name the candidate ("harder"), a mixture the director
     ("static:0.6"); the designer's level comes from the logged games' own knob defaults."""
-    designer, harder, predictive = DEFAULT_ARMS
+    designer, harder, predictive = FIXED_ARMS
     assert candidate_labels(designer, 0.4) == ("designer", "static:0.4")
     assert candidate_labels(harder, 0.4) == ("harder", "static:0.5")
     assert candidate_labels(predictive, 0.4) == ("predictive", "predictive")
@@ -227,3 +227,18 @@ def test_the_replay_starts_from_the_one_game_a_state_dir_holds(tmp_path: Path) -
     store.add("another game", {"designer": ArmEvidence(quits=1, seconds=10.0, finished=1, assigned=1)})
     with pytest.raises(ValueError, match="one game's evidence, not 2"):
         _stored_evidence(str(tmp_path))
+
+
+def test_a_log_without_the_adaptive_candidate_replays_the_fixed_candidates_and_says_so() -> None:
+    """The adaptive candidate's sessions start where the game's recent ones of it ended, so no log of
+    fixed directors stands for them: such a log replays the portfolio of the fixed candidates, and says
+    so; a served portfolio's own recordings (which name it) replay it too."""
+    rng = random.Random(8)
+    arms = ["static:0.5", "static:0.6", "predictive"]
+    fixed = [_session(rng, arm, i, 1 / 3) for i, arm in enumerate(arms * 100)]
+    r = estimate_portfolio(fixed, sessions=200, runs=2, boot=2)
+    assert r["replay"] > 0 and f"'{ADAPTIVE_ARM.label}'" in r["candidates"]
+    assert ADAPTIVE_ARM.label not in r["shares"] and "harder" in r["shares"]
+    served = fixed + [_session(rng, ADAPTIVE_ARM.label, 300 + i, 1 / 3, 600.0) for i in range(100)]
+    r = estimate_portfolio(served, sessions=200, runs=2, boot=2)
+    assert "candidates" not in r and max(r["shares"], key=r["shares"].get) == ADAPTIVE_ARM.label

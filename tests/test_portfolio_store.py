@@ -29,7 +29,7 @@ def _learn(state_dir: str, worker: int) -> None:
     p = portfolio_for("shared.game")
     for i in range(ROUNDS):
         p.played("designer", 10.0)
-        p.played("harder", 1.0 + worker)
+        p.played("adaptive", 1.0 + worker)
         p.ended("designer", by_player=i % 2 == 0)
         store.sync()
 
@@ -48,7 +48,7 @@ def test_processes_sharing_a_state_dir_lose_no_evidence(tmp_path: Path) -> None:
         state = portfolio_for("shared.game").state
         assert state["designer"].seconds == pytest.approx(3 * ROUNDS * 10.0)
         assert (state["designer"].finished, state["designer"].quits) == (3 * ROUNDS, 3 * ROUNDS // 2)
-        assert state["harder"].seconds == pytest.approx(ROUNDS * (1 + 2 + 3))
+        assert state["adaptive"].seconds == pytest.approx(ROUNDS * (1 + 2 + 3))
         assert state["predictive"].seconds == 0.0
     finally:
         reset_portfolios()
@@ -163,7 +163,7 @@ def test_ladder_rungs_another_process_added_join_from_the_shared_totals(tmp_path
 
     p = Portfolio()
     p.absorb({"harder+0.2": ArmEvidence(quits=3, seconds=1200.0, finished=4, assigned=4), "bogus": ArmEvidence()})
-    assert [a.label for a in p.arms] == ["designer", "harder", "predictive", "harder+0.2"]
+    assert [a.label for a in p.arms] == ["designer", "predictive", "adaptive", "harder+0.2"]
     assert p.state["harder+0.2"].seconds == 1200.0 and "bogus" not in p.state
     assert dict(p.arms[-1].params) == {"offset": "0.2"}
 
@@ -279,8 +279,9 @@ def test_a_design_log_of_fixed_levels_seeds_the_portfolio_candidate_by_candidate
         assert "skipped (no candidate of the portfolio)" in out and "of intensity" in out
         store = PortfolioStore(tmp_path / "state")
         assert store.load() == 1
-        # The rung below the designer's level joins the portfolio a deployment starts with.
-        assert [a.label for a in portfolio_for(GAME).arms] == ["designer", "harder", "predictive", "easier"]
+        # The fixed rungs on either side of the designer's level join the portfolio a deployment starts with.
+        labels = [a.label for a in portfolio_for(GAME).arms]
+        assert labels[:3] == ["designer", "predictive", "adaptive"] and sorted(labels[3:]) == ["easier", "harder"]
         assert portfolio_for(GAME).state["easier"].finished == len(by_arm["static:0.4"])
     finally:
         reset_portfolios()

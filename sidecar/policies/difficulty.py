@@ -90,13 +90,15 @@ class RubberBandPolicy(DifficultyPolicy):
     name = "rubber_band"
 
     def __init__(self, params: Params, default_level: float) -> None:
-        self.level = _param(params, "start", default_level)
+        start = _param(params, "start", default_level) + _param(params, "offset", 0.0)
+        self.level = min(max(start, 0.0), 1.0)
         # Defaults: the best of three settings tried on 150 simulated players (the model card lists them).
         self.death_step = _param(params, "death_step", 0.15)
         self.kill_step = _param(params, "kill_step", 0.002)
         self.calm_rate = _param(params, "calm_rate", 0.001)  # per second without taking damage
-        self.lo = _param(params, "min", 0.0)
-        self.hi = _param(params, "max", 1.0)
+        reach = _param(params, "reach", 1.0)  # around the start, within [min, max]
+        self.lo = max(_param(params, "min", 0.0), self.level - reach)
+        self.hi = max(min(_param(params, "max", 1.0), self.level + reach), self.lo)
 
     def target(self, obs: Observation) -> float:
         x = obs.players

@@ -87,6 +87,9 @@ class Director:
             if not session.experiment:  # an experiment's own arm stays what its report groups by
                 session.experiment, session.arm, session.assignment_propensity = "portfolio", self.arm.label, drawn_with
             name, params = self.arm.policy, {**params, **dict(self.arm.params)}  # the hello's common ones too
+            if self.arm.learns_start:
+                start = self.default_level + self.portfolio.start_offset(self.arm.label)
+                params["start"] = f"{min(max(start, 0.0), 1.0):.6f}"
         if name == "contextual":
             parse_params(name, params)  # checked like any other (the hello was checked before the welcome)
             self.policy: DifficultyPolicy = ContextualPolicy(
@@ -99,9 +102,13 @@ class Director:
         if self.arm is not None and self.portfolio is not None and self.policy.note is None:
             # Why this session got this director: the risk it answers, the chance it is the best of the
             # candidates (the draw's probability) and what its players have gained so far.
+            start = float(params.get("start", self.default_level + self.arm.offset))
+            managing = self.arm.manages
+            if self.arm.learns_start and abs(start - self.default_level) > 0.01:
+                managing = "boredom" if start > self.default_level else "frustration"
             self.policy.note = DirectorNote(
-                managing=self.arm.manages,
-                target_level=min(max(self.default_level + self.arm.offset, 0.0), 1.0),
+                managing=managing,
+                target_level=min(max(start, 0.0), 1.0),
                 designer_level=self.default_level,
                 expected_gain_s=self.portfolio.expected_gain_s(self.arm.label),
                 confidence=drawn_with,
@@ -124,11 +131,13 @@ class Director:
         self._lo, self._hi = self.lo.tolist(), self.hi.tolist()  # plain floats for the per-frame work
         self._rate = self.rate.tolist()
         self.last_time: float | None = None
+        self.played_s = 0.0  # game seconds since the first knob values
 
     def finish(self, by_player: bool = True) -> None:
         """The session ended, by the player leaving (False: cut short otherwise, as by a time limit)."""
         if self.portfolio is not None and self.arm is not None:
-            self.portfolio.ended(self.arm.label, by_player)
+            end = float(self.session.spec.knobs.to_difficulty(self.values)) - self.default_level
+            self.portfolio.ended(self.arm.label, by_player, end if self.arm.learns_start else None, self.played_s)
         self.policy.ended(by_player)
 
     def ease(self, game_time: float) -> np.ndarray:
@@ -180,6 +189,7 @@ class Director:
         """Game seconds since the last knob values (0 the first time)."""
         dt = 0.0 if self.last_time is None else max(game_time - self.last_time, 0.0)
         self.last_time = game_time
+        self.played_s += dt
         if self.portfolio is not None and self.arm is not None:
             self.portfolio.played(self.arm.label, dt)
         return dt

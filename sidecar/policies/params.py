@@ -66,11 +66,13 @@ POLICY_PARAMS: dict[str, tuple[Param, ...]] = {
     ),
     "rubber_band": (
         Param("start", doc=f"the level to start from, {_LEVEL}; default: the designer's"),
+        Param("offset", -1.0, 1.0, "added to the start (e.g. 0.2: from a little harder than the designer's)"),
         Param("death_step", 0.0, 1.0, "level lost per death"),
         Param("kill_step", 0.0, 1.0, "level gained per kill"),
         Param("calm_rate", 0.0, 1.0, "level gained per second without damage"),
         Param("min", doc="lowest level"),
         Param("max", doc="highest level"),
+        Param("reach", doc="the farthest the level moves from where it started (default: anywhere in [min, max])"),
     ),
     "intensity": (
         Param("peak", 0.0, 100.0, "intensity at which the build-up turns to sustain"),

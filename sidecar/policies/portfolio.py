@@ -35,9 +35,11 @@ from dataclasses import dataclass, field
 from sidecar.policies.experiments import parse_arm
 
 __all__ = [
+    "ADAPTIVE_ARM",
     "CONTEXT_ARMS",
     "CONTEXT_MARK",
     "DEFAULT_ARMS",
+    "FIXED_ARMS",
     "LEARNING_POLICIES",
     "PROPENSITY_DRAWS",
     "ArmEvidence",
@@ -62,6 +64,8 @@ class PortfolioArm:
     policy: str
     params: tuple[tuple[str, str], ...] = ()
     manages: str = "none"  # the risk it answers, for the director note: "frustration", "boredom" or "none"
+    # An adaptive director whose sessions start where this game's recent sessions of it ended (START_*).
+    learns_start: bool = False
 
     @property
     def offset(self) -> float:
@@ -69,15 +73,29 @@ class PortfolioArm:
         return float(dict(self.params).get("offset", "0"))
 
 
-# The designer's level first: the reference the others must beat. No "easier" arm to start with:
-# `predictive` eases where the model sees the need, and a fourth arm from the start cost more
-# exploration than it won (measured on six populations, docs/director-eval-2026-12-01.md); the ladder
-# below adds it where the designer's level is probably the best fixed one.
-DEFAULT_ARMS = (
-    PortfolioArm("designer", "static"),
-    PortfolioArm("harder", "static", (("offset", "0.1"),), manages="boredom"),
-    PortfolioArm("predictive", "predictive", manages="frustration"),  # eases where the model sees the need
-)
+# Per-player adaptation from a start the game's players taught it: the rubber band with a gentle
+# death step (each death -0.05, not -0.15), each session starting at the level where this game's recent
+# sessions of it ended (an average over about START_MEMORY sessions, a session counting fully once it
+# lasted START_FULL_S). Where players want it harder than the designer's level it starts there within a
+# few dozen sessions, and still moves per player: measured against the best fixed level on the same
+# players, a rubber band started there plays 11-12% longer (docs/director-eval-2026-12-01.md).
+START_MEMORY = 20.0
+START_FULL_S = 120.0
+ADAPTIVE_ARM = PortfolioArm("adaptive", "rubber_band", (("death_step", "0.05"),), learns_start=True)
+
+# The designer's level first: the reference the others must beat. Then `predictive`, which eases where
+# the model sees the need, and the adaptive rubber band above, which finds the level this game's players
+# want (where they want it harder, as far as they want) and moves per player around it. No fixed
+# "harder" or "easier" from the start: fixed rungs climbed one every few hundred sessions and every arm
+# costs exploration (docs/director-eval-2026-12-01.md, 11th session); the ladder below adds them around
+# the designer's level where it is probably the best candidate.
+_DESIGNER = PortfolioArm("designer", "static")
+_HARDER = PortfolioArm("harder", "static", (("offset", "0.1"),), manages="boredom")
+_PREDICTIVE = PortfolioArm("predictive", "predictive", manages="frustration")  # eases where the model sees the need
+DEFAULT_ARMS = (_DESIGNER, _PREDICTIVE, ADAPTIVE_ARM)
+# The portfolio before the adaptive candidate (and the fixed part of a contextual share): what a replay
+# of a log of fixed directors can estimate (training/portfolio_replay.py).
+FIXED_ARMS = (_DESIGNER, _HARDER, _PREDICTIVE)
 _PRIOR_S = 300.0  # the prior: one quit in this many seconds of play, for every arm
 PROPENSITY_DRAWS = 200
 
@@ -186,6 +204,8 @@ class Portfolio:
         self._synced: dict[str, ArmEvidence] = {a.label: ArmEvidence() for a in self.arms}
         # (quits, seconds) a new rung starts from instead of the plain prior.
         self._priors: dict[str, tuple[float, float]] = {}
+        # A learns_start arm's start, as an offset from the designer's level (START_*): this process's.
+        self._starts: dict[str, float] = {}
 
     def take_delta(self) -> dict[str, ArmEvidence]:
         """This process's evidence since the last exchange, per arm; from now on counted as shared."""
@@ -275,13 +295,23 @@ class Portfolio:
                 if arm is not None:
                     arm.seconds += seconds
 
-    def ended(self, label: str, by_player: bool) -> None:
-        """A session given `label` ended: by the player (a quit), or cut short otherwise (censored)."""
+    def ended(self, label: str, by_player: bool, end_offset: float | None = None, played_s: float = 0.0) -> None:
+        """A session given `label` ended: by the player (a quit), or cut short otherwise (censored).
+        end_offset: the level it ended at, from the designer's (a learns_start arm's next start follows it)."""
         with self._lock:
             arm = self.state.get(label)
             if arm is not None:
                 arm.finished += 1
                 arm.quits += int(by_player)
+            if end_offset is not None and math.isfinite(end_offset) and math.isfinite(played_s):
+                weight = min(max(played_s, 0.0) / START_FULL_S, 1.0) / START_MEMORY
+                start = self._starts.get(label, 0.0)
+                self._starts[label] = start + weight * (min(max(end_offset, -1.0), 1.0) - start)
+
+    def start_offset(self, label: str) -> float:
+        """Where a learns_start arm's next session starts, from the designer's level (0 until it has ended some)."""
+        with self._lock:
+            return self._starts.get(label, 0.0)
 
     def evidence(self) -> dict[str, ArmEvidence]:
         """A copy of each arm's evidence, by label."""
@@ -313,8 +343,10 @@ LEARNING_POLICIES = frozenset({"portfolio", "contextual"})  # the directors that
 # "<game id>#skill<b>of<n>"; its candidates add the rubber band, which keeps the middle of the skill range
 # playing longest on the default population where `predictive` keeps the lowest (the model card's notes).
 CONTEXT_MARK = "#skill"
-CONTEXT_ARMS = (*DEFAULT_ARMS, PortfolioArm("rubber_band", "rubber_band"))
-_CANDIDATE_LABELS = frozenset(a.label for a in CONTEXT_ARMS if a.policy != "static")
+# The contextual director's shares: the fixed candidates, `predictive` and the plain rubber band (a
+# share's choice is already per player; its start comes from the first minute's level).
+CONTEXT_ARMS = (*FIXED_ARMS, PortfolioArm("rubber_band", "rubber_band"))
+_CANDIDATE_LABELS = frozenset(a.label for a in (*DEFAULT_ARMS, *CONTEXT_ARMS) if a.policy != "static")
 
 
 def portfolio_for(game_id: str) -> Portfolio:

@@ -37,7 +37,16 @@ from typing import Any
 
 import numpy as np
 
-from sidecar.policies.portfolio import DEFAULT_ARMS, PROPENSITY_DRAWS, ArmEvidence, Draws, Portfolio, PortfolioArm
+from sidecar.policies.portfolio import (
+    ADAPTIVE_ARM,
+    DEFAULT_ARMS,
+    FIXED_ARMS,
+    PROPENSITY_DRAWS,
+    ArmEvidence,
+    Draws,
+    Portfolio,
+    PortfolioArm,
+)
 from sidecar.training.offpolicy import LoggedSession, design_propensities
 
 __all__ = ["MissingCandidate", "Replay", "candidate_labels", "estimate_portfolio", "replay_once"]
@@ -76,6 +85,8 @@ def candidate_labels(arm: PortfolioArm, designer_level: float) -> tuple[str, ...
     if arm.policy == "static":
         level = min(max(designer_level + arm.offset, 0.0), 1.0)
         return (arm.label, _normal(f"static:{level}"))
+    if arm.learns_start or arm.params:  # no fixed director is it: only a served portfolio's own sessions
+        return (arm.label,)
     return (arm.label, arm.policy)
 
 
@@ -114,7 +125,7 @@ def replay_once(
     sessions: int,
     concurrent: int,
     rng: random.Random,
-    arms: tuple[PortfolioArm, ...] = DEFAULT_ARMS,
+    arms: tuple[PortfolioArm, ...] = FIXED_ARMS,
     seeded: dict[str, ArmEvidence] | None = None,
 ) -> Replay:
     """One run of a fresh portfolio over `sessions` players drawn from the logged outcomes (by logged
@@ -185,12 +196,21 @@ def estimate_portfolio(
     }
     rng = random.Random(seed)
     by_arm = _by_arm(rows)
+    arms = DEFAULT_ARMS
+    if ADAPTIVE_ARM.label not in by_arm:
+        # Its sessions start where the game's recent ones of it ended: no log of fixed directors holds
+        # them, only a served portfolio's own recordings. Replay the candidates such a log can stand for.
+        arms = FIXED_ARMS
+        report["candidates"] = (
+            f"the log has no session of the {ADAPTIVE_ARM.label!r} candidate (a served portfolio's own "
+            f"recordings hold them): replayed the portfolio of {', '.join(a.label for a in arms)} and its ladder"
+        )
     missing: Counter[str] = Counter()  # replays that reached a candidate the log lacks, by candidate
     why: dict[str, str] = {}  # what the first such replay said, by candidate
 
     def replay(outcomes: dict[str, list[LoggedSession]]) -> Replay | None:
         try:
-            return replay_once(outcomes, designer_level, sessions, concurrent, rng, seeded=seeded)
+            return replay_once(outcomes, designer_level, sessions, concurrent, rng, arms=arms, seeded=seeded)
         except MissingCandidate as exc:
             missing[exc.label] += 1
             why.setdefault(exc.label, str(exc))
