@@ -80,6 +80,7 @@ class Director:
         self.portfolio: Portfolio | None = None
         self.arm: PortfolioArm | None = None
         drawn_with = 1.0  # the probability the portfolio's draw had
+        start = self.default_level  # where the drawn candidate starts (the director note's target)
         name = self.policy_name
         if name == "portfolio":
             self.portfolio = portfolio_for(spec.game_id)
@@ -87,9 +88,10 @@ class Director:
             if not session.experiment:  # an experiment's own arm stays what its report groups by
                 session.experiment, session.arm, session.assignment_propensity = "portfolio", self.arm.label, drawn_with
             name, params = self.arm.policy, {**params, **dict(self.arm.params)}  # the hello's common ones too
+            offset = self.portfolio.start_offset(self.arm.label) if self.arm.learns_start else self.arm.offset
+            start = min(max(self.default_level + offset, 0.0), 1.0)
             if self.arm.learns_start:
-                start = self.default_level + self.portfolio.start_offset(self.arm.label)
-                params["start"] = f"{min(max(start, 0.0), 1.0):.6f}"
+                params["start"] = f"{start:.6f}"
         if name == "contextual":
             parse_params(name, params)  # checked like any other (the hello was checked before the welcome)
             self.policy: DifficultyPolicy = ContextualPolicy(
@@ -102,13 +104,12 @@ class Director:
         if self.arm is not None and self.portfolio is not None and self.policy.note is None:
             # Why this session got this director: the risk it answers, the chance it is the best of the
             # candidates (the draw's probability) and what its players have gained so far.
-            start = float(params.get("start", self.default_level + self.arm.offset))
             managing = self.arm.manages
             if self.arm.learns_start and abs(start - self.default_level) > 0.01:
                 managing = "boredom" if start > self.default_level else "frustration"
             self.policy.note = DirectorNote(
                 managing=managing,
-                target_level=min(max(start, 0.0), 1.0),
+                target_level=start,
                 designer_level=self.default_level,
                 expected_gain_s=self.portfolio.expected_gain_s(self.arm.label),
                 confidence=drawn_with,
@@ -136,8 +137,11 @@ class Director:
     def finish(self, by_player: bool = True) -> None:
         """The session ended, by the player leaving (False: cut short otherwise, as by a time limit)."""
         if self.portfolio is not None and self.arm is not None:
-            end = float(self.session.spec.knobs.to_difficulty(self.values)) - self.default_level
-            self.portfolio.ended(self.arm.label, by_player, end if self.arm.learns_start else None, self.played_s)
+            # A learns_start candidate's next start follows the level this session ended at.
+            end = None
+            if self.arm.learns_start:
+                end = self.session.spec.knobs.to_difficulty(self.values) - self.default_level
+            self.portfolio.ended(self.arm.label, by_player, end, self.played_s)
         self.policy.ended(by_player)
 
     def ease(self, game_time: float) -> np.ndarray:
