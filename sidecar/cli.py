@@ -294,7 +294,7 @@ def cmd_portfolio(a: argparse.Namespace) -> int:
                 f" (a portfolio's draw, a fixed level on its ladder, or one of its directors); skipped: {skipped}"
             )
         for game_id, evidence in found.games.items():
-            store.add(game_id, evidence)
+            store.add(game_id, evidence, found.ends.get(game_id))
             n = sum(e.finished for e in evidence.values())
             print(f"game {game_id!r}: added {n} sessions ({', '.join(sorted(evidence))})")
         if found.adaptive:
@@ -308,8 +308,11 @@ def cmd_portfolio(a: argparse.Namespace) -> int:
     games = store.games()
     if not games:
         print(f"no portfolio state in {store.directory}")
+    starts = store.starts()
     for game_id, totals in sorted(games.items()):
         print(f"\ngame {game_id!r}")
+        for label, start in sorted(starts.get(game_id, {}).items()):
+            print(f"{label} starts {start:+.2f} from the designer's level")
         print("| candidate | sessions ended | quits | hours played | mean life s |\n|---|---|---|---|---|")
         for label, e in totals.items():
             print(f"| {label} | {e.finished} | {e.quits} | {e.seconds / 3600:.1f} | {e.mean_life_s:.0f} |")

@@ -13,7 +13,14 @@ import pytest
 
 from sidecar.model.checkpoint import Checkpoint
 from sidecar.operations.portfolio_store import PortfolioStore
-from sidecar.policies.portfolio import ArmEvidence, portfolio_for, portfolios, reset_portfolios
+from sidecar.policies.portfolio import (
+    START_FULL_S,
+    ArmEvidence,
+    portfolio_for,
+    portfolios,
+    reset_portfolios,
+    start_after,
+)
 from sim.client import ClientConfig, play_many
 from sim.populations import load_population
 from tests.conftest import make_sidecar
@@ -31,6 +38,7 @@ def _learn(state_dir: str, worker: int) -> None:
         p.played("designer", 10.0)
         p.played("adaptive", 1.0 + worker)
         p.ended("designer", by_player=i % 2 == 0)
+        p.ended("adaptive", by_player=False, end_offset=0.3, played_s=START_FULL_S / 10)  # weight 1/200
         store.sync()
 
 
@@ -50,6 +58,8 @@ def test_processes_sharing_a_state_dir_lose_no_evidence(tmp_path: Path) -> None:
         assert (state["designer"].finished, state["designer"].quits) == (3 * ROUNDS, 3 * ROUNDS // 2)
         assert state["adaptive"].seconds == pytest.approx(ROUNDS * (1 + 2 + 3))
         assert state["predictive"].seconds == 0.0
+        # Every process's ends moved the one shared start, each once: 3 x ROUNDS ends at +0.3, weight 1/200.
+        assert portfolio_for("shared.game").start_offset("adaptive") == pytest.approx(0.3 * (1 - 0.995 ** (3 * ROUNDS)))
     finally:
         reset_portfolios()
 
@@ -134,6 +144,59 @@ def test_a_state_file_with_impossible_evidence_is_skipped_not_drawn_from(tmp_pat
         reset_portfolios()
 
 
+def test_the_adaptive_start_is_kept_and_shared_like_the_evidence(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The `adaptive` candidate starts where the game's recent sessions of it ended, on every process and
+    after a restart: each process's ends since its last exchange are applied to the stored start, and
+    its own ends since then stay on top of what it takes back. An exchange that fails loses nothing."""
+    reset_portfolios()
+    try:
+        store = PortfolioStore(tmp_path)
+        p = portfolio_for("g")
+        p.ended("adaptive", by_player=True, end_offset=0.4, played_s=START_FULL_S)
+        store.sync()
+        first = start_after(0.0, 1 / 20, 0.4)
+        assert store.starts() == {"g": {"adaptive": pytest.approx(first)}}
+        store.add("g", {}, {"adaptive": [(1 / 20, 0.2)]})  # another process's end, after ours
+        shared = start_after(first, 1 / 20, 0.2)
+        p.ended("adaptive", by_player=True, end_offset=0.1, played_s=START_FULL_S)
+        taken = p.take_start_ends()  # an exchange under way when one more session ends here...
+        p.ended("adaptive", by_player=True, end_offset=-0.1, played_s=START_FULL_S / 2)
+        store.add("g", {}, taken)
+        p.absorb_starts(store.starts()["g"])  # ...takes back the shared start, with that end on top
+        now = start_after(start_after(shared, 1 / 20, 0.1), 1 / 40, -0.1)
+        assert p.start_offset("adaptive") == pytest.approx(now)
+        assert p.take_start_ends() == {"adaptive": [(1 / 40, -0.1)]}  # still this process's to share
+        p.untake({}, {"adaptive": [(1 / 40, -0.1)]})
+
+        def full_disk(*args: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        store._merge = full_disk  # type: ignore[assignment,method-assign]
+        p.played("designer", 30.0)
+        with caplog.at_level("WARNING"):
+            store.sync()  # a warning; the end and the seconds stay this process's, for the next exchange
+        assert "could not save" in caplog.text
+        del store._merge  # the disk has room again
+        store.sync()
+        assert store.starts()["g"]["adaptive"] == pytest.approx(now)
+        assert store.games()["g"]["designer"].seconds == pytest.approx(30.0)
+
+        reset_portfolios()  # a restart: the start is back before the first session is drawn
+        store.load()
+        assert portfolio_for("g").start_offset("adaptive") == pytest.approx(now)
+        assert portfolio_for("g").start_offset("predictive") == 0.0  # a candidate that does not learn one
+
+        stored = json.loads(store.path_of("g").read_text())
+        stored["starts"]["adaptive"] = math.nan  # a corrupt or hand-edited file: skipped, as impossible evidence is
+        store.path_of("g").write_text(json.dumps(stored))
+        reset_portfolios()
+        assert store.load() == 0
+    finally:
+        reset_portfolios()
+
+
 def test_a_restarted_sidecar_keeps_what_its_portfolio_learned(tiny_checkpoint: Checkpoint, tmp_path: Path) -> None:
     reset_portfolios()
     state_dir = str(tmp_path / "state")
@@ -204,6 +267,38 @@ def test_recordings_of_portfolio_sessions_seed_another_sidecar(
             assert (e.quits, e.finished) == (served[label].quits, served[label].finished)
         assert main(["portfolio", "show", "--state-dir", str(tmp_path / "new")]) == 0
         assert GAME in capsys.readouterr().out
+    finally:
+        reset_portfolios()
+
+
+def test_recordings_of_adaptive_sessions_teach_its_start(tiny_checkpoint: Checkpoint, tmp_path: Path) -> None:
+    """A served portfolio's `adaptive` sessions record where they ended (the knob values sent last):
+    `portfolio import` gives a new deployment the start the served one had learned from them."""
+    from sidecar.operations.portfolio_store import evidence_from_recordings
+
+    reset_portfolios()
+    try:
+        # Evidence that `adaptive` keeps this game's players: every session draws it.
+        portfolio_for(GAME).absorb({"adaptive": ArmEvidence(quits=0, seconds=1e6, finished=100, assigned=100)})
+        sc = make_sidecar(tiny_checkpoint, record_dir=str(tmp_path / "recs"))
+        try:
+            cfg = ClientConfig(
+                target=sc.grpc_address, realtime=False, max_seconds=120.0, seed=5, policy="portfolio", consent=True
+            )
+            rows = asyncio.run(play_many(load_population("thrill", 5).players(6), cfg))
+        finally:
+            sc.stop()
+        assert all(r.guidance for r in rows)
+        served = portfolio_for(GAME).start_offset("adaptive")
+        assert served > 0.0  # players who kill easily: the rubber band ended above the designer's level
+        found = evidence_from_recordings(sorted((tmp_path / "recs").glob("*.mbrec")))
+        ends = found.ends[GAME]["adaptive"]
+        assert len(ends) == len(rows) == found.games[GAME]["adaptive"].finished
+        reset_portfolios()
+        store = PortfolioStore(tmp_path / "new")
+        store.add(GAME, found.games[GAME], found.ends[GAME])
+        store.load()
+        assert portfolio_for(GAME).start_offset("adaptive") == pytest.approx(served, abs=0.001)
     finally:
         reset_portfolios()
 

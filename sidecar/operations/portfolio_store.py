@@ -7,6 +7,9 @@ their share of the players. With `--state-dir DIR`, each game's totals live in
 `DIR/portfolio/<hash of game_id>.json`; every few seconds, and at shutdown, each process takes the
 evidence it gathered since its last exchange, adds it into the file under an exclusive lock, and
 takes back the totals, which hold every other process's (and every earlier run's) evidence too.
+The `adaptive` candidate's start (where the game's recent sessions of it ended) is kept the same way:
+each process's session ends since the last exchange are applied to the stored start in turn, so every
+process starts its sessions where the game's players, on every process, left it.
 At start-up the totals of every game already seen are loaded before the first session is drawn.
 """
 
@@ -26,11 +29,14 @@ from typing import IO, Any
 from sidecar.operations.session_outcomes import RecordedSession, read_sessions
 from sidecar.policies.portfolio import (
     CONTEXT_MARK,
+    DEFAULT_ARMS,
     ArmEvidence,
     Portfolio,
     candidate_of,
     portfolio_for,
     portfolios,
+    start_after,
+    start_end,
 )
 
 try:  # POSIX: processes on one machine take turns on a file; elsewhere one process per state dir
@@ -43,6 +49,9 @@ __all__ = ["Imported", "PortfolioStore", "evidence_from_recordings"]
 log = logging.getLogger("metabrain.portfolio")
 _FORMAT = 1
 _NOTHING = ArmEvidence()
+_LEARNS_START = frozenset(a.label for a in DEFAULT_ARMS if a.learns_start)
+# The (weight, end offset) of a learns_start candidate's sessions, by candidate (Portfolio.take_start_ends).
+Ends = dict[str, list[tuple[float, float]]]
 
 
 class PortfolioStore:
@@ -55,27 +64,37 @@ class PortfolioStore:
 
     def load(self) -> int:
         """Every stored game's totals into this process's portfolios; returns how many games."""
-        games = self.games()
-        for game_id, totals in games.items():
-            portfolio_for(game_id).absorb(totals)
+        games = self._stored()
+        for game_id, (totals, starts) in games.items():
+            portfolio = portfolio_for(game_id)
+            portfolio.absorb(totals)
+            portfolio.absorb_starts(starts)
         return len(games)
 
-    def add(self, game_id: str, evidence: dict[str, ArmEvidence]) -> dict[str, ArmEvidence]:
-        """Evidence from elsewhere (recordings) into this game's totals on disk; returns the totals."""
-        return self._merge(game_id, evidence)
+    def add(self, game_id: str, evidence: dict[str, ArmEvidence], ends: Ends | None = None) -> dict[str, ArmEvidence]:
+        """Evidence from elsewhere (recordings) into this game's totals on disk, and the ends of its
+        learns_start candidates' sessions into their starts; returns the totals."""
+        return self._merge(game_id, evidence, ends or {})[0]
 
     def games(self) -> dict[str, dict[str, ArmEvidence]]:
         """Every stored game's totals, by game id."""
+        return {game_id: totals for game_id, (totals, _) in self._stored().items()}
+
+    def starts(self) -> dict[str, dict[str, float]]:
+        """Every stored game's learned starts (offsets from the designer's level), by game id and candidate."""
+        return {game_id: starts for game_id, (_, starts) in self._stored().items()}
+
+    def _stored(self) -> dict[str, tuple[dict[str, ArmEvidence], dict[str, float]]]:
         out = {}
         for path in sorted(self.directory.glob("*.json")):
             stored = self._read(path)
             if stored is not None:
-                out[stored[0]] = stored[1]
+                out[stored[0]] = (stored[1], stored[2])
         return out
 
     @staticmethod
-    def _read(path: Path) -> tuple[str, dict[str, ArmEvidence]] | None:
-        """A stored game's id and totals (None: no file yet, or one that cannot be read)."""
+    def _read(path: Path) -> tuple[str, dict[str, ArmEvidence], dict[str, float]] | None:
+        """A stored game's id, totals and starts (None: no file yet, or one that cannot be read)."""
         try:
             with open(path, encoding="utf-8") as f:
                 _lock(f, shared=True)  # not halfway through another process's rewrite
@@ -96,39 +115,59 @@ class PortfolioStore:
 
     def _sync(self, game_id: str, portfolio: Portfolio) -> None:
         delta = portfolio.take_delta()
-        if any(d != _NOTHING for d in delta.values()):
-            portfolio.absorb(self._merge(game_id, delta))
+        ends = portfolio.take_start_ends()
+        if ends or any(d != _NOTHING for d in delta.values()):
+            try:
+                totals, starts = self._merge(game_id, delta, ends)
+            except OSError:  # not written: what was taken is this process's still, for the next exchange
+                portfolio.untake(delta, ends)
+                raise
+            portfolio.absorb(totals)
+            portfolio.absorb_starts(starts)
             return
         # Nothing new here (a game with no session now): read the others' evidence, write nothing, so a
         # sidecar that knows many games does not rewrite and fsync every file every few seconds.
         stored = self._read(self.path_of(game_id))
         if stored is not None and stored[0] == game_id:
             portfolio.absorb(stored[1])
+            portfolio.absorb_starts(stored[2])
 
-    def _merge(self, game_id: str, delta: dict[str, ArmEvidence]) -> dict[str, ArmEvidence]:
-        """Add `delta` into the game's file under an exclusive lock; returns the new totals."""
+    def _merge(
+        self, game_id: str, delta: dict[str, ArmEvidence], ends: Ends
+    ) -> tuple[dict[str, ArmEvidence], dict[str, float]]:
+        """Add `delta` into the game's file, and apply `ends` to its starts, under an exclusive lock;
+        returns the new totals and starts."""
         path = self.path_of(game_id)
         with open(path, "a+", encoding="utf-8") as f:
             _lock(f)
             f.seek(0)
             text = f.read()
             totals: dict[str, ArmEvidence] = {}
+            starts: dict[str, float] = {}
             if text.strip():
                 try:
-                    stored_id, totals = _parse(text)
+                    stored_id, totals, starts = _parse(text)
                     if stored_id != game_id:  # an 80-bit hash collision (not in practice): start afresh
                         raise ValueError(f"{path} holds game {stored_id!r}")
                 except (ValueError, KeyError, TypeError) as exc:
                     log.warning("replacing unreadable portfolio state %s: %s", path, exc)
-                    totals = {}
+                    totals, starts = {}, {}
             for label, d in delta.items():
                 totals[label] = totals.get(label, ArmEvidence()).plus(d)
+            for label, label_ends in ends.items():
+                start = starts.get(label, 0.0)
+                for weight, end in label_ends:
+                    start = start_after(start, weight, end)
+                starts[label] = start
             f.seek(0)
             f.truncate()
-            json.dump({"format": _FORMAT, "game_id": game_id, "arms": {k: asdict(v) for k, v in totals.items()}}, f)
+            stored = {"format": _FORMAT, "game_id": game_id, "arms": {k: asdict(v) for k, v in totals.items()}}
+            if starts:  # optional: a file written before the adaptive candidate has none
+                stored["starts"] = starts
+            json.dump(stored, f)
             f.flush()
             os.fsync(f.fileno())
-        return totals
+        return totals, starts
 
 
 def _lock(f: IO[Any], shared: bool = False) -> None:
@@ -136,7 +175,7 @@ def _lock(f: IO[Any], shared: bool = False) -> None:
         fcntl.flock(f.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)  # released when the file closes
 
 
-def _parse(text: str) -> tuple[str, dict[str, ArmEvidence]]:
+def _parse(text: str) -> tuple[str, dict[str, ArmEvidence], dict[str, float]]:
     data = json.loads(text)
     if data.get("format") != _FORMAT:
         raise ValueError(f"unknown format {data.get('format')!r}")
@@ -147,7 +186,11 @@ def _parse(text: str) -> tuple[str, dict[str, ArmEvidence]]:
     for label, e in arms.items():  # evidence the director draws from and reports: counts, finite seconds
         if min(e.quits, e.finished, e.assigned) < 0 or not 0.0 <= e.seconds < math.inf:
             raise ValueError(f"arm {label!r} holds impossible evidence {e}")
-    return str(data["game_id"]), arms
+    starts = {str(label): float(x) for label, x in data.get("starts", {}).items()}
+    for label, x in starts.items():  # an offset from the designer's level, as start_end bounds the ends
+        if not -1.0 <= x <= 1.0:
+            raise ValueError(f"candidate {label!r} holds an impossible start {x}")
+    return str(data["game_id"]), arms, starts
 
 
 @dataclass
@@ -157,6 +200,7 @@ class Imported:
     games: dict[str, dict[str, ArmEvidence]] = field(default_factory=dict)  # game id -> candidate -> evidence
     adaptive: int = 0  # sessions a portfolio drew (its own log: biased against what it starved)
     skipped: Counter[str] = field(default_factory=Counter)  # sessions of no candidate, by director
+    ends: dict[str, Ends] = field(default_factory=dict)  # game id -> a learns_start candidate's session ends
 
     def add(self, game: str, label: str, quit_: bool, seconds: float) -> None:
         """One ended session of a game's (or a skill share's) candidate."""
@@ -175,8 +219,10 @@ def evidence_from_recordings(paths: Iterable[Path]) -> Imported:
     says as much about each candidate as it has sessions of it. A contextual director's (experiment
     "contextual"): for its skill share's candidate, as the guidance named them. Recordings of other
     directors, and of no experiment (the policy alone does not say its parameters), are skipped and
-    counted."""
+    counted. A portfolio's `adaptive` sessions also say where they ended (the knob values sent last),
+    which its start follows, in the order the sessions ended."""
     out = Imported()
+    ended: list[tuple[float, str, str, tuple[float, float]]] = []  # (wall time it ended, game, label, end)
     for s in read_sessions(paths):
         if s.start is None:
             continue
@@ -193,7 +239,15 @@ def evidence_from_recordings(paths: Iterable[Path]) -> Imported:
             out.skipped[arm or f"{s.arm} (no experiment arm)"] += 1
             continue
         out.adaptive += s.header.get("experiment") == "portfolio"
-        out.add(str(s.header.get("game_id", "")), label, s.quit, s.played_s)
+        game = str(s.header.get("game_id", ""))
+        out.add(game, label, s.quit, s.played_s)
+        if label in _LEARNS_START and s.header.get("experiment") == "portfolio":
+            level = s.end_level()  # where it ended: what its next session's start follows, as served
+            end = start_end(None if level is None else level - s.designer_level, s.played_s)
+            if end is not None and s.recording.records:
+                ended.append((s.recording.records[-1][0], game, label, end))
+    for _, game, label, end in sorted(ended, key=lambda e: e[0]):  # the order the served starts followed them
+        out.ends.setdefault(game, {}).setdefault(label, []).append(end)
     return out
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from sidecar.columns import EventType
 from sidecar.features.knobs import KnobSet
 from sidecar.operations.recording import Recording, read_recording
@@ -42,11 +44,27 @@ class RecordedSession:
     frame_times: dict[int, float]  # frame sequence -> game time
     recording: Recording  # for readers of the answers (insights)
     designer_level: float = 0.5  # the difficulty of the hello's knob defaults (0.5 without a hello)
+    knobs: KnobSet | None = None  # the hello's knobs (None without a hello that declared some)
 
     @property
     def arm(self) -> str:
         """The director the session had: its experiment arm (or portfolio candidate), else its policy."""
         return str(self.header.get("arm") or self.header.get("policy") or "")
+
+    def end_level(self) -> float | None:
+        """The difficulty of the knob values the sidecar sent last (None: no guidance, or no knobs); a
+        knob the guidance did not name counts at its default."""
+        if self.knobs is None:
+            return None
+        last = None
+        for _, resp in self.recording.responses():
+            if resp.WhichOneof("kind") == "guidance" and resp.guidance.knobs:
+                last = resp.guidance
+        if last is None:
+            return None
+        sent = {k.name: k.value for k in last.knobs}
+        values = np.array([sent.get(n, d) for n, d in zip(self.knobs.names, self.knobs.defaults.tolist(), strict=True)])
+        return self.knobs.to_difficulty(values) if np.isfinite(values).all() else None
 
     @property
     def played_s(self) -> float:
@@ -62,6 +80,7 @@ def read_session(path: str | Path) -> RecordedSession:
     band: tuple[float, float] | None = None
     hello_player = ""
     designer = 0.5
+    knobs: KnobSet | None = None
     times: dict[int, float] = {}
     for _, req in rec.requests():
         kind = req.WhichOneof("kind")
@@ -82,7 +101,7 @@ def read_session(path: str | Path) -> RecordedSession:
             quit_ = not req.goodbye.cut_short
     h = rec.header
     player = str(h.get("player") or hello_player or h.get("session_id") or Path(path).name)
-    return RecordedSession(Path(path).name, h, player, start, end, quit_, deaths, band, times, rec, designer)
+    return RecordedSession(Path(path).name, h, player, start, end, quit_, deaths, band, times, rec, designer, knobs)
 
 
 def read_sessions(paths: Iterable[str | Path]) -> Iterator[RecordedSession]:

@@ -19,7 +19,8 @@ arm and the probability it had of being drawn go in the session's `experiment`/`
 `assignment_propensity` (welcome, dashboard, recordings) for analysis and off-policy evaluation.
 State is per game (Hello.game_id). With --state-dir it is kept across restarts and shared by every
 process serving from that directory (sidecar/operations/portfolio_store.py adds each process's new
-evidence into one file per game and reads back everyone's: `take_delta` / `absorb` here).
+evidence into one file per game and reads back everyone's: `take_delta` / `absorb` here; the adaptive
+candidate's start likewise: `take_start_ends` / `absorb_starts`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ __all__ = [
     "room_for_game",
     "rung",
     "skill_spread",
+    "start_after",
+    "start_end",
     "thompson",
 ]
 
@@ -81,6 +84,22 @@ class PortfolioArm:
 # players, a rubber band started there plays 11-12% longer (docs/director-eval-2026-12-01.md).
 START_MEMORY = 20.0
 START_FULL_S = 120.0
+
+
+def start_end(end_offset: float | None, played_s: float) -> tuple[float, float] | None:
+    """What a learns_start arm's session that ended `end_offset` from the designer's level after `played_s`
+    teaches its start: (weight, end offset); None for a session that teaches nothing (no play, no level)."""
+    if end_offset is None or not math.isfinite(end_offset) or not math.isfinite(played_s):
+        return None
+    weight = min(max(played_s, 0.0) / START_FULL_S, 1.0) / START_MEMORY
+    return (weight, min(max(end_offset, -1.0), 1.0)) if weight > 0 else None
+
+
+def start_after(start: float, weight: float, end_offset: float) -> float:
+    """The start after one more session's end (an exponential average over ~START_MEMORY full sessions)."""
+    return start + weight * (end_offset - start)
+
+
 ADAPTIVE_ARM = PortfolioArm("adaptive", "rubber_band", (("death_step", "0.05"),), learns_start=True)
 
 # The designer's level first: the reference the others must beat. Then `predictive`, which eases where
@@ -204,8 +223,10 @@ class Portfolio:
         self._synced: dict[str, ArmEvidence] = {a.label: ArmEvidence() for a in self.arms}
         # (quits, seconds) a new rung starts from instead of the plain prior.
         self._priors: dict[str, tuple[float, float]] = {}
-        # A learns_start arm's start, as an offset from the designer's level (START_*): this process's.
+        # A learns_start arm's start, as an offset from the designer's level (START_*), and the ends that
+        # moved it here since the last exchange (the store applies them to the shared start).
         self._starts: dict[str, float] = {}
+        self._start_ends: dict[str, list[tuple[float, float]]] = {}
 
     def take_delta(self) -> dict[str, ArmEvidence]:
         """This process's evidence since the last exchange, per arm; from now on counted as shared."""
@@ -303,15 +324,40 @@ class Portfolio:
             if arm is not None:
                 arm.finished += 1
                 arm.quits += int(by_player)
-            if end_offset is not None and math.isfinite(end_offset) and math.isfinite(played_s):
-                weight = min(max(played_s, 0.0) / START_FULL_S, 1.0) / START_MEMORY
-                start = self._starts.get(label, 0.0)
-                self._starts[label] = start + weight * (min(max(end_offset, -1.0), 1.0) - start)
+            end = start_end(end_offset, played_s)
+            if end is not None:
+                self._starts[label] = start_after(self._starts.get(label, 0.0), *end)
+                self._start_ends.setdefault(label, []).append(end)
 
     def start_offset(self, label: str) -> float:
         """Where a learns_start arm's next session starts, from the designer's level (0 until it has ended some)."""
         with self._lock:
             return self._starts.get(label, 0.0)
+
+    def take_start_ends(self) -> dict[str, list[tuple[float, float]]]:
+        """The (weight, end offset) of this process's sessions that moved a start since the last exchange."""
+        with self._lock:
+            ends, self._start_ends = self._start_ends, {}
+            return ends
+
+    def untake(self, delta: dict[str, ArmEvidence], ends: dict[str, list[tuple[float, float]]]) -> None:
+        """An exchange that failed (a full disk): what take_delta and take_start_ends took is this
+        process's own again, for the next exchange."""
+        with self._lock:
+            for label, d in delta.items():
+                if label in self._synced:
+                    self._synced[label] = self._synced[label].plus(d, -1)
+            for label, taken in ends.items():
+                self._start_ends[label] = taken + self._start_ends.get(label, [])
+
+    def absorb_starts(self, starts: dict[str, float]) -> None:
+        """The shared starts (every process's ends applied, in the order they reached the file): this
+        process's ends since they were taken are applied again on top."""
+        with self._lock:
+            for label, start in starts.items():
+                for weight, end in self._start_ends.get(label, []):
+                    start = start_after(start, weight, end)
+                self._starts[label] = start
 
     def evidence(self) -> dict[str, ArmEvidence]:
         """A copy of each arm's evidence, by label."""
