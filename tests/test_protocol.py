@@ -305,7 +305,7 @@ def test_game_limit_bounds_what_learning_directors_keep() -> None:
     """A client making up a game id per session cannot grow the learning directors' evidence without end:
     past max_games a new game's hello is refused by name (no session opened), known games go on, and a
     session that does not learn is welcomed whatever its game."""
-    from sidecar.policies.portfolio import portfolios, reset_portfolios
+    from sidecar.policies.portfolio import learning_games, portfolios, reset_portfolios
 
     reset_portfolios()
     reg = SessionRegistry(Limits(max_games=2))
@@ -315,12 +315,13 @@ def test_game_limit_bounds_what_learning_directors_keep() -> None:
     with pytest.raises(errors.SessionLimitExceeded) as e:
         Connection(reg, info).receive(from_message(_game_hello("studio.c")), 0.0)
     assert e.value.field == "max_games" and "max_games=2" in e.value.message and "'studio.c'" in e.value.message
-    assert e.value.fatal and len(reg.sessions) == 2 and "studio.c" not in portfolios()
+    assert e.value.fatal and len(reg.sessions) == 2 and "studio.c" not in learning_games()
     with pytest.raises(errors.SessionLimitExceeded):  # the contextual director learns too
         Connection(reg, info).receive(from_message(_game_hello("studio.c", "contextual")), 0.0)
     assert isinstance(Connection(reg, info).receive(from_message(_game_hello("studio.c", "static")), 0.0), Welcomed)
     assert isinstance(Connection(reg, info).receive(from_message(_game_hello("studio.a")), 0.0), Welcomed)
-    assert len(reg.sessions) == 4 and set(portfolios()) == {"studio.a", "studio.b"}
+    assert len(reg.sessions) == 4 and learning_games() == {"studio.a", "studio.b"}
+    assert portfolios() == {}  # a game's portfolio comes with its first draw, a contextual game's shares too
     # A predictive server's default learns nothing: any number of games.
     plain = ServerInfo("test-model", "predictive")
     for k in range(5):

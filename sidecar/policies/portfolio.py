@@ -49,6 +49,7 @@ __all__ = [
     "PortfolioArm",
     "SkillSpread",
     "candidate_of",
+    "learning_games",
     "portfolio_for",
     "portfolios",
     "reset_portfolios",
@@ -380,7 +381,7 @@ class Portfolio:
 
 
 _PORTFOLIOS: dict[str, Portfolio] = {}
-_GAMES: set[str] = set()  # the game ids behind _PORTFOLIOS' keys (a contextual game's shares are one game)
+_GAMES: set[str] = set()  # the games taken in: _PORTFOLIOS' keys' games (a contextual game's shares are one)
 _REGISTRY_LOCK = threading.Lock()
 LEARNING_POLICIES = frozenset({"portfolio", "contextual"})  # the directors that keep a game's evidence
 
@@ -419,7 +420,7 @@ def room_for_game(game_id: str, max_games: int) -> bool:
         if game_id not in _GAMES:
             if len(_GAMES) >= max_games:
                 return False
-            _portfolio_of(game_id)
+            _GAMES.add(game_id)  # its portfolio (or a contextual game's shares) comes with its first draw
         return True
 
 
@@ -479,6 +480,12 @@ _SPREADS: dict[str, SkillSpread] = {}
 def skill_spread(game_id: str) -> SkillSpread:
     with _REGISTRY_LOCK:
         return _SPREADS.setdefault(game_id, SkillSpread())
+
+
+def learning_games() -> set[str]:
+    """The games whose sessions learn here (room_for_game took them in), whether or not one has drawn yet."""
+    with _REGISTRY_LOCK:
+        return set(_GAMES)
 
 
 def portfolios() -> dict[str, Portfolio]:
