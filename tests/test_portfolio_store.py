@@ -122,10 +122,24 @@ def test_a_state_file_with_impossible_evidence_is_skipped_not_drawn_from(tmp_pat
     reset_portfolios()
     try:
         store = PortfolioStore(tmp_path)
-        impossible = ({"seconds": math.nan}, {"seconds": -5.0}, {"seconds": math.inf}, {"quits": -1})
+        impossible = (
+            {"seconds": math.nan},
+            {"seconds": -5.0},
+            {"seconds": math.inf},
+            {"quits": -1},
+            {"quits": math.inf},
+        )
         for k, wrong in enumerate(impossible):  # json.dumps writes NaN and Infinity as Python's json reads them
             arm = {"quits": 0, "seconds": 10.0, "finished": 1, "assigned": 1, **wrong}
             store.path_of(f"g{k}").write_text(json.dumps({"format": 1, "game_id": f"g{k}", "arms": {"designer": arm}}))
+        ok_arm = {"designer": {"quits": 1, "seconds": 60, "finished": 1, "assigned": 1}}
+        other_shapes = (
+            [],
+            {"format": 1, "game_id": "s1", "arms": []},
+            {"format": 1, "game_id": "s2", "arms": ok_arm, "starts": [0.1]},
+        )
+        for k, shape in enumerate(other_shapes):
+            store.path_of(f"s{k}").write_text(json.dumps(shape))
         store.path_of("ok").write_text(
             json.dumps(
                 {

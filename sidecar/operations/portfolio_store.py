@@ -176,7 +176,15 @@ def _lock(f: IO[Any], shared: bool = False) -> None:
 
 
 def _parse(text: str) -> tuple[str, dict[str, ArmEvidence], dict[str, float]]:
-    data = json.loads(text)
+    """A state file's game id, totals and starts; ValueError for anything else (a hand edit, a corrupt
+    disk, another shape): the caller skips it with a warning."""
+    try:
+        return _parsed(json.loads(text))
+    except (AttributeError, KeyError, TypeError, OverflowError) as exc:  # a list for a dict, Infinity for a count
+        raise ValueError(f"not a portfolio state: {exc!r}") from exc
+
+
+def _parsed(data: Any) -> tuple[str, dict[str, ArmEvidence], dict[str, float]]:
     if data.get("format") != _FORMAT:
         raise ValueError(f"unknown format {data.get('format')!r}")
     arms = {
