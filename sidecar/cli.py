@@ -294,7 +294,7 @@ def cmd_portfolio(a: argparse.Namespace) -> int:
                 f" (a portfolio's draw, a fixed level on its ladder, or one of its directors); skipped: {skipped}"
             )
         for game_id, evidence in found.games.items():
-            store.add(game_id, evidence, found.ends.get(game_id))
+            store.add(game_id, evidence, found.moves.get(game_id))
             n = sum(e.finished for e in evidence.values())
             print(f"game {game_id!r}: added {n} sessions ({', '.join(sorted(evidence))})")
         if found.adaptive:

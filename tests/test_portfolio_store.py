@@ -6,6 +6,7 @@ import asyncio
 import json
 import math
 import multiprocessing
+import random
 import time
 from pathlib import Path
 
@@ -14,12 +15,16 @@ import pytest
 from sidecar.model.checkpoint import Checkpoint
 from sidecar.operations.portfolio_store import PortfolioStore
 from sidecar.policies.portfolio import (
+    NO_MOVE,
     START_FULL_S,
     ArmEvidence,
+    Portfolio,
+    moved,
     portfolio_for,
     portfolios,
     reset_portfolios,
     start_after,
+    then_end,
 )
 from sim.client import ClientConfig, play_many
 from sim.populations import load_population
@@ -172,17 +177,18 @@ def test_the_adaptive_start_is_kept_and_shared_like_the_evidence(
         store.sync()
         first = start_after(0.0, 1 / 20, 0.4)
         assert store.starts() == {"g": {"adaptive": pytest.approx(first)}}
-        store.add("g", {}, {"adaptive": [(1 / 20, 0.2)]})  # another process's end, after ours
+        store.add("g", {}, {"adaptive": then_end(NO_MOVE, 1 / 20, 0.2)})  # another process's end, after ours
         shared = start_after(first, 1 / 20, 0.2)
         p.ended("adaptive", by_player=True, end_offset=0.1, played_s=START_FULL_S)
-        taken = p.take_start_ends()  # an exchange under way when one more session ends here...
+        taken = p.take_start_moves()  # an exchange under way when one more session ends here...
         p.ended("adaptive", by_player=True, end_offset=-0.1, played_s=START_FULL_S / 2)
         store.add("g", {}, taken)
         p.absorb_starts(store.starts()["g"])  # ...takes back the shared start, with that end on top
         now = start_after(start_after(shared, 1 / 20, 0.1), 1 / 40, -0.1)
         assert p.start_offset("adaptive") == pytest.approx(now)
-        assert p.take_start_ends() == {"adaptive": [(1 / 40, -0.1)]}  # still this process's to share
-        p.untake({}, {"adaptive": [(1 / 40, -0.1)]})
+        pending = p.take_start_moves()  # still this process's to share
+        assert pending["adaptive"] == pytest.approx(then_end(NO_MOVE, 1 / 40, -0.1))
+        p.untake({}, pending)
 
         def full_disk(*args: object) -> None:
             raise OSError(28, "No space left on device")
@@ -211,6 +217,19 @@ def test_the_adaptive_start_is_kept_and_shared_like_the_evidence(
         reset_portfolios()
 
 
+def test_a_process_without_a_state_dir_keeps_its_unshared_start_moves_in_constant_space() -> None:
+    """The moves waiting for an exchange are one (scale, shift) per candidate, however many sessions end
+    before it, or if none ever comes (no --state-dir): applied to the shared start they give what every
+    end applied in turn gives."""
+    p = Portfolio()
+    rng = random.Random(3)
+    for _ in range(5000):
+        p.ended("adaptive", rng.random() < 0.5, end_offset=rng.uniform(-0.3, 0.5), played_s=rng.uniform(0, 300))
+    pending = p.take_start_moves()
+    assert set(pending) == {"adaptive"} and len(pending["adaptive"]) == 2
+    assert moved(0.0, pending["adaptive"]) == pytest.approx(p.start_offset("adaptive"))
+
+
 def test_a_restarted_sidecar_keeps_what_its_portfolio_learned(tiny_checkpoint: Checkpoint, tmp_path: Path) -> None:
     reset_portfolios()
     state_dir = str(tmp_path / "state")
@@ -236,7 +255,6 @@ def test_a_restarted_sidecar_keeps_what_its_portfolio_learned(tiny_checkpoint: C
 
 
 def test_ladder_rungs_another_process_added_join_from_the_shared_totals(tmp_path: Path) -> None:
-    from sidecar.policies.portfolio import ArmEvidence, Portfolio
 
     p = Portfolio()
     p.absorb({"harder+0.2": ArmEvidence(quits=3, seconds=1200.0, finished=4, assigned=4), "bogus": ArmEvidence()})
@@ -306,11 +324,10 @@ def test_recordings_of_adaptive_sessions_teach_its_start(tiny_checkpoint: Checkp
         served = portfolio_for(GAME).start_offset("adaptive")
         assert served > 0.0  # players who kill easily: the rubber band ended above the designer's level
         found = evidence_from_recordings(sorted((tmp_path / "recs").glob("*.mbrec")))
-        ends = found.ends[GAME]["adaptive"]
-        assert len(ends) == len(rows) == found.games[GAME]["adaptive"].finished
+        assert len(rows) == found.games[GAME]["adaptive"].finished
         reset_portfolios()
         store = PortfolioStore(tmp_path / "new")
-        store.add(GAME, found.games[GAME], found.ends[GAME])
+        store.add(GAME, found.games[GAME], found.moves[GAME])
         store.load()
         assert portfolio_for(GAME).start_offset("adaptive") == pytest.approx(served, abs=0.001)
     finally:

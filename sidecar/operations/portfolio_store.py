@@ -8,8 +8,8 @@ their share of the players. With `--state-dir DIR`, each game's totals live in
 evidence it gathered since its last exchange, adds it into the file under an exclusive lock, and
 takes back the totals, which hold every other process's (and every earlier run's) evidence too.
 The `adaptive` candidate's start (where the game's recent sessions of it ended) is kept the same way:
-each process's session ends since the last exchange are applied to the stored start in turn, so every
-process starts its sessions where the game's players, on every process, left it.
+how each process's session ends moved it since the last exchange is applied to the stored start, so
+every process starts its sessions where the game's players, on every process, left it.
 At start-up the totals of every game already seen are loaded before the first session is drawn.
 """
 
@@ -30,13 +30,16 @@ from sidecar.operations.session_outcomes import RecordedSession, read_sessions
 from sidecar.policies.portfolio import (
     CONTEXT_MARK,
     DEFAULT_ARMS,
+    NO_MOVE,
     ArmEvidence,
     Portfolio,
+    StartMove,
     candidate_of,
+    moved,
     portfolio_for,
     portfolios,
-    start_after,
     start_end,
+    then_end,
 )
 
 try:  # POSIX: processes on one machine take turns on a file; elsewhere one process per state dir
@@ -50,8 +53,8 @@ log = logging.getLogger("metabrain.portfolio")
 _FORMAT = 1
 _NOTHING = ArmEvidence()
 _LEARNS_START = frozenset(a.label for a in DEFAULT_ARMS if a.learns_start)
-# The (weight, end offset) of a learns_start candidate's sessions, by candidate (Portfolio.take_start_ends).
-Ends = dict[str, list[tuple[float, float]]]
+# How a learns_start candidate's session ends move its start, by candidate (Portfolio.take_start_moves).
+Moves = dict[str, StartMove]
 
 
 class PortfolioStore:
@@ -71,10 +74,10 @@ class PortfolioStore:
             portfolio.absorb_starts(starts)
         return len(games)
 
-    def add(self, game_id: str, evidence: dict[str, ArmEvidence], ends: Ends | None = None) -> dict[str, ArmEvidence]:
-        """Evidence from elsewhere (recordings) into this game's totals on disk, and the ends of its
-        learns_start candidates' sessions into their starts; returns the totals."""
-        return self._merge(game_id, evidence, ends or {})[0]
+    def add(self, game_id: str, evidence: dict[str, ArmEvidence], moves: Moves | None = None) -> dict[str, ArmEvidence]:
+        """Evidence from elsewhere (recordings) into this game's totals on disk, and how its learns_start
+        candidates' session ends there move their starts; returns the totals."""
+        return self._merge(game_id, evidence, moves or {})[0]
 
     def games(self) -> dict[str, dict[str, ArmEvidence]]:
         """Every stored game's totals, by game id."""
@@ -115,12 +118,12 @@ class PortfolioStore:
 
     def _sync(self, game_id: str, portfolio: Portfolio) -> None:
         delta = portfolio.take_delta()
-        ends = portfolio.take_start_ends()
-        if ends or any(d != _NOTHING for d in delta.values()):
+        moves = portfolio.take_start_moves()
+        if moves or any(d != _NOTHING for d in delta.values()):
             try:
-                totals, starts = self._merge(game_id, delta, ends)
+                totals, starts = self._merge(game_id, delta, moves)
             except OSError:  # not written: what was taken is this process's still, for the next exchange
-                portfolio.untake(delta, ends)
+                portfolio.untake(delta, moves)
                 raise
             portfolio.absorb(totals)
             portfolio.absorb_starts(starts)
@@ -133,9 +136,9 @@ class PortfolioStore:
             portfolio.absorb_starts(stored[2])
 
     def _merge(
-        self, game_id: str, delta: dict[str, ArmEvidence], ends: Ends
+        self, game_id: str, delta: dict[str, ArmEvidence], moves: Moves
     ) -> tuple[dict[str, ArmEvidence], dict[str, float]]:
-        """Add `delta` into the game's file, and apply `ends` to its starts, under an exclusive lock;
+        """Add `delta` into the game's file, and apply `moves` to its starts, under an exclusive lock;
         returns the new totals and starts."""
         path = self.path_of(game_id)
         with open(path, "a+", encoding="utf-8") as f:
@@ -154,11 +157,8 @@ class PortfolioStore:
                     totals, starts = {}, {}
             for label, d in delta.items():
                 totals[label] = totals.get(label, ArmEvidence()).plus(d)
-            for label, label_ends in ends.items():
-                start = starts.get(label, 0.0)
-                for weight, end in label_ends:
-                    start = start_after(start, weight, end)
-                starts[label] = start
+            for label, move in moves.items():
+                starts[label] = moved(starts.get(label, 0.0), move)
             f.seek(0)
             f.truncate()
             stored = {"format": _FORMAT, "game_id": game_id, "arms": {k: asdict(v) for k, v in totals.items()}}
@@ -208,7 +208,7 @@ class Imported:
     games: dict[str, dict[str, ArmEvidence]] = field(default_factory=dict)  # game id -> candidate -> evidence
     adaptive: int = 0  # sessions a portfolio drew (its own log: biased against what it starved)
     skipped: Counter[str] = field(default_factory=Counter)  # sessions of no candidate, by director
-    ends: dict[str, Ends] = field(default_factory=dict)  # game id -> a learns_start candidate's session ends
+    moves: dict[str, Moves] = field(default_factory=dict)  # game id -> how its sessions' ends move the starts
 
     def add(self, game: str, label: str, quit_: bool, seconds: float) -> None:
         """One ended session of a game's (or a skill share's) candidate."""
@@ -255,7 +255,8 @@ def evidence_from_recordings(paths: Iterable[Path]) -> Imported:
             if end is not None and s.recording.records:
                 ended.append((s.recording.records[-1][0], game, label, end))
     for _, game, label, end in sorted(ended, key=lambda e: e[0]):  # the order the served starts followed them
-        out.ends.setdefault(game, {}).setdefault(label, []).append(end)
+        game_moves = out.moves.setdefault(game, {})
+        game_moves[label] = then_end(game_moves.get(label, NO_MOVE), *end)
     return out
 
 

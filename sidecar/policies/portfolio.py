@@ -20,7 +20,7 @@ arm and the probability it had of being drawn go in the session's `experiment`/`
 State is per game (Hello.game_id). With --state-dir it is kept across restarts and shared by every
 process serving from that directory (sidecar/operations/portfolio_store.py adds each process's new
 evidence into one file per game and reads back everyone's: `take_delta` / `absorb` here; the adaptive
-candidate's start likewise: `take_start_ends` / `absorb_starts`).
+candidate's start likewise: `take_start_moves` / `absorb_starts`).
 """
 
 from __future__ import annotations
@@ -42,14 +42,17 @@ __all__ = [
     "DEFAULT_ARMS",
     "FIXED_ARMS",
     "LEARNING_POLICIES",
+    "NO_MOVE",
     "PROPENSITY_DRAWS",
     "ArmEvidence",
     "Draws",
     "Portfolio",
     "PortfolioArm",
     "SkillSpread",
+    "StartMove",
     "candidate_of",
     "learning_games",
+    "moved",
     "portfolio_for",
     "portfolios",
     "reset_portfolios",
@@ -58,6 +61,8 @@ __all__ = [
     "skill_spread",
     "start_after",
     "start_end",
+    "then_end",
+    "then_move",
     "thompson",
 ]
 
@@ -99,6 +104,29 @@ def start_end(end_offset: float | None, played_s: float) -> tuple[float, float] 
 def start_after(start: float, weight: float, end_offset: float) -> float:
     """The start after one more session's end (an exponential average over ~START_MEMORY full sessions)."""
     return start + weight * (end_offset - start)
+
+
+# Sessions' ends move a start affinely (start_after): any run of them is one move, start -> scale * start
+# + shift, kept in constant space however many sessions end between two exchanges (or in a process that
+# never exchanges: no --state-dir).
+StartMove = tuple[float, float]
+NO_MOVE: StartMove = (1.0, 0.0)
+
+
+def then_end(move: StartMove, weight: float, end_offset: float) -> StartMove:
+    """`move`, then one more session's end."""
+    scale, shift = move
+    return (1.0 - weight) * scale, (1.0 - weight) * shift + weight * end_offset
+
+
+def then_move(first: StartMove, second: StartMove) -> StartMove:
+    """`first`, then `second`."""
+    return second[0] * first[0], second[0] * first[1] + second[1]
+
+
+def moved(start: float, move: StartMove) -> float:
+    """Where `move` takes `start` (bounded to [-1, 1], as every end is)."""
+    return min(max(move[0] * start + move[1], -1.0), 1.0)
 
 
 ADAPTIVE_ARM = PortfolioArm("adaptive", "rubber_band", (("death_step", "0.05"),), learns_start=True)
@@ -224,10 +252,10 @@ class Portfolio:
         self._synced: dict[str, ArmEvidence] = {a.label: ArmEvidence() for a in self.arms}
         # (quits, seconds) a new rung starts from instead of the plain prior.
         self._priors: dict[str, tuple[float, float]] = {}
-        # A learns_start arm's start, as an offset from the designer's level (START_*), and the ends that
-        # moved it here since the last exchange (the store applies them to the shared start).
+        # A learns_start arm's start, as an offset from the designer's level (START_*), and how this
+        # process's sessions moved it since the last exchange (the store applies that to the shared start).
         self._starts: dict[str, float] = {}
-        self._start_ends: dict[str, list[tuple[float, float]]] = {}
+        self._start_moves: dict[str, StartMove] = {}
 
     def take_delta(self) -> dict[str, ArmEvidence]:
         """This process's evidence since the last exchange, per arm; from now on counted as shared."""
@@ -328,37 +356,35 @@ class Portfolio:
             end = start_end(end_offset, played_s)
             if end is not None:
                 self._starts[label] = start_after(self._starts.get(label, 0.0), *end)
-                self._start_ends.setdefault(label, []).append(end)
+                self._start_moves[label] = then_end(self._start_moves.get(label, NO_MOVE), *end)
 
     def start_offset(self, label: str) -> float:
         """Where a learns_start arm's next session starts, from the designer's level (0 until it has ended some)."""
         with self._lock:
             return self._starts.get(label, 0.0)
 
-    def take_start_ends(self) -> dict[str, list[tuple[float, float]]]:
-        """The (weight, end offset) of this process's sessions that moved a start since the last exchange."""
+    def take_start_moves(self) -> dict[str, StartMove]:
+        """How this process's session ends moved each learns_start arm's start since the last exchange."""
         with self._lock:
-            ends, self._start_ends = self._start_ends, {}
-            return ends
+            moves, self._start_moves = self._start_moves, {}
+            return moves
 
-    def untake(self, delta: dict[str, ArmEvidence], ends: dict[str, list[tuple[float, float]]]) -> None:
-        """An exchange that failed (a full disk): what take_delta and take_start_ends took is this
+    def untake(self, delta: dict[str, ArmEvidence], moves: dict[str, StartMove]) -> None:
+        """An exchange that failed (a full disk): what take_delta and take_start_moves took is this
         process's own again, for the next exchange."""
         with self._lock:
             for label, d in delta.items():
                 if label in self._synced:
                     self._synced[label] = self._synced[label].plus(d, -1)
-            for label, taken in ends.items():
-                self._start_ends[label] = taken + self._start_ends.get(label, [])
+            for label, taken in moves.items():
+                self._start_moves[label] = then_move(taken, self._start_moves.get(label, NO_MOVE))
 
     def absorb_starts(self, starts: dict[str, float]) -> None:
-        """The shared starts (every process's ends applied, in the order they reached the file): this
-        process's ends since they were taken are applied again on top."""
+        """The shared starts (every process's moves applied, in the order they reached the file): this
+        process's session ends since its moves were taken apply again on top."""
         with self._lock:
             for label, start in starts.items():
-                for weight, end in self._start_ends.get(label, []):
-                    start = start_after(start, weight, end)
-                self._starts[label] = start
+                self._starts[label] = moved(start, self._start_moves.get(label, NO_MOVE))
 
     def evidence(self) -> dict[str, ArmEvidence]:
         """A copy of each arm's evidence, by label."""
