@@ -255,7 +255,6 @@ def test_a_restarted_sidecar_keeps_what_its_portfolio_learned(tiny_checkpoint: C
 
 
 def test_ladder_rungs_another_process_added_join_from_the_shared_totals(tmp_path: Path) -> None:
-
     p = Portfolio()
     p.absorb({"harder+0.2": ArmEvidence(quits=3, seconds=1200.0, finished=4, assigned=4), "bogus": ArmEvidence()})
     assert [a.label for a in p.arms] == ["designer", "predictive", "adaptive", "harder+0.2"]
