@@ -410,3 +410,19 @@ def test_a_design_log_of_fixed_levels_seeds_the_portfolio_candidate_by_candidate
         assert portfolio_for(GAME).state["easier"].finished == len(by_arm["static:0.4"])
     finally:
         reset_portfolios()
+
+
+def test_the_learned_start_is_a_metric() -> None:
+    """Operators see where `adaptive` starts per game (`metabrain_portfolio_start_offset`), beside each
+    candidate's mean life."""
+    from sidecar.operations.metrics import _portfolio_families
+
+    reset_portfolios()
+    try:
+        portfolio_for("g").ended("adaptive", by_player=True, end_offset=0.4, played_s=START_FULL_S)
+        (start,) = [m for m in _portfolio_families() if m.name == "metabrain_portfolio_start_offset"]
+        assert [(s.labels, s.value) for s in start.samples] == [
+            ({"game": "g", "candidate": "adaptive"}, pytest.approx(start_after(0.0, 1 / 20, 0.4)))
+        ]
+    finally:
+        reset_portfolios()

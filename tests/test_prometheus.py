@@ -84,6 +84,7 @@ def test_prometheus_scrapes_the_sidecar_under_load(tmp_path: Path) -> None:
             assert _value(port, "sum(metabrain_portfolio_sessions_total)") == 6
             assert _value(port, "sum(metabrain_portfolio_play_seconds_total)") > 0
             assert _value(port, "min(metabrain_portfolio_mean_life_seconds)") > 0
+            assert _value(port, 'metabrain_portfolio_start_offset{candidate="adaptive"}') == 0  # no session ended
             assert _value(port, "process_resident_memory_bytes") > 0  # prometheus_client's process collector
         finally:
             prom.terminate()

@@ -75,7 +75,8 @@ class _LiveState(Collector):
 
 def _portfolio_families() -> list[Metric]:
     """What each game's portfolio director has learned: per candidate, its players' mean life (the
-    posterior mean), sessions given and play seconds (in this process, with what --state-dir shares)."""
+    posterior mean), sessions given and play seconds, and where `adaptive` starts (in this process, with
+    what --state-dir shares)."""
     life = GaugeMetricFamily(
         "metabrain_portfolio_mean_life_seconds",
         "Portfolio director: expected session length of each candidate's players, so far",
@@ -91,13 +92,21 @@ def _portfolio_families() -> list[Metric]:
         "Portfolio director: seconds played by each candidate's sessions",
         labels=["game", "candidate"],
     )
+    start = GaugeMetricFamily(
+        "metabrain_portfolio_start_offset",
+        "Portfolio director: where a candidate that learns its start (adaptive) starts, from the designer's level",
+        labels=["game", "candidate"],
+    )
     for game, p in sorted(portfolios().items()):
         for row in p.summary():
             labels = [game, str(row["arm"])]
             life.add_metric(labels, float(row["mean_life_s"]))
             given.add_metric(labels, float(row["sessions_assigned"]))
             played.add_metric(labels, float(row["seconds_played"]))
-    return [life, given, played]
+        for arm in p.arms:
+            if arm.learns_start:
+                start.add_metric([game, arm.label], p.start_offset(arm.label))
+    return [life, given, played, start]
 
 
 class SidecarMetrics(SessionObserver):
