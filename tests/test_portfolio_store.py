@@ -426,3 +426,31 @@ def test_the_learned_start_is_a_metric() -> None:
         ]
     finally:
         reset_portfolios()
+
+
+def test_a_write_that_fails_halfway_leaves_the_old_totals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state file is replaced whole: a full disk (or a crash) in the middle of an exchange leaves the
+    totals that were there, not half a file that the next exchange would have to throw away."""
+    import sidecar.operations.portfolio_store as portfolio_store
+
+    reset_portfolios()
+    try:
+        store = PortfolioStore(tmp_path)
+        p = portfolio_for("g")
+        p.played("designer", 50.0)
+        store.sync()
+        before = store.path_of("g").read_text()
+
+        def no_space(fd: int) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(portfolio_store.os, "fsync", no_space)
+        p.played("designer", 7.0)
+        store.sync()  # a warning; nothing written
+        monkeypatch.undo()
+        assert store.path_of("g").read_text() == before
+        assert sorted(f.suffix for f in store.directory.iterdir()) == [".json", ".lock"]  # no temporary left
+        store.sync()
+        assert store.games()["g"]["designer"].seconds == pytest.approx(57.0)
+    finally:
+        reset_portfolios()

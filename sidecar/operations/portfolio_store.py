@@ -5,8 +5,9 @@ every second they play. That evidence is worth keeping: a restart would otherwis
 nothing, and the front-end processes of one sidecar (`--front-ends N`) would each learn alone from
 their share of the players. With `--state-dir DIR`, each game's totals live in
 `DIR/portfolio/<hash of game_id>.json`; every few seconds, and at shutdown, each process takes the
-evidence it gathered since its last exchange, adds it into the file under an exclusive lock, and
-takes back the totals, which hold every other process's (and every earlier run's) evidence too.
+evidence it gathered since its last exchange, adds it into the file under the game's lock (the file
+replaced whole, so a crash halfway leaves the old totals), and takes back the totals, which hold
+every other process's (and every earlier run's) evidence too.
 The `adaptive` candidate's start (where the game's recent sessions of it ended) is kept the same way:
 how each process's session ends moved it since the last exchange is applied to the stored start, so
 every process starts its sessions where the game's players, on every process, left it.
@@ -15,6 +16,7 @@ At start-up the totals of every game already seen are loaded before the first se
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -99,9 +101,8 @@ class PortfolioStore:
     def _read(path: Path) -> tuple[str, dict[str, ArmEvidence], dict[str, float]] | None:
         """A stored game's id, totals and starts (None: no file yet, or one that cannot be read)."""
         try:
-            with open(path, encoding="utf-8") as f:
-                _lock(f, shared=True)  # not halfway through another process's rewrite
-                return _parse(f.read())
+            # No lock: a writer replaces the file whole (_merge), so this reads the old one or the new one.
+            return _parse(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -138,13 +139,16 @@ class PortfolioStore:
     def _merge(
         self, game_id: str, delta: dict[str, ArmEvidence], moves: Moves
     ) -> tuple[dict[str, ArmEvidence], dict[str, float]]:
-        """Add `delta` into the game's file, and apply `moves` to its starts, under an exclusive lock;
-        returns the new totals and starts."""
+        """Add `delta` into the game's file, and apply `moves` to its starts, the game's lock held; returns
+        the new totals and starts. The file is replaced whole (a new one written and renamed over it): a
+        crash or a full disk halfway leaves the old totals, not half a file."""
         path = self.path_of(game_id)
-        with open(path, "a+", encoding="utf-8") as f:
-            _lock(f)
-            f.seek(0)
-            text = f.read()
+        with open(path.with_suffix(".lock"), "a+b") as lock:  # the processes' writers take turns per game
+            _lock(lock)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                text = ""
             totals: dict[str, ArmEvidence] = {}
             starts: dict[str, float] = {}
             if text.strip():
@@ -159,20 +163,37 @@ class PortfolioStore:
                 totals[label] = totals.get(label, ArmEvidence()).plus(d)
             for label, move in moves.items():
                 starts[label] = moved(starts.get(label, 0.0), move)
-            f.seek(0)
-            f.truncate()
             stored = {"format": _FORMAT, "game_id": game_id, "arms": {k: asdict(v) for k, v in totals.items()}}
             if starts:  # optional: a file written before the adaptive candidate has none
                 stored["starts"] = starts
-            json.dump(stored, f)
-            f.flush()
-            os.fsync(f.fileno())
+            _replace(path, json.dumps(stored))
         return totals, starts
 
 
-def _lock(f: IO[Any], shared: bool = False) -> None:
+def _lock(f: IO[Any]) -> None:
     if fcntl is not None:
-        fcntl.flock(f.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)  # released when the file closes
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # released when the file closes
+
+
+def _replace(path: Path, text: str) -> None:
+    """`path` holds `text`, or (an error on the way) what it held before: written beside it, synced, renamed."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    with contextlib.suppress(OSError):  # the rename itself durable (POSIX; not every filesystem allows it)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _parse(text: str) -> tuple[str, dict[str, ArmEvidence], dict[str, float]]:
