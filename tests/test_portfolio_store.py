@@ -362,7 +362,7 @@ def test_a_fixed_directors_sessions_count_for_the_candidate_it_is(
 
 
 def test_a_design_log_of_fixed_levels_seeds_the_portfolio_candidate_by_candidate(
-    tiny_checkpoint: Checkpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tiny_checkpoint: Checkpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A log of fixed directors drawn per session (a served experiment, a simulated mixture) is evidence
     for the candidates they are, without a portfolio's bias against what it starved: `portfolio import`
@@ -395,16 +395,6 @@ def test_a_design_log_of_fixed_levels_seeds_the_portfolio_candidate_by_candidate
     assert sum(e.quits for e in evidence.values()) == quits > 0
     assert found.skipped == {"static:0.55": len(by_arm["static:0.55"]), "intensity": len(by_arm["intensity"])}
     assert found.adaptive == 0
-    assert found.moves == {}  # too few sessions of each level to say where `adaptive` should start
-    # With enough of them, the level whose sessions lasted longest is where `adaptive`'s sessions start.
-    import sidecar.operations.portfolio_store as portfolio_store
-
-    monkeypatch.setattr(portfolio_store, "DESIGN_START_SESSIONS", 3)
-    best = max(("easier", "designer", "harder"), key=lambda label: evidence[label].mean_life_s)
-    offset = {"easier": -0.1, "designer": 0.0, "harder": 0.1}[best]
-    seeded = evidence_from_recordings(files).moves[GAME]["adaptive"]
-    assert moved(0.3, seeded) == pytest.approx(offset)  # whatever the start was
-    monkeypatch.undo()
 
     reset_portfolios()
     try:
@@ -464,17 +454,3 @@ def test_a_write_that_fails_halfway_leaves_the_old_totals(tmp_path: Path, monkey
         assert store.games()["g"]["designer"].seconds == pytest.approx(57.0)
     finally:
         reset_portfolios()
-
-
-def test_a_design_logs_best_level_needs_its_sessions_and_a_rival() -> None:
-    from sidecar.operations.portfolio_store import DESIGN_START_SESSIONS, _best_design_offset
-
-    def ev(n: int, life: float) -> ArmEvidence:
-        return ArmEvidence(quits=n, seconds=n * life, finished=n, assigned=n)
-
-    n = DESIGN_START_SESSIONS
-    three = {"designer": ev(n, 100), "harder+0.2": ev(n, 150), "easier": ev(n, 90)}
-    assert _best_design_offset(three) == pytest.approx(0.2)
-    assert _best_design_offset({"designer": ev(n, 100), "harder+0.2": ev(n - 1, 500)}) is None  # too few sessions
-    assert _best_design_offset({"designer": ev(n, 100), "predictive": ev(n, 500)}) is None  # not a fixed level
-    assert _best_design_offset({"designer": ev(n, 100), "easier-0.3": ev(2 * n, 120)}) == pytest.approx(-0.3)

@@ -30,7 +30,6 @@ from typing import IO, Any
 
 from sidecar.operations.session_outcomes import RecordedSession, read_sessions
 from sidecar.policies.portfolio import (
-    ADAPTIVE_ARM,
     CONTEXT_MARK,
     DEFAULT_ARMS,
     NO_MOVE,
@@ -41,7 +40,6 @@ from sidecar.policies.portfolio import (
     moved,
     portfolio_for,
     portfolios,
-    rung_named,
     start_end,
     then_end,
 )
@@ -57,8 +55,6 @@ log = logging.getLogger("metabrain.portfolio")
 _FORMAT = 1
 _NOTHING = ArmEvidence()
 _LEARNS_START = frozenset(a.label for a in DEFAULT_ARMS if a.learns_start)
-# A design log's best fixed level becomes `adaptive`'s start once that level has this many sessions in it.
-DESIGN_START_SESSIONS = 30
 # How a learns_start candidate's session ends move its start, by candidate (Portfolio.take_start_moves).
 Moves = dict[str, StartMove]
 
@@ -253,11 +249,9 @@ def evidence_from_recordings(paths: Iterable[Path]) -> Imported:
     "contextual"): for its skill share's candidate, as the guidance named them. Recordings of other
     directors, and of no experiment (the policy alone does not say its parameters), are skipped and
     counted. A portfolio's `adaptive` sessions also say where they ended (the knob values sent last),
-    which its start follows, in the order the sessions ended; without any, a design log's best fixed
-    level (DESIGN_START_SESSIONS sessions or more) is where its sessions start."""
+    which its start follows, in the order the sessions ended."""
     out = Imported()
     ended: list[tuple[float, str, str, tuple[float, float]]] = []  # (wall time it ended, game, label, end)
-    design = Imported()  # the fixed directors' sessions alone
     for s in read_sessions(paths):
         if s.start is None:
             continue
@@ -273,12 +267,9 @@ def evidence_from_recordings(paths: Iterable[Path]) -> Imported:
         if label is None:
             out.skipped[arm or f"{s.arm} (no experiment arm)"] += 1
             continue
-        drawn = s.header.get("experiment") == "portfolio"
-        out.adaptive += drawn
+        out.adaptive += s.header.get("experiment") == "portfolio"
         game = str(s.header.get("game_id", ""))
         out.add(game, label, s.quit, s.played_s)
-        if not drawn:  # a design log: each level had the sessions chance gave it
-            design.add(game, label, s.quit, s.played_s)
         if label in _LEARNS_START and s.header.get("experiment") == "portfolio":
             level = s.end_level()  # where it ended: what its next session's start follows, as served
             end = start_end(None if level is None else level - s.designer_level, s.played_s)
@@ -287,24 +278,7 @@ def evidence_from_recordings(paths: Iterable[Path]) -> Imported:
     for _, game, label, end in sorted(ended, key=lambda e: e[0]):  # the order the served starts followed them
         game_moves = out.moves.setdefault(game, {})
         game_moves[label] = then_end(game_moves.get(label, NO_MOVE), *end)
-    for game, evidence in design.games.items():
-        best = _best_design_offset(evidence)
-        if best is not None and ADAPTIVE_ARM.label not in out.moves.get(game, {}):
-            # No served `adaptive` session says where this game's players want to be; the design log's
-            # best fixed level does: its sessions start there (as if they had all ended there).
-            out.moves.setdefault(game, {})[ADAPTIVE_ARM.label] = then_end(NO_MOVE, 1.0, best)
     return out
-
-
-def _best_design_offset(evidence: dict[str, ArmEvidence]) -> float | None:
-    """The offset from the designer's level of the fixed level whose sessions lasted longest (posterior mean
-    life), among those with DESIGN_START_SESSIONS sessions or more; None when fewer than two levels have."""
-    levels = [
-        (e.mean_life_s, arm.offset)
-        for label, e in evidence.items()
-        if (arm := rung_named(label)) is not None and e.finished >= DESIGN_START_SESSIONS
-    ]
-    return max(levels)[1] if len(levels) >= 2 else None
 
 
 def _contextual(s: RecordedSession, out: Imported) -> None:

@@ -58,7 +58,6 @@ __all__ = [
     "reset_portfolios",
     "room_for_game",
     "rung",
-    "rung_named",
     "skill_spread",
     "start_after",
     "start_end",
@@ -178,7 +177,7 @@ def _offset(arm: PortfolioArm) -> float | None:
     return arm.offset if arm.policy == "static" else None
 
 
-def rung_named(label: str) -> PortfolioArm | None:
+def _rung_named(label: str) -> PortfolioArm | None:
     """The ladder rung with this label, if it is one (stored evidence names arms by label)."""
     for steps in range(-round(LADDER_MAX / LADDER_STEP), round(LADDER_MAX / LADDER_STEP) + 1):
         arm = rung(steps * LADDER_STEP)
@@ -193,7 +192,7 @@ def candidate_of(director: str, designer_level: float) -> str | None:
     where the designer's level is 0.5; plain "static" is the designer's), or a director among the
     candidates with its defaults ("predictive", "rubber_band"). None: no candidate (a level off the
     ladder's 0.1 grid or beyond its reach, other parameters, another director)."""
-    if director in _CANDIDATE_LABELS or rung_named(director) is not None:
+    if director in _CANDIDATE_LABELS or _rung_named(director) is not None:
         return director
     try:
         arm = parse_arm(director, 1.0)
@@ -272,7 +271,7 @@ class Portfolio:
         added joins here too; other arms it does not know are ignored."""
         with self._lock:
             for label in totals:
-                extra = rung_named(label) if label not in self.state else None
+                extra = _rung_named(label) if label not in self.state else None
                 if extra is not None:
                     self._add(extra)
             for a in self.arms:
@@ -321,7 +320,7 @@ class Portfolio:
         """Ladder rungs another portfolio added (a sibling skill share's) join this one too."""
         with self._lock:
             for label in labels:
-                arm = rung_named(label) if label not in self.state else None
+                arm = _rung_named(label) if label not in self.state else None
                 if arm is not None:
                     self._add(arm)
 
