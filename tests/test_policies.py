@@ -532,3 +532,23 @@ def test_the_adaptive_candidate_starts_where_the_games_recent_sessions_of_it_end
             raise AssertionError("the adaptive candidate was never drawn")
     finally:
         reset_portfolios()
+
+
+def test_play_counts_from_the_sessions_first_frame_answered_or_not() -> None:
+    """Frames superseded while a session's first step ran are play: the portfolio counts from the first
+    frame, as a recording does (`portfolio import` reads the same seconds), while the knobs still start
+    from where they are at the first answer."""
+    reset_portfolios()
+    try:
+        d = _director("portfolio", {})
+        assert d.portfolio is not None and d.arm is not None
+        d.seen(10.0)
+        d.seen(10.2)  # superseded by the next one
+        d.seen(11.2)
+        assert d.elapsed(11.2) == 0.0  # the first answer: no knob change is due yet
+        d.seen(11.4)
+        assert d.elapsed(11.4) == pytest.approx(0.2)
+        assert d.played_s == pytest.approx(1.4)
+        assert d.portfolio.state[d.arm.label].seconds == pytest.approx(1.4)
+    finally:
+        reset_portfolios()

@@ -155,6 +155,8 @@ class Engine:
         session = self.sessions.get(sid)
         if session is None or session.clock is None:
             return [(ticket, [])]  # left the engine already: no answer, as a frame of a session that leaves mid-step
+        if session.director is not None:
+            session.director.seen(frame.game_time)
         step = session.clock.route(frame)
         flights = session.steps
         if step is None:

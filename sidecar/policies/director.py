@@ -132,7 +132,10 @@ class Director:
         self._lo, self._hi = self.lo.tolist(), self.hi.tolist()  # plain floats for the per-frame work
         self._rate = self.rate.tolist()
         self.last_time: float | None = None
-        self.played_s = 0.0  # game seconds since the first knob values
+        # The game time of the session's first frame, answered or not (frames superseded while its first
+        # step ran are play too): what a recording counts from, and so what the portfolio counts from.
+        self.first_seen: float | None = None
+        self.played_s = 0.0  # game seconds since the first frame
 
     def finish(self, by_player: bool = True) -> None:
         """The session ended, by the player leaving (False: cut short otherwise, as by a time limit)."""
@@ -189,13 +192,20 @@ class Director:
         self.values = fixed
         return fixed, [f"{self.names[i]}={vals[i]}" for i in bad]
 
+    def seen(self, game_time: float) -> None:
+        """A frame of the session arrived (whether it will be answered or superseded)."""
+        if self.first_seen is None:
+            self.first_seen = game_time
+
     def elapsed(self, game_time: float) -> float:
-        """Game seconds since the last knob values (0 the first time)."""
+        """Game seconds since the last knob values (0 the first time: the knobs start where they are)."""
         dt = 0.0 if self.last_time is None else max(game_time - self.last_time, 0.0)
+        since = self.last_time if self.last_time is not None else self.first_seen
+        played = 0.0 if since is None else max(game_time - since, 0.0)
         self.last_time = game_time
-        self.played_s += dt
+        self.played_s += played
         if self.portfolio is not None and self.arm is not None:
-            self.portfolio.played(self.arm.label, dt)
+            self.portfolio.played(self.arm.label, played)
         return dt
 
 
