@@ -18,6 +18,7 @@ import grpc
 import numpy as np
 
 from sidecar.features import KnobSet
+from sidecar.features.knobs import values_in_order
 from sidecar.operations.recording import read_recording
 from sidecar.wire.schema import pb, pb_grpc
 
@@ -79,8 +80,7 @@ class ReplayResult:
 
 
 def _difficulty(g: pb.Guidance, knobs: KnobSet) -> float:
-    by_name = {k.name: k.value for k in g.knobs}
-    return knobs.to_difficulty(np.array([by_name.get(n, np.nan) for n in knobs.names], np.float32))
+    return knobs.to_difficulty(values_in_order(g.knobs, knobs.names))
 
 
 def replay_file(

@@ -3,13 +3,13 @@ map between their values and one difficulty level in [0, 1] (0 easiest)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-__all__ = ["KnobSet", "KnobSpecLike", "knob_values_at"]
+__all__ = ["KnobSet", "KnobSpecLike", "KnobValueLike", "knob_values_at", "values_in_order"]
 
 
 class KnobSpecLike(Protocol):
@@ -27,6 +27,24 @@ class KnobSpecLike(Protocol):
     def max_change_per_second(self) -> float: ...
     @property
     def higher_is_easier(self) -> bool: ...
+
+
+class KnobValueLike(Protocol):
+    """A knob value by name (the wire's KnobValue, in a frame or a guidance)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> float: ...
+
+
+def values_in_order(named: Iterable[KnobValueLike], names: Sequence[str], fill: Sequence[float] = ()) -> np.ndarray:
+    """Knob values given by name, in `names`' order (the hello's), as float32; a knob not named takes
+    `fill`'s value for it (NaN without `fill`)."""
+    by_name = {k.name: k.value for k in named}
+    if not fill:
+        return np.array([by_name.get(n, np.nan) for n in names], np.float32)
+    return np.array([by_name.get(n, f) for n, f in zip(names, fill, strict=True)], np.float32)
 
 
 @dataclass

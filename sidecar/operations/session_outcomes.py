@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from sidecar.columns import EventType
-from sidecar.features.knobs import KnobSet
+from sidecar.features.knobs import KnobSet, values_in_order
 from sidecar.operations.recording import Recording, read_recording
 from sidecar.session import IDLE_TIMEOUT, RESUME_WINDOW_CLOSED
 
@@ -62,8 +62,7 @@ class RecordedSession:
                 last = resp.guidance
         if last is None:
             return None
-        sent = {k.name: k.value for k in last.knobs}
-        values = np.array([sent.get(n, d) for n, d in zip(self.knobs.names, self.knobs.defaults.tolist(), strict=True)])
+        values = values_in_order(last.knobs, self.knobs.names, self.knobs.defaults.tolist())
         return self.knobs.to_difficulty(values) if np.isfinite(values).all() else None
 
     @property

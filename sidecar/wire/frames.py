@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sidecar.columns import NPC_TABLE, PLAYER_TABLE
+from sidecar.features.knobs import values_in_order
 from sidecar.features.raw import RawFrame
 from sidecar.wire.schema import pb
 
@@ -104,8 +105,7 @@ def extract(frame: pb.Frame, knob_names: Sequence[str]) -> RawFrame:
     if frame.knob_values:  # the compact form, in the hello's order (its length was checked)
         knob_values = np.fromiter(frame.knob_values, np.float32, len(frame.knob_values))
     else:
-        knob_map = {k.name: k.value for k in frame.knobs}
-        knob_values = np.array([knob_map.get(n, np.nan) for n in knob_names], np.float32)
+        knob_values = values_in_order(frame.knobs, knob_names)
     return RawFrame(players, npcs, events, knob_values, player_ids, tables)
 
 
