@@ -305,13 +305,12 @@ def cmd_portfolio(a: argparse.Namespace) -> int:
             )
         if skipped:
             print(f"skipped (no candidate of the portfolio): {skipped}")
-    games = store.games()
+    games = store.stored()
     if not games:
         print(f"no portfolio state in {store.directory}")
-    starts = store.starts()
-    for game_id, totals in sorted(games.items()):
+    for game_id, (totals, starts) in sorted(games.items()):
         print(f"\ngame {game_id!r}")
-        for label, start in sorted(starts.get(game_id, {}).items()):
+        for label, start in sorted(starts.items()):
             print(f"{label} starts {start:+.2f} from the designer's level")
         print("| candidate | sessions ended | quits | hours played | mean life s |\n|---|---|---|---|---|")
         for label, e in totals.items():

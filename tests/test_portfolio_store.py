@@ -176,14 +176,15 @@ def test_the_adaptive_start_is_kept_and_shared_like_the_evidence(
         p.ended("adaptive", by_player=True, end_offset=0.4, played_s=START_FULL_S)
         store.sync()
         first = start_after(0.0, 1 / 20, 0.4)
-        assert store.starts() == {"g": {"adaptive": pytest.approx(first)}}
+        starts = {game: starts for game, (_, starts) in store.stored().items()}
+        assert starts == {"g": {"adaptive": pytest.approx(first)}}
         store.add("g", {}, {"adaptive": then_end(NO_MOVE, 1 / 20, 0.2)})  # another process's end, after ours
         shared = start_after(first, 1 / 20, 0.2)
         p.ended("adaptive", by_player=True, end_offset=0.1, played_s=START_FULL_S)
         taken = p.take_start_moves()  # an exchange under way when one more session ends here...
         p.ended("adaptive", by_player=True, end_offset=-0.1, played_s=START_FULL_S / 2)
         store.add("g", {}, taken)
-        p.absorb_starts(store.starts()["g"])  # ...takes back the shared start, with that end on top
+        p.absorb_starts(store.stored()["g"][1])  # ...takes back the shared start, with that end on top
         now = start_after(start_after(shared, 1 / 20, 0.1), 1 / 40, -0.1)
         assert p.start_offset("adaptive") == pytest.approx(now)
         pending = p.take_start_moves()  # still this process's to share
@@ -200,7 +201,7 @@ def test_the_adaptive_start_is_kept_and_shared_like_the_evidence(
         assert "could not save" in caplog.text
         del store._merge  # the disk has room again
         store.sync()
-        assert store.starts()["g"]["adaptive"] == pytest.approx(now)
+        assert store.stored()["g"][1]["adaptive"] == pytest.approx(now)
         assert store.games()["g"]["designer"].seconds == pytest.approx(30.0)
 
         reset_portfolios()  # a restart: the start is back before the first session is drawn

@@ -69,7 +69,7 @@ class PortfolioStore:
 
     def load(self) -> int:
         """Every stored game's totals into this process's portfolios; returns how many games."""
-        games = self._stored()
+        games = self.stored()
         for game_id, (totals, starts) in games.items():
             portfolio = portfolio_for(game_id)
             portfolio.absorb(totals)
@@ -83,13 +83,10 @@ class PortfolioStore:
 
     def games(self) -> dict[str, dict[str, ArmEvidence]]:
         """Every stored game's totals, by game id."""
-        return {game_id: totals for game_id, (totals, _) in self._stored().items()}
+        return {game_id: totals for game_id, (totals, _) in self.stored().items()}
 
-    def starts(self) -> dict[str, dict[str, float]]:
-        """Every stored game's learned starts (offsets from the designer's level), by game id and candidate."""
-        return {game_id: starts for game_id, (_, starts) in self._stored().items()}
-
-    def _stored(self) -> dict[str, tuple[dict[str, ArmEvidence], dict[str, float]]]:
+    def stored(self) -> dict[str, tuple[dict[str, ArmEvidence], dict[str, float]]]:
+        """Every stored game's totals and learned starts (offsets from the designer's level), by game id."""
         out = {}
         for path in sorted(self.directory.glob("*.json")):
             stored = self._read(path)
