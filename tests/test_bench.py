@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 from sidecar.wire.schema import pb
-from sim.bench.run import BenchConfig, print_report, run_bench, soak
+from sim.bench.run import BenchConfig, failure_of, print_report, run_bench, soak
 from sim.bench.servers import EchoCodec
-from sim.loadgen import FrameStream
+from sim.loadgen import FrameStream, LoadResult, LoadSpec
 
 
 def test_echo_answers_each_frame_with_its_sequence() -> None:
@@ -55,6 +55,33 @@ def test_bench_reports_every_server_and_ratio(tmp_path: Path, capsys: object) ->
     assert 0 < clock["model_steps_per_s"] < 0.5 * clock["frames_per_s"]
     assert every["model_steps_per_s"] >= 0.5 * every["frames_per_s"]  # stepped or superseded: latest wins
     assert peaks["echo"]["model_steps_per_s"] is None
+
+
+def test_a_load_that_got_no_answer_is_reported_failed_not_as_zero(tmp_path: Path, capsys: object) -> None:
+    """A sidecar that answers no frame (here: it refuses frames with more NPCs than it allows) measured nothing:
+    its peak is reported failed, with the sidecar's first error, not as 0 frames/s beside the others."""
+    assert failure_of(LoadResult(LoadSpec("x"), sent=3, guidance=1, measured_s=1.0)) is None
+    cfg = BenchConfig(
+        servers=("sidecar",),
+        transports=("ws",),
+        sweep=(1,),
+        peak_sessions=2,
+        duration_s=0.5,
+        warmup_s=0.2,
+        multiplayer_players=2,
+        multiplayer_sessions=1,
+        multiplayer_sweep=(),
+        sidecar_args=("--max-npcs", "1"),
+        out=str(tmp_path / "bench"),
+    )
+    report = run_bench(cfg)
+    print_report(report)
+    assert report["peak_frames_per_s"]["sidecar"]["ws"] is None
+    assert report["sessions_held_at_60hz"]["sidecar"]["ws"] == 0
+    peak = next(p for p in report["points"] if p["mode"] == "peak")
+    assert peak["failure"].startswith("no frame answered") and "npcs" in peak["failure"]
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "failed" in out and "FAILED: sidecar ws peak" in out
 
 
 def test_soak_samples_memory(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from sim.bench import SERVERS, TRANSPORTS
 from sim.bench.process import ServerProcess
-from sim.loadgen import LoadSpec, run_load
+from sim.loadgen import LoadResult, LoadSpec, run_load
 
 FRAME_BUDGET_MS = 1000.0 / 60.0
 # The sidecar runs twice: with the model clock (the default: the model steps at the rate it learned,
@@ -87,6 +87,7 @@ class Point:
     server_cpu: float = 0.0  # cores busy, averaged over the run
     server_rss_mb: float = 0.0
     model_steps_per_s: float | None = None  # player rows the model stepped a second (sidecars only)
+    failure: str | None = None  # why the point answered nothing (its figures are then no measurement)
 
     @property
     def held(self) -> bool:
@@ -103,6 +104,7 @@ class Point:
             "server_cpu_cores": round(self.server_cpu, 3),
             "server_rss_mb": round(self.server_rss_mb, 1),
             "model_steps_per_s": None if self.model_steps_per_s is None else round(self.model_steps_per_s, 1),
+            "failure": self.failure,
         }
 
 
@@ -127,12 +129,22 @@ def measure(server: ServerProcess, transport: str, mode: str, spec: LoadSpec) ->
     inside = [s for s in samples if lo <= s[0] <= hi] or samples[-2:]
     cpu = (inside[-1][1] - inside[0][1]) / max(inside[-1][0] - inside[0][0], 1e-9)
     point = Point(server.name, transport, mode, result.summary(), cpu, max(s[2] for s in inside))
+    point.failure = failure_of(result)
     if before is not None and after is not None and after[1] > before[1]:
         # Rows stepped per frame received over the whole run, times the frames answered a second in
         # the measured window: player rows the model stepped a second.
         per_frame = (after[0] - before[0]) / (after[1] - before[1])
         point.model_steps_per_s = per_frame * result.frames_per_s
     return point
+
+
+def failure_of(result: LoadResult) -> str | None:
+    """Why a load got no answer at all (None: it got some): a server that refused or failed every frame
+    measured nothing, and its 0 frames/s must not read as a figure."""
+    if result.guidance + result.superseded > 0:
+        return None
+    first = f"; first: {result.error_messages[0]!r}" if result.error_messages else ""
+    return f"no frame answered ({result.sent} sent, {result.errors} errors{first})"
 
 
 def _model_counters(server: ServerProcess) -> tuple[float, float] | None:
@@ -242,7 +254,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     points: list[Point] = []
     capacity: dict[str, dict[str, int]] = {}
-    peak: dict[str, dict[str, float]] = {}
+    peak: dict[str, dict[str, float | None]] = {}
 
     def spec(target: str, transport: str, sessions: int, rate: float, players: int = 1) -> LoadSpec:
         return LoadSpec(
@@ -298,7 +310,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                     bar.set_postfix_str(f"{where} peak")
                     p = measure(server, transport, "peak", spec(target, transport, cfg.peak_sessions, 0.0))
                     points.append(p)
-                    peak.setdefault(kind, {})[transport] = p.summary["frames_per_s"]
+                    peak.setdefault(kind, {})[transport] = None if p.failure else p.summary["frames_per_s"]
                     bar.update(1)
                     held = sweep(
                         bar, server, target, transport, "60hz", cfg.sweep, 1, f"{where} {{}} sessions at 60 Hz"
@@ -341,7 +353,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     return report
 
 
-def _ratios(peak: dict[str, dict[str, float]], capacity: dict[str, dict[str, int]]) -> dict[str, Any]:
+def _ratios(peak: dict[str, dict[str, float | None]], capacity: dict[str, dict[str, int]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     def ratio(a: float | None, b: float | None, digits: int = 3) -> float | None:
@@ -370,7 +382,7 @@ def _light_load(points: list[Point]) -> dict[str, dict[str, float]]:
     """CPU cores one 60 Hz session costs each server: its one-session point of the sweep."""
     out: dict[str, dict[str, float]] = {}
     for p in points:
-        if p.mode == "60hz" and p.summary["sessions"] == 1:
+        if p.mode == "60hz" and p.summary["sessions"] == 1 and not p.failure:
             out.setdefault(p.server, {})[p.transport] = round(p.server_cpu, 4)
     return out
 
@@ -400,7 +412,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     ax = axes[2]
     width = 0.2
     for i, kind in enumerate(SERVERS):
-        vals = [report["peak_frames_per_s"].get(kind, {}).get(t, 0.0) for t in TRANSPORTS]
+        vals = [report["peak_frames_per_s"].get(kind, {}).get(t) or 0.0 for t in TRANSPORTS]
         ax.bar([j + (i - 1.5) * width for j in range(len(TRANSPORTS))], vals, width, color=colors[kind], label=kind)
     ax.set_xticks(range(len(TRANSPORTS)), list(TRANSPORTS))
     ax.set_ylabel("peak frames/s (closed loop)")
@@ -430,9 +442,12 @@ def print_report(report: dict[str, Any]) -> None:
                 st = steps.get((kind, t))
                 cores = light.get(kind, {}).get(t)
                 print(
-                    f"{kind:19} {t:9} {pk:14.0f} {'' if st is None else f'{st:.0f}':>14} {cap:14d} "
-                    f"{'' if cores is None else f'{cores:.3f}':>26}"
+                    f"{kind:19} {t:9} {'failed' if pk is None else f'{pk:.0f}':>14} "
+                    f"{'' if st is None else f'{st:.0f}':>14} {cap:14d} {'' if cores is None else f'{cores:.3f}':>26}"
                 )
+    for p in report["points"]:
+        if p.get("failure"):
+            print(f"FAILED: {p['server']} {p['transport']} {p['mode']}, {p['sessions']} sessions: {p['failure']}")
     caps = report["sessions_held_at_60hz"]
     for t, r in report["ratios"].items():
         held = r["sidecar_over_naive_sessions_at_60hz"]
