@@ -131,7 +131,10 @@ class Game:
     def apply_hint(self, npc_id: int, tactic: int, aggression: float) -> None:
         for n in self.npcs:
             if n.npc_id == npc_id:
-                n.tactic, n.hinted, n.aggression = tactic, True, aggression
+                if tactic == pb.NPC_TACTIC_UNSPECIFIED:  # nothing asked: its own behaviour again
+                    n.tactic, n.hinted, n.aggression = Npc.tactic, False, Npc.aggression
+                else:
+                    n.tactic, n.hinted, n.aggression = tactic, True, aggression
                 return
 
     def nearest_npc(self) -> Npc | None:

@@ -203,31 +203,34 @@ def test_static_without_level_keeps_designer_defaults() -> None:
     np.testing.assert_allclose(v, [k.default_value for k in KNOBS], atol=1e-4)
 
 
-def test_npc_hints_follow_the_band_and_allowed_tactics() -> None:
-    d = _director("predictive", {}, (pb.NPC_TACTIC_ADVANCE, pb.NPC_TACTIC_RETREAT))  # the game has only these
+def test_npc_hints_act_only_where_the_knobs_have_run_out() -> None:
+    """Hints ease a player above the band only with the knobs at their easiest, and press one below it
+    only at their hardest, with the game's own tactics; everywhere else they ask for nothing
+    (NPC_TACTIC_UNSPECIFIED: the game's own behaviour), so the knobs do the directing."""
     mask = np.zeros((1, MAX_MODEL_NPCS), bool)
     mask[0, :2] = True
     tp = np.zeros((1, MAX_MODEL_NPCS, 6), np.float32)
     tp[..., 1], tp[..., 3] = 0.9, 0.1  # advance lands damage, retreat does not
 
-    def hints(p_fail_now: float) -> list[Hint]:
+    def hints(level: str, p_fail_now: float, on: bool = True) -> list[Hint]:
+        d = _director("static", {"level": level}, (pb.NPC_TACTIC_ADVANCE, pb.NPC_TACTIC_RETREAT))  # only these
+        d.hints_on = on
         f = _features(1, 0.0, np.zeros((1, PLAYER_DIM), np.float32), mask, np.where(mask, [[5, 6] + [0] * 14], -1))
         return _step(d, obs(0.0, p_fail=np.full((1, len(LEVELS) + 1), p_fail_now)), tp, f).hints
 
-    easy = hints(0.0)  # below the band: push
-    hard = hints(0.99)  # above the band: ease off
-    assert [h[1] for h in easy] == [pb.NPC_TACTIC_ADVANCE] * 2
-    assert [h[0] for h in easy] == [5, 6]
-    assert [h[2] for h in easy] == ["p0", "p0"]
-    assert [h[1] for h in hard] == [pb.NPC_TACTIC_RETREAT] * 2
-    assert easy[0][3] > hard[0][3]  # aggression
+    press = hints("1.0", 0.0)  # below the band at the hardest level: push
+    ease = hints("0.0", 0.99)  # above the band at the easiest: ease off
+    assert [h[1] for h in press] == [pb.NPC_TACTIC_ADVANCE] * 2
+    assert [h[0] for h in press] == [5, 6]
+    assert [h[2] for h in press] == ["p0", "p0"]
+    assert [h[1] for h in ease] == [pb.NPC_TACTIC_RETREAT] * 2
+    assert press[0][3] > ease[0][3]  # aggression
+    for level, p_fail_now in (("0.5", 0.0), ("0.5", 0.99), ("1.0", 0.99), ("0.0", 0.0), ("1.0", 0.15)):
+        # The knobs can still move toward the band (or the player is in it): nothing asked.
+        assert [h[1:] for h in hints(level, p_fail_now)] == [(pb.NPC_TACTIC_UNSPECIFIED, "p0", 0.5)] * 2
     tp[..., 0] = 0.99  # HOLD would be best, but the game does not implement it
-    assert [h[1] for h in hints(0.0)] == [pb.NPC_TACTIC_ADVANCE] * 2
-    tp[..., 0] = 0.0
-    mid = hints(0.15)  # inside the band: of two, the lower-index tie wins
-    assert [h[1] for h in mid] == [pb.NPC_TACTIC_ADVANCE] * 2
-    d.hints_on = False
-    assert hints(0.0) == []
+    assert [h[1] for h in hints("1.0", 0.0)] == [pb.NPC_TACTIC_ADVANCE] * 2
+    assert hints("1.0", 0.0, on=False) == []
 
 
 def test_each_npc_is_hinted_once_for_the_first_player_that_sees_it() -> None:
@@ -267,6 +270,8 @@ def test_a_tick_directed_together_decides_as_each_session_alone() -> None:
         ("predictive", {}, (), 3),  # a multiplayer session: the mean over its players
         ("rubber_band", {}, (), 1),
         ("static", {"level": "0.8"}, (), 2),
+        ("static", {"level": "0.0"}, (), 1),  # the knobs at their easiest: hints ease a player above the band
+        ("static", {"level": "1.0"}, (), 2),  # at their hardest: hints press a player below it
         ("predictive", {}, (pb.NPC_TACTIC_ADVANCE, pb.NPC_TACTIC_RETREAT), 1),  # only some tactics
         ("predictive", {}, (pb.NPC_TACTIC_HOLD, pb.NPC_TACTIC_FLANK, pb.NPC_TACTIC_PRESSURE), 2),  # others
         ("intensity", {"npc_hints": "off"}, (), 1),
@@ -274,6 +279,7 @@ def test_a_tick_directed_together_decides_as_each_session_alone() -> None:
     together = [_director(policy, params, tactics) for policy, params, tactics, _ in setups]
     alone = copy.deepcopy(together)
     k = len(LEVELS) + 1
+    asked: set[int] = set()  # the tactics the hints asked for
     for tick in range(40):
         entries = []
         for i, (_, _, _, n) in enumerate(setups):
@@ -309,7 +315,8 @@ def test_a_tick_directed_together_decides_as_each_session_alone() -> None:
             np.testing.assert_allclose(g.values, want.values, rtol=1e-6, atol=1e-6)
             assert g.hints == want.hints
             assert g.hints == _hints_by_hand(d, e.features, dense[rows], p_fail[rows, -1])
-    assert sum(len(g.hints) for g in got) > 0
+            asked.update(h[1] for h in g.hints)
+    assert pb.NPC_TACTIC_UNSPECIFIED in asked and len(asked) > 2  # mostly nothing asked; easing and pressing
     for a, b_ in zip(together, alone, strict=True):
         assert vars(a.policy).keys() == vars(b_.policy).keys()
         assert getattr(a.policy, "level", None) == pytest.approx(getattr(b_.policy, "level", None))
@@ -317,10 +324,12 @@ def test_a_tick_directed_together_decides_as_each_session_alone() -> None:
 
 def _hints_by_hand(d: Director, f: FrameFeatures, tactic_p: np.ndarray, p_fail_now: np.ndarray) -> list[Hint]:
     """The hint rule written out, over every NPC slot: walk the players' NPCs nearest first, hint each
-    NPC id once (for the first player that sees it) with the best, worst or median allowed tactic."""
+    NPC id once (for the first player that sees it): the worst allowed tactic for a player above the band
+    with the level at its easiest, the best for one below it at its hardest, otherwise nothing asked."""
     if not d.hints_on or not d.allowed.size:
         return []
     lo, hi = d.band
+    level = d.policy.level  # type: ignore[attr-defined]  # where the director wants the knobs now
     hints, seen = [], set()
     for r, pid in enumerate(f.player_ids):
         pf = float(p_fail_now[r])
@@ -330,13 +339,17 @@ def _hints_by_hand(d: Director, f: FrameFeatures, tactic_p: np.ndarray, p_fail_n
                 continue
             seen.add(npc)
             p = tactic_p[r, s, d.allowed]
-            order = sorted(range(len(p)), key=lambda a: (p[a], a))  # stable: ties by index
-            mid = order[len(p) // 2] if len(p) % 2 else min(order[len(p) // 2 - 1], order[len(p) // 2])
             best = min(a for a in range(len(p)) if p[a] == p.max())  # of tied ones, the lowest index
             worst = min(a for a in range(len(p)) if p[a] == p.min())
-            k = best if pf < lo else worst if pf > hi else mid
+            if pf > hi and level <= 0.05:
+                tactic = int(d.allowed_enums[worst])
+            elif pf < lo and level >= 0.95:
+                tactic = int(d.allowed_enums[best])
+            else:
+                hints.append((npc, pb.NPC_TACTIC_UNSPECIFIED, pid, 0.5))
+                continue
             agg = min(max(0.5 + 2.0 * (0.5 * (lo + hi) - pf), 0.0), 1.0)
-            hints.append((npc, int(d.allowed_enums[k]), pid, agg))
+            hints.append((npc, tactic, pid, agg))
     return hints
 
 

@@ -31,6 +31,22 @@ def _play(seed: int, guidance_seed: int, n: int = 900) -> list[bytes]:
     return out
 
 
+def test_an_npc_asked_nothing_goes_back_to_its_own_behaviour() -> None:
+    """A hint of NPC_TACTIC_UNSPECIFIED undoes an earlier one: the arena's NPC advances again, at its own
+    aggression, as one that was never hinted."""
+    from sidecar.wire.schema import pb
+    from sim.game import Npc
+
+    game = Game(3)
+    while not game.npcs:  # the arena spawns its first NPCs within seconds
+        game.step(Action())
+    npc = game.npcs[0]
+    game.apply_hint(npc.npc_id, pb.NPC_TACTIC_RETREAT, 0.1)
+    assert (npc.tactic, npc.hinted, npc.aggression) == (pb.NPC_TACTIC_RETREAT, True, 0.1)
+    game.apply_hint(npc.npc_id, pb.NPC_TACTIC_UNSPECIFIED, 0.9)
+    assert (npc.tactic, npc.hinted, npc.aggression) == (Npc.tactic, False, Npc.aggression)
+
+
 def test_same_seed_and_guidance_give_identical_frames() -> None:
     a, b = _play(7, 1), _play(7, 1)
     assert a == b and len(a) > 10

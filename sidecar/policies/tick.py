@@ -14,10 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sidecar.columns import NpcTactic
 from sidecar.engine.plan import PlanEntry, StepPlan, StepResult
 from sidecar.features import P, knob_values_at
 from sidecar.policies.difficulty import Observation, PredictivePolicy, predictive_best
 from sidecar.policies.director import (
+    NO_HINT,
     TACTIC_ENUMS,
     Director,
     Hint,
@@ -40,7 +42,7 @@ def direct(directors: list[Director], entries: list[PlanEntry], plan: StepPlan, 
     """Knob values and NPC hints for every entry of a stepped plan (directors[i] directs entries[i])."""
     targets = _targets(directors, entries, plan, result)
     values = _guard(directors, entries, targets)
-    hints = _hints(directors, entries, plan, result)
+    hints = _hints(directors, entries, plan, result, targets)
     return [Direction(v, h) for v, h in zip(values, hints, strict=True)]
 
 
@@ -116,16 +118,18 @@ def _guard(directors: list[Director], entries: list[PlanEntry], targets: list[fl
     return out
 
 
-def _hints(directors: list[Director], entries: list[PlanEntry], plan: StepPlan, result: StepResult) -> list[list[Hint]]:
+def _hints(
+    directors: list[Director], entries: list[PlanEntry], plan: StepPlan, result: StepResult, targets: list[float]
+) -> list[list[Hint]]:
     """Each hinted NPC's tactic and aggression, for the sessions that take hints, in groups of the
-    tactics their game implements (usually one group: every tactic)."""
+    tactics their game implements (usually one group: every tactic). targets: each session's level now."""
     out: list[list[Hint]] = [[] for _ in entries]
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, (d, e) in enumerate(zip(directors, entries, strict=True)):
         if d.hints_on and d.allowed.size and e.hinted.start != e.hinted.stop:
             groups.setdefault(tuple(d.allowed.tolist()), []).append(i)
     for allowed, which in groups.items():
-        _hint_group(directors, entries, plan, result, which, np.array(allowed, np.int64), out)
+        _hint_group(directors, entries, plan, result, which, np.array(allowed, np.int64), targets, out)
     return out
 
 
@@ -136,6 +140,7 @@ def _hint_group(
     result: StepResult,
     which: list[int],
     allowed: np.ndarray,
+    targets: list[float],
     out: list[list[Hint]],
 ) -> None:
     """Hints for the sessions `which`, whose games implement the model's tactics `allowed` (indices)."""
@@ -150,10 +155,12 @@ def _hint_group(
     tactic_p = result.npc_tactic_p[sel]  # [H, A]
     if len(allowed) < tactic_p.shape[1]:
         tactic_p = tactic_p[:, allowed]  # the game's tactics only
-    ks = choose_tactics(tactic_p, pf, band[:, 0], band[:, 1])  # [H], indices into allowed
+    level = np.repeat(np.array([targets[i] for i in which], np.float64), counts)  # [H]
+    ks = choose_tactics(tactic_p, pf, band[:, 0], band[:, 1], level)  # [H], indices into allowed (or NO_HINT)
     ids = plan.hint_ids[sel].tolist()
-    tactics = TACTIC_ENUMS[allowed[ks]].tolist()
-    agg = aggression(pf, band[:, 0], band[:, 1]).tolist()
+    none = ks == NO_HINT
+    tactics = np.where(none, int(NpcTactic.UNSPECIFIED), TACTIC_ENUMS[allowed[np.where(none, 0, ks)]]).tolist()
+    agg = np.where(none, 0.5, aggression(pf, band[:, 0], band[:, 1])).tolist()
     rows_l = rows.tolist()
     a = 0
     for i, n in zip(which, counts, strict=True):
