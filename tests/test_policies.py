@@ -203,34 +203,61 @@ def test_static_without_level_keeps_designer_defaults() -> None:
     np.testing.assert_allclose(v, [k.default_value for k in KNOBS], atol=1e-4)
 
 
-def test_npc_hints_act_only_where_the_knobs_have_run_out() -> None:
-    """Hints ease a player above the band only with the knobs at their easiest, and press one below it
-    only at their hardest, with the game's own tactics; everywhere else they ask for nothing
-    (NPC_TACTIC_UNSPECIFIED: the game's own behaviour), so the knobs do the directing."""
+def test_npc_hints_keep_the_band_where_the_knobs_do_not() -> None:
+    """For a director that does not steer the knobs to the band (a fixed level, a rubber band) hints do:
+    below the band the game's most effective tactic, above it the least, inside it the median."""
+    d = _director("static", {"level": "0.5"}, (pb.NPC_TACTIC_ADVANCE, pb.NPC_TACTIC_RETREAT))  # only these
     mask = np.zeros((1, MAX_MODEL_NPCS), bool)
     mask[0, :2] = True
     tp = np.zeros((1, MAX_MODEL_NPCS, 6), np.float32)
     tp[..., 1], tp[..., 3] = 0.9, 0.1  # advance lands damage, retreat does not
 
-    def hints(level: str, p_fail_now: float, on: bool = True) -> list[Hint]:
-        d = _director("static", {"level": level}, (pb.NPC_TACTIC_ADVANCE, pb.NPC_TACTIC_RETREAT))  # only these
-        d.hints_on = on
+    def hints(p_fail_now: float) -> list[Hint]:
         f = _features(1, 0.0, np.zeros((1, PLAYER_DIM), np.float32), mask, np.where(mask, [[5, 6] + [0] * 14], -1))
         return _step(d, obs(0.0, p_fail=np.full((1, len(LEVELS) + 1), p_fail_now)), tp, f).hints
 
-    press = hints("1.0", 0.0)  # below the band at the hardest level: push
-    ease = hints("0.0", 0.99)  # above the band at the easiest: ease off
-    assert [h[1] for h in press] == [pb.NPC_TACTIC_ADVANCE] * 2
-    assert [h[0] for h in press] == [5, 6]
-    assert [h[2] for h in press] == ["p0", "p0"]
-    assert [h[1] for h in ease] == [pb.NPC_TACTIC_RETREAT] * 2
-    assert press[0][3] > ease[0][3]  # aggression
-    for level, p_fail_now in (("0.5", 0.0), ("0.5", 0.99), ("1.0", 0.99), ("0.0", 0.0), ("1.0", 0.15)):
-        # The knobs can still move toward the band (or the player is in it): nothing asked.
-        assert [h[1:] for h in hints(level, p_fail_now)] == [(pb.NPC_TACTIC_UNSPECIFIED, "p0", 0.5)] * 2
+    easy = hints(0.0)  # below the band: push
+    hard = hints(0.99)  # above the band: ease off
+    assert [h[1] for h in easy] == [pb.NPC_TACTIC_ADVANCE] * 2
+    assert [h[0] for h in easy] == [5, 6]
+    assert [h[2] for h in easy] == ["p0", "p0"]
+    assert [h[1] for h in hard] == [pb.NPC_TACTIC_RETREAT] * 2
+    assert easy[0][3] > hard[0][3]  # aggression
     tp[..., 0] = 0.99  # HOLD would be best, but the game does not implement it
-    assert [h[1] for h in hints("1.0", 0.0)] == [pb.NPC_TACTIC_ADVANCE] * 2
-    assert hints("1.0", 0.0, on=False) == []
+    assert [h[1] for h in hints(0.0)] == [pb.NPC_TACTIC_ADVANCE] * 2
+    tp[..., 0] = 0.0
+    mid = hints(0.15)  # inside the band: of two, the lower-index tie wins
+    assert [h[1] for h in mid] == [pb.NPC_TACTIC_ADVANCE] * 2
+    d.hints_on = False
+    assert hints(0.0) == []
+
+
+def test_npc_hints_act_only_where_the_knobs_have_run_out_for_a_director_that_steers_them() -> None:
+    """`predictive` moves the knobs to keep the player in the band: its hints ease a player above the band
+    only with the knobs at their easiest, and press one below it only at their hardest; everywhere else
+    they ask for nothing (NPC_TACTIC_UNSPECIFIED: the game's own behaviour)."""
+    mask = np.zeros((1, MAX_MODEL_NPCS), bool)
+    mask[0, :2] = True
+    tp = np.zeros((1, MAX_MODEL_NPCS, 6), np.float32)
+    tp[..., 1], tp[..., 3] = 0.9, 0.1  # advance lands damage, retreat does not
+    k = len(LEVELS) + 1
+
+    def hints(p_fail: np.ndarray) -> tuple[float, list[Hint]]:
+        d = _director("predictive", {"smoothing_s": "0"}, (pb.NPC_TACTIC_ADVANCE, pb.NPC_TACTIC_RETREAT))
+        f = _features(1, 0.0, np.zeros((1, PLAYER_DIM), np.float32), mask, np.where(mask, [[5, 6] + [0] * 14], -1))
+        got = _step(d, obs(0.0, p_fail=p_fail[None, :]), tp, f).hints
+        return d.policy.level, got  # type: ignore[attr-defined]
+
+    level, ease = hints(np.full(k, 0.99))  # above the band at every level: the easiest, and still at risk
+    assert level == 0.0 and [h[1] for h in ease] == [pb.NPC_TACTIC_RETREAT] * 2
+    safe = np.append(np.where(LEVELS < 1.0, 0.0, 0.01), 0.0)  # below the band everywhere, least so at 1.0
+    level, press = hints(safe)
+    assert level == 1.0 and [h[1] for h in press] == [pb.NPC_TACTIC_ADVANCE] * 2
+    assert [h[0] for h in press] == [5, 6] and press[0][3] > ease[0][3]
+    inside = np.append(0.02 + 0.4 * LEVELS, 0.4)  # above the band now, and the knobs can still ease it
+    level, nothing = hints(inside)
+    assert 0.0 < level < 1.0
+    assert [h[1:] for h in nothing] == [(pb.NPC_TACTIC_UNSPECIFIED, "p0", 0.5)] * 2
 
 
 def test_each_npc_is_hinted_once_for_the_first_player_that_sees_it() -> None:
@@ -270,8 +297,8 @@ def test_a_tick_directed_together_decides_as_each_session_alone() -> None:
         ("predictive", {}, (), 3),  # a multiplayer session: the mean over its players
         ("rubber_band", {}, (), 1),
         ("static", {"level": "0.8"}, (), 2),
-        ("static", {"level": "0.0"}, (), 1),  # the knobs at their easiest: hints ease a player above the band
-        ("static", {"level": "1.0"}, (), 2),  # at their hardest: hints press a player below it
+        ("predictive", {"smoothing_s": "0"}, (), 1),  # the knobs at once where it wants them: at times an edge
+        ("predictive", {"smoothing_s": "0", "band_low": "0.3", "band_high": "0.35"}, (), 2),
         ("predictive", {}, (pb.NPC_TACTIC_ADVANCE, pb.NPC_TACTIC_RETREAT), 1),  # only some tactics
         ("predictive", {}, (pb.NPC_TACTIC_HOLD, pb.NPC_TACTIC_FLANK, pb.NPC_TACTIC_PRESSURE), 2),  # others
         ("intensity", {"npc_hints": "off"}, (), 1),
@@ -324,12 +351,13 @@ def test_a_tick_directed_together_decides_as_each_session_alone() -> None:
 
 def _hints_by_hand(d: Director, f: FrameFeatures, tactic_p: np.ndarray, p_fail_now: np.ndarray) -> list[Hint]:
     """The hint rule written out, over every NPC slot: walk the players' NPCs nearest first, hint each
-    NPC id once (for the first player that sees it): the worst allowed tactic for a player above the band
-    with the level at its easiest, the best for one below it at its hardest, otherwise nothing asked."""
+    NPC id once (for the first player that sees it). For a director that steers the knobs to the band:
+    the worst allowed tactic for a player above the band with the level at its easiest, the best for one
+    below it at its hardest, otherwise nothing asked; for the others the best, worst or median tactic."""
     if not d.hints_on or not d.allowed.size:
         return []
     lo, hi = d.band
-    level = d.policy.level  # type: ignore[attr-defined]  # where the director wants the knobs now
+    level = getattr(d.policy, "level", 0.5)  # where the director wants the knobs now
     hints, seen = [], set()
     for r, pid in enumerate(f.player_ids):
         pf = float(p_fail_now[r])
@@ -341,6 +369,13 @@ def _hints_by_hand(d: Director, f: FrameFeatures, tactic_p: np.ndarray, p_fail_n
             p = tactic_p[r, s, d.allowed]
             best = min(a for a in range(len(p)) if p[a] == p.max())  # of tied ones, the lowest index
             worst = min(a for a in range(len(p)) if p[a] == p.min())
+            if not d.policy.steers_to_band:  # a fixed level, a rubber band: hints keep the band
+                order = sorted(range(len(p)), key=lambda a: (p[a], a))  # stable: ties by index
+                mid = order[len(p) // 2] if len(p) % 2 else min(order[len(p) // 2 - 1], order[len(p) // 2])
+                k = best if pf < lo else worst if pf > hi else mid
+                agg = min(max(0.5 + 2.0 * (0.5 * (lo + hi) - pf), 0.0), 1.0)
+                hints.append((npc, int(d.allowed_enums[k]), pid, agg))
+                continue
             if pf > hi and level <= 0.05:
                 tactic = int(d.allowed_enums[worst])
             elif pf < lo and level >= 0.95:

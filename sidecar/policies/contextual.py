@@ -110,6 +110,7 @@ class ContextualPolicy(DifficultyPolicy):
         self.portfolio = portfolio_for(bucket_key(self.game_id, self.bucket))
         self.arm, self.propensity = self.portfolio.choose(self._borrowed(self.portfolio))
         self.inner = self._policy_of(self.arm, self._level)  # an adaptive one goes on from where the game is
+        self.steers_to_band = self.inner.steers_to_band  # the drawn director's, for the NPC hints
         self.note = self._note(self.arm, self.propensity, self.portfolio.expected_gain_s(self.arm.label))
 
     def _policy_of(self, arm: PortfolioArm, start: float) -> DifficultyPolicy:

@@ -54,6 +54,9 @@ class DirectorNote:
 class DifficultyPolicy:
     name = "base"
     note: DirectorNote | None = None  # set by policies that explain themselves
+    # Whether it moves the knobs to keep the player's predicted risk in the band: NPC hints then act only
+    # where the knobs have run out (director.choose_tactics); for the others they keep the player near it.
+    steers_to_band = False
 
     def target(self, obs: Observation) -> float:
         raise NotImplementedError
@@ -166,6 +169,7 @@ class PredictivePolicy(DifficultyPolicy):
     """
 
     name = "predictive"
+    steers_to_band = True
 
     def __init__(self, params: Params, default_level: float, band: tuple[float, float]) -> None:
         self.band = (_param(params, "band_low", band[0]), _param(params, "band_high", band[1]))

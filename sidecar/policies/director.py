@@ -217,12 +217,14 @@ def guard(
     return np.asarray(np.clip(np.clip(wanted, prev - step, prev + step), lo, hi), np.float32)
 
 
-# NPC hints act only where the difficulty knobs have run out: a player still above the band with the
-# knobs at their easiest gets the NPCs' least effective tactic, one still below it with the knobs at
-# their hardest the most effective; everywhere else NO_HINT (sent as NPC_TACTIC_UNSPECIFIED: the game's
-# own behaviour). Why: tactics that calmed every fight above the band (and the median one inside it)
-# kept players inside the band and shortened their sessions, the bored ones' most (on 1,000 default
-# players `predictive` played 480 s with them and 505 s without; docs/director-eval-2026-12-01.md).
+# NPC hints keep a player near the band where the knobs do not (a fixed level, a rubber band): below the
+# band the NPCs' most effective tactic, above it the least, inside it the median. Where the director
+# steers the knobs to the band itself (`predictive`), hints act only where the knobs have run out: above
+# the band at the easiest level the least effective tactic, below it at the hardest the most effective,
+# elsewhere NO_HINT (sent as NPC_TACTIC_UNSPECIFIED: the game's own behaviour). Why: both at once calm
+# fights twice over; on 1,000 default players `predictive` played 480 s with every hint and 504 s with
+# hints only at the knobs' ends, while a fixed 0.4 fell from 416 s to 342 s without its hints
+# (docs/director-eval-2026-12-01.md, thirteenth session).
 NO_HINT = -1
 KNOBS_AT_EDGE = 0.05  # a target level this close to 0 (or 1) has the knobs at their easiest (hardest)
 
@@ -233,21 +235,29 @@ def choose_tactics(
     lo: float | np.ndarray,
     hi: float | np.ndarray,
     level: float | np.ndarray,
+    steers: bool | np.ndarray,
 ) -> np.ndarray:
-    """p: [H, A] chance each NPC lands damage under each tactic; p_fail_now, lo, hi, level: [H] (or
-    scalars), of the player each NPC is hinted for, level being the difficulty the director wants now.
-
-    Above the band with the knobs at their easiest: the least effective tactic; below it at their
-    hardest: the most effective; otherwise NO_HINT. Returns [H] indices into the tactics (or NO_HINT).
-    """
+    """p: [H, A] chance each NPC lands damage under each tactic; p_fail_now, lo, hi, level, steers: [H] (or
+    scalars), of the player each NPC is hinted for: the difficulty the director wants now, and whether it
+    steers the knobs to the band. Returns [H] indices into the tactics (or NO_HINT)."""
+    best, worst = p.argmax(axis=-1), p.argmin(axis=-1)
+    band_rule = np.where(p_fail_now < lo, best, np.where(p_fail_now > hi, worst, _median_index(p)))
     ease = (p_fail_now > hi) & (level <= KNOBS_AT_EDGE)
     press = (p_fail_now < lo) & (level >= 1.0 - KNOBS_AT_EDGE)
-    return np.where(ease, p.argmin(axis=-1), np.where(press, p.argmax(axis=-1), NO_HINT))
+    knobs_first = np.where(ease, worst, np.where(press, best, NO_HINT))
+    return np.where(steers, knobs_first, band_rule)
 
 
 def aggression(p_fail_now: np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) -> np.ndarray:
     """How hard NPCs should press, per player: 0.5 at the band's middle, more when the player is safe."""
     return np.clip(0.5 + 2.0 * (0.5 * (lo + hi) - p_fail_now), 0.0, 1.0)
+
+
+def _median_index(p: np.ndarray) -> np.ndarray:
+    """Index of the median along the last axis; of two middle ones (an even count), the lower index."""
+    order = p.argsort(axis=-1, kind="stable")
+    a = p.shape[-1]
+    return order[..., a // 2] if a % 2 else np.minimum(order[..., a // 2 - 1], order[..., a // 2])
 
 
 def observation(

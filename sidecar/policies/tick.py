@@ -156,7 +156,8 @@ def _hint_group(
     if len(allowed) < tactic_p.shape[1]:
         tactic_p = tactic_p[:, allowed]  # the game's tactics only
     level = np.repeat(np.array([targets[i] for i in which], np.float64), counts)  # [H]
-    ks = choose_tactics(tactic_p, pf, band[:, 0], band[:, 1], level)  # [H], indices into allowed (or NO_HINT)
+    steers = np.repeat(np.array([directors[i].policy.steers_to_band for i in which]), counts)  # [H]
+    ks = choose_tactics(tactic_p, pf, band[:, 0], band[:, 1], level, steers)  # [H] indices into allowed, or NO_HINT
     ids = plan.hint_ids[sel].tolist()
     none = ks == NO_HINT
     tactics = np.where(none, int(NpcTactic.UNSPECIFIED), TACTIC_ENUMS[allowed[np.where(none, 0, ks)]]).tolist()

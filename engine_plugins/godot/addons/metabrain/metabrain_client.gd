@@ -17,7 +17,7 @@ signal connected(session_id: String, resumed: bool)
 signal disconnected(reason: String)
 signal difficulty_changed(knob: String, value: float)
 ## A tactic for an NPC (MetaBrainProto.NpcTactic). NPC_TACTIC_UNSPECIFIED asks nothing: the NPC's own
-## behaviour again (the sidecar hints a tactic only where the difficulty knobs cannot move further).
+## behaviour again (with `predictive` the sidecar hints a tactic only where the knobs cannot move further).
 signal npc_hint(npc: Node, tactic: int, target: String, aggression: float)
 signal npc_hint_by_id(npc_id: int, tactic: int, target: String, aggression: float)
 signal insight(player_id: String, p_fail: float, p_quit: float, frustration: float, engagement: float, skill: float)
