@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -99,9 +100,23 @@ def test_dataset_generate_records_every_session(tmp_path: Path) -> None:
     assert len(frames) >= 50 and len(list(rec.responses())) >= len(frames)
 
 
+def test_a_report_written_before_its_comparison_named_a_candidate_reads_the_same() -> None:
+    """Reports from 2026-11-29 say `predictive_vs_best_static`; the table reads them as today's form."""
+    from sidecar.training.director_report import markdown
+
+    ck = Path(__file__).resolve().parent.parent / "sidecar" / "checkpoints"
+    report = json.loads((ck / "directors_holdout.json").read_text())
+    old = {**report, "comparison": {"best_static": "static:0.25"}}
+    for key, value in report["comparison"].items():
+        if key.startswith("vs_") or key == "hints_on_vs_off":
+            old["comparison"][f"predictive_{key}" if key.startswith("vs_") else key] = value
+    assert markdown(old) == markdown(report)
+    assert "NPC hints on vs off: -1.0%" in markdown(report)
+
+
 def test_the_bundled_model_card_regenerates_from_its_reports(tmp_path: Path) -> None:
-    """`metabrain model-card` on the bundled checkpoint and reports (older director JSON included) gives
-    the card that ships, its notes in it, and no reproduce step for a value surface it does not carry."""
+    """`metabrain model-card` on the bundled checkpoint and reports gives the card that ships, its notes
+    in it, and no reproduce step for a value surface it does not carry."""
     from sidecar.training.model_card import write_card
 
     ck = Path(__file__).resolve().parent.parent / "sidecar" / "checkpoints"
@@ -116,5 +131,5 @@ def test_the_bundled_model_card_regenerates_from_its_reports(tmp_path: Path) -> 
     )
     card = out.read_text()
     assert card == (ck / "MODEL_CARD.md").read_text(), "MODEL_CARD.md is stale: run `metabrain model-card` (README)"
-    assert "Best static: static:0.4. predictive vs best static: +15.4%" in card
+    assert "Best static: static:0.4. predictive vs best static: +21.1%; vs rubber_band: +8.6%." in card
     assert "--value-members 20 --out model.pt  # the surface" not in card
