@@ -369,22 +369,18 @@ def _hints_by_hand(d: Director, f: FrameFeatures, tactic_p: np.ndarray, p_fail_n
             p = tactic_p[r, s, d.allowed]
             best = min(a for a in range(len(p)) if p[a] == p.max())  # of tied ones, the lowest index
             worst = min(a for a in range(len(p)) if p[a] == p.min())
+            k: int | None
             if not d.policy.steers_to_band:  # a fixed level, a rubber band: hints keep the band
                 order = sorted(range(len(p)), key=lambda a: (p[a], a))  # stable: ties by index
                 mid = order[len(p) // 2] if len(p) % 2 else min(order[len(p) // 2 - 1], order[len(p) // 2])
                 k = best if pf < lo else worst if pf > hi else mid
+            else:  # only where the knobs have run out
+                k = worst if pf > hi and level <= 0.05 else best if pf < lo and level >= 0.95 else None
+            if k is None:
+                hints.append((npc, pb.NPC_TACTIC_UNSPECIFIED, pid, 0.5))
+            else:
                 agg = min(max(0.5 + 2.0 * (0.5 * (lo + hi) - pf), 0.0), 1.0)
                 hints.append((npc, int(d.allowed_enums[k]), pid, agg))
-                continue
-            if pf > hi and level <= 0.05:
-                tactic = int(d.allowed_enums[worst])
-            elif pf < lo and level >= 0.95:
-                tactic = int(d.allowed_enums[best])
-            else:
-                hints.append((npc, pb.NPC_TACTIC_UNSPECIFIED, pid, 0.5))
-                continue
-            agg = min(max(0.5 + 2.0 * (0.5 * (lo + hi) - pf), 0.0), 1.0)
-            hints.append((npc, tactic, pid, agg))
     return hints
 
 
