@@ -197,3 +197,29 @@ def test_the_first_minute_plays_what_the_whole_game_prefers_once_it_has_learned(
         firsts.append(p.target(_obs(1.0, 0.5)))
     assert firsts.count(pytest.approx(0.7)) / len(firsts) > 0.8, firsts
     reset_portfolios()
+
+
+def test_the_npc_hints_follow_the_director_playing_now() -> None:
+    """The hints keep the band for a director that does not steer the knobs to it (the designer's level)
+    and act only where the knobs ran out for one that does (`predictive`): in the first minute the
+    director the whole game prefers decides it, as the share's draw does afterwards."""
+    reset_portfolios()
+    assert not _policy().steers_to_band  # nothing learned: the first minute holds the designer's level
+    for b in range(CONTEXT_BUCKETS):
+        share = portfolio_for(bucket_key(GAME, b))
+        for arm in share.arms:  # mean life 600 s under predictive, 150 s under every other
+            share.played(arm.label, 30000.0 if arm.label == "predictive" else 7500.0)
+            for _ in range(50):
+                share.ended(arm.label, by_player=True)
+    seen = []
+    for i in range(40):
+        p = _policy(seed=i)
+        p.target(_obs(0.0, 0.5))
+        first = p.first
+        assert first is not None and p.steers_to_band == first.steers_to_band
+        seen.append(p.steers_to_band)
+        for t in (CONTEXT_AT_S / 2, CONTEXT_AT_S + 0.1):
+            p.target(_obs(t, 0.5))
+        assert p.inner is not None and p.steers_to_band == p.inner.steers_to_band
+    assert sum(seen) / len(seen) > 0.8, seen  # predictive drawn for the first minute
+    reset_portfolios()

@@ -82,6 +82,7 @@ class ContextualPolicy(DifficultyPolicy):
         if first is not None:
             arm, drawn_with = first
             self.first = self._policy_of(arm, default_level)
+            self.steers_to_band = self.first.steers_to_band  # the NPC hints follow the minute's director
             self.note = self._note(arm, drawn_with, 0.0)
 
     def target(self, obs: Observation) -> float:
