@@ -133,3 +133,7 @@ def test_the_bundled_model_card_regenerates_from_its_reports(tmp_path: Path) -> 
     assert card == (ck / "MODEL_CARD.md").read_text(), "MODEL_CARD.md is stale: run `metabrain model-card` (README)"
     assert "Best static: static:0.4. predictive vs best static: +21.1%; vs rubber_band: +8.6%." in card
     assert "--value-members 20 --out model.pt  # the surface" not in card
+    for population in ("default", "holdout"):  # each table's figure, drawn beside the card from its report
+        assert f"![directors on {population}](directors_{population}.png)" in card
+        assert (tmp_path / f"directors_{population}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (ck / f"directors_{population}.png").exists(), "the card's figure is not bundled beside it"

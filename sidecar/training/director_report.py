@@ -3,9 +3,10 @@ what the command prints and what the model card includes."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-__all__ = ["DESIGNER_DEFAULT", "markdown"]
+__all__ = ["DESIGNER_DEFAULT", "figure", "figure_name", "markdown"]
 
 DESIGNER_DEFAULT = "static:0.5"  # the simulated arena's designer defaults sit at level 0.5 of every knob
 
@@ -77,4 +78,44 @@ def _comparison(c: dict[str, Any]) -> dict[str, Any]:
             out[key.removeprefix("predictive_")] = value
         elif key != "best_static":
             out[key] = value
+    return out
+
+
+def figure_name(report: dict[str, Any]) -> str:
+    """The file name of a report's figure (`directors_<population>.png`)."""
+    name = str(report["population"]).rsplit("/", 1)[-1]
+    return "directors_" + ("".join(c if c.isalnum() or c in "._-" else "-" for c in name) or "population") + ".png"
+
+
+def figure(report: dict[str, Any], path: str | Path) -> Path:
+    """The report's directors side by side, drawn from the report alone (so a figure is never older than
+    its table): the share of sessions still going at each minute (from the quit rate by minute; the cap
+    ends the rest), the mean session by skill decile, and the difficulty each decile was given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (still, length, level) = plt.subplots(1, 3, figsize=(15, 4.6))
+    deciles = list(range(1, 11))
+    for t in report["table"]:
+        going, alive = [1.0], 1.0
+        for q in t["quit_rate_by_minute"]:
+            alive *= 1.0 - q
+            going.append(alive)
+        still.plot(range(len(going)), going, label=t["policy"])
+        if "length_by_skill_decile" in t:  # reports before 2026-12-01 lack it
+            length.plot(deciles, [v / 60 for v in t["length_by_skill_decile"]], marker="o", ms=3)
+        else:
+            length.plot([], [])  # keeps each director's colour the same in every panel
+        level.plot(deciles, t["difficulty_by_skill_decile"], marker="o", ms=3)
+    still.set(xlabel="minute", ylabel="share of sessions still playing", ylim=(0, 1.02))
+    still.legend(fontsize=8)
+    length.set(xlabel="skill decile (1: least skilled)", ylabel="mean session (minutes)", xticks=deciles)
+    level.set(xlabel="skill decile (1: least skilled)", ylabel="mean difficulty given", ylim=(0, 1), xticks=deciles)
+    fig.suptitle(f"Directors on population {report['population']}, {report['players']} players")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
     return out

@@ -8,6 +8,7 @@ from typing import Any
 
 from sidecar.model.checkpoint import load_checkpoint
 from sidecar.model.player_model import parameter_count
+from sidecar.training.director_report import figure, figure_name
 from sidecar.training.director_report import markdown as directors_markdown
 from sidecar.training.evaluate import markdown as eval_markdown
 
@@ -86,7 +87,10 @@ def write_card(checkpoint: str | None, eval_json: str, directors: list[str], out
         "",
     ]
     for d in directors:
-        lines.append(directors_markdown(json.loads(Path(d).read_text())))
+        report = json.loads(Path(d).read_text())
+        # Drawn from the report each time the card is written, so the figure is as new as its table.
+        drawn = figure(report, Path(out).parent / figure_name(report))
+        lines += [directors_markdown(report), f"![directors on {report['population']}]({drawn.name})", ""]
     if notes:
         lines += ["## Notes", "", notes, ""]
     surface = SURFACE_STEPS if ckpt.extra.get("value_fit") else ""
