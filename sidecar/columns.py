@@ -20,6 +20,7 @@ __all__ = [
     "COORDINATE",
     "EVENT_FIELDS",
     "MAX_GAME_TIME_S",
+    "MAX_PLAY_GAP_S",
     "NPC_ID",
     "NPC_TABLE",
     "PLAYER_TABLE",
@@ -37,6 +38,11 @@ __all__ = [
 COORDINATE = float("inf")
 # Game time a frame or an event may carry (about 31 years of play): beyond it, a clock is corrupt.
 MAX_GAME_TIME_S = 1.0e9
+# Game time between two frames of a session counted as play, at most: a longer gap is a pause, a
+# loading screen or a clock that jumped (no telemetry says the player played it), and one such frame
+# must not count hours of play into what a learning director knows of its candidates. Engines send at
+# 5-60 Hz; the model reads gaps over a second as one second (features/layout.py).
+MAX_PLAY_GAP_S = 5.0
 
 
 # The schema's enums, as plain numbers for the code that never touches a message (features, policies,

@@ -99,7 +99,8 @@ def test_a_contextual_session_through_the_director() -> None:
     _step(d, obs(0.0))
     _step(d, obs(CONTEXT_AT_S + 1.0))  # the step that reads the context and draws
     assert isinstance(d.policy, ContextualPolicy) and d.policy.arm is not None
-    _step(d, obs(CONTEXT_AT_S + 31.0))
+    for t in range(2, 32):  # 30 s of steps
+        _step(d, obs(CONTEXT_AT_S + t))
     d.finish(by_player=False)
     key = bucket_key(d.session.spec.game_id, d.policy.bucket)
     state = portfolio_for(key).state[d.policy.arm.label]

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from sidecar.columns import MAX_PLAY_GAP_S
 from sidecar.engine.plan import PlanEntry, StepPlan, StepResult, hint_entries, hint_pairs
 from sidecar.features import MAX_MODEL_NPCS, NPC_DIM, PLAYER_DIM, FrameFeatures, P
 from sidecar.policies.difficulty import (
@@ -522,8 +523,8 @@ def test_a_portfolio_session_draws_a_director_and_reports_its_play() -> None:
     assert note.confidence == note.propensity == d.session.assignment_propensity
     assert note.designer_level == pytest.approx(d.default_level)
     assert note.candidate == d.arm.label  # what it drew, in every guidance (the welcome's arm says it too)
-    _step(d, obs(1.0))
-    _step(d, obs(31.0))
+    for t in range(1, 32, 2):  # 30 s of frames
+        _step(d, obs(float(t)))
     d.finish(by_player=False)
     state = portfolio_for(d.session.spec.game_id).state[d.arm.label]
     assert (state.seconds, state.finished, state.quits) == (pytest.approx(30.0), 1, 0)
@@ -594,5 +595,22 @@ def test_play_counts_from_the_sessions_first_frame_answered_or_not() -> None:
         assert d.elapsed(11.4) == pytest.approx(0.2)
         assert d.played_s == pytest.approx(1.4)
         assert d.portfolio.state[d.arm.label].seconds == pytest.approx(1.4)
+    finally:
+        reset_portfolios()
+
+
+def test_a_clock_that_jumps_counts_a_few_seconds_of_play_not_hours() -> None:
+    """A gap between two frames longer than MAX_PLAY_GAP_S (a pause, a loading screen, a game clock that
+    jumped an hour) counts that much play: one bad frame must not tell a learning director that its
+    candidate kept a player for an hour."""
+    reset_portfolios()
+    try:
+        d = _director("portfolio", {})
+        assert d.portfolio is not None and d.arm is not None
+        for t in (10.0, 10.2, 3610.2, 3610.4):
+            d.seen(t)
+            d.elapsed(t)
+        assert d.played_s == pytest.approx(0.4 + MAX_PLAY_GAP_S)
+        assert d.portfolio.state[d.arm.label].seconds == pytest.approx(0.4 + MAX_PLAY_GAP_S)
     finally:
         reset_portfolios()

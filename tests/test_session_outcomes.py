@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 
+from sidecar.columns import MAX_PLAY_GAP_S
 from sidecar.limits import Limits
 from sidecar.model.checkpoint import Checkpoint
 from sidecar.operations.experiment_report import read_outcomes
@@ -56,14 +58,15 @@ def test_a_goodbye_not_cut_short_is_a_quit_and_every_reader_agrees(tmp_path: Pat
     lost = _record(tmp_path / "c.mbrec", None)  # no goodbye: still running, or the sidecar stopped
     a, b, c = (read_session(p) for p in (quit_, capped, lost))
     assert (a.quit, b.quit, c.quit) == (True, False, False)
-    assert a.end == 30.0 and a.played_s == 28.0 and a.deaths == 1 and a.arm == "harder"
+    # 27.5 s without a frame (a pause, a loading screen, a clock that jumped) counts MAX_PLAY_GAP_S of play
+    assert a.end == 30.0 and a.played_s == 0.5 + MAX_PLAY_GAP_S and a.deaths == 1 and a.arm == "harder"
     assert (a.player, b.player, c.player) == ("ph_1", "ph_2", "c")  # hello's id, header's, else the session
     paths = [quit_, capped, lost]
     assert [o.quit for o in read_outcomes(paths)] == [True, False, False]
     assert [s.quit for s in read_logged(paths)] == [True, False, False]
     assert [o.seconds for o in read_outcomes(paths)] == [30.0, 30.0, 30.0]
     evidence = evidence_from_recordings(paths).games["g"]["harder"]
-    assert (evidence.quits, evidence.finished, evidence.seconds) == (1, 3, 84.0)
+    assert (evidence.quits, evidence.finished, evidence.seconds) == (1, 3, 3 * (0.5 + MAX_PLAY_GAP_S))
 
 
 def test_a_player_who_went_away_is_a_quit_and_a_stopped_sidecar_says_nothing(tmp_path: Path) -> None:
@@ -124,7 +127,7 @@ def test_the_designer_level_comes_from_the_hello_and_only_an_arm_names_a_candida
         path = tmp_path / f"{name}.mbrec"
         w = RecordingWriter(path, {"game_id": "g", "session_id": name, **header})
         w.write(0.0, "in", pb.SessionRequest(hello=h).SerializeToString())
-        for seq, t in enumerate((1.0, 41.0), start=1):
+        for seq, t in enumerate(np.arange(1.0, 42.0), start=1):  # a frame a second, 40 s of play
             w.write(t, "in", pb.SessionRequest(frame=pb.Frame(sequence=seq, game_time=t)).SerializeToString())
         w.write(42.0, "in", pb.SessionRequest(goodbye=pb.Goodbye(reason="quit")).SerializeToString())
         w.close()
@@ -171,8 +174,9 @@ def test_a_contextual_session_counts_for_its_share_from_its_draw(tmp_path: Path,
         w.close()
         return path
 
-    drawn = record("drawn", [1.0, 30.0, 61.0, 90.0, 200.0], drawn_from=3)
-    early = record("early", [1.0, 20.0, 45.0], drawn_from=None)
+    every_second = [float(t) for t in range(1, 201)]
+    drawn = record("drawn", every_second, drawn_from=61)
+    early = record("early", every_second[:45], drawn_from=None)
     found = evidence_from_recordings([drawn, early])
     e = found.games["g#skill2of3"]["rubber_band"]
     assert (e.quits, e.finished, e.seconds) == (1, 1, 139.0)  # from 61 s, the frame the draw answered

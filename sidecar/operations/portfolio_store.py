@@ -293,7 +293,7 @@ def _contextual(s: RecordedSession, out: Imported) -> None:
         if drawn_at is None:
             continue
         game = f"{s.header.get('game_id', '')}{CONTEXT_MARK}{share.removeprefix('skill')}"
-        out.add(game, label, s.quit, max(s.end - drawn_at, 0.0))
+        out.add(game, label, s.quit, s.played_since(drawn_at))
         out.adaptive += 1
         return
     out.skipped["contextual (ended before its draw)"] += 1

@@ -3,7 +3,8 @@ experiment report, off-policy evaluation, the portfolio's import), so that they 
 session's length, its player and a quit are.
 
 - Length: the game time of its last frame (Frame.game_time counts from the session's start); the
-  seconds it was watched, from its first frame to its last (what the live portfolio adds up as it plays).
+  seconds it was watched, from its first frame to its last (what the live portfolio adds up as it plays,
+  a gap between two frames counting at most MAX_PLAY_GAP_S).
 - Quit: the game said goodbye without `cut_short` (the player chose to stop), or the sidecar ended
   the session because its player went away (the stream lost until the resume window closed, or idle):
   as the live portfolio counts them. A goodbye with `cut_short` (a time limit, the match over) is
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from sidecar.columns import EventType
+from sidecar.columns import MAX_PLAY_GAP_S, EventType
 from sidecar.features.knobs import KnobSet, values_in_order
 from sidecar.operations.recording import Recording, read_recording
 from sidecar.session import IDLE_TIMEOUT, RESUME_WINDOW_CLOSED
@@ -68,7 +69,13 @@ class RecordedSession:
     @property
     def played_s(self) -> float:
         """Seconds of play the recording covers, from its first frame to its last."""
-        return self.end - self.start if self.start is not None else 0.0
+        return self.played_since(None)
+
+    def played_since(self, game_time: float | None) -> float:
+        """Seconds of play from the frame at `game_time` (None: the first) to the last, each gap between
+        two frames counted up to MAX_PLAY_GAP_S, as the live director counts them."""
+        times = [t for _, t in sorted(self.frame_times.items()) if game_time is None or t >= game_time]
+        return float(np.minimum(np.diff(times), MAX_PLAY_GAP_S).clip(0.0).sum()) if len(times) > 1 else 0.0
 
 
 def read_session(path: str | Path) -> RecordedSession:

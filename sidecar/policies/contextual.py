@@ -23,6 +23,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 
+from sidecar.columns import MAX_PLAY_GAP_S
 from sidecar.policies.difficulty import DifficultyPolicy, DirectorNote, Observation, Params
 from sidecar.policies.portfolio import (
     CONTEXT_MARK,
@@ -88,7 +89,7 @@ class ContextualPolicy(DifficultyPolicy):
     def target(self, obs: Observation) -> float:
         if self.inner is not None:
             # The play since the draw counts for the drawn director, step by step (the first minute never).
-            self.played(max(obs.game_time - self._last_time, 0.0))
+            self.played(min(max(obs.game_time - self._last_time, 0.0), MAX_PLAY_GAP_S))
             self._last_time = obs.game_time
             return self.inner.target(obs)
         if self.started_at is None:

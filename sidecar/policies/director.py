@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sidecar.columns import Capability, NpcTactic
+from sidecar.columns import MAX_PLAY_GAP_S, Capability, NpcTactic
 from sidecar.features import FrameFeatures, P
 from sidecar.model.player_model import TACTICS
 from sidecar.policies.contextual import ContextualPolicy
@@ -135,7 +135,7 @@ class Director:
         # The game time of the session's first frame, answered or not (frames superseded while its first
         # step ran are play too): what a recording counts from, and so what the portfolio counts from.
         self.first_seen: float | None = None
-        self.played_s = 0.0  # game seconds since the first frame
+        self.played_s = 0.0  # game seconds since the first frame (gaps over MAX_PLAY_GAP_S count as that)
 
     def finish(self, by_player: bool = True) -> None:
         """The session ended, by the player leaving (False: cut short otherwise, as by a time limit)."""
@@ -201,7 +201,7 @@ class Director:
         """Game seconds since the last knob values (0 the first time: the knobs start where they are)."""
         dt = 0.0 if self.last_time is None else max(game_time - self.last_time, 0.0)
         since = self.last_time if self.last_time is not None else self.first_seen
-        played = 0.0 if since is None else max(game_time - since, 0.0)
+        played = 0.0 if since is None else min(max(game_time - since, 0.0), MAX_PLAY_GAP_S)
         self.last_time = game_time
         self.played_s += played
         if self.portfolio is not None and self.arm is not None:
