@@ -131,7 +131,7 @@ def test_the_bundled_model_card_regenerates_from_its_reports(tmp_path: Path) -> 
     )
     card = out.read_text()
     assert card == (ck / "MODEL_CARD.md").read_text(), "MODEL_CARD.md is stale: run `metabrain model-card` (README)"
-    assert "Best static: static:0.4. predictive vs best static: +21.1%; vs rubber_band: +8.6%." in card
+    assert "Best static: static:0.4. predictive vs best static: +21.0%; vs rubber_band: +8.6%." in card
     assert "--value-members 20 --out model.pt  # the surface" not in card
     for population in ("default", "holdout"):  # each table's figure, drawn beside the card from its report
         assert f"![directors on {population}](directors_{population}.png)" in card
