@@ -180,18 +180,24 @@ def test_a_new_share_starts_from_what_its_siblings_learned() -> None:
     reset_portfolios()
 
 
+def _every_share_learned(best: str) -> None:
+    """Every skill share of GAME has 50 sessions of each candidate ended: a mean life of 600 s under
+    `best` (a ladder rung joins first if it is one), 150 s under every other."""
+    for b in range(CONTEXT_BUCKETS):
+        share = portfolio_for(bucket_key(GAME, b))
+        share.adopt([best])
+        for arm in share.arms:
+            share.played(arm.label, 30000.0 if arm.label == best else 7500.0)
+            for _ in range(50):
+                share.ended(arm.label, by_player=True)
+
+
 def test_the_first_minute_plays_what_the_whole_game_prefers_once_it_has_learned() -> None:
     """Before anything is learned the first minute holds the designer's level; once the shares together
     find one candidate far better, the first minute (skill not yet known) plays it, and the share's draw
     afterwards goes on from the level the game is at."""
     reset_portfolios()
-    for b in range(CONTEXT_BUCKETS):
-        share = portfolio_for(bucket_key(GAME, b))
-        share.adopt(["harder+0.2"])
-        for arm in share.arms:
-            share.played(arm.label, 30000.0 if arm.label == "harder+0.2" else 7500.0)
-            for _ in range(50):
-                share.ended(arm.label, by_player=True)
+    _every_share_learned("harder+0.2")
     firsts = []
     for i in range(40):
         p = _policy(seed=i)
@@ -206,12 +212,7 @@ def test_the_npc_hints_follow_the_director_playing_now() -> None:
     director the whole game prefers decides it, as the share's draw does afterwards."""
     reset_portfolios()
     assert not _policy().steers_to_band  # nothing learned: the first minute holds the designer's level
-    for b in range(CONTEXT_BUCKETS):
-        share = portfolio_for(bucket_key(GAME, b))
-        for arm in share.arms:  # mean life 600 s under predictive, 150 s under every other
-            share.played(arm.label, 30000.0 if arm.label == "predictive" else 7500.0)
-            for _ in range(50):
-                share.ended(arm.label, by_player=True)
+    _every_share_learned("predictive")
     seen = []
     for i in range(40):
         p = _policy(seed=i)
