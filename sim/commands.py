@@ -161,6 +161,8 @@ def cmd_evaluate_directors(a: argparse.Namespace) -> int:
         checked(parse_policy(label))
     if a.from_recordings:
         return _off_policy(a, policies)
+    if a.seeds:
+        return _over_seeds(a, policies)
     load_population(a.population, a.seed)  # before the workers start
     report = evaluate_directors(
         a.population,
@@ -178,6 +180,31 @@ def cmd_evaluate_directors(a: argparse.Namespace) -> int:
     print(markdown(report))
     for p in pngs(report, a.out):
         print(f"wrote {p}")
+    return 0
+
+
+def _over_seeds(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
+    """`evaluate-directors --seeds 1,2,3`: the same directors on other players for each seed, and what the
+    runs say together (a learning director's run is one trajectory)."""
+    from sim.director_eval import evaluate_seeds, over_seeds, seeds_markdown
+    from sim.populations import load_population
+
+    try:
+        seeds = tuple(int(s) for s in a.seeds.split(","))
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated whole numbers, got {a.seeds!r}") from None
+    for seed in seeds:
+        load_population(a.population, seed)  # before the workers start
+    args = (a.max_seconds, a.checkpoint, a.workers, a.telemetry_hz, a.concurrent, a.portfolio_state)
+    reports = evaluate_seeds(a.population, a.players, seeds, policies, *args)
+    summary = over_seeds(reports)
+    text = seeds_markdown(summary)
+    if a.json:
+        slim = [{k: v for k, v in r.items() if k not in ("lengths", "skill_difficulty")} for r in reports]
+        Path(a.json).write_text(json.dumps({**summary, "reports": slim}, indent=2))
+    if a.markdown:
+        Path(a.markdown).write_text(text)
+    print(text)
     return 0
 
 
@@ -396,6 +423,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.add_argument("--population", default="default")
     e.add_argument("--players", type=int, default=1000)
     e.add_argument("--seed", type=int, default=20261128)
+    e.add_argument(
+        "--seeds",
+        help="comma-separated: run the directors once per seed (other players each time) and report each "
+        "director's mean per seed and over them; a learning director's run is one trajectory",
+    )
     e.add_argument("--policies", help="comma-separated, e.g. static:0.3,rubber_band,predictive,predictive:nohints")
     e.add_argument("--max-seconds", type=float, default=900.0)
     e.add_argument("--checkpoint")

@@ -129,15 +129,102 @@ def evaluate_directors(
     """concurrent: players playing at once; the next starts when one leaves (an adaptive director, the
     portfolio, learns from the sessions that have ended). portfolio_state: a --state-dir whose portfolio
     evidence the portfolio starts from (`metabrain portfolio import`)."""
+    args = (max_seconds, checkpoint, workers, telemetry_hz, concurrent, portfolio_state)
+    return evaluate_seeds(population, players, (seed,), policies, *args)[0]
+
+
+def evaluate_seeds(
+    population: str,
+    players: int,
+    seeds: tuple[int, ...],
+    policies: tuple[str, ...] = DEFAULT_POLICIES,
+    max_seconds: float = 900.0,
+    checkpoint: str | None = None,
+    workers: int = 2,
+    telemetry_hz: float = 5.0,
+    concurrent: int = CONCURRENT,
+    portfolio_state: str | None = None,
+) -> list[dict[str, Any]]:
+    """evaluate_directors once per seed (other players each time), every (seed, director) one task of
+    one pool: a report per seed, in the order given."""
     runs = [parse_policy(p) for p in policies]
     tasks = [
-        (r, population, players, seed, max_seconds, checkpoint, telemetry_hz, concurrent, portfolio_state) for r in runs
+        (r, population, players, seed, max_seconds, checkpoint, telemetry_hz, concurrent, portfolio_state)
+        for seed in seeds
+        for r in runs
     ]
-    desc = f"{len(runs)} policies x {players} players"
-    done = run_pool(_run, tasks, workers, players * len(runs), desc, "session")
-    results = {label: [SessionSummary(**r) for r in rows] for label, rows in done}
-    table = [summarize(label, results[label], max_seconds) for label in [r.label for r in runs]]
-    return _report(population, players, seed, max_seconds, telemetry_hz, checkpoint, table, results)
+    desc = f"{len(runs)} policies x {players} players" + (f" x {len(seeds)} seeds" if len(seeds) > 1 else "")
+    done = run_pool(_run, tasks, workers, players * len(tasks), desc, "session")
+    reports = []
+    for k, seed in enumerate(seeds):
+        results = {
+            label: [SessionSummary(**r) for r in rows] for label, rows in done[k * len(runs) : (k + 1) * len(runs)]
+        }
+        table = [summarize(r.label, results[r.label], max_seconds) for r in runs]
+        reports.append(_report(population, players, seed, max_seconds, telemetry_hz, checkpoint, table, results))
+    return reports
+
+
+def over_seeds(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """What several seeds' reports say together. A learning director's run is one trajectory (once one
+    draw differs, every later one does), so its mean session moves between runs more than a fixed
+    director's: each director's mean session per seed and on average, and the candidate (the portfolio,
+    else the model's director) against the best fixed level of each seed, with a t-interval over seeds."""
+    first = reports[0]
+    labels = [t["policy"] for t in first["table"]]
+    means = {lb: [next(t["mean_length_s"] for t in r["table"] if t["policy"] == lb) for r in reports] for lb in labels}
+    out: dict[str, Any] = {
+        "population": first["population"],
+        "players": first["players"],
+        "seeds": [r["seed"] for r in reports],
+        "max_seconds": first["max_seconds"],
+        "mean_length_s": {lb: {"per_seed": v, "mean": float(np.mean(v))} for lb, v in means.items()},
+    }
+    comparisons = [r["comparison"] for r in reports]
+    if all("vs_best_static" in c for c in comparisons):
+        gains = np.array([c["vs_best_static"] for c in comparisons])
+        out["candidate"] = comparisons[0]["candidate"]
+        out["vs_best_static"] = {
+            "per_seed": gains.tolist(),
+            "best_static_per_seed": [c["best_static"] for c in comparisons],
+            "mean": float(gains.mean()),
+            "ci95": _t_interval(gains),
+        }
+    return out
+
+
+def _t_interval(values: np.ndarray) -> list[float]:
+    """The 95% t-interval of the mean (NaN, NaN for one value)."""
+    if len(values) < 2:
+        return [float("nan"), float("nan")]
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+    return [float(values.mean()) - half, float(values.mean()) + half]
+
+
+def seeds_markdown(summary: dict[str, Any]) -> str:
+    """over_seeds as a table: a row per director, a column per seed."""
+    seeds = summary["seeds"]
+    lines = [
+        f"Population `{summary['population']}`, {summary['players']} players a seed, seeds "
+        f"{', '.join(map(str, seeds))}, sessions capped at {summary['max_seconds']:.0f} s. Mean session, s:",
+        "",
+        "| policy | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
+        "|---|" + "---|" * (len(seeds) + 1),
+    ]
+    for label, m in summary["mean_length_s"].items():
+        lines.append(f"| {label} | " + " | ".join(f"{v:.1f}" for v in m["per_seed"]) + f" | {m['mean']:.1f} |")
+    vs = summary.get("vs_best_static")
+    if vs:
+        each = ", ".join(f"{g:+.1%} ({b})" for g, b in zip(vs["per_seed"], vs["best_static_per_seed"], strict=True))
+        lo, hi = vs["ci95"]
+        interval = f", 95% interval over seeds {lo:+.1%} to {hi:+.1%}" if np.isfinite(lo) else ""
+        lines += [
+            "",
+            f"{summary['candidate']} against each seed's best fixed level: {each}; mean {vs['mean']:+.1%}{interval}.",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 @dataclass

@@ -53,6 +53,7 @@ def _clean(run: subprocess.CompletedProcess[str], code: int) -> str:
         (("replay", "nosuchdir/"), 2, "no such file or directory"),
         (("serve", "--grpc-port", "abc"), 2, "'abc' is not a port"),
         (("evaluate-directors", "--policies", "static:0.4,bogus", "--players", "1"), 2, "bogus"),
+        (("evaluate-directors", "--seeds", "1,two", "--players", "1"), 2, "--seeds must be comma-separated"),
         (("sim", "--policy", "static", "--param", "level=high", "--sessions", "1"), 2, "level"),
     ],
     ids=[
@@ -65,6 +66,7 @@ def _clean(run: subprocess.CompletedProcess[str], code: int) -> str:
         "replay",
         "port",
         "policy",
+        "seeds",
         "param",
     ],
 )

@@ -11,7 +11,7 @@ import pytest
 from sidecar.operations.recording import read_recording
 from sidecar.serving.worker_pool import report, run_pool
 from sim.datagen import GenerateConfig, generate
-from sim.director_eval import decile_ratios, evaluate_directors, markdown
+from sim.director_eval import decile_ratios, evaluate_directors, evaluate_seeds, markdown, over_seeds, seeds_markdown
 from sim.offline import SessionSummary
 
 
@@ -52,6 +52,34 @@ def test_evaluate_directors_plays_every_policy_on_the_same_players() -> None:
     assert np.array_equal(*map(np.array, same), equal_nan=True)  # six players: most deciles are empty
     text = markdown(report)  # a 60 s cap has one minute of quit rates: the table still renders
     assert "| rubber_band |" in text and "/ – / –" in text and "beyond chance" in text
+
+
+def test_directors_over_several_seeds_report_each_run_and_what_they_say_together() -> None:
+    """`evaluate-directors --seeds`: a run per seed (other players each time), each the run that seed
+    alone gives, and each director's mean per seed and over them, with the candidate against each seed's
+    best fixed level and a t-interval over the seeds."""
+    policies = ("static:0.3", "static:0.7", "portfolio")
+    args = (policies, 120.0, None, 2)
+    reports = evaluate_seeds("default", 4, (3, 4, 5), *args)
+    assert [r["seed"] for r in reports] == [3, 4, 5]
+    alone = evaluate_directors("default", 4, 4, *args)
+    for key in ("table", "comparison"):  # as JSON: NaN (an empty decile) equals itself there
+        assert json.dumps(reports[1][key]) == json.dumps(alone[key])
+    assert reports[0]["skill_difficulty"] != reports[1]["skill_difficulty"]  # other players
+    summary = over_seeds(reports)
+    for label in policies:
+        per_seed = [next(t["mean_length_s"] for t in r["table"] if t["policy"] == label) for r in reports]
+        assert summary["mean_length_s"][label] == {"per_seed": per_seed, "mean": pytest.approx(np.mean(per_seed))}
+    vs = summary["vs_best_static"]
+    assert summary["candidate"] == "portfolio"
+    assert vs["per_seed"] == [r["comparison"]["vs_best_static"] for r in reports]
+    assert vs["best_static_per_seed"] == [r["comparison"]["best_static"] for r in reports]
+    lo, hi = vs["ci95"]
+    assert lo <= vs["mean"] <= hi
+    text = seeds_markdown(summary)
+    assert "| portfolio |" in text and "| seed 3 | seed 4 | seed 5 | mean |" in text
+    assert "95% interval over seeds" in text
+    assert "95% interval" not in seeds_markdown(over_seeds(reports[:1]))  # one seed: no interval
 
 
 def _sessions(
