@@ -186,7 +186,7 @@ def cmd_evaluate_directors(a: argparse.Namespace) -> int:
 def _over_seeds(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
     """`evaluate-directors --seeds 1,2,3`: the same directors on other players for each seed, and what the
     runs say together (a learning director's run is one trajectory)."""
-    from sim.director_eval import evaluate_seeds, over_seeds, seeds_markdown
+    from sim.director_eval import evaluate_seeds, over_seeds, seeds_markdown, seeds_png
     from sim.populations import load_population
 
     try:
@@ -205,6 +205,7 @@ def _over_seeds(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
     if a.markdown:
         Path(a.markdown).write_text(text)
     print(text)
+    print(f"wrote {seeds_png(summary, a.out)}")
     return 0
 
 

@@ -203,6 +203,34 @@ def _t_interval(values: np.ndarray) -> list[float]:
     return [float(values.mean()) - half, float(values.mean()) + half]
 
 
+def seeds_png(summary: dict[str, Any], out_dir: str | Path) -> Path:
+    """Each director's mean session in every seed's run (a dot a run) and over them (a bar): how far one
+    run of a learning director can be from the next, beside the fixed ones."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(summary["mean_length_s"])
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(labels), 4.5))
+    for x, label in enumerate(labels):
+        m = summary["mean_length_s"][label]
+        ax.bar(x, m["mean"], width=0.6, alpha=0.35)
+        ax.scatter([x] * len(m["per_seed"]), m["per_seed"], color="black", s=14, zorder=3)
+    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
+    ax.set_ylabel("mean session (s)")
+    ax.set_title(
+        f"{summary['population']}: a dot per seed ({len(summary['seeds'])}), {summary['players']} players each"
+    )
+    fig.tight_layout()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"seeds_{_file_part(summary['population'])}.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def seeds_markdown(summary: dict[str, Any]) -> str:
     """over_seeds as a table: a row per director, a column per seed."""
     seeds = summary["seeds"]

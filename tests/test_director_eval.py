@@ -11,7 +11,15 @@ import pytest
 from sidecar.operations.recording import read_recording
 from sidecar.serving.worker_pool import report, run_pool
 from sim.datagen import GenerateConfig, generate
-from sim.director_eval import decile_ratios, evaluate_directors, evaluate_seeds, markdown, over_seeds, seeds_markdown
+from sim.director_eval import (
+    decile_ratios,
+    evaluate_directors,
+    evaluate_seeds,
+    markdown,
+    over_seeds,
+    seeds_markdown,
+    seeds_png,
+)
 from sim.offline import SessionSummary
 
 
@@ -54,7 +62,7 @@ def test_evaluate_directors_plays_every_policy_on_the_same_players() -> None:
     assert "| rubber_band |" in text and "/ – / –" in text and "beyond chance" in text
 
 
-def test_directors_over_several_seeds_report_each_run_and_what_they_say_together() -> None:
+def test_directors_over_several_seeds_report_each_run_and_what_they_say_together(tmp_path: Path) -> None:
     """`evaluate-directors --seeds`: a run per seed (other players each time), each the run that seed
     alone gives, and each director's mean per seed and over them, with the candidate against each seed's
     best fixed level and a t-interval over the seeds."""
@@ -80,6 +88,8 @@ def test_directors_over_several_seeds_report_each_run_and_what_they_say_together
     assert "| portfolio |" in text and "| seed 3 | seed 4 | seed 5 | mean |" in text
     assert "95% interval over seeds" in text
     assert "95% interval" not in seeds_markdown(over_seeds(reports[:1]))  # one seed: no interval
+    png = seeds_png(summary, tmp_path)
+    assert png.name == "seeds_default.png" and png.read_bytes()[:4] == b"\x89PNG"
 
 
 def _sessions(
