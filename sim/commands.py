@@ -186,7 +186,7 @@ def cmd_evaluate_directors(a: argparse.Namespace) -> int:
 def _over_seeds(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
     """`evaluate-directors --seeds 1,2,3`: the same directors on other players for each seed, and what the
     runs say together (a learning director's run is one trajectory)."""
-    from sim.director_eval import evaluate_seeds, over_seeds, seeds_markdown, seeds_png
+    from sim.director_eval import evaluate_seeds, over_seeds, seeds_markdown, seeds_png, slim
     from sim.populations import load_population
 
     try:
@@ -200,8 +200,7 @@ def _over_seeds(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
     summary = over_seeds(reports)
     text = seeds_markdown(summary)
     if a.json:
-        slim = [{k: v for k, v in r.items() if k not in ("lengths", "skill_difficulty")} for r in reports]
-        Path(a.json).write_text(json.dumps({**summary, "reports": slim}, indent=2))
+        Path(a.json).write_text(json.dumps({**summary, "reports": [slim(r) for r in reports]}, indent=2))
     if a.markdown:
         Path(a.markdown).write_text(text)
     print(text)

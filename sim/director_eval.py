@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from sidecar.serving.worker_pool import report, run_pool
-from sidecar.training.director_report import DESIGNER_DEFAULT, markdown
+from sidecar.training.director_report import DESIGNER_DEFAULT, file_part, markdown
 from sim.offline import SessionSummary
 from sim.policy_labels import PolicyRun, parse_policy
 
@@ -225,7 +225,7 @@ def seeds_png(summary: dict[str, Any], out_dir: str | Path) -> Path:
     fig.tight_layout()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"seeds_{_file_part(summary['population'])}.png"
+    path = out / f"seeds_{file_part(summary['population'])}.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -376,7 +376,7 @@ def pngs(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     ax.set_title(f"Session length per policy — population {report['population']}, {report['players']} players")
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     fig.tight_layout()
-    p1 = out / f"session_length_{_file_part(report['population'])}.png"
+    p1 = out / f"session_length_{file_part(report['population'])}.png"
     fig.savefig(p1, dpi=110)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -390,24 +390,22 @@ def pngs(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     ax.set_title("Difficulty versus skill")
     ax.legend(fontsize=8, markerscale=2)
     fig.tight_layout()
-    p2 = out / f"difficulty_vs_skill_{_file_part(report['population'])}.png"
+    p2 = out / f"difficulty_vs_skill_{file_part(report['population'])}.png"
     fig.savefig(p2, dpi=110)
     plt.close(fig)
     return [p1, p2]
 
 
+def slim(report: dict[str, Any]) -> dict[str, Any]:
+    """The report without its per-session lists (what the JSON keeps)."""
+    return {k: v for k, v in report.items() if k not in ("lengths", "skill_difficulty")}
+
+
 def write(report: dict[str, Any], json_path: str | None, md_path: str | None) -> None:
-    slim = {k: v for k, v in report.items() if k not in ("lengths", "skill_difficulty")}
     if json_path:
-        Path(json_path).write_text(json.dumps(slim, indent=2))
+        Path(json_path).write_text(json.dumps(slim(report), indent=2))
     if md_path:
         Path(md_path).write_text(markdown(report))
-
-
-def _file_part(population: str) -> str:
-    """A population as part of a file name ('path/to/players.py:Factory' -> 'players.py-Factory')."""
-    name = population.rsplit("/", 1)[-1]
-    return "".join(c if c.isalnum() or c in "._-" else "-" for c in name) or "population"
 
 
 def off_policy_png(estimates: list[dict[str, Any]], out_dir: str | Path) -> Path:

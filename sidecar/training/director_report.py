@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DESIGNER_DEFAULT", "figure", "figure_name", "markdown"]
+__all__ = ["DESIGNER_DEFAULT", "figure", "figure_name", "file_part", "markdown"]
 
 DESIGNER_DEFAULT = "static:0.5"  # the simulated arena's designer defaults sit at level 0.5 of every knob
 
@@ -81,10 +81,15 @@ def _comparison(c: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def file_part(population: str) -> str:
+    """A population as part of a file name ('path/to/players.py:Factory' -> 'players.py-Factory')."""
+    name = population.rsplit("/", 1)[-1]
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in name) or "population"
+
+
 def figure_name(report: dict[str, Any]) -> str:
     """The file name of a report's figure (`directors_<population>.png`)."""
-    name = str(report["population"]).rsplit("/", 1)[-1]
-    return "directors_" + ("".join(c if c.isalnum() or c in "._-" else "-" for c in name) or "population") + ".png"
+    return f"directors_{file_part(str(report['population']))}.png"
 
 
 def figure(report: dict[str, Any], path: str | Path) -> Path:
