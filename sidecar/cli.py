@@ -295,7 +295,7 @@ def cmd_portfolio(a: argparse.Namespace) -> int:
             )
         for game_id, evidence in found.games.items():
             store.add(game_id, evidence, found.moves.get(game_id))
-            n = sum(e.finished for e in evidence.values())
+            n = sum(e.finished for label, e in evidence.items() if "@" not in label)  # not again at its start
             print(f"game {game_id!r}: added {n} sessions ({', '.join(sorted(evidence))})")
         if found.adaptive:
             print(

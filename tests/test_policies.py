@@ -579,6 +579,62 @@ def test_the_adaptive_candidate_starts_where_the_games_recent_sessions_of_it_end
         reset_portfolios()
 
 
+def test_the_adaptive_candidate_is_weighed_by_its_sessions_from_about_the_start_it_has_now() -> None:
+    """`adaptive` changes as its start moves (on players who want it harder it keeps them ~20% longer
+    from +0.3 than from the designer's level), so the draw weighs it by its sessions from about its
+    present start ("adaptive@+0.2"); its sessions from other starts count as at most START_ELSEWHERE
+    sessions there. Every session still counts for the candidate too (reports, metrics, the store)."""
+    from sidecar.policies.portfolio import ADAPTIVE_ARM, START_ELSEWHERE, evidence_label
+
+    def adaptive_share(p: Portfolio) -> float:
+        return sum(p.choose()[0].label == "adaptive" for _ in range(300)) / 300
+
+    p = Portfolio(arms=(PortfolioArm("predictive", "predictive"), ADAPTIVE_ARM), seed=4)
+    for _ in range(300):  # from the designer's level: 120 s a session against predictive's 150 s
+        p.played("adaptive", 120.0)
+        p.ended("adaptive", by_player=True)
+        p.played("predictive", 150.0)
+        p.ended("predictive", by_player=True)
+    assert p.start_of("adaptive") == (0.0, "adaptive@+0.0") and p.state["adaptive@+0.0"].finished == 300
+    stuck = adaptive_share(p)
+    assert stuck < 0.02
+    p.absorb_starts({"adaptive": 0.18})  # its start moved (its sessions ended higher and higher)
+    assert p.start_of("adaptive") == (0.18, evidence_label("adaptive", 0.2)) == (0.18, "adaptive@+0.2")
+    tried_again = adaptive_share(p)
+    assert tried_again > stuck + 0.1  # ~START_ELSEWHERE sessions of 120 s: it may be better from here
+    for _ in range(round(3 * START_ELSEWHERE)):  # and it is worse from there too: judged by those now
+        p.played("adaptive", 100.0)
+        p.ended("adaptive", by_player=True)
+    assert adaptive_share(p) < tried_again / 2
+
+    p.played("adaptive@+0.2", 40.0)  # a director's session drawn at that start
+    p.ended("adaptive@+0.2", by_player=True)
+    p.played("adaptive", 10.0)  # a caller that names the candidate alone counts at its present start
+    assert p.state["adaptive@+0.2"].seconds == pytest.approx(3000.0 + 50.0)
+    assert p.state["adaptive@+0.2"].finished == 31
+    assert p.state["adaptive"].finished == 331 and p.state["adaptive@+0.0"].finished == 300
+    assert [row["arm"] for row in p.summary()] == ["predictive", "adaptive"]  # candidates, not their starts
+
+    reset_portfolios()
+    try:
+        g = portfolio_for("arena.test.starts")
+        g.absorb_starts({"adaptive": -0.31})
+        for i in range(200):
+            h = hello(policy="portfolio", params={})
+            h.game_id = "arena.test.starts"
+            d = Director(Session(f"a{i}", "", spec_of(h), frozenset(h.capabilities), 0.0, 0.0), "static")
+            if d.arm is not None and d.arm.label == "adaptive":
+                assert d.evidence == "adaptive@-0.3"
+                d.seen(0.0)
+                d.elapsed(2.0)
+                assert g.state["adaptive@-0.3"].seconds == pytest.approx(2.0)
+                break
+        else:
+            raise AssertionError("the adaptive candidate was never drawn")
+    finally:
+        reset_portfolios()
+
+
 def test_play_counts_from_the_sessions_first_frame_answered_or_not() -> None:
     """Frames superseded while a session's first step ran are play: the portfolio counts from the first
     frame, as a recording does (`portfolio import` reads the same seconds), while the knobs still start

@@ -263,6 +263,24 @@ def test_ladder_rungs_another_process_added_join_from_the_shared_totals(tmp_path
     assert dict(p.arms[-1].params) == {"offset": "0.2"}
 
 
+def test_evidence_of_the_adaptive_candidate_at_its_starts_is_shared_like_the_rest(tmp_path: Path) -> None:
+    """A process's sessions of `adaptive` count for the candidate and for it at their start; both reach the
+    other processes, which take in a start they have not drawn at yet (and nothing under another name)."""
+    store = PortfolioStore(tmp_path)
+    here, there = Portfolio(), Portfolio()
+    here.played("adaptive@+0.2", 200.0)
+    here.ended("adaptive@+0.2", by_player=True)
+    store.add("g", here.take_delta())
+    there.absorb(store.games()["g"] | {"predictive@+0.1": ArmEvidence(finished=5)})
+    for label in ("adaptive", "adaptive@+0.2"):
+        assert (there.state[label].seconds, there.state[label].finished, there.state[label].quits) == (200.0, 1, 1)
+    assert "predictive@+0.1" not in there.state  # a candidate that learns no start keeps one evidence
+    there.played("adaptive@+0.2", 50.0)
+    store.add("g", there.take_delta())
+    here.absorb(store.games()["g"])
+    assert here.state["adaptive@+0.2"].seconds == here.state["adaptive"].seconds == 250.0
+
+
 def test_recordings_of_portfolio_sessions_seed_another_sidecar(
     tiny_checkpoint: Checkpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -304,8 +322,9 @@ def test_recordings_of_portfolio_sessions_seed_another_sidecar(
 
 
 def test_recordings_of_adaptive_sessions_teach_its_start(tiny_checkpoint: Checkpoint, tmp_path: Path) -> None:
-    """A served portfolio's `adaptive` sessions record where they ended (the knob values sent last):
-    `portfolio import` gives a new deployment the start the served one had learned from them."""
+    """A served portfolio's `adaptive` sessions record where they started (the director note) and ended
+    (the knob values sent last): `portfolio import` gives a new deployment the start the served one had
+    learned from them, and their evidence at the starts they had."""
     from sidecar.operations.portfolio_store import evidence_from_recordings
 
     reset_portfolios()
@@ -325,6 +344,10 @@ def test_recordings_of_adaptive_sessions_teach_its_start(tiny_checkpoint: Checkp
         assert served > 0.0  # players who kill easily: the rubber band ended above the designer's level
         found = evidence_from_recordings(sorted((tmp_path / "recs").glob("*.mbrec")))
         assert len(rows) == found.games[GAME]["adaptive"].finished
+        at_starts = {label: e for label, e in found.games[GAME].items() if label.startswith("adaptive@")}
+        assert sum(e.finished for e in at_starts.values()) == len(rows)  # and each at the start it had
+        assert sum(e.seconds for e in at_starts.values()) == pytest.approx(found.games[GAME]["adaptive"].seconds)
+        assert "adaptive@+0.0" in at_starts  # the first ones started at the designer's level
         reset_portfolios()
         store = PortfolioStore(tmp_path / "new")
         store.add(GAME, found.games[GAME], found.moves[GAME])

@@ -37,6 +37,7 @@ from sidecar.policies.portfolio import (
     Portfolio,
     StartMove,
     candidate_of,
+    evidence_label,
     moved,
     portfolio_for,
     portfolios,
@@ -245,8 +246,9 @@ def evidence_from_recordings(paths: Iterable[Path]) -> Imported:
     says as much about each candidate as it has sessions of it. A contextual director's (experiment
     "contextual"): for its skill share's candidate, as the guidance named them. Recordings of other
     directors, and of no experiment (the policy alone does not say its parameters), are skipped and
-    counted. A portfolio's `adaptive` sessions also say where they ended (the knob values sent last),
-    which its start follows, in the order the sessions ended."""
+    counted. A portfolio's `adaptive` sessions also say where they started (the director note), which
+    their evidence is kept by too, and where they ended (the knob values sent last), which its start
+    follows, in the order the sessions ended."""
     out = Imported()
     ended: list[tuple[float, str, str, tuple[float, float]]] = []  # (wall time it ended, game, label, end)
     for s in read_sessions(paths):
@@ -268,6 +270,9 @@ def evidence_from_recordings(paths: Iterable[Path]) -> Imported:
         game = str(s.header.get("game_id", ""))
         out.add(game, label, s.quit, s.played_s)
         if label in _LEARNS_START and s.header.get("experiment") == "portfolio":
+            started = s.start_level()  # and for the candidate at its start, as the served one counted it
+            if started is not None:
+                out.add(game, evidence_label(label, started - s.designer_level), s.quit, s.played_s)
             level = s.end_level()  # where it ended: what its next session's start follows, as served
             end = start_end(None if level is None else level - s.designer_level, s.played_s)
             if end is not None and s.recording.records:

@@ -66,6 +66,14 @@ class RecordedSession:
         values = values_in_order(last.knobs, self.knobs.names, self.knobs.defaults.tolist())
         return self.knobs.to_difficulty(values) if np.isfinite(values).all() else None
 
+    def start_level(self) -> float | None:
+        """The level its director said it set out for (the first guidance's director note: a portfolio
+        candidate's start); None when no guidance carried a note (a game without CAPABILITY_INSIGHT)."""
+        for _, resp in self.recording.responses():
+            if resp.WhichOneof("kind") == "guidance" and resp.guidance.HasField("director"):
+                return float(resp.guidance.director.target_level)
+        return None
+
     @property
     def played_s(self) -> float:
         """Seconds of play the recording covers, from its first frame to its last."""

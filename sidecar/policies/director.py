@@ -79,6 +79,7 @@ class Director:
         # The portfolio gives this session one of its directors (portfolio.py) and learns from its play.
         self.portfolio: Portfolio | None = None
         self.arm: PortfolioArm | None = None
+        self.evidence = ""  # the label its play counts for in the portfolio's evidence
         drawn_with = 1.0  # the probability the portfolio's draw had
         start = self.default_level  # where the drawn candidate starts (the director note's target)
         name = self.policy_name
@@ -88,7 +89,10 @@ class Director:
             if not session.experiment:  # an experiment's own arm stays what its report groups by
                 session.experiment, session.arm, session.assignment_propensity = "portfolio", self.arm.label, drawn_with
             name, params = self.arm.policy, {**params, **dict(self.arm.params)}  # the hello's common ones too
-            offset = self.portfolio.start_offset(self.arm.label) if self.arm.learns_start else self.arm.offset
+            # What its session counts for: the candidate, and a learns_start one at the start it has now.
+            offset, self.evidence = self.arm.offset, self.arm.label
+            if self.arm.learns_start:
+                offset, self.evidence = self.portfolio.start_of(self.arm.label)
             start = min(max(self.default_level + offset, 0.0), 1.0)
             if self.arm.learns_start:
                 params["start"] = f"{start:.6f}"
@@ -144,7 +148,7 @@ class Director:
             end = None
             if self.arm.learns_start:
                 end = self.session.spec.knobs.to_difficulty(self.values) - self.default_level
-            self.portfolio.ended(self.arm.label, by_player, end, self.played_s)
+            self.portfolio.ended(self.evidence, by_player, end, self.played_s)
         self.policy.ended(by_player)
 
     def ease(self, game_time: float) -> np.ndarray:
@@ -205,7 +209,7 @@ class Director:
         self.last_time = game_time
         self.played_s += played
         if self.portfolio is not None and self.arm is not None:
-            self.portfolio.played(self.arm.label, played)
+            self.portfolio.played(self.evidence, played)
         return dt
 
 

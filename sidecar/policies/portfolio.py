@@ -15,6 +15,8 @@ fixed-level candidates form a ladder that grows at the end where the best one si
 
 The posterior per arm is Gamma(1 + quits, PRIOR_S + seconds played) on the hazard (a constant-hazard
 survival model: crude in time, robust for ranking arms); every arm starts from the same prior. The
+`adaptive` candidate, whose start moves, is weighed by its sessions from about the start it has now
+(evidence_label). The
 arm and the probability it had of being drawn go in the session's `experiment`/`arm`/
 `assignment_propensity` (welcome, dashboard, recordings) for analysis and off-policy evaluation.
 State is per game (Hello.game_id). With --state-dir it is kept across restarts and shared by every
@@ -51,6 +53,7 @@ __all__ = [
     "SkillSpread",
     "StartMove",
     "candidate_of",
+    "evidence_label",
     "learning_games",
     "moved",
     "portfolio_for",
@@ -90,6 +93,8 @@ class PortfolioArm:
 # players, a rubber band started there plays 11-12% longer (docs/director-eval-2026-12-01.md).
 START_MEMORY = 20.0
 START_FULL_S = 120.0
+# Its sessions from other starts count for its present start as at most this many sessions (evidence_label).
+START_ELSEWHERE = 10.0
 
 
 def start_end(end_offset: float | None, played_s: float) -> tuple[float, float] | None:
@@ -162,6 +167,17 @@ LADDER_SHARE = 0.5
 LADDER_PRIOR_SESSIONS = 3.0
 
 
+def evidence_label(label: str, start: float) -> str:
+    """What a learns_start candidate's session counts for besides its candidate: the candidate at its start,
+    to the ladder's step ("adaptive@+0.2"). Why: such a candidate changes as its start moves (on players
+    who want it harder, `adaptive` from +0.3 keeps them ~20% longer than from the designer's level), so
+    the draw weighs it by its sessions from about the start it would have now; its sessions from
+    elsewhere lend a prior worth at most START_ELSEWHERE sessions (Portfolio._prior). Its own label keeps
+    every session (reports, metrics)."""
+    steps = round(min(max(start, -1.0), 1.0) / LADDER_STEP)
+    return f"{label}@{steps * LADDER_STEP:+.1f}"
+
+
 def rung(offset: float) -> PortfolioArm:
     """The fixed-level candidate `offset` from the designer's level ("harder" is +0.1, "easier" -0.1)."""
     steps = round(offset / LADDER_STEP)
@@ -229,6 +245,9 @@ class ArmEvidence:
         return (_PRIOR_S + self.seconds) / (1 + self.quits)
 
 
+_NOTHING = ArmEvidence()  # never changed: what an arm without evidence adds
+
+
 # Thompson draws on Gamma(shape, rate) quit hazards: (the arm drawn, wins of each in PROPENSITY_DRAWS more).
 Draws = Callable[[list[float], list[float], random.Random], tuple[int, list[int]]]
 
@@ -258,11 +277,12 @@ class Portfolio:
         self._start_moves: dict[str, StartMove] = {}
 
     def take_delta(self) -> dict[str, ArmEvidence]:
-        """This process's evidence since the last exchange, per arm; from now on counted as shared."""
+        """This process's evidence since the last exchange, per arm (and per start, see evidence_label);
+        from now on counted as shared."""
         with self._lock:
-            delta = {a.label: self.state[a.label].plus(self._synced[a.label], -1) for a in self.arms}
-            for a in self.arms:
-                self._synced[a.label] = self._synced[a.label].plus(delta[a.label])
+            delta = {label: ev.plus(self._synced.get(label, _NOTHING), -1) for label, ev in self.state.items()}
+            for label, d in delta.items():
+                self._synced[label] = self._synced.get(label, ArmEvidence()).plus(d)
             return delta
 
     def absorb(self, totals: dict[str, ArmEvidence]) -> None:
@@ -274,30 +294,52 @@ class Portfolio:
                 extra = _rung_named(label) if label not in self.state else None
                 if extra is not None:
                     self._add(extra)
-            for a in self.arms:
-                total = totals.get(a.label)
+                elif label not in self.state and label.partition("@")[0] in self._learns_start():
+                    self.state[label] = ArmEvidence()  # a start this process has not drawn at yet
+            for label, ev in self.state.items():
+                total = totals.get(label)
                 if total is not None:
-                    self.state[a.label] = self.state[a.label].plus(total.plus(self._synced[a.label], -1))
-                    self._synced[a.label] = total
+                    self.state[label] = ev.plus(total.plus(self._synced.get(label, _NOTHING), -1))
+                    self._synced[label] = total
 
     def choose(self, borrowed: dict[str, tuple[float, float]] | None = None) -> tuple[PortfolioArm, float]:
         """An arm for a new session (Thompson sampling), and the probability it had of being drawn
         (estimated from PROPENSITY_DRAWS more draws; logged for off-policy evaluation). borrowed: extra
         (quits, seconds) per arm label on top of each arm's prior (a skill share's siblings' evidence)."""
         with self._lock:
-            priors = [self._priors.get(a.label, (1.0, _PRIOR_S)) for a in self.arms]
+            keys = [self._key(a) for a in self.arms]
+            priors = [self._prior(a, key) for a, key in zip(self.arms, keys, strict=True)]
             lent = [(borrowed or {}).get(a.label, (0.0, 0.0)) for a in self.arms]
-            shapes = [
-                k + q + self.state[a.label].quits for a, (k, _), (q, _) in zip(self.arms, priors, lent, strict=True)
-            ]
-            rates = [
-                r + x + self.state[a.label].seconds for a, (_, r), (_, x) in zip(self.arms, priors, lent, strict=True)
-            ]
+            own = [self.state.setdefault(key, ArmEvidence()) for key in keys]
+            shapes = [k + q + e.quits for e, (k, _), (q, _) in zip(own, priors, lent, strict=True)]
+            rates = [r + x + e.seconds for e, (_, r), (_, x) in zip(own, priors, lent, strict=True)]
             pick, wins = self._draws(shapes, rates, self._rng)
             arm = self.arms[pick]
             self.state[arm.label].assigned += 1
+            if keys[pick] != arm.label:
+                own[pick].assigned += 1
             self._climb([w / PROPENSITY_DRAWS for w in wins])
             return arm, max(wins[pick], 1) / PROPENSITY_DRAWS
+
+    def _learns_start(self) -> set[str]:
+        return {a.label for a in self.arms if a.learns_start}
+
+    def _key(self, arm: PortfolioArm) -> str:
+        """The evidence a session of `arm` drawn now counts for (its own label, or its label at its start)."""
+        return evidence_label(arm.label, self._starts.get(arm.label, 0.0)) if arm.learns_start else arm.label
+
+    def _prior(self, arm: PortfolioArm, key: str) -> tuple[float, float]:
+        """(quits, seconds) an arm's evidence starts from: the plain prior, a new rung's neighbour's record
+        (_climb), or for a learns_start arm at its present start, its sessions from other starts, worth at
+        most START_ELSEWHERE sessions (a start it has hardly played from is tried again, not judged by
+        hundreds of sessions from elsewhere; nor is one it has just crossed into judged by its first few)."""
+        if key == arm.label:
+            return self._priors.get(key, (1.0, _PRIOR_S))
+        elsewhere = self.state.get(arm.label, _NOTHING).plus(self.state.get(key, _NOTHING), -1)
+        if elsewhere.finished <= 0:
+            return (1.0, _PRIOR_S)
+        weight = min(1.0, START_ELSEWHERE / elsewhere.finished)
+        return (1.0 + weight * elsewhere.quits, _PRIOR_S + weight * elsewhere.seconds)
 
     def _climb(self, best_share: list[float]) -> None:
         """Add the next ladder rung beyond an end rung that is probably the best candidate (see LADDER_*)."""
@@ -337,31 +379,49 @@ class Portfolio:
             base = self.state[self.arms[0].label].mean_life_s
             return self.state[label].mean_life_s - base if label in self.state else 0.0
 
+    def _evidence_of(self, label: str) -> list[ArmEvidence]:
+        """What a session given `label` adds to: its candidate's, and a learns_start candidate's at its start
+        (`label` names it, "adaptive@+0.2", or else the start now)."""
+        base = label.partition("@")[0]
+        arm = self.state.get(base)
+        if arm is None:
+            return []
+        if base not in self._learns_start():
+            return [arm]
+        key = label if label != base else evidence_label(base, self._starts.get(base, 0.0))
+        return [arm, self.state.setdefault(key, ArmEvidence())]
+
     def played(self, label: str, seconds: float) -> None:
-        """A session given `label` was played `seconds` more (called as it plays)."""
+        """A session given `label` (a candidate, or a learns_start one's evidence_label) was played
+        `seconds` more (called as it plays)."""
         if seconds > 0 and math.isfinite(seconds):
             with self._lock:
-                arm = self.state.get(label)
-                if arm is not None:
-                    arm.seconds += seconds
+                for ev in self._evidence_of(label):
+                    ev.seconds += seconds
 
     def ended(self, label: str, by_player: bool, end_offset: float | None = None, played_s: float = 0.0) -> None:
         """A session given `label` ended: by the player (a quit), or cut short otherwise (censored).
         end_offset: the level it ended at, from the designer's (a learns_start arm's next start follows it)."""
         with self._lock:
-            arm = self.state.get(label)
-            if arm is not None:
-                arm.finished += 1
-                arm.quits += int(by_player)
+            for ev in self._evidence_of(label):
+                ev.finished += 1
+                ev.quits += int(by_player)
             end = start_end(end_offset, played_s)
             if end is not None:
-                self._starts[label] = start_after(self._starts.get(label, 0.0), *end)
-                self._start_moves[label] = then_end(self._start_moves.get(label, NO_MOVE), *end)
+                base = label.partition("@")[0]
+                self._starts[base] = start_after(self._starts.get(base, 0.0), *end)
+                self._start_moves[base] = then_end(self._start_moves.get(base, NO_MOVE), *end)
 
     def start_offset(self, label: str) -> float:
         """Where a learns_start arm's next session starts, from the designer's level (0 until it has ended some)."""
         with self._lock:
             return self._starts.get(label, 0.0)
+
+    def start_of(self, label: str) -> tuple[float, str]:
+        """A learns_start arm's next start (as start_offset) and the evidence its session counts for."""
+        with self._lock:
+            start = self._starts.get(label, 0.0)
+            return start, evidence_label(label, start)
 
     def take_start_moves(self) -> dict[str, StartMove]:
         """How this process's session ends moved each learns_start arm's start since the last exchange."""
