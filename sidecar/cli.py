@@ -282,6 +282,7 @@ def cmd_portfolio(a: argparse.Namespace) -> int:
     """`metabrain portfolio show|import --state-dir DIR`: what the portfolio director learned, per game."""
     from sidecar.operations.portfolio_store import PortfolioStore, evidence_from_recordings
     from sidecar.operations.recording import recording_files
+    from sidecar.policies.portfolio import at_a_start
 
     store = PortfolioStore(a.state_dir)
     if a.action == "import":
@@ -295,7 +296,7 @@ def cmd_portfolio(a: argparse.Namespace) -> int:
             )
         for game_id, evidence in found.games.items():
             store.add(game_id, evidence, found.moves.get(game_id))
-            n = sum(e.finished for label, e in evidence.items() if "@" not in label)  # not again at its start
+            n = sum(e.finished for label, e in evidence.items() if not at_a_start(label))  # not again at its start
             print(f"game {game_id!r}: added {n} sessions ({', '.join(sorted(evidence))})")
         if found.adaptive:
             print(

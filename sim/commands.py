@@ -298,7 +298,8 @@ def _stored_evidence(state_dir: str) -> dict[str, ArmEvidence]:
     from sidecar.operations.portfolio_store import PortfolioStore
     from sidecar.policies.portfolio import CONTEXT_MARK
 
-    games = {g: e for g, e in PortfolioStore(state_dir).games().items() if CONTEXT_MARK not in g}  # not a share's
+    # Every label (a learns_start candidate's evidence at each start too); not a contextual share's.
+    games = {g: e for g, (e, _) in PortfolioStore(state_dir).stored().items() if CONTEXT_MARK not in g}
     if len(games) != 1:
         raise ValueError(
             f"--portfolio-state {state_dir}: the replay starts from one game's evidence, not {len(games)}"

@@ -595,7 +595,7 @@ def test_the_adaptive_candidate_is_weighed_by_its_sessions_from_about_the_start_
         p.ended("adaptive", by_player=True)
         p.played("predictive", 150.0)
         p.ended("predictive", by_player=True)
-    assert p.start_of("adaptive") == (0.0, "adaptive@+0.0") and p.state["adaptive@+0.0"].finished == 300
+    assert p.start_of("adaptive") == (0.0, "adaptive@+0.0") and p.at_start["adaptive@+0.0"].finished == 300
     stuck = adaptive_share(p)
     assert stuck < 0.02
     p.absorb_starts({"adaptive": 0.18})  # its start moved (its sessions ended higher and higher)
@@ -610,10 +610,11 @@ def test_the_adaptive_candidate_is_weighed_by_its_sessions_from_about_the_start_
     p.played("adaptive@+0.2", 40.0)  # a director's session drawn at that start
     p.ended("adaptive@+0.2", by_player=True)
     p.played("adaptive", 10.0)  # a caller that names the candidate alone counts at its present start
-    assert p.state["adaptive@+0.2"].seconds == pytest.approx(3000.0 + 50.0)
-    assert p.state["adaptive@+0.2"].finished == 31
-    assert p.state["adaptive"].finished == 331 and p.state["adaptive@+0.0"].finished == 300
+    assert p.at_start["adaptive@+0.2"].seconds == pytest.approx(3000.0 + 50.0)
+    assert p.at_start["adaptive@+0.2"].finished == 31
+    assert p.state["adaptive"].finished == 331 and p.at_start["adaptive@+0.0"].finished == 300
     assert [row["arm"] for row in p.summary()] == ["predictive", "adaptive"]  # candidates, not their starts
+    assert set(p.evidence()) == {"predictive", "adaptive"}  # each session once: sums count sessions
 
     reset_portfolios()
     try:
@@ -627,7 +628,7 @@ def test_the_adaptive_candidate_is_weighed_by_its_sessions_from_about_the_start_
                 assert d.evidence == "adaptive@-0.3"
                 d.seen(0.0)
                 d.elapsed(2.0)
-                assert g.state["adaptive@-0.3"].seconds == pytest.approx(2.0)
+                assert g.at_start["adaptive@-0.3"].seconds == pytest.approx(2.0)
                 break
         else:
             raise AssertionError("the adaptive candidate was never drawn")

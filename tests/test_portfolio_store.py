@@ -265,20 +265,23 @@ def test_ladder_rungs_another_process_added_join_from_the_shared_totals(tmp_path
 
 def test_evidence_of_the_adaptive_candidate_at_its_starts_is_shared_like_the_rest(tmp_path: Path) -> None:
     """A process's sessions of `adaptive` count for the candidate and for it at their start; both reach the
-    other processes, which take in a start they have not drawn at yet (and nothing under another name)."""
+    other processes, which take in a start they have not drawn at yet (and nothing under another name).
+    A game's totals per candidate (`games()`) count each session once."""
     store = PortfolioStore(tmp_path)
     here, there = Portfolio(), Portfolio()
     here.played("adaptive@+0.2", 200.0)
     here.ended("adaptive@+0.2", by_player=True)
     store.add("g", here.take_delta())
-    there.absorb(store.games()["g"] | {"predictive@+0.1": ArmEvidence(finished=5)})
-    for label in ("adaptive", "adaptive@+0.2"):
-        assert (there.state[label].seconds, there.state[label].finished, there.state[label].quits) == (200.0, 1, 1)
-    assert "predictive@+0.1" not in there.state  # a candidate that learns no start keeps one evidence
+    there.absorb(store.stored()["g"][0] | {"predictive@+0.1": ArmEvidence(finished=5)})
+    for ev in (there.state["adaptive"], there.at_start["adaptive@+0.2"]):
+        assert (ev.seconds, ev.finished, ev.quits) == (200.0, 1, 1)
+    assert "predictive@+0.1" not in there.at_start  # a candidate that learns no start keeps one evidence
     there.played("adaptive@+0.2", 50.0)
     store.add("g", there.take_delta())
-    here.absorb(store.games()["g"])
-    assert here.state["adaptive@+0.2"].seconds == here.state["adaptive"].seconds == 250.0
+    here.absorb(store.stored()["g"][0])
+    assert here.at_start["adaptive@+0.2"].seconds == here.state["adaptive"].seconds == 250.0
+    assert set(store.games()["g"]) == {"designer", "predictive", "adaptive"}
+    assert sum(e.finished for e in store.games()["g"].values()) == 1
 
 
 def test_recordings_of_portfolio_sessions_seed_another_sidecar(

@@ -36,6 +36,7 @@ from sidecar.policies.portfolio import (
     ArmEvidence,
     Portfolio,
     StartMove,
+    at_a_start,
     candidate_of,
     evidence_label,
     moved,
@@ -83,8 +84,12 @@ class PortfolioStore:
         return self._merge(game_id, evidence, moves or {})[0]
 
     def games(self) -> dict[str, dict[str, ArmEvidence]]:
-        """Every stored game's totals, by game id."""
-        return {game_id: totals for game_id, (totals, _) in self.stored().items()}
+        """Every stored game's totals per candidate, by game id (a learns_start candidate's evidence at each
+        start, which stored() holds too, is part of its candidate's)."""
+        return {
+            game_id: {label: e for label, e in totals.items() if not at_a_start(label)}
+            for game_id, (totals, _) in self.stored().items()
+        }
 
     def stored(self) -> dict[str, tuple[dict[str, ArmEvidence], dict[str, float]]]:
         """Every stored game's totals and learned starts (offsets from the designer's level), by game id."""

@@ -52,6 +52,8 @@ __all__ = [
     "PortfolioArm",
     "SkillSpread",
     "StartMove",
+    "at_a_start",
+    "candidate_label",
     "candidate_of",
     "evidence_label",
     "learning_games",
@@ -175,7 +177,20 @@ def evidence_label(label: str, start: float) -> str:
     elsewhere lend a prior worth at most START_ELSEWHERE sessions (Portfolio._prior). Its own label keeps
     every session (reports, metrics)."""
     steps = round(min(max(start, -1.0), 1.0) / LADDER_STEP)
-    return f"{label}@{steps * LADDER_STEP:+.1f}"
+    return f"{label}{_AT}{steps * LADDER_STEP:+.1f}"
+
+
+_AT = "@"
+
+
+def candidate_label(label: str) -> str:
+    """The candidate an evidence label is of ("adaptive@+0.2" and "adaptive" are of "adaptive")."""
+    return label.partition(_AT)[0]
+
+
+def at_a_start(label: str) -> bool:
+    """Whether an evidence label is a candidate's at one start (evidence_label), not the candidate's whole."""
+    return _AT in label
 
 
 def rung(offset: float) -> PortfolioArm:
@@ -269,6 +284,9 @@ class Portfolio:
         # The totals as of the last exchange with the other processes (absorb): what state holds beyond
         # them is this process's own evidence, not yet shared.
         self._synced: dict[str, ArmEvidence] = {a.label: ArmEvidence() for a in self.arms}
+        # A learns_start arm's evidence at each start it has had ("adaptive@+0.2", evidence_label), beside
+        # its whole evidence in `state`: what the draw weighs it by. Exchanged like `state`.
+        self.at_start: dict[str, ArmEvidence] = {}
         # (quits, seconds) a new rung starts from instead of the plain prior.
         self._priors: dict[str, tuple[float, float]] = {}
         # A learns_start arm's start, as an offset from the designer's level (START_*), and how this
@@ -277,10 +295,10 @@ class Portfolio:
         self._start_moves: dict[str, StartMove] = {}
 
     def take_delta(self) -> dict[str, ArmEvidence]:
-        """This process's evidence since the last exchange, per arm (and per start, see evidence_label);
+        """This process's evidence since the last exchange, per arm and per start (at_start's labels);
         from now on counted as shared."""
         with self._lock:
-            delta = {label: ev.plus(self._synced.get(label, _NOTHING), -1) for label, ev in self.state.items()}
+            delta = {label: ev.plus(self._synced.get(label, _NOTHING), -1) for label, ev in self._all()}
             for label, d in delta.items():
                 self._synced[label] = self._synced.get(label, ArmEvidence()).plus(d)
             return delta
@@ -294,13 +312,14 @@ class Portfolio:
                 extra = _rung_named(label) if label not in self.state else None
                 if extra is not None:
                     self._add(extra)
-                elif label not in self.state and label.partition("@")[0] in self._learns_start():
-                    self.state[label] = ArmEvidence()  # a start this process has not drawn at yet
-            for label, ev in self.state.items():
-                total = totals.get(label)
-                if total is not None:
-                    self.state[label] = ev.plus(total.plus(self._synced.get(label, _NOTHING), -1))
-                    self._synced[label] = total
+                elif at_a_start(label) and candidate_label(label) in self._learns_start():
+                    self.at_start.setdefault(label, ArmEvidence())  # perhaps a start not drawn at here yet
+            for kept in (self.state, self.at_start):
+                for label, ev in kept.items():
+                    total = totals.get(label)
+                    if total is not None:
+                        kept[label] = ev.plus(total.plus(self._synced.get(label, _NOTHING), -1))
+                        self._synced[label] = total
 
     def choose(self, borrowed: dict[str, tuple[float, float]] | None = None) -> tuple[PortfolioArm, float]:
         """An arm for a new session (Thompson sampling), and the probability it had of being drawn
@@ -310,7 +329,10 @@ class Portfolio:
             keys = [self._key(a) for a in self.arms]
             priors = [self._prior(a, key) for a, key in zip(self.arms, keys, strict=True)]
             lent = [(borrowed or {}).get(a.label, (0.0, 0.0)) for a in self.arms]
-            own = [self.state.setdefault(key, ArmEvidence()) for key in keys]
+            own = [
+                self.state[key] if key == a.label else self.at_start.setdefault(key, ArmEvidence())
+                for a, key in zip(self.arms, keys, strict=True)
+            ]
             shapes = [k + q + e.quits for e, (k, _), (q, _) in zip(own, priors, lent, strict=True)]
             rates = [r + x + e.seconds for e, (_, r), (_, x) in zip(own, priors, lent, strict=True)]
             pick, wins = self._draws(shapes, rates, self._rng)
@@ -324,6 +346,10 @@ class Portfolio:
     def _learns_start(self) -> set[str]:
         return {a.label for a in self.arms if a.learns_start}
 
+    def _all(self) -> list[tuple[str, ArmEvidence]]:
+        """Every arm's evidence and every learns_start arm's at each start, by label."""
+        return [*self.state.items(), *self.at_start.items()]
+
     def _key(self, arm: PortfolioArm) -> str:
         """The evidence a session of `arm` drawn now counts for (its own label, or its label at its start)."""
         return evidence_label(arm.label, self._starts.get(arm.label, 0.0)) if arm.learns_start else arm.label
@@ -335,7 +361,7 @@ class Portfolio:
         hundreds of sessions from elsewhere; nor is one it has just crossed into judged by its first few)."""
         if key == arm.label:
             return self._priors.get(key, (1.0, _PRIOR_S))
-        elsewhere = self.state.get(arm.label, _NOTHING).plus(self.state.get(key, _NOTHING), -1)
+        elsewhere = self.state.get(arm.label, _NOTHING).plus(self.at_start.get(key, _NOTHING), -1)
         if elsewhere.finished <= 0:
             return (1.0, _PRIOR_S)
         weight = min(1.0, START_ELSEWHERE / elsewhere.finished)
@@ -380,16 +406,16 @@ class Portfolio:
             return self.state[label].mean_life_s - base if label in self.state else 0.0
 
     def _evidence_of(self, label: str) -> list[ArmEvidence]:
-        """What a session given `label` adds to: its candidate's, and a learns_start candidate's at its start
-        (`label` names it, "adaptive@+0.2", or else the start now)."""
-        base = label.partition("@")[0]
+        """What a session given `label` adds to: its candidate's evidence, and a learns_start candidate's at
+        its start (`label` names it, "adaptive@+0.2", or else the start it has now)."""
+        base = candidate_label(label)
         arm = self.state.get(base)
         if arm is None:
             return []
         if base not in self._learns_start():
             return [arm]
         key = label if label != base else evidence_label(base, self._starts.get(base, 0.0))
-        return [arm, self.state.setdefault(key, ArmEvidence())]
+        return [arm, self.at_start.setdefault(key, ArmEvidence())]
 
     def played(self, label: str, seconds: float) -> None:
         """A session given `label` (a candidate, or a learns_start one's evidence_label) was played
@@ -408,7 +434,7 @@ class Portfolio:
                 ev.quits += int(by_player)
             end = start_end(end_offset, played_s)
             if end is not None:
-                base = label.partition("@")[0]
+                base = candidate_label(label)
                 self._starts[base] = start_after(self._starts.get(base, 0.0), *end)
                 self._start_moves[base] = then_end(self._start_moves.get(base, NO_MOVE), *end)
 
