@@ -287,6 +287,8 @@ class Portfolio:
         # A learns_start arm's evidence at each start it has had ("adaptive@+0.2", evidence_label), beside
         # its whole evidence in `state`: what the draw weighs it by. Exchanged like `state`.
         self.at_start: dict[str, ArmEvidence] = {}
+        # The learns_start arms' labels, read as a session plays (the ladder only ever adds fixed rungs).
+        self._learning = frozenset(a.label for a in self.arms if a.learns_start)
         # (quits, seconds) a new rung starts from instead of the plain prior.
         self._priors: dict[str, tuple[float, float]] = {}
         # A learns_start arm's start, as an offset from the designer's level (START_*), and how this
@@ -300,7 +302,7 @@ class Portfolio:
         with self._lock:
             delta = {label: ev.plus(self._synced.get(label, _NOTHING), -1) for label, ev in self._all()}
             for label, d in delta.items():
-                self._synced[label] = self._synced.get(label, ArmEvidence()).plus(d)
+                self._synced[label] = self._synced.get(label, _NOTHING).plus(d)
             return delta
 
     def absorb(self, totals: dict[str, ArmEvidence]) -> None:
@@ -312,7 +314,7 @@ class Portfolio:
                 extra = _rung_named(label) if label not in self.state else None
                 if extra is not None:
                     self._add(extra)
-                elif at_a_start(label) and candidate_label(label) in self._learns_start():
+                elif at_a_start(label) and candidate_label(label) in self._learning:
                     self.at_start.setdefault(label, ArmEvidence())  # perhaps a start not drawn at here yet
             for kept in (self.state, self.at_start):
                 for label, ev in kept.items():
@@ -343,16 +345,17 @@ class Portfolio:
             self._climb([w / PROPENSITY_DRAWS for w in wins])
             return arm, max(wins[pick], 1) / PROPENSITY_DRAWS
 
-    def _learns_start(self) -> set[str]:
-        return {a.label for a in self.arms if a.learns_start}
-
     def _all(self) -> list[tuple[str, ArmEvidence]]:
         """Every arm's evidence and every learns_start arm's at each start, by label."""
         return [*self.state.items(), *self.at_start.items()]
 
     def _key(self, arm: PortfolioArm) -> str:
         """The evidence a session of `arm` drawn now counts for (its own label, or its label at its start)."""
-        return evidence_label(arm.label, self._starts.get(arm.label, 0.0)) if arm.learns_start else arm.label
+        return self._label_now(arm.label) if arm.learns_start else arm.label
+
+    def _label_now(self, label: str) -> str:
+        """A learns_start arm's evidence label at the start it has now."""
+        return evidence_label(label, self._starts.get(label, 0.0))
 
     def _prior(self, arm: PortfolioArm, key: str) -> tuple[float, float]:
         """(quits, seconds) an arm's evidence starts from: the plain prior, a new rung's neighbour's record
@@ -412,9 +415,9 @@ class Portfolio:
         arm = self.state.get(base)
         if arm is None:
             return []
-        if base not in self._learns_start():
+        if base not in self._learning:
             return [arm]
-        key = label if label != base else evidence_label(base, self._starts.get(base, 0.0))
+        key = label if label != base else self._label_now(base)
         return [arm, self.at_start.setdefault(key, ArmEvidence())]
 
     def played(self, label: str, seconds: float) -> None:
