@@ -21,7 +21,15 @@ from sidecar.policies.difficulty import (
 from sidecar.policies.director import Director, Hint
 from sidecar.policies.guarded import GuardedPolicy
 from sidecar.policies.params import parse_params
-from sidecar.policies.portfolio import FIXED_ARMS, LADDER_MAX, Portfolio, PortfolioArm, portfolio_for, reset_portfolios
+from sidecar.policies.portfolio import (
+    FIXED_ARMS,
+    LADDER_MAX,
+    ArmEvidence,
+    Portfolio,
+    PortfolioArm,
+    portfolio_for,
+    reset_portfolios,
+)
 from sidecar.policies.tick import Direction, direct
 from sidecar.session import Session
 from sidecar.wire.hello import spec_of
@@ -539,7 +547,8 @@ def test_the_adaptive_candidate_starts_where_the_games_recent_sessions_of_it_end
 
     p = Portfolio(arms=(PortfolioArm("designer", "static"), ADAPTIVE_ARM), seed=1)
     assert p.start_offset("adaptive") == 0.0  # the designer's level until it has ended sessions
-    for _ in range(200):
+    for _ in range(200):  # sessions as long from every start: none walls its start off (start_range)
+        p.played("adaptive", START_FULL_S)
         p.ended("adaptive", True, end_offset=0.3, played_s=START_FULL_S)
     assert p.start_offset("adaptive") == pytest.approx(0.3, abs=0.01)
     p.ended("adaptive", True, end_offset=float("nan"), played_s=START_FULL_S)
@@ -547,7 +556,9 @@ def test_the_adaptive_candidate_starts_where_the_games_recent_sessions_of_it_end
     assert p.start_offset("adaptive") == pytest.approx(0.3, abs=0.01)
     short, full = Portfolio(arms=p.arms, seed=2), Portfolio(arms=p.arms, seed=3)
     for _ in range(10):
+        short.played("adaptive", START_FULL_S / 4)
         short.ended("adaptive", True, end_offset=0.3, played_s=START_FULL_S / 4)
+        full.played("adaptive", 10 * START_FULL_S)
         full.ended("adaptive", True, end_offset=0.3, played_s=10 * START_FULL_S)
     assert 0 < short.start_offset("adaptive") < full.start_offset("adaptive") / 2
     assert p.evidence()["adaptive"].finished == 202  # each ending is still a session of the arm
@@ -564,7 +575,9 @@ def test_the_adaptive_candidate_starts_where_the_games_recent_sessions_of_it_end
             d = Director(Session(f"a{i}", "", spec_of(h), frozenset(h.capabilities), 0.0, 0.0), "static")
             if d.arm is not None and d.arm.label == "adaptive":
                 assert type(d.policy).__name__ == "RubberBandPolicy"
-                assert d.policy.level == pytest.approx(d.default_level + 0.2, abs=0.01)
+                # At its learned start, or a grid start next to it (Portfolio.start_of); its play counts there.
+                assert abs(d.policy.level - (d.default_level + 0.2)) <= 0.1 + 1e-6
+                assert d.evidence == f"adaptive@{round((d.policy.level - d.default_level) * 10) / 10:+.1f}"
                 assert d.policy.note is not None and d.policy.note.managing == "boredom"
                 # It ends where its knobs are: that ending teaches the next start.
                 before = game.start_offset("adaptive")
@@ -577,6 +590,68 @@ def test_the_adaptive_candidate_starts_where_the_games_recent_sessions_of_it_end
             raise AssertionError("the adaptive candidate was never drawn")
     finally:
         reset_portfolios()
+
+
+def test_the_adaptive_candidates_start_stays_off_starts_its_sessions_showed_worse() -> None:
+    """The start follows where sessions end, and a rubber band's level climbs through calm play: on players
+    who want it easier the ends run ahead of what keeps them. A start whose sessions are confidently shorter
+    than from the best start walls it off (and what lies beyond); where higher starts keep players longer,
+    nothing holds the start back."""
+    from sidecar.policies.portfolio import ADAPTIVE_ARM, START_FULL_S, start_range
+
+    def life_at(start: float, lives: dict[float, float]) -> float:
+        return lives[min(lives, key=lambda s: abs(s - start))]
+
+    def play(lives: dict[float, float], sessions: int) -> Portfolio:
+        p = Portfolio(arms=(ADAPTIVE_ARM,), seed=5)
+        for _ in range(sessions):  # every session ends 0.4 above the designer's level
+            seconds = life_at(p.start_offset("adaptive"), lives)
+            p.played("adaptive", seconds)
+            p.ended("adaptive", True, end_offset=0.4, played_s=max(seconds, START_FULL_S))
+        return p
+
+    tiring = play({0.0: 500.0, 0.1: 520.0, 0.2: 480.0, 0.3: 250.0, 0.4: 200.0}, 400)
+    assert tiring.start_offset("adaptive") == pytest.approx(0.2)  # +0.3 walled off: half as long
+    assert tiring.at_start["adaptive@+0.3"].finished >= 1  # once its sessions had shown it
+    climbing = play({0.0: 300.0, 0.1: 330.0, 0.2: 360.0, 0.3: 400.0, 0.4: 450.0}, 400)
+    assert climbing.start_offset("adaptive") == pytest.approx(0.4, abs=0.01)
+
+    # One start's few sessions wall off nothing; nor does evidence that cannot tell starts apart.
+    assert start_range({0.0: ArmEvidence(quits=30, seconds=15000.0, finished=30)}) == (-1.0, 1.0)
+    few = {
+        0.0: ArmEvidence(quits=30, seconds=15000.0, finished=30),
+        0.1: ArmEvidence(quits=2, seconds=400.0, finished=2),
+    }
+    assert start_range(few) == (-1.0, 1.0)
+    many = {**few, 0.1: ArmEvidence(quits=30, seconds=6000.0, finished=30)}
+    assert start_range(many) == (-1.0, 0.0)
+    below = {**few, -0.2: ArmEvidence(quits=30, seconds=6000.0, finished=30)}
+    assert start_range(below) == pytest.approx((-0.1, 1.0))
+
+
+def test_an_adaptive_session_starts_next_to_its_learned_start_where_its_sessions_there_were_longer() -> None:
+    """Where the ends took the start is the rubber band's own balance, not where sessions are longest: each
+    session starts at the learned start or at a grid start next to it that it has had sessions from,
+    by a Thompson draw on its sessions at each. A start it has never been at is not stepped to blindly."""
+    from sidecar.policies.portfolio import ADAPTIVE_ARM
+
+    fresh = Portfolio(arms=(ADAPTIVE_ARM,), seed=6)
+    assert {fresh.start_of("adaptive") for _ in range(50)} == {(0.0, "adaptive@+0.0")}
+
+    p = Portfolio(arms=(ADAPTIVE_ARM,), seed=7)
+    p.absorb(
+        {
+            "adaptive": ArmEvidence(quits=160, seconds=58400.0, finished=160),
+            "adaptive@+0.1": ArmEvidence(quits=80, seconds=32000.0, finished=80),  # 400 s a session
+            "adaptive@+0.2": ArmEvidence(quits=80, seconds=26400.0, finished=80),  # 330 s: not walled off
+        }
+    )
+    p.absorb_starts({"adaptive": 0.2})
+    assert p.start_offset("adaptive") == pytest.approx(0.2)  # where the ends took it
+    starts = [p.start_of("adaptive") for _ in range(200)]
+    assert sum(label == "adaptive@+0.1" for _, label in starts) > 140  # ~88% of draws
+    assert all(start == pytest.approx(0.1) for start, label in starts if label == "adaptive@+0.1")
+    assert {label for _, label in starts} <= {"adaptive@+0.1", "adaptive@+0.2"}  # never +0.3: never been there
 
 
 def test_the_adaptive_candidate_is_weighed_by_its_sessions_from_about_the_start_it_has_now() -> None:

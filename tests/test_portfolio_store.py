@@ -224,8 +224,10 @@ def test_a_process_without_a_state_dir_keeps_its_unshared_start_moves_in_constan
     end applied in turn gives."""
     p = Portfolio()
     rng = random.Random(3)
-    for _ in range(5000):
-        p.ended("adaptive", rng.random() < 0.5, end_offset=rng.uniform(-0.3, 0.5), played_s=rng.uniform(0, 300))
+    for _ in range(5000):  # sessions alike from every start: none walls its start off (start_range)
+        played = rng.uniform(0, 300)
+        p.played("adaptive", played)
+        p.ended("adaptive", rng.random() < 0.5, end_offset=rng.uniform(-0.3, 0.5), played_s=played)
     pending = p.take_start_moves()
     assert set(pending) == {"adaptive"} and len(pending["adaptive"]) == 2
     assert moved(0.0, pending["adaptive"]) == pytest.approx(p.start_offset("adaptive"))

@@ -99,6 +99,19 @@ START_FULL_S = 120.0
 START_ELSEWHERE = 10.0
 
 
+# Its start stays among the starts its sessions have not shown to be worse than its best start's: the
+# start whose sessions' mean life has the highest lower bound is the best; a start whose upper bound is
+# below that walls off itself and every start beyond it (start_range). Bounds are START_Z standard errors
+# of the log mean life (1 / sqrt(quits + 1) under the constant-hazard model). Why: the start follows where
+# sessions end, and the rubber band's level climbs through calm play, so on players who want it easier
+# than its start the ends run ahead of what keeps them (default players: +0.4 within ~200 sessions, where
+# sessions lasted half as long as from +0.1).
+START_Z = 1.5
+# Each session starts at the start its ends took it to or at a grid start within this many steps of it,
+# whichever a Thompson draw on its sessions from each says keeps players longer (Portfolio.start_of).
+START_NEIGHBOURS = 1
+
+
 def start_end(end_offset: float | None, played_s: float) -> tuple[float, float] | None:
     """What a learns_start arm's session that ended `end_offset` from the designer's level after `played_s`
     teaches its start: (weight, end offset); None for a session that teaches nothing (no play, no level)."""
@@ -111,6 +124,35 @@ def start_end(end_offset: float | None, played_s: float) -> tuple[float, float] 
 def start_after(start: float, weight: float, end_offset: float) -> float:
     """The start after one more session's end (an exponential average over ~START_MEMORY full sessions)."""
     return start + weight * (end_offset - start)
+
+
+def start_range(at_starts: dict[float, ArmEvidence]) -> tuple[float, float]:
+    """The starts a learns_start arm may have, (lowest, highest) offset, given its evidence at each start it
+    has had (keyed by the start's offset on the ladder's grid). Starts between those with evidence, and
+    beyond the outermost, are open until evidence walls them off (START_Z)."""
+    if not at_starts:
+        return (-1.0, 1.0)
+    bounds: dict[float, tuple[float, float]] = {}
+    for start, e in at_starts.items():
+        log_life, spread = math.log(e.mean_life_s), START_Z / math.sqrt(1.0 + max(e.quits, 0))
+        bounds[start] = (log_life - spread, log_life + spread)
+    best = max(bounds, key=lambda start: bounds[start][0])
+    floor = bounds[best][0]
+    lo, hi = -1.0, 1.0
+    for start in sorted(s for s in bounds if s > best):
+        if bounds[start][1] < floor:
+            hi = start - LADDER_STEP
+            break
+    for start in sorted((s for s in bounds if s < best), reverse=True):
+        if bounds[start][1] < floor:
+            lo = start + LADDER_STEP
+            break
+    return (lo, hi)
+
+
+def start_at(label: str) -> float:
+    """The start an evidence label at a start names ("adaptive@+0.2": 0.2)."""
+    return float(label.partition(_AT)[2])
 
 
 # Sessions' ends move a start affinely (start_after): any run of them is one move, start -> scale * start
@@ -295,6 +337,9 @@ class Portfolio:
         # process's sessions moved it since the last exchange (the store applies that to the shared start).
         self._starts: dict[str, float] = {}
         self._start_moves: dict[str, StartMove] = {}
+        # The starts each learns_start arm may have (start_range), as of its evidence at the last session end
+        # or exchange: what it starts from is where its sessions' ends took it, within these.
+        self._ranges: dict[str, tuple[float, float]] = {}
 
     def take_delta(self) -> dict[str, ArmEvidence]:
         """This process's evidence since the last exchange, per arm and per start (at_start's labels);
@@ -322,6 +367,8 @@ class Portfolio:
                     if total is not None:
                         kept[label] = ev.plus(total.plus(self._synced.get(label, _NOTHING), -1))
                         self._synced[label] = total
+            for label in self._learning:
+                self._range_again(label)
 
     def choose(self, borrowed: dict[str, tuple[float, float]] | None = None) -> tuple[PortfolioArm, float]:
         """An arm for a new session (Thompson sampling), and the probability it had of being drawn
@@ -355,7 +402,17 @@ class Portfolio:
 
     def _label_now(self, label: str) -> str:
         """A learns_start arm's evidence label at the start it has now."""
-        return evidence_label(label, self._starts.get(label, 0.0))
+        return evidence_label(label, self._start_now(label))
+
+    def _start_now(self, label: str) -> float:
+        """A learns_start arm's start: where its sessions' ends took it, within the starts its evidence allows."""
+        lo, hi = self._ranges.get(label, (-1.0, 1.0))
+        return min(max(self._starts.get(label, 0.0), lo), hi)
+
+    def _range_again(self, label: str) -> None:
+        """The starts a learns_start arm may have, from its evidence at each start now (start_range)."""
+        mine = {start_at(k): e for k, e in self.at_start.items() if candidate_label(k) == label and e.finished > 0}
+        self._ranges[label] = start_range(mine)
 
     def _prior(self, arm: PortfolioArm, key: str) -> tuple[float, float]:
         """(quits, seconds) an arm's evidence starts from: the plain prior, a new rung's neighbour's record
@@ -435,22 +492,52 @@ class Portfolio:
             for ev in self._evidence_of(label):
                 ev.finished += 1
                 ev.quits += int(by_player)
+            base = candidate_label(label)
+            if base in self._learning:
+                self._range_again(base)
             end = start_end(end_offset, played_s)
             if end is not None:
-                base = candidate_label(label)
                 self._starts[base] = start_after(self._starts.get(base, 0.0), *end)
                 self._start_moves[base] = then_end(self._start_moves.get(base, NO_MOVE), *end)
 
     def start_offset(self, label: str) -> float:
         """Where a learns_start arm's next session starts, from the designer's level (0 until it has ended some)."""
         with self._lock:
-            return self._starts.get(label, 0.0)
+            return self._start_now(label)
 
     def start_of(self, label: str) -> tuple[float, str]:
-        """A learns_start arm's next start (as start_offset) and the evidence its session counts for."""
+        """A learns_start arm's start for a new session and the evidence its session counts for: where its
+        sessions' ends took it (start_offset), or a grid start next to that which it has had sessions from,
+        when a Thompson draw on its sessions from each says it keeps players longer (START_NEIGHBOURS).
+        Why: the ends follow the rubber band's own balance, which is not where sessions are longest; the
+        evidence at each start is. Only starts it has been at: no blind steps from the designer's level."""
         with self._lock:
-            start = self._starts.get(label, 0.0)
+            start = self._start_now(label)
+            here = round(start / LADDER_STEP)
+            lo, hi = self._ranges.get(label, (-1.0, 1.0))
+            options = [
+                step
+                for step in range(here - START_NEIGHBOURS, here + START_NEIGHBOURS + 1)
+                if step == here
+                or (
+                    lo - 1e-9 <= step * LADDER_STEP <= hi + 1e-9
+                    and self.at_start.get(evidence_label(label, step * LADDER_STEP), _NOTHING).finished > 0
+                )
+            ]
+            if len(options) > 1:
+                hazards = []
+                for step in options:
+                    key = evidence_label(label, step * LADDER_STEP)
+                    k, r = self._prior(self._arm(label), key)
+                    own = self.at_start.get(key, _NOTHING)
+                    hazards.append(self._rng.gammavariate(k + own.quits, 1.0 / (r + own.seconds)))
+                best = options[min(range(len(options)), key=hazards.__getitem__)]
+                if best != here:
+                    start = best * LADDER_STEP
             return start, evidence_label(label, start)
+
+    def _arm(self, label: str) -> PortfolioArm:
+        return next(a for a in self.arms if a.label == label)
 
     def take_start_moves(self) -> dict[str, StartMove]:
         """How this process's session ends moved each learns_start arm's start since the last exchange."""
