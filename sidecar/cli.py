@@ -282,7 +282,7 @@ def cmd_portfolio(a: argparse.Namespace) -> int:
     """`metabrain portfolio show|import --state-dir DIR`: what the portfolio director learned, per game."""
     from sidecar.operations.portfolio_store import PortfolioStore, evidence_from_recordings
     from sidecar.operations.recording import recording_files
-    from sidecar.policies.portfolio import at_a_start
+    from sidecar.policies.portfolio import at_a_start, start_range_of
 
     store = PortfolioStore(a.state_dir)
     if a.action == "import":
@@ -312,7 +312,12 @@ def cmd_portfolio(a: argparse.Namespace) -> int:
     for game_id, (totals, starts) in sorted(games.items()):
         print(f"\ngame {game_id!r}")
         for label, start in sorted(starts.items()):
-            print(f"{label} starts {start:+.2f} from the designer's level")
+            lo, hi = start_range_of(label, totals)
+            held = min(max(start, lo), hi)
+            walled = (
+                f" (its sessions' ends: {start:+.2f}; its sessions showed starts beyond worse)" if held != start else ""
+            )
+            print(f"{label} starts {held:+.2f} from the designer's level{walled}")
         print("| candidate | sessions ended | quits | hours played | mean life s |\n|---|---|---|---|---|")
         for label, e in totals.items():
             print(f"| {label} | {e.finished} | {e.quits} | {e.seconds / 3600:.1f} | {e.mean_life_s:.0f} |")

@@ -286,6 +286,35 @@ def test_evidence_of_the_adaptive_candidate_at_its_starts_is_shared_like_the_res
     assert sum(e.finished for e in store.games()["g"].values()) == 1
 
 
+def test_portfolio_show_says_where_adaptive_starts_and_where_its_evidence_holds_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its sessions' ends took the start to +0.4, but its sessions from +0.3 were half as long as from
+    +0.1: `portfolio show` prints the start its next sessions get (+0.2), and why, as a process loading
+    the store starts them there."""
+    from sidecar.cli import main
+
+    store = PortfolioStore(tmp_path)
+    store.add(
+        "g",
+        {
+            "adaptive": ArmEvidence(quits=90, seconds=36000.0, finished=90),
+            "adaptive@+0.1": ArmEvidence(quits=40, seconds=20000.0, finished=40),
+            "adaptive@+0.2": ArmEvidence(quits=30, seconds=12000.0, finished=30),
+            "adaptive@+0.3": ArmEvidence(quits=20, seconds=4000.0, finished=20),
+        },
+        {"adaptive": (0.0, 0.4)},
+    )
+    assert main(["portfolio", "show", "--state-dir", str(tmp_path)]) == 0
+    assert "adaptive starts +0.20 from the designer's level (its sessions' ends: +0.40" in capsys.readouterr().out
+    reset_portfolios()
+    try:
+        store.load()
+        assert portfolio_for("g").start_offset("adaptive") == pytest.approx(0.2)
+    finally:
+        reset_portfolios()
+
+
 def test_recordings_of_portfolio_sessions_seed_another_sidecar(
     tiny_checkpoint: Checkpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -32,7 +32,7 @@ import math
 import random
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sidecar.policies.experiments import parse_arm
@@ -148,6 +148,12 @@ def start_range(at_starts: dict[float, ArmEvidence]) -> tuple[float, float]:
             lo = start + LADDER_STEP
             break
     return (lo, hi)
+
+
+def start_range_of(label: str, evidence: Mapping[str, ArmEvidence]) -> tuple[float, float]:
+    """start_range for candidate `label` from evidence by label (its "adaptive@+0.2" entries are read)."""
+    at = {start_at(k): e for k, e in evidence.items() if at_a_start(k) and candidate_label(k) == label}
+    return start_range({start: e for start, e in at.items() if e.finished > 0})
 
 
 def start_at(label: str) -> float:
@@ -411,8 +417,7 @@ class Portfolio:
 
     def _range_again(self, label: str) -> None:
         """The starts a learns_start arm may have, from its evidence at each start now (start_range)."""
-        mine = {start_at(k): e for k, e in self.at_start.items() if candidate_label(k) == label and e.finished > 0}
-        self._ranges[label] = start_range(mine)
+        self._ranges[label] = start_range_of(label, self.at_start)
 
     def _prior(self, arm: PortfolioArm, key: str) -> tuple[float, float]:
         """(quits, seconds) an arm's evidence starts from: the plain prior, a new rung's neighbour's record
