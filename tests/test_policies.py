@@ -597,7 +597,7 @@ def test_the_adaptive_candidates_start_stays_off_starts_its_sessions_showed_wors
     who want it easier the ends run ahead of what keeps them. A start whose sessions are confidently shorter
     than from the best start walls it off (and what lies beyond); where higher starts keep players longer,
     nothing holds the start back."""
-    from sidecar.policies.portfolio import ADAPTIVE_ARM, START_FULL_S, start_range
+    from sidecar.policies.portfolio import ADAPTIVE_ARM, START_FULL_S, start_range, start_range_of
 
     def life_at(start: float, lives: dict[float, float]) -> float:
         return lives[min(lives, key=lambda s: abs(s - start))]
@@ -627,6 +627,10 @@ def test_the_adaptive_candidates_start_stays_off_starts_its_sessions_showed_wors
     assert start_range(many) == (-1.0, 0.0)
     below = {**few, -0.2: ArmEvidence(quits=30, seconds=6000.0, finished=30)}
     assert start_range(below) == pytest.approx((-0.1, 1.0))
+    # Read from evidence by label, as a store file holds it: labels it cannot read are no start.
+    labelled = {f"adaptive@{s:+.1f}": e for s, e in many.items()}
+    damaged = {"adaptive@x": many[0.1], "adaptive@nan": many[0.1], "adaptive@+9.0": many[0.1]}
+    assert start_range_of("adaptive", {**labelled, **damaged, "predictive": many[0.1]}) == (-1.0, 0.0)
 
 
 def test_an_adaptive_session_starts_next_to_its_learned_start_where_its_sessions_there_were_longer() -> None:

@@ -152,13 +152,18 @@ def start_range(at_starts: dict[float, ArmEvidence]) -> tuple[float, float]:
 
 def start_range_of(label: str, evidence: Mapping[str, ArmEvidence]) -> tuple[float, float]:
     """start_range for candidate `label` from evidence by label (its "adaptive@+0.2" entries are read)."""
-    at = {start_at(k): e for k, e in evidence.items() if at_a_start(k) and candidate_label(k) == label}
-    return start_range({start: e for start, e in at.items() if e.finished > 0})
+    at = {start_at(k): e for k, e in evidence.items() if candidate_label(k) == label and e.finished > 0}
+    return start_range({start: e for start, e in at.items() if start is not None})
 
 
-def start_at(label: str) -> float:
-    """The start an evidence label at a start names ("adaptive@+0.2": 0.2)."""
-    return float(label.partition(_AT)[2])
+def start_at(label: str) -> float | None:
+    """The start an evidence label at a start names ("adaptive@+0.2": 0.2; None for any other label, or
+    one a damaged store file holds: "adaptive@x")."""
+    try:
+        start = float(label.partition(_AT)[2]) if at_a_start(label) else None
+    except ValueError:
+        return None
+    return start if start is not None and math.isfinite(start) and abs(start) <= 1.0 + 1e-9 else None
 
 
 # Sessions' ends move a start affinely (start_after): any run of them is one move, start -> scale * start
