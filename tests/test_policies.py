@@ -575,9 +575,7 @@ def test_the_adaptive_candidate_starts_where_the_games_recent_sessions_of_it_end
             d = Director(Session(f"a{i}", "", spec_of(h), frozenset(h.capabilities), 0.0, 0.0), "static")
             if d.arm is not None and d.arm.label == "adaptive":
                 assert type(d.policy).__name__ == "RubberBandPolicy"
-                # At its learned start, or a grid start next to it (Portfolio.start_of); its play counts there.
-                assert abs(d.policy.level - (d.default_level + 0.2)) <= 0.1 + 1e-6
-                assert d.evidence == f"adaptive@{round((d.policy.level - d.default_level) * 10) / 10:+.1f}"
+                assert d.policy.level == pytest.approx(d.default_level + 0.2, abs=0.01)
                 assert d.policy.note is not None and d.policy.note.managing == "boredom"
                 # It ends where its knobs are: that ending teaches the next start.
                 before = game.start_offset("adaptive")
@@ -631,31 +629,6 @@ def test_the_adaptive_candidates_start_stays_off_starts_its_sessions_showed_wors
     labelled = {f"adaptive@{s:+.1f}": e for s, e in many.items()}
     damaged = {"adaptive@x": many[0.1], "adaptive@nan": many[0.1], "adaptive@+9.0": many[0.1]}
     assert start_range_of("adaptive", {**labelled, **damaged, "predictive": many[0.1]}) == (-1.0, 0.0)
-
-
-def test_an_adaptive_session_starts_next_to_its_learned_start_where_its_sessions_there_were_longer() -> None:
-    """Where the ends took the start is the rubber band's own balance, not where sessions are longest: each
-    session starts at the learned start or at a grid start next to it that it has had sessions from,
-    by a Thompson draw on its sessions at each. A start it has never been at is not stepped to blindly."""
-    from sidecar.policies.portfolio import ADAPTIVE_ARM
-
-    fresh = Portfolio(arms=(ADAPTIVE_ARM,), seed=6)
-    assert {fresh.start_of("adaptive") for _ in range(50)} == {(0.0, "adaptive@+0.0")}
-
-    p = Portfolio(arms=(ADAPTIVE_ARM,), seed=7)
-    p.absorb(
-        {
-            "adaptive": ArmEvidence(quits=160, seconds=58400.0, finished=160),
-            "adaptive@+0.1": ArmEvidence(quits=80, seconds=32000.0, finished=80),  # 400 s a session
-            "adaptive@+0.2": ArmEvidence(quits=80, seconds=26400.0, finished=80),  # 330 s: not walled off
-        }
-    )
-    p.absorb_starts({"adaptive": 0.2})
-    assert p.start_offset("adaptive") == pytest.approx(0.2)  # where the ends took it
-    starts = [p.start_of("adaptive") for _ in range(200)]
-    assert sum(label == "adaptive@+0.1" for _, label in starts) > 140  # ~88% of draws
-    assert all(start == pytest.approx(0.1) for start, label in starts if label == "adaptive@+0.1")
-    assert {label for _, label in starts} <= {"adaptive@+0.1", "adaptive@+0.2"}  # never +0.3: never been there
 
 
 def test_the_adaptive_candidate_is_weighed_by_its_sessions_from_about_the_start_it_has_now() -> None:

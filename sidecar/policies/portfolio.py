@@ -107,9 +107,6 @@ START_ELSEWHERE = 10.0
 # than its start the ends run ahead of what keeps them (default players: +0.4 within ~200 sessions, where
 # sessions lasted half as long as from +0.1).
 START_Z = 1.5
-# Each session starts at the start its ends took it to or at a grid start within this many steps of it,
-# whichever a Thompson draw on its sessions from each says keeps players longer (Portfolio.start_of).
-START_NEIGHBOURS = 1
 
 
 def start_end(end_offset: float | None, played_s: float) -> tuple[float, float] | None:
@@ -516,38 +513,10 @@ class Portfolio:
             return self._start_now(label)
 
     def start_of(self, label: str) -> tuple[float, str]:
-        """A learns_start arm's start for a new session and the evidence its session counts for: where its
-        sessions' ends took it (start_offset), or a grid start next to that which it has had sessions from,
-        when a Thompson draw on its sessions from each says it keeps players longer (START_NEIGHBOURS).
-        Why: the ends follow the rubber band's own balance, which is not where sessions are longest; the
-        evidence at each start is. Only starts it has been at: no blind steps from the designer's level."""
+        """A learns_start arm's next start (as start_offset) and the evidence its session counts for."""
         with self._lock:
             start = self._start_now(label)
-            here = round(start / LADDER_STEP)
-            lo, hi = self._ranges.get(label, (-1.0, 1.0))
-            options = [
-                step
-                for step in range(here - START_NEIGHBOURS, here + START_NEIGHBOURS + 1)
-                if step == here
-                or (
-                    lo - 1e-9 <= step * LADDER_STEP <= hi + 1e-9
-                    and self.at_start.get(evidence_label(label, step * LADDER_STEP), _NOTHING).finished > 0
-                )
-            ]
-            if len(options) > 1:
-                hazards = []
-                for step in options:
-                    key = evidence_label(label, step * LADDER_STEP)
-                    k, r = self._prior(self._arm(label), key)
-                    own = self.at_start.get(key, _NOTHING)
-                    hazards.append(self._rng.gammavariate(k + own.quits, 1.0 / (r + own.seconds)))
-                best = options[min(range(len(options)), key=hazards.__getitem__)]
-                if best != here:
-                    start = best * LADDER_STEP
             return start, evidence_label(label, start)
-
-    def _arm(self, label: str) -> PortfolioArm:
-        return next(a for a in self.arms if a.label == label)
 
     def take_start_moves(self) -> dict[str, StartMove]:
         """How this process's session ends moved each learns_start arm's start since the last exchange."""
