@@ -282,7 +282,7 @@ def cmd_portfolio(a: argparse.Namespace) -> int:
     """`metabrain portfolio show|import --state-dir DIR`: what the portfolio director learned, per game."""
     from sidecar.operations.portfolio_store import PortfolioStore, evidence_from_recordings
     from sidecar.operations.recording import recording_files
-    from sidecar.policies.portfolio import at_a_start, start_range_of
+    from sidecar.policies.portfolio import at_a_start, start_range_of, start_within
 
     store = PortfolioStore(a.state_dir)
     if a.action == "import":
@@ -312,8 +312,7 @@ def cmd_portfolio(a: argparse.Namespace) -> int:
     for game_id, (totals, starts) in sorted(games.items()):
         print(f"\ngame {game_id!r}")
         for label, start in sorted(starts.items()):
-            lo, hi = start_range_of(label, totals)
-            held = min(max(start, lo), hi)
+            held = start_within(start, start_range_of(label, totals))
             walled = (
                 f" (its sessions' ends: {start:+.2f}; its sessions showed starts beyond worse)" if held != start else ""
             )

@@ -69,6 +69,7 @@ __all__ = [
     "start_end",
     "start_range",
     "start_range_of",
+    "start_within",
     "then_end",
     "then_move",
     "thompson",
@@ -148,6 +149,12 @@ def start_range(at_starts: dict[float, ArmEvidence]) -> tuple[float, float]:
             lo = start + LADDER_STEP
             break
     return (lo, hi)
+
+
+def start_within(start: float, allowed: tuple[float, float]) -> float:
+    """The start a learns_start arm's next session gets: where its sessions' ends took it (`start`), within
+    the starts its evidence allows (start_range)."""
+    return min(max(start, allowed[0]), allowed[1])
 
 
 def start_range_of(label: str, evidence: Mapping[str, ArmEvidence]) -> tuple[float, float]:
@@ -417,8 +424,7 @@ class Portfolio:
 
     def _start_now(self, label: str) -> float:
         """A learns_start arm's start: where its sessions' ends took it, within the starts its evidence allows."""
-        lo, hi = self._ranges.get(label, (-1.0, 1.0))
-        return min(max(self._starts.get(label, 0.0), lo), hi)
+        return start_within(self._starts.get(label, 0.0), self._ranges.get(label, (-1.0, 1.0)))
 
     def _range_again(self, label: str) -> None:
         """The starts a learns_start arm may have, from its evidence at each start now (start_range)."""
