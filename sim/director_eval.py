@@ -312,8 +312,12 @@ def compare(table: list[dict[str, Any]], results: dict[str, list[SessionSummary]
     comparison["vs_best_static"] = p / best_static["mean_length_s"] - 1
     if "rubber_band" in by:
         comparison["vs_rubber_band"] = p / by["rubber_band"]["mean_length_s"] - 1
-    if f"{candidate}:nohints" in by:
-        comparison["hints_on_vs_off"] = p / by[f"{candidate}:nohints"]["mean_length_s"] - 1
+    # NPC hints on against off: the candidate's, or else the first director that ran both ways.
+    hinted = next((c for c in (candidate, *by) if f"{c}:nohints" in by and c in by), None)
+    if hinted is not None:
+        comparison["hints_on_vs_off"] = by[hinted]["mean_length_s"] / by[f"{hinted}:nohints"]["mean_length_s"] - 1
+        if hinted != candidate:
+            comparison["hints_of"] = hinted
     # Every director's deciles against the designer's level on the same players, with paired intervals.
     paired: dict[str, DecileRatios] = {}
     if results and DESIGNER_DEFAULT in results:

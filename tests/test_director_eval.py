@@ -141,15 +141,42 @@ def test_dataset_generate_records_every_session(tmp_path: Path) -> None:
 def test_a_report_written_before_its_comparison_named_a_candidate_reads_the_same() -> None:
     """Reports from 2026-11-29 say `predictive_vs_best_static`; the table reads them as today's form."""
     from sidecar.training.director_report import markdown
+    from sim.director_eval import compare
 
     ck = Path(__file__).resolve().parent.parent / "sidecar" / "checkpoints"
-    report = json.loads((ck / "directors_holdout.json").read_text())
+    bundled = json.loads((ck / "directors_holdout.json").read_text())
+    assert "NPC hints on vs off (predictive): -1.0%" in markdown(bundled)
+    # The card's directors of then: no designer's level, no portfolio.
+    table = [t for t in bundled["table"] if t["policy"] not in ("static:0.5", "portfolio")]
+    report = {**bundled, "table": table, "comparison": compare(table)}
     old = {**report, "comparison": {"best_static": "static:0.25"}}
     for key, value in report["comparison"].items():
         if key.startswith("vs_") or key == "hints_on_vs_off":
             old["comparison"][f"predictive_{key}" if key.startswith("vs_") else key] = value
     assert markdown(old) == markdown(report)
-    assert "NPC hints on vs off: -1.0%" in markdown(report)
+    assert "predictive vs best static: +24.8%; vs rubber_band: +24.3%; NPC hints on vs off: -1.0%." in markdown(old)
+
+
+def test_hints_on_against_off_names_the_director_it_was_measured_on() -> None:
+    """The comparison is the candidate's (the portfolio where it ran); a hints-off run of another director
+    still gives its on-against-off figure, named, not passed off as the candidate's."""
+    from sim.director_eval import compare
+
+    def row(policy: str, mean: float) -> dict[str, object]:
+        return {"policy": policy, "mean_length_s": mean, "length_by_skill_decile": [mean] * 10}
+
+    table = [
+        row("static:0.5", 400.0),
+        row("predictive", 495.0),
+        row("predictive:nohints", 500.0),
+        row("portfolio", 480.0),
+    ]
+    c = compare(table)
+    assert c["candidate"] == "portfolio" and c["hints_of"] == "predictive"
+    assert c["hints_on_vs_off"] == pytest.approx(-0.01)
+    own = compare([*table, row("portfolio:nohints", 470.0)])
+    assert own["hints_on_vs_off"] == pytest.approx(480 / 470 - 1) and "hints_of" not in own
+    assert "hints_on_vs_off" not in compare(table[:2] + table[3:])
 
 
 def test_the_bundled_model_card_regenerates_from_its_reports(tmp_path: Path) -> None:
@@ -169,7 +196,9 @@ def test_the_bundled_model_card_regenerates_from_its_reports(tmp_path: Path) -> 
     )
     card = out.read_text()
     assert card == (ck / "MODEL_CARD.md").read_text(), "MODEL_CARD.md is stale: run `metabrain model-card` (README)"
-    assert "Best static: static:0.4. predictive vs best static: +21.0%; vs rubber_band: +8.6%." in card
+    # The shipped director, on the card's own players, against the best fixed level and the designer's.
+    assert "Best static: static:0.4. portfolio vs best static: +18.3%; vs rubber_band: +6.2%; worst skill" in card
+    assert "| predictive | 504 |" in card and "| static:0.5 | 410 |" in card
     assert "--value-members 20 --out model.pt  # the surface" not in card
     for population in ("default", "holdout"):  # each table's figure, drawn beside the card from its report
         assert f"![directors on {population}](directors_{population}.png)" in card

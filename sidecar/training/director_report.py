@@ -41,7 +41,7 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             f"Best static: {c['best_static']}. {name} vs best static: {c['vs_best_static']:+.1%}"
             + (f"; vs rubber_band: {c['vs_rubber_band']:+.1%}" if "vs_rubber_band" in c else "")
-            + (f"; NPC hints on vs off: {c['hints_on_vs_off']:+.1%}" if "hints_on_vs_off" in c else "")
+            + (f"; NPC hints on vs off{_hints_of(c)}: {c['hints_on_vs_off']:+.1%}" if "hints_on_vs_off" in c else "")
             + (
                 f"; worst skill decile against the designer's default ({DESIGNER_DEFAULT}): "
                 f"{c['worst_decile_vs_designer_default']:+.1%}"
@@ -52,6 +52,11 @@ def markdown(report: dict[str, Any]) -> str:
             + ".",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _hints_of(c: dict[str, Any]) -> str:
+    """Whose hints the on-against-off figure is, where not the candidate's."""
+    return f" ({c['hints_of']})" if c.get("hints_of") else ""
 
 
 def _decile_interval(c: dict[str, Any]) -> str:
