@@ -20,9 +20,10 @@ metabrain train --data data.npz --out model.pt --version "metabrain-gru-s 2026.1
     --lanes 128 --chunk 32 --lr 1e-3 --weight-decay 1e-2 --dropout 0.2 --hidden 96 --threads 2 --report train.json
 metabrain evaluate --checkpoint model.pt --data data.npz --split test --json eval.json --png reliability.png
 metabrain evaluate-directors --checkpoint model.pt --players 1000 --json directors_default.json \\
-    --policies "static:0.25,static:0.4,rubber_band,predictive"
+    --policies "static:0.25,static:0.4,static:0.5,rubber_band,predictive,portfolio"
 metabrain evaluate-directors --checkpoint model.pt --players 1000 --population holdout --seed 99 \\
-    --policies "static:0.25,static:0.4,rubber_band,predictive,predictive:nohints" --json directors_holdout.json
+    --policies "static:0.25,static:0.4,static:0.5,rubber_band,predictive,predictive:nohints,portfolio" \\
+    --json directors_holdout.json
 {surface}metabrain model-card --checkpoint model.pt --eval eval.json --directors directors_default.json \\
     directors_holdout.json --notes MODEL_CARD_NOTES.md --out MODEL_CARD.md
 ```
