@@ -13,6 +13,7 @@ var last_ms: int = 0
 var worst_frame_ms: int = 0
 var frames: int = 0
 var frames_while_away: int = 0
+var was_away: bool = false
 var away_not_toward_default: int = 0
 var too_fast: int = 0
 var worst_rate_ratio: float = 0.0
@@ -77,9 +78,12 @@ func _physics_process(delta: float) -> bool:
 			worst_rate_ratio = maxf(worst_rate_ratio, absf(v - was) / allowed)
 			if absf(v - was) > allowed:
 				too_fast += 1
-			if away and absf(v - k.default_value) > absf(was - k.default_value) + 1e-6:
+			# Between two ticks away: in the tick the close is noticed, a guidance that arrived with it
+			# (read before the close, as it should be) may still have moved a knob since the tick before.
+			if away and was_away and absf(v - k.default_value) > absf(was - k.default_value) + 1e-6:
 				away_not_toward_default += 1
 		last_values[k.name] = v
+	was_away = away
 	if now - started_ms < int(seconds * 1000.0):
 		return false
 	var elapsed: float = (now - started_ms) / 1000.0
@@ -87,6 +91,7 @@ func _physics_process(delta: float) -> bool:
 	h.results["physics_fps"] = frames / elapsed
 	h.results["worst_frame_ms"] = worst_frame_ms
 	h.results["frames_while_away"] = frames_while_away
+	h.results["away_not_toward_default"] = away_not_toward_default
 	h.results["stats"] = brain.stats
 	var after: int = brain.stats["guidance"] - maxi(guidance_before, 0)
 	h.results["guidance_after_reconnect"] = after
