@@ -313,7 +313,7 @@ def compare(table: list[dict[str, Any]], results: dict[str, list[SessionSummary]
     if "rubber_band" in by:
         comparison["vs_rubber_band"] = p / by["rubber_band"]["mean_length_s"] - 1
     # NPC hints on against off: the candidate's, or else the first director that ran both ways.
-    hinted = next((c for c in (candidate, *by) if f"{c}:nohints" in by and c in by), None)
+    hinted = next((c for c in (candidate, *by) if f"{c}:nohints" in by), None)
     if hinted is not None:
         comparison["hints_on_vs_off"] = by[hinted]["mean_length_s"] / by[f"{hinted}:nohints"]["mean_length_s"] - 1
         if hinted != candidate:

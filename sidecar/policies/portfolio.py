@@ -166,11 +166,13 @@ def start_range_of(label: str, evidence: Mapping[str, ArmEvidence]) -> tuple[flo
 def start_at(label: str) -> float | None:
     """The start an evidence label at a start names ("adaptive@+0.2": 0.2; None for any other label, or
     one a damaged store file holds: "adaptive@x")."""
+    if not at_a_start(label):
+        return None
     try:
-        start = float(label.partition(_AT)[2]) if at_a_start(label) else None
+        start = float(label.partition(_AT)[2])
     except ValueError:
         return None
-    return start if start is not None and math.isfinite(start) and abs(start) <= 1.0 + 1e-9 else None
+    return start if math.isfinite(start) and abs(start) <= 1.0 + 1e-9 else None
 
 
 # Sessions' ends move a start affinely (start_after): any run of them is one move, start -> scale * start
