@@ -53,6 +53,12 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
         help="step the model on every frame, whatever its rate (default: at the rate the model was trained at, "
         "folding the frames between steps and answering them from the latest prediction)",
     )
+    p.add_argument(
+        "--python-frame-reader",
+        action="store_true",
+        help="read every frame in Python (default: table-form frames by the compiled reader when it was built; "
+        "the same checks and numbers, for comparison and debugging)",
+    )
     p.add_argument("--max-batch", type=int, default=8192, help="most players stepped in one tick")
     p.add_argument("--max-wait-ms", type=float, default=0.0, help="wait this long for a batch to fill (0: greedy)")
     p.add_argument("--max-sessions", type=int, default=Limits.max_sessions, help="sessions held at once")
@@ -203,6 +209,7 @@ def serve_config(a: argparse.Namespace) -> object:
         experiments=experiments,
         experiment_override=a.experiment_override,
         fault_injection=a.fault_injection,
+        compiled_frame_reader=not a.python_frame_reader,
     )
 
 

@@ -98,9 +98,10 @@ class SessionEnded:
 Event = Welcomed | FrameAccepted | SessionEnded
 
 
-def parse_request(data: bytes, limits: Limits) -> Request:
-    """Bytes from the wire -> a plain request, refusing oversized or malformed input."""
-    return decode(data, limits)[0]
+def parse_request(data: bytes, limits: Limits, *, compiled: bool = True) -> Request:
+    """Bytes from the wire -> a plain request, refusing oversized or malformed input (`compiled`: a frame
+    may be read by the compiled reader, sidecar/wire/table_reader.py)."""
+    return decode(data, limits, compiled=compiled)[0]
 
 
 class Connection:

@@ -68,6 +68,8 @@ class ServeConfig:
     # SIGUSR1 makes the next model step raise CUDA out-of-memory (for fault-injection tests and drills).
     fault_injection: bool = False
     front_end: FrontEndLink | None = None  # set in each process of `serve --front-ends N`
+    # Table-form frames read by the compiled reader (sidecar/wire/table_reader.py); False: all in Python.
+    compiled_frame_reader: bool = True
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,9 @@ class Sidecar:
         secret = experiment_secret(config.state_dir, bool(config.experiments))
         experiments = ExperimentSet(config.experiments, secret, config.experiment_override)
         info = ServerInfo(self.checkpoint.version, config.engine.default_policy, self.engine.model_rate_hz, experiments)
-        self.ctx = ServiceContext(self.engine, self.registry, config.limits, info)
+        self.ctx = ServiceContext(
+            self.engine, self.registry, config.limits, info, compiled_reader=config.compiled_frame_reader
+        )
         self.auth = TokenAuth.from_sources(config.token_file)
         self.grpc_server: grpc.aio.Server | None = None
         self.ws_server: Server | None = None

@@ -71,6 +71,7 @@ class ServiceContext:
     observers: list[SessionObserver] = field(default_factory=list)
     handlers: dict[str, StreamHandler] = field(default_factory=dict)  # attached session -> its handler
     shutting_down: bool = False
+    compiled_reader: bool = True  # frames read by the compiled reader where it can (sidecar/wire/table_reader.py)
     admissions: Admissions = field(init=False)
 
     def __post_init__(self) -> None:
@@ -165,7 +166,10 @@ class StreamHandler:
         """Raises MetabrainError when the stream must end (its transport maps it to a status)."""
         now = time.monotonic()
         if self._within_rate(now):
-            self._guarded(lambda: self._on_request(*decode(data, self.ctx.limits), data, now), "message")
+            ctx = self.ctx
+            self._guarded(
+                lambda: self._on_request(*decode(data, ctx.limits, compiled=ctx.compiled_reader), data, now), "message"
+            )
 
     def _guarded(self, work: Callable[[], None], what: str) -> None:
         """Run one message's work: a bug in it ends this stream with INTERNAL, never stalls it."""

@@ -9,7 +9,7 @@ its checked numbers as a RawFrame.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
 
@@ -22,6 +22,7 @@ from sidecar.wire.checks import validate_frame_counts, validate_hello
 from sidecar.wire.frames import extract
 from sidecar.wire.hello import spec_of
 from sidecar.wire.schema import pb
+from sidecar.wire.table_reader import read_compiled
 
 __all__ = [
     "FrameRequest",
@@ -48,18 +49,28 @@ class HelloRequest:
         return spec_of(self.message)
 
 
-@dataclass(frozen=True)
+@dataclass
 class FrameRequest:
     sequence: int
     game_time: float
     message: pb.Frame
+    data: bytes | None = None  # the SessionRequest's bytes, for the compiled reader (table_reader.py)
+    _read: RawFrame | None = field(default=None, repr=False, compare=False)
 
     def check_counts(self, limits: Limits, knobs: int) -> None:
-        """Counts, sizes, strings and table shapes, before any per-element work (raises naming the field)."""
+        """Counts, sizes, strings and table shapes, before any per-element work (raises naming the field).
+        A table-form frame is read and checked whole here by the compiled reader when it can; any frame
+        it does not accept takes the Python checks, which name what is wrong."""
+        if self.data is not None:
+            self._read = read_compiled(self.data, limits, knobs)
+            if self._read is not None:
+                return
         validate_frame_counts(self.message, limits, knobs)
 
     def read(self, limits: Limits, knob_names: Sequence[str]) -> RawFrame:
         """The frame's numbers as arrays, checked (raises naming the field); after check_counts."""
+        if self._read is not None:
+            return self._read
         raw = extract(self.message, knob_names)
         validate_raw(raw, limits, self.sequence)
         return raw
@@ -74,11 +85,13 @@ class GoodbyeRequest:
 Request = HelloRequest | FrameRequest | GoodbyeRequest
 
 
-def from_message(req: pb.SessionRequest) -> Request:
+def from_message(req: pb.SessionRequest, data: bytes | None = None) -> Request:
+    """`data`: the bytes `req` was parsed from, when there are any (a frame may then be read from them
+    by the compiled reader)."""
     kind = req.WhichOneof("kind")
     if kind == "frame":
         f = req.frame
-        return FrameRequest(f.sequence, f.game_time, f)
+        return FrameRequest(f.sequence, f.game_time, f, data)
     if kind == "hello":
         return HelloRequest(req.hello.protocol_version, req.hello)
     if kind == "goodbye":
@@ -86,9 +99,10 @@ def from_message(req: pb.SessionRequest) -> Request:
     raise Malformed("SessionRequest has none of hello, frame or goodbye set", field="kind")
 
 
-def decode(data: bytes, limits: Limits) -> tuple[Request, RequestMessage]:
+def decode(data: bytes, limits: Limits, *, compiled: bool = True) -> tuple[Request, RequestMessage]:
     """Bytes from the wire -> the plain request and its message (for the observers that record it),
-    refusing oversized or malformed input."""
+    refusing oversized or malformed input. `compiled`: a frame may be read by the compiled reader
+    (False: every frame by the Python path, as `metabrain serve --python-frame-reader`)."""
     if len(data) > limits.max_message_bytes:
         raise MessageTooLarge(
             f"message is {len(data)} bytes; the limit is max_message_bytes={limits.max_message_bytes}",
@@ -99,7 +113,7 @@ def decode(data: bytes, limits: Limits) -> tuple[Request, RequestMessage]:
         req.ParseFromString(data)
     except (DecodeError, RuntimeError) as exc:
         raise Malformed(f"bytes are not a metabrain.v1.SessionRequest: {exc}") from exc
-    return from_message(req), req
+    return from_message(req, data if compiled else None), req
 
 
 def kind_of(message: RequestMessage) -> str:

@@ -30,7 +30,8 @@ from sim.loadgen import LoadResult, LoadSpec, run_load
 FRAME_BUDGET_MS = 1000.0 / 60.0
 # The sidecar runs twice: with the model clock (the default: the model steps at the rate it learned,
 # frames between steps answered from the latest prediction) and with a model step on every frame.
-SIDECARS = ("sidecar", "sidecar-every-frame")
+# And a third time with every frame read in Python (`--python-frame-reader`): the compiled reader's worth.
+SIDECARS = ("sidecar", "sidecar-every-frame", "sidecar-python-reader")
 
 
 @dataclass
@@ -73,6 +74,8 @@ def start_server(kind: str, workdir: Path, cores: tuple[int, ...], extra: tuple[
         cmd += ["--log-level", "WARNING", *extra]
         if kind == "sidecar-every-frame":
             cmd.append("--model-every-frame")
+        elif kind == "sidecar-python-reader":
+            cmd.append("--python-frame-reader")
     else:
         cmd = [sys.executable, "-m", "sim.bench.servers", kind]
     return ServerProcess(kind, cmd, workdir, cores)
@@ -201,6 +204,7 @@ def stage_costs(players: int, sessions: int = 64, ticks: int = 20, tables: bool 
     from sidecar.wire.checks import validate_frame_counts
     from sidecar.wire.frames import extract
     from sidecar.wire.schema import pb
+    from sidecar.wire.table_reader import read_compiled
     from sim.bench.sessions import SimulatedSessions
 
     engine = Engine(load_checkpoint(None), EngineConfig(device="cpu"))
@@ -215,6 +219,8 @@ def stage_costs(players: int, sessions: int = 64, ticks: int = 20, tables: bool 
         "count_checks_us": timeit.timeit(lambda: validate_frame_counts(frame, limits, n_knobs), number=n) / n * 1e6,
         "extract_us": timeit.timeit(lambda: extract(frame, session.knobs.names), number=n) / n * 1e6,
         "validate_us": timeit.timeit(lambda: validate_raw(raw, limits, 1), number=n) / n * 1e6,
+        # All four of the above for a table-form frame, in one call (None: not built, or the row form)
+        "compiled_read_us": timeit.timeit(lambda: read_compiled(data, limits, n_knobs), number=n) / n * 1e6,
     }
     model: list[float] = []
     engine.on_tick.append(lambda st: model.append(st.model_seconds))
@@ -235,11 +241,16 @@ def stage_costs(players: int, sessions: int = 64, ticks: int = 20, tables: bool 
     per = ticks * sessions
     # A frame between model steps (most frames at 60 Hz): received, folded and answered from the latest
     # prediction; game time moves by less than a model period, so none of these reaches a step.
-    n_between = 2000
-    t0 = time.perf_counter()
+    # Both readers, alternating blocks on the same session (the machine's drift falls on both).
+    n_between, between = 2000, {True: 0.0, False: 0.0}
     for i in range(n_between):
+        sims.compiled = (i // 100) % 2 == 0
+        t0 = time.perf_counter()
         engine.step_now(sims.receive(t_game + (i + 1) * 1e-5, count=1))
-    out["between_frame_us"] = (time.perf_counter() - t0) / n_between * 1e6
+        between[sims.compiled] += time.perf_counter() - t0
+    sims.compiled = True
+    out["between_frame_us"] = between[True] / (n_between / 2) * 1e6
+    out["between_frame_python_reader_us"] = between[False] / (n_between / 2) * 1e6
     out["receive_total_us"] = receive / per * 1e6
     out["featurize_tick_us"] = featurize / per * 1e6
     out["model_us"] = sum(model) / per * 1e6
@@ -367,6 +378,8 @@ def _ratios(peak: dict[str, dict[str, float | None]], capacity: dict[str, dict[s
         n_peak = peak.get("naive", {}).get(transport)
         f_peak = peak.get("sidecar-every-frame", {}).get(transport)
         f_cap = capacity.get("sidecar-every-frame", {}).get(transport)
+        r_peak = peak.get("sidecar-python-reader", {}).get(transport)
+        r_cap = capacity.get("sidecar-python-reader", {}).get(transport)
         out[transport] = {
             "sidecar_over_echo_peak": ratio(s_peak, e_peak),
             "sidecar_over_echo_sessions_at_60hz": ratio(s_cap, e_cap, 2),
@@ -374,6 +387,8 @@ def _ratios(peak: dict[str, dict[str, float | None]], capacity: dict[str, dict[s
             "sidecar_over_naive_sessions_at_60hz": ratio(s_cap, n_cap, 2),
             "sidecar_over_every_frame_peak": ratio(s_peak, f_peak),
             "sidecar_over_every_frame_sessions_at_60hz": ratio(s_cap, f_cap, 2),
+            "compiled_over_python_reader_peak": ratio(s_peak, r_peak),
+            "compiled_over_python_reader_sessions_at_60hz": ratio(s_cap, r_cap, 2),
         }
     return out
 
@@ -394,7 +409,13 @@ def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
-    colors = {"echo": "#888888", "naive": "#d9534f", "sidecar": "#2b7bba", "sidecar-every-frame": "#9bc3e6"}
+    colors = {
+        "echo": "#888888",
+        "naive": "#d9534f",
+        "sidecar": "#2b7bba",
+        "sidecar-every-frame": "#9bc3e6",
+        "sidecar-python-reader": "#5cb85c",
+    }
     for ax, transport in zip(axes[:2], TRANSPORTS, strict=True):
         for kind in SERVERS:
             pts = [p for p in report["points"] if p["server"] == kind and p["transport"] == transport]
@@ -410,10 +431,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
         ax.set_title(f"{transport}: latency vs load")
         ax.legend(fontsize=7)
     ax = axes[2]
-    width = 0.2
+    width = 0.8 / len(SERVERS)
     for i, kind in enumerate(SERVERS):
         vals = [report["peak_frames_per_s"].get(kind, {}).get(t) or 0.0 for t in TRANSPORTS]
-        ax.bar([j + (i - 1.5) * width for j in range(len(TRANSPORTS))], vals, width, color=colors[kind], label=kind)
+        at = [j + (i - (len(SERVERS) - 1) / 2) * width for j in range(len(TRANSPORTS))]
+        ax.bar(at, vals, width, color=colors[kind], label=kind)
     ax.set_xticks(range(len(TRANSPORTS)), list(TRANSPORTS))
     ax.set_ylabel("peak frames/s (closed loop)")
     ax.set_title("peak throughput")
@@ -431,7 +453,7 @@ def print_report(report: dict[str, Any]) -> None:
     steps = {(p["server"], p["transport"]): p["model_steps_per_s"] for p in report["points"] if p["mode"] == "peak"}
     light = report.get("light_load_cores_per_60hz_session", {})
     print(
-        f"{'server':19} {'transport':9} {'peak frames/s':>14} {'model steps/s':>14} {'held at 60 Hz':>14} "
+        f"{'server':22} {'transport':9} {'peak frames/s':>14} {'model steps/s':>14} {'held at 60 Hz':>14} "
         f"{'cores, 1 session at 60 Hz':>26}"
     )
     for kind in SERVERS:
@@ -442,7 +464,7 @@ def print_report(report: dict[str, Any]) -> None:
                 st = steps.get((kind, t))
                 cores = light.get(kind, {}).get(t)
                 print(
-                    f"{kind:19} {t:9} {'failed' if pk is None else f'{pk:.0f}':>14} "
+                    f"{kind:22} {t:9} {'failed' if pk is None else f'{pk:.0f}':>14} "
                     f"{'' if st is None else f'{st:.0f}':>14} {cap:14d} {'' if cores is None else f'{cores:.3f}':>26}"
                 )
     for p in report["points"]:
@@ -458,7 +480,9 @@ def print_report(report: dict[str, Any]) -> None:
             f"{t}: sidecar/echo peak {r['sidecar_over_echo_peak']}, sessions at 60 Hz "
             f"{r['sidecar_over_echo_sessions_at_60hz']}; sidecar/naive peak {r['sidecar_over_naive_peak']}, "
             f"sessions at 60 Hz {held}; model clock / every frame: peak {r['sidecar_over_every_frame_peak']}, "
-            f"sessions at 60 Hz {r['sidecar_over_every_frame_sessions_at_60hz']}"
+            f"sessions at 60 Hz {r['sidecar_over_every_frame_sessions_at_60hz']}; compiled / Python frame reader: "
+            f"peak {r['compiled_over_python_reader_peak']}, sessions at 60 Hz "
+            f"{r['compiled_over_python_reader_sessions_at_60hz']}"
         )
     print("where a frame's time goes in the sidecar (in-process, no transport; us per frame):")
     for name, costs in report["stage_costs_us_per_frame"].items():

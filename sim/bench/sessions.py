@@ -18,8 +18,15 @@ from sim.loadgen import FrameStream
 
 class SimulatedSessions:
     def __init__(
-        self, engine: Engine, count: int, players: int = 1, progress: bool = False, tables: bool = True
+        self,
+        engine: Engine,
+        count: int,
+        players: int = 1,
+        progress: bool = False,
+        tables: bool = True,
+        compiled: bool = True,
     ) -> None:
+        self.compiled = compiled  # frames read by the compiled reader where it can (else all in Python)
         # No rate limit: the benchmark decides how fast game time passes.
         self.limits = Limits(max_frames_per_second=1e9, max_sessions=max(count, Limits.max_sessions))
         registry = SessionRegistry(self.limits)
@@ -44,7 +51,7 @@ class SimulatedSessions:
         """The first `count` sessions (all by default) each receive their next frame, as bytes."""
         frames = []
         for c, fs in zip(self.conns[:count], self.streams[:count], strict=True):
-            ev = c.receive(parse_request(fs.next(game_time), self.limits), game_time)
+            ev = c.receive(parse_request(fs.next(game_time), self.limits, compiled=self.compiled), game_time)
             assert isinstance(ev, FrameAccepted)
             frames.append((ev.session, ev.frame))
         return frames

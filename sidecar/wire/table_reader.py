@@ -1,0 +1,89 @@
+"""The common frame read in one compiled call, when the extension is built (sidecar/wire/_frame_reader.c).
+
+A table-form frame (what both engine plugins send) is counted, shape-checked, string-checked, range-
+checked and read into arrays by one C function; any frame it does not accept -- an invalid one, the
+row form, knobs by name, anything unusual on the wire -- goes through the Python path
+(checks.validate_frame_counts, frames.extract, validation.validate_raw), which names what is wrong.
+For the frames it accepts, the arrays are the ones the Python path makes (tests/test_frame_reader.py).
+
+Without a C compiler the package installs without the extension and every frame takes the Python
+path; `compiled_reader_available()` says which (the CI fails when it is missing).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import numpy as np
+
+from sidecar.columns import EVENT_FIELDS, MAX_GAME_TIME_S, NPC_ID, NPC_TABLE, PLAYER_TABLE
+from sidecar.features.layout import RAW_NPC_FIELDS, RP
+from sidecar.features.raw import RawFrame
+from sidecar.limits import Limits
+
+__all__ = ["compiled_reader_available", "read_compiled"]
+
+log = logging.getLogger("metabrain.wire")
+
+try:
+    from sidecar.wire import _frame_reader
+except ImportError:  # built without a compiler: the Python path reads every frame
+    _frame_reader = None  # type: ignore[assignment]
+
+_P_WIDTH, _N_WIDTH = len(PLAYER_TABLE), len(NPC_TABLE) + 1
+
+
+def compiled_reader_available() -> bool:
+    """Whether the compiled frame reader was built (`pip install -e .` builds it where gcc is)."""
+    return _frame_reader is not None
+
+
+@functools.lru_cache(maxsize=8)
+def _reader(limits: Limits) -> _frame_reader.Reader | None:
+    """The compiled reader for these limits and sidecar/columns.py's ranges (one per Limits)."""
+    if _frame_reader is None:
+        return None
+    big = limits.max_abs_coordinate
+    npc_cols = (*NPC_TABLE, NPC_ID)
+    return _frame_reader.Reader(
+        limits=(
+            limits.max_players_per_frame,
+            limits.max_npcs_per_frame,
+            limits.max_events_per_frame,
+            limits.max_knobs,
+            limits.max_string_bytes,
+            MAX_GAME_TIME_S,
+        ),
+        player_lo=[c.bounds(big)[0] for c in PLAYER_TABLE],
+        player_hi=[c.bounds(big)[1] for c in PLAYER_TABLE],
+        player_whole=[float(c.kind.whole) for c in PLAYER_TABLE],
+        npc_lo=[c.bounds(big)[0] for c in npc_cols],
+        npc_hi=[c.bounds(big)[1] for c in npc_cols],  # the target's is the frame's last player row, set per frame
+        npc_whole=[float(c.kind.whole) for c in NPC_TABLE],  # the id is uint32 bytes: whole by construction
+        event_lo=[c.bounds(big)[0] for c in EVENT_FIELDS],
+        event_hi=[c.bounds(big)[1] for c in EVENT_FIELDS],
+        columns=(RP["health"], RP["max_health"], RAW_NPC_FIELDS.index("target")),
+    )
+
+
+def read_compiled(data: bytes, limits: Limits, n_knobs: int) -> RawFrame | None:
+    """A SessionRequest's bytes (already accepted by the protobuf parser) holding a table-form frame
+    -> its checked numbers, or None: not read here (no extension, or a frame for the Python path)."""
+    reader = _reader(limits)
+    if reader is None:
+        return None
+    got = reader.read(data, n_knobs)
+    if got is None:
+        return None
+    ids, numbers, p, n, e, knobs = got
+    x = np.frombuffer(numbers, np.float64)
+    at_npcs, at_events = p * _P_WIDTH, p * _P_WIDTH + n * _N_WIDTH
+    return RawFrame(
+        x[:at_npcs].reshape(p, _P_WIDTH),
+        x[at_npcs:at_events].reshape(n, _N_WIDTH),
+        x[at_events:].reshape(e, 4),
+        np.frombuffer(knobs, np.float32),
+        ids,
+        True,
+    )
