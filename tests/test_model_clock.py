@@ -87,6 +87,34 @@ def test_uneven_rates_keep_the_model_rate_on_average() -> None:
     assert steps / 60.0 == pytest.approx(5.0, abs=0.05)
 
 
+@pytest.mark.parametrize("phase", [0.1, 0.25, 0.399, 0.4999])
+def test_a_phase_changes_nothing_at_the_learned_rate_or_slower(phase: float) -> None:
+    """A shifted grid steps the same frames as an unshifted one when the game sends at 5 Hz or slower:
+    the phase only spreads sessions that send faster."""
+    for hz in (5.0, 2.0):
+        frames = _inputs(_frames(hz, 20.0))
+        plain, shifted = ModelClock(0.2), ModelClock(0.2, phase=phase)
+        stepped = [(plain.route(f) is not None, shifted.route(f) is not None) for f in frames]
+        assert all(a == b for a, b in stepped) and sum(a for a, _ in stepped) >= len(frames) - 1
+
+
+def test_sessions_that_start_together_step_in_different_ticks(bundled: Checkpoint) -> None:
+    """100 sessions joined at once, sending the same 60 Hz game times (a match that starts together):
+    each still steps five times a second, but no frame holds more than 30 of their steps (unshifted,
+    all 100 step with the same frame)."""
+    engine = Engine(bundled, EngineConfig(device="cpu", max_slots=128))
+    sessions = [Session(f"s{i}", "", spec_of(hello()), frozenset(), 0.0, 0.0) for i in range(100)]
+    for s in sessions:
+        engine.join(s)
+    frame = _inputs(_frames(5.0, 0.2))[0]
+    frames = [FrameInput(frame.raw, i, i / 60, None, 0.0, {}, frame.knobs) for i in range(1, 181)]
+    stepped = np.array([[s.clock.route(f) is not None for s in sessions] for f in frames])  # type: ignore[union-attr]
+    assert set(stepped.sum(axis=0).tolist()) <= {14, 15}  # 3 s at 5 Hz, the first step one period in
+    assert stepped.sum(axis=1).max() <= 30  # spread over the five frames of 0.4 of a period
+    unshifted = [ModelClock(0.2) for _ in range(100)]
+    assert max(sum(c.route(f) is not None for c in unshifted) for f in frames) == 100
+
+
 def _predictions(bundled: Checkpoint, hz: float) -> dict[float, tuple[float, ...]]:
     """The model's insight at each of its steps, for the scripted game sent at hz."""
     engine = Engine(bundled, EngineConfig(device="cpu", max_slots=8))

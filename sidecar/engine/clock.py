@@ -6,8 +6,12 @@ are folded into it, column by column as sidecar/columns.py says (counts summed, 
 averaged over the time they cover, states taken from the newest frame, events collected), so the
 model sees exactly what a 5 Hz stream would have sent. Frames in between are answered at once from
 the session's latest prediction (engine.py). Step times follow a grid of one model period from the
-first frame, and a frame within half its own interval of the next grid point takes it, so the model
+session's start, and a frame within half its own interval of the next grid point takes it, so the model
 steps at the learned rate on average for any frame rate; a game that sends slower steps every frame.
+Each session's grid is shifted by a phase under half a period (the engine spreads them): sessions
+that start together, as a match's do, would otherwise all step in the same tick every period, and
+their frames would wait behind it. Below half a period the shift changes nothing at the learned rate
+or slower (every frame still steps).
 Frames before a session's first step (its first period) are answered with the knob values the game
 reports, eased toward the defaults: there is no prediction yet.
 
@@ -56,8 +60,10 @@ class ModelClock:
     """One session's model clock. period_s: game seconds between model steps (0: every frame steps)."""
 
     period_s: float
-    # Game time of the next grid point. The grid starts at game time 0 (the session's start): a stream
-    # at any rate steps at the same game times, and a session's first step comes one period in.
+    # The grid's shift, as a share of a period in [0, 0.5): see the module's comment.
+    phase: float = 0.0
+    # Game time of the next grid point. The grid starts at game time 0 (the session's start), shifted by
+    # the phase: a stream at any rate steps at the same game times, the first step one period in.
     next_step: float | None = None
     last_step: float | None = None  # game time of the last frame that went to the model
     last_frame: float | None = None  # game time of the last frame, stepped or folded (0: none yet)
@@ -72,8 +78,10 @@ class ModelClock:
     start: float | None = None  # game time of the first step: the session's time origin for the model
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.phase < 0.5:
+            raise ValueError(f"phase={self.phase}: a share of a period in [0, 0.5)")
         if self.next_step is None and self.period_s > 0:
-            self.next_step = self.period_s
+            self.next_step = self.period_s * (1.0 + self.phase)
         if self.last_frame is None:
             self.last_frame = 0.0  # the session's first frame covers the time since its start
 

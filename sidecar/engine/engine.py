@@ -43,6 +43,7 @@ log = logging.getLogger("metabrain.engine")
 Responses = list[Response]
 _FILL_STEP_S = 0.0005
 _NPC_ID = RAW_NPC_FIELDS.index("npc_id")
+_GOLDEN = 0.6180339887498949  # its successive multiples mod 1 spread evenly over [0, 1)
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Engine:
         rate = checkpoint.model_rate_hz if self.cfg.model_rate_hz is None else self.cfg.model_rate_hz
         self.model_period_s = 1.0 / rate if rate > 0 else 0.0
         self.between_frames = 0  # frames answered between model steps
+        self._joined = 0  # sessions joined so far: each gets the next phase of the model clock's grid
         self.step_frames = 0  # frames the model clock sent to the model (some superseded under load)
         self.rows_stepped = 0  # player rows the model stepped
         self.submitted = 0
@@ -111,7 +113,11 @@ class Engine:
         if self.sessions.get(sid) is session and session.director is not None and not state_reset:
             return  # resumed with its state intact
         session.director = Director(session, self.cfg.default_policy)
-        session.clock = ModelClock(self.model_period_s)
+        # Phases spread by the golden ratio: any number of sessions that join together step spread over
+        # 0.4 of a period, not all in one tick (clock.py; kept clear of 0.5, where a frame at the learned
+        # rate would sit on the edge of its step).
+        session.clock = ModelClock(self.model_period_s, phase=(self._joined * _GOLDEN) % 1.0 * 0.4)
+        self._joined += 1
         session.steps = []
         self.sessions[sid] = session
         self.scheduler.join(sid, explain=session.has(Capability.EXPLANATIONS))
