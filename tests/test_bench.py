@@ -38,15 +38,20 @@ def test_bench_reports_every_server_and_ratio(tmp_path: Path, capsys: object) ->
     print_report(report)
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["machine"]["cores"] and (tmp_path / "bench.png").stat().st_size > 10_000
-    for kind in ("echo", "naive", "sidecar", "sidecar-every-frame"):
+    for kind in ("echo", "naive", "sidecar", "sidecar-every-frame", "sidecar-python-reader"):
         assert saved["peak_frames_per_s"][kind]["ws"] > 0
         assert saved["sessions_held_at_60hz"][kind]["ws"] in (0, 4, 8)
         runs = [p for p in saved["points"] if p["server"] == kind]
         assert all(p["errors"] == 0 and p["guidance"] > 0 and p["server_rss_mb"] > 0 for p in runs)
     r = saved["ratios"]["ws"]
     assert r["sidecar_over_echo_peak"] > 0 and r["sidecar_over_naive_peak"] > 0
-    assert r["sidecar_over_every_frame_peak"] > 0
-    assert len(saved["multiplayer"]) == 2
+    assert r["sidecar_over_every_frame_peak"] > 0 and r["compiled_over_python_reader_peak"] > 0
+    assert len(saved["multiplayer"]) == 3
+    # The compiled frame reader beside the Python path, in-process (both on every run).
+    costs = saved["stage_costs_us_per_frame"]["1_player (tables)"]
+    assert (
+        costs["compiled_read_us"] > 0 and costs["between_frame_us"] > 0 and costs["between_frame_python_reader_us"] > 0
+    )
     for mp in saved["multiplayer"]:
         assert mp["players_per_frame"] == 4 and mp["player_frames_per_s"] == 4 * mp["frames_per_s"] > 0
     # Model steps beside frames: with the model clock a few a second a session, on every frame without it.
