@@ -214,3 +214,23 @@ def test_limits_are_the_servers() -> None:
     outcomes = [_check(_bytes(f), tight) for f in FRAMES]
     assert not outcomes[-1]  # 32 players
     assert any(outcomes) or all(isinstance(_python(_bytes(f), tight), MetabrainError) for f in FRAMES)
+
+
+def test_any_bytes_at_all_are_read_safely() -> None:
+    """Bytes the protobuf parser never saw (random, cut short, spliced from frames): the reader returns
+    None or numbers, and never reads past what it was given (a crash would end the test process)."""
+    rng = random.Random(7)
+    seeds = [_bytes(f) for f in FRAMES[::10]]
+    for _ in range(20_000):
+        r = rng.random()
+        if r < 0.3:
+            data = rng.randbytes(rng.randrange(64))
+        elif r < 0.6:
+            s = rng.choice(seeds)
+            data = s[: rng.randrange(len(s))]
+        else:
+            a, b = rng.choice(seeds), rng.choice(seeds)
+            i, j = rng.randrange(len(a)), rng.randrange(len(b))
+            data = a[:i] + b[j:]
+        got = read_compiled(data, LIMITS, K)
+        assert got is None or (got.tables and len(got.player_ids) == len(got.players))
