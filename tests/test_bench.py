@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from sidecar.wire.schema import pb
+from sidecar.wire.table_reader import compiled_reader_available
 from sim.bench.run import BenchConfig, failure_of, print_report, run_bench, soak
 from sim.bench.servers import EchoCodec
 from sim.loadgen import FrameStream, LoadResult, LoadSpec
@@ -49,9 +50,8 @@ def test_bench_reports_every_server_and_ratio(tmp_path: Path, capsys: object) ->
     assert len(saved["multiplayer"]) == 3
     # The compiled frame reader beside the Python path, in-process (both on every run).
     costs = saved["stage_costs_us_per_frame"]["1_player (tables)"]
-    assert (
-        costs["compiled_read_us"] > 0 and costs["between_frame_us"] > 0 and costs["between_frame_python_reader_us"] > 0
-    )
+    assert costs["between_frame_us"] > 0 and costs["between_frame_python_reader_us"] > 0
+    assert costs["compiled_read_us"] > 0 if compiled_reader_available() else "compiled_read_us" not in costs
     for mp in saved["multiplayer"]:
         assert mp["players_per_frame"] == 4 and mp["player_frames_per_s"] == 4 * mp["frames_per_s"] > 0
     # Model steps beside frames: with the model clock a few a second a session, on every frame without it.

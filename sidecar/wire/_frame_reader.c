@@ -54,7 +54,7 @@ typedef struct {
     char p_whole[MAX_COLS], n_whole[MAX_COLS];
     double e_lo[EVENT_NUMBERS], e_hi[EVENT_NUMBERS];
     int health, max_health, target; /* player columns, NPC column */
-    /* scratch, sized by the limits once */
+    /* scratch, sized by the limits once (read() holds the GIL throughout: one caller at a time) */
     Span *ids;
     Event *events;
     uint32_t *npc_ids;

@@ -219,9 +219,10 @@ def stage_costs(players: int, sessions: int = 64, ticks: int = 20, tables: bool 
         "count_checks_us": timeit.timeit(lambda: validate_frame_counts(frame, limits, n_knobs), number=n) / n * 1e6,
         "extract_us": timeit.timeit(lambda: extract(frame, session.knobs.names), number=n) / n * 1e6,
         "validate_us": timeit.timeit(lambda: validate_raw(raw, limits, 1), number=n) / n * 1e6,
-        # All four of the above for a table-form frame, in one call (None: not built, or the row form)
-        "compiled_read_us": timeit.timeit(lambda: read_compiled(data, limits, n_knobs), number=n) / n * 1e6,
     }
+    if read_compiled(data, limits, n_knobs) is not None:  # built, and the frame is one it reads (tables)
+        # All four of the above in one call.
+        out["compiled_read_us"] = timeit.timeit(lambda: read_compiled(data, limits, n_knobs), number=n) / n * 1e6
     model: list[float] = []
     engine.on_tick.append(lambda st: model.append(st.model_seconds))
     receive = featurize = tick = 0.0
