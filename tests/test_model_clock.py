@@ -115,10 +115,13 @@ def test_sessions_that_start_together_step_in_different_ticks(bundled: Checkpoin
     assert max(sum(c.route(f) is not None for c in unshifted) for f in frames) == 100
 
 
-def _predictions(bundled: Checkpoint, hz: float) -> dict[float, tuple[float, ...]]:
-    """The model's insight at each of its steps, for the scripted game sent at hz."""
+def _predictions(bundled: Checkpoint, hz: float, after: int = 0) -> dict[float, tuple[float, ...]]:
+    """The model's insight at each of its steps, for the scripted game sent at hz; `after` sessions joined
+    before it (the engine's first session has phase 0; later ones are shifted)."""
     engine = Engine(bundled, EngineConfig(device="cpu", max_slots=8))
     h = hello(policy="static", params={"npc_hints": "off"})
+    for i in range(after):
+        engine.join(Session(f"other{i}", "", spec_of(h), frozenset(h.capabilities), 0.0, 0.0))
     session = Session("s", "", spec_of(h), frozenset(h.capabilities), 0.0, 0.0)
     engine.join(session)
     out: dict[float, tuple[float, ...]] = {}
@@ -145,6 +148,23 @@ def test_same_predictions_at_every_rate(bundled: Checkpoint) -> None:
         got = np.array([other[t] for t in sorted(five)])
         want = np.array([five[t] for t in sorted(five)])
         np.testing.assert_allclose(got, want, atol=2e-5, err_msg=f"{hz} Hz")
+
+
+def test_a_shifted_session_predicts_what_the_5hz_stream_does(bundled: Checkpoint) -> None:
+    """A session whose grid is shifted (the third to join: phase 0.09 of a period, and the fourth: 0.34)
+    steps 5 times a second at 60 Hz, and its insights stay those of the 5 Hz stream, compared at the 5 Hz
+    step just before each of its steps (up to 0.4 of a period apart)."""
+    five = _predictions(bundled, 5.0)
+    times = np.array(sorted(five))
+    want = np.array([five[t] for t in times])
+    for after in (2, 3):
+        shifted = _predictions(bundled, 60.0, after)
+        assert len(shifted) in (199, 200)
+        at = np.array(sorted(shifted))
+        got = np.array([shifted[t] for t in at])
+        before = np.searchsorted(times, at, side="right") - 1
+        assert (before >= 0).all() and not set(at.round(6)) <= set(times.round(6))  # shifted: other times
+        assert np.abs(got - want[before]).mean(axis=0).max() < 0.01
 
 
 def test_same_sessions_and_examples_at_every_rate(bundled: Checkpoint, tmp_path: Path) -> None:
