@@ -116,6 +116,7 @@ PUBLIC = [
     "sidecar.wire.requests",
     "sidecar.wire.responses",
     "sidecar.wire.schema",
+    "sidecar.wire.table_reader",
     "sidecar.versions",
     "sidecar.policies.guarded",
     "sidecar.policies.portfolio",
