@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from sim.game import hello
 from sim.loadgen import FrameStream
 from tests.ci import IN_CI
 from tests.helpers import game_frames
+from tests.processes import SidecarProcess
 
 KNOBS = KnobSet.from_specs(list(hello().knobs))
 K = len(KNOBS.names)
@@ -234,3 +236,12 @@ def test_any_bytes_at_all_are_read_safely() -> None:
             data = a[:i] + b[j:]
         got = read_compiled(data, LIMITS, K)
         assert got is None or (got.tables and len(got.player_ids) == len(got.players))
+
+
+def test_the_sidecar_says_which_reader_reads_its_frames(tmp_path: Path) -> None:
+    """`metabrain serve` names the reader on its first line (a studio profiling it wants to know), and
+    `--python-frame-reader` turns the compiled one off."""
+    for args, reader in (((), "compiled"), (("--python-frame-reader",), "python")):
+        with SidecarProcess(tmp_path, *args, name=f"sidecar-{reader}") as sc:
+            line = next(x for x in sc.log().splitlines() if x.startswith("metabrain serving"))
+            assert line.endswith(f"frames={reader}"), line

@@ -35,6 +35,7 @@ from sidecar.serving.transports.grpc_server import start_grpc
 from sidecar.serving.transports.ws_server import start_ws
 from sidecar.session import SessionRegistry
 from sidecar.wire import responses as wire_responses
+from sidecar.wire.table_reader import compiled_reader_available
 
 log = logging.getLogger("metabrain.server")
 
@@ -111,8 +112,15 @@ class Sidecar:
         secret = experiment_secret(config.state_dir, bool(config.experiments))
         experiments = ExperimentSet(config.experiments, secret, config.experiment_override)
         info = ServerInfo(self.checkpoint.version, config.engine.default_policy, self.engine.model_rate_hz, experiments)
+        # Which reader reads the plugins' frames: the compiled one unless turned off or not built.
+        self.frame_reader = "compiled" if config.compiled_frame_reader and compiled_reader_available() else "python"
+        if config.compiled_frame_reader and self.frame_reader == "python":
+            log.warning(
+                "the compiled frame reader is not built (no C compiler when the package was installed): every "
+                "frame is read in Python, at about twice the CPU a frame (BENCHMARKS.md, run 9)"
+            )
         self.ctx = ServiceContext(
-            self.engine, self.registry, config.limits, info, compiled_reader=config.compiled_frame_reader
+            self.engine, self.registry, config.limits, info, compiled_reader=self.frame_reader == "compiled"
         )
         self.auth = TokenAuth.from_sources(config.token_file)
         self.grpc_server: grpc.aio.Server | None = None
@@ -266,7 +274,10 @@ async def serve_forever(config: ServeConfig, ports_file: str | None = None) -> i
     sidecar = Sidecar(config)
     await sidecar.start()
     line = sidecar.ports_line()
-    print(f"{line} model={sidecar.checkpoint.version} device={sidecar.engine.device}", flush=True)
+    print(
+        f"{line} model={sidecar.checkpoint.version} device={sidecar.engine.device} frames={sidecar.frame_reader}",
+        flush=True,
+    )
     if ports_file:
         write_ports_file(ports_file, sidecar.ports())
     stop = asyncio.Event()
