@@ -26,7 +26,7 @@ from sidecar.errors import InvalidArgument
 from sidecar.features import RAW_NPC_FIELDS, RAW_PLAYER_FIELDS, RP, RawFrame
 from sidecar.limits import Limits
 
-__all__ = ["validate_raw"]
+__all__ = ["HEALTH_SLACK", "column_bounds", "validate_raw"]
 
 
 # Per raw column (sidecar/columns.py): its description, and the indices of those that must be whole
@@ -48,9 +48,17 @@ _NAMES = {
 }
 
 
+# How far a player's health may exceed its max_health before it is refused: float32 slack, relative and
+# absolute (the compiled reader, sidecar/wire/_frame_reader.c, is given the same).
+HEALTH_SLACK = (1.0001, 1e-6)
+_REL, _ABS = HEALTH_SLACK
+
+
 @functools.lru_cache(maxsize=256)
-def _bounds(kind: str, big: float, players: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column [lo, hi] of the raw player, NPC or event arrays (NPCs: of a frame of `players` players)."""
+def column_bounds(kind: str, big: float, players: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column [lo, hi] of the raw player, NPC or event arrays (NPCs: of a frame of `players` players):
+    the ranges every frame's numbers are checked against, by this module and the compiled reader (cached:
+    read them, never write)."""
     cols = {"player": _PLAYER_COLS, "npc": _NPC_COLS, "event": _EVENT_COLS}[kind]
     lo, hi = np.array([c.bounds(big) for c in cols]).T
     if kind == "npc":
@@ -62,7 +70,7 @@ def _bounds(kind: str, big: float, players: int = 0) -> tuple[np.ndarray, np.nda
 def _frame_bounds(players: int, npcs: int, events: int, big: float) -> tuple[np.ndarray, np.ndarray]:
     """[lo, hi] of every number validate_raw checks, in its order (player rows, NPC rows, then each
     event's type, amount and game time), for a frame of this shape; cached per shape."""
-    parts = (_bounds("player", big), _bounds("npc", big, players), _bounds("event", big))
+    parts = (column_bounds("player", big), column_bounds("npc", big, players), column_bounds("event", big))
     lo = np.concatenate([np.tile(b[0], n) for b, n in zip(parts, (players, npcs, events), strict=True)])
     hi = np.concatenate([np.tile(b[1], n) for b, n in zip(parts, (players, npcs, events), strict=True)])
     return lo, hi
@@ -105,8 +113,8 @@ _HEALTH, _MAX_HEALTH = RP["health"], RP["max_health"]
 
 def _health_within_max(p: np.ndarray) -> bool:
     if len(p) == 1:  # most frames: plain floats are 15x cheaper than array operations on one row
-        return bool(p.item(0, _HEALTH) <= p.item(0, _MAX_HEALTH) * 1.0001 + 1e-6)
-    return bool((p[:, _HEALTH] <= p[:, _MAX_HEALTH] * 1.0001 + 1e-6).all())
+        return bool(p.item(0, _HEALTH) <= p.item(0, _MAX_HEALTH) * _REL + _ABS)
+    return bool((p[:, _HEALTH] <= p[:, _MAX_HEALTH] * _REL + _ABS).all())
 
 
 def _unique(ids: np.ndarray) -> bool:
@@ -137,7 +145,7 @@ def _name_bad_cell(raw: RawFrame, big: float, sequence: int) -> None:
         (raw.players, _PLAYER_COLS, player_names, players_field, _P_WHOLE),
         (raw.npcs, _NPC_COLS, npc_names, npcs_field, _N_WHOLE),
     ):
-        lo, hi = _bounds("player" if prefix == players_field else "npc", big, n_players)
+        lo, hi = column_bounds("player" if prefix == players_field else "npc", big, n_players)
         ok = (arr >= lo) & (arr <= hi)  # NaN and +-inf fail these comparisons (the bounds are finite)
         if raw.tables:
             with np.errstate(invalid="ignore"):  # inf % 1 is NaN: already refused by the range test above
@@ -163,7 +171,7 @@ def _name_bad_cell(raw: RawFrame, big: float, sequence: int) -> None:
 def _name_health_over_max(raw: RawFrame, sequence: int) -> None:
     players_field = _NAMES[raw.tables][2]
     health = raw.players[:, RP["health"]]
-    over = health > raw.players[:, RP["max_health"]] * 1.0001 + 1e-6
+    over = health > raw.players[:, RP["max_health"]] * _REL + _ABS
     if over.any():
         i = int(np.argmax(over))
         field = f"{players_field}[{i}].health"
@@ -191,7 +199,7 @@ def _name_duplicate_npc(raw: RawFrame, sequence: int) -> None:
 def _name_bad_event(raw: RawFrame, big: float, sequence: int) -> None:
     if raw.events.size:
         ev = raw.events[:, _EVENT_RAW]
-        lo, hi = _bounds("event", big)
+        lo, hi = column_bounds("event", big)
         bad_ev = ~((ev >= lo) & (ev <= hi))
         if bad_ev.any():
             row, col = map(int, np.argwhere(bad_ev)[0])

@@ -54,6 +54,7 @@ typedef struct {
     char p_whole[MAX_COLS], n_whole[MAX_COLS];
     double e_lo[EVENT_NUMBERS], e_hi[EVENT_NUMBERS];
     int health, max_health, target; /* player columns, NPC column */
+    double health_rel, health_abs;   /* health <= max_health * rel + abs (validation.py's HEALTH_SLACK) */
     /* scratch, sized by the limits once (read() holds the GIL throughout: one caller at a time) */
     Span *ids;
     Event *events;
@@ -342,7 +343,7 @@ static PyObject *Reader_read(Reader *r, PyObject *args) {
             if (!in_range(x, r->p_lo[j], r->p_hi[j]) || (r->p_whole[j] && x != floor(x))) goto fallback;
             o[j] = x;
         }
-        if (!(o[r->health] <= o[r->max_health] * 1.0001 + 1e-6)) goto fallback;
+        if (!(o[r->health] <= o[r->max_health] * r->health_rel + r->health_abs)) goto fallback;
     }
     double *npcs = out + P * pw;
     for (Py_ssize_t i = 0; i < N; i++) {
@@ -430,12 +431,13 @@ static int doubles(PyObject *seq, double *out, Py_ssize_t n, const char *what) {
 
 static int Reader_init(Reader *r, PyObject *args, PyObject *kwargs) {
     static char *kw[] = {"limits", "player_lo", "player_hi", "player_whole", "npc_lo", "npc_hi", "npc_whole",
-                         "event_lo", "event_hi", "columns", NULL};
+                         "event_lo", "event_hi", "columns", "health_slack", NULL};
     PyObject *p_lo, *p_hi, *p_whole, *n_lo, *n_hi, *n_whole, *e_lo, *e_hi;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "(nnnnnd)OOOOOOOO(iii)", kw, &r->max_players, &r->max_npcs,
-                                     &r->max_events, &r->max_knobs, &r->max_string_bytes, &r->max_game_time,
-                                     &p_lo, &p_hi, &p_whole, &n_lo, &n_hi, &n_whole, &e_lo, &e_hi, &r->health,
-                                     &r->max_health, &r->target))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "(nnnnnd)OOOOOOOO(iii)(dd)", kw, &r->max_players,
+                                     &r->max_npcs, &r->max_events, &r->max_knobs, &r->max_string_bytes,
+                                     &r->max_game_time, &p_lo, &p_hi, &p_whole, &n_lo, &n_hi, &n_whole, &e_lo,
+                                     &e_hi, &r->health, &r->max_health, &r->target, &r->health_rel,
+                                     &r->health_abs))
         return -1;
     Py_ssize_t pw = PySequence_Size(p_lo), nw = PySequence_Size(n_whole);
     if (pw < 1 || pw > MAX_COLS || nw < 1 || nw > MAX_COLS) {

@@ -14,5 +14,6 @@ class Reader:
         event_lo: Sequence[float],
         event_hi: Sequence[float],
         columns: tuple[int, int, int],
+        health_slack: tuple[float, float],
     ) -> None: ...
     def read(self, data: bytes, n_knobs: int, /) -> tuple[list[str], bytearray, int, int, int, bytearray] | None: ...

@@ -17,10 +17,11 @@ import logging
 
 import numpy as np
 
-from sidecar.columns import EVENT_FIELDS, MAX_GAME_TIME_S, NPC_ID, NPC_TABLE, PLAYER_TABLE
+from sidecar.columns import MAX_GAME_TIME_S, NPC_TABLE, PLAYER_TABLE
 from sidecar.features.layout import RAW_NPC_FIELDS, RP
 from sidecar.features.raw import RawFrame
 from sidecar.limits import Limits
+from sidecar.validation import HEALTH_SLACK, column_bounds
 
 __all__ = ["compiled_reader_available", "read_compiled"]
 
@@ -41,11 +42,11 @@ def compiled_reader_available() -> bool:
 
 @functools.lru_cache(maxsize=8)
 def _reader(limits: Limits) -> _frame_reader.Reader | None:
-    """The compiled reader for these limits and sidecar/columns.py's ranges (one per Limits)."""
+    """The compiled reader for these limits and the ranges validation.py checks (one per Limits)."""
     if _frame_reader is None:
         return None
     big = limits.max_abs_coordinate
-    npc_cols = (*NPC_TABLE, NPC_ID)
+    (p_lo, p_hi), (n_lo, n_hi), (e_lo, e_hi) = (column_bounds(k, big) for k in ("player", "npc", "event"))
     return _frame_reader.Reader(
         limits=(
             limits.max_players_per_frame,
@@ -55,15 +56,16 @@ def _reader(limits: Limits) -> _frame_reader.Reader | None:
             limits.max_string_bytes,
             MAX_GAME_TIME_S,
         ),
-        player_lo=[c.bounds(big)[0] for c in PLAYER_TABLE],
-        player_hi=[c.bounds(big)[1] for c in PLAYER_TABLE],
+        player_lo=p_lo.tolist(),
+        player_hi=p_hi.tolist(),
         player_whole=[float(c.kind.whole) for c in PLAYER_TABLE],
-        npc_lo=[c.bounds(big)[0] for c in npc_cols],
-        npc_hi=[c.bounds(big)[1] for c in npc_cols],  # the target's is the frame's last player row, set per frame
+        npc_lo=n_lo.tolist(),
+        npc_hi=n_hi.tolist(),  # the target's is the frame's last player row: the reader sets it per frame
         npc_whole=[float(c.kind.whole) for c in NPC_TABLE],  # the id is uint32 bytes: whole by construction
-        event_lo=[c.bounds(big)[0] for c in EVENT_FIELDS],
-        event_hi=[c.bounds(big)[1] for c in EVENT_FIELDS],
+        event_lo=e_lo.tolist(),
+        event_hi=e_hi.tolist(),
         columns=(RP["health"], RP["max_health"], RAW_NPC_FIELDS.index("target")),
+        health_slack=HEALTH_SLACK,
     )
 
 
