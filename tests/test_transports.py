@@ -312,6 +312,77 @@ def test_bad_input_on_websocket(sidecar: RunningSidecar, channel: grpc.Channel) 
     healthy.tick()
 
 
+def test_websocket_fragmented_and_text_messages(sidecar: RunningSidecar) -> None:
+    """Whole binary messages are handled as they are parsed; a message sent in fragments goes the
+    library's way, and so does every message after it: all are answered, in order. A text message is
+    refused, naming what to send."""
+    c = WsSession(sidecar.ws_url)
+    _open(c)
+    data = [frame_req(f).SerializeToString() for f in FRAMES[:6]]
+    c.send_bytes(data[0])
+    c.ws.send([data[1][:5], data[1][5:17], data[1][17:]])  # one message in three fragments
+    for d in data[2:]:
+        c.send_bytes(d)
+    answered = []
+    for _ in FRAMES[:6]:  # each guided, or superseded by a newer one (latest wins), in order
+        resp = c.recv()
+        answered.append(resp.guidance.sequence if resp.HasField("guidance") else resp.superseded.sequence)
+    assert answered == [f.sequence for f in FRAMES[:6]]
+    c.ws.send("hello as text")
+    err = c.recv().error
+    assert err.code == pb.ERROR_CODE_MALFORMED and "binary messages" in err.message
+    with pytest.raises(ConnectionClosed):
+        c.recv()
+    c.close()
+
+
+def _masked(payload: bytes) -> bytes:
+    """One binary WebSocket message as a client sends it (masked), payload under 64 KiB."""
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x82, 0x80 | n]) if n < 126 else bytes([0x82, 0x80 | 126]) + n.to_bytes(2, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def _server_message(sock: socket.socket, buf: bytes) -> tuple[bytes, bytes]:
+    """The next binary message from the server (unmasked), and what was read past it."""
+    while len(buf) < 4:
+        buf += sock.recv(65536)
+    n, at = buf[1] & 0x7F, 2
+    if n == 126:
+        n, at = int.from_bytes(buf[2:4], "big"), 4
+    while len(buf) < at + n:
+        buf += sock.recv(65536)
+    assert buf[0] == 0x82, buf[:2]
+    return buf[at : at + n], buf[at + n :]
+
+
+def test_a_hello_in_the_same_packet_as_the_upgrade_is_answered(sidecar: RunningSidecar) -> None:
+    """A client that sends its hello and first frame right behind the upgrade request, before the
+    handshake's answer (they arrive with it, before the stream's handler exists): both are answered,
+    in order."""
+    port = int(sidecar.ws_url.rsplit(":", 1)[1].split("/")[0])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        upgrade = (
+            "GET /metabrain/v1/session HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        sock.sendall(
+            upgrade.encode()
+            + _masked(hello_req().SerializeToString())
+            + _masked(frame_req(FRAMES[0]).SerializeToString())
+        )
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += sock.recv(65536)
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        data, buf = _server_message(sock, buf)
+        assert pb.SessionResponse.FromString(data).WhichOneof("kind") == "welcome"
+        data, buf = _server_message(sock, buf)
+        assert pb.SessionResponse.FromString(data).guidance.sequence == FRAMES[0].sequence
+
+
 def test_health_and_reflection(sidecar: RunningSidecar, channel: grpc.Channel) -> None:
     health = health_pb2_grpc.HealthStub(channel)
     for name in ("", SERVICE_NAME):

@@ -2,7 +2,7 @@
 
 - **echo**: the transport ceiling. Answers each frame with a guidance of realistic size carrying the
   frame's sequence, with no protobuf parsing and no model: gRPC through a generic bytes handler,
-  WebSocket through the same `websockets` server the sidecar uses.
+  WebSocket through the same `websockets` server and connection class the sidecar uses.
 - **naive**: what a user writes first. The sidecar's own protocol code (validation, featurizer),
   model and director, stepped synchronously for each frame inside its handler (`Engine.step_now`
   with that one frame): no batching across sessions, no latest-wins.
@@ -28,6 +28,7 @@ from sidecar.model.checkpoint import load_checkpoint
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, Welcomed, parse_request
 from sidecar.serving import event_loop
 from sidecar.serving.ports_file import write_ports_file
+from sidecar.serving.transports.ws_server import SessionConnection
 from sidecar.session import SessionRegistry
 from sidecar.wire import responses as wire_responses
 from sidecar.wire.schema import SERVICE_NAME, pb
@@ -129,13 +130,24 @@ async def run(kind: str, host: str, grpc_port: int, ws_port: int, ports_file: st
     await server.start()
 
     async def ws_handler(ws: ServerConnection) -> None:
+        # The sidecar's connection class: each message answered as it is parsed (ws_server.py), so
+        # that the comparison measures the sidecar's work, not a different way of moving bytes.
+        assert isinstance(ws, SessionConnection)
         c = codec()
-        async for data in ws:
+
+        def on_message(data: bytes) -> None:
+            for out in respond(c, data):
+                ws.write_now(out)
+
+        ws.deliver_to(on_message)
+        async for data in ws:  # what does not come that way (a fragmented message)
             assert isinstance(data, bytes)
             for out in respond(c, data):
                 await ws.send(out)
 
-    ws_server = await serve(ws_handler, host, ws_port, compression=None, max_size=2**20)
+    ws_server = await serve(
+        ws_handler, host, ws_port, compression=None, max_size=2**20, create_connection=SessionConnection
+    )
     bound_ws = next(iter(ws_server.sockets)).getsockname()[1]
     print(f"{kind} serving grpc={host}:{bound_grpc} ws={host}:{bound_ws}", flush=True)
     if ports_file:
