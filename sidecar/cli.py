@@ -54,10 +54,13 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
         "folding the frames between steps and answering them from the latest prediction)",
     )
     p.add_argument(
+        "--pure-python",
         "--python-frame-reader",
+        dest="pure_python",
         action="store_true",
-        help="read every frame in Python (default: table-form frames by the compiled reader when it was built; "
-        "the same checks and numbers, for comparison and debugging)",
+        help="run the per-frame path in Python: every frame read, and the frames between model steps folded and "
+        "their knobs eased, without the compiled code (default: with it where it was built; the same checks and "
+        "numbers, for comparison and debugging)",
     )
     p.add_argument("--max-batch", type=int, default=8192, help="most players stepped in one tick")
     p.add_argument("--max-wait-ms", type=float, default=0.0, help="wait this long for a batch to fill (0: greedy)")
@@ -186,6 +189,7 @@ def serve_config(a: argparse.Namespace) -> object:
         max_wait_s=a.max_wait_ms / 1000,
         default_policy=a.policy,
         model_rate_hz=0.0 if a.model_every_frame else None,
+        compiled=not a.pure_python,
     )
     return ServeConfig(
         host=a.host,
@@ -209,7 +213,7 @@ def serve_config(a: argparse.Namespace) -> object:
         experiments=experiments,
         experiment_override=a.experiment_override,
         fault_injection=a.fault_injection,
-        compiled_frame_reader=not a.python_frame_reader,
+        compiled_frame_reader=not a.pure_python,
     )
 
 

@@ -39,18 +39,18 @@ def test_bench_reports_every_server_and_ratio(tmp_path: Path, capsys: object) ->
     print_report(report)
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["machine"]["cores"] and (tmp_path / "bench.png").stat().st_size > 10_000
-    for kind in ("echo", "naive", "sidecar", "sidecar-every-frame", "sidecar-python-reader"):
+    for kind in ("echo", "naive", "sidecar", "sidecar-every-frame", "sidecar-pure-python"):
         assert saved["peak_frames_per_s"][kind]["ws"] > 0
         assert saved["sessions_held_at_60hz"][kind]["ws"] in (0, 4, 8)
         runs = [p for p in saved["points"] if p["server"] == kind]
         assert all(p["errors"] == 0 and p["guidance"] > 0 and p["server_rss_mb"] > 0 for p in runs)
     r = saved["ratios"]["ws"]
     assert r["sidecar_over_echo_peak"] > 0 and r["sidecar_over_naive_peak"] > 0
-    assert r["sidecar_over_every_frame_peak"] > 0 and r["compiled_over_python_reader_peak"] > 0
+    assert r["sidecar_over_every_frame_peak"] > 0 and r["compiled_over_pure_python_peak"] > 0
     assert len(saved["multiplayer"]) == 3
     # The compiled frame reader beside the Python path, in-process (both on every run).
     costs = saved["stage_costs_us_per_frame"]["1_player (tables)"]
-    assert costs["between_frame_us"] > 0 and costs["between_frame_python_reader_us"] > 0
+    assert costs["between_frame_us"] > 0 and costs["between_frame_pure_python_us"] > 0
     assert costs["compiled_read_us"] > 0 if compiled_reader_available() else "compiled_read_us" not in costs
     for mp in saved["multiplayer"]:
         assert mp["players_per_frame"] == 4 and mp["player_frames_per_s"] == 4 * mp["frames_per_s"] > 0

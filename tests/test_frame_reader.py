@@ -240,8 +240,8 @@ def test_any_bytes_at_all_are_read_safely() -> None:
 
 def test_the_sidecar_says_which_reader_reads_its_frames(tmp_path: Path) -> None:
     """`metabrain serve` names the reader on its first line (a studio profiling it wants to know), and
-    `--python-frame-reader` turns the compiled one off."""
-    for args, reader in (((), "compiled"), (("--python-frame-reader",), "python")):
+    `--pure-python` turns the compiled code off."""
+    for args, reader in (((), "compiled"), (("--pure-python",), "python")):
         with SidecarProcess(tmp_path, *args, name=f"sidecar-{reader}") as sc:
             line = next(x for x in sc.log().splitlines() if x.startswith("metabrain serving"))
             assert line.endswith(f"frames={reader}"), line

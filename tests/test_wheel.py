@@ -51,9 +51,10 @@ def test_the_wheel_holds_license_proto_and_checkpoint(wheel: Path) -> None:
     assert "sidecar/gen/proto/metabrain/v1/metabrain.proto" in names
     assert "sidecar/checkpoints/default.pt" in names and "sidecar/checkpoints/MODEL_CARD.md" in names
     assert not [n for n in names if n.startswith("tests/") or "__pycache__" in n]
-    # The compiled frame reader is built into it (this machine has gcc; where none is, the build skips it).
-    assert [n for n in names if n.startswith("sidecar/wire/_frame_reader") and n.endswith(".so")], names
-    assert "sidecar/wire/_frame_reader.pyi" in names
+    # The compiled per-frame code is built into it (this machine has gcc; where none is, the build skips it).
+    for module in ("sidecar/wire/_frame_reader", "sidecar/engine/_between"):
+        assert [n for n in names if n.startswith(module) and n.endswith(".so")], (module, names)
+        assert f"{module}.pyi" in names
 
 
 def test_a_clean_venv_runs_the_demo_outside_the_repo(wheel: Path, tmp_path: Path) -> None:

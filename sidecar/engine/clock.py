@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from sidecar.columns import PLAYER_TABLE, Fold
+from sidecar.engine.between import fold_compiled
 from sidecar.features import FrameInput, RawFrame
 
 __all__ = ["DEFAULT_MODEL_RATE_HZ", "ModelClock", "StepInFlight"]
@@ -43,6 +44,12 @@ def _span(fold: Fold) -> slice:
 _SUM = _span(Fold.SUM)
 _RATE = _span(Fold.RATE)
 _N_SUM, _N_RATE = _SUM.stop - _SUM.start, _RATE.stop - _RATE.start
+# A folded player's row: its SUM columns added up, its RATE columns times each frame's interval added up,
+# and the intervals added up.
+_ROW = _N_SUM + _N_RATE + 1
+_SUMS, _RATE_TIMES, _SECONDS = slice(0, _N_SUM), slice(_N_SUM, _N_SUM + _N_RATE), _ROW - 1
+_SPANS = (_SUM.start, _N_SUM, _RATE.start, _N_RATE)
+_WIDTH = len(PLAYER_TABLE)
 
 
 @dataclass
@@ -67,12 +74,10 @@ class ModelClock:
     next_step: float | None = None
     last_step: float | None = None  # game time of the last frame that went to the model
     last_frame: float | None = None  # game time of the last frame, stepped or folded (0: none yet)
-    # The folded frames' players, in the order of the first of them: SUM columns added up, RATE columns
-    # times each frame's interval added up, and the intervals added up ([P, ...] arrays, aligned to ids).
+    # The folded frames' players, in the order of the first of them: a row each (_ROW: sums, rate
+    # times, seconds), the first len(ids) rows of `rows` (kept between steps: no allocation per frame).
     ids: list[str] = field(default_factory=list)
-    sums: np.ndarray = field(default_factory=lambda: np.zeros((0, _N_SUM)))
-    rate_time: np.ndarray = field(default_factory=lambda: np.zeros((0, _N_RATE)))
-    seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    rows: np.ndarray = field(default_factory=lambda: np.zeros((1, _ROW)))
     events: list[tuple[float, str | None, float, float]] = field(default_factory=list)  # type, player, amount, t
     folded: int = 0  # frames folded since the last step
     start: float | None = None  # game time of the first step: the session's time origin for the model
@@ -92,12 +97,13 @@ class ModelClock:
         interval = game_time - self.last_frame if self.last_frame is not None else 0.0
         return game_time >= self.next_step - 0.5 * interval - 1e-9
 
-    def route(self, frame: FrameInput) -> FrameInput | None:
+    def route(self, frame: FrameInput, compiled: bool = True) -> FrameInput | None:
         """The frame to step now (this one, with everything folded since the last step merged in), or
-        None when it was folded into the next step."""
+        None when it was folded into the next step (by the compiled kernel where it is built and
+        `compiled`, between.py)."""
         t = frame.game_time
         if not self.due(t):
-            self._fold(frame.raw, t)
+            self._fold(frame.raw, t, compiled)
             self.last_frame = t
             return None
         if self.start is None:
@@ -113,20 +119,26 @@ class ModelClock:
         self.last_frame = t
         return merged
 
-    def _fold(self, raw: RawFrame, t: float) -> None:
+    def _fold(self, raw: RawFrame, t: float, compiled: bool) -> None:
         interval = max(t - self.last_frame, 0.0) if self.last_frame is not None else 0.0
-        p, n = raw.players, len(raw.player_ids)
-        if not self.folded:
+        n = len(raw.player_ids)
+        first = not self.folded
+        if first:
             self.ids = raw.player_ids
-            self.sums = p[:, _SUM].copy()
-            self.rate_time = p[:, _RATE] * interval
-            self.seconds = np.full(n, interval)
-        else:
-            if raw.player_ids != self.ids[:n]:
-                self._realign(raw.player_ids)
-            self.sums[:n] += p[:, _SUM]
-            self.rate_time[:n] += p[:, _RATE] * interval
-            self.seconds[:n] += interval
+            if len(self.rows) < n:
+                self.rows = np.zeros((n, _ROW))
+        elif raw.player_ids != self.ids[:n]:
+            self._realign(raw.player_ids)
+        if not (compiled and fold_compiled(self.rows, raw.players, n, _WIDTH, interval, first, _SPANS)):
+            p, rows = raw.players, self.rows[:n]
+            if first:
+                rows[:, _SUMS] = p[:, _SUM]
+                rows[:, _RATE_TIMES] = p[:, _RATE] * interval
+                rows[:, _SECONDS] = interval
+            else:
+                rows[:, _SUMS] += p[:, _SUM]
+                rows[:, _RATE_TIMES] += p[:, _RATE] * interval
+                rows[:, _SECONDS] += interval
         if len(raw.events):
             ids = raw.player_ids
             for etype, idx, amount, et in raw.events.tolist():
@@ -139,17 +151,12 @@ class ModelClock:
         row = {pid: i for i, pid in enumerate(self.ids)}
         now = set(ids)
         order = [*ids, *(pid for pid in self.ids if pid not in now)]
-
-        def take(a: np.ndarray) -> np.ndarray:
-            out = np.zeros((len(order), *a.shape[1:]))
-            for j, pid in enumerate(order):
-                i = row.get(pid)
-                if i is not None:
-                    out[j] = a[i]
-            return out
-
-        self.sums, self.rate_time, self.seconds = take(self.sums), take(self.rate_time), take(self.seconds)
-        self.ids = order
+        rows = np.zeros((len(order), _ROW))
+        for j, pid in enumerate(order):
+            i = row.get(pid)
+            if i is not None:
+                rows[j] = self.rows[i]
+        self.rows, self.ids = rows, order
 
     def _merge(self, frame: FrameInput) -> FrameInput:
         """This frame with the folded ones merged in; resets the fold."""
@@ -160,10 +167,11 @@ class ModelClock:
         n = len(raw.player_ids)
         if raw.player_ids != self.ids[:n]:
             self._realign(raw.player_ids)
-        players[:, _SUM] += self.sums[:n]
-        total = (self.seconds[:n] + interval)[:, None]
+        rows = self.rows[:n]
+        players[:, _SUM] += rows[:, _SUMS]
+        total = (rows[:, _SECONDS] + interval)[:, None]
         rates = players[:, _RATE]
-        averaged = (self.rate_time[:n] + rates * interval) / np.maximum(total, 1e-12)
+        averaged = (rows[:, _RATE_TIMES] + rates * interval) / np.maximum(total, 1e-12)
         players[:, _RATE] = np.where(total > 0, averaged, rates)
         index = {pid: i for i, pid in enumerate(raw.player_ids)}
         folded = np.array(

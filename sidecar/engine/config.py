@@ -31,3 +31,6 @@ class EngineConfig:
     # Model steps per second of a session's game time: None takes the checkpoint's (the rate it was
     # trained at); 0 steps the model on every frame (`serve --model-every-frame`).
     model_rate_hz: float | None = None
+    # Fold and ease the frames between model steps with the compiled kernels where they are built
+    # (between.py); False: the Python versions (`serve --pure-python`, for comparison).
+    compiled: bool = True

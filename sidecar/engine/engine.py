@@ -163,7 +163,7 @@ class Engine:
             return [(ticket, [])]  # left the engine already: no answer, as a frame of a session that leaves mid-step
         if session.director is not None:
             session.director.seen(frame.game_time)
-        step = session.clock.route(frame)
+        step = session.clock.route(frame, self.cfg.compiled)
         flights = session.steps
         if step is None:
             if flights:  # its session's step is still to come: answered after it, in order
@@ -202,14 +202,14 @@ class Engine:
             return []
         if director.last_time is None:  # before the session's first step: from where the game is
             director.start_from(frame.raw.knob_values)
-        values, wrong = director.checked(director.ease(frame.game_time))
+        values, wrong = director.eased(frame.game_time, self.cfg.compiled)
         if wrong:
             self.output_violations += len(wrong)
             log.error("knob values out of range or not finite (%s): sent the defaults for them", ", ".join(wrong))
         us = min(int((time.monotonic() - received_at) * 1e6), 2**32 - 1)
         template = director.template
         if template is None:  # no step yet: the knobs alone
-            knobs = (director.names, values.tolist())
+            knobs = (director.names, values)
             resp = wire.guidance(
                 frame.sequence,
                 self.model_version,
@@ -227,7 +227,7 @@ class Engine:
         resp = wire.between(
             template,
             frame.sequence,
-            values.tolist(),
+            values,
             fallback=director.fallback,
             hints=hints,
             processing_us=us,

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from sidecar.columns import MAX_PLAY_GAP_S, Capability, NpcTactic
+from sidecar.engine.between import ease_compiled
 from sidecar.features import FrameFeatures, P
 from sidecar.model.player_model import TACTICS
 from sidecar.policies.contextual import ContextualPolicy
@@ -135,6 +136,10 @@ class Director:
         self.template_npcs: list[int] = []  # the NPC ids of that step's frame
         self._lo, self._hi = self.lo.tolist(), self.hi.tolist()  # plain floats for the per-frame work
         self._rate = self.rate.tolist()
+        # The same for the compiled easing (engine/between.py): each knob's rate, lo, hi; and the buffer
+        # it eases into, which `values` then is (rewritten by the next frame between steps: copy to keep).
+        self._limits = np.array([self._rate, self._lo, self._hi], np.float64).T.copy()
+        self._eased = np.zeros(len(self.values), np.float32)
         self.last_time: float | None = None
         # The game time of the session's first frame, answered or not (frames superseded while its first
         # step ran are play too): what a recording counts from, and so what the portfolio counts from.
@@ -155,7 +160,10 @@ class Director:
         """A frame between model steps: the knobs go on toward what the latest step wanted, at each
         knob's rate (the guard every frame gets, with no new decision). `guard`'s arithmetic on plain
         floats: a handful of knobs, every frame."""
-        dt = self.elapsed(game_time)
+        self.values = self._ease_after(self.elapsed(game_time))
+        return self.values
+
+    def _ease_after(self, dt: float) -> np.ndarray:
         out = []
         for w, v, r, lo, hi in zip(
             self.wanted.tolist(), self.values.tolist(), self._rate, self._lo, self._hi, strict=True
@@ -164,8 +172,26 @@ class Director:
                 step = r * dt
                 w = min(max(w, v - step), v + step)
             out.append(min(max(w, lo), hi))
-        self.values = np.array(out, np.float32)
-        return self.values
+        return np.array(out, np.float32)
+
+    def eased(self, game_time: float, compiled: bool = True) -> tuple[list[float], list[str]]:
+        """`ease` then `checked`, as plain floats for the wire: the knob values of a frame between model
+        steps and the names of any that were not finite and in range (sent as their defaults)."""
+        if compiled:
+            dt = self.elapsed(game_time)
+            got = ease_compiled(self._eased, self.values, self.wanted, self._limits, dt)
+            if got is not None:
+                self.values = self._eased
+                vals, in_range = got
+                if in_range:
+                    return vals, []
+                values, wrong = self.checked(self.values)
+                return values.tolist(), wrong
+            self.values = self._ease_after(dt)
+        else:
+            self.ease(game_time)
+        values, wrong = self.checked(self.values)
+        return values.tolist(), wrong
 
     def start_from(self, applied: np.ndarray) -> None:
         """Before the first guidance: start from the knob values the game reports applying (a session

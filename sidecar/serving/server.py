@@ -16,6 +16,7 @@ import grpc
 import torch
 from websockets.asyncio.server import Server
 
+from sidecar.engine.between import compiled_between_available
 from sidecar.engine.engine import Engine, EngineConfig
 from sidecar.engine.remote_runner import RemoteRunner
 from sidecar.errors import ShuttingDown
@@ -69,7 +70,8 @@ class ServeConfig:
     # SIGUSR1 makes the next model step raise CUDA out-of-memory (for fault-injection tests and drills).
     fault_injection: bool = False
     front_end: FrontEndLink | None = None  # set in each process of `serve --front-ends N`
-    # Table-form frames read by the compiled reader (sidecar/wire/table_reader.py); False: all in Python.
+    # Table-form frames read by the compiled reader (sidecar/wire/table_reader.py); False: all in Python
+    # (`serve --pure-python`, which also sets EngineConfig.compiled False).
     compiled_frame_reader: bool = True
 
 
@@ -112,12 +114,14 @@ class Sidecar:
         secret = experiment_secret(config.state_dir, bool(config.experiments))
         experiments = ExperimentSet(config.experiments, secret, config.experiment_override)
         info = ServerInfo(self.checkpoint.version, config.engine.default_policy, self.engine.model_rate_hz, experiments)
-        # Which reader reads the plugins' frames: the compiled one unless turned off or not built.
-        self.frame_reader = "compiled" if config.compiled_frame_reader and compiled_reader_available() else "python"
-        if config.compiled_frame_reader and self.frame_reader == "python":
+        # Whether the plugins' frames are read (and those between model steps folded and eased) by the
+        # compiled code: unless turned off or not built.
+        built = compiled_reader_available() and compiled_between_available()
+        self.frame_reader = "compiled" if config.compiled_frame_reader and built else "python"
+        if config.compiled_frame_reader and not built:
             log.warning(
-                "the compiled frame reader is not built (no C compiler when the package was installed): every "
-                "frame is read in Python, at about twice the CPU a frame (BENCHMARKS.md, run 9)"
+                "the compiled frame code is not built (no C compiler when the package was installed): every "
+                "frame is read and folded in Python, at about twice the CPU a frame (BENCHMARKS.md, run 10)"
             )
         self.ctx = ServiceContext(
             self.engine, self.registry, config.limits, info, compiled_reader=self.frame_reader == "compiled"

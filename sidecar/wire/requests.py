@@ -102,7 +102,7 @@ def from_message(req: pb.SessionRequest, data: bytes | None = None) -> Request:
 def decode(data: bytes, limits: Limits, *, compiled: bool = True) -> tuple[Request, RequestMessage]:
     """Bytes from the wire -> the plain request and its message (for the observers that record it),
     refusing oversized or malformed input. `compiled`: a frame may be read by the compiled reader
-    (False: every frame by the Python path, as `metabrain serve --python-frame-reader`)."""
+    (False: every frame by the Python path, as `metabrain serve --pure-python`)."""
     if len(data) > limits.max_message_bytes:
         raise MessageTooLarge(
             f"message is {len(data)} bytes; the limit is max_message_bytes={limits.max_message_bytes}",

@@ -30,8 +30,9 @@ from sim.loadgen import LoadResult, LoadSpec, run_load
 FRAME_BUDGET_MS = 1000.0 / 60.0
 # The sidecar runs twice: with the model clock (the default: the model steps at the rate it learned,
 # frames between steps answered from the latest prediction) and with a model step on every frame.
-# And a third time with every frame read in Python (`--python-frame-reader`): the compiled reader's worth.
-SIDECARS = ("sidecar", "sidecar-every-frame", "sidecar-python-reader")
+# And a third time without the compiled per-frame code (`--pure-python`: every frame read, folded and
+# eased in Python): its worth.
+SIDECARS = ("sidecar", "sidecar-every-frame", "sidecar-pure-python")
 
 
 @dataclass
@@ -74,8 +75,8 @@ def start_server(kind: str, workdir: Path, cores: tuple[int, ...], extra: tuple[
         cmd += ["--log-level", "WARNING", *extra]
         if kind == "sidecar-every-frame":
             cmd.append("--model-every-frame")
-        elif kind == "sidecar-python-reader":
-            cmd.append("--python-frame-reader")
+        elif kind == "sidecar-pure-python":
+            cmd.append("--pure-python")
     else:
         cmd = [sys.executable, "-m", "sim.bench.servers", kind]
     return ServerProcess(kind, cmd, workdir, cores)
@@ -242,16 +243,17 @@ def stage_costs(players: int, sessions: int = 64, ticks: int = 20, tables: bool 
     per = ticks * sessions
     # A frame between model steps (most frames at 60 Hz): received, folded and answered from the latest
     # prediction; game time moves by less than a model period, so none of these reaches a step.
-    # Both readers, alternating blocks on the same session (the machine's drift falls on both).
+    # With and without the compiled code (reader, fold, easing), alternating blocks on the same session
+    # (the machine's drift falls on both).
     n_between, between = 2000, {True: 0.0, False: 0.0}
     for i in range(n_between):
-        sims.compiled = (i // 100) % 2 == 0
+        sims.compiled = engine.cfg.compiled = (i // 100) % 2 == 0
         t0 = time.perf_counter()
         engine.step_now(sims.receive(t_game + (i + 1) * 1e-5, count=1))
         between[sims.compiled] += time.perf_counter() - t0
-    sims.compiled = True
+    sims.compiled = engine.cfg.compiled = True
     out["between_frame_us"] = between[True] / (n_between / 2) * 1e6
-    out["between_frame_python_reader_us"] = between[False] / (n_between / 2) * 1e6
+    out["between_frame_pure_python_us"] = between[False] / (n_between / 2) * 1e6
     out["receive_total_us"] = receive / per * 1e6
     out["featurize_tick_us"] = featurize / per * 1e6
     out["model_us"] = sum(model) / per * 1e6
@@ -379,8 +381,8 @@ def _ratios(peak: dict[str, dict[str, float | None]], capacity: dict[str, dict[s
         n_peak = peak.get("naive", {}).get(transport)
         f_peak = peak.get("sidecar-every-frame", {}).get(transport)
         f_cap = capacity.get("sidecar-every-frame", {}).get(transport)
-        r_peak = peak.get("sidecar-python-reader", {}).get(transport)
-        r_cap = capacity.get("sidecar-python-reader", {}).get(transport)
+        r_peak = peak.get("sidecar-pure-python", {}).get(transport)
+        r_cap = capacity.get("sidecar-pure-python", {}).get(transport)
         out[transport] = {
             "sidecar_over_echo_peak": ratio(s_peak, e_peak),
             "sidecar_over_echo_sessions_at_60hz": ratio(s_cap, e_cap, 2),
@@ -388,8 +390,8 @@ def _ratios(peak: dict[str, dict[str, float | None]], capacity: dict[str, dict[s
             "sidecar_over_naive_sessions_at_60hz": ratio(s_cap, n_cap, 2),
             "sidecar_over_every_frame_peak": ratio(s_peak, f_peak),
             "sidecar_over_every_frame_sessions_at_60hz": ratio(s_cap, f_cap, 2),
-            "compiled_over_python_reader_peak": ratio(s_peak, r_peak),
-            "compiled_over_python_reader_sessions_at_60hz": ratio(s_cap, r_cap, 2),
+            "compiled_over_pure_python_peak": ratio(s_peak, r_peak),
+            "compiled_over_pure_python_sessions_at_60hz": ratio(s_cap, r_cap, 2),
         }
     return out
 
@@ -415,7 +417,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
         "naive": "#d9534f",
         "sidecar": "#2b7bba",
         "sidecar-every-frame": "#9bc3e6",
-        "sidecar-python-reader": "#5cb85c",
+        "sidecar-pure-python": "#5cb85c",
     }
     for ax, transport in zip(axes[:2], TRANSPORTS, strict=True):
         for kind in SERVERS:
@@ -481,9 +483,9 @@ def print_report(report: dict[str, Any]) -> None:
             f"{t}: sidecar/echo peak {r['sidecar_over_echo_peak']}, sessions at 60 Hz "
             f"{r['sidecar_over_echo_sessions_at_60hz']}; sidecar/naive peak {r['sidecar_over_naive_peak']}, "
             f"sessions at 60 Hz {held}; model clock / every frame: peak {r['sidecar_over_every_frame_peak']}, "
-            f"sessions at 60 Hz {r['sidecar_over_every_frame_sessions_at_60hz']}; compiled / Python frame reader: "
-            f"peak {r['compiled_over_python_reader_peak']}, sessions at 60 Hz "
-            f"{r['compiled_over_python_reader_sessions_at_60hz']}"
+            f"sessions at 60 Hz {r['sidecar_over_every_frame_sessions_at_60hz']}; compiled / pure Python: "
+            f"peak {r['compiled_over_pure_python_peak']}, sessions at 60 Hz "
+            f"{r['compiled_over_pure_python_sessions_at_60hz']}"
         )
     print("where a frame's time goes in the sidecar (in-process, no transport; us per frame):")
     for name, costs in report["stage_costs_us_per_frame"].items():
