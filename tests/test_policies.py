@@ -703,6 +703,9 @@ def test_play_counts_from_the_sessions_first_frame_answered_or_not() -> None:
         d.seen(11.4)
         assert d.elapsed(11.4) == pytest.approx(0.2)
         assert d.played_s == pytest.approx(1.4)
+        # The portfolio hears of play once a PLAY_REPORT_S (and all of it when the session ends).
+        assert d.portfolio.state[d.arm.label].seconds == pytest.approx(1.2)
+        d.report_play()
         assert d.portfolio.state[d.arm.label].seconds == pytest.approx(1.4)
     finally:
         reset_portfolios()
@@ -720,6 +723,7 @@ def test_a_clock_that_jumps_counts_a_few_seconds_of_play_not_hours() -> None:
             d.seen(t)
             d.elapsed(t)
         assert d.played_s == pytest.approx(0.4 + MAX_PLAY_GAP_S)
+        d.finish()
         assert d.portfolio.state[d.arm.label].seconds == pytest.approx(0.4 + MAX_PLAY_GAP_S)
     finally:
         reset_portfolios()

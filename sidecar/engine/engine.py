@@ -220,10 +220,11 @@ class Engine:
             )
             return [resp]
         hints = None
-        npcs = frame.raw.npcs[:, _NPC_ID].tolist() if len(frame.raw.npcs) else []
-        if director.last_hints and npcs != director.template_npcs:  # NPCs came or went: theirs only
-            present = set(npcs)
-            hints = [h for h in director.last_hints if h[0] in present]
+        if director.last_hints:
+            npcs = frame.raw.npcs[:, _NPC_ID].tolist() if len(frame.raw.npcs) else []
+            if npcs != director.template_npcs:  # NPCs came or went: theirs only
+                present = set(npcs)
+                hints = [h for h in director.last_hints if h[0] in present]
         resp = wire.between(
             template,
             frame.sequence,

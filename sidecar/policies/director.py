@@ -145,10 +145,12 @@ class Director:
         # step ran are play too): what a recording counts from, and so what the portfolio counts from.
         self.first_seen: float | None = None
         self.played_s = 0.0  # game seconds since the first frame (gaps over MAX_PLAY_GAP_S count as that)
+        self._unreported_s = 0.0  # of which the portfolio has not heard yet (it hears once a PLAY_REPORT_S)
 
     def finish(self, by_player: bool = True) -> None:
         """The session ended, by the player leaving (False: cut short otherwise, as by a time limit)."""
         if self.portfolio is not None and self.arm is not None:
+            self.report_play()
             # A learns_start candidate's next start follows the level this session ended at.
             end = None
             if self.arm.learns_start:
@@ -235,8 +237,20 @@ class Director:
         self.last_time = game_time
         self.played_s += played
         if self.portfolio is not None and self.arm is not None:
-            self.portfolio.played(self.evidence, played)
+            self._unreported_s += played
+            if self._unreported_s >= PLAY_REPORT_S:
+                self.report_play()
         return dt
+
+    def report_play(self) -> None:
+        """Tell the portfolio the play it has not heard of (it hears at least once a PLAY_REPORT_S of play,
+        not every frame: at 60 Hz a lock and a lookup a frame were a tenth of a frame's cost)."""
+        if self.portfolio is not None and self.arm is not None and self._unreported_s:
+            self.portfolio.played(self.evidence, self._unreported_s)
+            self._unreported_s = 0.0
+
+
+PLAY_REPORT_S = 1.0  # seconds of a session's play the portfolio may hear of late (sessions last minutes)
 
 
 def guard(

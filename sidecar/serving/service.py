@@ -156,7 +156,8 @@ class StreamHandler:
     def _observe(self, hook: Callable[[SessionObserver], None]) -> list[MetabrainError]:
         """Run an observer hook on every observer; returns their in-stream warnings, for the caller to
         send where they belong (after the welcome, say)."""
-        return notify(self.ctx.observers, hook, self._sid())
+        observers = self.ctx.observers
+        return notify(observers, hook, self._sid()) if observers else []
 
     def _warn(self, warnings: list[MetabrainError]) -> None:
         for err in warnings:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import cast
 
 import numpy as np
 
@@ -38,6 +39,9 @@ _P_WIDTH, _N_WIDTH = len(PLAYER_TABLE), len(NPC_TABLE) + 1
 def compiled_reader_available() -> bool:
     """Whether the compiled frame reader was built (`pip install -e .` builds it where gcc is)."""
     return _frame_reader is not None
+
+
+_last: list[object] = [None, None]  # the latest Limits and its reader
 
 
 @functools.lru_cache(maxsize=8)
@@ -72,7 +76,11 @@ def _reader(limits: Limits) -> _frame_reader.Reader | None:
 def read_compiled(data: bytes, limits: Limits, n_knobs: int) -> RawFrame | None:
     """A SessionRequest's bytes (already accepted by the protobuf parser) holding a table-form frame
     -> its checked numbers, or None: not read here (no extension, or a frame for the Python path)."""
-    reader = _reader(limits)
+    if _last[0] is limits:  # the same Limits object frame after frame: no hashing its ~20 fields
+        reader = cast("_frame_reader.Reader | None", _last[1])
+    else:
+        reader = _reader(limits)
+        _last[:] = [limits, reader]
     if reader is None:
         return None
     got = reader.read(data, n_knobs)
