@@ -87,7 +87,7 @@ def test_uneven_rates_keep_the_model_rate_on_average() -> None:
     assert steps / 60.0 == pytest.approx(5.0, abs=0.05)
 
 
-@pytest.mark.parametrize("phase", [0.1, 0.25, 0.399, 0.4999])
+@pytest.mark.parametrize("phase", [0.1, 0.25, 0.4999, 0.5, 0.75, 0.9999])
 def test_a_phase_changes_nothing_at_the_learned_rate_or_slower(phase: float) -> None:
     """A shifted grid steps the same frames as an unshifted one when the game sends at 5 Hz or slower:
     the phase only spreads sessions that send faster."""
@@ -100,8 +100,8 @@ def test_a_phase_changes_nothing_at_the_learned_rate_or_slower(phase: float) -> 
 
 def test_sessions_that_start_together_step_in_different_ticks(bundled: Checkpoint) -> None:
     """100 sessions joined at once, sending the same 60 Hz game times (a match that starts together):
-    each still steps five times a second, but no frame holds more than 30 of their steps (unshifted,
-    all 100 step with the same frame)."""
+    each still steps five times a second, but no frame holds more than 10 of their steps, spread over the
+    twelve frames of a period (unshifted, all 100 step with the same frame)."""
     engine = Engine(bundled, EngineConfig(device="cpu", max_slots=128))
     sessions = [Session(f"s{i}", "", spec_of(hello()), frozenset(), 0.0, 0.0) for i in range(100)]
     for s in sessions:
@@ -110,7 +110,7 @@ def test_sessions_that_start_together_step_in_different_ticks(bundled: Checkpoin
     frames = [FrameInput(frame.raw, i, i / 60, None, 0.0, {}, frame.knobs) for i in range(1, 181)]
     stepped = np.array([[s.clock.route(f) is not None for s in sessions] for f in frames])  # type: ignore[union-attr]
     assert set(stepped.sum(axis=0).tolist()) <= {14, 15}  # 3 s at 5 Hz, the first step one period in
-    assert stepped.sum(axis=1).max() <= 30  # spread over the five frames of 0.4 of a period
+    assert stepped.sum(axis=1).max() <= 10  # 100 / 12 frames, give or take the golden ratio's spread
     unshifted = [ModelClock(0.2) for _ in range(100)]
     assert max(sum(c.route(f) is not None for c in unshifted) for f in frames) == 100
 
@@ -151,9 +151,9 @@ def test_same_predictions_at_every_rate(bundled: Checkpoint) -> None:
 
 
 def test_a_shifted_session_predicts_what_the_5hz_stream_does(bundled: Checkpoint) -> None:
-    """A session whose grid is shifted (the third to join: phase 0.09 of a period, and the fourth: 0.34)
+    """A session whose grid is shifted (the third to join: phase 0.24 of a period, and the fourth: 0.85)
     steps 5 times a second at 60 Hz, and its insights stay those of the 5 Hz stream, compared at the 5 Hz
-    step just before each of its steps (up to 0.4 of a period apart)."""
+    step nearest in time to each of its steps (at most half a period apart)."""
     five = _predictions(bundled, 5.0)
     times = np.array(sorted(five))
     want = np.array([five[t] for t in times])
@@ -162,9 +162,10 @@ def test_a_shifted_session_predicts_what_the_5hz_stream_does(bundled: Checkpoint
         assert len(shifted) in (199, 200)
         at = np.array(sorted(shifted))
         got = np.array([shifted[t] for t in at])
-        before = np.searchsorted(times, at, side="right") - 1
-        assert (before >= 0).all() and not set(at.round(6)) <= set(times.round(6))  # shifted: other times
-        assert np.abs(got - want[before]).mean(axis=0).max() < 0.01
+        nearest = np.abs(at[:, None] - times[None, :]).argmin(axis=1)
+        assert np.abs(at - times[nearest]).max() <= 0.1 + 1e-6
+        assert not set(at.round(6)) <= set(times.round(6))  # shifted: other times
+        assert np.abs(got - want[nearest]).mean(axis=0).max() < 0.01
 
 
 def test_same_sessions_and_examples_at_every_rate(bundled: Checkpoint, tmp_path: Path) -> None:

@@ -7,11 +7,11 @@ averaged over the time they cover, states taken from the newest frame, events co
 model sees exactly what a 5 Hz stream would have sent. Frames in between are answered at once from
 the session's latest prediction (engine.py). Step times follow a grid of one model period from the
 session's start, and a frame within half its own interval of the next grid point takes it, so the model
-steps at the learned rate on average for any frame rate; a game that sends slower steps every frame.
-Each session's grid is shifted by a phase under half a period (the engine spreads them): sessions
-that start together, as a match's do, would otherwise all step in the same tick every period, and
-their frames would wait behind it. Below half a period the shift changes nothing at the learned rate
-or slower (every frame still steps).
+steps at the learned rate on average for any frame rate; a game that sends at the learned rate or slower
+(a frame at least 0.9 of a period after the one before) steps every frame.
+Each session's grid is shifted by a phase, a share of a period (the engine spreads them over the whole
+period): sessions that start together, as a match's do, would otherwise all step in the same tick every
+period, and their frames would wait behind it. The shift changes nothing at the learned rate or slower.
 Frames before a session's first step (its first period) are answered with the knob values the game
 reports, eased toward the defaults: there is no prediction yet.
 
@@ -50,6 +50,9 @@ _ROW = _N_SUM + _N_RATE + 1
 _SUMS, _RATE_TIMES, _SECONDS = slice(0, _N_SUM), slice(_N_SUM, _N_SUM + _N_RATE), _ROW - 1
 _SPANS = (_SUM.start, _N_SUM, _RATE.start, _N_RATE)
 _WIDTH = len(PLAYER_TABLE)
+# A frame this share of a period or more after the one before steps (a stream at the learned rate, with a
+# tenth of a period of jitter, or slower).
+_EVERY_FRAME = 0.9
 
 
 @dataclass
@@ -67,7 +70,7 @@ class ModelClock:
     """One session's model clock. period_s: game seconds between model steps (0: every frame steps)."""
 
     period_s: float
-    # The grid's shift, as a share of a period in [0, 0.5): see the module's comment.
+    # The grid's shift, as a share of a period in [0, 1): see the module's comment.
     phase: float = 0.0
     # Game time of the next grid point. The grid starts at game time 0 (the session's start), shifted by
     # the phase: a stream at any rate steps at the same game times, the first step one period in.
@@ -83,8 +86,8 @@ class ModelClock:
     start: float | None = None  # game time of the first step: the session's time origin for the model
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.phase < 0.5:
-            raise ValueError(f"phase={self.phase}: a share of a period in [0, 0.5)")
+        if not 0.0 <= self.phase < 1.0:
+            raise ValueError(f"phase={self.phase}: a share of a period in [0, 1)")
         if self.next_step is None and self.period_s > 0:
             self.next_step = self.period_s * (1.0 + self.phase)
         if self.last_frame is None:
@@ -95,6 +98,8 @@ class ModelClock:
         if self.period_s <= 0 or self.next_step is None:
             return True
         interval = game_time - self.last_frame if self.last_frame is not None else 0.0
+        if interval >= _EVERY_FRAME * self.period_s:  # at the learned rate or slower, whatever the phase
+            return True
         return game_time >= self.next_step - 0.5 * interval - 1e-9
 
     def route(self, frame: FrameInput, compiled: bool = True) -> FrameInput | None:

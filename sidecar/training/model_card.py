@@ -61,7 +61,7 @@ def write_card(checkpoint: str | None, eval_json: str, directors: list[str], out
         f"- Trained on telemetry at {rate:g} frames/s (the simulator's default). The sidecar's model clock steps it at "
         "that rate whatever rate the game sends (frames between steps are folded in and answered from the latest "
         "prediction), so a 60 Hz stream gives the predictions of the same game sent at 5 Hz at its step times "
-        "(`tests/test_model_clock.py`); those sit on a grid shifted per session by under half a period, so "
+        "(`tests/test_model_clock.py`); those sit on a grid shifted per session by a share of a period, so "
         "sessions that start together step in different ticks.",
         "",
         *_value_surface_lines(ckpt.extra.get("value_fit"), cfg.value_members, cfg.value_grid),
