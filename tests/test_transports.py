@@ -126,7 +126,8 @@ def test_burst_is_answered_latest_wins(sidecar: RunningSidecar, channel: grpc.Ch
 
 
 def test_sessions_do_not_share_state(sidecar: RunningSidecar, channel: grpc.Channel) -> None:
-    a_frames, b_frames = game_frames(40, seed=5), game_frames(40, seed=9)
+    # At the model's rate (5 Hz) every frame steps, whatever phase each session's clock drew.
+    a_frames, b_frames = game_frames(40, seed=5, frame_every=6), game_frames(40, seed=9, frame_every=6)
 
     def run_alone(frames: list[pb.Frame]) -> list[float]:
         c = GrpcSession(channel)
@@ -155,7 +156,7 @@ def test_sessions_do_not_share_state(sidecar: RunningSidecar, channel: grpc.Chan
 
 @pytest.mark.parametrize("transport", ["grpc", "websocket"])
 def test_resume_continues_the_session(sidecar: RunningSidecar, channel: grpc.Channel, transport: str) -> None:
-    frames = game_frames(30, seed=3)
+    frames = game_frames(30, seed=3, frame_every=6)  # 5 Hz: the reference steps the same frames whatever its phase
     ref = GrpcSession(channel)
     _open(ref)
     expected = []
