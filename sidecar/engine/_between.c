@@ -51,6 +51,7 @@ static PyObject *fold(PyObject *self, PyObject *args) {
         sum_start + n_sum > width || rate_start + n_rate > width)
         Py_RETURN_FALSE;
     Py_ssize_t row = n_sum + n_rate + 1;
+    if (n > PY_SSIZE_T_MAX / (width > row ? width : row)) Py_RETURN_FALSE; /* n * width would overflow */
     Py_buffer rv, pv;
     if (!get_numbers(rows_obj, &rv, 1, 'd')) Py_RETURN_FALSE;
     if (!get_numbers(players_obj, &pv, 0, 'd')) {

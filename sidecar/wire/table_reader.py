@@ -41,7 +41,7 @@ def compiled_reader_available() -> bool:
     return _frame_reader is not None
 
 
-_last: list[object] = [None, None]  # the latest Limits and its reader
+_last: tuple[object, object] = (None, None)  # the latest Limits and its reader, replaced as one
 
 
 @functools.lru_cache(maxsize=8)
@@ -76,11 +76,13 @@ def _reader(limits: Limits) -> _frame_reader.Reader | None:
 def read_compiled(data: bytes, limits: Limits, n_knobs: int) -> RawFrame | None:
     """A SessionRequest's bytes (already accepted by the protobuf parser) holding a table-form frame
     -> its checked numbers, or None: not read here (no extension, or a frame for the Python path)."""
-    if _last[0] is limits:  # the same Limits object frame after frame: no hashing its ~20 fields
-        reader = cast("_frame_reader.Reader | None", _last[1])
+    global _last
+    last = _last
+    if last[0] is limits:  # the same Limits object frame after frame: no hashing its ~20 fields
+        reader = cast("_frame_reader.Reader | None", last[1])
     else:
         reader = _reader(limits)
-        _last[:] = [limits, reader]
+        _last = (limits, reader)
     if reader is None:
         return None
     got = reader.read(data, n_knobs)
