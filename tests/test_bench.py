@@ -60,6 +60,9 @@ def test_bench_reports_every_server_and_ratio(tmp_path: Path, capsys: object) ->
     assert 0 < clock["model_steps_per_s"] < 0.5 * clock["frames_per_s"]
     assert every["model_steps_per_s"] >= 0.5 * every["frames_per_s"]  # stepped or superseded: latest wins
     assert peaks["echo"]["model_steps_per_s"] is None
+    # The ticks beside them: no more ticks than rows stepped, and a share of the core they took.
+    assert 0 < clock["ticks_per_s"] <= clock["model_steps_per_s"] and 0 < clock["tick_cores"] < 1.5
+    assert peaks["echo"]["ticks_per_s"] is None
 
 
 def test_a_load_that_got_no_answer_is_reported_failed_not_as_zero(tmp_path: Path, capsys: object) -> None:

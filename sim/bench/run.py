@@ -91,6 +91,8 @@ class Point:
     server_cpu: float = 0.0  # cores busy, averaged over the run
     server_rss_mb: float = 0.0
     model_steps_per_s: float | None = None  # player rows the model stepped a second (sidecars only)
+    ticks_per_s: float | None = None  # the engine's ticks a second (sidecars only)
+    tick_cores: float | None = None  # share of a core in ticks, model and directors (the sidecar's metrics)
     failure: str | None = None  # why the point answered nothing (its figures are then no measurement)
 
     @property
@@ -108,6 +110,8 @@ class Point:
             "server_cpu_cores": round(self.server_cpu, 3),
             "server_rss_mb": round(self.server_rss_mb, 1),
             "model_steps_per_s": None if self.model_steps_per_s is None else round(self.model_steps_per_s, 1),
+            "ticks_per_s": None if self.ticks_per_s is None else round(self.ticks_per_s, 1),
+            "tick_cores": None if self.tick_cores is None else round(self.tick_cores, 3),
             "failure": self.failure,
         }
 
@@ -137,8 +141,11 @@ def measure(server: ServerProcess, transport: str, mode: str, spec: LoadSpec) ->
     if before is not None and after is not None and after[1] > before[1]:
         # Rows stepped per frame received over the whole run, times the frames answered a second in
         # the measured window: player rows the model stepped a second.
-        per_frame = (after[0] - before[0]) / (after[1] - before[1])
-        point.model_steps_per_s = per_frame * result.frames_per_s
+        frames = after[1] - before[1]
+        point.model_steps_per_s = (after[0] - before[0]) / frames * result.frames_per_s
+        # Ticks and their seconds the same way: where a served frame's core goes besides its own path.
+        point.ticks_per_s = (after[2] - before[2]) / frames * result.frames_per_s
+        point.tick_cores = (after[3] - before[3]) / frames * result.frames_per_s
     return point
 
 
@@ -151,21 +158,26 @@ def failure_of(result: LoadResult) -> str | None:
     return f"no frame answered ({result.sent} sent, {result.errors} errors{first})"
 
 
-def _model_counters(server: ServerProcess) -> tuple[float, float] | None:
-    """(player rows the model stepped, frames received) from a sidecar's /metrics; None for the baselines."""
+def _model_counters(server: ServerProcess) -> tuple[float, float, float, float] | None:
+    """(player rows the model stepped, frames received, ticks, seconds in ticks) from a sidecar's /metrics;
+    None for the baselines."""
     port = server.ports.get("metrics")
     if not port:
         return None
     import urllib.request
 
-    rows = frames = 0.0
+    rows = frames = ticks = tick_s = 0.0
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
         for line in r.read().decode().splitlines():
             if line.startswith("metabrain_model_rows_stepped_total "):
                 rows = float(line.split()[1])
             elif line.startswith("metabrain_frames_in_total{"):
                 frames += float(line.split()[1])
-    return rows, frames
+            elif line.startswith("metabrain_tick_seconds_count "):
+                ticks = float(line.split()[1])
+            elif line.startswith("metabrain_tick_seconds_sum "):
+                tick_s = float(line.split()[1])
+    return rows, frames, ticks, tick_s
 
 
 def machine() -> dict[str, Any]:
