@@ -136,7 +136,7 @@ def test_the_compiled_easing_gives_the_python_easings_bits() -> None:
             for x in d.values():
                 x.wanted = wanted.copy()
         t += rng.choice([0.0, 1 / 60, 0.5, 30.0, -1.0])
-        got = {c: d[c].eased(t, compiled=c) for c in (True, False)}
+        got = {c: d[c].ease(t, compiled=c) for c in (True, False)}
         assert got[True] == got[False] or _same_with_nan(got[True][0], got[False][0]), (i, got)
         assert got[True][1] == got[False][1]
         assert _bits(d[True].values) == _bits(d[False].values)

@@ -202,7 +202,7 @@ class Engine:
             return []
         if director.last_time is None:  # before the session's first step: from where the game is
             director.start_from(frame.raw.knob_values)
-        values, wrong = director.eased(frame.game_time, self.cfg.compiled)
+        values, wrong = director.ease(frame.game_time, self.cfg.compiled)
         if wrong:
             self.output_violations += len(wrong)
             log.error("knob values out of range or not finite (%s): sent the defaults for them", ", ".join(wrong))

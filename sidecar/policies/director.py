@@ -158,14 +158,24 @@ class Director:
             self.portfolio.ended(self.evidence, by_player, end, self.played_s)
         self.policy.ended(by_player)
 
-    def ease(self, game_time: float) -> np.ndarray:
+    def ease(self, game_time: float, compiled: bool = True) -> tuple[list[float], list[str]]:
         """A frame between model steps: the knobs go on toward what the latest step wanted, at each
-        knob's rate (the guard every frame gets, with no new decision). `guard`'s arithmetic on plain
-        floats: a handful of knobs, every frame."""
-        self.values = self._ease_after(self.elapsed(game_time))
-        return self.values
+        knob's rate (the guard every frame gets, with no new decision), then `checked`. Returns them as
+        plain floats for the wire, and the names of any that were not finite and in range (sent as their
+        defaults). By the compiled kernel where it is built and `compiled` (engine/between.py), else
+        `guard`'s arithmetic on plain floats: a handful of knobs, every frame."""
+        dt = self.elapsed(game_time)
+        got = ease_compiled(self._eased, self.values, self.wanted, self._limits, dt) if compiled else None
+        if got is None:
+            self.values = self._ease_in_python(dt)
+        else:
+            self.values = self._eased
+            if got[1]:  # every value finite and in range
+                return got[0], []
+        values, wrong = self.checked(self.values)
+        return values.tolist(), wrong
 
-    def _ease_after(self, dt: float) -> np.ndarray:
+    def _ease_in_python(self, dt: float) -> np.ndarray:
         out = []
         for w, v, r, lo, hi in zip(
             self.wanted.tolist(), self.values.tolist(), self._rate, self._lo, self._hi, strict=True
@@ -175,25 +185,6 @@ class Director:
                 w = min(max(w, v - step), v + step)
             out.append(min(max(w, lo), hi))
         return np.array(out, np.float32)
-
-    def eased(self, game_time: float, compiled: bool = True) -> tuple[list[float], list[str]]:
-        """`ease` then `checked`, as plain floats for the wire: the knob values of a frame between model
-        steps and the names of any that were not finite and in range (sent as their defaults)."""
-        if compiled:
-            dt = self.elapsed(game_time)
-            got = ease_compiled(self._eased, self.values, self.wanted, self._limits, dt)
-            if got is not None:
-                self.values = self._eased
-                vals, in_range = got
-                if in_range:
-                    return vals, []
-                values, wrong = self.checked(self.values)
-                return values.tolist(), wrong
-            self.values = self._ease_after(dt)
-        else:
-            self.ease(game_time)
-        values, wrong = self.checked(self.values)
-        return values.tolist(), wrong
 
     def start_from(self, applied: np.ndarray) -> None:
         """Before the first guidance: start from the knob values the game reports applying (a session
