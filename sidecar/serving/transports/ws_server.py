@@ -171,13 +171,9 @@ class _Endpoint:
         def on_message(data: bytes) -> None:
             try:
                 handler.on_bytes(data)
-            except MetabrainError as err:
+            except Exception as exc:
                 ws.stop_delivering()
-                out.put_nowait(err)
-            except Exception as exc:  # never leave the stream without a status
-                ws.stop_delivering()
-                log.exception("WebSocket stream failed")
-                out.put_nowait(Internal(f"internal error reading the stream ({type(exc).__name__})"))
+                out.put_nowait(_status_of(exc))
 
         handler = StreamHandler(self.ctx, "websocket", send, out.put_nowait, lambda: out.put_nowait(_END), ws)
         writer = asyncio.create_task(_write(ws, out))
@@ -191,13 +187,10 @@ class _Endpoint:
                 # engine's tick and the answers never queue behind a burst from a few connections.
                 await asyncio.sleep(0)
             await handler.drain()
-        except MetabrainError as err:
-            out.put_nowait(err)
         except ConnectionClosed:
             pass
-        except Exception as exc:  # never leave the stream without a status
-            log.exception("WebSocket stream failed")
-            out.put_nowait(Internal(f"internal error reading the stream ({type(exc).__name__})"))
+        except Exception as exc:
+            out.put_nowait(_status_of(exc))
         finally:
             handler.on_disconnect()
             with contextlib.suppress(TimeoutError, ConnectionClosed):
@@ -211,6 +204,15 @@ _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 
 def _drop(data: bytes) -> None:
     pass
+
+
+def _status_of(exc: Exception) -> MetabrainError:
+    """What ends a stream whose message handling raised: its own error, or INTERNAL for a bug (logged),
+    never no status. Called inside the `except`, so the log has the traceback."""
+    if isinstance(exc, MetabrainError):
+        return exc
+    log.exception("WebSocket stream failed")
+    return Internal(f"internal error reading the stream ({type(exc).__name__})")
 
 
 async def _write(ws: ServerConnection, out: asyncio.Queue[pb.SessionResponse | MetabrainError | object]) -> None:
