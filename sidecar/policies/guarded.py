@@ -8,12 +8,8 @@ model, trained on one population, cannot tell the two apart. What can tell them 
 reacts (flow theory's anxiety against boredom): a frustrated player disengages after pressure, a bored
 one disengages in calm. So, per session:
 
-- engagement drop: the player's recent activity (movement and shooting, featurizer `recent_activity`)
-  against their own baseline (a slow running peak); 0 while they play as they did, up to 1;
-- the mean drop in each context, pressure (damage or a death in the last seconds) and calm,
-  exponentially weighted over `evidence_tau_s`; evidence of frustration: the drop under pressure;
-  evidence of boredom: how much more the player disengages in calm than under pressure (seen in one
-  context only, the drop there is the evidence); the stronger of the two decides the direction;
+- evidence of frustration and of boredom from how the player disengages under pressure and in calm
+  (sidecar/policies/engagement.py), averaged over `evidence_tau_s`; the stronger decides the direction;
 - the level: the designer's, or the model's choice clipped to `base_down` below it plus up to `reach`
   more as frustration evidence builds; with boredom evidence ahead instead, up to `reach` above it.
 
@@ -24,9 +20,6 @@ says which risk it is managing and how strong the evidence is.
 
 from __future__ import annotations
 
-import math
-
-from sidecar.features import P
 from sidecar.policies.difficulty import (
     DifficultyPolicy,
     DirectorNote,
@@ -36,16 +29,9 @@ from sidecar.policies.difficulty import (
     _param,
     approach,
 )
+from sidecar.policies.engagement import EngagementEvidence
 
 __all__ = ["GuardedPolicy"]
-
-_ACTIVITY, _DAMAGE, _SINCE_DEATH = P["recent_activity"], P["recent_damage"], P["time_since_death"]
-_BASELINE_UP_S = 10.0  # the baseline follows rising activity this fast
-_BASELINE_DOWN_S = 600.0  # and falling activity this slowly (a drop must last to count as the new normal)
-_WARMUP_S = 20.0  # no evidence before the baseline has seen this much play
-_CALM_DAMAGE = 0.15  # recent damage (exponentially weighted over 20 s, in max-health units) at or above this: pressure
-_MIN_SHARE = 0.05  # a context (pressure or calm) seen less than this share of the recent time: unknown
-_PRESSURE_S = 45.0  # a death this recent is pressure (frustration outlasts the fight)
 
 
 class GuardedPolicy(DifficultyPolicy):
@@ -60,21 +46,17 @@ class GuardedPolicy(DifficultyPolicy):
         self.full_evidence = _param(params, "full_evidence", 0.15)
         self.smoothing_s = _param(params, "smoothing_s", 3.0)
         self._model = PredictivePolicy(params, default_level, band)  # its choice (band, quit weight), not its level
-        self.baseline = 0.0
-        self.played_s = 0.0
-        # Exponentially weighted: time under pressure and in calm, and the engagement drop in each.
-        self.pressed_w = self.calm_w = self.pressed_drop = self.calm_drop = 0.0
-        self.bored = 0.0
-        self.frustrated = 0.0
+        self.evidence = EngagementEvidence(self.evidence_tau_s)
         self.note = DirectorNote(target_level=self.designer, designer_level=self.designer)
 
     def target(self, obs: Observation) -> float:
-        self._gather(obs)
+        evidence = self.evidence
+        evidence.update(obs.players, obs.dt)
         model = self._model.best(obs)
-        ease = min(self.frustrated / self.full_evidence, 1.0) if self.full_evidence > 0 else 1.0
-        harden = min(self.bored / self.full_evidence, 1.0) if self.full_evidence > 0 else 1.0
+        ease = min(evidence.frustrated / self.full_evidence, 1.0) if self.full_evidence > 0 else 1.0
+        harden = min(evidence.bored / self.full_evidence, 1.0) if self.full_evidence > 0 else 1.0
         note = DirectorNote(designer_level=self.designer, confidence=max(ease, harden))
-        if self.bored > self.frustrated and harden > 0.0:
+        if evidence.bored > evidence.frustrated and harden > 0.0:
             want = self.designer + self.reach * harden
             note.managing = "boredom"
         else:
@@ -86,30 +68,3 @@ class GuardedPolicy(DifficultyPolicy):
         self.note = note
         self.level = approach(self.level, want, obs.dt, self.smoothing_s)
         return self.level
-
-    def _gather(self, obs: Observation) -> None:
-        """Update the baseline and the two kinds of evidence from this step's players (their mean)."""
-        x = obs.players
-        dt = max(obs.dt, 0.0)
-        activity = float(x[:, _ACTIVITY].mean())
-        rate = _BASELINE_UP_S if activity > self.baseline else _BASELINE_DOWN_S
-        self.baseline += min(dt / rate, 1.0) * (activity - self.baseline)
-        self.played_s += dt
-        if self.played_s < _WARMUP_S or self.baseline < 0.05:
-            return
-        drop = min(max(1.0 - activity / self.baseline, 0.0), 1.0)
-        # time_since_death is in minutes, capped at 2 (the featurizer's scale).
-        pressed = float(((x[:, _DAMAGE] >= _CALM_DAMAGE) | (x[:, _SINCE_DEATH] * 60.0 < _PRESSURE_S)).mean())
-        a = 1.0 - math.exp(-dt / self.evidence_tau_s) if self.evidence_tau_s > 0 else 1.0
-        self.pressed_w += a * (pressed - self.pressed_w)
-        self.calm_w += a * (1.0 - pressed - self.calm_w)
-        self.pressed_drop += a * (drop * pressed - self.pressed_drop)
-        self.calm_drop += a * (drop * (1.0 - pressed) - self.calm_drop)
-        # Which context the player disengages in more (the mean drop in each; seen in one context only,
-        # the drop there is the evidence).
-        seen_p, seen_c = self.pressed_w > _MIN_SHARE, self.calm_w > _MIN_SHARE
-        in_pressure = self.pressed_drop / self.pressed_w if seen_p else 0.0
-        in_calm = self.calm_drop / self.calm_w if seen_c else 0.0
-        # Boredom: by how much more they disengage in calm; frustration: the drop under pressure.
-        self.bored = max(in_calm - in_pressure, 0.0)
-        self.frustrated = in_pressure
