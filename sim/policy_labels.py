@@ -19,9 +19,10 @@ class PolicyRun:
 
 
 def parse_policy(label: str) -> PolicyRun:
-    """'static:0.4', 'rubber_band', 'predictive:nohints', or 'predictive:quit_weight=2;band_low=0.1'."""
+    """'static:0.4', 'rubber_band', 'predictive:nohints', 'predictive:quit_weight=2;band_low=0.1' or
+    'static:level=0.8;retreat=0.15'."""
     name, _, arg = label.partition(":")
-    if name == "static":
+    if name == "static" and "=" not in arg:
         return PolicyRun(label, "static", {"level": arg or "0.5"}, True)
     params: dict[str, str] = {}
     hints = True

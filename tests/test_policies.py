@@ -20,7 +20,7 @@ from sidecar.policies.difficulty import (
 )
 from sidecar.policies.director import Director, Hint
 from sidecar.policies.guarded import GuardedPolicy
-from sidecar.policies.params import parse_params
+from sidecar.policies.params import PolicyParamError, parse_params
 from sidecar.policies.portfolio import (
     FIXED_ARMS,
     LADDER_MAX,
@@ -569,23 +569,32 @@ def test_the_adaptive_candidate_starts_where_the_games_recent_sessions_of_it_end
         for _ in range(200):
             game.ended("adaptive", True, end_offset=0.2, played_s=START_FULL_S)
             game.played("adaptive", 5000.0)  # far the longest-lived candidate: drawn nearly always
-        for i in range(20):
+        ended = 0
+        for i in range(40):
             h = hello(policy="portfolio", params={})
             h.game_id = "arena.test.adaptive"
             d = Director(Session(f"a{i}", "", spec_of(h), frozenset(h.capabilities), 0.0, 0.0), "static")
-            if d.arm is not None and d.arm.label == "adaptive":
-                assert type(d.policy).__name__ == "RubberBandPolicy"
-                assert d.policy.level == pytest.approx(d.default_level + 0.2, abs=0.01)
-                assert d.policy.note is not None and d.policy.note.managing == "boredom"
-                # It ends where its knobs are: that ending teaches the next start.
-                before = game.start_offset("adaptive")
-                d.values = d.session.spec.knobs.to_values(min(d.default_level + 0.5, 1.0)).astype(np.float32)
-                d.played_s = START_FULL_S
-                d.finish(by_player=True)
-                assert game.start_offset("adaptive") > before
+            if d.arm is None or d.arm.label != "adaptive":
+                continue
+            assert type(d.policy).__name__ == "RubberBandPolicy"
+            before = game.start_offset("adaptive")  # 0.2, then where the first ending took it
+            assert d.policy.level == pytest.approx(d.default_level + before, abs=0.01) and before > 0.19
+            assert d.policy.note is not None and d.policy.note.managing == "boredom"
+            d.played_s = START_FULL_S
+            harder = min(d.default_level + 0.5, 1.0)
+            if ended == 0:  # it ends where its knobs are: that ending teaches the next start
+                d.values = d.session.spec.knobs.to_values(harder).astype(np.float32)
+            else:  # a retreat had brought the knobs back to the designer's level: the candidate's level counts
+                assert d.retreat is not None
+                d.retreat.asked, d.retreat.now, d.retreat.share = harder, d.default_level, 1.0
+                d.values = d.session.spec.knobs.to_values(d.default_level).astype(np.float32)
+            d.finish(by_player=True)
+            assert game.start_offset("adaptive") > before
+            ended += 1
+            if ended == 2:
                 break
         else:
-            raise AssertionError("the adaptive candidate was never drawn")
+            raise AssertionError("the adaptive candidate was drawn fewer than twice")
     finally:
         reset_portfolios()
 
@@ -727,3 +736,60 @@ def test_a_clock_that_jumps_counts_a_few_seconds_of_play_not_hours() -> None:
         assert d.portfolio.state[d.arm.label].seconds == pytest.approx(0.4 + MAX_PLAY_GAP_S)
     finally:
         reset_portfolios()
+
+
+def _played(policy: str, params: dict[str, str], phases: list[tuple[float, float, float, float]]) -> Director:
+    """Play (seconds, activity, recent damage, seconds since a death) phases at 5 Hz through the engine's
+    director path."""
+    d = _director(policy, params)
+    t = 0.0
+    for seconds, activity, damage, since in phases:
+        for _ in range(int(seconds * 5)):
+            t += 0.2
+            _step(d, _guarded_obs(t, activity, damage, since))
+    return d
+
+
+def _level_after_retreat(policy: str, params: dict[str, str], phases: list[tuple[float, float, float, float]]) -> float:
+    """The level the last step of `_played` wanted (its knob targets, as a difficulty)."""
+    d = _played(policy, params, phases)
+    return float(d.session.spec.knobs.to_difficulty(d.wanted))
+
+
+_UNDER_PRESSURE = [(60.0, 0.8, 0.3, 20.0), (90.0, 0.4, 0.3, 20.0)]  # disengages while hurt and dying
+_IN_CALM = [(60.0, 0.8, 0.0, 120.0), (90.0, 0.4, 0.0, 120.0)]  # disengages with nothing happening
+
+
+def test_a_harder_level_is_taken_back_for_a_player_who_disengages_under_pressure() -> None:
+    harder = {"level": "0.8", "retreat": "0.3"}
+    assert _level_after_retreat("static", harder, _UNDER_PRESSURE) == pytest.approx(0.5, abs=0.02)
+    assert _level_after_retreat("static", harder, _IN_CALM) == pytest.approx(0.8, abs=1e-3)  # bored: it stands
+    calm = [(150.0, 0.8, 0.3, 20.0)]  # under pressure but playing as before: no evidence, it stands
+    assert _level_after_retreat("static", harder, calm) == pytest.approx(0.8, abs=1e-3)
+    # Partial evidence takes back part of the move, never more than the whole of it.
+    half = [(60.0, 0.8, 0.3, 20.0), (90.0, 0.68, 0.3, 20.0)]  # a 15% drop: half of retreat=0.3
+    assert 0.55 < _level_after_retreat("static", harder, half) < 0.75
+    assert _level_after_retreat("static", {"level": "0.8"}, _UNDER_PRESSURE) == pytest.approx(0.8, abs=1e-3)
+    # The director note says what the retreat answers.
+    note = _played("static", harder, _UNDER_PRESSURE).note
+    assert note is not None and note.managing == "frustration" and note.target_level == pytest.approx(0.5, abs=0.02)
+    assert _played("static", harder, _IN_CALM).note is None  # nothing taken back: the static level's own (none)
+
+
+def test_an_easier_level_is_taken_back_for_a_player_who_disengages_in_calm() -> None:
+    easier = {"level": "0.2", "retreat": "0.3"}
+    assert _level_after_retreat("static", easier, _IN_CALM) == pytest.approx(0.5, abs=0.02)
+    assert _level_after_retreat("static", easier, _UNDER_PRESSURE) == pytest.approx(0.2, abs=1e-3)
+    note = _played("static", easier, _IN_CALM).note
+    assert note is not None and note.managing == "boredom" and note.confidence == pytest.approx(1.0)
+
+
+def test_the_portfolio_takes_back_its_candidates_moves_unless_the_hello_says_not_to() -> None:
+    assert _director("portfolio", {}).retreat is not None
+    assert _director("portfolio", {"retreat": "0"}).retreat is None
+    assert _director("static", {}).retreat is None  # a director asked for by name plays as asked
+
+
+def test_retreat_is_range_checked_by_name() -> None:
+    with pytest.raises(PolicyParamError, match=r"retreat=1.5 is outside \[0, 1\]"):
+        parse_params("rubber_band", {"retreat": "1.5"})

@@ -21,6 +21,7 @@ from sidecar.operations.recording import RecordingWriter, read_recording
 from sidecar.operations.session_outcomes import read_session
 from sidecar.training.offpolicy import read_logged
 from sidecar.wire.frames import to_tables
+from sidecar.wire.hello import spec_of
 from sidecar.wire.schema import SERVICE_NAME, pb
 from sim.game import hello
 from tests.conftest import make_sidecar
@@ -182,3 +183,33 @@ def test_a_contextual_session_counts_for_its_share_from_its_draw(tmp_path: Path,
     assert (e.quits, e.finished, e.seconds) == (1, 1, 139.0)  # from 61 s, the frame the draw answered
     assert list(found.games) == ["g#skill2of3"] and found.adaptive == 1
     assert found.skipped == {"contextual (ended before its draw)": 1}
+
+
+def test_where_a_session_ended_counts_what_a_retreat_held_back_of_its_candidates_move(tmp_path: Path) -> None:
+    """The `adaptive` start follows where its sessions ended: the knob values sent last, plus what a retreat
+    had taken back of the candidate's move (the director note's level_taken_back; 0 in a recording made
+    before there was one), so that a player who disengaged before leaving does not drag the start home."""
+    h = hello()
+    knobs = spec_of(h).knobs
+
+    def record(name: str, back: float | None) -> Path:
+        path = tmp_path / f"{name}.mbrec"
+        w = RecordingWriter(path, {"game_id": "g", "session_id": name, "experiment": "portfolio", "arm": "adaptive"})
+        w.write(0.0, "in", pb.SessionRequest(hello=h).SerializeToString())
+        for seq, t in enumerate((1.0, 2.0), start=1):
+            w.write(t, "in", pb.SessionRequest(frame=pb.Frame(sequence=seq, game_time=t)).SerializeToString())
+            resp = pb.SessionResponse()
+            g = resp.guidance
+            g.sequence = seq
+            for name_, v in zip(knobs.names, knobs.to_values(0.55).tolist(), strict=True):
+                g.knobs.add(name=name_, value=v)
+            if back is not None:
+                g.director.target_level, g.director.level_taken_back = 0.55, back if seq == 2 else 0.0
+            w.write(t, "out", resp.SerializeToString())
+        w.close()
+        return path
+
+    assert read_session(record("held", 0.25)).end_level() == pytest.approx(0.8, abs=1e-4)
+    assert read_session(record("plain", 0.0)).end_level() == pytest.approx(0.55, abs=1e-4)
+    assert read_session(record("old", None)).end_level() == pytest.approx(0.55, abs=1e-4)  # no note at all
+    assert read_session(record("nan", float("nan"))).end_level() == pytest.approx(0.55, abs=1e-4)

@@ -425,7 +425,7 @@ class Engine:
             director.fallback = fallback = False
             director.last_hints = direction.hints
             if director.session.has(Capability.INSIGHT):
-                note = director.policy.note
+                note = director.note
                 predictions = _predictions(result, entry.rows, f.player_ids)
         values, wrong = director.checked(values)
         if wrong:

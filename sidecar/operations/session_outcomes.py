@@ -17,6 +17,7 @@ session's length, its player and a quit are.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,8 +54,9 @@ class RecordedSession:
         return str(self.header.get("arm") or self.header.get("policy") or "")
 
     def end_level(self) -> float | None:
-        """The difficulty of the knob values the sidecar sent last (None: no guidance, or no knobs); a
-        knob the guidance did not name counts at its default."""
+        """Where the director had taken the player at the end: the difficulty of the knob values the sidecar
+        sent last, plus what a retreat held back of its candidate's move (None: no guidance, or no knobs);
+        a knob the guidance did not name counts at its default."""
         if self.knobs is None:
             return None
         last = None
@@ -64,7 +66,12 @@ class RecordedSession:
         if last is None:
             return None
         values = values_in_order(last.knobs, self.knobs.names, self.knobs.defaults.tolist())
-        return self.knobs.to_difficulty(values) if np.isfinite(values).all() else None
+        if not np.isfinite(values).all():
+            return None
+        # And what a retreat held back of its candidate's move (0 in recordings made before it existed).
+        back = float(last.director.level_taken_back) if last.HasField("director") else 0.0
+        level = self.knobs.to_difficulty(values) + (back if math.isfinite(back) else 0.0)
+        return min(max(level, 0.0), 1.0)
 
     def start_level(self) -> float | None:
         """The level its director said it set out for (the first guidance's director note: a portfolio

@@ -49,6 +49,7 @@ class DirectorNote:
     exploration_offset: float = 0.0  # a logged perturbation added to the level
     propensity: float = 1.0  # the probability the logging policy gave the choice it made
     candidate: str = ""  # what a portfolio drew ("harder"); a contextual director: "<share>/<candidate>"
+    level_taken_back: float = 0.0  # of the candidate's move, by a retreat (retreat.py): it asks for target + this
 
 
 class DifficultyPolicy:

@@ -26,7 +26,8 @@ from sidecar.policies.difficulty import (
 from sidecar.policies.guarded import GuardedPolicy
 from sidecar.policies.learned import LearnedPolicy, PerturbedPolicy
 from sidecar.policies.params import POLICY_NAMES, parse_params
-from sidecar.policies.portfolio import Portfolio, PortfolioArm, portfolio_for
+from sidecar.policies.portfolio import PORTFOLIO_RETREAT, Portfolio, PortfolioArm, portfolio_for
+from sidecar.policies.retreat import Retreat
 from sidecar.session import Session
 
 POLICIES = POLICY_NAMES
@@ -89,7 +90,9 @@ class Director:
             self.arm, drawn_with = self.portfolio.choose()
             if not session.experiment:  # an experiment's own arm stays what its report groups by
                 session.experiment, session.arm, session.assignment_propensity = "portfolio", self.arm.label, drawn_with
-            name, params = self.arm.policy, {**params, **dict(self.arm.params)}  # the hello's common ones too
+            # The hello's common parameters too; a candidate's move is taken back for a player it hurts
+            # unless the hello says otherwise (retreat.py).
+            name, params = self.arm.policy, {"retreat": PORTFOLIO_RETREAT, **params, **dict(self.arm.params)}
             # What its session counts for: the candidate, and a learns_start one at the start it has now.
             offset, self.evidence = self.arm.offset, self.arm.label
             if self.arm.learns_start:
@@ -122,6 +125,8 @@ class Director:
                 candidate=self.arm.label,
             )
         self.hints_on = session.has(Capability.NPC_HINTS) and params.get("npc_hints", "on") != "off"
+        retreat = float(parse_params(name, {"retreat": params["retreat"]})["retreat"]) if "retreat" in params else 0.0
+        self.retreat = Retreat(self.default_level, retreat) if retreat > 0 else None
         allowed = set(spec.npc_tactics) or set(TACTIC_ENUMS.tolist())
         # The model's tactic indices that the game implements.
         self.allowed = np.array([i for i, t in enumerate(TACTIC_ENUMS.tolist()) if t in allowed], np.int64)
@@ -147,6 +152,12 @@ class Director:
         self.played_s = 0.0  # game seconds since the first frame (gaps over MAX_PLAY_GAP_S count as that)
         self._unreported_s = 0.0  # of which the portfolio has not heard yet (it hears once a PLAY_REPORT_S)
 
+    @property
+    def note(self) -> DirectorNote | None:
+        """What the director is doing for the session and why (Guidance.director): its policy's note, and
+        what a retreat took back of it."""
+        return self.policy.note if self.retreat is None else self.retreat.explained(self.policy.note)
+
     def finish(self, by_player: bool = True) -> None:
         """The session ended, by the player leaving (False: cut short otherwise, as by a time limit)."""
         if self.portfolio is not None and self.arm is not None:
@@ -154,7 +165,12 @@ class Director:
             # A learns_start candidate's next start follows the level this session ended at.
             end = None
             if self.arm.learns_start:
-                end = self.session.spec.knobs.to_difficulty(self.values) - self.default_level
+                # Where the candidate had taken the player (the knobs sent last, and what a retreat held
+                # back of its move): a player who leaves disengages first, which says nothing of the start.
+                # Recordings say the same (session_outcomes.end_level).
+                note = self.note
+                back = note.level_taken_back if note is not None else 0.0
+                end = self.session.spec.knobs.to_difficulty(self.values) + back - self.default_level
             self.portfolio.ended(self.evidence, by_player, end, self.played_s)
         self.policy.ended(by_player)
 

@@ -74,8 +74,23 @@ def _targets(directors: list[Director], entries: list[PlanEntry], plan: StepPlan
             policies.append(d.policy)
         else:
             out[i] = d.policy.target(_observation(e, plan, result))
-    if not batched:
-        return out
+    if batched:
+        _predictive_targets(entries, plan, result, batched, policies, out)
+    for i, (d, e) in enumerate(zip(directors, entries, strict=True)):
+        if d.retreat is not None:  # the candidate's move taken back for a player it hurts (retreat.py)
+            out[i] = d.retreat.level(out[i], e.features.players, float(e.features.players[0, P["dt"]]))
+    return out
+
+
+def _predictive_targets(
+    entries: list[PlanEntry],
+    plan: StepPlan,
+    result: StepResult,
+    batched: list[int],
+    policies: list[PredictivePolicy],
+    out: list[float],
+) -> None:
+    """The predictive policies' targets (entries `batched`), in one call, into `out`."""
     rows, counts = _rows(entries, batched)
     fail, quit_ = result.p_fail[rows, :-1], result.p_quit[rows, :-1]  # [R, K-1]
     if len(rows) > len(batched):  # sessions of several players: the mean over each one's players
@@ -89,7 +104,6 @@ def _targets(directors: list[Director], entries: list[PlanEntry], plan: StepPlan
     dts = plan.players[first, P["dt"]].tolist()
     for i, policy, b, dt in zip(batched, policies, best, dts, strict=True):
         out[i] = policy.approach(b, dt)
-    return out
 
 
 def _guard(directors: list[Director], entries: list[PlanEntry], targets: list[float]) -> list[np.ndarray]:

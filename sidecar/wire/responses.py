@@ -130,6 +130,7 @@ def guidance(
         d.confidence, d.propensity = _bounded(note.confidence, 0.0, 1.0), _bounded(note.propensity, 0.0, 1.0)
         d.calibration_shift = _bounded(note.calibration_shift, -1.0, 1.0)
         d.exploration_offset = _bounded(note.exploration_offset, -1.0, 1.0)
+        d.level_taken_back = _bounded(note.level_taken_back, -1.0, 1.0)
     _add_hints(g, hints)
     if predictions is not None:
         p = predictions
@@ -223,6 +224,7 @@ def guidance_view(resp: Response) -> GuidanceView:
             "expected_gain_s": round(d.expected_gain_s, 1),
             "confidence": round(d.confidence, 2),
             "candidate": d.candidate,
+            "level_taken_back": round(d.level_taken_back, 3),
         }
     insight = None
     if g.insights:

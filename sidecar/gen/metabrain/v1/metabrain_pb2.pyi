@@ -504,7 +504,7 @@ class Guidance(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., knobs: _Optional[_Iterable[_Union[KnobValue, _Mapping]]] = ..., npc_hints: _Optional[_Iterable[_Union[NpcHint, _Mapping]]] = ..., insights: _Optional[_Iterable[_Union[PlayerInsight, _Mapping]]] = ..., model_version: _Optional[str] = ..., processing_us: _Optional[int] = ..., fallback: _Optional[bool] = ..., policy: _Optional[str] = ..., director: _Optional[_Union[DirectorNote, _Mapping]] = ...) -> None: ...
 
 class DirectorNote(_message.Message):
-    __slots__ = ("managing", "target_level", "designer_level", "expected_gain_s", "confidence", "calibration_shift", "exploration_offset", "propensity", "candidate")
+    __slots__ = ("managing", "target_level", "designer_level", "expected_gain_s", "confidence", "calibration_shift", "exploration_offset", "propensity", "candidate", "level_taken_back")
     MANAGING_FIELD_NUMBER: _ClassVar[int]
     TARGET_LEVEL_FIELD_NUMBER: _ClassVar[int]
     DESIGNER_LEVEL_FIELD_NUMBER: _ClassVar[int]
@@ -514,6 +514,7 @@ class DirectorNote(_message.Message):
     EXPLORATION_OFFSET_FIELD_NUMBER: _ClassVar[int]
     PROPENSITY_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_TAKEN_BACK_FIELD_NUMBER: _ClassVar[int]
     managing: str
     target_level: float
     designer_level: float
@@ -523,7 +524,8 @@ class DirectorNote(_message.Message):
     exploration_offset: float
     propensity: float
     candidate: str
-    def __init__(self, managing: _Optional[str] = ..., target_level: _Optional[float] = ..., designer_level: _Optional[float] = ..., expected_gain_s: _Optional[float] = ..., confidence: _Optional[float] = ..., calibration_shift: _Optional[float] = ..., exploration_offset: _Optional[float] = ..., propensity: _Optional[float] = ..., candidate: _Optional[str] = ...) -> None: ...
+    level_taken_back: float
+    def __init__(self, managing: _Optional[str] = ..., target_level: _Optional[float] = ..., designer_level: _Optional[float] = ..., expected_gain_s: _Optional[float] = ..., confidence: _Optional[float] = ..., calibration_shift: _Optional[float] = ..., exploration_offset: _Optional[float] = ..., propensity: _Optional[float] = ..., candidate: _Optional[str] = ..., level_taken_back: _Optional[float] = ...) -> None: ...
 
 class Superseded(_message.Message):
     __slots__ = ("sequence", "by_sequence")

@@ -2716,6 +2716,7 @@ class DirectorNote:
 	var exploration_offset: float = 0.0
 	var propensity: float = 0.0
 	var candidate: String = ""
+	var level_taken_back: float = 0.0
 	## Fields this schema does not know, as they came on the wire; written back after the known ones.
 	var unknown_fields: PackedByteArray = PackedByteArray()
 
@@ -2747,6 +2748,9 @@ class DirectorNote:
 		if not candidate.is_empty():
 			out_.buf.put_u8(74)
 			out_.bytes(candidate.to_utf8_buffer())
+		if Writer.is_set_float(level_taken_back):
+			out_.buf.put_u8(85)
+			out_.float32(level_taken_back)
 		if not unknown_fields.is_empty():
 			out_.raw(unknown_fields)
 
@@ -2805,6 +2809,11 @@ class DirectorNote:
 				9:
 					if wire_ == 2:
 						candidate = in_.string()
+					else:
+						_keep_unknown(in_, at_)
+				10:
+					if wire_ == 5:
+						level_taken_back = in_.float32()
 					else:
 						_keep_unknown(in_, at_)
 				_:

@@ -3663,6 +3663,7 @@ namespace MetaBrain.Proto
         public float ExplorationOffset;
         public float Propensity;
         public string Candidate = "";
+        public float LevelTakenBack;
         /// <summary>Fields this schema does not know, as they came; written after the known ones.</summary>
         public byte[] UnknownFields = new byte[0];
 
@@ -3712,6 +3713,11 @@ namespace MetaBrain.Proto
             {
                 w.Tag(9, 2);
                 w.String(Candidate);
+            }
+            if (ProtoWriter.IsSet(LevelTakenBack))
+            {
+                w.Tag(10, 5);
+                w.Float(LevelTakenBack);
             }
             if (UnknownFields.Length > 0) w.Raw(UnknownFields);
         }
@@ -3792,6 +3798,13 @@ namespace MetaBrain.Proto
                         if (wire == 2)
                         {
                             Candidate = r.String();
+                        }
+                        else KeepUnknown(r, at);
+                        break;
+                    case 10:
+                        if (wire == 5)
+                        {
+                            LevelTakenBack = r.Float();
                         }
                         else KeepUnknown(r, at);
                         break;
