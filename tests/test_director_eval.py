@@ -205,3 +205,16 @@ def test_the_bundled_model_card_regenerates_from_its_reports(tmp_path: Path) -> 
         assert f"![directors on {population}](directors_{population}.png)" in card
         assert (tmp_path / f"directors_{population}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (ck / f"directors_{population}.png").exists(), "the card's figure is not bundled beside it"
+
+
+def test_a_static_label_takes_a_bare_level_or_parameters() -> None:
+    """`static:0.8` is the level; `static:level=0.8;retreat=0.3` names its parameters, checked as the sidecar
+    checks them."""
+    from sim.policy_labels import checked, parse_policy
+
+    assert parse_policy("static:0.8").params == {"level": "0.8"}
+    assert parse_policy("static").params == {"level": "0.5"}
+    run = checked(parse_policy("static:level=0.8;retreat=0.3"))
+    assert (run.policy, run.params) == ("static", {"level": "0.8", "retreat": "0.3"})
+    with pytest.raises(ValueError, match=r"parameter retreat=2 is outside \[0, 1\]"):
+        checked(parse_policy("static:level=0.8;retreat=2"))
