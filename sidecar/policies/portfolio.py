@@ -219,7 +219,8 @@ FIXED_ARMS = (_DESIGNER, _HARDER, _PREDICTIVE)
 # fixed 0.8 with it against without: thrill-seekers 391 s against 383 and their least skilled tenth 653 s
 # against 578 (693 at the designer's 0.5); veterans 153 against 152. At 0.15: 371 and 146. The portfolio
 # with it (1,000 players): thrill-seekers' least skilled tenth -14% / -3% against the designer's level
-# (seeds 4242 / 1; without it -29% / -23%), means within a trajectory's spread of before.
+# (seeds 4242 / 1; without it -29% / -23%; a rerun of 4242: -16.7%, still below beyond chance), means
+# within a trajectory's spread of before.
 PORTFOLIO_RETREAT = "0.3"
 _PRIOR_S = 300.0  # the prior: one quit in this many seconds of play, for every arm
 PROPENSITY_DRAWS = 200
