@@ -168,8 +168,7 @@ class Director:
                 # Where the candidate had taken the player (the knobs sent last, and what a retreat held
                 # back of its move): a player who leaves disengages first, which says nothing of the start.
                 # Recordings say the same (session_outcomes.end_level).
-                note = self.note
-                back = note.level_taken_back if note is not None else 0.0
+                back = self.retreat.taken_back if self.retreat is not None else 0.0
                 end = self.session.spec.knobs.to_difficulty(self.values) + back - self.default_level
             self.portfolio.ended(self.evidence, by_player, end, self.played_s)
         self.policy.ended(by_player)

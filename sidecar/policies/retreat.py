@@ -50,6 +50,12 @@ class Retreat:
         self.now = self.designer + move * (1.0 - self.share)
         return self.now
 
+    @property
+    def taken_back(self) -> float:
+        """How much of the candidate's latest move is taken back (the candidate asks for the level played
+        at plus this; 0 before the first step and while nothing is taken back)."""
+        return 0.0 if self.asked is None or self.share <= 0.0 else self.asked - self.now
+
     def explained(self, note: DirectorNote | None) -> DirectorNote | None:
         """The director note for the game: `note` (the candidate's), or while part of its move is taken back,
         which risk that answers (a harder level taken back: frustration; an easier one: boredom), the level
@@ -58,7 +64,7 @@ class Retreat:
         if self.share <= 0.0 or self.asked is None:
             return note
         managing = "frustration" if self.asked > self.designer else "boredom"
-        back = self.asked - self.now
+        back = self.taken_back
         if note is None:
             return DirectorNote(managing, self.now, self.designer, confidence=self.share, level_taken_back=back)
         return replace(note, managing=managing, target_level=self.now, level_taken_back=back)
