@@ -12,11 +12,20 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
+from sidecar.engine.config import EngineConfig
+from sidecar.engine.engine import Engine
+from sidecar.limits import Limits
+from sidecar.model.checkpoint import Checkpoint
+from sidecar.operations.metrics import SidecarMetrics
 from sidecar.serving.front_ends import free_port
+from sidecar.session import SessionRegistry
+from sidecar.wire.schema import pb
 from sim.loadgen import LoadSpec, run_load
 from tests.conftest import IN_CI
 from tests.processes import SidecarProcess, wait_for
@@ -97,3 +106,33 @@ def _ready(port: int) -> bool:
             return r.status == 200
     except OSError:
         return False
+
+
+def test_per_frame_series_count_each_frame_once_in_the_right_bucket(tiny_checkpoint: Checkpoint) -> None:
+    """The per-frame series are plain numbers exported at scrape time (metrics._FrameCounts): what a
+    scrape reads is what prometheus_client's own Counter and Histogram would have said."""
+    engine = Engine(tiny_checkpoint, EngineConfig(device="cpu", max_slots=8))
+    metrics = SidecarMetrics(SessionRegistry(Limits()), engine, "static")
+    ws, rpc = SimpleNamespace(session_id="a", arm=""), SimpleNamespace(session_id="b", arm="")
+    metrics.on_open(ws, "websocket")  # type: ignore[arg-type]
+    metrics.on_open(rpc, "grpc")  # type: ignore[arg-type]
+    frame = pb.SessionRequest(frame=pb.Frame(sequence=1))
+    for us in (0, 500, 501, 16_700, 2_000_000):  # on a bound counts in its bucket (le: less or equal)
+        metrics.on_request(ws, frame, None)  # type: ignore[arg-type]
+        metrics.on_response(ws, pb.SessionResponse(guidance=pb.Guidance(sequence=1, processing_us=us)))  # type: ignore[arg-type]
+    metrics.on_request(rpc, frame, None)  # type: ignore[arg-type]
+    metrics.on_response(rpc, pb.SessionResponse(superseded=pb.Superseded(sequence=1, by_sequence=2)))  # type: ignore[arg-type]
+    get = metrics.registry.get_sample_value
+    assert get("metabrain_frames_in_total", {"transport": "websocket"}) == 5
+    assert get("metabrain_frames_in_total", {"transport": "grpc"}) == 1
+    assert get("metabrain_guidance_out_total", {"transport": "websocket"}) == 5
+    assert get("metabrain_guidance_out_total", {"transport": "grpc"}) == 0
+    assert get("metabrain_frames_superseded_total") == 1
+    bucket = "metabrain_frame_latency_seconds_bucket"
+    assert get(bucket, {"le": "0.0005"}) == 2
+    assert get(bucket, {"le": "0.001"}) == 3
+    assert get(bucket, {"le": "0.0167"}) == 4
+    assert get(bucket, {"le": "1.0"}) == 4
+    assert get(bucket, {"le": "+Inf"}) == get("metabrain_frame_latency_seconds_count") == 5
+    assert get("metabrain_frame_latency_seconds_sum") == pytest.approx(2.017701)
+    assert b"# TYPE metabrain_frame_latency_seconds histogram" in generate_latest(metrics.registry)

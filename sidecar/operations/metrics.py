@@ -7,12 +7,14 @@ never share series. `serve_metrics` exposes it over HTTP (`--metrics-port`).
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info, ProcessCollector, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from sidecar.engine.engine import Engine, TickStats
 from sidecar.errors import ErrorCode
@@ -28,8 +30,53 @@ if TYPE_CHECKING:
 # Latency buckets around one 60 Hz frame (16.7 ms), in seconds; 0.2 and 0.3 between 0.133 and 0.5
 # so that an overloaded sidecar's p99 (~0.13-0.25 s here) does not jump a whole bucket on noise.
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.0167, 0.033, 0.066, 0.133, 0.2, 0.3, 0.5, 1.0)
-_TRANSPORTS = ("grpc", "ws", "?")  # "?": a session whose stream closed before its answer went
+_TRANSPORTS = ("grpc", "websocket", "?")  # "?": a session whose stream closed before its answer went
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+
+
+class _FrameCounts(Collector):
+    """What every frame updates: frames in and guidance out by transport, the latency histogram, the
+    superseded answers. Plain numbers, written by the event loop's thread alone and read by the scrape's:
+    a prometheus_client Counter or Histogram takes a lock on every update (a histogram observation, two),
+    which cost ~10 µs of a between-steps frame's ~35 served here (BENCHMARKS.md). A scrape may see one
+    frame's updates in part; each series only grows."""
+
+    def __init__(self) -> None:
+        self._bounds_us = [round(b * 1e6, 3) for b in _LATENCY_BUCKETS]
+        self.frames_in: dict[str, int] = dict.fromkeys(_TRANSPORTS, 0)
+        self.guidance_out: dict[str, int] = dict.fromkeys(_TRANSPORTS, 0)
+        self.latency_counts = [0] * (len(_LATENCY_BUCKETS) + 1)  # the last: above every bound (+Inf)
+        self.latency_sum_us = 0
+        self.superseded = 0
+
+    def guidance(self, transport: str, processing_us: int) -> None:
+        self.guidance_out[transport] = self.guidance_out.get(transport, 0) + 1
+        self.latency_counts[bisect_left(self._bounds_us, processing_us)] += 1
+        self.latency_sum_us += processing_us
+
+    def collect(self) -> list[Metric]:
+        # Copies first (each one C call under the GIL): the loop's thread may add a transport meanwhile.
+        frames_in, guidance_out = dict(self.frames_in), dict(self.guidance_out)
+        counts, sum_us = list(self.latency_counts), self.latency_sum_us
+        fin = CounterMetricFamily("metabrain_frames_in", "Frames accepted", labels=["transport"])
+        gout = CounterMetricFamily("metabrain_guidance_out", "Guidance messages sent", labels=["transport"])
+        for family, values in ((fin, frames_in), (gout, guidance_out)):
+            for transport, n in sorted(values.items()):
+                family.add_metric([transport], n)
+        superseded = CounterMetricFamily(
+            "metabrain_frames_superseded", "Frames answered as superseded (a newer frame won)", value=self.superseded
+        )
+        cumulative, buckets = 0, []
+        for bound, n in zip((*_LATENCY_BUCKETS, float("inf")), counts, strict=True):
+            cumulative += n
+            buckets.append((floatToGoString(bound), cumulative))
+        latency = HistogramMetricFamily(
+            "metabrain_frame_latency_seconds",
+            "Frame received to its guidance sent, measured in the sidecar",
+            buckets=buckets,
+            sum_value=sum_us / 1e6,
+        )
+        return [fin, gout, superseded, latency]
 
 
 class _LiveState(Collector):
@@ -113,11 +160,6 @@ class SidecarMetrics(SessionObserver):
     def __init__(self, sessions: SessionRegistry, engine: Engine, default_policy: str) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.frames_in = Counter("metabrain_frames_in", "Frames accepted", ["transport"], registry=r)
-        self.guidance_out = Counter("metabrain_guidance_out", "Guidance messages sent", ["transport"], registry=r)
-        self.superseded = Counter(
-            "metabrain_frames_superseded", "Frames answered as superseded (a newer frame won)", registry=r
-        )
         self.rejected = Counter(
             "metabrain_frames_rejected", "Requests refused, by the limit or field named", ["reason"], registry=r
         )
@@ -143,43 +185,33 @@ class SidecarMetrics(SessionObserver):
         self.tick_seconds = Histogram(
             "metabrain_tick_seconds", "Whole tick: model and directors", buckets=_LATENCY_BUCKETS, registry=r
         )
-        self.latency = Histogram(
-            "metabrain_frame_latency_seconds",
-            "Frame received to its guidance sent, measured in the sidecar",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
         info = Info("metabrain_model", "The model this sidecar serves", registry=r)
         info.info({"version": engine.model_version, "device": engine.device, "default_policy": default_policy})
         r.register(_LiveState(sessions, engine))
         ProcessCollector(registry=r)  # process_resident_memory_bytes, process_cpu_seconds_total, ...
+        self.frames = _FrameCounts()  # what every frame updates
+        r.register(self.frames)
         self._transport: dict[str, str] = {}  # session -> transport
-        # Each transport's labelled counters, looked up once: `labels()` costs more than the
-        # increment itself, and these two run on every frame.
-        self._frames_in = {t: self.frames_in.labels(t) for t in _TRANSPORTS}
-        self._guidance_out = {t: self.guidance_out.labels(t) for t in _TRANSPORTS}
         engine.on_tick.append(self.on_tick)
 
     # -- SessionObserver --------------------------------------------------------------------
     def on_open(self, session: Session, transport: str) -> None:
-        if transport not in self._frames_in:
-            self._frames_in[transport] = self.frames_in.labels(transport)
-            self._guidance_out[transport] = self.guidance_out.labels(transport)
         self._transport[session.session_id] = transport
         self.sessions_opened.labels(transport, session.arm).inc()
 
     def on_request(self, session: Session | None, req: RequestMessage, raw: bytes | None) -> None:
         if session is not None and kind_of(req) == "frame":
-            self._frames_in[self._transport.get(session.session_id, "?")].inc()
+            counts = self.frames.frames_in
+            transport = self._transport.get(session.session_id, "?")
+            counts[transport] = counts.get(transport, 0) + 1
 
     def on_response(self, session: Session | None, resp: wire.Response) -> None:
         kind = wire.kind(resp)
         if kind == "guidance":
             transport = self._transport.get(session.session_id, "?") if session is not None else "?"
-            self._guidance_out[transport].inc()
-            self.latency.observe(wire.processing_us(resp) / 1e6)
+            self.frames.guidance(transport, wire.processing_us(resp))
         elif kind == "superseded":
-            self.superseded.inc()
+            self.frames.superseded += 1
         elif kind == "error":
             code, field = wire.error_of(resp)
             label = f"ERROR_CODE_{code.name}"
