@@ -164,24 +164,20 @@ class StreamHandler:
             self.send(wire_responses.error(err))
 
     def on_bytes(self, data: bytes) -> None:
-        """Raises MetabrainError when the stream must end (its transport maps it to a status)."""
+        """Raises MetabrainError when the stream must end (its transport maps it to a status). A bug in
+        handling the message ends this stream with INTERNAL, never stalls it."""
         now = time.monotonic()
-        if self._within_rate(now):
-            ctx = self.ctx
-            self._guarded(
-                lambda: self._on_request(*decode(data, ctx.limits, compiled=ctx.compiled_reader), data, now), "message"
-            )
-
-    def _guarded(self, work: Callable[[], None], what: str) -> None:
-        """Run one message's work: a bug in it ends this stream with INTERNAL, never stalls it."""
+        if not self._within_rate(now):
+            return
+        ctx = self.ctx
         try:
-            work()
+            self._on_request(*decode(data, ctx.limits, compiled=ctx.compiled_reader), data, now)
         except MetabrainError:
             raise
         except Exception as exc:
-            log.exception("unexpected error handling a %s; the stream ends", what, extra={"session_id": self._sid()})
+            log.exception("unexpected error handling a message; the stream ends", extra={"session_id": self._sid()})
             raise Internal(
-                f"internal error handling a {what} ({type(exc).__name__}); this session ends, others are unaffected"
+                f"internal error handling a message ({type(exc).__name__}); this session ends, others are unaffected"
             ) from exc
 
     def _within_rate(self, now: float) -> bool:
@@ -218,12 +214,18 @@ class StreamHandler:
         if isinstance(event, Welcomed):
             self._welcomed(event)
         elif isinstance(event, FrameAccepted):
-            fut = self.ctx.engine.submit(event)
-            if fut.done() and not self.pending:  # answered at once (between model steps), nothing
-                self._deliver(fut)  # before it still to be sent: no loop pass in between
-            else:  # after the answers already on their way (their callbacks were scheduled first)
-                self.pending.add(fut)
-                fut.add_done_callback(self._deliver)
+            got = self.ctx.engine.submit(event)
+            if isinstance(got, list):  # answered at once (between model steps)
+                if not self.pending:  # nothing before it still to be sent: no loop pass in between
+                    for resp in got:
+                        self.send(resp)
+                    return
+                fut: asyncio.Future[Responses] = asyncio.get_running_loop().create_future()
+                fut.set_result(got)
+                got = fut
+            # After the answers already on their way (their callbacks were scheduled first).
+            self.pending.add(got)
+            got.add_done_callback(self._deliver)
         elif isinstance(event, SessionEnded):
             # Every frame accepted before the goodbye is answered first, then the goodbye is acknowledged.
             task = asyncio.ensure_future(self._end(event))
