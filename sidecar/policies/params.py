@@ -54,8 +54,8 @@ COMMON_PARAMS: tuple[Param, ...] = (
     Param("npc_hints", doc="'off' turns the per-NPC tactic hints off for this session", choices=("on", "off")),
     Param(
         "retreat",
-        doc="an engagement drop (0-1) at which a move away from the designer's level is wholly taken back for "
-        "a player who disengages from it (harder: under pressure; easier: in calm); 0: never (policies/retreat.py)",
+        doc="an engagement drop (0-1) at which a move harder than the designer's level is wholly taken back for "
+        "a player who disengages under pressure; 0: never (policies/retreat.py)",
     ),
 )
 # The predictive choice's parameters; `guarded` hands them to the predictive policy it consults.
