@@ -12,6 +12,8 @@ from sidecar.model.checkpoint import Checkpoint
 from sidecar.serving.inprocess import RunningSidecar
 from sidecar.serving.service import SessionObserver
 from sidecar.session import IDLE_TIMEOUT, Session
+from sidecar.wire.requests import RequestMessage
+from sidecar.wire.responses import Response
 from tests.conftest import make_sidecar
 from tests.helpers import GrpcSession, expect_fallback_then_error, frame_req, game_frames, hello_req
 
@@ -49,6 +51,43 @@ class _BrokenObserver(_ClosesSeen):
     def on_close(self, session: Session | None, reason: str) -> None:
         super().on_close(session, reason)
         raise RuntimeError("observer bug (injected)")
+
+
+class _BrokenOnEveryFrame(SessionObserver):
+    """An observer with a bug on every request and response (an exporter a studio added, say)."""
+
+    def __init__(self) -> None:
+        self.responses = 0
+
+    def on_request(self, session: Session | None, req: RequestMessage, raw: bytes | None) -> None:
+        raise RuntimeError("observer bug (injected)")
+
+    def on_response(self, session: Session | None, resp: Response) -> None:
+        self.responses += 1
+        raise RuntimeError("observer bug (injected)")
+
+
+def test_an_observer_failing_on_every_frame_costs_no_frame_its_answer(tiny_checkpoint: Checkpoint) -> None:
+    """Observer hooks run on every frame (the hot path calls them without building the log's session id
+    first): one that raises is logged, and every frame is still answered, with nothing else."""
+    sc = make_sidecar(tiny_checkpoint, limits=Limits(max_frames_per_second=1e6))
+    broken = _BrokenOnEveryFrame()
+    sc.sidecar.ctx.observers[:0] = [broken]
+    channel = grpc.insecure_channel(sc.grpc_address)
+    try:
+        c = GrpcSession(channel)
+        c.send(hello_req())
+        assert c.recv().WhichOneof("kind") == "welcome"
+        frames = game_frames(12)
+        for f in frames:
+            c.send(frame_req(f))
+            answer = c.recv()
+            assert answer.WhichOneof("kind") == "guidance" and answer.guidance.sequence == f.sequence
+        assert broken.responses == 1 + len(frames)  # the welcome and every answer were observed
+        c.close()
+    finally:
+        channel.close()
+        sc.stop()
 
 
 def test_an_observer_failing_as_the_sweep_closes_idle_sessions_ends_nothing(tiny_checkpoint: Checkpoint) -> None:

@@ -47,10 +47,11 @@ class SessionObserver:
 
 
 def notify(
-    observers: list[SessionObserver], hook: Callable[[SessionObserver], None], session_id: str
+    observers: list[SessionObserver], hook: Callable[[SessionObserver], None], session_id: str | Callable[[], str]
 ) -> list[MetabrainError]:
     """Run an observer hook on every observer: one observer's bug is logged and ends nothing. Returns
-    the in-stream warnings they raised (MetabrainError), for a stream to send."""
+    the in-stream warnings they raised (MetabrainError), for a stream to send. `session_id`, for the log,
+    may be a function that says it (asked only when an observer fails: hooks run on every frame)."""
     warnings: list[MetabrainError] = []
     for o in observers:
         try:
@@ -58,7 +59,8 @@ def notify(
         except MetabrainError as err:
             warnings.append(err)
         except Exception:
-            log.exception("observer %s failed", type(o).__name__, extra={"session_id": session_id})
+            sid = session_id() if callable(session_id) else session_id
+            log.exception("observer %s failed", type(o).__name__, extra={"session_id": sid})
     return warnings
 
 
@@ -149,15 +151,21 @@ class StreamHandler:
         return self.conn.session.session_id if self.conn.session is not None else ""
 
     def send(self, resp: Response) -> None:
-        warnings = self._observe(lambda o: o.on_response(self.session, resp))
+        observers = self.ctx.observers
+        if not observers:
+            self._send(resp)
+            return
+        session = self.conn.session
+        warnings = notify(observers, lambda o: o.on_response(session, resp), self._sid)
         self._send(resp)
-        self._warn(warnings)  # an observer's in-stream warning, after the answer
+        if warnings:
+            self._warn(warnings)  # an observer's in-stream warning, after the answer
 
     def _observe(self, hook: Callable[[SessionObserver], None]) -> list[MetabrainError]:
         """Run an observer hook on every observer; returns their in-stream warnings, for the caller to
         send where they belong (after the welcome, say)."""
         observers = self.ctx.observers
-        return notify(observers, hook, self._sid()) if observers else []
+        return notify(observers, hook, self._sid) if observers else []
 
     def _warn(self, warnings: list[MetabrainError]) -> None:
         for err in warnings:
