@@ -214,8 +214,8 @@ DEFAULT_ARMS = (_DESIGNER, _PREDICTIVE, ADAPTIVE_ARM)
 # The portfolio before the adaptive candidate (and the fixed part of a contextual share): what a replay
 # of a log of fixed directors can estimate (training/portfolio_replay.py).
 FIXED_ARMS = (_DESIGNER, _HARDER, _PREDICTIVE)
-# Every candidate's move away from the designer's level is taken back for a player who disengages from it
-# (sidecar/policies/retreat.py), wholly at this engagement drop. Measured on 300 players (seed 4242), a
+# Every candidate's move harder than the designer's level is taken back for a player who disengages under
+# pressure (sidecar/policies/retreat.py), wholly at this engagement drop. Measured on 300 players (seed 4242), a
 # fixed 0.8 with it against without: thrill-seekers 391 s against 383 and their least skilled tenth 653 s
 # against 578 (693 at the designer's 0.5); veterans 153 against 152. At 0.15: 371 and 146. The portfolio
 # with it (1,000 players): thrill-seekers' least skilled tenth -14% / -3% against the designer's level
