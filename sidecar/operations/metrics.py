@@ -37,9 +37,9 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 class _FrameCounts(Collector):
     """What every frame updates: frames in and guidance out by transport, the latency histogram, the
     superseded answers. Plain numbers, written by the event loop's thread alone and read by the scrape's:
-    a prometheus_client Counter or Histogram takes a lock on every update (a histogram observation, two),
-    which cost ~10 µs of a between-steps frame's ~35 served here (BENCHMARKS.md). A scrape may see one
-    frame's updates in part; each series only grows."""
+    a prometheus_client Counter or Histogram takes a lock on every update (a histogram observation, two):
+    ~3 µs of CPU of a between-steps frame's ~31 in process (BENCHMARKS.md, the twenty-first session's
+    A/B). A scrape may see one frame's updates in part; each series only grows."""
 
     def __init__(self) -> None:
         self._bounds_us = [round(b * 1e6, 3) for b in _LATENCY_BUCKETS]
