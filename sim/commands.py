@@ -161,6 +161,8 @@ def cmd_evaluate_directors(a: argparse.Namespace) -> int:
         checked(parse_policy(label))
     if a.from_recordings:
         return _off_policy(a, policies)
+    if a.populations:
+        return _over_populations(a, policies)
     if a.seeds:
         return _over_seeds(a, policies)
     load_population(a.population, a.seed)  # before the workers start
@@ -205,6 +207,32 @@ def _over_seeds(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
         Path(a.markdown).write_text(text)
     print(text)
     print(f"wrote {seeds_png(summary, a.out)}")
+    return 0
+
+
+def _over_populations(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
+    """`evaluate-directors --populations all`: the same directors on every population (each its own players,
+    --seed), side by side, naming those where the candidate is worse than the designer's level or the best
+    fixed level."""
+    from sim.director_eval import across_populations, evaluate_directors, populations_markdown, slim
+    from sim.populations import ALL_POPULATIONS, load_population
+
+    if a.seeds:
+        raise ValueError("--populations runs one seed (--seed) on each population; --seeds runs one population")
+    names = ALL_POPULATIONS if a.populations == "all" else tuple(p.strip() for p in a.populations.split(","))
+    for name in names:
+        if "=" in name:
+            raise ValueError(f"--populations: {name!r} is an archetype mix; run a mix with --population")
+        load_population(name, a.seed)  # a name that is not a population fails here, before any run
+    args = (a.max_seconds, a.checkpoint, a.workers, a.telemetry_hz, a.concurrent, a.portfolio_state)
+    reports = [evaluate_directors(name, a.players, a.seed, policies, *args) for name in names]
+    summary = across_populations(reports)
+    text = populations_markdown(summary)
+    if a.json:
+        Path(a.json).write_text(json.dumps({**summary, "reports": [slim(r) for r in reports]}, indent=2))
+    if a.markdown:
+        Path(a.markdown).write_text(text)
+    print(text)
     return 0
 
 
@@ -428,6 +456,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--seeds",
         help="comma-separated: run the directors once per seed (other players each time) and report each "
         "director's mean per seed and over them; a learning director's run is one trajectory",
+    )
+    e.add_argument(
+        "--populations",
+        help="'all' (default, holdout and every evaluation population) or comma-separated names: the directors "
+        "on each (--seed), side by side, naming where the candidate is worse than the designer's level or the "
+        "best fixed level",
     )
     e.add_argument("--policies", help="comma-separated, e.g. static:0.3,rubber_band,predictive,predictive:nohints")
     e.add_argument("--max-seconds", type=float, default=900.0)

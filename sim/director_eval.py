@@ -193,6 +193,74 @@ def over_seeds(reports: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def across_populations(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """The same directors' reports on several populations, side by side: each director's mean session on
+    each, and the candidate (the portfolio, else the model's director) against the designer's level and
+    the best fixed level there, with the skill deciles below the designer's level beyond chance. `worse`
+    names the populations where the candidate plays shorter than either or a decile is below: a change to
+    a director is checked on every population, not only on those it was built for (the retreat's first
+    version, checked on four populations, cost the three it was not checked on 3-32%; docs)."""
+    rows: list[dict[str, Any]] = []
+    for r in reports:
+        means = {t["policy"]: t["mean_length_s"] for t in r["table"]}
+        c = r["comparison"]
+        row: dict[str, Any] = {"population": r["population"], "seed": r["seed"], "players": r["players"]}
+        row["mean_length_s"] = means
+        if "candidate" in c:
+            candidate = c["candidate"]
+            row.update(candidate=candidate, best_static=c["best_static"], vs_best_static=c["vs_best_static"])
+            if DESIGNER_DEFAULT in means:
+                row["vs_designer_default"] = means[candidate] / means[DESIGNER_DEFAULT] - 1
+                row["deciles_below_designer_default"] = c.get("deciles_credibly_below_designer_default", [])
+        rows.append(row)
+    worse = [
+        row["population"]
+        for row in rows
+        if row.get("vs_best_static", 0.0) < 0
+        or row.get("vs_designer_default", 0.0) < 0
+        or row.get("deciles_below_designer_default")
+    ]
+    return {
+        "policies": [t["policy"] for t in reports[0]["table"]],
+        "max_seconds": reports[0]["max_seconds"],
+        "rows": rows,
+        "worse": worse,
+    }
+
+
+def populations_markdown(summary: dict[str, Any]) -> str:
+    """across_populations as a table: a row per population, a column per director, then the candidate
+    against the designer's level and the best fixed level, and a verdict line."""
+    policies = summary["policies"]
+    lines = [
+        f"Sessions capped at {summary['max_seconds']:.0f} s. Mean session, s; the candidate against the designer's "
+        f"level ({DESIGNER_DEFAULT}) and the best fixed level on the same players:",
+        "",
+        "| population | seed | players | " + " | ".join(policies) + " | candidate | vs designer | vs best fixed |"
+        " skill deciles below the designer beyond chance |",
+        "|---|---|---|" + "---|" * (len(policies) + 4),
+    ]
+    for row in summary["rows"]:
+        means = " | ".join(f"{row['mean_length_s'][p]:.1f}" for p in policies)
+        vs_designer = f"{row['vs_designer_default']:+.1%}" if "vs_designer_default" in row else "–"
+        vs_best = f"{row['vs_best_static']:+.1%} ({row['best_static']})" if "vs_best_static" in row else "–"
+        below = row.get("deciles_below_designer_default")
+        deciles = "–" if below is None else (", ".join(map(str, below)) or "none")
+        lines.append(
+            f"| {row['population']} | {row['seed']} | {row['players']} | {means} | {row.get('candidate', '–')} | "
+            f"{vs_designer} | {vs_best} | {deciles} |"
+        )
+    worse = summary["worse"]
+    lines += [
+        "",
+        "Shorter than the designer's level or the best fixed level, or a skill decile below the designer's level "
+        f"beyond chance, on: {', '.join(worse)}."
+        if worse
+        else "Worse than the designer's level or the best fixed level on none of these populations.",
+    ]
+    return "\n".join(lines)
+
+
 def _t_interval(values: np.ndarray) -> list[float]:
     """The 95% t-interval of the mean (NaN, NaN for one value)."""
     if len(values) < 2:

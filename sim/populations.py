@@ -41,6 +41,7 @@ from sim.players import (
 )
 
 __all__ = [
+    "ALL_POPULATIONS",
     "EVALUATION_POPULATIONS",
     "NAMED_POPULATIONS",
     "FastLearner",
@@ -53,6 +54,9 @@ __all__ = [
 ]
 
 EVALUATION_POPULATIONS = ("tilt", "thrill", "learners", "mixed", "fragile", "veterans")
+# What a change to a director is checked on (`evaluate-directors --populations all`): the populations the
+# model was trained and checked on, and every one with other psychology.
+ALL_POPULATIONS = ("default", "holdout", *EVALUATION_POPULATIONS)
 
 
 class TiltPlayer(SimPlayer):

@@ -12,11 +12,13 @@ from sidecar.operations.recording import read_recording
 from sidecar.serving.worker_pool import report, run_pool
 from sim.datagen import GenerateConfig, generate
 from sim.director_eval import (
+    across_populations,
     decile_ratios,
     evaluate_directors,
     evaluate_seeds,
     markdown,
     over_seeds,
+    populations_markdown,
     seeds_markdown,
     seeds_png,
 )
@@ -90,6 +92,63 @@ def test_directors_over_several_seeds_report_each_run_and_what_they_say_together
     assert "95% interval" not in seeds_markdown(over_seeds(reports[:1]))  # one seed: no interval
     png = seeds_png(summary, tmp_path)
     assert png.name == "seeds_default.png" and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_directors_on_every_population_side_by_side(tmp_path: Path) -> None:
+    """`evaluate-directors --populations`: each population's run is the run `--population` gives (its own
+    players, the same seed), side by side, with the candidate against the designer's level and the best
+    fixed level on each."""
+    from sidecar.cli import main
+
+    out = tmp_path / "across.json"
+    policies = "static:0.5,static:0.8,portfolio"
+    args = ["--players", "4", "--seed", "7", "--max-seconds", "90", "--policies", policies, "--json", str(out)]
+    assert main(["evaluate-directors", "--populations", "default,tilt", *args]) == 0
+    summary = json.loads(out.read_text())
+    assert [r["population"] for r in summary["rows"]] == ["default", "tilt"]
+    alone = evaluate_directors("tilt", 4, 7, tuple(policies.split(",")), 90.0, None, 2)
+    tilt = summary["rows"][1]
+    assert tilt["mean_length_s"] == {t["policy"]: t["mean_length_s"] for t in alone["table"]}
+    designer, candidate = tilt["mean_length_s"]["static:0.5"], tilt["mean_length_s"]["portfolio"]
+    assert tilt["vs_designer_default"] == pytest.approx(candidate / designer - 1)
+    assert tilt["candidate"] == "portfolio" and tilt["vs_best_static"] == alone["comparison"]["vs_best_static"]
+    # An archetype mix is one population (--population runs it), and a name must be one: refused up front.
+    assert main(["evaluate-directors", "--populations", "novice=1,expert=1", *args]) == 2
+    assert main(["evaluate-directors", "--populations", "default,nobody", *args]) == 2
+
+
+def test_the_populations_where_a_director_is_worse_are_named() -> None:
+    """Worse than the designer's level, or than the best fixed level, or a skill decile below the designer's
+    level beyond chance: each names its population; none of them, no population is named."""
+
+    def report(population: str, designer: float, fixed: float, candidate: float, below: list[int]) -> dict:
+        table = [
+            {"policy": "static:0.5", "mean_length_s": designer},
+            {"policy": "static:0.8", "mean_length_s": fixed},
+            {"policy": "portfolio", "mean_length_s": candidate},
+        ]
+        best = "static:0.5" if designer >= fixed else "static:0.8"
+        comparison = {
+            "candidate": "portfolio",
+            "best_static": best,
+            "vs_best_static": candidate / max(designer, fixed) - 1,
+            "deciles_credibly_below_designer_default": below,
+        }
+        return {"population": population, "seed": 1, "players": 10, "max_seconds": 900.0, "table": table,
+                "comparison": comparison}  # fmt: skip
+
+    reports = [
+        report("fine", 300.0, 320.0, 350.0, []),
+        report("below_designer", 300.0, 250.0, 290.0, []),
+        report("below_fixed", 300.0, 400.0, 350.0, []),
+        report("a_decile", 300.0, 320.0, 350.0, [1]),
+    ]
+    summary = across_populations(reports)
+    assert summary["worse"] == ["below_designer", "below_fixed", "a_decile"]
+    text = populations_markdown(summary)
+    assert "| fine | 1 | 10 | 300.0 | 320.0 | 350.0 | portfolio | +16.7% | +9.4% (static:0.8) | none |" in text
+    assert "on: below_designer, below_fixed, a_decile." in text
+    assert "on none of these populations" in populations_markdown(across_populations(reports[:1]))
 
 
 def _sessions(
