@@ -199,7 +199,7 @@ def across_populations(reports: list[dict[str, Any]]) -> dict[str, Any]:
     the best fixed level there, with the skill deciles below the designer's level beyond chance. `worse`
     names the populations where the candidate plays shorter than either or a decile is below: a change to
     a director is checked on every population, not only on those it was built for (the retreat's first
-    version, checked on four populations, cost the three it was not checked on 3-32%; docs)."""
+    version, checked on four populations, cost the four it was not checked on 3-32%; docs)."""
     rows: list[dict[str, Any]] = []
     for r in reports:
         means = {t["policy"]: t["mean_length_s"] for t in r["table"]}
