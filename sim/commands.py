@@ -200,14 +200,18 @@ def _over_seeds(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
     args = (a.max_seconds, a.checkpoint, a.workers, a.telemetry_hz, a.concurrent, a.portfolio_state)
     reports = evaluate_seeds(a.population, a.players, seeds, policies, *args)
     summary = over_seeds(reports)
-    text = seeds_markdown(summary)
+    _write_summary(a, summary, seeds_markdown(summary), [slim(r) for r in reports])
+    print(f"wrote {seeds_png(summary, a.out)}")
+    return 0
+
+
+def _write_summary(a: argparse.Namespace, summary: dict[str, Any], text: str, reports: list[dict[str, Any]]) -> None:
+    """A summary over several runs: as JSON with its runs' reports (--json), as markdown (--markdown), printed."""
     if a.json:
-        Path(a.json).write_text(json.dumps({**summary, "reports": [slim(r) for r in reports]}, indent=2))
+        Path(a.json).write_text(json.dumps({**summary, "reports": reports}, indent=2))
     if a.markdown:
         Path(a.markdown).write_text(text)
     print(text)
-    print(f"wrote {seeds_png(summary, a.out)}")
-    return 0
 
 
 def _over_populations(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
@@ -227,12 +231,7 @@ def _over_populations(a: argparse.Namespace, policies: tuple[str, ...]) -> int:
     args = (a.max_seconds, a.checkpoint, a.workers, a.telemetry_hz, a.concurrent, a.portfolio_state)
     reports = [evaluate_directors(name, a.players, a.seed, policies, *args) for name in names]
     summary = across_populations(reports)
-    text = populations_markdown(summary)
-    if a.json:
-        Path(a.json).write_text(json.dumps({**summary, "reports": [slim(r) for r in reports]}, indent=2))
-    if a.markdown:
-        Path(a.markdown).write_text(text)
-    print(text)
+    _write_summary(a, summary, populations_markdown(summary), [slim(r) for r in reports])
     return 0
 
 
