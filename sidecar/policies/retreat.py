@@ -45,10 +45,12 @@ class Retreat:
         e.update(players, dt)
         self.asked = target
         move = target - self.designer
-        # Harder than designed: taken back as the player disengages under pressure. An easier level is
-        # not taken back (module docstring).
-        against = e.frustrated if move > 0.0 and e.frustrated >= e.bored else 0.0
-        self.share = min(against / self.full_evidence, 1.0) if self.full_evidence > 0 else 1.0
+        # Harder than designed: taken back as the player disengages under pressure (not when they
+        # disengage more in calm: bored). An easier level is not taken back (module docstring).
+        if move <= 0.0 or e.frustrated < e.bored:
+            self.share = 0.0
+        else:
+            self.share = min(e.frustrated / self.full_evidence, 1.0) if self.full_evidence > 0 else 1.0
         self.now = self.designer + move * (1.0 - self.share)
         return self.now
 
