@@ -23,3 +23,7 @@ class TokenBucket:
             return False
         self._tokens -= 1.0
         return True
+
+    def give_back(self) -> None:
+        """Return the token the last successful `take` took (its taker passed the work on to another)."""
+        self._tokens += 1.0

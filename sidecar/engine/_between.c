@@ -16,22 +16,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-/* A C-contiguous buffer of doubles (format 'd') or floats ('f'), with its element count. */
-static int get_numbers(PyObject *obj, Py_buffer *view, int writable, char want) {
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(obj, view, flags) < 0) {
-        PyErr_Clear();
-        return 0;
-    }
-    const char *f = view->format != NULL ? view->format : "B";
-    if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++; /* native little-endian on every target we build for */
-    size_t size = want == 'd' ? sizeof(double) : sizeof(float);
-    if (f[0] != want || f[1] != '\0' || view->itemsize != (Py_ssize_t)size) {
-        PyBuffer_Release(view);
-        return 0;
-    }
-    return 1;
-}
+#include "_between_math.h"
 
 /* fold(rows, players, n, width, interval, first, sum_start, n_sum, rate_start, n_rate) -> bool
  *
@@ -60,16 +45,8 @@ static PyObject *fold(PyObject *self, PyObject *args) {
     }
     int fits = rv.len / (Py_ssize_t)sizeof(double) >= n * row && pv.len / (Py_ssize_t)sizeof(double) == n * width;
     if (fits) {
-        double *r = (double *)rv.buf;
-        const double *p = (const double *)pv.buf;
-        for (Py_ssize_t i = 0; i < n; i++, r += row, p += width) {
-            for (Py_ssize_t j = 0; j < n_sum; j++) r[j] = first ? p[sum_start + j] : r[j] + p[sum_start + j];
-            for (Py_ssize_t j = 0; j < n_rate; j++) {
-                double t = p[rate_start + j] * interval;
-                r[n_sum + j] = first ? t : r[n_sum + j] + t;
-            }
-            r[row - 1] = first ? interval : r[row - 1] + interval;
-        }
+        fold_rows((double *)rv.buf, (const double *)pv.buf, n, width, interval, first, sum_start, n_sum, rate_start,
+                  n_rate);
     }
     PyBuffer_Release(&rv);
     PyBuffer_Release(&pv);
@@ -126,16 +103,8 @@ static PyObject *ease(PyObject *self, PyObject *args) {
     int in_range = 1;
     for (Py_ssize_t i = 0; i < k; i++) {
         double w = wanted_double ? ((const double *)wv.buf)[i] : (double)((const float *)wv.buf)[i];
-        double prev = (double)v[i], rate = lim[3 * i], lo = lim[3 * i + 1], hi = lim[3 * i + 2];
-        if (rate > 0) {
-            double step = rate * dt;
-            double below = prev - step, above = prev + step;
-            w = below > w ? below : w;
-            w = above < w ? above : w;
-        }
-        w = lo > w ? lo : w;
-        w = hi < w ? hi : w;
-        float f = (float)w;
+        float f = ease_one(w, (double)v[i], lim[3 * i], lim[3 * i + 1], lim[3 * i + 2], dt);
+        double lo = lim[3 * i + 1], hi = lim[3 * i + 2];
         o[i] = f;
         if (!(lo <= (double)f && (double)f <= hi)) in_range = 0;
         PyObject *x = PyFloat_FromDouble((double)f);

@@ -28,7 +28,7 @@ from sidecar.columns import PLAYER_TABLE, Fold
 from sidecar.engine.between import fold_compiled
 from sidecar.features import FrameInput, RawFrame
 
-__all__ = ["DEFAULT_MODEL_RATE_HZ", "ModelClock", "StepInFlight"]
+__all__ = ["DEFAULT_MODEL_RATE_HZ", "FOLD_SPANS", "ModelClock", "StepInFlight"]
 
 # The simulator's telemetry rate, which every checkpoint before the rate was recorded was trained at.
 DEFAULT_MODEL_RATE_HZ = 5.0
@@ -48,7 +48,8 @@ _N_SUM, _N_RATE = _SUM.stop - _SUM.start, _RATE.stop - _RATE.start
 # and the intervals added up.
 _ROW = _N_SUM + _N_RATE + 1
 _SUMS, _RATE_TIMES, _SECONDS = slice(0, _N_SUM), slice(_N_SUM, _N_SUM + _N_RATE), _ROW - 1
-_SPANS = (_SUM.start, _N_SUM, _RATE.start, _N_RATE)
+# (sum_start, n_sum, rate_start, n_rate): what the compiled fold needs of the layout (between.py, the lane).
+FOLD_SPANS = (_SUM.start, _N_SUM, _RATE.start, _N_RATE)
 _WIDTH = len(PLAYER_TABLE)
 # A frame this share of a period or more after the one before steps (a stream at the learned rate, with a
 # tenth of a period of jitter, or slower).
@@ -134,7 +135,7 @@ class ModelClock:
                 self.rows = np.zeros((n, _ROW))
         elif raw.player_ids != self.ids[:n]:
             self._realign(raw.player_ids)
-        if not (compiled and fold_compiled(self.rows, raw.players, n, _WIDTH, interval, first, _SPANS)):
+        if not (compiled and fold_compiled(self.rows, raw.players, n, _WIDTH, interval, first, FOLD_SPANS)):
             p, rows = raw.players, self.rows[:n]
             if first:
                 rows[:, _SUMS] = p[:, _SUM]

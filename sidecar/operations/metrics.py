@@ -157,6 +157,8 @@ def _portfolio_families() -> list[Metric]:
 
 
 class SidecarMetrics(SessionObserver):
+    needs_messages = False  # counts alone: frames answered in the compiled lane arrive as on_between
+
     def __init__(self, sessions: SessionRegistry, engine: Engine, default_policy: str) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
@@ -204,6 +206,11 @@ class SidecarMetrics(SessionObserver):
             counts = self.frames.frames_in
             transport = self._transport.get(session.session_id, "?")
             counts[transport] = counts.get(transport, 0) + 1
+
+    def on_between(self, session: Session, transport: str, processing_us: int) -> None:
+        counts = self.frames.frames_in
+        counts[transport] = counts.get(transport, 0) + 1
+        self.frames.guidance(transport, processing_us)
 
     def on_response(self, session: Session | None, resp: wire.Response) -> None:
         kind = wire.kind(resp)

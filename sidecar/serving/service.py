@@ -26,6 +26,7 @@ from sidecar.errors import (
 from sidecar.limits import Limits
 from sidecar.protocol import Connection, FrameAccepted, ServerInfo, SessionEnded, State, Welcomed
 from sidecar.serving.admission import Admissions
+from sidecar.serving.between_lane import BetweenLane, LaneObserver
 from sidecar.session import IDLE_TIMEOUT, RESUME_WINDOW_CLOSED, Session, SessionRegistry
 from sidecar.token_bucket import TokenBucket
 from sidecar.wire import responses as wire_responses
@@ -35,10 +36,14 @@ from sidecar.wire.responses import Response
 log = logging.getLogger("metabrain.service")
 
 
-class SessionObserver:
+class SessionObserver(LaneObserver):
     """Hooks for recording, metrics and the dashboard; all optional. A hook may raise a non-fatal
     MetabrainError to warn the stream in-stream (the answer is sent first); any other exception is
     logged and the stream goes on: an observer never costs a game its guidance."""
+
+    # Whether it must see every frame and answer as messages (recording, the dashboard). False: a frame
+    # answered in the compiled lane (between_lane.py) reaches it only as on_between, with no messages.
+    needs_messages = True
 
     def on_open(self, session: Session, transport: str) -> None: ...
     def on_request(self, session: Session | None, req: RequestMessage, raw: bytes | None) -> None: ...
@@ -113,7 +118,9 @@ class ServiceContext:
 class StreamHandler:
     """One stream of either transport. `send` queues a response, `close` ends the stream with a fatal
     error (in-stream, then the transport's status), `finish` ends it cleanly after what was queued.
-    The stream's admission slot (`admission`, already taken) is released when it disconnects."""
+    The stream's admission slot (`admission`, already taken) is released when it disconnects.
+    `send_bytes`, where the transport has it, sends a response already serialized: frames between model
+    steps are then answered in the compiled lane where they can be (between_lane.py)."""
 
     def __init__(
         self,
@@ -123,12 +130,15 @@ class StreamHandler:
         close: Callable[[MetabrainError], None],
         finish: Callable[[], None],
         admission: object,
+        send_bytes: Callable[[bytes], None] | None = None,
     ) -> None:
         self.ctx = ctx
         self.transport = transport
         self._send = send
         self._close = close
         self._finish = finish
+        self._send_bytes = send_bytes
+        self.lane: BetweenLane | None = None  # made at the welcome, where the stream can have one
         self._admission = admission
         ctx.admissions.became_stream(admission)
         self.conn = Connection(ctx.registry, ctx.info)
@@ -178,7 +188,18 @@ class StreamHandler:
         if not self._within_rate(now):
             return
         ctx = self.ctx
+        lane = self.lane
         try:
+            # A frame between model steps, answered in one compiled call where it can be (between_lane.py);
+            # only while nothing is still to be sent before it, so answers keep the frames' order.
+            if (
+                lane is not None
+                and not self.pending
+                and self.conn.state is State.OPEN
+                and self.conn.session is lane.session
+                and lane.answer(data, now)
+            ):
+                return
             self._on_request(*decode(data, ctx.limits, compiled=ctx.compiled_reader), data, now)
         except MetabrainError:
             raise
@@ -249,6 +270,7 @@ class StreamHandler:
         if old is not None and old is not self:
             old.taken_over()  # the session moved to this stream
         self.ctx.handlers[event.session.session_id] = self
+        self.lane = self._lane_for(event.session)
         w = event.welcome
         log.info(
             "session opened",
@@ -266,6 +288,17 @@ class StreamHandler:
         warnings = self._observe(lambda o: o.on_open(event.session, self.transport))
         self.send(wire_responses.welcome(w))
         self._warn(warnings)
+
+    def _lane_for(self, session: Session) -> BetweenLane | None:
+        """The compiled lane for this stream's frames between model steps: where the transport sends
+        bytes, the compiled code is on and built, and no observer needs every message."""
+        ctx = self.ctx
+        if self._send_bytes is None or not ctx.compiled_reader or not ctx.engine.cfg.compiled:
+            return None
+        if any(o.needs_messages for o in ctx.observers):
+            return None
+        lane = BetweenLane(session, ctx.engine, ctx.limits, self.transport, self._send_bytes, list(ctx.observers))
+        return lane if lane.reader is not None else None
 
     async def _end(self, event: SessionEnded) -> None:
         frames = [f for f in self.pending if f is not asyncio.current_task()]

@@ -24,6 +24,7 @@ __all__ = [
     "Response",
     "WelcomeMessage",
     "between",
+    "between_parts",
     "error",
     "error_message",
     "error_of",
@@ -181,6 +182,21 @@ def between(
         _add_hints(g, hints)
     g.sequence, g.fallback, g.processing_us = sequence, fallback, processing_us
     return resp
+
+
+def between_parts(template: Response) -> tuple[bytes, bytes, tuple[bytes, ...]]:
+    """A step's answer as the compiled lane splices it for the frames after it (sidecar/serving/
+    between_lane.py): its Guidance fields 3-5 (hints, insights, model version) and 8-9 (policy, director
+    note) serialized, and its knob names as UTF-8. The lane writes the rest (sequence, knobs, time taken,
+    fallback) between them, in field order, as `between` and the serializer would."""
+    g = template.guidance
+    head = pb.Guidance(model_version=g.model_version)
+    head.npc_hints.extend(g.npc_hints)
+    head.insights.extend(g.insights)
+    tail = pb.Guidance(policy=g.policy)
+    if g.HasField("director"):
+        tail.director.CopyFrom(g.director)
+    return head.SerializeToString(), tail.SerializeToString(), tuple(k.name.encode() for k in g.knobs)
 
 
 def _add_hints(g: pb.Guidance, hints: Sequence[Hint]) -> None:

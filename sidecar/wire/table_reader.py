@@ -24,7 +24,7 @@ from sidecar.features.raw import RawFrame
 from sidecar.limits import Limits
 from sidecar.validation import HEALTH_SLACK, column_bounds
 
-__all__ = ["compiled_reader_available", "read_compiled"]
+__all__ = ["compiled_reader_available", "lane_reader", "read_compiled"]
 
 log = logging.getLogger("metabrain.wire")
 
@@ -47,6 +47,20 @@ _last: tuple[object, object] = (None, None)  # the latest Limits and its reader,
 @functools.lru_cache(maxsize=8)
 def _reader(limits: Limits) -> _frame_reader.Reader | None:
     """The compiled reader for these limits and the ranges validation.py checks (one per Limits)."""
+    return _make_reader(limits)
+
+
+@functools.lru_cache(maxsize=8)
+def lane_reader(
+    limits: Limits, fold_spans: tuple[int, int, int, int], pause_types: tuple[float, float]
+) -> _frame_reader.Reader | None:
+    """A reader that also answers frames between model steps in one call (`Reader.between`, for
+    sidecar/serving/between_lane.py): the fold's column spans (clock.py) and the event types that pause
+    and resume a session given. None without the extension."""
+    return _make_reader(limits, fold_spans=fold_spans, pause_types=pause_types)
+
+
+def _make_reader(limits: Limits, **lane: tuple[float, ...]) -> _frame_reader.Reader | None:
     if _frame_reader is None:
         return None
     big = limits.max_abs_coordinate
@@ -70,6 +84,7 @@ def _reader(limits: Limits) -> _frame_reader.Reader | None:
         event_hi=e_hi.tolist(),
         columns=(RP["health"], RP["max_health"], RAW_NPC_FIELDS.index("target")),
         health_slack=HEALTH_SLACK,
+        **lane,
     )
 
 

@@ -162,11 +162,15 @@ class _Endpoint:
         assert isinstance(ws, SessionConnection)
         # Answers are written as they come while nothing waits before them; after an error or a goodbye
         # (or while the writer task has any), they queue behind it in order.
-        out: asyncio.Queue[pb.SessionResponse | MetabrainError | object] = asyncio.Queue()
+        out: asyncio.Queue[pb.SessionResponse | bytes | MetabrainError | object] = asyncio.Queue()
 
         def send(resp: pb.SessionResponse) -> None:
             if not (out.empty() and ws.write_now(resp.SerializeToString())):
                 out.put_nowait(resp)
+
+        def send_bytes(data: bytes) -> None:  # an answer already serialized (the compiled lane's)
+            if not (out.empty() and ws.write_now(data)):
+                out.put_nowait(data)
 
         def on_message(data: bytes) -> None:
             try:
@@ -175,7 +179,9 @@ class _Endpoint:
                 ws.stop_delivering()
                 out.put_nowait(_status_of(exc))
 
-        handler = StreamHandler(self.ctx, "websocket", send, out.put_nowait, lambda: out.put_nowait(_END), ws)
+        handler = StreamHandler(
+            self.ctx, "websocket", send, out.put_nowait, lambda: out.put_nowait(_END), ws, send_bytes
+        )
         writer = asyncio.create_task(_write(ws, out))
         ws.deliver_to(on_message)
         try:
@@ -215,7 +221,9 @@ def _status_of(exc: Exception) -> MetabrainError:
     return Internal(f"internal error reading the stream ({type(exc).__name__})")
 
 
-async def _write(ws: ServerConnection, out: asyncio.Queue[pb.SessionResponse | MetabrainError | object]) -> None:
+async def _write(
+    ws: ServerConnection, out: asyncio.Queue[pb.SessionResponse | bytes | MetabrainError | object]
+) -> None:
     """A stream's answers in order; an error is sent and closes it with its code, a goodbye with 1000."""
     try:
         while True:
@@ -232,6 +240,9 @@ async def _write(ws: ServerConnection, out: asyncio.Queue[pb.SessionResponse | M
                     await asyncio.wait_for(ws.wait_closed(), GOODBYE_GRACE_S)
                 await ws.close(1000, "goodbye")
                 return
+            if isinstance(item, bytes):
+                await ws.send(item)
+                continue
             assert isinstance(item, pb.SessionResponse)
             await ws.send(item.SerializeToString())
     except ConnectionClosed:

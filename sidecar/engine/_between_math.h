@@ -1,0 +1,57 @@
+/* The arithmetic of a frame between two model steps, shared by the kernels (_between.c) and the
+ * compiled lane (sidecar/wire/_frame_reader.c): the same operations in the same order as the Python
+ * versions (clock.py's fold, director.py's easing), in double precision, so the results are the same
+ * bits wherever they run (compiled with -ffp-contract=off: no fused multiply-add). */
+#ifndef METABRAIN_BETWEEN_MATH_H
+#define METABRAIN_BETWEEN_MATH_H
+
+#include <Python.h>
+
+/* A C-contiguous buffer of doubles (format 'd') or floats ('f'), with its element count. */
+static inline int get_numbers(PyObject *obj, Py_buffer *view, int writable, char want) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    const char *f = view->format != NULL ? view->format : "B";
+    if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++; /* native little-endian on every target we build for */
+    size_t size = want == 'd' ? sizeof(double) : sizeof(float);
+    if (f[0] != want || f[1] != '\0' || view->itemsize != (Py_ssize_t)size) {
+        PyBuffer_Release(view);
+        return 0;
+    }
+    return 1;
+}
+
+/* For each of n players (rows of `width` doubles in p): first -> sums = SUM columns, rate-times = RATE
+ * columns * interval, seconds = interval; else each added to. A fold row is n_sum + n_rate + 1 doubles. */
+static inline void fold_rows(double *r, const double *p, Py_ssize_t n, Py_ssize_t width, double interval, int first,
+                             Py_ssize_t sum_start, Py_ssize_t n_sum, Py_ssize_t rate_start, Py_ssize_t n_rate) {
+    Py_ssize_t row = n_sum + n_rate + 1;
+    for (Py_ssize_t i = 0; i < n; i++, r += row, p += width) {
+        for (Py_ssize_t j = 0; j < n_sum; j++) r[j] = first ? p[sum_start + j] : r[j] + p[sum_start + j];
+        for (Py_ssize_t j = 0; j < n_rate; j++) {
+            double t = p[rate_start + j] * interval;
+            r[n_sum + j] = first ? t : r[n_sum + j] + t;
+        }
+        r[row - 1] = first ? interval : r[row - 1] + interval;
+    }
+}
+
+/* One knob eased toward `w`: where rate > 0, w = min(max(w, v - rate*dt), v + rate*dt); then
+ * min(max(w, lo), hi), rounded to float32 -- Python's min and max, NaN and signed zeros included (the
+ * first argument is kept unless the other compares greater / less). */
+static inline float ease_one(double w, double prev, double rate, double lo, double hi, double dt) {
+    if (rate > 0) {
+        double step = rate * dt;
+        double below = prev - step, above = prev + step;
+        w = below > w ? below : w;
+        w = above < w ? above : w;
+    }
+    w = lo > w ? lo : w;
+    w = hi < w ? hi : w;
+    return (float)w;
+}
+
+#endif
