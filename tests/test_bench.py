@@ -51,6 +51,7 @@ def test_bench_reports_every_server_and_ratio(tmp_path: Path, capsys: object) ->
     # The compiled frame reader beside the Python path, in-process (both on every run).
     costs = saved["stage_costs_us_per_frame"]["1_player (tables)"]
     assert costs["between_frame_us"] > 0 and costs["between_frame_pure_python_us"] > 0
+    assert costs["between_frame_stream_lane_us"] > 0 and costs["between_frame_stream_python_us"] > 0
     assert costs["compiled_read_us"] > 0 if compiled_reader_available() else "compiled_read_us" not in costs
     for mp in saved["multiplayer"]:
         assert mp["players_per_frame"] == 4 and mp["player_frames_per_s"] == 4 * mp["frames_per_s"] > 0

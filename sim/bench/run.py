@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from sim.bench import SERVERS, TRANSPORTS
 from sim.bench.process import ServerProcess
+from sim.bench.stream_frames import between_frame_costs
 from sim.loadgen import LoadResult, LoadSpec, run_load
 
 FRAME_BUDGET_MS = 1000.0 / 60.0
@@ -266,6 +267,8 @@ def stage_costs(players: int, sessions: int = 64, ticks: int = 20, tables: bool 
     sims.compiled = engine.cfg.compiled = True
     out["between_frame_us"] = between[True] / (n_between / 2) * 1e6
     out["between_frame_pure_python_us"] = between[False] / (n_between / 2) * 1e6
+    # The same frame's whole path through a stream handler: the compiled lane, and without it.
+    out.update(between_frame_costs(players=players, tables=tables))
     out["receive_total_us"] = receive / per * 1e6
     out["featurize_tick_us"] = featurize / per * 1e6
     out["model_us"] = sum(model) / per * 1e6
