@@ -13,6 +13,7 @@ import asyncio
 import struct
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -129,7 +130,7 @@ class _Stream:
         self.sent: list[bytes] = []
         self.lane = lane
 
-    async def open(self, policy: str = "predictive") -> None:
+    async def open(self, policy: str = "predictive", consent: bool = False) -> None:
         await self.sidecar.engine.start()
         ctx = self.sidecar.ctx
         admission = object()
@@ -144,7 +145,8 @@ class _Stream:
             admission,
             send_bytes,
         )
-        self.handler.on_bytes(pb.SessionRequest(hello=hello(policy=policy, tick_rate_hz=HZ)).SerializeToString())
+        request = pb.SessionRequest(hello=hello(policy=policy, tick_rate_hz=HZ, consent=consent))
+        self.handler.on_bytes(request.SerializeToString())
 
     async def send(self, data: bytes) -> list[bytes]:
         """The answers to one message, once every one of them is out."""
@@ -264,6 +266,25 @@ def test_a_recording_or_dashboard_observer_keeps_every_frame_on_the_python_path(
 
     seen, in_lane = asyncio.run(go())
     assert seen == 100 and in_lane == 0
+
+
+def test_a_recorder_keeps_only_the_sessions_it_records_off_the_lane(tmp_path: Path) -> None:
+    from sidecar.operations.recording import SessionRecorder, read_recording, recording_files
+
+    async def go(consent: bool) -> int:
+        s = _Stream(True, [SessionRecorder(tmp_path / str(consent), "test")])
+        await s.open(consent=consent)
+        for f in _frames(4, 120):
+            await s.send(_request(f))
+        return 0 if s.handler.lane is None else s.handler.lane.answered
+
+    assert asyncio.run(go(False)) > 60  # not recorded: its frames between steps take the lane
+    assert not recording_files([tmp_path / "False"])
+    assert asyncio.run(go(True)) == 0  # recorded: every frame and answer in the recording
+    (path,) = recording_files([tmp_path / "True"])
+    rec = read_recording(path)
+    assert sum(1 for _, r in rec.requests() if r.HasField("frame")) == 120
+    assert sum(1 for _, r in rec.responses() if r.HasField("guidance")) == 120
 
 
 def test_the_spliced_answer_is_what_the_serializer_writes_zeros_and_fallback_included() -> None:

@@ -233,6 +233,10 @@ class SessionRecorder(SessionObserver):
             if f.stat().st_mtime < cutoff:
                 f.unlink()
 
+    def needs_messages_of(self, session: Session) -> bool:
+        """Only the sessions it records (their hello consents); the others may take the compiled lane."""
+        return session.spec.recording_consent
+
     def _writer(self, session: Session | None) -> RecordingWriter | None:
         return None if session is None else self.writers.get(session.session_id)
 

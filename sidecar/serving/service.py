@@ -41,9 +41,14 @@ class SessionObserver(LaneObserver):
     MetabrainError to warn the stream in-stream (the answer is sent first); any other exception is
     logged and the stream goes on: an observer never costs a game its guidance."""
 
-    # Whether it must see every frame and answer as messages (recording, the dashboard). False: a frame
-    # answered in the compiled lane (between_lane.py) reaches it only as on_between, with no messages.
+    # Whether it must see every frame and answer as messages (the dashboard). False: a frame answered in
+    # the compiled lane (between_lane.py) reaches it only as on_between, with no messages.
     needs_messages = True
+
+    def needs_messages_of(self, session: Session) -> bool:
+        """Whether it must see this session's every frame and answer as messages (asked at the welcome;
+        the recorder: only for the sessions it records)."""
+        return self.needs_messages
 
     def on_open(self, session: Session, transport: str) -> None: ...
     def on_request(self, session: Session | None, req: RequestMessage, raw: bytes | None) -> None: ...
@@ -291,11 +296,11 @@ class StreamHandler:
 
     def _lane_for(self, session: Session) -> BetweenLane | None:
         """The compiled lane for this stream's frames between model steps: where the transport sends
-        bytes, the compiled code is on and built, and no observer needs every message."""
+        bytes, the compiled code is on and built, and no observer needs this session's every message."""
         ctx = self.ctx
         if self._send_bytes is None or not ctx.compiled_reader or not ctx.engine.cfg.compiled:
             return None
-        if any(o.needs_messages for o in ctx.observers):
+        if any(o.needs_messages_of(session) for o in ctx.observers):
             return None
         lane = BetweenLane(session, ctx.engine, ctx.limits, self.transport, self._send_bytes, list(ctx.observers))
         return lane if lane.reader is not None else None
