@@ -287,6 +287,27 @@ def test_a_recorder_keeps_only_the_sessions_it_records_off_the_lane(tmp_path: Pa
     assert sum(1 for _, r in rec.responses() if r.HasField("guidance")) == 120
 
 
+def test_the_dashboard_sees_lane_answers_as_it_sees_the_others() -> None:
+    from sidecar.operations.dashboard import DashboardFeed
+
+    async def go(lane: bool) -> tuple[int, int, list[tuple[float, ...]]]:
+        feed = DashboardFeed("test", "cpu", "predictive", sample_hz=1e9)  # every answer sampled
+        s = _Stream(lane, [feed])
+        await s.open()
+        for f in _frames(6, 150):
+            await s.send(_request(f))
+        sid = s.handler.session.session_id if s.handler.session else ""
+        track = feed.tracks[sid]
+        answered = 0 if s.handler.lane is None else s.handler.lane.answered
+        return answered, track.frames, [p[1:] for p in track.points]  # the time of each sample aside
+
+    in_lane, frames, points = asyncio.run(go(True))
+    _, frames_plain, points_plain = asyncio.run(go(False))
+    assert in_lane > 100  # the dashboard no longer keeps a session off the lane
+    assert frames == frames_plain == 150
+    assert points == points_plain  # difficulty and insight of every answer, the lane's read from its bytes
+
+
 def test_the_spliced_answer_is_what_the_serializer_writes_zeros_and_fallback_included() -> None:
     from sidecar.engine.clock import FOLD_SPANS
     from sidecar.wire.table_reader import lane_reader

@@ -12,6 +12,7 @@ import contextlib
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -47,6 +48,8 @@ class _Track:
 
 
 class DashboardFeed(SessionObserver):
+    needs_messages = False  # it samples answers at sample_hz: frames answered in the lane reach on_between
+
     def __init__(self, model_version: str, device: str, default_policy: str, sample_hz: float = 10.0) -> None:
         self.model_version = model_version
         self.device = device
@@ -64,18 +67,24 @@ class DashboardFeed(SessionObserver):
         self.tracks[session.session_id] = _Track(session.session_id, transport, policy, now - self.t0)
 
     def on_response(self, session: Session | None, resp: wire.Response) -> None:
-        if session is None or wire.kind(resp) != "guidance":
-            return
+        if session is not None and wire.kind(resp) == "guidance":
+            self._guidance(session, wire.processing_us(resp), lambda: resp)
+
+    def on_between(self, session: Session, transport: str, processing_us: int, answer: bytes) -> None:
+        # A frame answered in the compiled lane: counted, and its bytes read only when it is sampled.
+        self._guidance(session, processing_us, lambda: wire.parse_response(answer))
+
+    def _guidance(self, session: Session, processing_us: int, response: Callable[[], wire.Response]) -> None:
         track = self.tracks.get(session.session_id)
         if track is None:
             return
         track.frames += 1
-        self.latencies_ms.append(wire.processing_us(resp) / 1000.0)
+        self.latencies_ms.append(processing_us / 1000.0)
         now = time.monotonic()
         if now - track.last_at < self.min_gap:
             return
         track.last_at = now
-        g = wire.guidance_view(resp)
+        g = wire.guidance_view(response())
         if g.director is not None:
             track.director = g.director
         knobs = session.knobs

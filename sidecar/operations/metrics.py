@@ -207,7 +207,7 @@ class SidecarMetrics(SessionObserver):
             transport = self._transport.get(session.session_id, "?")
             counts[transport] = counts.get(transport, 0) + 1
 
-    def on_between(self, session: Session, transport: str, processing_us: int) -> None:
+    def on_between(self, session: Session, transport: str, processing_us: int, answer: bytes) -> None:
         counts = self.frames.frames_in
         counts[transport] = counts.get(transport, 0) + 1
         self.frames.guidance(transport, processing_us)

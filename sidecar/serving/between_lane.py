@@ -39,9 +39,11 @@ _PAUSES = (float(EventType.PAUSE), float(EventType.RESUME))
 
 
 class LaneObserver:
-    """What an observer that does not need every message hears of a frame answered in the lane."""
+    """What an observer that does not need every message hears of a frame answered in the lane: the
+    session, its transport, the answer's time in the sidecar and the answer's bytes (a SessionResponse;
+    `wire.responses.parse_response` reads it, for an observer that samples some)."""
 
-    def on_between(self, session: Session, transport: str, processing_us: int) -> None: ...
+    def on_between(self, session: Session, transport: str, processing_us: int, answer: bytes) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,7 @@ class BetweenLane:
         self.answered += 1
         for o in self.observers:
             try:
-                o.on_between(session, self.transport, processing_us)
+                o.on_between(session, self.transport, processing_us, answer)
             except Exception:  # an observer never costs a game its guidance
                 log.exception("observer %s failed", type(o).__name__, extra={"session_id": session.session_id})
         self.send_bytes(answer)

@@ -33,6 +33,7 @@ __all__ = [
     "guidance_view",
     "kind",
     "limits_message",
+    "parse_response",
     "processing_us",
     "superseded",
     "welcome",
@@ -206,6 +207,11 @@ def _add_hints(g: pb.Guidance, hints: Sequence[Hint]) -> None:
 
 
 # -- what observers read of a response (metrics, the dashboard): plain values, no messages ----------
+def parse_response(data: bytes) -> Response:
+    """A response from its bytes (an answer the compiled lane wrote, for an observer that samples it)."""
+    return pb.SessionResponse.FromString(data)
+
+
 def kind(resp: Response) -> str:
     """ "welcome", "guidance", "superseded", "error" or "goodbye"."""
     return resp.WhichOneof("kind") or ""
