@@ -12,7 +12,13 @@
  * knobs as messages, a duplicated sub-message, any wire oddity -- returns None, and the caller runs
  * the Python path, which refuses an invalid frame with the named error. So this file never words an
  * error and never decides what is valid on its own: it only says "this one is fine, here are its
- * numbers" or "ask the Python path".
+ * numbers" or "ask the Python path". What it accepts, the protobuf parser would too (every string it
+ * takes is checked as UTF-8, every tag is within the parser's field numbers): between() runs without
+ * the parser in front of it.
+ *
+ * between() goes on from there for a frame between two model steps (the lane,
+ * sidecar/serving/between_lane.py): the protocol's order checks, the model clock's fold, the knob easing
+ * and the answer's bytes, all or nothing (tests/test_between_lane.py: the same frames with and without it).
  *
  * Column layout and ranges come from Python (sidecar/columns.py) when a reader is made.
  */
