@@ -18,9 +18,7 @@ the same frames both ways and compares every answer and the state after each.
 
 from __future__ import annotations
 
-import logging
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sidecar.columns import EventType
@@ -32,8 +30,6 @@ from sidecar.wire.responses import Response, between_parts
 from sidecar.wire.table_reader import lane_reader
 
 __all__ = ["BetweenLane", "LaneObserver"]
-
-log = logging.getLogger("metabrain.service")
 
 _PAUSES = (float(EventType.PAUSE), float(EventType.RESUME))
 
@@ -69,29 +65,19 @@ def _template(response: Response, npc_ids: list[int]) -> _Template:
 
 class BetweenLane:
     """One stream's lane for its session (made at the welcome). `answer` takes a message's bytes and
-    returns True when it answered the frame (the answer is sent), False when the Python path must."""
+    returns the answer's bytes and its time in the sidecar when it answered the frame (the stream sends
+    them and tells its observers), None when the Python path must."""
 
-    def __init__(
-        self,
-        session: Session,
-        engine: Engine,
-        limits: Limits,
-        transport: str,
-        send_bytes: Callable[[bytes], None],
-        observers: list[LaneObserver],
-    ) -> None:
+    def __init__(self, session: Session, engine: Engine, limits: Limits) -> None:
         self.session = session
         self.engine = engine
         self.max_bytes = limits.max_message_bytes
-        self.transport = transport
-        self.send_bytes = send_bytes
-        self.observers = observers
         self.reader = lane_reader(limits, FOLD_SPANS, _PAUSES)
         self.n_knobs = len(session.knobs.names)
         self._template: _Template | None = None
         self.answered = 0  # frames this lane answered
 
-    def answer(self, data: bytes, now: float) -> bool:
+    def answer(self, data: bytes, now: float) -> tuple[bytes, int] | None:
         session, reader = self.session, self.reader
         director, clock = session.director, session.clock
         if (
@@ -107,17 +93,17 @@ class BetweenLane:
             or clock.last_frame is None
             or len(data) > self.max_bytes
         ):
-            return False
+            return None
         t = self._template
         if t is None or t.source is not director.template:
             t = self._template = _template(director.template, director.template_npcs)
         npcs = None
         if director.last_hints:  # the step's hints, as long as the frame has the NPCs they name
             if t.npcs is None:
-                return False
+                return None
             npcs = t.npcs
         if not session.frames.take(now):
-            return False  # over the session's frame rate: the Python path says so
+            return None  # over the session's frame rate: the Python path says so
         got = reader.between(
             data,
             self.n_knobs,
@@ -143,7 +129,7 @@ class BetweenLane:
         )
         if got is None:
             session.frames.give_back()  # the Python path takes this frame's token
-            return False
+            return None
         answer, sequence, game_time, ids, processing_us = got
         # What the protocol core, the model clock and the director record of a frame they answer.
         session.last_seen = now
@@ -160,10 +146,4 @@ class BetweenLane:
         engine.submitted += 1
         engine.between_frames += 1
         self.answered += 1
-        for o in self.observers:
-            try:
-                o.on_between(session, self.transport, processing_us, answer)
-            except Exception:  # an observer never costs a game its guidance
-                log.exception("observer %s failed", type(o).__name__, extra={"session_id": session.session_id})
-        self.send_bytes(answer)
-        return True
+        return answer, processing_us

@@ -41,8 +41,8 @@ class SessionObserver(LaneObserver):
     MetabrainError to warn the stream in-stream (the answer is sent first); any other exception is
     logged and the stream goes on: an observer never costs a game its guidance."""
 
-    # Whether it must see every frame and answer as messages (the dashboard). False: a frame answered in
-    # the compiled lane (between_lane.py) reaches it only as on_between, with no messages.
+    # Whether it must see every frame and answer as messages (an observer that does not say: yes). False:
+    # a frame answered in the compiled lane (between_lane.py) reaches it only as on_between.
     needs_messages = True
 
     def needs_messages_of(self, session: Session) -> bool:
@@ -193,17 +193,8 @@ class StreamHandler:
         if not self._within_rate(now):
             return
         ctx = self.ctx
-        lane = self.lane
         try:
-            # A frame between model steps, answered in one compiled call where it can be (between_lane.py);
-            # only while nothing is still to be sent before it, so answers keep the frames' order.
-            if (
-                lane is not None
-                and not self.pending
-                and self.conn.state is State.OPEN
-                and self.conn.session is lane.session
-                and lane.answer(data, now)
-            ):
+            if self.lane is not None and self._answered_in_lane(data, now):
                 return
             self._on_request(*decode(data, ctx.limits, compiled=ctx.compiled_reader), data, now)
         except MetabrainError:
@@ -213,6 +204,29 @@ class StreamHandler:
             raise Internal(
                 f"internal error handling a message ({type(exc).__name__}); this session ends, others are unaffected"
             ) from exc
+
+    def _answered_in_lane(self, data: bytes, now: float) -> bool:
+        """A frame between model steps, answered in one compiled call where it can be (between_lane.py);
+        only while nothing is still to be sent before it, so answers keep the frames' order. The observers
+        hear of it as on_between (their warnings, as ever, after the answer)."""
+        lane, session = self.lane, self.conn.session
+        if lane is None or self.pending or self.conn.state is not State.OPEN or session is not lane.session:
+            return False
+        got = lane.answer(data, now)
+        if got is None:
+            return False
+        answer, processing_us = got
+        assert self._send_bytes is not None  # a stream has a lane only where it sends bytes
+        observers = self.ctx.observers
+        if not observers:
+            self._send_bytes(answer)
+            return True
+        transport = self.transport
+        warnings = notify(observers, lambda o: o.on_between(session, transport, processing_us, answer), self._sid)
+        self._send_bytes(answer)
+        if warnings:
+            self._warn(warnings)
+        return True
 
     def _within_rate(self, now: float) -> bool:
         """Drop messages beyond the connection's rate, with at most one error a second (no amplification)."""
@@ -302,7 +316,7 @@ class StreamHandler:
             return None
         if any(o.needs_messages_of(session) for o in ctx.observers):
             return None
-        lane = BetweenLane(session, ctx.engine, ctx.limits, self.transport, self._send_bytes, list(ctx.observers))
+        lane = BetweenLane(session, ctx.engine, ctx.limits)
         return lane if lane.reader is not None else None
 
     async def _end(self, event: SessionEnded) -> None:

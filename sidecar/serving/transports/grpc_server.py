@@ -73,7 +73,13 @@ class BrainServicer:
             await context.abort(grpc_status(err), err.message)
         queue: asyncio.Queue[object] = asyncio.Queue()
         handler = StreamHandler(
-            self.ctx, "grpc", queue.put_nowait, queue.put_nowait, lambda: queue.put_nowait(_EOF), key, queue.put_nowait
+            self.ctx,
+            "grpc",
+            lambda resp: queue.put_nowait(resp.SerializeToString()),
+            queue.put_nowait,
+            lambda: queue.put_nowait(_EOF),
+            key,
+            queue.put_nowait,  # serialized answers (the compiled lane writes them so)
         )
 
         aborted = False  # set once this stream is ending with an error status of ours
@@ -107,11 +113,8 @@ class BrainServicer:
                     yield wire_responses.error(item).SerializeToString()
                     aborted = True
                     await context.abort(grpc_status(item), item.message)
-                if isinstance(item, bytes):  # an answer already serialized (the compiled lane's)
-                    yield item
-                    continue
-                assert isinstance(item, pb.SessionResponse)
-                yield item.SerializeToString()
+                assert isinstance(item, bytes)
+                yield item
         finally:
             reader.cancel()
             handler.on_disconnect()

@@ -162,15 +162,14 @@ class _Endpoint:
         assert isinstance(ws, SessionConnection)
         # Answers are written as they come while nothing waits before them; after an error or a goodbye
         # (or while the writer task has any), they queue behind it in order.
-        out: asyncio.Queue[pb.SessionResponse | bytes | MetabrainError | object] = asyncio.Queue()
+        out: asyncio.Queue[bytes | MetabrainError | object] = asyncio.Queue()
 
-        def send(resp: pb.SessionResponse) -> None:
-            if not (out.empty() and ws.write_now(resp.SerializeToString())):
-                out.put_nowait(resp)
-
-        def send_bytes(data: bytes) -> None:  # an answer already serialized (the compiled lane's)
+        def send_bytes(data: bytes) -> None:  # a serialized answer (the compiled lane writes them so)
             if not (out.empty() and ws.write_now(data)):
                 out.put_nowait(data)
+
+        def send(resp: pb.SessionResponse) -> None:
+            send_bytes(resp.SerializeToString())
 
         def on_message(data: bytes) -> None:
             try:
@@ -221,9 +220,7 @@ def _status_of(exc: Exception) -> MetabrainError:
     return Internal(f"internal error reading the stream ({type(exc).__name__})")
 
 
-async def _write(
-    ws: ServerConnection, out: asyncio.Queue[pb.SessionResponse | bytes | MetabrainError | object]
-) -> None:
+async def _write(ws: ServerConnection, out: asyncio.Queue[bytes | MetabrainError | object]) -> None:
     """A stream's answers in order; an error is sent and closes it with its code, a goodbye with 1000."""
     try:
         while True:
@@ -240,11 +237,8 @@ async def _write(
                     await asyncio.wait_for(ws.wait_closed(), GOODBYE_GRACE_S)
                 await ws.close(1000, "goodbye")
                 return
-            if isinstance(item, bytes):
-                await ws.send(item)
-                continue
-            assert isinstance(item, pb.SessionResponse)
-            await ws.send(item.SerializeToString())
+            assert isinstance(item, bytes)
+            await ws.send(item)
     except ConnectionClosed:
         return
 
