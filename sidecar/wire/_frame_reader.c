@@ -484,6 +484,18 @@ static uint8_t *put_varint(uint8_t *o, uint64_t v) {
     return o;
 }
 
+static uint32_t float_bits(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, 4);
+    return bits;
+}
+
+/* A KnobValue's encoded size: its name (field 1) unless empty, its value (field 2, fixed32) unless its
+ * bits are zero, as proto3 leaves default fields out (+0.0 only: a -0.0 has bits). */
+static Py_ssize_t knob_entry_size(Py_ssize_t name, float value) {
+    return (name ? 1 + varint_size((uint64_t)name) + name : 0) + (float_bits(value) ? 5 : 0);
+}
+
 static double monotonic_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts); /* what Python's time.monotonic() reads on Linux */
@@ -630,10 +642,7 @@ static PyObject *Reader_between(Reader *r, PyObject *const *a, Py_ssize_t nargs)
     if (us) g_len += 1 + varint_size(us);
     if (fallback) g_len += 2;
     for (Py_ssize_t i = 0; i < K; i++) {
-        Py_ssize_t name = PyBytes_GET_SIZE(PyTuple_GET_ITEM(names, i));
-        uint32_t bits;
-        memcpy(&bits, &eased[i], 4);
-        Py_ssize_t entry = (name ? 1 + varint_size((uint64_t)name) + name : 0) + (bits ? 5 : 0);
+        Py_ssize_t entry = knob_entry_size(PyBytes_GET_SIZE(PyTuple_GET_ITEM(names, i)), eased[i]);
         g_len += 1 + varint_size((uint64_t)entry) + entry;
     }
     answer = PyBytes_FromStringAndSize(NULL, 1 + varint_size((uint64_t)g_len) + g_len);
@@ -645,10 +654,8 @@ static PyObject *Reader_between(Reader *r, PyObject *const *a, Py_ssize_t nargs)
     o = put_varint(o, seq);
     for (Py_ssize_t i = 0; i < K; i++) { /* Guidance.knobs: KnobValue {name = 1, value = 2} */
         PyObject *nb = PyTuple_GET_ITEM(names, i);
-        Py_ssize_t name = PyBytes_GET_SIZE(nb);
-        uint32_t bits;
-        memcpy(&bits, &eased[i], 4);
-        Py_ssize_t entry = (name ? 1 + varint_size((uint64_t)name) + name : 0) + (bits ? 5 : 0);
+        Py_ssize_t name = PyBytes_GET_SIZE(nb), entry = knob_entry_size(name, eased[i]);
+        uint32_t bits = float_bits(eased[i]);
         *o++ = (2 << 3) | 2;
         o = put_varint(o, (uint64_t)entry);
         if (name) {

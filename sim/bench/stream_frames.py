@@ -41,10 +41,12 @@ async def _costs(frames: int, players: int, tables: bool) -> dict[str, float]:
             h = StreamHandler(sidecar.ctx, "websocket", sent.append, sent.append, lambda: None, admission, send_bytes)
             h.on_bytes(pb.SessionRequest(hello=hello(tick_rate_hz=60.0)).SerializeToString())
             handlers[lane], streams[lane] = h, FrameStream(7, players, tables)
+        sent_by = {True: 0, False: 0}  # each stream's frames so far: its game time at 60 Hz
         for i in range(frames):
             lane = (i // 200) % 2 == 0
             h = handlers[lane]
-            data = streams[lane].next((i // 400 * 200 + i % 200 + 1) / 60.0)
+            sent_by[lane] += 1
+            data = streams[lane].next(sent_by[lane] / 60.0)
             before = len(sent)
             c0 = time.thread_time_ns()
             h.on_bytes(data)
