@@ -308,6 +308,40 @@ def test_the_dashboard_sees_lane_answers_as_it_sees_the_others() -> None:
     assert points == points_plain  # difficulty and insight of every answer, the lane's read from its bytes
 
 
+def test_an_observers_warning_on_a_lane_frame_follows_its_answer() -> None:
+    """An observer may warn a stream in-stream (a non-fatal error, after the answer), on a frame answered
+    in the lane as on any other; a bug in one is logged and ends nothing."""
+    from sidecar.errors import RecordingFailed
+    from sidecar.serving.service import SessionObserver
+
+    class Warns(SessionObserver):
+        needs_messages = False
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def on_between(self, session: Any, transport: str, processing_us: int, answer: bytes) -> None:
+            self.calls += 1
+            if self.calls == 1:
+                raise RecordingFailed("the exporter is behind (injected)", field="recording")
+            raise RuntimeError("observer bug (injected)")
+
+    async def go() -> tuple[list[list[bytes]], int]:
+        watcher = Warns()
+        s = _Stream(True, [watcher])
+        await s.open()
+        got = [await s.send(_request(f)) for f in _frames(8, 60)]
+        return got, watcher.calls
+
+    answers, calls = asyncio.run(go())
+    assert calls > 30
+    warned = [one for one in answers if len(one) == 2]
+    assert len(warned) == 1  # the first lane frame: its guidance, then the observer's warning
+    first, second = (pb.SessionResponse.FromString(a) for a in warned[0])
+    assert first.HasField("guidance") and second.error.field == "recording" and not second.error.fatal
+    assert all(pb.SessionResponse.FromString(a).HasField("guidance") for one in answers for a in one[:1])
+
+
 def test_the_spliced_answer_is_what_the_serializer_writes_zeros_and_fallback_included() -> None:
     from sidecar.engine.clock import FOLD_SPANS
     from sidecar.wire.table_reader import lane_reader
