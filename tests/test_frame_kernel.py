@@ -125,9 +125,10 @@ def test_a_frame_in_c_gives_the_array_programs_bits(seed: int) -> None:
 
 
 def test_a_served_round_of_sessions_is_featurized_in_c() -> None:
-    """featurize_many over a tick of 6 sessions takes the C path (none declined) and agrees with the
-    array program frame by frame, to float32 rounding (the array program sums a round's NPC distances
-    padded to its widest frame, which can move the last bit)."""
+    """featurize_many over a tick of 6 sessions takes the C path (none declined; not when told
+    compiled=False, as `serve --pure-python` does) and agrees with the array program frame by frame, to
+    float32 rounding (the array program sums a round's NPC distances padded to its widest frame, which
+    can move the last bit)."""
     sessions = [_session(seed, 40) for seed in range(10, 16)]
     other = copy.deepcopy(sessions)
     calls = []
@@ -156,6 +157,7 @@ def test_a_served_round_of_sessions_is_featurized_in_c() -> None:
     try:
         fz._featurize_compiled = lambda frames, k: routed.append(len(frames)) or original(frames, k)
         featurize_many([_session(99, 1)[0], _session(98, 1)[0]])
+        featurize_many([_session(97, 1)[0]], compiled=False)  # `serve --pure-python`: the arrays only
     finally:
         fz._featurize_compiled = original
     assert routed == [2]  # one round, whatever the frames' NPC counts

@@ -254,7 +254,7 @@ class Engine:
         if not incoming:
             return []
         try:
-            features = featurize_many([frame for _, frame, _, _ in incoming])
+            features = featurize_many([frame for _, frame, _, _ in incoming], self.cfg.compiled)
         except Exception as exc:  # a featurizer bug must not stop the engine for every session
             log.exception("featurizing %d frames failed", len(incoming))
             failed = [(t, Internal(f"featurizing failed: {exc!r}", sequence=f.sequence)) for _, f, t, _ in incoming]

@@ -94,9 +94,9 @@ def featurize(
     return featurize_many([FrameInput(raw, sequence, game_time, prev_game_time, session_start, tracks, knobs)])[0]
 
 
-def featurize_many(frames: Sequence[FrameInput]) -> list[FrameFeatures]:
+def featurize_many(frames: Sequence[FrameInput], compiled: bool = True) -> list[FrameFeatures]:
     """Featurize frames of many sessions (a session's frames in the order given): the sidecar's tick,
-    a training batch of recordings."""
+    a training batch of recordings. compiled=False: the array program only (`serve --pure-python`)."""
     out: list[FrameFeatures] = []
     order: list[int] = []
     rest = list(range(len(frames)))
@@ -110,7 +110,7 @@ def featurize_many(frames: Sequence[FrameInput]) -> list[FrameFeatures]:
             key = id(frames[i].tracks)
             (later if key in seen else now).append(i)
             seen.add(key)
-        out.extend(_featurize_round([frames[i] for i in now]))
+        out.extend(_featurize_round([frames[i] for i in now], compiled))
         order.extend(now)
         rest = later
     if len(order) > 1 and order != sorted(order):
@@ -119,11 +119,11 @@ def featurize_many(frames: Sequence[FrameInput]) -> list[FrameFeatures]:
     return out
 
 
-def _featurize_round(frames: list[FrameInput]) -> list[FrameFeatures]:
+def _featurize_round(frames: list[FrameInput], compiled: bool = True) -> list[FrameFeatures]:
     """Frames of distinct sessions, in order: in C a frame at a time where it was built (20x faster
     for a tick of one frame, 1.2x at 4,096: `python -m sim.bench.featurize`), else, and for the frames
     it declines, as array programs."""
-    if _KERNEL is None:
+    if _KERNEL is None or not compiled:
         return _featurize_by_width(frames)
     return _featurize_compiled(frames, _KERNEL)
 
