@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sidecar.wire.schema import pb
 from sidecar.wire.table_reader import compiled_reader_available
-from sim.bench.run import BenchConfig, failure_of, print_report, run_bench, soak
+from sim.bench.run import BenchConfig, Point, failure_of, print_report, run_bench, soak, stalled
 from sim.bench.servers import EchoCodec
 from sim.loadgen import FrameStream, LoadResult, LoadSpec
 
@@ -91,6 +91,23 @@ def test_a_load_that_got_no_answer_is_reported_failed_not_as_zero(tmp_path: Path
     assert peak["failure"].startswith("no frame answered") and "npcs" in peak["failure"]
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert "failed" in out and "FAILED: sidecar ws peak" in out
+
+
+def test_a_point_late_while_its_server_idled_is_measured_again() -> None:
+    """The sweep measures a failed 60 Hz point a second time only when it failed on late frames alone with
+    the server's core mostly idle (a stall of the machine); a busy server, errors or frames without
+    guidance end the sweep as before."""
+
+    def point(cpu: float, p99: float, errors: int = 0, guidance: int = 360) -> Point:
+        summary = {"errors": errors, "p99_ms": p99, "guidance": guidance, "sent": 360}
+        return Point("sidecar", "ws", "60hz", summary, cpu)
+
+    assert stalled(point(0.12, 21.0))
+    assert not stalled(point(0.12, 9.0))  # held: nothing to retry
+    assert not stalled(point(0.9, 21.0))  # late because busy: that is its capacity
+    assert not stalled(point(0.12, 21.0, errors=1))
+    assert not stalled(point(0.12, 21.0, guidance=300))
+    assert point(0.1, 1.0).to_dict()["retry"] is False
 
 
 def test_soak_samples_memory(tmp_path: Path) -> None:

@@ -95,6 +95,7 @@ class Point:
     ticks_per_s: float | None = None  # the engine's ticks a second (sidecars only)
     tick_cores: float | None = None  # share of a core in ticks, model and directors (the sidecar's metrics)
     failure: str | None = None  # why the point answered nothing (its figures are then no measurement)
+    retry: bool = False  # a second measurement of a load the sweep saw fail while the server idled
 
     @property
     def held(self) -> bool:
@@ -114,6 +115,7 @@ class Point:
             "ticks_per_s": None if self.ticks_per_s is None else round(self.ticks_per_s, 1),
             "tick_cores": None if self.tick_cores is None else round(self.tick_cores, 3),
             "failure": self.failure,
+            "retry": self.retry,
         }
 
 
@@ -148,6 +150,25 @@ def measure(server: ServerProcess, transport: str, mode: str, spec: LoadSpec) ->
         point.ticks_per_s = (after[2] - before[2]) / frames * result.frames_per_s
         point.tick_cores = (after[3] - before[3]) / frames * result.frames_per_s
     return point
+
+
+# A failed 60 Hz point is measured once more when the server used less than this share of its core:
+# late frames from a server with most of its core idle are a stall of the machine (another process, the
+# hypervisor), not the load it can hold, and one stall ended run 11's multiplayer sweep at 2 sessions
+# (p99 21 ms at 0.12 of a core). Both measurements stay in the report's points.
+RETRY_BELOW_CORES = 0.5
+
+
+def stalled(point: Point) -> bool:
+    """A 60 Hz point that failed on late frames alone while its server mostly idled."""
+    s = point.summary
+    return bool(
+        not point.held
+        and point.failure is None
+        and s["errors"] == 0
+        and s["guidance"] >= 0.99 * s["sent"]
+        and point.server_cpu < RETRY_BELOW_CORES
+    )
 
 
 def failure_of(result: LoadResult) -> str | None:
@@ -316,6 +337,10 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             bar.set_postfix_str(what.format(n))
             p = measure(server, transport, mode, spec(target, transport, n, 60.0, players))
             points.append(p)
+            if stalled(p):
+                p = measure(server, transport, mode, spec(target, transport, n, 60.0, players))
+                p.retry = True
+                points.append(p)
             bar.update(1)
             if not p.held:
                 bar.update(len(sizes) - i - 1)
