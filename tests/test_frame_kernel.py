@@ -9,6 +9,7 @@ declining, with nothing changed, whatever it does not expect (the array program 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import random
 from dataclasses import replace
@@ -23,6 +24,7 @@ from sidecar.features import featurizer as fz
 from sidecar.features.layout import RAW_NPC_FIELDS, RAW_PLAYER_FIELDS
 from sidecar.features.tracks import PlayerTrack
 from sidecar.wire.frames import extract
+from sidecar.wire.schema import pb
 from sim.game import KNOBS
 from tests.ci import IN_CI
 from tests.helpers import game_frames
@@ -222,6 +224,49 @@ def _call(raw: RawFrame, tracks: list[list[float]], out: list[np.ndarray]) -> ob
     return fz._KERNEL.featurize_frame(
         raw.players, raw.npcs, raw.events, tracks, *out, 0, 1.0, 0.5, 0.0, 2.0, 0.9, 0.9, 0.9
     )
+
+
+def test_a_served_60hz_game_gets_the_same_answers_with_the_frame_featurized_in_c(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A simulated game at 60 Hz in the table form, through the served path (reader, model clock, tick),
+    on two sidecar streams, one featurizing in C and one with the array program: every answer the same
+    bytes (predictions, knobs, hints, notes; its time in the sidecar aside), and the C declined none of
+    the frames the model stepped (the served tables, the clock's merged frames: contiguous doubles)."""
+    from tests.test_between_lane import _comparable, _frames, _request, _Stream
+
+    real = fz._KERNEL
+    assert real is not None
+    taken: list[bool] = []
+
+    def counting(*args: object) -> object:
+        got = real.featurize_frame(*args)
+        taken.append(got is not None)
+        return got
+
+    spy = SimpleNamespace(featurize_frame=counting)
+    frames = _frames(21, 480)
+    for i, f in enumerate(frames):
+        f.sequence = i + 1
+
+    async def both() -> int:
+        c, arrays = _Stream(True), _Stream(True)
+        await c.open()
+        await arrays.open()
+        insights = 0
+        for f in frames:
+            data = _request(f)
+            monkeypatch.setattr(fz, "_KERNEL", spy)
+            a = await c.send(data)
+            monkeypatch.setattr(fz, "_KERNEL", None)
+            b = await arrays.send(data)
+            assert [_comparable(x) for x in a] == [_comparable(x) for x in b], f"frame {f.sequence}"
+            insights += sum(len(pb.SessionResponse.FromString(x).guidance.insights) > 0 for x in a)
+        return insights
+
+    insights = asyncio.run(both())
+    assert len(taken) >= 30 and all(taken)  # the model stepped at 5 Hz: ~40 ticks, each featurized in C
+    assert insights >= 30  # and the answers compared carry the model's predictions
 
 
 def test_a_layout_the_kernel_does_not_write_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,7 @@ from sidecar.engine.between import compiled_between_available
 from sidecar.engine.engine import Engine, EngineConfig
 from sidecar.engine.remote_runner import RemoteRunner
 from sidecar.errors import ShuttingDown
+from sidecar.features.featurizer import compiled_featurizer_available
 from sidecar.limits import Limits
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
 from sidecar.operations.dashboard import DashboardFeed, start_dashboard
@@ -114,14 +115,14 @@ class Sidecar:
         secret = experiment_secret(config.state_dir, bool(config.experiments))
         experiments = ExperimentSet(config.experiments, secret, config.experiment_override)
         info = ServerInfo(self.checkpoint.version, config.engine.default_policy, self.engine.model_rate_hz, experiments)
-        # Whether the plugins' frames are read (and those between model steps folded and eased) by the
-        # compiled code: unless turned off or not built.
-        built = compiled_reader_available() and compiled_between_available()
+        # Whether the plugins' frames are read (those between model steps folded and eased, and each tick's
+        # featurized) by the compiled code: unless turned off or not built.
+        built = compiled_reader_available() and compiled_between_available() and compiled_featurizer_available()
         self.frame_reader = "compiled" if config.compiled_frame_reader and built else "python"
         if config.compiled_frame_reader and not built:
             log.warning(
                 "the compiled frame code is not built (no C compiler when the package was installed): every "
-                "frame is read and folded in Python, at about twice the CPU a frame (BENCHMARKS.md, run 10)"
+                "frame is read, folded and featurized in Python, at about twice the CPU a frame (BENCHMARKS.md, run 10)"
             )
         self.ctx = ServiceContext(
             self.engine, self.registry, config.limits, info, compiled_reader=self.frame_reader == "compiled"
