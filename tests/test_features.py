@@ -93,7 +93,7 @@ def test_a_featurizer_failure_answers_its_tick_with_errors_and_the_engine_goes_o
     engine = Engine(load_checkpoint(None), EngineConfig(device="cpu"))
     sims = SimulatedSessions(engine, 3)
 
-    def broken(frames: list[FrameInput]) -> None:
+    def broken(frames: list[FrameInput], compiled: bool = True) -> None:
         raise ValueError("injected")
 
     monkeypatch.setattr(engine_module, "featurize_many", broken)

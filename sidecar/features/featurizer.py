@@ -222,7 +222,7 @@ _KERNEL = _kernel_if_layout_matches()
 
 
 def compiled_featurizer_available() -> bool:
-    """Whether small rounds are featurized in C (built, and writing this layout)."""
+    """Whether frames are featurized in C (the kernel built, and writing this layout)."""
     return _KERNEL is not None
 
 
