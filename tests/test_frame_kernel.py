@@ -126,7 +126,7 @@ def test_a_frame_in_c_gives_the_array_programs_bits(seed: int) -> None:
     assert compiled == 150
 
 
-def test_a_served_round_of_sessions_is_featurized_in_c() -> None:
+def test_a_served_round_of_sessions_is_featurized_in_c(monkeypatch: pytest.MonkeyPatch) -> None:
     """featurize_many over a tick of 6 sessions takes the C path (none declined; not when told
     compiled=False, as `serve --pure-python` does) and agrees with the array program frame by frame, to
     float32 rounding (the array program sums a round's NPC distances padded to its widest frame, which
@@ -153,15 +153,12 @@ def test_a_served_round_of_sessions_is_featurized_in_c() -> None:
             np.testing.assert_array_equal(x.npcs, y.npcs)
             np.testing.assert_array_equal(x.npc_ids, y.npc_ids)
     assert calls and all(calls)
-    # featurize_many routes a small round to C.
+    # featurize_many routes a round to C.
     routed = []
     original = fz._featurize_compiled
-    try:
-        fz._featurize_compiled = lambda frames, k: routed.append(len(frames)) or original(frames, k)
-        featurize_many([_session(99, 1)[0], _session(98, 1)[0]])
-        featurize_many([_session(97, 1)[0]], compiled=False)  # `serve --pure-python`: the arrays only
-    finally:
-        fz._featurize_compiled = original
+    monkeypatch.setattr(fz, "_featurize_compiled", lambda frames, k: routed.append(len(frames)) or original(frames, k))
+    featurize_many([_session(99, 1)[0], _session(98, 1)[0]])
+    featurize_many([_session(97, 1)[0]], compiled=False)  # `serve --pure-python`: the arrays only
     assert routed == [2]  # one round, whatever the frames' NPC counts
 
 

@@ -1,14 +1,17 @@
 /* The arithmetic of a frame between two model steps, shared by the kernels (_between.c) and the
  * compiled lane (sidecar/wire/_frame_reader.c): the same operations in the same order as the Python
  * versions (clock.py's fold, director.py's easing), in double precision, so the results are the same
- * bits wherever they run (compiled with -ffp-contract=off: no fused multiply-add). */
+ * bits wherever they run (compiled with -ffp-contract=off: no fused multiply-add). Also the buffer
+ * check those two and the featurizer of a frame (sidecar/features/_frame_kernel.c) share. */
 #ifndef METABRAIN_BETWEEN_MATH_H
 #define METABRAIN_BETWEEN_MATH_H
 
 #include <Python.h>
+#include <string.h>
 
-/* A C-contiguous buffer of doubles (format 'd') or floats ('f'), with its element count. */
-static inline int get_numbers(PyObject *obj, Py_buffer *view, int writable, char want) {
+/* A C-contiguous buffer whose items are `size` bytes of one of the struct format codes in `formats`
+ * (the buffer check every compiled file here shares; 0 and nothing held when it is anything else). */
+static inline int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *formats, Py_ssize_t size) {
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     if (PyObject_GetBuffer(obj, view, flags) < 0) {
         PyErr_Clear();
@@ -16,12 +19,17 @@ static inline int get_numbers(PyObject *obj, Py_buffer *view, int writable, char
     }
     const char *f = view->format != NULL ? view->format : "B";
     if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++; /* native little-endian on every target we build for */
-    size_t size = want == 'd' ? sizeof(double) : sizeof(float);
-    if (f[0] != want || f[1] != '\0' || view->itemsize != (Py_ssize_t)size) {
+    if (f[0] == '\0' || f[1] != '\0' || strchr(formats, f[0]) == NULL || view->itemsize != size) {
         PyBuffer_Release(view);
         return 0;
     }
     return 1;
+}
+
+/* A C-contiguous buffer of doubles (format 'd') or floats ('f'). */
+static inline int get_numbers(PyObject *obj, Py_buffer *view, int writable, char want) {
+    return want == 'd' ? get_buffer(obj, view, writable, "d", sizeof(double))
+                       : get_buffer(obj, view, writable, "f", sizeof(float));
 }
 
 /* For each of n players (rows of `width` doubles in p): first -> sums = SUM columns, rate-times = RATE

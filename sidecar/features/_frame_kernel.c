@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../engine/_between_math.h" /* get_buffer */
+
 #define RAW_PLAYER 20
 #define RAW_NPC 8
 #define PLAYER_DIM 35
@@ -83,22 +85,6 @@ static double np_sum(const double *a, Py_ssize_t n) {
     double s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
     for (; i < n; i++) s += a[i];
     return s;
-}
-
-/* A C-contiguous buffer whose items are `size` bytes of one of the format codes in `formats`. */
-static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *formats, Py_ssize_t size) {
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(obj, view, flags) < 0) {
-        PyErr_Clear();
-        return 0;
-    }
-    const char *f = view->format != NULL ? view->format : "B";
-    if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++;
-    if (f[0] == '\0' || f[1] != '\0' || strchr(formats, f[0]) == NULL || view->itemsize != size) {
-        PyBuffer_Release(view);
-        return 0;
-    }
-    return 1;
 }
 
 static int all_finite(const double *a, Py_ssize_t n) {

@@ -212,7 +212,6 @@ def _kernel_if_layout_matches() -> ModuleType | None:
         and k.TRACK_FIELDS == TRACK_FIELDS
         and k.MAX_MODEL_NPCS == MAX_MODEL_NPCS
         and k.ARENA_SCALE == ARENA_SCALE
-        and NPC_STATES == NPC_TACTICS == 7
         and all(codes.get(name) == code for name, code in k.CODES.items())
     )
     return k if same else None
