@@ -52,7 +52,8 @@ def test_the_wheel_holds_license_proto_and_checkpoint(wheel: Path) -> None:
     assert "sidecar/checkpoints/default.pt" in names and "sidecar/checkpoints/MODEL_CARD.md" in names
     assert not [n for n in names if n.startswith("tests/") or "__pycache__" in n]
     # The compiled per-frame code is built into it (this machine has gcc; where none is, the build skips it).
-    for module in ("sidecar/wire/_frame_reader", "sidecar/engine/_between", "sidecar/features/_frame_kernel"):
+    compiled = ("sidecar/wire/_frame_reader", "sidecar/engine/_between", "sidecar/features/_frame_kernel")
+    for module in (*compiled, "sidecar/engine/_model_step"):
         assert [n for n in names if n.startswith(module) and n.endswith(".so")], (module, names)
         assert f"{module}.pyi" in names
 

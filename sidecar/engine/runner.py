@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from sidecar.engine.config import EngineConfig
+from sidecar.engine.model_step import compiled_step_for
 from sidecar.engine.plan import StepPlan, StepResult, npc_width
 from sidecar.features import PLAYER_COLUMNS
 from sidecar.model.player_model import PlayerModel
@@ -33,6 +34,10 @@ HINTED_ONLY_BELOW = 0.5
 # call whatever the size) cost more than they save there (`python -m sim.bench.onednn`: 1.2-1.35x faster
 # at 1-8 rows, 1.1x at 32-64, no consistent difference from 128; outputs within 4e-7).
 ONEDNN_OFF_UP_TO = 64
+# A CPU step of up to this many rows runs in C (model_step.py) where it can: the runner's whole step 6x
+# faster than with TorchScript at one row, 1.3x at six, even at eight, half as fast at sixteen (its
+# arithmetic is plain loops, torch's is BLAS; `python -m sim.bench.model_step`).
+COMPILED_UP_TO = 6
 TRACE_LEVELS = 12  # candidate levels in the example batch the CPU step is traced (and warmed up) with
 EXPLAIN_TOP = 3
 
@@ -46,6 +51,7 @@ class Runner:
         cuda_graphs: bool = True,
         dtype: torch.dtype = torch.float32,
         torchscript: bool = True,
+        compiled: bool = True,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device, dtype).eval()
@@ -64,6 +70,10 @@ class Runner:
         self._forward_hinted: torch.nn.Module = _traced(self.model, True) if use_script else self._forward
         if use_script:
             self._warm_up()
+        # Small CPU steps in C where it is built and covers this model (model_step.py); else torch.
+        on_cpu = self.device.type == "cpu" and dtype == torch.float32 and cfg.layers == 1
+        self._compiled = compiled_step_for(self.model) if compiled and on_cpu else None
+        self._pool_rows = self.pool[0].numpy() if self._compiled is not None else None  # [S+1, H], shares memory
 
     def _warm_up(self) -> None:
         """TorchScript profiles its first calls (31 and 6 ms measured, against under 1 ms after): make
@@ -140,6 +150,14 @@ class Runner:
         n = npc_width(mask)
         h0, h1 = np.searchsorted(plan.hint_rows, (a, b)).tolist()  # hint rows are in row order
         rows, slots = plan.hint_rows[h0:h1] - a, plan.hint_slots[h0:h1]
+        if self._compiled is not None and b - a <= COMPILED_UP_TO:
+            assert self._pool_rows is not None
+            got = self._compiled(
+                self._pool_rows, plan.slots[a:b], plan.players[a:b], plan.npcs[a:b, :n], mask[:, :n],
+                plan.levels[a:b], rows, slots,
+            )  # fmt: skip
+            if got is not None:
+                return got
         hinted_only = len(rows) < HINTED_ONLY_BELOW * (b - a) * n
         outs = self._eager(
             torch.as_tensor(plan.slots[a:b], device=dev),
@@ -324,4 +342,4 @@ def local_runner(model: PlayerModel, cfg: EngineConfig, slots: int) -> Runner:
     if cfg.device == "cpu":
         torch.set_num_threads(cfg.torch_threads)
     dtype = torch.bfloat16 if cfg.bf16 else torch.float32
-    return Runner(model, cfg.device, slots, cfg.cuda_graphs, dtype)
+    return Runner(model, cfg.device, slots, cfg.cuda_graphs, dtype, compiled=cfg.compiled)
