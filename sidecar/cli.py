@@ -59,8 +59,9 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
         dest="pure_python",
         action="store_true",
         help="run the per-frame path in Python: every frame read, the frames between model steps folded and "
-        "their knobs eased, and each tick's frames featurized, without the compiled code (default: with it where "
-        "it was built; the same checks and numbers, for comparison and debugging)",
+        "their knobs eased, each tick's frames featurized and its model stepped (small ticks), without the "
+        "compiled code (default: with it where it was built; the same checks and numbers, for comparison and "
+        "debugging)",
     )
     p.add_argument("--max-batch", type=int, default=8192, help="most players stepped in one tick")
     p.add_argument("--max-wait-ms", type=float, default=0.0, help="wait this long for a batch to fill (0: greedy)")

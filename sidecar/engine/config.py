@@ -31,7 +31,7 @@ class EngineConfig:
     # Model steps per second of a session's game time: None takes the checkpoint's (the rate it was
     # trained at); 0 steps the model on every frame (`serve --model-every-frame`).
     model_rate_hz: float | None = None
-    # Fold and ease the frames between model steps and featurize a tick's frames with the compiled
-    # kernels where they are built (between.py, features/_frame_kernel.c); False: the Python versions
-    # (`serve --pure-python`, for comparison).
+    # Fold and ease the frames between model steps, featurize a tick's frames and step a small tick's
+    # model with the compiled kernels where they are built (between.py, features/_frame_kernel.c,
+    # model_step.py); False: the Python and torch versions (`serve --pure-python`, for comparison).
     compiled: bool = True
