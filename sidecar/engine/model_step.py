@@ -116,27 +116,30 @@ class CompiledStep:
 def compiled_step_for(model: PlayerModel) -> CompiledStep | None:
     """The C step for this model, or None where it is not built or the model is not the shape it covers
     (then torch runs every step)."""
-    if _model_step is None or not _covered(model):
+    if _model_step is None:
         return None
     state = model.state_dict()
+    if not _covered(model, set(state)):
+        return None
     weights = np.concatenate([state[name].detach().float().cpu().reshape(-1).numpy() for name in PACKED])
     cfg, tactics, level_embed = model.cfg, state["npc_head.2.bias"].shape[0], state["diff_embed.0.bias"].shape[0]
     dims = (cfg.player_dim, cfg.npc_dim, cfg.npc_embed, cfg.hidden, cfg.head_hidden, int(tactics), int(level_embed))
     return CompiledStep(np.ascontiguousarray(weights, np.float32), dims)
 
 
-def _covered(model: PlayerModel) -> bool:
-    """Whether the model is the shape the C was written for, module by module."""
+def _covered(model: PlayerModel, names: set[str]) -> bool:
+    """Whether the model (its state's `names`) is the shape the C was written for, module by module."""
     cfg = model.cfg
     if cfg.layers != 1 or cfg.value_members != 0 or not bool(model.core.bias) or not model.core.batch_first:
         return False
-    if set(model.state_dict()) != {*PACKED, "value_surface"}:
+    if names != {*PACKED, "value_surface"}:
         return False
 
-    def linear_gelu(seq: nn.Module, gelu_at: int, linears: tuple[int, ...]) -> bool:
-        if not isinstance(seq, nn.Sequential):
+    def gelu_mlp(seq: nn.Module, length: int, linears: tuple[int, ...]) -> bool:
+        """`length` modules: Linear layers at `linears`, the first followed by an exact GELU."""
+        if not isinstance(seq, nn.Sequential) or len(seq) != length:
             return False
-        gelu = seq[gelu_at]
+        gelu = seq[1]
         return (
             isinstance(gelu, nn.GELU)
             and gelu.approximate == "none"
@@ -145,17 +148,12 @@ def _covered(model: PlayerModel) -> bool:
 
     norm = model.core_norm
     return bool(
-        linear_gelu(model.npc_enc, 1, (0, 2))
-        and len(model.npc_enc) == 3
-        and linear_gelu(model.input_proj, 1, (0,))
-        and linear_gelu(model.diff_embed, 1, (0,))
-        and len(model.diff_embed) == 2
-        and linear_gelu(model.risk_head, 1, (0, 3))
-        and len(model.risk_head) == 4
-        and linear_gelu(model.state_head, 1, (0, 2))
-        and len(model.state_head) == 3
-        and linear_gelu(model.npc_head, 1, (0, 2))
-        and len(model.npc_head) == 3
+        gelu_mlp(model.npc_enc, 3, (0, 2))
+        and gelu_mlp(model.input_proj, 3, (0,))  # its third is dropout, a no-op at inference
+        and gelu_mlp(model.diff_embed, 2, (0,))
+        and gelu_mlp(model.risk_head, 4, (0, 3))  # [2] is dropout
+        and gelu_mlp(model.state_head, 3, (0, 2))
+        and gelu_mlp(model.npc_head, 3, (0, 2))
         and isinstance(norm, nn.LayerNorm)
         and norm.eps == 1e-5
         and norm.elementwise_affine

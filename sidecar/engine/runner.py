@@ -70,8 +70,8 @@ class Runner:
         self._forward_hinted: torch.nn.Module = _traced(self.model, True) if use_script else self._forward
         if use_script:
             self._warm_up()
-        # Small CPU steps in C where it is built and covers this model (model_step.py); else torch.
-        on_cpu = self.device.type == "cpu" and dtype == torch.float32 and cfg.layers == 1
+        # Small CPU steps in C where it is built and covers this model (one layer: model_step.py); else torch.
+        on_cpu = self.device.type == "cpu" and dtype == torch.float32
         self._compiled = compiled_step_for(self.model) if compiled and on_cpu else None
         self._pool_rows = self.pool[0].numpy() if self._compiled is not None else None  # [S+1, H], shares memory
 

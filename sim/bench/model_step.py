@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import sidecar.engine.runner as runner_module
 from sidecar.engine.model_step import compiled_step_available
 from sidecar.engine.runner import COMPILED_UP_TO, Runner
 from sidecar.model.checkpoint import load_checkpoint
@@ -35,8 +36,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"(a runner steps up to {COMPILED_UP_TO} rows in C; here the C runner is made to take every size)")
     header = ("rows", "C us/tick", "TorchScript us/tick", "TS/C", "max |diff|")
     print(" ".join(f"{h:>{w}}" for h, w in zip(header, (5, 10, 20, 7, 11), strict=True)))
-    import sidecar.engine.runner as runner_module
-
     runner_module.COMPILED_UP_TO = max(rows)  # time the C at every size, past where the runner would use it
     try:
         for b in tqdm(rows, desc="model step", leave=False):
