@@ -38,9 +38,10 @@ def test_dashboard_shows_sessions_and_live_curves(bundled: Checkpoint) -> None:
 
     sc = make_sidecar(bundled, dashboard_port=0)
     players = load_population("default", 5).players(3)
-    cfg = ClientConfig(target=sc.ws_url, transport="websocket", realtime=True, max_seconds=20.0, seed=5)
+    # The players start once the page is live: a browser slow to start (CI's first launch) must not
+    # find their sessions already over.
+    cfg = ClientConfig(target=sc.ws_url, transport="websocket", realtime=True, max_seconds=40.0, seed=5)
     play = threading.Thread(target=lambda: asyncio.run(play_many(players, cfg)), daemon=True)
-    play.start()
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(
@@ -49,7 +50,11 @@ def test_dashboard_shows_sessions_and_live_curves(bundled: Checkpoint) -> None:
             )
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"http://127.0.0.1:{sc.sidecar.dashboard_port}/")
-            page.wait_for_function("document.querySelectorAll('#sessions tbody tr').length >= 3", timeout=20_000)
+            page.wait_for_function("document.getElementById('status').textContent === 'live'", timeout=20_000)
+            play.start()
+            page.wait_for_function(
+                "document.querySelectorAll('#sessions tbody tr:not(.closed)').length >= 3", timeout=20_000
+            )
             assert page.inner_text("#session-count") == "3"
             assert page.inner_text("#model") == bundled.version
             policies = page.eval_on_selector_all(
@@ -72,4 +77,5 @@ def test_dashboard_shows_sessions_and_live_curves(bundled: Checkpoint) -> None:
             browser.close()
     finally:
         sc.stop()
-        play.join(30)
+        if play.is_alive():
+            play.join(30)
