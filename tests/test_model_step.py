@@ -1,9 +1,10 @@
-"""The model step of a few rows in C (sidecar/engine/_model_step.c): the model's predictions and states,
-to float32 rounding, for every input torch would take; declined, changing nothing, for what it does not
-cover; and taken by a CPU runner for its small ticks only."""
+"""The model step in C (sidecar/engine/_model_step.c): the model's predictions and states, to float32
+rounding, for every input torch would take, with each kernel this CPU runs; declined, changing nothing,
+for what it does not cover; and taken by a CPU runner for ticks up to COMPILED_UP_TO rows only."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -24,6 +25,8 @@ if not compiled_step_available():
         pytest.fail("the compiled model step is not built (pip install -e . builds it with gcc)", pytrace=False)
     pytest.skip("the compiled model step is not built here (no C compiler)", allow_module_level=True)
 
+from sidecar.engine import _model_step
+
 ATOL = 2e-6  # float32 rounding of the model's own float32 arithmetic, accumulated over ~100 ops
 
 
@@ -43,6 +46,7 @@ def _inputs(model: PlayerModel, rng: np.random.Generator, b: int, n: int, hostil
     if b > 1:
         mask[1] = True  # and one with every slot
     players = (rng.normal(size=(b, cfg.player_dim)) * scale).astype(np.float32)
+    grid = np.tile(np.linspace(0, 1, 11), (b, 1))
     if hostile:
         players[:, ::3] = 0.0
         players[:, 1::7] = 1e4
@@ -51,7 +55,9 @@ def _inputs(model: PlayerModel, rng: np.random.Generator, b: int, n: int, hostil
         "npcs": (rng.normal(size=(b, n, cfg.npc_dim)) * scale).astype(np.float32),
         "mask": mask,
         "h": (rng.normal(size=(b, cfg.hidden)) * (3.0 if hostile else 0.5)).astype(np.float32),
-        "levels": np.concatenate([np.tile(np.linspace(0, 1, 11), (b, 1)), rng.random((b, 1))], 1).astype(np.float32),
+        # A tick's rows share the candidate levels and each session adds its own: the C computes each
+        # distinct level's part once. Past its cache of 64 (every level random) it computes them per use.
+        "levels": (rng.random((b, 12)) if b == 9 else np.concatenate([grid, rng.random((b, 1))], 1)).astype(np.float32),
     }
 
 
@@ -92,15 +98,24 @@ def _compiled(step: CompiledStep, x: dict[str, np.ndarray], rows: np.ndarray, sl
     return [fail, quit_, frus, eng, skill, npc, pool[where]]
 
 
+@pytest.fixture(params=_model_step.kernels())
+def kernel(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each kernel this CPU runs (AVX2 and the baseline one on x86-64 with AVX2), in use for the test."""
+    before = _model_step.use_kernel(request.param)
+    yield request.param
+    _model_step.use_kernel(before)
+
+
 @pytest.mark.parametrize("hostile", [False, True])
-def test_the_c_step_predicts_what_the_model_does(hostile: bool) -> None:
-    """Random and hostile inputs (huge and zero features, no NPC, every slot an NPC), 1-6 rows, every
-    present NPC's tactics: every output and the new state within float32 rounding of the model's."""
+def test_the_c_step_predicts_what_the_model_does(hostile: bool, kernel: str) -> None:
+    """Random and hostile inputs (huge and zero features, no NPC, every slot an NPC), 1-33 rows (the
+    kernel's blocks of four and what is left over), every present NPC's tactics: every output and the
+    new state within float32 rounding of the model's."""
     rng = np.random.default_rng(7 + hostile)
     for model in _models():
         step = compiled_step_for(model)
         assert step is not None
-        for b in (1, 2, 3, 4, 6):
+        for b in (1, 2, 3, 4, 6, 9, 33):
             for n in (1, 5, 16):
                 x = _inputs(model, rng, b, n, hostile)
                 rows, slots = (a.astype(np.int64) for a in np.nonzero(x["mask"]))
@@ -109,7 +124,8 @@ def test_the_c_step_predicts_what_the_model_does(hostile: bool) -> None:
                 for name, g, w in zip(("fail", "quit", "frus", "eng", "skill", "npc", "h"), got, want, strict=True):
                     assert g.shape == w.shape, name
                     assert np.isfinite(g).all(), name
-                    np.testing.assert_allclose(g, w, atol=ATOL, rtol=1e-5, err_msg=f"{name} at {b} rows, {n} NPCs")
+                    where = f"{name}: {b} rows, {n} NPCs, {kernel}"
+                    np.testing.assert_allclose(g, w, atol=ATOL, rtol=1e-5, err_msg=where)
 
 
 def test_it_declines_what_it_does_not_expect_and_changes_nothing() -> None:
@@ -171,8 +187,9 @@ def test_a_runner_takes_it_for_small_ticks_only(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(CompiledStep, "__call__", counted)
     torch.manual_seed(0)
     model = PlayerModel(ModelConfig(hidden=32, npc_embed=8, head_hidden=16, dropout=0.0)).eval()
-    fast, plain = Runner(model, "cpu", max_slots=16), Runner(model, "cpu", max_slots=16, compiled=False)
-    schedulers = {r: Scheduler(16, LEVELS) for r in (fast, plain)}
+    slots = COMPILED_UP_TO + 8
+    fast, plain = Runner(model, "cpu", max_slots=slots), Runner(model, "cpu", max_slots=slots, compiled=False)
+    schedulers = {r: Scheduler(slots, LEVELS) for r in (fast, plain)}
     sizes = [1, 3, COMPILED_UP_TO, COMPILED_UP_TO + 3, 2, 8, 1]
     for t, size in enumerate(sizes, start=1):
         got = []

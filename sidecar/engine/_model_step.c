@@ -23,12 +23,16 @@
 #include <string.h>
 
 #include "_between_math.h" /* get_buffer */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 typedef struct {
     Py_ssize_t fp, fn, e, h, hh, a, d; /* player and NPC features, NPC embedding, hidden, head hidden, tactics, level embedding */
 } Dims;
 
-/* The weights, in the order model_step.PACKED lists them, each [out, in] row-major as torch keeps them. */
+/* The weights, in the order model_step.PACKED lists them; each matrix [in, out] row-major (torch's
+ * [out, in] transposed, so the kernel below reads a weight row for several outputs at once). */
 typedef struct {
     const float *enc1_w, *enc1_b, *enc2_w, *enc2_b, *query_w, *query_b, *in_w, *in_b;
     const float *ih_w, *hh_w, *ih_b, *hh_b, *norm_w, *norm_b, *diff_w, *diff_b;
@@ -77,33 +81,46 @@ static Py_ssize_t layout(const float *base, const Dims *m, Weights *w) {
     return at;
 }
 
-/* y[o] = b[o] + sum_i W[o, col0 + i] x[i] for o < out, i < n; W has `stride` columns. No bias: b NULL. */
-static void linear(double *y, const float *W, const float *b, const double *x, Py_ssize_t out, Py_ssize_t n,
-                   Py_ssize_t stride, Py_ssize_t col0) {
-    for (Py_ssize_t o = 0; o < out; o++) {
-        const float *row = W + o * stride + col0;
-        /* Four independent sums: the compiler can keep them in one vector register (a single running
-         * sum is a chain of dependent adds, four times slower here). */
-        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-        Py_ssize_t i = 0;
-        for (; i + 4 <= n; i += 4) {
-            s0 += (double)row[i] * x[i];
-            s1 += (double)row[i + 1] * x[i + 1];
-            s2 += (double)row[i + 2] * x[i + 2];
-            s3 += (double)row[i + 3] * x[i + 3];
-        }
-        for (; i < n; i++) s0 += (double)row[i] * x[i];
-        double s = (s0 + s1) + (s2 + s3);
-        y[o] = b != NULL ? s + (double)b[o] : s;
-    }
-}
+/* The arithmetic, four doubles at a time with GCC's vector extensions (clang's too), compiled twice from
+ * _model_step_kernel.h: for AVX2 + FMA (x86-64-v3) where the CPU has them, chosen when the module loads,
+ * and for the baseline target (SSE2 pairs). Why: a tick of 8-64 rows (a multiplayer frame: 32 players)
+ * spent its time in one-at-a-time dot products and libm's erf (~14 ns each, ~1,600 a row). */
+typedef double v4d __attribute__((vector_size(32)));
+typedef long long v4l __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
 
-static inline double gelu(double x) { return 0.5 * x * (1.0 + erf(x * 0.70710678118654752440)); }
+#define INLINE static inline __attribute__((always_inline))
 static inline double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
-static void gelu_all(double *x, Py_ssize_t n) {
-    for (Py_ssize_t i = 0; i < n; i++) x[i] = gelu(x[i]);
+#define LEVEL_CACHE 64 /* distinct difficulty levels whose part of the risk heads is kept within a call */
+
+/* The scratch `compute` takes, in doubles: B rows, N NPC slots, K levels, P scored pairs, V present NPCs. */
+static Py_ssize_t scratch_doubles(const Dims *m, Py_ssize_t B, Py_ssize_t N, Py_ssize_t K, Py_ssize_t P,
+                                  Py_ssize_t V) {
+    const Py_ssize_t E = m->e, H = m->h, HH = m->hh;
+    return B * (m->fp + E + N * E + m->fp + 2 * E + 4 * H + 6 * H + 3 * HH + 3 + E) + V * (m->fn + 2 * E) +
+           LEVEL_CACHE * (HH + 1) + m->d + HH + K * (HH + 2) + N + P * (E + HH + m->a);
 }
+
+#define KERNEL_VARIANT base
+#include "_model_step_kernel.h"
+#undef KERNEL_VARIANT
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_V3 1
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define KERNEL_VARIANT v3
+#include "_model_step_kernel.h"
+#undef KERNEL_VARIANT
+#pragma GCC pop_options
+#else
+#define HAVE_V3 0
+#endif
+
+typedef void (*compute_fn)(const Weights *, const Dims *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+                           const int64_t *, const float *, const float *, const unsigned char *, const float *,
+                           const int64_t *, const int64_t *, float *, float *, float *, float *, float *, double *);
+static compute_fn compute = compute_base; /* compute_v3 where the CPU has AVX2 and FMA (set at import) */
 
 static int get_dims(PyObject *t, Dims *m) {
     if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 7) return 0;
@@ -169,110 +186,14 @@ static PyObject *step(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < P; i++)
         if (prow[i] < 0 || prow[i] >= B || pslot[i] < 0 || pslot[i] >= N) goto done;
 
-    const Py_ssize_t E = m.e, H = m.h, HH = m.hh, D = m.d, IN = m.fp + 2 * E;
-    /* Scratch: e [B, N, E], the new states [B, H], the tactic head's player part [B, HH], then one row's work. */
-    Py_ssize_t row_work = m.fp + E + IN + H + H + 6 * H + H + HH + D + HH + HH + 3 + E + E + N + m.fn + m.a;
-    scratch = malloc(sizeof(double) * (B * N * E + B * H + B * HH + row_work));
-    if (scratch == NULL) goto done;
-    double *emb = scratch, *new_h = emb + B * N * E, *npc_part = new_h + B * H, *work = npc_part + B * HH;
-    double *p = work, *q = p + m.fp, *xin = q + E, *x = xin + IN, *hprev = x + H, *gates = hprev + H,
-           *zn = gates + 6 * H, *hz = zn + H, *dv = hz + HH, *hd = dv + D, *act = hd + HH, *three = act + HH,
-           *fh = three + 3, *hidden1 = fh + E, *score = hidden1 + E, *feat = score + N, *logits = feat + m.fn;
-    const float *players = (const float *)v[3].buf, *npcs = (const float *)v[4].buf, *levels = (const float *)v[6].buf;
     const unsigned char *mask = (const unsigned char *)v[5].buf;
-    const float *pool = (const float *)v[1].buf;
-    float *fail = (float *)v[9].buf, *quit = (float *)v[10].buf, *states = (float *)v[11].buf, *npc_out = (float *)v[12].buf;
-
-    for (Py_ssize_t b = 0; b < B; b++) {
-        for (Py_ssize_t i = 0; i < m.fp; i++) p[i] = players[b * m.fp + i];
-        /* NPC set encoder on the present NPCs (zeros elsewhere), attention with the player as the query. */
-        linear(q, w.query_w, w.query_b, p, E, m.fp, m.fp, 0);
-        double *e_row = emb + b * N * E;
-        int any = 0;
-        double top = 0.0;
-        for (Py_ssize_t n = 0; n < N; n++) {
-            double *e = e_row + n * E;
-            if (!mask[b * N + n]) {
-                for (Py_ssize_t j = 0; j < E; j++) e[j] = 0.0;
-                continue;
-            }
-            const float *src = npcs + (b * N + n) * m.fn;
-            for (Py_ssize_t j = 0; j < m.fn; j++) feat[j] = src[j];
-            linear(hidden1, w.enc1_w, w.enc1_b, feat, E, m.fn, m.fn, 0);
-            gelu_all(hidden1, E);
-            linear(e, w.enc2_w, w.enc2_b, hidden1, E, E, E, 0);
-            double s = 0.0;
-            for (Py_ssize_t j = 0; j < E; j++) s += e[j] * q[j];
-            score[n] = s / sqrt((double)E);
-            if (!any || score[n] > top) top = score[n];
-            any = 1;
-        }
-        double *pooled_attn = xin + m.fp, *pooled_max = pooled_attn + E;
-        for (Py_ssize_t j = 0; j < 2 * E; j++) pooled_attn[j] = 0.0;
-        if (any) {
-            double total = 0.0;
-            for (Py_ssize_t n = 0; n < N; n++)
-                if (mask[b * N + n]) total += exp(score[n] - top);
-            for (Py_ssize_t n = 0; n < N; n++) {
-                if (!mask[b * N + n]) continue;
-                double a = exp(score[n] - top) / total;
-                const double *e = e_row + n * E;
-                for (Py_ssize_t j = 0; j < E; j++) {
-                    pooled_attn[j] += a * e[j];
-                    if (e[j] > pooled_max[j]) pooled_max[j] = e[j]; /* max over present NPCs, at least 0 */
-                }
-            }
-        }
-        for (Py_ssize_t i = 0; i < m.fp; i++) xin[i] = p[i];
-        linear(x, w.in_w, w.in_b, xin, H, IN, IN, 0);
-        gelu_all(x, H);
-        /* GRU cell (torch's gate order r, z, n). */
-        const float *h0 = pool + slots[b] * H;
-        double *gi = gates, *gh = gates + 3 * H;
-        for (Py_ssize_t j = 0; j < H; j++) hprev[j] = h0[j];
-        linear(gi, w.ih_w, w.ih_b, x, 3 * H, H, H, 0);
-        linear(gh, w.hh_w, w.hh_b, hprev, 3 * H, H, H, 0);
-        double *hn = new_h + b * H, mean = 0.0, var = 0.0;
-        for (Py_ssize_t j = 0; j < H; j++) {
-            double r = sigmoid(gi[j] + gh[j]), z = sigmoid(gi[H + j] + gh[H + j]);
-            double cand = tanh(gi[2 * H + j] + r * gh[2 * H + j]);
-            hn[j] = (double)(float)((1.0 - z) * cand + z * hprev[j]); /* the state is kept in float32 */
-            mean += hn[j];
-        }
-        mean /= (double)H;
-        for (Py_ssize_t j = 0; j < H; j++) var += (hn[j] - mean) * (hn[j] - mean);
-        var /= (double)H;
-        double inv = 1.0 / sqrt(var + 1e-5);
-        for (Py_ssize_t j = 0; j < H; j++) zn[j] = (hn[j] - mean) * inv * w.norm_w[j] + w.norm_b[j];
-        /* Risk heads at every level: the hidden state's part once, the level's part per level. */
-        linear(hz, w.risk1_w, w.risk1_b, zn, HH, H, H + D, 0);
-        for (Py_ssize_t k = 0; k < K; k++) {
-            double level = levels[b * K + k];
-            for (Py_ssize_t j = 0; j < D; j++) dv[j] = gelu((double)w.diff_w[j] * level + w.diff_b[j]);
-            linear(hd, w.risk1_w, NULL, dv, HH, D, H + D, H);
-            for (Py_ssize_t j = 0; j < HH; j++) act[j] = gelu(hz[j] + hd[j]);
-            linear(three, w.risk2_w, w.risk2_b, act, 2, HH, HH, 0);
-            fail[b * K + k] = (float)sigmoid(three[0] * w.risk_scale[0] + w.risk_bias[0]);
-            quit[b * K + k] = (float)sigmoid(three[1] * w.risk_scale[1] + w.risk_bias[1]);
-        }
-        linear(act, w.state1_w, w.state1_b, zn, HH, H, H, 0);
-        gelu_all(act, HH);
-        linear(three, w.state2_w, w.state2_b, act, 3, HH, HH, 0);
-        for (int j = 0; j < 3; j++) states[b * 3 + j] = (float)sigmoid(three[j]);
-        /* The tactic head's player part: npc_head's first layer on npc_from_h(z), without its bias. */
-        linear(fh, w.from_h_w, w.from_h_b, zn, E, H, H, 0);
-        linear(npc_part + b * HH, w.npc1_w, NULL, fh, HH, E, 2 * E, E);
-    }
-    for (Py_ssize_t i = 0; i < P; i++) {
-        const double *e = emb + (prow[i] * N + pslot[i]) * E, *part = npc_part + prow[i] * HH;
-        linear(act, w.npc1_w, w.npc1_b, e, HH, E, 2 * E, 0);
-        for (Py_ssize_t j = 0; j < HH; j++) act[j] = gelu(act[j] + part[j]);
-        linear(logits, w.npc2_w, w.npc2_b, act, m.a, HH, HH, 0);
-        for (Py_ssize_t j = 0; j < m.a; j++) npc_out[i * m.a + j] = (float)sigmoid(logits[j]);
-    }
-    float *pool_out = (float *)v[1].buf;
-    for (Py_ssize_t b = 0; b < B; b++)
-        for (Py_ssize_t j = 0; j < H; j++) pool_out[slots[b] * H + j] = (float)new_h[b * H + j];
+    Py_ssize_t V = 0; /* present NPCs */
+    for (Py_ssize_t i = 0; i < B * N; i++) V += mask[i] != 0;
+    scratch = malloc(sizeof(double) * (size_t)scratch_doubles(&m, B, N, K, P, V));
+    if (scratch == NULL) goto done;
+    compute(&w, &m, B, N, K, P, V, slots, (const float *)v[3].buf, (const float *)v[4].buf, mask,
+            (const float *)v[6].buf, prow, pslot, (float *)v[1].buf, (float *)v[9].buf, (float *)v[10].buf,
+            (float *)v[11].buf, (float *)v[12].buf, scratch);
     result = Py_True;
 done:
     free(scratch);
@@ -281,11 +202,59 @@ done:
     return result;
 }
 
+/* kernels() -> the kernels this CPU can run, the one in use first; use_kernel(name) -> the one it replaces.
+ * For tests (both kernels checked against the model where the CPU has both) and benchmarks. */
+static int v3_supported(void) {
+#if HAVE_V3
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+static const char *kernel_name(compute_fn f) {
+#if HAVE_V3
+    if (f == compute_v3) return "avx2";
+#endif
+    return f == compute_base ? "baseline" : "?";
+}
+
+static PyObject *kernels(PyObject *self, PyObject *unused) {
+    const char *now = kernel_name(compute), *other = compute == compute_base ? "avx2" : "baseline";
+    if (v3_supported()) return Py_BuildValue("(ss)", now, other);
+    return Py_BuildValue("(s)", now);
+}
+
+static PyObject *use_kernel(PyObject *self, PyObject *arg) {
+    const char *name = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
+    if (name == NULL) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_TypeError, "use_kernel takes a kernel's name (kernels() lists them)");
+        return NULL;
+    }
+    const char *before = kernel_name(compute);
+    if (strcmp(name, "baseline") == 0) compute = compute_base;
+#if HAVE_V3
+    else if (strcmp(name, "avx2") == 0 && v3_supported()) compute = compute_v3;
+#endif
+    else {
+        PyErr_Format(PyExc_ValueError, "kernel %R: this CPU runs %s", arg, v3_supported() ? "baseline or avx2" : "baseline");
+        return NULL;
+    }
+    return PyUnicode_FromString(before);
+}
+
 static PyMethodDef methods[] = {
     {"step", step, METH_VARARGS, "One model step of a few rows (see the module's comment); True, or None declined."},
+    {"kernels", kernels, METH_NOARGS, "The kernels this CPU runs, the one in use first."},
+    {"use_kernel", use_kernel, METH_O, "Use the named kernel; returns the one it replaces."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_model_step", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__model_step(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__model_step(void) {
+    if (v3_supported()) compute = compute_v3;
+    return PyModule_Create(&module);
+}

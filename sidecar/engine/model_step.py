@@ -12,6 +12,7 @@ TorchScript graph's are.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import nn
 
 from sidecar.model.player_model import PlayerModel
@@ -21,9 +22,10 @@ try:
 except ImportError:  # not built (no C compiler where it was installed): torch runs every step
     _model_step = None  # type: ignore[assignment]
 
-__all__ = ["PACKED", "CompiledStep", "compiled_step_available", "compiled_step_for"]
+__all__ = ["PACKED", "CompiledStep", "compiled_step_available", "compiled_step_for", "packed_weights"]
 
-# The weights in the order the C reads them (its `layout`), each [out, in] as torch keeps it.
+# The weights in the order the C reads them (its `layout`); each matrix [in, out], torch's [out, in]
+# transposed (`packed_weights`).
 PACKED = (
     "npc_enc.0.weight",
     "npc_enc.0.bias",
@@ -121,10 +123,17 @@ def compiled_step_for(model: PlayerModel) -> CompiledStep | None:
     state = model.state_dict()
     if not _covered(model, set(state)):
         return None
-    weights = np.concatenate([state[name].detach().float().cpu().reshape(-1).numpy() for name in PACKED])
+    weights = packed_weights(state)
     cfg, tactics, level_embed = model.cfg, state["npc_head.2.bias"].shape[0], state["diff_embed.0.bias"].shape[0]
     dims = (cfg.player_dim, cfg.npc_dim, cfg.npc_embed, cfg.hidden, cfg.head_hidden, int(tactics), int(level_embed))
-    return CompiledStep(np.ascontiguousarray(weights, np.float32), dims)
+    return CompiledStep(weights, dims)
+
+
+def packed_weights(state: dict[str, torch.Tensor]) -> np.ndarray:
+    """The weights the C reads: PACKED's tensors in order, each matrix transposed, flat float32."""
+    parts = [state[name].detach().float().cpu() for name in PACKED]
+    flat = [(t.t() if t.dim() == 2 else t).contiguous().reshape(-1).numpy() for t in parts]
+    return np.ascontiguousarray(np.concatenate(flat), np.float32)
 
 
 def _covered(model: PlayerModel, names: set[str]) -> bool:

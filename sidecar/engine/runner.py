@@ -34,10 +34,12 @@ HINTED_ONLY_BELOW = 0.5
 # call whatever the size) cost more than they save there (`python -m sim.bench.onednn`: 1.2-1.35x faster
 # at 1-8 rows, 1.1x at 32-64, no consistent difference from 128; outputs within 4e-7).
 ONEDNN_OFF_UP_TO = 64
-# A CPU step of up to this many rows runs in C (model_step.py) where it can: the runner's whole step 6x
-# faster than with TorchScript at one row, 1.3x at six, even at eight, half as fast at sixteen (its
-# arithmetic is plain loops, torch's is BLAS; `python -m sim.bench.model_step`).
-COMPILED_UP_TO = 6
+# A CPU step of up to this many rows runs in C (model_step.py) where it can. The runner's whole step in a
+# loop (`python -m sim.bench.model_step`): 10x TorchScript's speed at one row, 1.8x at 16, 1.2x at 32,
+# 0.8-1.0x at 64, 0.5x at 256 (torch's BLAS wins big blocks). Served, where the transport and Python
+# share the core's caches, the C costs less still: a tick of 32-player frames (~40 rows) half the model
+# time of TorchScript's, and the sidecar 15-20% less CPU (BENCHMARKS.md, the twenty-fifth session).
+COMPILED_UP_TO = 64
 TRACE_LEVELS = 12  # candidate levels in the example batch the CPU step is traced (and warmed up) with
 EXPLAIN_TOP = 3
 
