@@ -47,6 +47,8 @@ def _inputs(model: PlayerModel, rng: np.random.Generator, b: int, n: int, hostil
         mask[1] = True  # and one with every slot
     players = (rng.normal(size=(b, cfg.player_dim)) * scale).astype(np.float32)
     grid = np.tile(np.linspace(0, 1, 11), (b, 1))
+    scattered = rng.random((b, 12))  # 108 distinct levels at 9 rows; the last row repeats the first's
+    scattered[-1] = scattered[0]
     if hostile:
         players[:, ::3] = 0.0
         players[:, 1::7] = 1e4
@@ -56,8 +58,8 @@ def _inputs(model: PlayerModel, rng: np.random.Generator, b: int, n: int, hostil
         "mask": mask,
         "h": (rng.normal(size=(b, cfg.hidden)) * (3.0 if hostile else 0.5)).astype(np.float32),
         # A tick's rows share the candidate levels and each session adds its own: the C computes each
-        # distinct level's part once. Past its cache of 64 (every level random) it computes them per use.
-        "levels": (rng.random((b, 12)) if b == 9 else np.concatenate([grid, rng.random((b, 1))], 1)).astype(np.float32),
+        # distinct level's part once. Past its cache of 64 (`scattered`) it computes them per use.
+        "levels": (scattered if b == 9 else np.concatenate([grid, rng.random((b, 1))], 1)).astype(np.float32),
     }
 
 
