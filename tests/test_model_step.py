@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from sidecar.engine.model_step import CompiledStep, compiled_step_available, compiled_step_for
-from sidecar.engine.runner import COMPILED_UP_TO, Runner
+from sidecar.engine.runner import COMPILED_UP_TO, COMPILED_UP_TO_BASELINE, Runner
 from sidecar.engine.scheduler import Scheduler
 from sidecar.model.checkpoint import load_checkpoint
 from sidecar.model.player_model import ModelConfig, PlayerModel
@@ -175,10 +175,19 @@ def test_only_the_model_shape_it_covers_gets_it() -> None:
     assert compiled_step_for(relu) is None
 
 
-def test_a_runner_takes_it_for_small_ticks_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A CPU runner steps up to COMPILED_UP_TO rows in C and more in torch; both carry the state on, and
-    a runner made with compiled=False (serve --pure-python) never takes it: same predictions, tick after
-    tick, at every size."""
+@pytest.mark.parametrize("kernel", _model_step.kernels())
+def test_a_runner_takes_it_for_small_ticks_only(monkeypatch: pytest.MonkeyPatch, kernel: str) -> None:
+    """A CPU runner steps up to COMPILED_UP_TO rows in C with the AVX2 kernel (COMPILED_UP_TO_BASELINE
+    with the baseline one) and more in torch; both carry the state on, and a runner made with
+    compiled=False (serve --pure-python) never takes it: same predictions, tick after tick, at every size."""
+    before = _model_step.use_kernel(kernel)
+    try:
+        _runner_takes_it(monkeypatch, COMPILED_UP_TO if kernel == "avx2" else COMPILED_UP_TO_BASELINE)
+    finally:
+        _model_step.use_kernel(before)
+
+
+def _runner_takes_it(monkeypatch: pytest.MonkeyPatch, up_to: int) -> None:
     calls: list[int] = []
     real = CompiledStep.__call__
 
@@ -189,10 +198,11 @@ def test_a_runner_takes_it_for_small_ticks_only(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(CompiledStep, "__call__", counted)
     torch.manual_seed(0)
     model = PlayerModel(ModelConfig(hidden=32, npc_embed=8, head_hidden=16, dropout=0.0)).eval()
-    slots = COMPILED_UP_TO + 8
+    slots = up_to + 8
     fast, plain = Runner(model, "cpu", max_slots=slots), Runner(model, "cpu", max_slots=slots, compiled=False)
+    assert fast.compiled_up_to == up_to and plain.compiled_up_to == 0
     schedulers = {r: Scheduler(slots, LEVELS) for r in (fast, plain)}
-    sizes = [1, 3, COMPILED_UP_TO, COMPILED_UP_TO + 3, 2, 8, 1]
+    sizes = [1, 3, up_to, up_to + 3, 2, 8, 1]
     for t, size in enumerate(sizes, start=1):
         got = []
         for runner, s in schedulers.items():
@@ -206,4 +216,4 @@ def test_a_runner_takes_it_for_small_ticks_only(monkeypatch: pytest.MonkeyPatch)
         a, b = got
         for name in ("p_fail", "p_quit", "frustration", "engagement", "skill", "npc_tactic_p"):
             np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=ATOL, err_msg=f"{name}, tick {t}")
-    assert calls == [n for n in sizes if n <= COMPILED_UP_TO]
+    assert calls == [n for n in sizes if n <= up_to]

@@ -1,14 +1,16 @@
-/* One model step of a few rows in C: the player model's streaming step (sidecar/model/player_model.py,
- * PlayerModel.forward with T = 1 and the hinted NPC pairs) for a CPU tick of a few players.
+/* The model step in C: the player model's streaming step (sidecar/model/player_model.py,
+ * PlayerModel.forward with T = 1 and the hinted NPC pairs) for a CPU tick of up to a few dozen rows.
  *
- * Why: with the model clock a 60 Hz session steps at 5 Hz and a served tick holds one to a few rows.
- * There the model's ~60 TorchScript ops cost ~0.2-0.45 ms whatever the rows (each op's dispatch, not
- * its arithmetic: the model is ~100k multiply-adds a row), the largest part of a small tick. Here it
- * is the arithmetic alone.
+ * Why: with the model clock a 60 Hz session steps at 5 Hz and a served tick holds one to a few rows,
+ * or a few dozen where frames carry many players (32 a frame: ~40 rows a tick). There the model's ~60
+ * TorchScript ops cost ~0.2-0.45 ms whatever the rows (each op's dispatch, not its arithmetic: the
+ * model is ~100k multiply-adds a row), and past that torch's allocations and its GELU. Here it is the
+ * arithmetic alone, each layer on every row at once, four doubles a step (_model_step_kernel.h).
  *
  * The contract: the model file is the definition and torch runs every step this declines. This does
- * the same operations in double precision on the float32 weights and inputs and rounds the outputs to
- * float32, so it agrees with torch (float32 throughout) to float32 rounding, not to the bit
+ * the same operations in double precision on the float32 weights and inputs (GELU and the gates'
+ * exponentials to ~1e-7 relative, float32's own rounding) and rounds the outputs to float32, so it
+ * agrees with torch (float32 throughout) to float32 rounding, not to the bit
  * (tests/test_model_step.py checks it against the model on random and hostile inputs). It declines,
  * changing nothing, anything it does not expect: buffers of another type, size or layout, a slot or a
  * pair out of range, a weight vector of another length than the dimensions say. What it covers is

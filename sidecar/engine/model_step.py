@@ -1,12 +1,13 @@
-"""The model step of a few rows in C (sidecar/engine/_model_step.c), for a CPU runner's small ticks.
+"""The model step in C (sidecar/engine/_model_step.c), for a CPU runner's ticks of up to a few dozen rows.
 
-Why: a served tick at 60 Hz holds one to a few rows, and there the TorchScript step's ~60 ops cost
-~0.2-0.45 ms whatever the rows (their dispatch, not their arithmetic): the largest part of a small
-tick. The C does the step's arithmetic alone. The model file stays the definition: this covers one
-shape of it (one GRU layer, exact GELU heads, layer norm, no value surface; `compiled_step_for` checks
-the modules), agrees with torch to float32 rounding (tests/test_model_step.py), and declines anything
-else, leaving the step to torch. Its weights are a copy taken when the runner is made, as the frozen
-TorchScript graph's are.
+Why: a served tick at 60 Hz holds one to a few rows (a few dozen where frames carry many players), and
+there the TorchScript step's ~60 ops cost ~0.2-0.45 ms whatever the rows (their dispatch, not their
+arithmetic), the largest part of a small tick. The C does the step's arithmetic alone, each layer on
+every row at once, with an AVX2 kernel where the CPU has it (`_model_step.kernels()`). The model file
+stays the definition: this covers one shape of it (one GRU layer, exact GELU heads, layer norm, no
+value surface; `compiled_step_for` checks the modules), agrees with torch to float32 rounding
+(tests/test_model_step.py), and declines anything else, leaving the step to torch. Its weights are a
+copy taken when the runner is made, as the frozen TorchScript graph's are.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ try:
 except ImportError:  # not built (no C compiler where it was installed): torch runs every step
     _model_step = None  # type: ignore[assignment]
 
-__all__ = ["PACKED", "CompiledStep", "compiled_step_available", "compiled_step_for", "packed_weights"]
+__all__ = [
+    "PACKED",
+    "CompiledStep",
+    "compiled_kernel",
+    "compiled_step_available",
+    "compiled_step_for",
+    "packed_weights",
+]
 
 # The weights in the order the C reads them (its `layout`); each matrix [in, out], torch's [out, in]
 # transposed (`packed_weights`).
@@ -64,6 +72,11 @@ PACKED = (
 
 def compiled_step_available() -> bool:
     return _model_step is not None
+
+
+def compiled_kernel() -> str | None:
+    """The C step's kernel in use ("avx2" where the CPU has AVX2 and FMA, else "baseline"); None: not built."""
+    return None if _model_step is None else _model_step.kernels()[0]
 
 
 class CompiledStep:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from sidecar.engine.config import EngineConfig
-from sidecar.engine.model_step import compiled_step_for
+from sidecar.engine.model_step import compiled_kernel, compiled_step_for
 from sidecar.engine.plan import StepPlan, StepResult, npc_width
 from sidecar.features import PLAYER_COLUMNS
 from sidecar.model.player_model import PlayerModel
@@ -35,11 +35,13 @@ HINTED_ONLY_BELOW = 0.5
 # at 1-8 rows, 1.1x at 32-64, no consistent difference from 128; outputs within 4e-7).
 ONEDNN_OFF_UP_TO = 64
 # A CPU step of up to this many rows runs in C (model_step.py) where it can. The runner's whole step in a
-# loop (`python -m sim.bench.model_step`): 10x TorchScript's speed at one row, 1.8x at 16, 1.2x at 32,
-# 0.8-1.0x at 64, 0.5x at 256 (torch's BLAS wins big blocks). Served, where the transport and Python
-# share the core's caches, the C costs less still: a tick of 32-player frames (~40 rows) half the model
-# time of TorchScript's, and the sidecar 15-20% less CPU (BENCHMARKS.md, the twenty-fifth session).
+# loop (`python -m sim.bench.model_step`, the AVX2 kernel): 10x TorchScript's speed at one row, 2x at 16,
+# 1.45x at 32, 0.95x at 64, 0.8x at 128 (torch's BLAS wins big blocks). Served, where the transport and
+# Python share the core's caches, the C costs less still: ticks of 32-player frames (~40 rows) in half
+# TorchScript's model time (BENCHMARKS.md, run 14). The baseline kernel (no AVX2: SSE2 pairs, no FMA) is
+# ~3.5x slower and even with TorchScript at 8 rows, so there the C takes what it took before it had one.
 COMPILED_UP_TO = 64
+COMPILED_UP_TO_BASELINE = 6
 TRACE_LEVELS = 12  # candidate levels in the example batch the CPU step is traced (and warmed up) with
 EXPLAIN_TOP = 3
 
@@ -75,6 +77,10 @@ class Runner:
         # Small CPU steps in C where it is built and covers this model (one layer: model_step.py); else torch.
         on_cpu = self.device.type == "cpu" and dtype == torch.float32
         self._compiled = compiled_step_for(self.model) if compiled and on_cpu else None
+        # Rows a step may have to run in C, by the kernel this CPU runs (chosen when the module loads).
+        self.compiled_up_to = (
+            0 if self._compiled is None else COMPILED_UP_TO if compiled_kernel() == "avx2" else COMPILED_UP_TO_BASELINE
+        )
         self._pool_rows = self.pool[0].numpy() if self._compiled is not None else None  # [S+1, H], shares memory
 
     def _warm_up(self) -> None:
@@ -152,7 +158,7 @@ class Runner:
         n = npc_width(mask)
         h0, h1 = np.searchsorted(plan.hint_rows, (a, b)).tolist()  # hint rows are in row order
         rows, slots = plan.hint_rows[h0:h1] - a, plan.hint_slots[h0:h1]
-        if self._compiled is not None and b - a <= COMPILED_UP_TO:
+        if self._compiled is not None and b - a <= self.compiled_up_to:
             assert self._pool_rows is not None
             got = self._compiled(
                 self._pool_rows, plan.slots[a:b], plan.players[a:b], plan.npcs[a:b, :n], mask[:, :n],

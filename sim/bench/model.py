@@ -39,7 +39,10 @@ def synthetic_plan(batch: int, levels: int = 12, seed: int = 0) -> StepPlan:
         players=rng.normal(size=(batch, PLAYER_DIM)).astype(np.float32),
         npcs=rng.normal(size=(batch, MAX_MODEL_NPCS, NPC_DIM)).astype(np.float32),
         npc_mask=mask,
-        levels=rng.uniform(size=(batch, levels)).astype(np.float32),
+        # The scheduler's: the candidate grid shared by every row, and each session's own level now.
+        levels=np.concatenate(
+            [np.tile(np.linspace(0.0, 1.0, levels - 1), (batch, 1)), rng.uniform(size=(batch, 1))], axis=1
+        ).astype(np.float32),
         explain_rows=np.zeros(0, np.int64),
         hint_rows=hint_rows,
         hint_slots=hint_slots,
