@@ -25,8 +25,8 @@
 #include <string.h>
 
 #include "_between_math.h" /* get_buffer */
-#if defined(__x86_64__)
-#include <immintrin.h>
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h> /* the AVX2 kernel's float loads */
 #endif
 
 typedef struct {
@@ -83,9 +83,9 @@ static Py_ssize_t layout(const float *base, const Dims *m, Weights *w) {
     return at;
 }
 
-/* The arithmetic, four doubles at a time with GCC's vector extensions (clang's too), compiled twice from
- * _model_step_kernel.h: for AVX2 + FMA (x86-64-v3) where the CPU has them, chosen when the module loads,
- * and for the baseline target (SSE2 pairs). Why: a tick of 8-64 rows (a multiplayer frame: 32 players)
+/* The arithmetic, four doubles at a time with GCC's vector extensions, compiled twice from
+ * _model_step_kernel.h: for AVX2 + FMA where the CPU has them (chosen when the module loads) and for the
+ * baseline target (SSE2 pairs on x86-64; NEON pairs on arm64). Why: a tick of 8-64 rows (a multiplayer frame: 32 players)
  * spent its time in one-at-a-time dot products and libm's erf (~14 ns each, ~1,600 a row). */
 typedef double v4d __attribute__((vector_size(32)));
 typedef long long v4l __attribute__((vector_size(32)));
@@ -107,7 +107,9 @@ static Py_ssize_t scratch_doubles(const Dims *m, Py_ssize_t B, Py_ssize_t N, Py_
 #define KERNEL_VARIANT base
 #include "_model_step_kernel.h"
 #undef KERNEL_VARIANT
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+/* GCC's target pragma (clang ignores it, and would build the AVX2 copy without AVX2: there only the
+ * baseline kernel is built). */
 #define HAVE_V3 1
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
