@@ -3,9 +3,10 @@
 Per step: zero newly assigned slots, gather the batch's states by slot, run the model once for the
 whole batch, scatter the new states back, and return plain numpy predictions. On CUDA, inputs go
 through pinned staging buffers and the step is replayed from CUDA graphs captured per batch-size
-bucket (padding rows write into a scratch slot). On a CPU the model runs as a traced, frozen
-TorchScript graph (half the per-call overhead of eager PyTorch at small batches; same outputs within
-float rounding); gradients for explanations always use the eager model.
+bucket (padding rows write into a scratch slot). On a CPU a tick of up to COMPILED_UP_TO rows runs in
+C (model_step.py: the model's arithmetic alone) and a larger one as a traced, frozen TorchScript graph
+(half the per-call overhead of eager PyTorch at small batches); all within float32 rounding of the
+model's outputs. Gradients for explanations always use the eager model.
 """
 
 from __future__ import annotations
