@@ -4,6 +4,7 @@ for what it does not cover; and taken by a CPU runner for ticks up to COMPILED_U
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -27,7 +28,7 @@ if not compiled_step_available():
 
 from sidecar.engine import _model_step
 
-ATOL = 2e-6  # float32 rounding of the model's own float32 arithmetic, accumulated over ~100 ops
+ATOL = 2e-6  # float32 rounding: of the C's outputs and kept state, and of torch's float32 step (runner test)
 
 
 def _models() -> list[PlayerModel]:
@@ -35,7 +36,11 @@ def _models() -> list[PlayerModel]:
     other = PlayerModel(ModelConfig(hidden=24, npc_embed=8, head_hidden=12, dropout=0.0)).eval()
     for p in other.parameters():  # weights of the size a trained model has, not init's small ones
         p.data.mul_(3.0)
-    return [load_checkpoint(None).model.eval(), other]
+    # Sizes that are not multiples of the kernel's four lanes or eight outputs: the left-over paths.
+    odd = PlayerModel(ModelConfig(hidden=26, npc_embed=6, head_hidden=10, dropout=0.0)).eval()
+    for p in odd.parameters():
+        p.data.mul_(3.0)
+    return [load_checkpoint(None).model.eval(), other, odd]
 
 
 def _inputs(model: PlayerModel, rng: np.random.Generator, b: int, n: int, hostile: bool) -> dict[str, np.ndarray]:
@@ -64,14 +69,20 @@ def _inputs(model: PlayerModel, rng: np.random.Generator, b: int, n: int, hostil
 
 
 def _torch(model: PlayerModel, x: dict[str, np.ndarray], rows: np.ndarray, slots: np.ndarray) -> list[np.ndarray]:
+    """The model's own forward on x, in the model's dtype (float64 for the exact reference)."""
     n = x["mask"].shape[1]
+    dtype = next(model.parameters()).dtype
+
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(dtype)
+
     with torch.inference_mode():
         out = model(
-            torch.from_numpy(x["players"])[:, None],
-            torch.from_numpy(x["npcs"])[:, None],
+            t(x["players"])[:, None],
+            t(x["npcs"])[:, None],
             torch.from_numpy(x["mask"])[:, None],
-            torch.from_numpy(x["h"])[None],
-            torch.from_numpy(x["levels"])[:, None],
+            t(x["h"])[None],
+            t(x["levels"])[:, None],
             torch.from_numpy(rows * n + slots),
         )
     return [
@@ -117,11 +128,15 @@ def test_the_c_step_predicts_what_the_model_does(hostile: bool, kernel: str) -> 
     for model in _models():
         step = compiled_step_for(model)
         assert step is not None
+        # The reference is the model's function itself, the float32 weights and inputs in float64: torch's
+        # float32 forward carries its own rounding, up to 8e-6 on the hostile inputs of the third model,
+        # where the C (double inside) is within 3e-8 of this.
+        exact = copy.deepcopy(model).double()
         for b in (1, 2, 3, 4, 6, 9, 33):
             for n in (1, 5, 16):
                 x = _inputs(model, rng, b, n, hostile)
                 rows, slots = (a.astype(np.int64) for a in np.nonzero(x["mask"]))
-                want = _torch(model, x, rows, slots)
+                want = _torch(exact, x, rows, slots)
                 got = _compiled(step, x, rows, slots)
                 for name, g, w in zip(("fail", "quit", "frus", "eng", "skill", "npc", "h"), got, want, strict=True):
                     assert g.shape == w.shape, name

@@ -250,7 +250,7 @@ static PyObject *use_kernel(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef methods[] = {
-    {"step", step, METH_VARARGS, "One model step of a few rows (see the module's comment); True, or None declined."},
+    {"step", step, METH_VARARGS, "One model step (see the module's comment); True, or None declined."},
     {"kernels", kernels, METH_NOARGS, "The kernels this CPU runs, the one in use first."},
     {"use_kernel", use_kernel, METH_O, "Use the named kernel; returns the one it replaces."},
     {NULL, NULL, 0, NULL},

@@ -84,19 +84,17 @@ INLINE v4d gelu4(v4d x) {
 INLINE v4d sigmoid4(v4d x) { return splat(1.0) / (splat(1.0) + exp4(-x)); }
 INLINE v4d tanh4(v4d x) { return splat(1.0) - splat(2.0) / (exp4(splat(2.0) * x) + splat(1.0)); }
 
-/* f applied in place to x[0..n), four at a time; the last few through a padded vector. */
-#define APPLY(name, f)                                                   \
-    INLINE void name(double *x, Py_ssize_t n) {                          \
-        Py_ssize_t i = 0;                                                \
-        for (; i + 4 <= n; i += 4) store_d(x + i, f(load_d(x + i)));     \
-        if (i < n) {                                                     \
-            double pad[4] = {0.0, 0.0, 0.0, 0.0};                        \
-            memcpy(pad, x + i, sizeof(double) * (size_t)(n - i));        \
-            store_d(pad, f(load_d(pad)));                                \
-            memcpy(x + i, pad, sizeof(double) * (size_t)(n - i));        \
-        }                                                                \
+/* GELU in place on x[0..n), four at a time; the last few through a padded vector. */
+INLINE void gelu_all(double *x, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    for (; i + 4 <= n; i += 4) store_d(x + i, gelu4(load_d(x + i)));
+    if (i < n) {
+        double pad[4] = {0.0, 0.0, 0.0, 0.0};
+        memcpy(pad, x + i, sizeof(double) * (size_t)(n - i));
+        store_d(pad, gelu4(load_d(pad)));
+        memcpy(x + i, pad, sizeof(double) * (size_t)(n - i));
     }
-APPLY(gelu_all, gelu4)
+}
 
 /* Y[r, o] = b[o] + sum_i X[r, i] W[row0 + i, o] for r < R, o < out, i < n (b NULL: no bias); W is
  * [in, out] with rows `ld` apart (a weight as packed: torch's [out, in] transposed), X and Y rows `xs`
@@ -205,26 +203,28 @@ static void compute(const Weights *w, const Dims *m, Py_ssize_t B, Py_ssize_t N,
         else memset(emb + i * E, 0, sizeof(double) * (size_t)E); /* zeros, as torch's index_copy leaves */
     }
 
-    /* Attention with the player as the query, and max pooling, over each row's present NPCs. */
+    /* Attention with the player as the query over the row's NPC slots as the model writes it: an absent
+     * slot scores -1e4 (its masked_fill) and then weighs nothing, so present NPCs that all score far
+     * below -1e4 get almost no weight either. Max pooling over the present NPCs. */
     const double scale = 1.0 / sqrt((double)E);
     for (Py_ssize_t b = 0; b < B; b++) {
         double *row_in = xin + b * IN, *pooled_attn = row_in + Fp, *pooled_max = pooled_attn + E;
         const double *e_row = emb + b * N * E, *qb = q + b * E;
+        const unsigned char *present = mask + b * N;
         memcpy(row_in, p + b * Fp, sizeof(double) * (size_t)Fp);
         for (Py_ssize_t j = 0; j < 2 * E; j++) pooled_attn[j] = 0.0;
         int any = 0;
-        double top = 0.0, total = 0.0;
         for (Py_ssize_t n = 0; n < N; n++) {
-            if (!mask[b * N + n]) continue;
-            score[n] = dot(e_row + n * E, qb, E) * scale;
-            if (!any || score[n] > top) top = score[n];
-            any = 1;
+            score[n] = present[n] ? dot(e_row + n * E, qb, E) * scale : -1e4;
+            any |= present[n];
         }
         if (!any) continue;
-        for (Py_ssize_t n = 0; n < N; n++)
-            if (mask[b * N + n]) total += (score[n] = exp(score[n] - top));
+        double top = score[0], total = 0.0;
+        for (Py_ssize_t n = 1; n < N; n++)
+            if (score[n] > top) top = score[n];
+        for (Py_ssize_t n = 0; n < N; n++) total += (score[n] = exp(score[n] - top));
         for (Py_ssize_t n = 0; n < N; n++) {
-            if (!mask[b * N + n]) continue;
+            if (!present[n]) continue;
             const double a = score[n] / total, *e = e_row + n * E;
             for (Py_ssize_t j = 0; j < E; j++) {
                 pooled_attn[j] += a * e[j];
