@@ -348,6 +348,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
             workers=a.workers,
             max_seconds=a.max_seconds,
             telemetry_hz=a.telemetry_hz,
+            policies=tuple(a.policies.split(",")) if a.policies else GenerateConfig.policies,
         )
     )
     print(f"recorded {n} sessions into {a.out}")
@@ -505,6 +506,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         gen.add_argument("--workers", type=int, default=2)
         gen.add_argument("--max-seconds", type=float, default=1200.0, help="session length cap (game seconds)")
         gen.add_argument("--telemetry-hz", type=float, default=5.0, help="frames a second the simulated game sends")
+        gen.add_argument(
+            "--policies",
+            default="",
+            help="directors to draw from, comma-separated (default: the training mix; `piecewise`: levels drawn "
+            "at random and held, the switch points of sidecar/training/switch_points.py)",
+        )
         gen.set_defaults(func=cmd_generate)
 
     b = sub.add_parser("bench-sim", help="offline simulation speed (player-seconds per wall second)")

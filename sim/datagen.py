@@ -23,6 +23,7 @@ class GenerateConfig:
     workers: int = 2
     max_seconds: float = 1200.0
     telemetry_hz: float = 5.0  # frames a second the simulated game sends
+    policies: tuple[str, ...] = tuple(DATA_POLICIES)  # drawn in turn; `piecewise` alone: switch points
 
 
 def _shard(args: tuple[GenerateConfig, int, int]) -> int:
@@ -33,7 +34,7 @@ def _shard(args: tuple[GenerateConfig, int, int]) -> int:
         max_seconds=cfg.max_seconds,
         telemetry_hz=cfg.telemetry_hz,
         seed=cfg.seed * 100 + shard,
-        policies=DATA_POLICIES,
+        policies=list(cfg.policies),
         random_tactics=True,
         random_static_levels=True,
         record_dir=cfg.out,

@@ -195,6 +195,10 @@ def test_dataset_generate_records_every_session(tmp_path: Path) -> None:
     assert rec.header["source"] == "metabrain sim" and not rec.truncated
     frames = [r for _, r in rec.requests() if r.WhichOneof("kind") == "frame"]
     assert len(frames) >= 50 and len(list(rec.responses())) >= len(frames)
+    # `--policies piecewise`: only sessions whose level is drawn at random (switch_points.py's data).
+    drawn = tmp_path / "drawn"
+    assert generate(GenerateConfig(out=str(drawn), sessions=2, seed=4, max_seconds=20.0, policies=("piecewise",))) == 2
+    assert {read_recording(f).header["policy"] for f in drawn.glob("*.mbrec")} == {"piecewise"}
 
 
 def test_a_report_written_before_its_comparison_named_a_candidate_reads_the_same() -> None:
