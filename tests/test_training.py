@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from sidecar.features import P
 from sidecar.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from sidecar.training.dataset import Horizons, examples_of, load_examples, save_examples, split_of
 from sidecar.training.evaluate import auc, calibration
@@ -54,6 +55,18 @@ def test_labels_come_from_the_future(small_data: Path) -> None:
     assert all(((x.npc_tactic >= -1) & (x.npc_tactic < 6)).all() for x in sessions)
     # Splits are by session and reproducible.
     assert split_of("a", 0, 0.1, 0.1) == split_of("a", 0, 0.1, 0.1)
+
+
+def test_a_studios_perturbed_sessions_teach_the_value_surface(tmp_path: Path, tiny_checkpoint: object) -> None:
+    """`serve --policy perturbed` (the designer's level with logged random offsets) is how a studio's own
+    players refit the value surface: its sessions' levels are set at random, so their frames count."""
+    cfg = OfflineConfig(sessions=2, max_seconds=150.0, seed=6, policies=["perturbed"], record_dir=str(tmp_path))
+    run_offline(load_population("novice=1", 6), cfg, tiny_checkpoint)  # type: ignore[arg-type]
+    sessions = examples_of(sorted(tmp_path.glob("*.mbrec")), Horizons(value_s=60.0))
+    assert len(sessions) == 2
+    for s in sessions:
+        assert s.value_mask.any() and (s.value_mask == s.played_known).all()
+        assert np.ptp(s.players[:, P["difficulty"]]) > 0.05  # the offsets were redrawn within the session
 
 
 def test_metrics() -> None:

@@ -60,8 +60,10 @@ class Horizons:
     value_s: float = 300.0
 
 
-# Sessions whose difficulty is set at random, independently of the player.
-RANDOMISED_POLICIES = frozenset({"piecewise", "static"})
+# Sessions whose difficulty is set at random, independently of the player: `perturbed` too (the designer's
+# level plus a logged random offset), which is what a studio serves to refit the value surface from its
+# own players (README); left out, its recordings taught the surface nothing and the refit kept the prior.
+RANDOMISED_POLICIES = frozenset({"piecewise", "static", "perturbed"})
 
 
 @dataclass
