@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from sidecar.features import MAX_MODEL_NPCS, NPC_DIM, PLAYER_DIM, P
 from sidecar.model.checkpoint import Checkpoint
@@ -115,3 +116,11 @@ def test_where_the_level_changes_nothing_the_bounded_choice_stays_at_the_designe
     r = compare_choices(train, test, designer=0.5)
     assert r["by state, lower bound 2 sd"]["low"] < 1.0 < r["by state, lower bound 2 sd"]["high"] + 1e-9
     assert set(np.unique(chosen)) <= set(LEVELS.tolist())
+
+
+def test_a_log_whose_levels_were_not_drawn_uniformly_is_refused() -> None:
+    """The score weighs levels as uniform draws; a log of small offsets around one level would be misread."""
+    train, test = _synthetic(400, True, 5), _synthetic(400, True, 6)
+    test.level = np.clip(0.5 + np.random.default_rng(0).choice([-0.15, -0.075, 0.0, 0.075, 0.15], len(test)), 0, 1)
+    with pytest.raises(ValueError, match="drawn uniformly"):
+        compare_choices(train, test)

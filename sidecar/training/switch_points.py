@@ -115,7 +115,8 @@ def switch_steps(levels: np.ndarray, settle: int) -> list[int]:
 def switch_points(
     model: PlayerModel, sessions: Sequence[SessionExamples], model_hz: float, settle_s: float = 20.0
 ) -> SwitchPoints:
-    """The switch points of these sessions (only those whose level was set at random count: `value_mask`)."""
+    """The switch points of these sessions (only those whose level was set at random count: `value_mask`;
+    `compare_choices` scores only draws uniform on [0, 1], the `piecewise` sessions')."""
     settle = max(round(settle_s * model_hz), 1)
     captured: dict[str, torch.Tensor] = {}
     hook = model.core_norm.register_forward_hook(lambda _m, _i, out: captured.__setitem__("z", out))
@@ -301,11 +302,19 @@ def compare_choices(
     """Each way of choosing a level, fitted on `train`, scored on `test`'s switch points after a session's
     first draw: its mean outcome (doubly robust, by `test`'s own fit), its ratio to the designer's level
     with a 95% interval over `test`'s sessions, and where it put the level."""
+    pts = test.subset(test.time_s > 0)
+    shares = np.histogram(pts.level, bins=5, range=(0.0, 1.0))[0] / max(len(pts), 1)
+    if len(pts) < 50 or shares.min() < 0.1:
+        # The score weighs each point's level as drawn uniformly (piecewise sessions); logs of directors
+        # that draw near one level (static, perturbed) need their own propensities.
+        raise ValueError(
+            f"the test set's switch points must have levels drawn uniformly on [0, 1] (at least 50; got {len(pts)} "
+            f"with shares by fifth of the range {np.round(shares, 2).tolist()}): record `piecewise` sessions"
+        )
     fit = fit_outcomes(train, basis, target, cap_s, seed=seed)
     later = train.subset(train.time_s > 0)
     fixed = {float(c): float(doubly_robust(fit, later, np.full(len(later), c)).mean()) for c in LEVELS}
     best_fixed = max(fixed, key=lambda c: fixed[c])
-    pts = test.subset(test.time_s > 0)
     judge = fit_outcomes(test, basis, target, cap_s, members=1, seed=seed)  # scores with test's own outcomes
     n = len(pts)
     choices = {
