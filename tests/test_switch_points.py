@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -11,6 +14,7 @@ from sidecar.training.dataset import SessionExamples
 from sidecar.training.switch_points import (
     LEVELS,
     SwitchPoints,
+    _main,
     choose,
     compare_choices,
     fit_outcomes,
@@ -124,3 +128,14 @@ def test_a_log_whose_levels_were_not_drawn_uniformly_is_refused() -> None:
     test.level = np.clip(0.5 + np.random.default_rng(0).choice([-0.15, -0.075, 0.0, 0.075, 0.15], len(test)), 0, 1)
     with pytest.raises(ValueError, match="drawn uniformly"):
         compare_choices(train, test)
+
+
+def test_the_command_scores_two_folds_of_one_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(tmp_path / "points.npz")
+    _synthetic(1200, True, 7).save(path)
+    _main(["compare", "--train", path, "--test", path])
+    folds = json.loads(capsys.readouterr().out)
+    assert len(folds) == 2
+    for fold in folds:  # each half scored by a fit on the other
+        assert fold["_points"]["test"] + fold["_points"]["train"] == 1200
+        assert fold["by state, lower bound 2 sd"]["vs_designer"] > 1.05

@@ -369,7 +369,10 @@ def _main(argv: Sequence[str] | None = None) -> None:
     pts.add_argument("--out", required=True)
     pts.add_argument("--checkpoint", default=None, help="the model whose state is read (default: the bundled one)")
     pts.add_argument("--model-hz", type=float, default=5.0)
-    cmp = sub.add_parser("compare", help="fit on --train, score on --test (several files: comma-separated)")
+    cmp = sub.add_parser(
+        "compare",
+        help="fit on --train, score on --test (files comma-separated; the same for both: two folds by session)",
+    )
     cmp.add_argument("--train", required=True)
     cmp.add_argument("--test", required=True)
     cmp.add_argument("--designer", type=float, default=0.5)
@@ -385,7 +388,17 @@ def _main(argv: Sequence[str] | None = None) -> None:
     def read(paths: str) -> SwitchPoints:
         return SwitchPoints.concat([SwitchPoints.load(x) for x in paths.split(",")])
 
-    print(json.dumps(compare_choices(read(a.train), read(a.test), a.designer, a.basis, a.target, a.cap_s), indent=1))
+    how = (a.designer, a.basis, a.target, a.cap_s)
+    if a.train != a.test:
+        print(json.dumps(compare_choices(read(a.train), read(a.test), *how), indent=1))
+        return
+    points = read(a.train)
+    order = np.random.default_rng(1).permutation(np.unique(points.session))
+    folds = []
+    for fold in range(2):
+        held = np.isin(points.session, order[fold::2])
+        folds.append(compare_choices(points.subset(~held), points.subset(held), *how))
+    print(json.dumps(folds, indent=1))
 
 
 if __name__ == "__main__":
