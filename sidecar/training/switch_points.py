@@ -19,7 +19,7 @@ kernel over them is the propensity).
 The outcome model is deliberately small (a piecewise-linear curve in the level whose values at six
 knots are linear in a few features of the state, fitted with a ridge): thousands of switch points, not
 millions. Bootstrap members (sessions resampled) give the spread a conservative choice reads: move off
-the designer's level only where the gain's lower bound is positive.
+the designer's level only where the gain's lower bound clears a margin. What it found: docs/director-eval-2026-12-01.md.
 """
 
 from __future__ import annotations
