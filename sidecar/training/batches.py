@@ -1,6 +1,7 @@
 """Truncated-BPTT batches: sessions laid end to end in lanes, cut into chunks of time steps, each lane
 carrying its recurrent state across chunks (reset where a new session starts); and `rollout`, the
-model over whole sessions in evaluation mode (for calibration and evaluation)."""
+model over whole sessions in evaluation mode (for calibration and evaluation); `forward_session`, the
+model over one session from a fresh state (the value surface's and the switch points' reads)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 from sidecar.model.player_model import PlayerModel, StepOutput
 from sidecar.training.dataset import SessionExamples
 
-__all__ = ["Batch", "Chunk", "batches", "make_lanes", "rollout"]
+__all__ = ["Batch", "Chunk", "batches", "forward_session", "make_lanes", "rollout"]
 
 
 # -- lanes ------------------------------------------------------------------------------------
@@ -119,3 +120,17 @@ def rollout(
         out = model(b.players, b.npcs, b.npc_mask, h, b.levels)
         h = out.h
         yield b, out
+
+
+def forward_session(model: PlayerModel, s: SessionExamples, steps: int | None = None) -> StepOutput:
+    """The model over one session's first `steps` steps (all: None) from a fresh state, as one batch of
+    one; the risk heads scored at the levels of its labels' horizons. The caller sets eval and no-grad."""
+    t = len(s) if steps is None else steps
+    levels = np.stack([s.level_fail, s.level_quit, s.level_value], -1)[:t]  # [T, 3]
+    return model(
+        torch.from_numpy(s.players[:t])[None],
+        torch.from_numpy(s.npcs[:t].astype(np.float32))[None],
+        torch.from_numpy(s.npc_mask[:t])[None],
+        model.initial_state(1),
+        torch.from_numpy(levels)[None],
+    )

@@ -25,13 +25,14 @@ the designer's level only where the gain's lower bound clears a margin. What it 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
 
 from sidecar.features import P
 from sidecar.model.player_model import PlayerModel
+from sidecar.training.batches import forward_session
 from sidecar.training.dataset import SessionExamples
 
 __all__ = [
@@ -66,41 +67,26 @@ class SwitchPoints:
         return len(self.level)
 
     def subset(self, keep: np.ndarray) -> SwitchPoints:
-        return SwitchPoints(
-            self.state[keep],
-            self.outputs[keep],
-            self.level[keep],
-            self.remaining_s[keep],
-            self.played[keep],
-            self.session[keep],
-            self.time_s[keep],
-        )
+        return SwitchPoints(**{f.name: getattr(self, f.name)[keep] for f in fields(self)})
 
     @staticmethod
     def concat(parts: Sequence[SwitchPoints]) -> SwitchPoints:
         """Several sets as one, their sessions numbered apart."""
-        offset, sessions = 0, []
+        offset, renumbered = 0, []
         for p in parts:
-            sessions.append(p.session + offset)
+            renumbered.append(replace(p, session=p.session + offset))
             offset += int(p.session.max(initial=-1)) + 1
-        cat = np.concatenate
         return SwitchPoints(
-            cat([p.state for p in parts]),
-            cat([p.outputs for p in parts]),
-            cat([p.level for p in parts]),
-            cat([p.remaining_s for p in parts]),
-            cat([p.played for p in parts]),
-            cat(sessions),
-            cat([p.time_s for p in parts]),
+            **{f.name: np.concatenate([getattr(p, f.name) for p in renumbered]) for f in fields(SwitchPoints)}
         )
 
     def save(self, path: str) -> None:
-        np.savez_compressed(path, **{k: getattr(self, k) for k in self.__dataclass_fields__})
+        np.savez_compressed(path, **{f.name: getattr(self, f.name) for f in fields(self)})
 
     @staticmethod
     def load(path: str) -> SwitchPoints:
         with np.load(path) as d:
-            return SwitchPoints(**{k: d[k] for k in SwitchPoints.__dataclass_fields__})
+            return SwitchPoints(**{f.name: d[f.name] for f in fields(SwitchPoints)})
 
 
 def switch_steps(levels: np.ndarray, settle: int) -> list[int]:
@@ -120,7 +106,7 @@ def switch_points(
     settle = max(round(settle_s * model_hz), 1)
     captured: dict[str, torch.Tensor] = {}
     hook = model.core_norm.register_forward_hook(lambda _m, _i, out: captured.__setitem__("z", out))
-    rows: dict[str, list] = {k: [] for k in ("state", "outputs", "level", "remaining_s", "played", "session", "time_s")}
+    rows: dict[str, list] = {f.name: [] for f in fields(SwitchPoints)}
     model.eval()
     try:
         with torch.inference_mode():
@@ -130,14 +116,7 @@ def switch_points(
                 if not steps:
                     continue
                 last = max(steps) + 1  # the model runs only as far as the last switch
-                levels = np.stack([s.level_fail, s.level_quit, s.level_value], -1)[:last]
-                out = model(
-                    torch.from_numpy(s.players[:last])[None],
-                    torch.from_numpy(s.npcs[:last].astype(np.float32))[None],
-                    torch.from_numpy(s.npc_mask[:last])[None],
-                    model.initial_state(1),
-                    torch.from_numpy(levels)[None],
-                )
+                out = forward_session(model, s, last)
                 z = captured["z"][0].numpy()  # [T, H]
                 heads = np.stack(
                     [
@@ -242,12 +221,10 @@ def fit_outcomes(
         raise ValueError("no switch points to fit (sessions whose level was drawn at random: `piecewise`)")
     known = points.time_s > 0
     fit = OutcomeFit(basis, target, cap_s, np.zeros((0, 0)))
-    if basis == "outputs":
-        src = points.outputs[known] if known.any() else points.outputs
-        fit.mean, fit.scale = src.mean(0), src.std(0) + 1e-6
-    else:
-        src = points.state[known] if known.any() else points.state
-        fit.mean, fit.scale = src.mean(0), src.std(0) + 1e-6
+    raw = points.outputs if basis == "outputs" else points.state
+    src = raw[known] if known.any() else raw  # a first draw's state is empty: centre on the others
+    fit.mean, fit.scale = src.mean(0), src.std(0) + 1e-6
+    if basis == "state":
         _, _, vt = np.linalg.svd((src - fit.mean) / fit.scale, full_matrices=False)
         fit.components = vt[:components]
     x, y = fit.design(points, points.level), fit.outcome(points)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from sidecar.model.player_model import PlayerModel
+from sidecar.training.batches import forward_session
 from sidecar.training.dataset import SessionExamples
 
 __all__ = ["ValuePoints", "fit_surface", "fit_value_surface", "value_points"]
@@ -52,14 +53,7 @@ def value_points(
         for g, s in enumerate(sessions):
             if not s.value_mask.any():
                 continue
-            levels = torch.from_numpy(np.stack([s.level_fail, s.level_quit, s.level_value], -1))[None]
-            out = model(
-                torch.from_numpy(s.players)[None],
-                torch.from_numpy(s.npcs.astype(np.float32))[None],
-                torch.from_numpy(s.npc_mask)[None],
-                model.initial_state(1),
-                levels,
-            )
+            out = forward_session(model, s)
             est = out.skill[0].numpy()
             at = np.arange(first, len(s), step)
             at = at[s.played_known[at]]
