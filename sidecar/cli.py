@@ -54,6 +54,12 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
         "folding the frames between steps and answering them from the latest prediction)",
     )
     p.add_argument(
+        "--wait-for-steps",
+        action="store_true",
+        help="answer a frame that takes a model step after its step, at any send rate (default: at once from the "
+        "latest prediction when the game sends faster than the model rate; its step answers the frames after it)",
+    )
+    p.add_argument(
         "--pure-python",
         "--python-frame-reader",
         dest="pure_python",
@@ -191,6 +197,7 @@ def serve_config(a: argparse.Namespace) -> object:
         default_policy=a.policy,
         model_rate_hz=0.0 if a.model_every_frame else None,
         compiled=not a.pure_python,
+        answer_steps_at_once=not a.wait_for_steps,
     )
     return ServeConfig(
         host=a.host,

@@ -6,6 +6,7 @@ the same predictions; every frame still gets an answer, in order, with knobs ins
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -232,6 +233,65 @@ def test_a_60hz_session_is_answered_in_order_and_steps_at_5hz(tiny_checkpoint: C
     assert engine.between_frames - between + steps <= len(frames)
     c.close()
     sidecar.stop()
+
+
+@pytest.mark.parametrize("at_once", [True, False])
+def test_a_60hz_step_frame_is_answered_at_once_and_its_prediction_follows(
+    tiny_checkpoint: Checkpoint, at_once: bool
+) -> None:
+    """A game faster than the model rate: the frame that takes a step is answered at once from the latest
+    prediction (no frame waits for a tick), and each step's prediction reaches the frames after it. With
+    answer_steps_at_once=False (`serve --wait-for-steps`) such a frame waits for its step, as before."""
+    from tests.conftest import make_sidecar
+
+    cfg = EngineConfig(device="cpu", max_slots=64, answer_steps_at_once=at_once)
+    sc = make_sidecar(tiny_checkpoint, engine=cfg)
+    engine = sc.sidecar.engine
+    try:
+        c = WsSession(sc.ws_url)
+        c.send(hello_req())
+        c.recv()
+        steps, early = engine.step_frames, engine.steps_answered_at_once
+        seen: list[tuple[float, ...]] = []
+        start = time.monotonic()
+        for f in _frames(60.0, 3.0):  # in real time, as a game sends them
+            time.sleep(max(start + f.game_time - time.monotonic(), 0.0))
+            c.send(frame_req(f))
+            g = c.recv().guidance
+            assert g.sequence == f.sequence
+            risk = tuple(round(i.p_quit, 6) for i in g.insights)
+            if risk and (not seen or seen[-1] != risk):
+                seen.append(risk)
+        stepped = engine.step_frames - steps
+        assert stepped == 3 * 5  # the model clock: 5 steps a second of game time
+        # every step but the first (no earlier step to tell the game runs in real time)
+        assert engine.steps_answered_at_once - early == (stepped - 1 if at_once else 0)
+        assert len(seen) >= stepped - 2  # the predictions change with the steps, and reach the game
+        c.close()
+    finally:
+        sc.stop()
+
+
+def test_a_game_at_the_model_rate_waits_for_its_steps(tiny_checkpoint: Checkpoint) -> None:
+    """At the model rate (5 Hz) every frame steps and nothing is folded, and a client faster than real
+    time at 60 Hz (a replay): each step frame waits for its own step's prediction, none is skipped."""
+    from tests.conftest import make_sidecar
+
+    sc = make_sidecar(tiny_checkpoint, engine=EngineConfig(device="cpu", max_slots=64))
+    engine = sc.sidecar.engine
+    try:
+        c = WsSession(sc.ws_url)
+        c.send(hello_req())
+        c.recv()
+        steps, early = engine.step_frames, engine.steps_answered_at_once
+        for f in [*_frames(5.0, 3.0), *_frames(60.0, 6.0)[180:]]:  # then 60 Hz, as fast as answered
+            c.send(frame_req(f))
+            assert c.recv().guidance.sequence == f.sequence
+        assert engine.step_frames - steps == 15 + 15
+        assert engine.steps_answered_at_once == early
+        c.close()
+    finally:
+        sc.stop()
 
 
 def test_model_every_frame_steps_every_frame(tiny_checkpoint: Checkpoint) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -72,6 +73,11 @@ class Engine:
         on_worker = self.runner.device.type == "cuda" or isinstance(self.runner, RemoteRunner)
         self.use_worker = on_worker if wt is None else wt
         self._wake = asyncio.Event()
+        # Sessions with a frame waiting for a step's answer (a step in flight), and the event that tells
+        # a tick gathering steps (EngineConfig.gather_steps_s) to run now.
+        self._awaited: set[str] = set()
+        self._step_wall: dict[str, float] = {}  # when each session's last step frame arrived (monotonic s)
+        self._urgent = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.on_tick: list[Callable[[TickStats], None]] = []
@@ -85,6 +91,7 @@ class Engine:
         self.between_frames = 0  # frames answered between model steps
         self._joined = 0  # sessions joined so far: each gets the next phase of the model clock's grid
         self.step_frames = 0  # frames the model clock sent to the model (some superseded under load)
+        self.steps_answered_at_once = 0  # of those, answered from the latest prediction (EngineConfig)
         self.rows_stepped = 0  # player rows the model stepped
         self.submitted = 0
         self.ticks = 0
@@ -128,6 +135,8 @@ class Engine:
         """The session is over: its state goes. by_player=False: cut short by something other than the
         player leaving (a time limit in a simulation), which an adaptive director does not count as a quit."""
         session = self.sessions.pop(session_id, None)
+        self._awaited.discard(session_id)
+        self._step_wall.pop(session_id, None)
         deferred: list[tuple[int, object]] = []
         if session is not None:
             if session.director is not None:
@@ -155,19 +164,26 @@ class Engine:
         to resolve and wait on for them."""
         fut: asyncio.Future[Responses] = asyncio.get_running_loop().create_future()
         self.submitted += 1
-        due = self._route(accepted.session.session_id, accepted.frame, fut, accepted.received_at)
+        due = self._route(
+            accepted.session.session_id, accepted.frame, fut, accepted.received_at, self.cfg.answer_steps_at_once
+        )
         if len(due) == 1 and due[0][0] is fut:
             return due[0][1]
         self._resolve(due)
         return fut
 
-    def _route(self, sid: str, frame: FrameInput, ticket: object, received_at: float) -> list[tuple[object, Responses]]:
-        """The model clock decides; returns the answers due now."""
+    def _route(
+        self, sid: str, frame: FrameInput, ticket: object, received_at: float, at_once: bool = False
+    ) -> list[tuple[object, Responses]]:
+        """The model clock decides; returns the answers due now. at_once: a step frame of a session sending
+        faster than the model rate is answered now, like the frames between steps (EngineConfig)."""
         session = self.sessions.get(sid)
         if session is None or session.clock is None:
             return [(ticket, [])]  # left the engine already: no answer, as a frame of a session that leaves mid-step
         if session.director is not None:
             session.director.seen(frame.game_time)
+        faster = session.clock.folded > 0  # frames were folded into this one, should it step
+        last_step = session.clock.last_step
         step = session.clock.route(frame, self.cfg.compiled)
         flights = session.steps
         if step is None:
@@ -177,10 +193,37 @@ class Engine:
             self.between_frames += 1
             return [(ticket, self._between(session, frame, received_at))]
         self.step_frames += 1
+        if (
+            at_once
+            and faster
+            and not flights
+            and session.director is not None
+            and self._real_time(sid, frame, last_step)
+        ):
+            # The step goes on without a frame waiting for it: its answer (the template for the frames
+            # after it) goes nowhere. An earlier step still in flight keeps the answers in order instead.
+            self.steps_answered_at_once += 1
+            self._incoming.append((sid, step, asyncio.get_running_loop().create_future(), received_at))
+            self._wake.set()
+            return [(ticket, self._between(session, frame, received_at))]
         flights.append(StepInFlight(frame.sequence))
+        self._awaited.add(sid)
+        self._urgent.set()
         self._incoming.append((sid, step, ticket, received_at))
         self._wake.set()
         return []
+
+    def _real_time(self, sid: str, frame: FrameInput, last_step: float | None) -> bool:
+        """Does the game run in real time: at least half of the game time since the session's last step
+        passed on the sidecar's clock too? A client that plays faster (a replay, a simulation as fast as
+        it is answered) would otherwise send its next step before this one's tick and supersede it; its
+        step frames wait for their steps, which paces it."""
+        now = time.monotonic()
+        then = self._step_wall.get(sid)
+        self._step_wall[sid] = now
+        if then is None or last_step is None:
+            return False
+        return now - then >= 0.5 * (frame.game_time - last_step)
 
     def _stepped(self, sid: str, sequence: int, by: int = 0) -> list[tuple[object, Responses]]:
         """Step `sequence` of the session was answered (or superseded `by` a newer one): answer the frames
@@ -189,6 +232,8 @@ class Engine:
         if session is None or not session.steps or session.steps[0].sequence != sequence:
             return []
         done = session.steps.pop(0)
+        if not session.steps:
+            self._awaited.discard(sid)
         out: list[tuple[object, Responses]] = []
         for frame, ticket, received_at in done.after:
             if by:
@@ -303,6 +348,13 @@ class Engine:
                 continue
             if self.cfg.max_wait_s > 0 and self.waiting < self.cfg.max_batch and not self._stopping:
                 await asyncio.sleep(self.cfg.max_wait_s)
+            elif (
+                not self._awaited
+                and self.cfg.gather_steps_s > 0
+                and self.waiting < self.cfg.max_batch
+                and not self._stopping
+            ):
+                await self._gather_steps()
             else:
                 await self._fill_batch()
             self._resolve(self._admit())
@@ -323,6 +375,13 @@ class Engine:
             assert isinstance(ticket, asyncio.Future)
             if not ticket.done():
                 ticket.set_result(responses)
+
+    async def _gather_steps(self) -> None:
+        """No frame waits for this tick: let more steps join it for up to gather_steps_s, unless a frame
+        that waits for its step arrives, or the batch fills."""
+        self._urgent.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._urgent.wait(), self.cfg.gather_steps_s)
 
     async def _fill_batch(self) -> None:
         """Read more frames into this tick while they keep coming, for at most as long as the last tick took."""

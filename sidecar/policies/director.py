@@ -237,6 +237,11 @@ class Director:
 
     def elapsed(self, game_time: float) -> float:
         """Game seconds since the last knob values (0 the first time: the knobs start where they are)."""
+        if self.last_time is not None and game_time < self.last_time:
+            # A step answered after later frames were (EngineConfig.answer_steps_at_once): its decision
+            # applies from now on; the knobs' clock never goes back, or the next frame's ease would count
+            # those frames' time again and move faster than the knob's rate.
+            return 0.0
         dt = 0.0 if self.last_time is None else max(game_time - self.last_time, 0.0)
         since = self.last_time if self.last_time is not None else self.first_seen
         played = 0.0 if since is None else min(max(game_time - since, 0.0), MAX_PLAY_GAP_S)
