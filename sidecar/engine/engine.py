@@ -193,12 +193,13 @@ class Engine:
             self.between_frames += 1
             return [(ticket, self._between(session, frame, received_at))]
         self.step_frames += 1
+        # (the real-time check first: it notes every such step's arrival, whatever is decided)
         if (
             at_once
             and faster
+            and self._real_time(sid, frame, last_step)
             and not flights
             and session.director is not None
-            and self._real_time(sid, frame, last_step)
         ):
             # The step goes on without a frame waiting for it: its answer (the template for the frames
             # after it) goes nowhere. An earlier step still in flight keeps the answers in order instead.
