@@ -36,14 +36,14 @@ class EngineConfig:
     # model_step.py); False: the Python and torch versions (`serve --pure-python`, for comparison).
     compiled: bool = True
     # A frame that takes a model step while the game sends faster than the model rate (frames were folded
-    # into it) is answered at once from the session's latest prediction, as the frames between steps are;
-    # its step's prediction answers the frames after it. So no frame waits for a tick: a step's answer
-    # comes one frame later (16.7 ms at 60 Hz), never a model period later. False: such a frame waits for
-    # its step, as at the model rate or slower (`serve --wait-for-steps`).
+    # into it), in real time, is answered at once from the session's latest prediction, as the frames
+    # between steps are; its step's prediction answers the frames after it. So no frame waits for a tick:
+    # a step's answer comes one frame later (16.7 ms at 60 Hz). False: such a frame waits for its step, as
+    # at the model rate or slower, or from a client faster than real time (`serve --wait-for-steps`).
     answer_steps_at_once: bool = True
     # When no frame waits for the coming tick's answers (every step in it was answered at once), the tick
     # waits this long for more steps to join it: at 60 Hz the steps are spread over the model period, and
-    # a tick of a few rows costs nearly what one of dozens does (measured: 100 WebSocket sessions at 60 Hz,
-    # ~340 ticks/s of ~2 rows; gathered over 8 ms, ~90 ticks/s and a fifth less CPU). A frame that does
-    # wait (a game at the model rate or slower) ends the wait at once.
+    # a tick of a few rows costs nearly what one of dozens does (measured: 100-150 WebSocket sessions at
+    # 60 Hz, ~300 ticks/s of ~2 rows; gathered over 8 ms, ~85 ticks/s and 12-16% less CPU; BENCHMARKS.md).
+    # A frame that does wait (a game at the model rate or slower) ends the wait at once.
     gather_steps_s: float = 0.008

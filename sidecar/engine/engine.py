@@ -184,7 +184,7 @@ class Engine:
         self, sid: str, frame: FrameInput, ticket: object, received_at: float, at_once: bool = False
     ) -> list[tuple[object, Responses]]:
         """The model clock decides; returns the answers due now. at_once: a step frame of a session sending
-        faster than the model rate is answered now, like the frames between steps (EngineConfig)."""
+        faster than the model rate in real time is answered now, like the frames between steps (EngineConfig)."""
         session = self.sessions.get(sid)
         if session is None or session.clock is None:
             return [(ticket, [])]  # left the engine already: no answer, as a frame of a session that leaves mid-step
@@ -388,7 +388,7 @@ class Engine:
 
     async def _gather_steps(self) -> None:
         """No frame waits for this tick: let more steps join it for up to gather_steps_s, unless a frame
-        that waits for its step arrives, or the batch fills."""
+        that waits for its step arrives meanwhile."""
         self._urgent.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._urgent.wait(), self.cfg.gather_steps_s)
