@@ -405,9 +405,20 @@ def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.Argument
     return found
 
 
+def whole_option_names(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Options by their whole names only, in every subcommand: argparse would take a prefix of one, and
+    `metabrain serve --port 0` then served gRPC on the default port and wrote a ports file named `0`."""
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                whole_option_names(child)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(light=argv[:1] == ["health"])
+    parser = whole_option_names(build_parser(light=argv[:1] == ["health"]))
     args = parser.parse_args(argv)
     configure_logging(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"))
     try:

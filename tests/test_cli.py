@@ -55,6 +55,8 @@ def _clean(run: subprocess.CompletedProcess[str], code: int) -> str:
         (("evaluate-directors", "--policies", "static:0.4,bogus", "--players", "1"), 2, "bogus"),
         (("evaluate-directors", "--seeds", "1,two", "--players", "1"), 2, "--seeds must be comma-separated"),
         (("sim", "--policy", "static", "--param", "level=high", "--sessions", "1"), 2, "level"),
+        (("serve", "--port", "0"), 2, "unrecognized arguments: --port"),  # not taken for --ports-file
+        (("sim", "--sess", "1"), 2, "unrecognized arguments: --sess"),
     ],
     ids=[
         "unreachable",
@@ -68,6 +70,8 @@ def _clean(run: subprocess.CompletedProcess[str], code: int) -> str:
         "policy",
         "seeds",
         "param",
+        "prefix-of-an-option",
+        "prefix-in-a-subcommand",
     ],
 )
 def test_mistakes_get_one_clear_line(args: tuple[str, ...], code: int, words: str) -> None:
