@@ -1,6 +1,6 @@
 """Every director policy's parameters, declared once: name, range, meaning.
 
-The hello's `policy_params` (and `metabrain serve --policy-param`, experiments, the simulator) are
+The hello's `policy_params` (and experiments' arms, `metabrain sim --param`, the simulator) are
 parsed here before a session is welcomed: a typo in a name, a word where a number belongs, a NaN or a
 value out of range is refused by name, in the same style as the hello's other fields, instead of
 reaching the director as a NaN knob. No torch, no numpy: the protocol core imports this.
