@@ -7,6 +7,8 @@ the same predictions; every frame still gets an answer, in order, with knobs ins
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -242,15 +244,10 @@ def test_a_60hz_step_frame_is_answered_at_once_and_its_prediction_follows(
     """A game faster than the model rate: the frame that takes a step is answered at once from the latest
     prediction (no frame waits for a tick), and each step's prediction reaches the frames after it. With
     answer_steps_at_once=False (`serve --wait-for-steps`) such a frame waits for its step, as before."""
-    from tests.conftest import make_sidecar
-
-    cfg = EngineConfig(device="cpu", max_slots=64, answer_steps_at_once=at_once)
-    sc = make_sidecar(tiny_checkpoint, engine=cfg)
-    engine = sc.sidecar.engine
-    try:
-        c = WsSession(sc.ws_url)
-        c.send(hello_req())
-        c.recv()
+    with _one_session(tiny_checkpoint, EngineConfig(device="cpu", max_slots=64, answer_steps_at_once=at_once)) as (
+        engine,
+        c,
+    ):
         steps, early = engine.step_frames, engine.steps_answered_at_once
         seen: list[tuple[float, ...]] = []
         start = time.monotonic()
@@ -264,31 +261,36 @@ def test_a_60hz_step_frame_is_answered_at_once_and_its_prediction_follows(
                 seen.append(risk)
         stepped = engine.step_frames - steps
         assert stepped == 3 * 5  # the model clock: 5 steps a second of game time
-        # every step but the first (no earlier step to tell the game runs in real time)
-        assert engine.steps_answered_at_once - early == (stepped - 1 if at_once else 0)
+        # Every step but the first (no earlier step to tell the game runs in real time); a stall of this
+        # process may make one or two look faster than real time, and those wait for their steps.
+        at_once_now = engine.steps_answered_at_once - early
+        assert stepped - 3 <= at_once_now <= stepped - 1 if at_once else at_once_now == 0
         assert len(seen) >= stepped - 2  # the predictions change with the steps, and reach the game
-        c.close()
-    finally:
-        sc.stop()
 
 
 def test_a_game_at_the_model_rate_waits_for_its_steps(tiny_checkpoint: Checkpoint) -> None:
     """At the model rate (5 Hz) every frame steps and nothing is folded, and a client faster than real
     time at 60 Hz (a replay): each step frame waits for its own step's prediction, none is skipped."""
-    from tests.conftest import make_sidecar
-
-    sc = make_sidecar(tiny_checkpoint, engine=EngineConfig(device="cpu", max_slots=64))
-    engine = sc.sidecar.engine
-    try:
-        c = WsSession(sc.ws_url)
-        c.send(hello_req())
-        c.recv()
+    with _one_session(tiny_checkpoint, EngineConfig(device="cpu", max_slots=64)) as (engine, c):
         steps, early = engine.step_frames, engine.steps_answered_at_once
         for f in [*_frames(5.0, 3.0), *_frames(60.0, 6.0)[180:]]:  # then 60 Hz, as fast as answered
             c.send(frame_req(f))
             assert c.recv().guidance.sequence == f.sequence
         assert engine.step_frames - steps == 15 + 15
         assert engine.steps_answered_at_once == early
+
+
+@contextmanager
+def _one_session(checkpoint: Checkpoint, cfg: EngineConfig) -> Iterator[tuple[Engine, WsSession]]:
+    """A served sidecar with `cfg` and one WebSocket session welcomed on it: its engine and the client."""
+    from tests.conftest import make_sidecar
+
+    sc = make_sidecar(checkpoint, engine=cfg)
+    try:
+        c = WsSession(sc.ws_url)
+        c.send(hello_req())
+        c.recv()
+        yield sc.sidecar.engine, c
         c.close()
     finally:
         sc.stop()
