@@ -342,6 +342,17 @@ def cmd_portfolio(a: argparse.Namespace) -> int:
     return 0
 
 
+def _whole_option_names(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Options by their whole names only, in every subcommand: argparse would take a prefix of one, and
+    `metabrain serve --port 0` then served gRPC on the default port and wrote a ports file named `0`."""
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _whole_option_names(child)
+    return parser
+
+
 def build_parser(light: bool = False) -> argparse.ArgumentParser:
     """light: the probe commands alone (`health`), without the subcommands whose modules are heavy to
     import: a Kubernetes exec probe runs every few seconds with a short timeout."""
@@ -355,7 +366,7 @@ def build_parser(light: bool = False) -> argparse.ArgumentParser:
     health.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer")
     health.set_defaults(func=cmd_health)
     if light:
-        return parser
+        return _whole_option_names(parser)
     proto = sub.add_parser("proto", help="print the path of the installed metabrain.v1 schema (.proto)")
     proto.add_argument("--include", action="store_true", help="print the directory to give protoc as -I instead")
     proto.set_defaults(func=cmd_proto)
@@ -388,7 +399,7 @@ def build_parser(light: bool = False) -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     for register in _extensions():
         register(sub)
-    return parser
+    return _whole_option_names(parser)
 
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
@@ -405,20 +416,9 @@ def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.Argument
     return found
 
 
-def whole_option_names(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Options by their whole names only, in every subcommand: argparse would take a prefix of one, and
-    `metabrain serve --port 0` then served gRPC on the default port and wrote a ports file named `0`."""
-    parser.allow_abbrev = False
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for child in action.choices.values():
-                whole_option_names(child)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = whole_option_names(build_parser(light=argv[:1] == ["health"]))
+    parser = build_parser(light=argv[:1] == ["health"])
     args = parser.parse_args(argv)
     configure_logging(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"))
     try:
