@@ -205,7 +205,7 @@ class Engine:
         if (
             at_once
             and faster
-            and self._real_time(sid, frame, last_step)
+            and self._real_time(sid, frame.game_time - last_step if last_step is not None else None, received_at)
             and not flights
             and session.director is not None
         ):
@@ -222,17 +222,16 @@ class Engine:
         self._wake.set()
         return []
 
-    def _real_time(self, sid: str, frame: FrameInput, last_step: float | None) -> bool:
+    def _real_time(self, sid: str, game_s: float | None, received_at: float) -> bool:
         """Does the game run in real time: at least half of the game time since the session's last step
-        passed on the sidecar's clock too? A client that plays faster (a replay, a simulation as fast as
-        it is answered) would otherwise send its next step before this one's tick and supersede it; its
-        step frames wait for their steps, which paces it."""
-        now = time.monotonic()
+        (`game_s`) passed between the two step frames' arrivals (`received_at`, monotonic) too? A client that
+        plays faster (a replay, a simulation as fast as it is answered) would otherwise send its next step
+        before this one's tick and supersede it; its step frames wait for their steps, which paces it."""
         then = self._step_wall.get(sid)
-        self._step_wall[sid] = now
-        if then is None or last_step is None:
+        self._step_wall[sid] = received_at
+        if then is None or game_s is None:
             return False
-        return now - then >= 0.5 * (frame.game_time - last_step)
+        return received_at - then >= 0.5 * game_s
 
     def _stepped(self, sid: str, sequence: int, by: int = 0) -> list[tuple[object, Responses]]:
         """Step `sequence` of the session was answered (or superseded `by` a newer one): answer the frames
