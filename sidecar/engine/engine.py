@@ -462,8 +462,15 @@ class Engine:
 
     def _unfit_rows(self, result: StepResult) -> np.ndarray | None:
         """Rows whose predictions are not finite numbers in [0, 1] (a bug: counted and logged), or None."""
+        heads = (result.p_fail, result.p_quit, result.frustration, result.engagement, result.skill)
+        # The usual case in two reductions a head (NaN fails both comparisons); rows only when one fails.
+        if (
+            all(a.size == 0 or (a.min() >= 0.0 and a.max() <= 1.0) for a in heads)
+            and np.isfinite(result.npc_tactic_p).all()
+        ):
+            return None
         ok = np.ones(len(result.frustration), bool)
-        for arr in (result.p_fail, result.p_quit, result.frustration, result.engagement, result.skill):
+        for arr in heads:
             good = (arr >= 0.0) & (arr <= 1.0)  # NaN fails both
             ok &= good if good.ndim == 1 else good.all(axis=1)
         if ok.all() and np.isfinite(result.npc_tactic_p).all():

@@ -108,7 +108,7 @@ class RubberBandPolicy(DifficultyPolicy):
         x = obs.players
         deaths = float(x[:, P["deaths"]].sum())
         kills = float(x[:, P["kills"]].sum())
-        calm = float((x[:, P["damage_taken"]] <= 0).mean())
+        calm = np.count_nonzero(x[:, P["damage_taken"]] <= 0) / len(x)
         self.level += -self.death_step * deaths + self.kill_step * kills + self.calm_rate * calm * obs.dt
         self.level = min(max(self.level, self.lo), self.hi)
         return self.level

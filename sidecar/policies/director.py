@@ -269,7 +269,9 @@ def guard(
 ) -> np.ndarray:
     """Knob values toward `wanted`, at most rate * dt from `prev` (no limit where rate is 0), in [lo, hi]."""
     step = np.where(rate > 0, rate * dt, np.inf)
-    return np.asarray(np.clip(np.clip(wanted, prev - step, prev + step), lo, hi), np.float32)
+    # np.clip's own, as ufuncs: clip's Python wrapper costs more than the arithmetic on a few knobs
+    eased = np.minimum(np.maximum(wanted, prev - step), prev + step)
+    return np.asarray(np.minimum(np.maximum(eased, lo), hi), np.float32)
 
 
 # NPC hints keep a player near the band where the knobs do not (a fixed level, a rubber band): below the

@@ -23,7 +23,7 @@ from sidecar.features import P
 
 __all__ = ["EngagementEvidence"]
 
-_ACTIVITY, _DAMAGE, _SINCE_DEATH = P["recent_activity"], P["recent_damage"], P["time_since_death"]
+_COLUMNS = [P["recent_activity"], P["recent_damage"], P["time_since_death"]]
 _BASELINE_UP_S = 10.0  # the baseline follows rising activity this fast
 _BASELINE_DOWN_S = 600.0  # and falling activity this slowly (a drop must last to count as the new normal)
 _WARMUP_S = 20.0  # no evidence before the baseline has seen this much play
@@ -48,7 +48,12 @@ class EngagementEvidence:
     def update(self, players: np.ndarray, dt: float) -> None:
         """players: [P, PLAYER_DIM] features of one model step; dt: game seconds since the step before."""
         dt = max(dt, 0.0) if math.isfinite(dt) else 0.0
-        activity = float(players[:, _ACTIVITY].mean())
+        n = len(players)
+        if n == 0:
+            return
+        # Plain floats: a session has a few players, where each numpy call costs more than its arithmetic.
+        act, damage, since_death = players[:, _COLUMNS].T.tolist()
+        activity = sum(act) / n
         if not math.isfinite(activity):  # features are checked upstream; evidence never turns NaN for good
             return
         rate = _BASELINE_UP_S if activity > self.baseline else _BASELINE_DOWN_S
@@ -58,8 +63,7 @@ class EngagementEvidence:
             return
         drop = min(max(1.0 - activity / self.baseline, 0.0), 1.0)
         # time_since_death is in minutes, capped at 2 (the featurizer's scale).
-        recent_death = players[:, _SINCE_DEATH] * 60.0 < _PRESSURE_S
-        pressed = float(((players[:, _DAMAGE] >= _CALM_DAMAGE) | recent_death).mean())
+        pressed = sum(d >= _CALM_DAMAGE or s * 60.0 < _PRESSURE_S for d, s in zip(damage, since_death, strict=True)) / n
         a = 1.0 - math.exp(-dt / self.tau_s) if self.tau_s > 0 else 1.0
         self.pressed_w += a * (pressed - self.pressed_w)
         self.calm_w += a * (1.0 - pressed - self.calm_w)

@@ -48,7 +48,8 @@ def direct(directors: list[Director], entries: list[PlanEntry], plan: StepPlan, 
 
 def _observation(e: PlanEntry, plan: StepPlan, result: StepResult) -> Observation:
     value = result.value[e.rows] if len(result.value) else None
-    skill = float(result.skill[e.rows].mean()) if len(result.skill) else -1.0
+    rows = e.rows
+    skill = float(result.skill[rows].sum()) / (rows.stop - rows.start) if len(result.skill) else -1.0
     return observation(
         e.features, result.p_fail[e.rows], result.p_quit[e.rows], plan.levels[e.row], value, result.horizons, skill
     )
@@ -110,7 +111,7 @@ def _guard(directors: list[Director], entries: list[PlanEntry], targets: list[fl
     k = [len(d.names) for d in directors]
     cat = np.concatenate
     knobs = [d.session.knobs for d in directors]
-    difficulty = np.repeat(np.clip(np.array(targets), 0.0, 1.0), k)
+    difficulty = np.repeat(np.minimum(np.maximum(np.array(targets), 0.0), 1.0), k)
     wanted = knob_values_at(
         cat([n.lo for n in knobs]), cat([n.span for n in knobs]), cat([n.easier_when_higher for n in knobs]), difficulty
     )
@@ -125,10 +126,12 @@ def _guard(directors: list[Director], entries: list[PlanEntry], targets: list[fl
         cat([d.lo for d in directors]),
         cat([d.hi for d in directors]),
     )
-    cuts = np.cumsum(k)[:-1]
-    out = np.split(values, cuts)
-    for d, v, w in zip(directors, out, np.split(wanted, cuts), strict=True):
-        d.values, d.wanted = v, w
+    out = []
+    a = 0
+    for d, n in zip(directors, k, strict=True):
+        d.values, d.wanted = values[a : a + n], wanted[a : a + n]
+        out.append(d.values)
+        a += n
     return out
 
 
