@@ -18,7 +18,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sidecar.columns import Capability
 from sidecar.errors import ResumeRejected, SessionLimitExceeded
@@ -91,6 +91,9 @@ class Session:
     director: Director | None = None
     clock: ModelClock | None = None
     steps: list[StepInFlight] = field(default_factory=list)  # its model steps queued or running, oldest first
+    # Errors of a model step whose frame was answered at once (the model failed, no state slot was free):
+    # sent after the session's next answer (SessionResponse messages).
+    carried: list[Any] = field(default_factory=list)
 
     @property
     def attached(self) -> bool:

@@ -268,6 +268,41 @@ def test_a_60hz_step_frame_is_answered_at_once_and_its_prediction_follows(
         assert len(seen) >= stepped - 2  # the predictions change with the steps, and reach the game
 
 
+def test_a_model_failure_on_a_step_answered_at_once_reaches_the_game(tiny_checkpoint: Checkpoint) -> None:
+    """The frame that took the step was answered before the step ran: when the model then fails, the
+    game still hears it (MODEL_UNAVAILABLE naming that frame, after the next frame's answer), and the
+    frames after the step ease toward the designer's defaults (fallback) until the next good step."""
+    with _one_session(tiny_checkpoint, EngineConfig(device="cpu", max_slots=64)) as (engine, c):
+        errors: list[tuple[pb.Error, int]] = []  # each with the sequence of the guidance before it
+        fallback: list[int] = []
+        last, failed_at = 0, 0
+        start = time.monotonic()
+        for f in _frames(60.0, 2.0):  # in real time, as a game sends them
+            time.sleep(max(start + f.game_time - time.monotonic(), 0.0))
+            if f.game_time >= 1.0 and not failed_at:  # the next step fails (several steps in: answered at once)
+                engine.runner.fail_next = RuntimeError("device lost (injected)")
+                failed_at, at_once = f.sequence, engine.steps_answered_at_once
+            c.send(frame_req(f))
+            while True:
+                r = c.recv()
+                if r.HasField("error"):
+                    errors.append((r.error, last))
+                    continue
+                assert r.guidance.sequence == f.sequence  # every frame answered, in order
+                last = f.sequence
+                if r.guidance.fallback:
+                    fallback.append(f.sequence)
+                break
+        assert engine.runner.fail_next is None  # the injected failure was used
+        assert engine.steps_answered_at_once > at_once
+        assert len(errors) == 1, errors
+        err, after = errors[0]
+        assert err.code == pb.ERROR_CODE_MODEL_UNAVAILABLE and "device lost" in err.message
+        assert failed_at <= err.sequence < after  # the step's frame, told after a later frame's answer
+        assert fallback and fallback[0] > err.sequence  # the frames after the failed step: the defaults
+        assert fallback[-1] < last  # and the next step's prediction again
+
+
 def test_a_game_at_the_model_rate_waits_for_its_steps(tiny_checkpoint: Checkpoint) -> None:
     """At the model rate (5 Hz) every frame steps and nothing is folded, and a client faster than real
     time at 60 Hz (a replay): each step frame waits for its own step's prediction, none is skipped."""

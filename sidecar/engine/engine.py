@@ -37,7 +37,7 @@ from sidecar.session import Session, SessionStatus
 from sidecar.wire import responses as wire
 from sidecar.wire.responses import Predictions, Response
 
-__all__ = ["GATHER_BELOW_ROWS", "Engine", "EngineConfig", "Responses", "TickStats", "local_runner"]
+__all__ = ["GATHER_BELOW_ROWS", "AnsweredAlready", "Engine", "EngineConfig", "Responses", "TickStats", "local_runner"]
 
 # Ticks gather steps (EngineConfig.gather_steps_s) only while they are this small: a tick of a few rows
 # costs nearly what one of dozens does, but one of 16 rows and more has already shared that cost out, and
@@ -52,6 +52,20 @@ Responses = list[Response]
 _FILL_STEP_S = 0.0005
 _NPC_ID = RAW_NPC_FIELDS.index("npc_id")
 _GOLDEN = 0.6180339887498949  # its successive multiples mod 1 spread evenly over [0, 1)
+
+
+class AnsweredAlready:
+    """The ticket of a model step whose frame was answered at once (EngineConfig.answer_steps_at_once):
+    nothing waits for the step's answer, but its errors (the model failed, no state slot was free, the
+    featurizer failed) go to the game after the session's next answer."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def deliver(self, responses: Responses) -> None:
+        self.session.carried.extend(r for r in responses if wire.kind(r) == "error")
 
 
 @dataclass
@@ -156,6 +170,8 @@ class Engine:
         if mine:
             self._incoming = [item for item in self._incoming if item[0] != session_id]
         for _seq, ticket in [*self.scheduler.leave(session_id), *mine, *deferred]:
+            if isinstance(ticket, AnsweredAlready):
+                continue
             assert isinstance(ticket, asyncio.Future)
             if not ticket.done():
                 ticket.cancel()
@@ -209,10 +225,11 @@ class Engine:
             and not flights
             and session.director is not None
         ):
-            # The step goes on without a frame waiting for it: its answer (the template for the frames
-            # after it) goes nowhere. An earlier step still in flight keeps the answers in order instead.
+            # The step goes on without a frame waiting for it: its answer is the template for the frames
+            # after it, and its errors go after the next one (AnsweredAlready). An earlier step still in
+            # flight keeps the answers in order instead.
             self.steps_answered_at_once += 1
-            self._incoming.append((sid, step, asyncio.get_running_loop().create_future(), received_at))
+            self._incoming.append((sid, step, AnsweredAlready(session), received_at))
             self._wake.set()
             return [(ticket, self._between(session, frame, received_at))]
         flights.append(StepInFlight(frame.sequence))
@@ -276,7 +293,7 @@ class Engine:
                 fallback=director.fallback,
                 processing_us=us,
             )
-            return [resp]
+            return [resp, *self._carried(session)]
         hints = None
         if director.last_hints:
             npcs = frame.raw.npcs[:, _NPC_ID].tolist() if len(frame.raw.npcs) else []
@@ -291,7 +308,15 @@ class Engine:
             hints=hints,
             processing_us=us,
         )
-        return [resp]
+        return [resp, *self._carried(session)]
+
+    @staticmethod
+    def _carried(session: Session) -> Responses:
+        """The errors of a step answered at once, for the answer being sent (AnsweredAlready)."""
+        if not session.carried:
+            return []
+        out, session.carried = session.carried, []
+        return out
 
     @property
     def waiting(self) -> int:
@@ -381,6 +406,9 @@ class Engine:
     @staticmethod
     def _resolve(answers: list[tuple[object, Responses]]) -> None:
         for ticket, responses in answers:
+            if isinstance(ticket, AnsweredAlready):
+                ticket.deliver(responses)
+                continue
             assert isinstance(ticket, asyncio.Future)
             if not ticket.done():
                 ticket.set_result(responses)
@@ -524,7 +552,7 @@ class Engine:
             processing_us=min(int((time.monotonic() - entry.received_at) * 1e6), 2**32 - 1),
         )
         director.template, director.template_npcs = resp, f.all_npc_ids  # the frames until the next step
-        return [resp, *extra]
+        return [resp, *extra, *self._carried(director.session)]
 
 
 def _predictions(result: StepResult, rows: slice, player_ids: list[str]) -> Predictions:

@@ -85,6 +85,7 @@ class BetweenLane:
             or director is None
             or clock is None
             or session.steps
+            or session.carried
             or session.paused
             or director.template is None
             or director.last_time is None
