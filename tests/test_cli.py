@@ -83,6 +83,21 @@ def test_mistakes_get_one_clear_line(args: tuple[str, ...], code: int, words: st
         assert time.monotonic() - t0 < 15, "the demo checked its population before starting a sidecar"
 
 
+@pytest.mark.parametrize(
+    "module,args",
+    [
+        ("sidecar.training.switch_points", ("compare", "--train", "a.npz", "--test", "b.npz", "--design", "0.5")),
+        ("sim.bench.model_step", ("--row", "1")),
+        ("sim.bench.servers", ("echo", "--ports", "p.txt")),
+    ],
+    ids=["switch-points", "bench-model-step", "bench-servers"],
+)
+def test_module_commands_take_whole_option_names_too(module: str, args: tuple[str, ...]) -> None:
+    """The `python -m` commands the docs name refuse a prefix of an option, as `metabrain` does."""
+    run = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and f"unrecognized arguments: {args[-2]}" in run.stderr, run.stderr[-2000:]
+
+
 def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
     with SidecarProcess(tmp_path) as sc:
         port = sc.ports["grpc"]

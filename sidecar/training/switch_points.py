@@ -339,15 +339,19 @@ def _main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         prog="python -m sidecar.training.switch_points",
         description="Switch points of piecewise sessions, and choices of level by state scored on them.",
+        allow_abbrev=False,  # options by their whole names, as `metabrain`'s (cli.py)
     )
     sub = p.add_subparsers(dest="cmd", required=True)
-    pts = sub.add_parser("points", help="examples (.npz from `metabrain dataset build`) -> switch points (.npz)")
+    pts = sub.add_parser(
+        "points", allow_abbrev=False, help="examples (.npz from `metabrain dataset build`) -> switch points (.npz)"
+    )
     pts.add_argument("examples")
     pts.add_argument("--out", required=True)
     pts.add_argument("--checkpoint", default=None, help="the model whose state is read (default: the bundled one)")
     pts.add_argument("--model-hz", type=float, default=5.0)
     cmp = sub.add_parser(
         "compare",
+        allow_abbrev=False,
         help="fit on --train, score on --test (files comma-separated; the same for both: two folds by session)",
     )
     cmp.add_argument("--train", required=True)

@@ -30,7 +30,7 @@ def _ticks(engine: Engine, sessions: int) -> list[list[FrameInput]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     ap.add_argument("--sessions", default="1,2,4,8,32,64,128,512")
     ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args(argv)

@@ -19,7 +19,7 @@ from sim.bench.model import synthetic_plan
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     ap.add_argument("--batches", default="1,2,8,32,128,512")
     ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args(argv)

@@ -47,7 +47,7 @@ def _per_step(runner: Runner | RemoteRunner, plans: list[StepPlan]) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None, allow_abbrev=False)
     ap.add_argument("--batches", default="1,64,512")
     ap.add_argument("--ticks", type=int, default=40)
     a = ap.parse_args()
