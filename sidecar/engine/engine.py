@@ -491,11 +491,9 @@ class Engine:
     def _unfit_rows(self, result: StepResult) -> np.ndarray | None:
         """Rows whose predictions are not finite numbers in [0, 1] (a bug: counted and logged), or None."""
         heads = (result.p_fail, result.p_quit, result.frustration, result.engagement, result.skill)
-        # The usual case in two reductions a head (NaN fails both comparisons); rows only when one fails.
-        if (
-            all(a.size == 0 or (a.min() >= 0.0 and a.max() <= 1.0) for a in heads)
-            and np.isfinite(result.npc_tactic_p).all()
-        ):
+        # The usual case in two reductions (NaN fails both comparisons); rows only when one fails.
+        every = np.concatenate([a.ravel() for a in heads])
+        if (every.size == 0 or (every.min() >= 0.0 and every.max() <= 1.0)) and np.isfinite(result.npc_tactic_p).all():
             return None
         ok = np.ones(len(result.frustration), bool)
         for arr in heads:

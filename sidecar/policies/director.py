@@ -307,7 +307,7 @@ def choose_tactics(
 
 def aggression(p_fail_now: np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) -> np.ndarray:
     """How hard NPCs should press, per player: 0.5 at the band's middle, more when the player is safe."""
-    return np.clip(0.5 + 2.0 * (0.5 * (lo + hi) - p_fail_now), 0.0, 1.0)
+    return np.minimum(np.maximum(0.5 + 2.0 * (0.5 * (lo + hi) - p_fail_now), 0.0), 1.0)  # clip, as ufuncs
 
 
 def _median_index(p: np.ndarray) -> np.ndarray:
