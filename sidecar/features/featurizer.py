@@ -181,21 +181,33 @@ def _featurize_arrays(frames: list[FrameInput]) -> list[FrameFeatures]:
     out = []
     for j, f in enumerate(frames):
         span = slice(rows.offsets[j], rows.offsets[j + 1])
-        out.append(
-            FrameFeatures(
-                sequence=f.sequence,
-                game_time=f.game_time,
-                player_ids=f.raw.player_ids,
-                players=players[span],
-                npcs=npcs.features[span],
-                npc_mask=npcs.mask[span],
-                npc_ids=npcs.ids[span],
-                all_npc_ids=npcs.id_list[npcs.starts[j] : npcs.starts[j + 1]],
-                knob_values=f.raw.knob_values,
-                difficulty=per_frame.difficulty[j],
-            )
-        )
+        all_ids = npcs.id_list[npcs.starts[j] : npcs.starts[j + 1]]
+        tables = (players, npcs.features, npcs.mask, npcs.ids)
+        out.append(_features_of(f, span, tables, all_ids, per_frame.difficulty[j]))
     return out
+
+
+def _features_of(
+    f: FrameInput,
+    span: slice,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    all_npc_ids: list[int],
+    difficulty: float,
+) -> FrameFeatures:
+    """A frame's features: its rows `span` of the round's (players, npcs, npc mask, npc ids) arrays."""
+    players, npcs, mask, ids = tables
+    return FrameFeatures(
+        sequence=f.sequence,
+        game_time=f.game_time,
+        player_ids=f.raw.player_ids,
+        players=players[span],
+        npcs=npcs[span],
+        npc_mask=mask[span],
+        npc_ids=ids[span],
+        all_npc_ids=all_npc_ids,
+        knob_values=f.raw.knob_values,
+        difficulty=difficulty,
+    )
 
 
 def _kernel_if_layout_matches() -> ModuleType | None:
@@ -268,20 +280,7 @@ def _featurize_compiled(frames: list[FrameInput], kernel: Any) -> list[FrameFeat
             for t, v in zip(tracks, values, strict=True):
                 t.values = v
             span = slice(row, row + len(tracks))
-            out.append(
-                FrameFeatures(
-                    sequence=f.sequence,
-                    game_time=f.game_time,
-                    player_ids=raw.player_ids,
-                    players=players[span],
-                    npcs=npcs[span],
-                    npc_mask=mask[span],
-                    npc_ids=ids[span],
-                    all_npc_ids=all_ids,
-                    knob_values=raw.knob_values,
-                    difficulty=per_frame.difficulty[j],
-                )
-            )
+            out.append(_features_of(f, span, (players, npcs, mask, ids), all_ids, per_frame.difficulty[j]))
         row += len(tracks)
     if declined:
         for j, features in zip(declined, _featurize_by_width([frames[j] for j in declined]), strict=True):
