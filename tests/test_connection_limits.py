@@ -83,6 +83,45 @@ def test_connection_rate_drops_the_excess_with_one_error_and_keeps_the_stream(
         sc.stop()
 
 
+@pytest.mark.parametrize("transport", ["grpc", "websocket"])
+def test_a_goodbye_over_the_connection_rate_still_ends_the_session(tiny_checkpoint: Checkpoint, transport: str) -> None:
+    """A client that sent too fast and then says goodbye: the goodbye is not dropped with the excess, so the
+    session ends now and as the client said (cut short here), not as a quit when its resume window closes."""
+    limits = Limits(max_messages_per_second_per_connection=50, max_frames_per_second=1e6)
+    sc = make_sidecar(tiny_checkpoint, limits=limits)
+    try:
+        ch = grpc.insecure_channel(sc.grpc_address)
+        c = GrpcSession(ch) if transport == "grpc" else WsSession(sc.ws_url)
+        c.send(hello_req())
+        sid = c.recv().welcome.session_id
+        for f in game_frames(200):  # four times the bucket, as fast as possible: the bucket is empty
+            c.send(frame_req(f))
+        engine = sc.sidecar.engine
+        ended: list[tuple[str, bool]] = []
+        leave = engine.leave
+        engine.leave = lambda session_id, by_player=True: (
+            ended.append((session_id, by_player)),
+            leave(session_id, by_player),
+        )[-1]  # type: ignore[method-assign]
+        c.send(pb.SessionRequest(goodbye=pb.Goodbye(reason="time limit", cut_short=True)))
+        reasons = []
+        try:
+            while True:
+                r = c.recv(timeout=2)
+                if r.HasField("goodbye"):
+                    reasons.append(r.goodbye.reason)
+                    break
+        except Exception:
+            pass
+        assert reasons == ["goodbye acknowledged"]
+        assert ended == [(sid, False)]  # left the engine, cut short (not a quit)
+        assert sid not in engine.sessions
+        c.close()
+        ch.close()
+    finally:
+        sc.stop()
+
+
 def test_max_connections_holds_for_websocket_handshakes_arriving_together(tiny_checkpoint: Checkpoint) -> None:
     """Handshakes in flight count against max_connections: a burst of clients gets exactly the limit."""
     import asyncio

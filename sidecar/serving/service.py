@@ -30,7 +30,7 @@ from sidecar.serving.between_lane import BetweenLane, LaneObserver
 from sidecar.session import IDLE_TIMEOUT, RESUME_WINDOW_CLOSED, Session, SessionRegistry
 from sidecar.token_bucket import TokenBucket
 from sidecar.wire import responses as wire_responses
-from sidecar.wire.requests import HelloRequest, Request, RequestMessage, decode
+from sidecar.wire.requests import GOODBYE_TAG, HelloRequest, Request, RequestMessage, decode
 from sidecar.wire.responses import Response
 
 log = logging.getLogger("metabrain.service")
@@ -153,6 +153,7 @@ class StreamHandler:
         # Per-connection message rate (every message, valid or not): a token bucket of one second.
         self._messages = TokenBucket(ctx.limits.max_messages_per_second_per_connection, time.monotonic())
         self._refused_at = -1.0
+        self._goodbye_seen = False
         # A stream that never says hello gives its slot back after hello_timeout_s.
         self._hello_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
             ctx.limits.hello_timeout_s, self._no_hello
@@ -190,7 +191,7 @@ class StreamHandler:
         """Raises MetabrainError when the stream must end (its transport maps it to a status). A bug in
         handling the message ends this stream with INTERNAL, never stalls it."""
         now = time.monotonic()
-        if not self._within_rate(now):
+        if not self._within_rate(now, data):
             return
         ctx = self.ctx
         try:
@@ -228,9 +229,15 @@ class StreamHandler:
             self._warn(warnings)
         return True
 
-    def _within_rate(self, now: float) -> bool:
-        """Drop messages beyond the connection's rate, with at most one error a second (no amplification)."""
+    def _within_rate(self, now: float, data: bytes) -> bool:
+        """Drop messages beyond the connection's rate, with at most one error a second (no amplification).
+        The first goodbye of a connection is never dropped: a client that sent too fast still ends its
+        session, and says how (a quit or cut short: the portfolio's evidence); dropped, the session would
+        wait out its resume window and then count as a quit."""
         if self._messages.take(now):
+            return True
+        if data[:1] == GOODBYE_TAG and not self._goodbye_seen:
+            self._goodbye_seen = True  # one a connection: a stream of goodbyes is dropped as anything else
             return True
         rate = self._messages.rate
         if now - self._refused_at >= 1.0:

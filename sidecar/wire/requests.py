@@ -25,6 +25,7 @@ from sidecar.wire.schema import pb
 from sidecar.wire.table_reader import read_compiled
 
 __all__ = [
+    "GOODBYE_TAG",
     "FrameRequest",
     "GoodbyeRequest",
     "HelloRequest",
@@ -36,6 +37,10 @@ __all__ = [
 ]
 
 RequestMessage = pb.SessionRequest  # what observers that record the wire (recording, metrics) are given
+
+# The first byte of a goodbye's bytes as a client serializes one (its oneof field, length-delimited): what
+# the stream's message-rate check looks at before parsing anything (service.py).
+GOODBYE_TAG = bytes([pb.SessionRequest.DESCRIPTOR.fields_by_name["goodbye"].number << 3 | 2])
 
 
 @dataclass(frozen=True)
