@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -94,11 +93,11 @@ class Engine:
         on_worker = self.runner.device.type == "cuda" or isinstance(self.runner, RemoteRunner)
         self.use_worker = on_worker if wt is None else wt
         self._wake = asyncio.Event()
-        # Sessions with a frame waiting for a step's answer (a step in flight), and the event that tells
-        # a tick gathering steps (EngineConfig.gather_steps_s) to run now.
+        # Sessions with a frame waiting for a step's answer (a step in flight), and while a tick gathers
+        # steps (EngineConfig.gather_steps_s), what ends the gathering: such a frame arriving, or its time.
         self._awaited: set[str] = set()
         self._step_wall: dict[str, float] = {}  # when each session's last step frame arrived (monotonic s)
-        self._urgent = asyncio.Event()
+        self._gathering: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.on_tick: list[Callable[[TickStats], None]] = []
@@ -234,7 +233,7 @@ class Engine:
             return [(ticket, self._between(session, frame, received_at))]
         flights.append(StepInFlight(frame.sequence))
         self._awaited.add(sid)
-        self._urgent.set()
+        _end_gathering(self._gathering)
         self._incoming.append((sid, step, ticket, received_at))
         self._wake.set()
         return []
@@ -415,10 +414,16 @@ class Engine:
 
     async def _gather_steps(self) -> None:
         """No frame waits for this tick: let more steps join it for up to gather_steps_s, unless a frame
-        that waits for its step arrives meanwhile."""
-        self._urgent.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._urgent.wait(), self.cfg.gather_steps_s)
+        that waits for its step arrives meanwhile. (A future and a timer: `asyncio.wait_for` on an event
+        made a task and cancelled it, two more event-loop passes a model step.)"""
+        loop = asyncio.get_running_loop()
+        self._gathering = gathering = loop.create_future()
+        timer = loop.call_later(self.cfg.gather_steps_s, _end_gathering, gathering)
+        try:
+            await gathering
+        finally:
+            timer.cancel()
+            self._gathering = None
 
     async def _fill_batch(self) -> None:
         """Read more frames into this tick while they keep coming, for at most as long as the last tick took."""
@@ -551,6 +556,11 @@ class Engine:
         )
         director.template, director.template_npcs = resp, f.all_npc_ids  # the frames until the next step
         return [resp, *extra, *self._carried(director.session)]
+
+
+def _end_gathering(gathering: asyncio.Future[None] | None) -> None:
+    if gathering is not None and not gathering.done():
+        gathering.set_result(None)
 
 
 def _predictions(result: StepResult, rows: slice, player_ids: list[str]) -> Predictions:
