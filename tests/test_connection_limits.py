@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import grpc
 import pytest
@@ -10,6 +12,7 @@ from websockets.exceptions import InvalidStatus
 
 from sidecar.limits import Limits
 from sidecar.model.checkpoint import Checkpoint
+from sidecar.serving.inprocess import RunningSidecar
 from sidecar.wire.schema import pb
 from tests.conftest import make_sidecar
 from tests.helpers import GrpcSession, WsSession, frame_req, game_frames, hello_req
@@ -46,17 +49,31 @@ def test_max_connections_refuses_the_next_stream_by_name(tiny_checkpoint: Checkp
         sc.stop()
 
 
+@contextmanager
+def _stream_at_50_messages_a_second(
+    checkpoint: Checkpoint, transport: str
+) -> Iterator[tuple[RunningSidecar, GrpcSession | WsSession, pb.Welcome]]:
+    """A sidecar whose connections may send 50 messages a second, and one stream welcomed on it."""
+    limits = Limits(max_messages_per_second_per_connection=50, max_frames_per_second=1e6)
+    sc = make_sidecar(checkpoint, limits=limits)
+    ch = grpc.insecure_channel(sc.grpc_address)
+    try:
+        c = GrpcSession(ch) if transport == "grpc" else WsSession(sc.ws_url)
+        c.send(hello_req())
+        welcome = c.recv()
+        assert welcome.WhichOneof("kind") == "welcome"
+        yield sc, c, welcome.welcome
+        c.close()
+    finally:
+        ch.close()
+        sc.stop()
+
+
 @pytest.mark.parametrize("transport", ["grpc", "websocket"])
 def test_connection_rate_drops_the_excess_with_one_error_and_keeps_the_stream(
     tiny_checkpoint: Checkpoint, transport: str
 ) -> None:
-    limits = Limits(max_messages_per_second_per_connection=50, max_frames_per_second=1e6)
-    sc = make_sidecar(tiny_checkpoint, limits=limits)
-    try:
-        ch = grpc.insecure_channel(sc.grpc_address)
-        c = GrpcSession(ch) if transport == "grpc" else WsSession(sc.ws_url)
-        c.send(hello_req())
-        assert c.recv().WhichOneof("kind") == "welcome"
+    with _stream_at_50_messages_a_second(tiny_checkpoint, transport) as (_, c, _):
         frames = game_frames(201)
         for f in frames[:200]:  # four times the bucket, as fast as possible
             c.send(frame_req(f))
@@ -77,23 +94,14 @@ def test_connection_rate_drops_the_excess_with_one_error_and_keeps_the_stream(
         time.sleep(0.5)  # the bucket refills; the stream is still open
         c.send(frame_req(frames[200]))
         assert c.recv().guidance.sequence == frames[200].sequence
-        c.close()
-        ch.close()
-    finally:
-        sc.stop()
 
 
 @pytest.mark.parametrize("transport", ["grpc", "websocket"])
 def test_a_goodbye_over_the_connection_rate_still_ends_the_session(tiny_checkpoint: Checkpoint, transport: str) -> None:
     """A client that sent too fast and then says goodbye: the goodbye is not dropped with the excess, so the
     session ends now and as the client said (cut short here), not as a quit when its resume window closes."""
-    limits = Limits(max_messages_per_second_per_connection=50, max_frames_per_second=1e6)
-    sc = make_sidecar(tiny_checkpoint, limits=limits)
-    try:
-        ch = grpc.insecure_channel(sc.grpc_address)
-        c = GrpcSession(ch) if transport == "grpc" else WsSession(sc.ws_url)
-        c.send(hello_req())
-        sid = c.recv().welcome.session_id
+    with _stream_at_50_messages_a_second(tiny_checkpoint, transport) as (sc, c, welcome):
+        sid = welcome.session_id
         for f in game_frames(200):  # four times the bucket, as fast as possible: the bucket is empty
             c.send(frame_req(f))
         engine = sc.sidecar.engine
@@ -116,10 +124,6 @@ def test_a_goodbye_over_the_connection_rate_still_ends_the_session(tiny_checkpoi
         assert reasons == ["goodbye acknowledged"]
         assert ended == [(sid, False)]  # left the engine, cut short (not a quit)
         assert sid not in engine.sessions
-        c.close()
-        ch.close()
-    finally:
-        sc.stop()
 
 
 def test_max_connections_holds_for_websocket_handshakes_arriving_together(tiny_checkpoint: Checkpoint) -> None:
