@@ -138,6 +138,12 @@ async def play_session(
         raise ConnectionError(f"no welcome from the sidecar at {cfg.target} within 30 s") from exc
     summary.model_version, summary.policy, summary.arm = w.model_version, w.policy, w.arm
     start = time.perf_counter()
+    # Faster than real time, the client keeps under the connection's message rate (the welcome's limits):
+    # the sidecar drops what is over it, and a dropped frame is never answered, so the client would wait
+    # out _wait_for_answers' 10 s for it.
+    rate = w.limits.max_messages_per_second_per_connection
+    gap = 1.0 / (0.9 * rate) if rate > 0 else 0.0
+    next_send = start
     timer = FrameTimer(cfg.telemetry_hz)
     last_curve = -1e9
     while not game.over and game.t < cfg.max_seconds:
@@ -167,7 +173,8 @@ async def play_session(
             ahead = start + game.t - time.perf_counter()
             await asyncio.sleep(max(ahead, 0.0))
         else:
-            await asyncio.sleep(0)
+            next_send = max(next_send + gap, time.perf_counter() - 1.0)  # at most a second's burst saved up
+            await asyncio.sleep(max(next_send - time.perf_counter(), 0.0))
             await _wait_for_answers(box, cfg.max_in_flight, io_task)
     outbox.put_nowait(goodbye(game.over))
     outbox.put_nowait(None)
