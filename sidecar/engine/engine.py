@@ -498,16 +498,15 @@ class Engine:
         heads = (result.p_fail, result.p_quit, result.frustration, result.engagement, result.skill)
         # The usual case in two reductions (NaN fails both comparisons); rows only when one fails.
         every = np.concatenate([a.ravel() for a in heads])
-        if (every.size == 0 or (every.min() >= 0.0 and every.max() <= 1.0)) and np.isfinite(result.npc_tactic_p).all():
+        tactics_finite = bool(np.isfinite(result.npc_tactic_p).all())
+        if tactics_finite and (every.size == 0 or (every.min() >= 0.0 and every.max() <= 1.0)):
             return None
+        if not tactics_finite:
+            result.npc_tactic_p = np.nan_to_num(result.npc_tactic_p, nan=0.5, posinf=1.0, neginf=0.0)
         ok = np.ones(len(result.frustration), bool)
         for arr in heads:
             good = (arr >= 0.0) & (arr <= 1.0)  # NaN fails both
             ok &= good if good.ndim == 1 else good.all(axis=1)
-        if ok.all() and np.isfinite(result.npc_tactic_p).all():
-            return None
-        if not np.isfinite(result.npc_tactic_p).all():
-            result.npc_tactic_p = np.nan_to_num(result.npc_tactic_p, nan=0.5, posinf=1.0, neginf=0.0)
         bad = ~ok
         self.output_violations += int(bad.sum())
         log.error("the model produced %d rows of non-finite or out-of-range predictions", int(bad.sum()))

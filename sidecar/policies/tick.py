@@ -47,11 +47,11 @@ def direct(directors: list[Director], entries: list[PlanEntry], plan: StepPlan, 
 
 
 def _observation(e: PlanEntry, plan: StepPlan, result: StepResult) -> Observation:
-    value = result.value[e.rows] if len(result.value) else None
     rows = e.rows
+    value = result.value[rows] if len(result.value) else None
     skill = float(result.skill[rows].sum()) / (rows.stop - rows.start) if len(result.skill) else -1.0
     return observation(
-        e.features, result.p_fail[e.rows], result.p_quit[e.rows], plan.levels[e.row], value, result.horizons, skill
+        e.features, result.p_fail[rows], result.p_quit[rows], plan.levels[e.row], value, result.horizons, skill
     )
 
 
