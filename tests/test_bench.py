@@ -33,11 +33,24 @@ def test_bench_reports_every_server_and_ratio(tmp_path: Path, capsys: object) ->
         multiplayer_players=4,
         multiplayer_sessions=2,
         multiplayer_sweep=(2,),
+        light_rounds=2,
+        light_seconds=0.5,
         out=str(tmp_path),
     )
     report = run_bench(cfg)
     print_report(report)
     saved = json.loads((tmp_path / "bench.json").read_text())
+    # One session on every server in turn, round after round: each round has every server, in order.
+    light = [(p["light_round"], p["server"]) for p in saved["points"] if p["mode"] == "light"]
+    kinds = list(cfg.servers)
+    assert light == [(r, k) for r in range(2) for k in kinds]
+    for kind in kinds:
+        one = saved["light_load"][kind]["ws"]
+        assert one["rounds"] == 2 and 0 < one["min"] <= one["median"] <= one["max"] < 1.5
+        assert saved["light_load_cores_per_60hz_session"][kind]["ws"] == one["median"]
+        assert one["over_echo_median"] > 0
+    assert saved["light_load"]["echo"]["ws"]["over_echo_median"] == 1.0
+    assert "median of 2 rounds" in capsys.readouterr().out  # type: ignore[attr-defined]
     assert saved["machine"]["cores"] and (tmp_path / "bench.png").stat().st_size > 10_000
     for kind in ("echo", "naive", "sidecar", "sidecar-every-frame", "sidecar-pure-python"):
         assert saved["peak_frames_per_s"][kind]["ws"] > 0
@@ -80,6 +93,7 @@ def test_a_load_that_got_no_answer_is_reported_failed_not_as_zero(tmp_path: Path
         multiplayer_players=2,
         multiplayer_sessions=1,
         multiplayer_sweep=(),
+        light_rounds=0,  # the sweep's one-session point stands for it (it failed too: no figure)
         sidecar_args=("--max-npcs", "1"),
         out=str(tmp_path / "bench"),
     )
@@ -87,6 +101,7 @@ def test_a_load_that_got_no_answer_is_reported_failed_not_as_zero(tmp_path: Path
     print_report(report)
     assert report["peak_frames_per_s"]["sidecar"]["ws"] is None
     assert report["sessions_held_at_60hz"]["sidecar"]["ws"] == 0
+    assert report["light_load"] == {}  # its one-session point failed: no figure, not 0 cores
     peak = next(p for p in report["points"] if p["mode"] == "peak")
     assert peak["failure"].startswith("no frame answered") and "npcs" in peak["failure"]
     out = capsys.readouterr().out  # type: ignore[attr-defined]

@@ -43,6 +43,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--load-processes", type=int, help="load-generator processes (default: one per load core)")
     p.add_argument("--sidecar-arg", action="append", help="extra `metabrain serve` argument (repeatable)")
     p.add_argument("--sweep", help="sessions at 60 Hz to try, comma-separated (default: 1,2,5,...,1200)")
+    p.add_argument(
+        "--light-rounds",
+        type=int,
+        default=4,
+        help="rounds of one 60 Hz session on every server in turn, for the cores one session costs (0: none)",
+    )
+    p.add_argument("--light-seconds", type=float, default=6.0, help="measured seconds of each such session")
     p.add_argument("--quick", action="store_true", help="a tiny run that checks everything works")
     p.add_argument("--soak", type=float, metavar="SECONDS", help="instead: steady load this long, memory sampled")
     p.add_argument("--soak-sessions", type=int, default=25, help="sessions at 60 Hz for --soak")

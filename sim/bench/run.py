@@ -4,7 +4,10 @@ Each server runs in a process of its own, pinned to the server cores; the load g
 processes pinned to the other cores. For each server and transport it measures the peak (closed
 loop: every session sends its next frame when the last is answered) and sweeps sessions at 60 Hz to
 find the most held with p99 <= 16.7 ms and >= 99% of frames answered with guidance. Then the
-sidecar alone with 32 players per frame (a multiplayer game server). Writes JSON and a PNG.
+sidecar alone with 32 players per frame (a multiplayer game server). Last, what one 60 Hz session costs
+each server: every server started at once, one session on each in turn, round after round (the
+machine's speed drifts more between the servers' sweeps than the servers differ at one session).
+Writes JSON and a PNG.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import datetime as dt
 import json
 import os
 import platform
+import statistics
 import sys
 import threading
 import time
@@ -55,6 +59,10 @@ class BenchConfig:
     load_cores: tuple[int, ...] = (1,)
     load_processes: int = 1
     sidecar_args: tuple[str, ...] = ()
+    # One 60 Hz session on each server in turn, this many rounds of this many measured seconds (0 rounds:
+    # the sweep's one-session point stands for it, one short measurement taken minutes from the others').
+    light_rounds: int = 4
+    light_seconds: float = 6.0
     tables: bool = True  # frames in the table form (what the engine plugins send), else the row form
     out: str = "bench-out"
 
@@ -88,7 +96,7 @@ def start_server(kind: str, workdir: Path, cores: tuple[int, ...], extra: tuple[
 class Point:
     server: str
     transport: str
-    mode: str  # "peak", "60hz", "multiplayer", "multiplayer_60hz"
+    mode: str  # "peak", "60hz", "multiplayer", "multiplayer_60hz", "light" (one session, in rounds)
     summary: dict[str, Any] = field(default_factory=dict)
     server_cpu: float = 0.0  # cores busy, averaged over the run
     server_rss_mb: float = 0.0
@@ -97,6 +105,7 @@ class Point:
     tick_cores: float | None = None  # share of a core in ticks, model and directors (the sidecar's metrics)
     failure: str | None = None  # why the point answered nothing (its figures are then no measurement)
     retry: bool = False  # a second measurement of a load the sweep saw fail while the server idled
+    light_round: int | None = None  # which round of the light-load phase (mode "light")
 
     @property
     def held(self) -> bool:
@@ -117,6 +126,7 @@ class Point:
             "tick_cores": None if self.tick_cores is None else round(self.tick_cores, 3),
             "failure": self.failure,
             "retry": self.retry,
+            "light_round": self.light_round,
         }
 
 
@@ -352,7 +362,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     sidecars = [k for k in cfg.servers if k in SIDECARS]
     per_sidecar = 1 + len(cfg.multiplayer_sweep)
     total = (
-        len(cfg.servers) * len(cfg.transports) * (1 + len(cfg.sweep))
+        len(cfg.servers) * len(cfg.transports) * (1 + len(cfg.sweep) + cfg.light_rounds)
         + len(sidecars) * len(cfg.transports) * per_sidecar
     )
     multiplayer_held: dict[str, dict[str, int]] = {}
@@ -384,6 +394,9 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                         multiplayer_held.setdefault(kind, {})[transport] = held * players * 60
             finally:
                 server.stop()
+        if cfg.light_rounds:
+            points += light_load_rounds(cfg, out, bar)
+    light = light_load(points)
     report: dict[str, Any] = {
         "machine": machine(),
         "config": {k: v for k, v in vars(cfg).items()},
@@ -391,7 +404,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         "peak_frames_per_s": peak,
         "sessions_held_at_60hz": capacity,
         "ratios": _ratios(peak, capacity),
-        "light_load_cores_per_60hz_session": _light_load(points),
+        "light_load_cores_per_60hz_session": {k: {t: v["median"] for t, v in by.items()} for k, by in light.items()},
+        "light_load": light,
         "multiplayer": [p.to_dict() for p in points if p.mode == "multiplayer"],
         "multiplayer_player_frames_per_s_held_at_60hz": multiplayer_held,
         "frame_form": "tables" if cfg.tables else "rows",
@@ -437,12 +451,62 @@ def _ratios(peak: dict[str, dict[str, float | None]], capacity: dict[str, dict[s
     return out
 
 
-def _light_load(points: list[Point]) -> dict[str, dict[str, float]]:
-    """CPU cores one 60 Hz session costs each server: its one-session point of the sweep."""
-    out: dict[str, dict[str, float]] = {}
-    for p in points:
-        if p.mode == "60hz" and p.summary["sessions"] == 1 and not p.failure:
-            out.setdefault(p.server, {})[p.transport] = round(p.server_cpu, 4)
+def light_load_rounds(cfg: BenchConfig, out: Path, bar: tqdm[Any]) -> list[Point]:
+    """One 60 Hz session on each server in turn, `cfg.light_rounds` times. Every server runs the whole
+    time (an idle one costs nothing), so each round compares them minutes apart at most."""
+    points: list[Point] = []
+    servers: dict[str, ServerProcess] = {}
+    try:
+        for kind in cfg.servers:
+            servers[kind] = start_server(kind, out, cfg.server_cores, cfg.sidecar_args if kind in SIDECARS else ())
+        for r in range(cfg.light_rounds):
+            for transport in cfg.transports:
+                for kind, server in servers.items():
+                    bar.set_postfix_str(f"{kind}/{transport} one session at 60 Hz, round {r + 1}")
+                    target = server.target(transport)
+                    spec = LoadSpec(
+                        target=target,
+                        transport=transport,
+                        sessions=1,
+                        rate_hz=60.0,
+                        duration_s=cfg.light_seconds,
+                        warmup_s=cfg.warmup_s,
+                        tables=cfg.tables,
+                        processes=1,
+                        cores=cfg.load_cores,
+                    )
+                    p = measure(server, transport, "light", spec)
+                    p.light_round = r
+                    points.append(p)
+                    bar.update(1)
+    finally:
+        for server in servers.values():
+            server.stop()
+    return points
+
+
+def light_load(points: list[Point]) -> dict[str, dict[str, dict[str, Any]]]:
+    """CPU cores one 60 Hz session costs each server: the median of its alternated rounds, their range,
+    and the median of its per-round ratio to the echo server (the transport alone) in the same round.
+    Without rounds, the sweep's one-session point."""
+    light = [p for p in points if p.mode == "light" and not p.failure]
+    if not light:  # no rounds run: the sweep's one-session point
+        light = [p for p in points if p.mode == "60hz" and p.summary["sessions"] == 1 and not p.failure]
+    cores: dict[tuple[str, str], dict[int | None, float]] = {}
+    for p in light:
+        cores.setdefault((p.server, p.transport), {})[p.light_round] = p.server_cpu
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for (kind, transport), by_round in cores.items():
+        echo = cores.get(("echo", transport), {})
+        ratios = [c / echo[r] for r, c in by_round.items() if echo.get(r)]
+        values = list(by_round.values())
+        out.setdefault(kind, {})[transport] = {
+            "median": round(statistics.median(values), 4),
+            "min": round(min(values), 4),
+            "max": round(max(values), 4),
+            "rounds": len(values),
+            "over_echo_median": round(statistics.median(ratios), 3) if ratios else None,
+        }
     return out
 
 
@@ -452,7 +516,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    fig, axes = plt.subplots(1, 4, figsize=(21, 4.8))
     colors = {
         "echo": "#888888",
         "naive": "#d9534f",
@@ -484,6 +548,26 @@ def plot(report: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("peak frames/s (closed loop)")
     ax.set_title("peak throughput")
     ax.legend(fontsize=8)
+    ax = axes[3]
+    light = report.get("light_load", {})
+    for i, kind in enumerate(SERVERS):
+        for j, t in enumerate(TRANSPORTS):
+            v = light.get(kind, {}).get(t)
+            if v is None:
+                continue
+            x = j + (i - (len(SERVERS) - 1) / 2) * width
+            rounds = [
+                p["server_cpu_cores"]
+                for p in report["points"]
+                if p["mode"] == "light" and p["server"] == kind and p["transport"] == t and not p["failure"]
+            ]
+            ax.bar(x, v["median"], width, color=colors[kind], label=kind if j == 0 else None)
+            ax.plot([x] * len(rounds), rounds, "k.", ms=3)
+    ax.axhline(0.03, color="k", lw=0.8, ls=":", label="0.03 cores (issue #19)")
+    ax.set_xticks(range(len(TRANSPORTS)), list(TRANSPORTS))
+    ax.set_ylabel("CPU cores (median; dots: rounds)")
+    ax.set_title("one session at 60 Hz")
+    ax.legend(fontsize=8)
     m = report["machine"]
     fig.suptitle(f"metabrain bench · {m['cpu']} · {m['cores']} cores · {m['date']}", fontsize=10)
     fig.tight_layout()
@@ -514,6 +598,16 @@ def print_report(report: dict[str, Any]) -> None:
     for p in report["points"]:
         if p.get("failure"):
             print(f"FAILED: {p['server']} {p['transport']} {p['mode']}, {p['sessions']} sessions: {p['failure']}")
+    rounds = report["config"].get("light_rounds", 0)
+    if rounds:
+        print(
+            f"one session at 60 Hz, cores (median of {rounds} rounds of {report['config']['light_seconds']:g} s, "
+            "every server in turn each round; range; median ratio to echo in the same round):"
+        )
+        for kind, by in report.get("light_load", {}).items():
+            for t, v in by.items():
+                ratio = "" if v["over_echo_median"] is None else f", {v['over_echo_median']:.2f}x echo"
+                print(f"  {kind:22} {t:5} {v['median']:.4f} ({v['min']:.4f}-{v['max']:.4f}){ratio}")
     caps = report["sessions_held_at_60hz"]
     for t, r in report["ratios"].items():
         held = r["sidecar_over_naive_sessions_at_60hz"]
@@ -606,6 +700,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
         load_cores=load_cores,
         load_processes=a.load_processes or max(1, len(load_cores)),
         sidecar_args=tuple(a.sidecar_arg or ()),
+        light_rounds=a.light_rounds,
+        light_seconds=a.light_seconds,
         tables=a.frame_form == "tables",
         out=a.out,
     )
@@ -624,7 +720,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         cfg.sweep = tuple(sorted(int(n) for n in a.sweep.split(",")))
     if a.quick:
         cfg.sweep, cfg.duration_s, cfg.warmup_s, cfg.peak_sessions, cfg.multiplayer_sessions = (1, 10), 1.0, 0.5, 8, 2
-        cfg.multiplayer_sweep = (2,)
+        cfg.multiplayer_sweep, cfg.light_rounds, cfg.light_seconds = (2,), min(cfg.light_rounds, 1), 1.0
     report = run_bench(cfg)
     print_report(report)
     print(f"\nwrote {cfg.out}/bench.json and {cfg.out}/bench.png")
