@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from sidecar.wire.schema import pb
 from sidecar.wire.table_reader import compiled_reader_available
 from sim.bench.run import BenchConfig, Point, failure_of, print_report, run_bench, soak, stalled
@@ -33,24 +35,30 @@ def test_bench_reports_every_server_and_ratio(tmp_path: Path, capsys: object) ->
         multiplayer_players=4,
         multiplayer_sessions=2,
         multiplayer_sweep=(2,),
-        light_rounds=2,
+        rounds=2,
         light_seconds=0.5,
         out=str(tmp_path),
     )
     report = run_bench(cfg)
     print_report(report)
     saved = json.loads((tmp_path / "bench.json").read_text())
-    # One session on every server in turn, round after round: each round has every server, in order.
-    light = [(p["light_round"], p["server"]) for p in saved["points"] if p["mode"] == "light"]
+    # Round after round, every server's peak, then one session on each, in turn.
+    rounds = [(p["round"], p["mode"], p["server"]) for p in saved["points"] if p["mode"] in ("peak", "light")]
     kinds = list(cfg.servers)
-    assert light == [(r, k) for r in range(2) for k in kinds]
+    assert rounds == [(r, m, k) for r in range(2) for m in ("peak", "light") for k in kinds]
+    peak_of: dict[str, list[float]] = {k: [] for k in kinds}
+    for p in saved["points"]:
+        if p["mode"] == "peak":
+            peak_of[p["server"]].append(p["frames_per_s"])
+    for kind in kinds:  # a peak is the median of its rounds (of two: the mean)
+        assert saved["peak_frames_per_s"][kind]["ws"] == pytest.approx(sum(peak_of[kind]) / 2, abs=0.1)
     for kind in kinds:
         one = saved["light_load"][kind]["ws"]
         assert one["rounds"] == 2 and 0 < one["min"] <= one["median"] <= one["max"] < 1.5
         assert saved["light_load_cores_per_60hz_session"][kind]["ws"] == one["median"]
         assert one["over_echo_median"] > 0
     assert saved["light_load"]["echo"]["ws"]["over_echo_median"] == 1.0
-    assert "median of 2 rounds" in capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "medians of 2 alternated rounds" in capsys.readouterr().out  # type: ignore[attr-defined]
     assert saved["machine"]["cores"] and (tmp_path / "bench.png").stat().st_size > 10_000
     for kind in ("echo", "naive", "sidecar", "sidecar-every-frame", "sidecar-pure-python"):
         assert saved["peak_frames_per_s"][kind]["ws"] > 0
@@ -58,6 +66,9 @@ def test_bench_reports_every_server_and_ratio(tmp_path: Path, capsys: object) ->
         runs = [p for p in saved["points"] if p["server"] == kind]
         assert all(p["errors"] == 0 and p["guidance"] > 0 and p["server_rss_mb"] > 0 for p in runs)
     r = saved["ratios"]["ws"]
+    # Paired within a round: the median (of two: the mean) of each round's ratio, not a ratio of medians.
+    side, echo = peak_of["sidecar"], peak_of["echo"]
+    assert r["sidecar_over_echo_peak"] == pytest.approx((side[0] / echo[0] + side[1] / echo[1]) / 2, abs=1e-3)
     assert r["sidecar_over_echo_peak"] > 0 and r["sidecar_over_naive_peak"] > 0
     assert r["sidecar_over_every_frame_peak"] > 0 and r["compiled_over_pure_python_peak"] > 0
     assert len(saved["multiplayer"]) == 3
@@ -93,7 +104,7 @@ def test_a_load_that_got_no_answer_is_reported_failed_not_as_zero(tmp_path: Path
         multiplayer_players=2,
         multiplayer_sessions=1,
         multiplayer_sweep=(),
-        light_rounds=0,  # the sweep's one-session point stands for it (it failed too: no figure)
+        rounds=0,  # a peak before the sweep, whose one-session point stands for the light load (failed too)
         sidecar_args=("--max-npcs", "1"),
         out=str(tmp_path / "bench"),
     )

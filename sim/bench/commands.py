@@ -44,10 +44,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--sidecar-arg", action="append", help="extra `metabrain serve` argument (repeatable)")
     p.add_argument("--sweep", help="sessions at 60 Hz to try, comma-separated (default: 1,2,5,...,1200)")
     p.add_argument(
-        "--light-rounds",
+        "--rounds",
         type=int,
         default=4,
-        help="rounds of one 60 Hz session on every server in turn, for the cores one session costs (0: none)",
+        help="rounds in which every server's peak and one 60 Hz session are measured in turn (0: each server's "
+        "peak before its sweep, and the sweep's one-session point)",
     )
     p.add_argument("--light-seconds", type=float, default=6.0, help="measured seconds of each such session")
     p.add_argument("--quick", action="store_true", help="a tiny run that checks everything works")

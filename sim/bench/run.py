@@ -1,13 +1,13 @@
 """`metabrain bench`: the sidecar against the transport ceiling and a naive server, under one load.
 
 Each server runs in a process of its own, pinned to the server cores; the load generator runs in
-processes pinned to the other cores. For each server and transport it measures the peak (closed
-loop: every session sends its next frame when the last is answered) and sweeps sessions at 60 Hz to
-find the most held with p99 <= 16.7 ms and >= 99% of frames answered with guidance. Then the
-sidecar alone with 32 players per frame (a multiplayer game server). Last, what one 60 Hz session costs
-each server: every server started at once, one session on each in turn, round after round (the
-machine's speed drifts more between the servers' sweeps than the servers differ at one session).
-Writes JSON and a PNG.
+processes pinned to the other cores. For each server and transport it sweeps sessions at 60 Hz to
+find the most held with p99 <= 16.7 ms and >= 99% of frames answered with guidance, then the sidecar
+alone with 32 players per frame (a multiplayer game server). Last, the figures compared between
+servers: every server started at once, and round after round each one's peak (closed loop: every
+session sends its next frame when the last is answered) and what one 60 Hz session costs it, measured
+in turn. The machine's speed drifts more between two servers' sweeps minutes apart than the servers
+differ, so a ratio is the median of the ratios within a round. Writes JSON and a PNG.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import statistics
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from sim.bench.stream_frames import between_frame_costs
 from sim.loadgen import LoadResult, LoadSpec, run_load
 
 FRAME_BUDGET_MS = 1000.0 / 60.0
+# (server, transport) -> {round: a figure} (round None: a measurement outside the alternated rounds)
+ByRound = dict[tuple[str, str], dict[int | None, float]]
 # The sidecar runs twice: with the model clock (the default: the model steps at the rate it learned,
 # frames between steps answered from the latest prediction) and with a model step on every frame.
 # And a third time without the compiled per-frame code (`--pure-python`: every frame read, folded and
@@ -59,9 +62,10 @@ class BenchConfig:
     load_cores: tuple[int, ...] = (1,)
     load_processes: int = 1
     sidecar_args: tuple[str, ...] = ()
-    # One 60 Hz session on each server in turn, this many rounds of this many measured seconds (0 rounds:
-    # the sweep's one-session point stands for it, one short measurement taken minutes from the others').
-    light_rounds: int = 4
+    # Rounds in which each server's peak and one 60 Hz session (light_seconds measured) are measured in
+    # turn. 0: each server's peak is measured before its sweep, and the sweep's one-session point stands
+    # for the light load (short measurements taken minutes from the other servers').
+    rounds: int = 4
     light_seconds: float = 6.0
     tables: bool = True  # frames in the table form (what the engine plugins send), else the row form
     out: str = "bench-out"
@@ -96,7 +100,7 @@ def start_server(kind: str, workdir: Path, cores: tuple[int, ...], extra: tuple[
 class Point:
     server: str
     transport: str
-    mode: str  # "peak", "60hz", "multiplayer", "multiplayer_60hz", "light" (one session, in rounds)
+    mode: str  # "peak", "60hz", "multiplayer", "multiplayer_60hz", "light" (one 60 Hz session, in rounds)
     summary: dict[str, Any] = field(default_factory=dict)
     server_cpu: float = 0.0  # cores busy, averaged over the run
     server_rss_mb: float = 0.0
@@ -105,7 +109,7 @@ class Point:
     tick_cores: float | None = None  # share of a core in ticks, model and directors (the sidecar's metrics)
     failure: str | None = None  # why the point answered nothing (its figures are then no measurement)
     retry: bool = False  # a second measurement of a load the sweep saw fail while the server idled
-    light_round: int | None = None  # which round of the light-load phase (mode "light")
+    round: int | None = None  # which of the alternated rounds (its peak and light points)
 
     @property
     def held(self) -> bool:
@@ -126,7 +130,7 @@ class Point:
             "tick_cores": None if self.tick_cores is None else round(self.tick_cores, 3),
             "failure": self.failure,
             "retry": self.retry,
-            "light_round": self.light_round,
+            "round": self.round,
         }
 
 
@@ -315,7 +319,6 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     points: list[Point] = []
     capacity: dict[str, dict[str, int]] = {}
-    peak: dict[str, dict[str, float | None]] = {}
 
     def spec(target: str, transport: str, sessions: int, rate: float, players: int = 1) -> LoadSpec:
         return LoadSpec(
@@ -362,7 +365,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     sidecars = [k for k in cfg.servers if k in SIDECARS]
     per_sidecar = 1 + len(cfg.multiplayer_sweep)
     total = (
-        len(cfg.servers) * len(cfg.transports) * (1 + len(cfg.sweep) + cfg.light_rounds)
+        len(cfg.servers) * len(cfg.transports) * (len(cfg.sweep) + (2 * cfg.rounds or 1))
         + len(sidecars) * len(cfg.transports) * per_sidecar
     )
     multiplayer_held: dict[str, dict[str, int]] = {}
@@ -372,11 +375,11 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             try:
                 for transport in cfg.transports:
                     target, where = server.target(transport), f"{kind}/{transport}"
-                    bar.set_postfix_str(f"{where} peak")
-                    p = measure(server, transport, "peak", spec(target, transport, cfg.peak_sessions, 0.0))
-                    points.append(p)
-                    peak.setdefault(kind, {})[transport] = None if p.failure else p.summary["frames_per_s"]
-                    bar.update(1)
+                    if not cfg.rounds:
+                        bar.set_postfix_str(f"{where} peak")
+                        load = spec(target, transport, cfg.peak_sessions, 0.0)
+                        points.append(measure(server, transport, "peak", load))
+                        bar.update(1)
                     held = sweep(
                         bar, server, target, transport, "60hz", cfg.sweep, 1, f"{where} {{}} sessions at 60 Hz"
                     )
@@ -394,8 +397,9 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                         multiplayer_held.setdefault(kind, {})[transport] = held * players * 60
             finally:
                 server.stop()
-        if cfg.light_rounds:
-            points += light_load_rounds(cfg, out, bar)
+        if cfg.rounds:
+            points += alternated_rounds(cfg, out, bar, spec)
+    peak, peak_rounds = peaks(points)
     light = light_load(points)
     report: dict[str, Any] = {
         "machine": machine(),
@@ -403,7 +407,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         "frame_budget_ms": FRAME_BUDGET_MS,
         "peak_frames_per_s": peak,
         "sessions_held_at_60hz": capacity,
-        "ratios": _ratios(peak, capacity),
+        "ratios": _ratios(peak_rounds, capacity),
         "light_load_cores_per_60hz_session": {k: {t: v["median"] for t, v in by.items()} for k, by in light.items()},
         "light_load": light,
         "multiplayer": [p.to_dict() for p in points if p.mode == "multiplayer"],
@@ -422,90 +426,110 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     return report
 
 
-def _ratios(peak: dict[str, dict[str, float | None]], capacity: dict[str, dict[str, int]]) -> dict[str, Any]:
+def _ratios(peak_rounds: ByRound, capacity: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """The sidecar against the other servers: peaks as the median of the ratios within a round (one
+    measurement each without rounds), sessions held at 60 Hz from the sweeps."""
     out: dict[str, Any] = {}
 
-    def ratio(a: float | None, b: float | None, digits: int = 3) -> float | None:
-        return round(a / b, digits) if a and b else None
+    def held(a: str, b: str, transport: str) -> float | None:
+        x, y = capacity.get(a, {}).get(transport), capacity.get(b, {}).get(transport)
+        return round(x / y, 2) if x and y else None
 
-    for transport in TRANSPORTS:
-        s_peak = peak.get("sidecar", {}).get(transport)
-        s_cap = capacity.get("sidecar", {}).get(transport)
-        e_peak, e_cap = peak.get("echo", {}).get(transport), capacity.get("echo", {}).get(transport)
-        n_cap = capacity.get("naive", {}).get(transport)
-        n_peak = peak.get("naive", {}).get(transport)
-        f_peak = peak.get("sidecar-every-frame", {}).get(transport)
-        f_cap = capacity.get("sidecar-every-frame", {}).get(transport)
-        r_peak = peak.get("sidecar-pure-python", {}).get(transport)
-        r_cap = capacity.get("sidecar-pure-python", {}).get(transport)
-        out[transport] = {
-            "sidecar_over_echo_peak": ratio(s_peak, e_peak),
-            "sidecar_over_echo_sessions_at_60hz": ratio(s_cap, e_cap, 2),
-            "sidecar_over_naive_peak": ratio(s_peak, n_peak),
-            "sidecar_over_naive_sessions_at_60hz": ratio(s_cap, n_cap, 2),
-            "sidecar_over_every_frame_peak": ratio(s_peak, f_peak),
-            "sidecar_over_every_frame_sessions_at_60hz": ratio(s_cap, f_cap, 2),
-            "compiled_over_pure_python_peak": ratio(s_peak, r_peak),
-            "compiled_over_pure_python_sessions_at_60hz": ratio(s_cap, r_cap, 2),
+    def peak(a: str, b: str, transport: str) -> float | None:
+        r = _paired(peak_rounds, a, b, transport)
+        return None if r is None else round(r, 3)
+
+    for t in TRANSPORTS:
+        out[t] = {
+            "sidecar_over_echo_peak": peak("sidecar", "echo", t),
+            "sidecar_over_echo_sessions_at_60hz": held("sidecar", "echo", t),
+            "sidecar_over_naive_peak": peak("sidecar", "naive", t),
+            "sidecar_over_naive_sessions_at_60hz": held("sidecar", "naive", t),
+            "sidecar_over_every_frame_peak": peak("sidecar", "sidecar-every-frame", t),
+            "sidecar_over_every_frame_sessions_at_60hz": held("sidecar", "sidecar-every-frame", t),
+            "compiled_over_pure_python_peak": peak("sidecar", "sidecar-pure-python", t),
+            "compiled_over_pure_python_sessions_at_60hz": held("sidecar", "sidecar-pure-python", t),
         }
     return out
 
 
-def light_load_rounds(cfg: BenchConfig, out: Path, bar: tqdm[Any]) -> list[Point]:
-    """One 60 Hz session on each server in turn, `cfg.light_rounds` times. Every server runs the whole
-    time (an idle one costs nothing), so each round compares them minutes apart at most."""
+def alternated_rounds(
+    cfg: BenchConfig, out: Path, bar: tqdm[Any], spec: Callable[[str, str, int, float], LoadSpec]
+) -> list[Point]:
+    """`cfg.rounds` rounds, in each every server's peak and then one 60 Hz session on each, in turn. Every
+    server runs the whole time (an idle one costs nothing), so a round compares them seconds apart."""
     points: list[Point] = []
     servers: dict[str, ServerProcess] = {}
     try:
         for kind in cfg.servers:
             servers[kind] = start_server(kind, out, cfg.server_cores, cfg.sidecar_args if kind in SIDECARS else ())
-        for r in range(cfg.light_rounds):
+        for r in range(cfg.rounds):
             for transport in cfg.transports:
-                for kind, server in servers.items():
-                    bar.set_postfix_str(f"{kind}/{transport} one session at 60 Hz, round {r + 1}")
-                    target = server.target(transport)
-                    spec = LoadSpec(
-                        target=target,
-                        transport=transport,
-                        sessions=1,
-                        rate_hz=60.0,
-                        duration_s=cfg.light_seconds,
-                        warmup_s=cfg.warmup_s,
-                        tables=cfg.tables,
-                        processes=1,
-                        cores=cfg.load_cores,
-                    )
-                    p = measure(server, transport, "light", spec)
-                    p.light_round = r
-                    points.append(p)
-                    bar.update(1)
+                for mode in ("peak", "light"):
+                    for kind, server in servers.items():
+                        what = "peak" if mode == "peak" else "one session at 60 Hz"
+                        bar.set_postfix_str(f"{kind}/{transport} {what}, round {r + 1}")
+                        target = server.target(transport)
+                        if mode == "peak":
+                            load = spec(target, transport, cfg.peak_sessions, 0.0)
+                        else:
+                            load = replace(spec(target, transport, 1, 60.0), duration_s=cfg.light_seconds, processes=1)
+                        p = measure(server, transport, mode, load)
+                        p.round = r
+                        points.append(p)
+                        bar.update(1)
     finally:
         for server in servers.values():
             server.stop()
     return points
 
 
+def _by_round(points: list[Point], mode: str, value: Callable[[Point], float]) -> ByRound:
+    """A figure of each point of this mode that measured something, by server, transport and round."""
+    out: ByRound = {}
+    for p in points:
+        if p.mode == mode and not p.failure:
+            out.setdefault((p.server, p.transport), {})[p.round] = value(p)
+    return out
+
+
+def _paired(by_round: ByRound, kind: str, base: str, transport: str) -> float | None:
+    """The median over rounds of kind's figure over base's in the same round (None: no round has both)."""
+    a, b = by_round.get((kind, transport), {}), by_round.get((base, transport), {})
+    ratios = [v / b[r] for r, v in a.items() if b.get(r)]
+    return statistics.median(ratios) if ratios else None
+
+
+def peaks(points: list[Point]) -> tuple[dict[str, dict[str, float | None]], ByRound]:
+    """Each server's peak frames/s (the median over rounds; None: no round answered a frame), and the
+    peaks by round (what ratios pair)."""
+    measured = [p for p in points if p.mode == "peak"]
+    by_round = _by_round(measured, "peak", lambda p: float(p.summary["frames_per_s"]))
+    out: dict[str, dict[str, float | None]] = {}
+    for p in measured:
+        values = by_round.get((p.server, p.transport))
+        out.setdefault(p.server, {})[p.transport] = round(statistics.median(values.values()), 1) if values else None
+    return out, by_round
+
+
 def light_load(points: list[Point]) -> dict[str, dict[str, dict[str, Any]]]:
     """CPU cores one 60 Hz session costs each server: the median of its alternated rounds, their range,
     and the median of its per-round ratio to the echo server (the transport alone) in the same round.
     Without rounds, the sweep's one-session point."""
-    light = [p for p in points if p.mode == "light" and not p.failure]
-    if not light:  # no rounds run: the sweep's one-session point
-        light = [p for p in points if p.mode == "60hz" and p.summary["sessions"] == 1 and not p.failure]
-    cores: dict[tuple[str, str], dict[int | None, float]] = {}
-    for p in light:
-        cores.setdefault((p.server, p.transport), {})[p.light_round] = p.server_cpu
+    cores = _by_round(points, "light", lambda p: p.server_cpu)
+    if not cores:  # no rounds run: the sweep's one-session point
+        one = [p for p in points if p.mode == "60hz" and p.summary["sessions"] == 1]
+        cores = _by_round([replace(p, mode="light") for p in one], "light", lambda p: p.server_cpu)
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for (kind, transport), by_round in cores.items():
-        echo = cores.get(("echo", transport), {})
-        ratios = [c / echo[r] for r, c in by_round.items() if echo.get(r)]
         values = list(by_round.values())
+        ratio = _paired(cores, kind, "echo", transport)
         out.setdefault(kind, {})[transport] = {
             "median": round(statistics.median(values), 4),
             "min": round(min(values), 4),
             "max": round(max(values), 4),
             "rounds": len(values),
-            "over_echo_median": round(statistics.median(ratios), 3) if ratios else None,
+            "over_echo_median": None if ratio is None else round(ratio, 3),
         }
     return out
 
@@ -578,7 +602,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
 def print_report(report: dict[str, Any]) -> None:
     print(f"\nmachine: {report['machine']['cpu']}, {report['machine']['cores']} cores, {report['machine']['date']}")
     print(f"frames in the {report.get('frame_form', 'rows')} form")
-    steps = {(p["server"], p["transport"]): p["model_steps_per_s"] for p in report["points"] if p["mode"] == "peak"}
+    at_peak: dict[tuple[str, str], list[float]] = {}
+    for p in report["points"]:
+        if p["mode"] == "peak" and p["model_steps_per_s"] is not None:
+            at_peak.setdefault((p["server"], p["transport"]), []).append(p["model_steps_per_s"])
+    steps = {k: statistics.median(v) for k, v in at_peak.items()}
     light = report.get("light_load_cores_per_60hz_session", {})
     print(
         f"{'server':22} {'transport':9} {'peak frames/s':>14} {'model steps/s':>14} {'held at 60 Hz':>14} "
@@ -598,11 +626,11 @@ def print_report(report: dict[str, Any]) -> None:
     for p in report["points"]:
         if p.get("failure"):
             print(f"FAILED: {p['server']} {p['transport']} {p['mode']}, {p['sessions']} sessions: {p['failure']}")
-    rounds = report["config"].get("light_rounds", 0)
+    rounds = report["config"].get("rounds", 0)
     if rounds:
         print(
-            f"one session at 60 Hz, cores (median of {rounds} rounds of {report['config']['light_seconds']:g} s, "
-            "every server in turn each round; range; median ratio to echo in the same round):"
+            f"peaks are medians of {rounds} alternated rounds; one session at 60 Hz, cores (median of the rounds, "
+            f"{report['config']['light_seconds']:g} s each; range; median ratio to echo in the same round):"
         )
         for kind, by in report.get("light_load", {}).items():
             for t, v in by.items():
@@ -700,7 +728,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         load_cores=load_cores,
         load_processes=a.load_processes or max(1, len(load_cores)),
         sidecar_args=tuple(a.sidecar_arg or ()),
-        light_rounds=a.light_rounds,
+        rounds=a.rounds,
         light_seconds=a.light_seconds,
         tables=a.frame_form == "tables",
         out=a.out,
@@ -720,7 +748,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         cfg.sweep = tuple(sorted(int(n) for n in a.sweep.split(",")))
     if a.quick:
         cfg.sweep, cfg.duration_s, cfg.warmup_s, cfg.peak_sessions, cfg.multiplayer_sessions = (1, 10), 1.0, 0.5, 8, 2
-        cfg.multiplayer_sweep, cfg.light_rounds, cfg.light_seconds = (2,), min(cfg.light_rounds, 1), 1.0
+        cfg.multiplayer_sweep, cfg.rounds, cfg.light_seconds = (2,), min(cfg.rounds, 1), 1.0
     report = run_bench(cfg)
     print_report(report)
     print(f"\nwrote {cfg.out}/bench.json and {cfg.out}/bench.png")
