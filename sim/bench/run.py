@@ -562,33 +562,35 @@ def plot(report: dict[str, Any], path: Path) -> None:
         ax.set_ylabel("latency at the client (ms)")
         ax.set_title(f"{transport}: latency vs load")
         ax.legend(fontsize=7)
-    ax = axes[2]
     width = 0.8 / len(SERVERS)
-    for i, kind in enumerate(SERVERS):
-        vals = [report["peak_frames_per_s"].get(kind, {}).get(t) or 0.0 for t in TRANSPORTS]
-        at = [j + (i - (len(SERVERS) - 1) / 2) * width for j in range(len(TRANSPORTS))]
-        ax.bar(at, vals, width, color=colors[kind], label=kind)
-    ax.set_xticks(range(len(TRANSPORTS)), list(TRANSPORTS))
-    ax.set_ylabel("peak frames/s (closed loop)")
-    ax.set_title("peak throughput")
-    ax.legend(fontsize=8)
+
+    def bars(ax: Any, mode: str, key: str, medians: dict[str, dict[str, Any]]) -> None:
+        """A bar per server and transport at its median, a dot per round (the servers that ran)."""
+        for i, kind in enumerate(SERVERS):
+            label: str | None = kind  # on its first bar
+            for j, t in enumerate(TRANSPORTS):
+                median = medians.get(kind, {}).get(t)
+                if median is None:
+                    continue
+                x = j + (i - (len(SERVERS) - 1) / 2) * width
+                each = [
+                    p[key]
+                    for p in report["points"]
+                    if p["mode"] == mode and p["server"] == kind and p["transport"] == t and not p["failure"]
+                ]
+                ax.bar(x, median, width, color=colors[kind], label=label)
+                label = None
+                ax.plot([x] * len(each), each, "k.", ms=3)
+        ax.set_xticks(range(len(TRANSPORTS)), list(TRANSPORTS))
+
+    bars(axes[2], "peak", "frames_per_s", report["peak_frames_per_s"])
+    axes[2].set_ylabel("peak frames/s (closed loop; median, dots: rounds)")
+    axes[2].set_title("peak throughput")
+    axes[2].legend(fontsize=8)
+    light = {k: {t: v["median"] for t, v in by.items()} for k, by in report.get("light_load", {}).items()}
     ax = axes[3]
-    light = report.get("light_load", {})
-    for i, kind in enumerate(SERVERS):
-        for j, t in enumerate(TRANSPORTS):
-            v = light.get(kind, {}).get(t)
-            if v is None:
-                continue
-            x = j + (i - (len(SERVERS) - 1) / 2) * width
-            rounds = [
-                p["server_cpu_cores"]
-                for p in report["points"]
-                if p["mode"] == "light" and p["server"] == kind and p["transport"] == t and not p["failure"]
-            ]
-            ax.bar(x, v["median"], width, color=colors[kind], label=kind if j == 0 else None)
-            ax.plot([x] * len(rounds), rounds, "k.", ms=3)
+    bars(ax, "light", "server_cpu_cores", light)
     ax.axhline(0.03, color="k", lw=0.8, ls=":", label="0.03 cores (issue #19)")
-    ax.set_xticks(range(len(TRANSPORTS)), list(TRANSPORTS))
     ax.set_ylabel("CPU cores (median; dots: rounds)")
     ax.set_title("one session at 60 Hz")
     ax.legend(fontsize=8)
