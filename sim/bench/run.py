@@ -484,11 +484,11 @@ def alternated_rounds(
     return points
 
 
-def _by_round(points: list[Point], mode: str, value: Callable[[Point], float]) -> ByRound:
-    """A figure of each point of this mode that measured something, by server, transport and round."""
+def _by_round(points: list[Point], value: Callable[[Point], float]) -> ByRound:
+    """A figure of each of these points that measured something, by server, transport and round."""
     out: ByRound = {}
     for p in points:
-        if p.mode == mode and not p.failure:
+        if not p.failure:
             out.setdefault((p.server, p.transport), {})[p.round] = value(p)
     return out
 
@@ -504,7 +504,7 @@ def peaks(points: list[Point]) -> tuple[dict[str, dict[str, float | None]], ByRo
     """Each server's peak frames/s (the median over rounds; None: no round answered a frame), and the
     peaks by round (what ratios pair)."""
     measured = [p for p in points if p.mode == "peak"]
-    by_round = _by_round(measured, "peak", lambda p: float(p.summary["frames_per_s"]))
+    by_round = _by_round(measured, lambda p: float(p.summary["frames_per_s"]))
     out: dict[str, dict[str, float | None]] = {}
     for p in measured:
         values = by_round.get((p.server, p.transport))
@@ -516,10 +516,10 @@ def light_load(points: list[Point]) -> dict[str, dict[str, dict[str, Any]]]:
     """CPU cores one 60 Hz session costs each server: the median of its alternated rounds, their range,
     and the median of its per-round ratio to the echo server (the transport alone) in the same round.
     Without rounds, the sweep's one-session point."""
-    cores = _by_round(points, "light", lambda p: p.server_cpu)
-    if not cores:  # no rounds run: the sweep's one-session point
-        one = [p for p in points if p.mode == "60hz" and p.summary["sessions"] == 1]
-        cores = _by_round([replace(p, mode="light") for p in one], "light", lambda p: p.server_cpu)
+    light = [p for p in points if p.mode == "light"]
+    if not light:  # no rounds run: the sweep's one-session point
+        light = [p for p in points if p.mode == "60hz" and p.summary["sessions"] == 1]
+    cores = _by_round(light, lambda p: p.server_cpu)
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for (kind, transport), by_round in cores.items():
         values = list(by_round.values())
@@ -586,10 +586,10 @@ def plot(report: dict[str, Any], path: Path) -> None:
     bars(axes[2], "peak", "frames_per_s", report["peak_frames_per_s"])
     axes[2].set_ylabel("peak frames/s (closed loop; median, dots: rounds)")
     axes[2].set_title("peak throughput")
-    axes[2].legend(fontsize=8)
-    light = {k: {t: v["median"] for t, v in by.items()} for k, by in report.get("light_load", {}).items()}
+    if axes[2].get_legend_handles_labels()[0]:  # no bar where every peak failed
+        axes[2].legend(fontsize=8)
     ax = axes[3]
-    bars(ax, "light", "server_cpu_cores", light)
+    bars(ax, "light", "server_cpu_cores", report["light_load_cores_per_60hz_session"])
     ax.axhline(0.03, color="k", lw=0.8, ls=":", label="0.03 cores (issue #19)")
     ax.set_ylabel("CPU cores (median; dots: rounds)")
     ax.set_title("one session at 60 Hz")
