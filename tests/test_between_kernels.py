@@ -1,5 +1,6 @@
 """The compiled arithmetic of a frame between model steps (sidecar/engine/_between.c) against the Python
-versions it stands in for: the model clock's fold and the director's easing of the knobs.
+versions it stands in for: the model clock's fold and its merge into the step's frame, and the director's
+easing of the knobs.
 
 Its contract: the same bits for the same inputs, hostile ones included (NaN, infinities, huge and tiny
 numbers, zero and negative rates, players joining and leaving), and declining -- the Python version then
@@ -14,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from sidecar.engine.between import compiled_between_available, ease_compiled, fold_compiled
+from sidecar.engine.between import compiled_between_available, ease_compiled, fold_compiled, merge_compiled
 from sidecar.engine.clock import ModelClock
 from sidecar.features import FrameInput, KnobSet, RawFrame
 from sidecar.policies.director import Director
@@ -63,8 +64,8 @@ def _frames_with_players(rng: random.Random, count: int) -> list[RawFrame]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_the_compiled_fold_gives_the_python_folds_bits(seed: int) -> None:
-    """Two clocks fed the same frames, one folding in C and one in Python: every step they hand the model
-    holds the same bits (players, events), through joins, leaves and hostile numbers."""
+    """Two clocks fed the same frames, one folding and merging in C and one in Python: every step they
+    hand the model holds the same bits (players, events), through joins, leaves and hostile numbers."""
     rng = random.Random(seed)
     knobs = KnobSet.from_specs(list(KNOBS))
     clocks = {True: ModelClock(0.2), False: ModelClock(0.2)}
@@ -106,6 +107,27 @@ def test_the_fold_declines_what_it_does_not_expect() -> None:
     assert not fold_compiled(rows, players, 2**62, 20, 0.5, False, spans)  # a size that would overflow
     assert not fold_compiled(rows, b"not numbers", 2, 20, 0.5, False, spans)
     assert _bits(rows) == _bits(before)
+
+
+def test_the_merge_declines_what_it_does_not_expect() -> None:
+    """The step frame's table read-only, float32 or cut short, too few rows of state, spans past the row:
+    False, nothing written; the usual case merges in place."""
+    rows = np.full((4, 5), 2.0)
+    spans = (13, 3, 16, 1)
+    players = np.ones((2, 20))
+    assert merge_compiled(players, rows, 2, 20, 0.5, spans)
+    assert players[0, 13] == 3.0 and players[0, 16] == (2.0 + 1.0 * 0.5) / (2.0 + 0.5)
+    before = players.copy()
+    frozen = players.copy()
+    frozen.setflags(write=False)
+    assert not merge_compiled(frozen, rows, 2, 20, 0.5, spans)
+    assert not merge_compiled(players.astype(np.float32), rows, 2, 20, 0.5, spans)
+    assert not merge_compiled(players[:, :10].copy(), rows, 2, 20, 0.5, spans)
+    assert not merge_compiled(players, rows[:1], 2, 20, 0.5, spans)
+    assert not merge_compiled(players, rows, 2, 20, 0.5, (13, 3, 19, 2))
+    assert not merge_compiled(players, rows, 2**62, 20, 0.5, spans)
+    assert not merge_compiled(players, "not numbers", 2, 20, 0.5, spans)
+    assert _bits(players) == _bits(before)
 
 
 def _director() -> Director:

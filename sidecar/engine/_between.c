@@ -1,5 +1,5 @@
 /* The arithmetic of a frame between two model steps, in C: folding its player table into the next
- * step (sidecar/engine/clock.py) and easing the knobs toward the latest step's target
+ * step and merging the fold into the step's frame (sidecar/engine/clock.py), and easing the knobs toward the latest step's target
  * (sidecar/policies/director.py).
  *
  * Why: at 60 Hz eleven frames in twelve fall between the model's 5 Hz steps, and all they need is this
@@ -50,6 +50,38 @@ static PyObject *fold(PyObject *self, PyObject *args) {
     }
     PyBuffer_Release(&rv);
     PyBuffer_Release(&pv);
+    if (fits) Py_RETURN_TRUE;
+    Py_RETURN_FALSE;
+}
+
+/* merge(players, rows, n, width, interval, sum_start, n_sum, rate_start, n_rate) -> bool
+ *
+ * players: the step frame's player table (a copy: written in place), n rows of width doubles; rows: the
+ * fold's state (see fold), at least n rows. The fold merged into the table (merge_rows). */
+static PyObject *merge(PyObject *self, PyObject *args) {
+    PyObject *players_obj, *rows_obj;
+    Py_ssize_t n, width, sum_start, n_sum, rate_start, n_rate;
+    double interval;
+    if (!PyArg_ParseTuple(args, "OOnndnnnn", &players_obj, &rows_obj, &n, &width, &interval, &sum_start, &n_sum,
+                          &rate_start, &n_rate))
+        return NULL;
+    if (n < 0 || width <= 0 || sum_start < 0 || n_sum < 0 || rate_start < 0 || n_rate < 0 ||
+        sum_start + n_sum > width || rate_start + n_rate > width)
+        Py_RETURN_FALSE;
+    Py_ssize_t row = n_sum + n_rate + 1;
+    if (n > PY_SSIZE_T_MAX / (width > row ? width : row)) Py_RETURN_FALSE; /* n * width would overflow */
+    Py_buffer pv, rv;
+    if (!get_numbers(players_obj, &pv, 1, 'd')) Py_RETURN_FALSE;
+    if (!get_numbers(rows_obj, &rv, 0, 'd')) {
+        PyBuffer_Release(&pv);
+        Py_RETURN_FALSE;
+    }
+    int fits = rv.len / (Py_ssize_t)sizeof(double) >= n * row && pv.len / (Py_ssize_t)sizeof(double) == n * width;
+    if (fits) {
+        merge_rows((double *)pv.buf, (const double *)rv.buf, n, width, interval, sum_start, n_sum, rate_start, n_rate);
+    }
+    PyBuffer_Release(&pv);
+    PyBuffer_Release(&rv);
     if (fits) Py_RETURN_TRUE;
     Py_RETURN_FALSE;
 }
@@ -126,6 +158,8 @@ done:
 static PyMethodDef methods[] = {
     {"fold", fold, METH_VARARGS,
      "fold(rows, players, n, width, interval, first, sum_start, n_sum, rate_start, n_rate) -> bool"},
+    {"merge", merge, METH_VARARGS,
+     "merge(players, rows, n, width, interval, sum_start, n_sum, rate_start, n_rate) -> bool"},
     {"ease", ease, METH_VARARGS, "ease(out, values, wanted, limits, dt) -> (list[float], in_range) or None"},
     {NULL, NULL, 0, NULL},
 };

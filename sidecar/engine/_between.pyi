@@ -14,4 +14,16 @@ def fold(
     n_rate: int,
     /,
 ) -> bool: ...
+def merge(
+    players: Any,
+    rows: Any,
+    n: int,
+    width: int,
+    interval: float,
+    sum_start: int,
+    n_sum: int,
+    rate_start: int,
+    n_rate: int,
+    /,
+) -> bool: ...
 def ease(out: Any, values: Any, wanted: Any, limits: Any, dt: float, /) -> tuple[list[float], bool] | None: ...

@@ -47,6 +47,25 @@ static inline void fold_rows(double *r, const double *p, Py_ssize_t n, Py_ssize_
     }
 }
 
+/* The step frame's player table p (n rows of `width` doubles, written in place) with the fold's rows r
+ * merged in, as clock.py's _merge does it: SUM columns += the fold's sums; with t = the fold's seconds +
+ * interval, each RATE column = (its rate-times + rate * interval) / max(t, 1e-12) where t > 0, else kept. */
+static inline void merge_rows(double *p, const double *r, Py_ssize_t n, Py_ssize_t width, double interval,
+                              Py_ssize_t sum_start, Py_ssize_t n_sum, Py_ssize_t rate_start, Py_ssize_t n_rate) {
+    Py_ssize_t row = n_sum + n_rate + 1;
+    for (Py_ssize_t i = 0; i < n; i++, r += row, p += width) {
+        for (Py_ssize_t j = 0; j < n_sum; j++) p[sum_start + j] = p[sum_start + j] + r[j];
+        double t = r[row - 1] + interval;
+        if (!(t > 0)) continue; /* no time covered (or NaN): the frame's own rates stand */
+        double den = t >= 1e-12 ? t : 1e-12;
+        for (Py_ssize_t j = 0; j < n_rate; j++) {
+            double rate = p[rate_start + j];
+            double own = rate * interval;
+            p[rate_start + j] = (r[n_sum + j] + own) / den;
+        }
+    }
+}
+
 /* One knob eased toward `w`: where rate > 0, w = min(max(w, v - rate*dt), v + rate*dt); then
  * min(max(w, lo), hi), rounded to float32 -- Python's min and max, NaN and signed zeros included (the
  * first argument is kept unless the other compares greater / less). */

@@ -1,6 +1,7 @@
 """The arithmetic of a frame between model steps, compiled when the extension is built (_between.c).
 
-At 60 Hz eleven frames in twelve only need their player table folded into the next step (clock.py) and
+At 60 Hz eleven frames in twelve only need their player table folded into the next step (clock.py, which
+merges the fold into the step's frame the same way) and
 the knobs eased toward the latest step's target (policies/director.py). Both have a Python version,
 which runs where the extension is missing, where `metabrain serve --pure-python` asks for it, or where
 the compiled one declines (arrays of another type or shape); for the rest the two give the same bits
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["compiled_between_available", "ease_compiled", "fold_compiled"]
+__all__ = ["compiled_between_available", "ease_compiled", "fold_compiled", "merge_compiled"]
 
 try:
     from sidecar.engine import _between
@@ -32,6 +33,14 @@ def fold_compiled(
     if _between is None:
         return False
     return _between.fold(rows, players, n, width, interval, first, *spans)
+
+
+def merge_compiled(players: Any, rows: Any, n: int, width: int, interval: float, spans: tuple[int, ...]) -> bool:
+    """The fold's rows merged into a step frame's player table `players` (a copy, written in place; see
+    _between.c); False: not done, run the Python merge."""
+    if _between is None:
+        return False
+    return _between.merge(players, rows, n, width, interval, *spans)
 
 
 def ease_compiled(out: Any, values: Any, wanted: Any, limits: Any, dt: float) -> tuple[list[float], bool] | None:

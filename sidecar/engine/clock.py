@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from sidecar.columns import PLAYER_TABLE, Fold
-from sidecar.engine.between import fold_compiled
+from sidecar.engine.between import fold_compiled, merge_compiled
 from sidecar.features import FrameInput, RawFrame
 
 __all__ = ["DEFAULT_MODEL_RATE_HZ", "FOLD_SPANS", "ModelClock", "StepInFlight"]
@@ -114,7 +114,7 @@ class ModelClock:
             return None
         if self.start is None:
             self.start = t
-        merged = self._merge(frame) if self.folded else replace(frame, prev_game_time=self.last_step)
+        merged = self._merge(frame, compiled) if self.folded else replace(frame, prev_game_time=self.last_step)
         merged.session_start = self.start  # the same origin at any frame rate
         if self.period_s > 0:
             # Keep to the grid (the average rate is the learned one), unless the game paused or sends
@@ -164,7 +164,7 @@ class ModelClock:
                 rows[j] = self.rows[i]
         self.rows, self.ids = rows, order
 
-    def _merge(self, frame: FrameInput) -> FrameInput:
+    def _merge(self, frame: FrameInput, compiled: bool = True) -> FrameInput:
         """This frame with the folded ones merged in; resets the fold."""
         raw = frame.raw
         t = frame.game_time
@@ -173,17 +173,21 @@ class ModelClock:
         n = len(raw.player_ids)
         if raw.player_ids != self.ids[:n]:
             self._realign(raw.player_ids)
-        rows = self.rows[:n]
-        players[:, _SUM] += rows[:, _SUMS]
-        total = (rows[:, _SECONDS] + interval)[:, None]
-        rates = players[:, _RATE]
-        averaged = (rows[:, _RATE_TIMES] + rates * interval) / np.maximum(total, 1e-12)
-        players[:, _RATE] = np.where(total > 0, averaged, rates)
-        index = {pid: i for i, pid in enumerate(raw.player_ids)}
-        folded = np.array(
-            [(e, index.get(pid, -1) if pid is not None else -1, a, et) for e, pid, a, et in self.events], np.float64
-        ).reshape(len(self.events), 4)
-        events = np.concatenate([folded, raw.events]) if len(raw.events) else folded
+        if not (compiled and merge_compiled(players, self.rows, n, _WIDTH, interval, FOLD_SPANS)):
+            rows = self.rows[:n]
+            players[:, _SUM] += rows[:, _SUMS]
+            total = (rows[:, _SECONDS] + interval)[:, None]
+            rates = players[:, _RATE]
+            averaged = (rows[:, _RATE_TIMES] + rates * interval) / np.maximum(total, 1e-12)
+            players[:, _RATE] = np.where(total > 0, averaged, rates)
+        events = raw.events
+        if self.events:  # most folds carry none: the frame's own events stand as they are
+            index = {pid: i for i, pid in enumerate(raw.player_ids)}
+            folded = np.array(
+                [(e, index.get(pid, -1) if pid is not None else -1, a, et) for e, pid, a, et in self.events],
+                np.float64,
+            ).reshape(len(self.events), 4)
+            events = np.concatenate([folded, raw.events]) if len(raw.events) else folded
         self.ids = []
         self.events = []
         self.folded = 0
