@@ -133,6 +133,10 @@ class Runner:
         """The step outside CUDA graphs, in blocks of CPU_BLOCK rows on a CPU."""
         if self.device.type != "cpu":
             return self._rows(plan, 0, plan.batch)
+        if plan.batch <= self.compiled_up_to:  # the C step uses no torch: no oneDNN flag to scope
+            got = self._compiled_rows(plan, 0, plan.batch)
+            if got is not None:
+                return got
         if plan.batch > ONEDNN_OFF_UP_TO:
             return self._blocks(plan)
         # Scoped, not process-wide: larger steps and training keep oneDNN. (The attribute, not
@@ -151,22 +155,33 @@ class Runner:
         parts = [self._rows(plan, a, min(a + CPU_BLOCK, plan.batch)) for a in range(0, plan.batch, CPU_BLOCK)]
         return tuple(np.concatenate(outs) for outs in zip(*parts, strict=True))
 
-    def _rows(self, plan: StepPlan, a: int, b: int) -> tuple[np.ndarray, ...]:
-        """Rows [a, b) of the plan, NPCs trimmed to the widest row in use (the featurizer puts present
-        NPCs first); the tactics of the plan's hinted NPCs in these rows, [P, A]."""
-        dev, dt = self.device, self.dtype
-        mask = plan.npc_mask[a:b]
-        n = npc_width(mask)
+    def _hinted(self, plan: StepPlan, a: int, b: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """The NPC width of rows [a, b) (the featurizer puts present NPCs first) and their hinted NPCs'
+        rows (from a) and slots."""
+        n = npc_width(plan.npc_mask[a:b])
         h0, h1 = np.searchsorted(plan.hint_rows, (a, b)).tolist()  # hint rows are in row order
-        rows, slots = plan.hint_rows[h0:h1] - a, plan.hint_slots[h0:h1]
-        if self._compiled is not None and b - a <= self.compiled_up_to:
-            assert self._pool_rows is not None
-            got = self._compiled(
-                self._pool_rows, plan.slots[a:b], plan.players[a:b], plan.npcs[a:b, :n], mask[:, :n],
-                plan.levels[a:b], rows, slots,
-            )  # fmt: skip
-            if got is not None:
-                return got
+        return n, plan.hint_rows[h0:h1] - a, plan.hint_slots[h0:h1]
+
+    def _compiled_rows(self, plan: StepPlan, a: int, b: int) -> tuple[np.ndarray, ...] | None:
+        """Rows [a, b) stepped in C where it covers them (None: torch steps them)."""
+        if self._compiled is None or b - a > self.compiled_up_to:
+            return None
+        assert self._pool_rows is not None
+        n, rows, slots = self._hinted(plan, a, b)
+        return self._compiled(
+            self._pool_rows, plan.slots[a:b], plan.players[a:b], plan.npcs[a:b, :n], plan.npc_mask[a:b, :n],
+            plan.levels[a:b], rows, slots,
+        )  # fmt: skip
+
+    def _rows(self, plan: StepPlan, a: int, b: int) -> tuple[np.ndarray, ...]:
+        """Rows [a, b) of the plan, NPCs trimmed to the widest row in use; the tactics of the plan's
+        hinted NPCs in these rows, [P, A]."""
+        got = self._compiled_rows(plan, a, b)
+        if got is not None:
+            return got
+        dev, dt = self.device, self.dtype
+        n, rows, slots = self._hinted(plan, a, b)
+        mask = plan.npc_mask[a:b]
         hinted_only = len(rows) < HINTED_ONLY_BELOW * (b - a) * n
         outs = self._eager(
             torch.as_tensor(plan.slots[a:b], device=dev),
