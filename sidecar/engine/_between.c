@@ -18,6 +18,29 @@
 
 #include "_between_math.h"
 
+/* The fold's state and a player table as the fold and the merge take them: rows (at least n rows of
+ * n_sum + n_rate + 1 doubles) and players (n rows of width doubles), C-contiguous doubles, the one named
+ * by `rows_writable` writable (1: rows, 0: players). 1 with both buffers held (release them), 0 with
+ * none: the caller declines. */
+static int fold_buffers(PyObject *rows_obj, PyObject *players_obj, int rows_writable, Py_ssize_t n, Py_ssize_t width,
+                        Py_ssize_t sum_start, Py_ssize_t n_sum, Py_ssize_t rate_start, Py_ssize_t n_rate,
+                        Py_buffer *rv, Py_buffer *pv) {
+    if (n < 0 || width <= 0 || sum_start < 0 || n_sum < 0 || rate_start < 0 || n_rate < 0 ||
+        sum_start + n_sum > width || rate_start + n_rate > width)
+        return 0;
+    Py_ssize_t row = n_sum + n_rate + 1;
+    if (n > PY_SSIZE_T_MAX / (width > row ? width : row)) return 0; /* n * width would overflow */
+    if (!get_numbers(rows_obj, rv, rows_writable, 'd')) return 0;
+    if (!get_numbers(players_obj, pv, !rows_writable, 'd')) {
+        PyBuffer_Release(rv);
+        return 0;
+    }
+    if (rv->len / (Py_ssize_t)sizeof(double) >= n * row && pv->len / (Py_ssize_t)sizeof(double) == n * width) return 1;
+    PyBuffer_Release(rv);
+    PyBuffer_Release(pv);
+    return 0;
+}
+
 /* fold(rows, players, n, width, interval, first, sum_start, n_sum, rate_start, n_rate) -> bool
  *
  * rows: the fold's state, writable doubles, a row per player of (n_sum sums, n_rate rate-times,
@@ -32,26 +55,13 @@ static PyObject *fold(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOnndpnnnn", &rows_obj, &players_obj, &n, &width, &interval, &first, &sum_start,
                           &n_sum, &rate_start, &n_rate))
         return NULL;
-    if (n < 0 || width <= 0 || sum_start < 0 || n_sum < 0 || rate_start < 0 || n_rate < 0 ||
-        sum_start + n_sum > width || rate_start + n_rate > width)
-        Py_RETURN_FALSE;
-    Py_ssize_t row = n_sum + n_rate + 1;
-    if (n > PY_SSIZE_T_MAX / (width > row ? width : row)) Py_RETURN_FALSE; /* n * width would overflow */
     Py_buffer rv, pv;
-    if (!get_numbers(rows_obj, &rv, 1, 'd')) Py_RETURN_FALSE;
-    if (!get_numbers(players_obj, &pv, 0, 'd')) {
-        PyBuffer_Release(&rv);
+    if (!fold_buffers(rows_obj, players_obj, 1, n, width, sum_start, n_sum, rate_start, n_rate, &rv, &pv))
         Py_RETURN_FALSE;
-    }
-    int fits = rv.len / (Py_ssize_t)sizeof(double) >= n * row && pv.len / (Py_ssize_t)sizeof(double) == n * width;
-    if (fits) {
-        fold_rows((double *)rv.buf, (const double *)pv.buf, n, width, interval, first, sum_start, n_sum, rate_start,
-                  n_rate);
-    }
+    fold_rows((double *)rv.buf, (const double *)pv.buf, n, width, interval, first, sum_start, n_sum, rate_start, n_rate);
     PyBuffer_Release(&rv);
     PyBuffer_Release(&pv);
-    if (fits) Py_RETURN_TRUE;
-    Py_RETURN_FALSE;
+    Py_RETURN_TRUE;
 }
 
 /* merge(players, rows, n, width, interval, sum_start, n_sum, rate_start, n_rate) -> bool
@@ -65,25 +75,13 @@ static PyObject *merge(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOnndnnnn", &players_obj, &rows_obj, &n, &width, &interval, &sum_start, &n_sum,
                           &rate_start, &n_rate))
         return NULL;
-    if (n < 0 || width <= 0 || sum_start < 0 || n_sum < 0 || rate_start < 0 || n_rate < 0 ||
-        sum_start + n_sum > width || rate_start + n_rate > width)
+    Py_buffer rv, pv;
+    if (!fold_buffers(rows_obj, players_obj, 0, n, width, sum_start, n_sum, rate_start, n_rate, &rv, &pv))
         Py_RETURN_FALSE;
-    Py_ssize_t row = n_sum + n_rate + 1;
-    if (n > PY_SSIZE_T_MAX / (width > row ? width : row)) Py_RETURN_FALSE; /* n * width would overflow */
-    Py_buffer pv, rv;
-    if (!get_numbers(players_obj, &pv, 1, 'd')) Py_RETURN_FALSE;
-    if (!get_numbers(rows_obj, &rv, 0, 'd')) {
-        PyBuffer_Release(&pv);
-        Py_RETURN_FALSE;
-    }
-    int fits = rv.len / (Py_ssize_t)sizeof(double) >= n * row && pv.len / (Py_ssize_t)sizeof(double) == n * width;
-    if (fits) {
-        merge_rows((double *)pv.buf, (const double *)rv.buf, n, width, interval, sum_start, n_sum, rate_start, n_rate);
-    }
-    PyBuffer_Release(&pv);
+    merge_rows((double *)pv.buf, (const double *)rv.buf, n, width, interval, sum_start, n_sum, rate_start, n_rate);
     PyBuffer_Release(&rv);
-    if (fits) Py_RETURN_TRUE;
-    Py_RETURN_FALSE;
+    PyBuffer_Release(&pv);
+    Py_RETURN_TRUE;
 }
 
 /* ease(out, values, wanted, limits, dt) -> (list[float], bool) or None
