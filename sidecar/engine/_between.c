@@ -1,6 +1,6 @@
 /* The arithmetic of a frame between two model steps, in C: folding its player table into the next
- * step and merging the fold into the step's frame (sidecar/engine/clock.py), and easing the knobs toward the latest step's target
- * (sidecar/policies/director.py).
+ * step and merging the fold into the step's frame (sidecar/engine/clock.py), and easing the knobs
+ * toward the latest step's target (sidecar/policies/director.py).
  *
  * Why: at 60 Hz eleven frames in twelve fall between the model's 5 Hz steps, and all they need is this
  * arithmetic on a handful of numbers. In Python it is ~10 numpy calls on one-row arrays a frame, cheap

@@ -1,11 +1,10 @@
 """The arithmetic of a frame between model steps, compiled when the extension is built (_between.c).
 
 At 60 Hz eleven frames in twelve only need their player table folded into the next step (clock.py, which
-merges the fold into the step's frame the same way) and
-the knobs eased toward the latest step's target (policies/director.py). Both have a Python version,
-which runs where the extension is missing, where `metabrain serve --pure-python` asks for it, or where
-the compiled one declines (arrays of another type or shape); for the rest the two give the same bits
-(tests/test_between_kernels.py).
+merges the fold into the step's frame the same way) and the knobs eased toward the latest step's target
+(policies/director.py). Each has a Python version, which runs where the extension is missing, where
+`metabrain serve --pure-python` asks for it, or where the compiled one declines (arrays of another type
+or shape); for the rest the two give the same bits (tests/test_between_kernels.py).
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ HINTED_ONLY_BELOW = 0.5
 # call whatever the size) cost more than they save there (`python -m sim.bench.onednn`: 1.2-1.35x faster
 # at 1-8 rows, 1.1x at 32-64, no consistent difference from 128; outputs within 4e-7).
 ONEDNN_OFF_UP_TO = 64
+assert ONEDNN_OFF_UP_TO <= CPU_BLOCK  # such a step is one block (Runner._eager_numpy)
 # A CPU step of up to this many rows runs in C (model_step.py) where it can. The runner's whole step in a
 # loop (`python -m sim.bench.model_step`, the AVX2 kernel): 10x TorchScript's speed at one row, 2x at 16,
 # 1.45x at 32, 0.95x at 64, 0.8x at 128 (torch's BLAS wins big blocks). Served, where the transport and
@@ -145,7 +146,8 @@ class Runner:
         was = bool(mkldnn.enabled)
         mkldnn.enabled = False  # type: ignore[assignment]  # a ContextProp: assigning sets the flag
         try:
-            return self._blocks(plan)
+            # One block (ONEDNN_OFF_UP_TO <= CPU_BLOCK), which the C step declined or does not cover.
+            return self._torch_rows(plan, 0, plan.batch)
         finally:
             mkldnn.enabled = was  # type: ignore[assignment]
 
@@ -177,8 +179,10 @@ class Runner:
         """Rows [a, b) of the plan, NPCs trimmed to the widest row in use; the tactics of the plan's
         hinted NPCs in these rows, [P, A]."""
         got = self._compiled_rows(plan, a, b)
-        if got is not None:
-            return got
+        return got if got is not None else self._torch_rows(plan, a, b)
+
+    def _torch_rows(self, plan: StepPlan, a: int, b: int) -> tuple[np.ndarray, ...]:
+        """Rows [a, b) stepped by torch (see _rows)."""
         dev, dt = self.device, self.dtype
         n, rows, slots = self._hinted(plan, a, b)
         mask = plan.npc_mask[a:b]
