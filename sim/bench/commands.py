@@ -44,6 +44,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--sidecar-arg", action="append", help="extra `metabrain serve` argument (repeatable)")
     p.add_argument("--sweep", help="sessions at 60 Hz to try, comma-separated (default: 1,2,5,...,1200)")
     p.add_argument(
+        "--refine",
+        type=float,
+        default=0.1,
+        help="after the sweep's first failure, try loads between it and the last held one until the gap is at "
+        "most this share of the held load (0: the sweep's points only)",
+    )
+    p.add_argument(
         "--rounds",
         type=int,
         default=4,

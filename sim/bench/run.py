@@ -53,6 +53,11 @@ class BenchConfig:
     peak_sessions: int = 128
     duration_s: float = 3.0
     warmup_s: float = 1.0
+    # After the session sweep's first failure, loads between the last held and the failed one are tried
+    # (halving the gap) until the gap is at most this share of the held load; 0: no refinement. Above 75
+    # sessions the sweep's steps are a third to a half of the load, so a held ratio against the echo
+    # jumped between 67% and 100% on a few percent of capacity (runs 21, 22).
+    refine: float = 0.1
     multiplayer_players: int = 32
     multiplayer_sessions: int = 16
     # Sessions of 32 players at 60 Hz to try: from 27 on, the fewest that reach 50k, 75k, 100k, 125k and
@@ -184,6 +189,14 @@ def stalled(point: Point) -> bool:
         and s["guidance"] >= 0.99 * s["sent"]
         and point.server_cpu < RETRY_BELOW_CORES
     )
+
+
+def halfway(held: int, failed: int, refine: float) -> int | None:
+    """The next load to try between the most sessions held and the fewest that failed, halving the gap;
+    None once the gap is at most `refine` of the held load (or one session), or with nothing held."""
+    if held <= 0 or refine <= 0 or failed - held <= max(1.0, refine * held):
+        return None
+    return (held + failed) // 2
 
 
 def failure_of(result: LoadResult) -> str | None:
@@ -343,11 +356,13 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         sizes: tuple[int, ...],
         players: int,
         what: str,
+        refine: float = 0.0,
     ) -> int:
-        """More sessions at 60 Hz at each point until one is not held; returns the most held (0: none).
-        what: the progress label, with {} for the number of sessions."""
-        held = 0
-        for i, n in enumerate(sizes):
+        """More sessions at 60 Hz at each point until one is not held, then (refine > 0) the loads between
+        that and the last held one; returns the most held (0: none). what: the progress label, with {} for
+        the number of sessions."""
+
+        def held_at(n: int) -> bool:
             bar.set_postfix_str(what.format(n))
             p = measure(server, transport, mode, spec(target, transport, n, 60.0, players))
             points.append(p)
@@ -355,9 +370,20 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                 p = measure(server, transport, mode, spec(target, transport, n, 60.0, players))
                 p.retry = True
                 points.append(p)
+            return p.held
+
+        held = 0
+        for i, n in enumerate(sizes):
+            ok = held_at(n)
             bar.update(1)
-            if not p.held:
+            if not ok:
                 bar.update(len(sizes) - i - 1)
+                failed = n
+                while (m := halfway(held, failed, refine)) is not None:
+                    if held_at(m):
+                        held = m
+                    else:
+                        failed = m
                 break
             held = n
         return held
@@ -381,7 +407,15 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                         points.append(measure(server, transport, "peak", load))
                         bar.update(1)
                     held = sweep(
-                        bar, server, target, transport, "60hz", cfg.sweep, 1, f"{where} {{}} sessions at 60 Hz"
+                        bar,
+                        server,
+                        target,
+                        transport,
+                        "60hz",
+                        cfg.sweep,
+                        1,
+                        f"{where} {{}} sessions at 60 Hz",
+                        cfg.refine,
                     )
                     capacity.setdefault(kind, {})[transport] = held
                     if kind in SIDECARS:
@@ -748,9 +782,10 @@ def cmd_bench(a: argparse.Namespace) -> int:
         return 0
     if a.sweep:
         cfg.sweep = tuple(sorted(int(n) for n in a.sweep.split(",")))
+    cfg.refine = a.refine
     if a.quick:
         cfg.sweep, cfg.duration_s, cfg.warmup_s, cfg.peak_sessions, cfg.multiplayer_sessions = (1, 10), 1.0, 0.5, 8, 2
-        cfg.multiplayer_sweep, cfg.rounds, cfg.light_seconds = (2,), min(cfg.rounds, 1), 1.0
+        cfg.multiplayer_sweep, cfg.rounds, cfg.light_seconds, cfg.refine = (2,), min(cfg.rounds, 1), 1.0, 0.0
     report = run_bench(cfg)
     print_report(report)
     print(f"\nwrote {cfg.out}/bench.json and {cfg.out}/bench.png")
