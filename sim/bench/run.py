@@ -585,7 +585,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
     for ax, transport in zip(axes[:2], TRANSPORTS, strict=True):
         for kind in SERVERS:
             pts = [p for p in report["points"] if p["server"] == kind and p["transport"] == transport]
-            pts = [p for p in pts if p["mode"] == "60hz"]
+            # By load: the refinement measures loads below the sweep's failure after it.
+            pts = sorted((p for p in pts if p["mode"] == "60hz"), key=lambda p: (p["sessions"], p["retry"]))
             if pts:
                 xs = [p["sessions"] for p in pts]
                 ax.plot(xs, [p["p99_ms"] for p in pts], "o-", color=colors[kind], label=f"{kind} p99")
