@@ -15,7 +15,7 @@ import torch
 from sidecar.features import P
 from sidecar.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from sidecar.training.dataset import Horizons, examples_of, load_examples, save_examples, split_of
-from sidecar.training.evaluate import auc, calibration
+from sidecar.training.evaluate import auc, calibration, evaluate, markdown
 from sim.offline import OfflineConfig, run_offline
 from sim.populations import load_population
 
@@ -76,6 +76,22 @@ def test_metrics() -> None:
     assert auc(y, np.array([0.5, 0.5, 0.5, 0.5])) == 0.5
     ece, _ = calibration(np.array([0.0, 1.0] * 50), np.full(100, 0.5))
     assert ece == pytest.approx(0.0)
+
+
+def test_evaluate_bounds_the_risk_heads_auc_by_resampling_sessions(small_data: Path) -> None:
+    """With --bootstrap the sessions are predicted one at a time (the same figures as the batched
+    rollout) and resampled whole: an interval around each risk head's AUC, in the JSON and the markdown."""
+    plain = evaluate(None, str(small_data), split="all")
+    boot = evaluate(None, str(small_data), split="all", bootstrap=50)
+    for head in ("p_fail", "p_quit"):
+        m = boot["heads"][head]
+        assert m["auc"] == pytest.approx(plain["heads"][head]["auc"], abs=1e-5)
+        assert m["ece"] == pytest.approx(plain["heads"][head]["ece"], abs=1e-5)
+        assert m["auc_low"] < m["auc"] < m["auc_high"] and m["resamples"] == 50
+        assert "auc_low" not in plain["heads"][head]
+    assert boot["frames"] == plain["frames"] and "auc_low" not in boot["heads"]["npc_tactic_hit"]
+    assert "95% interval over 50 resamples of the sessions: p_fail" in markdown(boot)
+    assert "interval" not in markdown(plain)
 
 
 def test_train_then_evaluate_then_serve(small_data: Path, tmp_path: Path) -> None:

@@ -78,7 +78,9 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from sidecar.training.evaluate import evaluate, markdown, write_reports
 
-    report = evaluate(a.checkpoint, a.data, a.split, a.threshold, a.split_seed, a.png)
+    if a.bootstrap < 0:
+        raise SystemExit(f"--bootstrap must be 0 or more resamples (got {a.bootstrap})")
+    report = evaluate(a.checkpoint, a.data, a.split, a.threshold, a.split_seed, a.png, a.bootstrap)
     write_reports(report, a.markdown, a.json)
     print(markdown(report))
     if a.png:
@@ -172,6 +174,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.add_argument("--markdown", help="write the report as markdown")
     ev.add_argument("--json", help="write the figures as JSON")
     ev.add_argument("--png", help="write the reliability diagram")
+    ev.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        help="resamples of the sessions for a 95%% interval on the risk heads' AUC (e.g. 200; 0: none)",
+    )
     ev.set_defaults(func=cmd_evaluate)
 
     cal = sub.add_parser("calibrate", help="fit Platt scaling of the risk heads on the validation split")

@@ -112,6 +112,25 @@ def predict(model: PlayerModel, sessions: list[SessionExamples], chunk: int = 64
     )
 
 
+def session_intervals(
+    per_session: list[Predictions], resamples: int, seed: int = 0, level: float = 0.95
+) -> dict[str, dict[str, float]]:
+    """AUC of p_fail and p_quit with a session-bootstrap interval: sessions drawn with replacement, so
+    the interval carries what frames of one session share (a frame bootstrap would be far too narrow).
+    Two samples of other sessions differ by about this much though the model is the same."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict[str, float]] = {}
+    for head, get in (("p_fail", lambda p: p.fail), ("p_quit", lambda p: p.quit)):
+        ys, ps = [get(p)[0] for p in per_session], [get(p)[1] for p in per_session]
+        draws = []
+        for _ in range(resamples):
+            idx = rng.integers(0, len(per_session), len(per_session))
+            draws.append(auc(np.concatenate([ys[i] for i in idx]), np.concatenate([ps[i] for i in idx])))
+        lo, hi = np.percentile(draws, [50 * (1 - level), 50 * (1 + level)])
+        out[head] = {"auc_low": float(lo), "auc_high": float(hi), "resamples": resamples}
+    return out
+
+
 def evaluate(
     checkpoint: str | None,
     data: str,
@@ -119,13 +138,21 @@ def evaluate(
     threshold: float = 0.5,
     split_seed: int = 0,
     png: str | None = None,
+    bootstrap: int = 0,
 ) -> dict[str, Any]:
+    """bootstrap: resamples of sessions for the risk heads' AUC intervals (0: none)."""
     ckpt = load_checkpoint(checkpoint)
     cfg = TrainConfig(data=data, out="", split_seed=split_seed)
     sessions = split_sessions(load_examples(data), cfg)[split] if split != "all" else load_examples(data)
     if not sessions:
         raise ValueError(f"no sessions in split {split!r} of {data}")
-    preds = predict(ckpt.model, sessions)
+    intervals = None
+    if bootstrap > 0:  # predicted a session at a time, to resample them; the same figures otherwise
+        per_session = [predict(ckpt.model, [s]) for s in sessions]
+        intervals = session_intervals(per_session, bootstrap)
+        preds = _joined(per_session)
+    else:
+        preds = predict(ckpt.model, sessions)
     report: dict[str, Any] = {
         "model_version": ckpt.version,
         "data": str(data),
@@ -145,9 +172,24 @@ def evaluate(
             for name, (y, p) in preds.states.items()
         },
     }
+    if intervals is not None:
+        for head, interval in intervals.items():
+            report["heads"][head].update(interval)
     if png:
         reliability_png(report, png)
     return report
+
+
+def _joined(parts: list[Predictions]) -> Predictions:
+    def cat(get: Any) -> tuple[np.ndarray, np.ndarray]:
+        return (np.concatenate([get(p)[0] for p in parts]), np.concatenate([get(p)[1] for p in parts]))
+
+    return Predictions(
+        fail=cat(lambda p: p.fail),
+        quit=cat(lambda p: p.quit),
+        npc=cat(lambda p: p.npc),
+        states={n: cat(lambda p, n=n: p.states[n]) for n in ("frustration", "engagement", "skill")},
+    )
 
 
 def reliability_png(report: dict[str, Any], path: str) -> None:
@@ -187,6 +229,10 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {name} | {m['auc']:.3f} | {m['accuracy']:.3f} | {m['precision']:.3f} | {m['recall']:.3f} | "
             f"{m['f1']:.3f} | {m['ece']:.3f} | {m['positive_rate']:.3f} |"
         )
+    bounded = [(n, m) for n, m in report["heads"].items() if "auc_low" in m]
+    if bounded:
+        spans = ", ".join(f"{n} {m['auc_low']:.3f}-{m['auc_high']:.3f}" for n, m in bounded)
+        lines += ["", f"AUC, 95% interval over {bounded[0][1]['resamples']} resamples of the sessions: {spans}."]
     lines += [
         "",
         f"Threshold {report['heads']['p_fail']['threshold']}.",
