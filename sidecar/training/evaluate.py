@@ -112,9 +112,11 @@ def predict(model: PlayerModel, sessions: list[SessionExamples], chunk: int = 64
     )
 
 
-def session_intervals(
-    per_session: list[Predictions], resamples: int, seed: int = 0, level: float = 0.95
-) -> dict[str, dict[str, float]]:
+# The share of resampled AUCs an interval holds (`evaluate --bootstrap`; the markdown names it).
+AUC_INTERVAL = 0.95
+
+
+def session_intervals(per_session: list[Predictions], resamples: int, seed: int = 0) -> dict[str, dict[str, float]]:
     """AUC of p_fail and p_quit with a session-bootstrap interval: sessions drawn with replacement, so
     the interval carries what frames of one session share (a frame bootstrap would be far too narrow).
     Two samples of other sessions differ by about this much though the model is the same."""
@@ -126,7 +128,7 @@ def session_intervals(
         for _ in range(resamples):
             idx = rng.integers(0, len(per_session), len(per_session))
             draws.append(auc(np.concatenate([ys[i] for i in idx]), np.concatenate([ps[i] for i in idx])))
-        lo, hi = np.percentile(draws, [50 * (1 - level), 50 * (1 + level)])
+        lo, hi = np.percentile(draws, [50 * (1 - AUC_INTERVAL), 50 * (1 + AUC_INTERVAL)])
         out[head] = {"auc_low": float(lo), "auc_high": float(hi), "resamples": resamples}
     return out
 
@@ -232,7 +234,8 @@ def markdown(report: dict[str, Any]) -> str:
     bounded = [(n, m) for n, m in report["heads"].items() if "auc_low" in m]
     if bounded:
         spans = ", ".join(f"{n} {m['auc_low']:.3f}-{m['auc_high']:.3f}" for n, m in bounded)
-        lines += ["", f"AUC, 95% interval over {bounded[0][1]['resamples']} resamples of the sessions: {spans}."]
+        share, resamples = f"{AUC_INTERVAL:.0%}", bounded[0][1]["resamples"]
+        lines += ["", f"AUC, {share} interval over {resamples} resamples of the sessions: {spans}."]
     lines += [
         "",
         f"Threshold {report['heads']['p_fail']['threshold']}.",
