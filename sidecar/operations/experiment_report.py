@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from sidecar.operations.session_outcomes import read_sessions
+from sidecar.policies.difficulty import DEFAULT_BAND
 
 __all__ = ["SessionOutcome", "msprt", "read_outcomes", "report", "write_report"]
 
-DEFAULT_BAND = (0.05, 0.30)
 ALPHA = 0.05
 
 

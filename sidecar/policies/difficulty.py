@@ -15,6 +15,9 @@ import numpy as np
 
 from sidecar.features import P
 
+# The p_fail band `predictive` keeps each player in (a death within the fail horizon), where the hello names none.
+DEFAULT_BAND = (0.05, 0.30)
+
 
 @dataclass
 class Observation:

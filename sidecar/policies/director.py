@@ -15,6 +15,7 @@ from sidecar.features import FrameFeatures, P
 from sidecar.model.player_model import TACTICS
 from sidecar.policies.contextual import ContextualPolicy
 from sidecar.policies.difficulty import (
+    DEFAULT_BAND,
     DifficultyPolicy,
     DirectorNote,
     IntensityPolicy,
@@ -35,7 +36,6 @@ POLICIES = POLICY_NAMES
 # which the engine fills in place in the guidance. A plain tuple: a crowded tick builds thousands, and
 # a NamedTuple costs ~5x as much to build.
 Hint = tuple[int, int, str, float]
-DEFAULT_BAND = (0.05, 0.30)
 # NpcTactic enum values of the model's tactics, in TACTICS order.
 TACTIC_ENUMS = np.array(
     [NpcTactic.HOLD, NpcTactic.ADVANCE, NpcTactic.FLANK, NpcTactic.RETREAT, NpcTactic.REGROUP, NpcTactic.PRESSURE]
