@@ -22,8 +22,7 @@ from sidecar.features import FrameInput
 from sidecar.model.checkpoint import Checkpoint, load_checkpoint
 from sidecar.operations.recording import RecordingWriter
 from sidecar.policies.contextual import ContextualPolicy
-from sidecar.policies.difficulty import DifficultyPolicy, DirectorNote, Observation
-from sidecar.policies.director import DEFAULT_BAND
+from sidecar.policies.difficulty import DEFAULT_BAND, DifficultyPolicy, DirectorNote, Observation
 from sidecar.session import Session
 from sidecar.wire.frames import extract
 from sidecar.wire.hello import spec_of

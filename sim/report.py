@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from sidecar.policies.director import DEFAULT_BAND
+from sidecar.policies.difficulty import DEFAULT_BAND
 from sim.client import LiveSummary
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ import pytest
 
 from sidecar.operations.portfolio_store import PortfolioStore
 from sidecar.policies.contextual import CONTEXT_AT_S, CONTEXT_BUCKETS, ContextualPolicy, bucket_key
-from sidecar.policies.difficulty import Observation
-from sidecar.policies.director import DEFAULT_BAND, make_policy
+from sidecar.policies.difficulty import DEFAULT_BAND, Observation
+from sidecar.policies.director import make_policy
 from sidecar.policies.portfolio import (
     CONTEXT_ARMS,
     CONTEXT_MARK,
