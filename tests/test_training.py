@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -92,6 +93,34 @@ def test_evaluate_bounds_the_risk_heads_auc_by_resampling_sessions(small_data: P
     assert boot["frames"] == plain["frames"] and "auc_low" not in boot["heads"]["npc_tactic_hit"]
     assert "95% interval over 50 resamples of the sessions: p_fail" in markdown(boot)
     assert "interval" not in markdown(plain)
+
+
+def test_evaluate_paired_with_the_same_players_elsewhere(small_data: Path, tmp_path: Path) -> None:
+    """--paired-with: the AUC differences against another dataset of the same sessions, matched by
+    name, with an interval over resampled pairs. Against itself the difference and its interval are
+    nothing; against the sessions under each other's names the whole difference is still nothing (the
+    same frames) but a resample's is not; only the sessions both hold are compared."""
+    sessions = load_examples(small_data)
+    same = evaluate(None, str(small_data), split="all", bootstrap=40, paired_with=str(small_data))
+    for head in ("p_fail", "p_quit"):
+        assert same["paired"][head] == {"auc_diff": 0.0, "diff_low": 0.0, "diff_high": 0.0}
+    assert same["paired"]["resamples"] == 40 and same["sessions"] == len(sessions)
+    swapped = tmp_path / "swapped.npz"
+    names = [s.name for s in sessions]
+    save_examples(
+        swapped, [dataclasses.replace(s, name=n) for s, n in zip(sessions, names[1:] + names[:1], strict=True)]
+    )
+    crossed = evaluate(None, str(small_data), split="all", paired_with=str(swapped))
+    for head in ("p_fail", "p_quit"):
+        pair = crossed["paired"][head]
+        assert pair["auc_diff"] == pytest.approx(0.0, abs=1e-9) and pair["diff_low"] < 0 < pair["diff_high"]
+    assert crossed["paired"]["resamples"] == 200
+    assert f"sessions' in {swapped}, 95% interval over 200 resamples of the pairs: p_fail" in markdown(crossed)
+    part = tmp_path / "part.npz"
+    save_examples(part, sessions[:6])
+    some = evaluate(None, str(small_data), split="all", bootstrap=20, paired_with=str(part))
+    assert some["sessions"] == 6 and some["paired"]["p_quit"]["auc_diff"] == 0.0
+    assert "paired" not in evaluate(None, str(small_data), split="all", bootstrap=20)
 
 
 def test_train_then_evaluate_then_serve(small_data: Path, tmp_path: Path) -> None:

@@ -80,7 +80,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
     if a.bootstrap < 0:
         raise SystemExit(f"--bootstrap must be 0 or more resamples (got {a.bootstrap})")
-    report = evaluate(a.checkpoint, a.data, a.split, a.threshold, a.split_seed, a.png, a.bootstrap)
+    report = evaluate(a.checkpoint, a.data, a.split, a.threshold, a.split_seed, a.png, a.bootstrap, a.paired_with)
     write_reports(report, a.markdown, a.json)
     print(markdown(report))
     if a.png:
@@ -179,6 +179,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         default=0,
         help="resamples of the sessions for a 95%% interval on the risk heads' AUC (e.g. 200; 0: none)",
+    )
+    ev.add_argument(
+        "--paired-with",
+        metavar="DATA",
+        help="another dataset of the same sessions (the same --seed's players at another --telemetry-hz): "
+        "the AUC differences against it, with a paired interval (--bootstrap, default 200)",
     )
     ev.set_defaults(func=cmd_evaluate)
 

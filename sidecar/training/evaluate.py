@@ -133,6 +133,32 @@ def session_intervals(per_session: list[Predictions], resamples: int, seed: int 
     return out
 
 
+def paired_differences(
+    per_session: list[Predictions], baseline: list[Predictions], resamples: int, seed: int = 0
+) -> dict[str, dict[str, float]]:
+    """Each risk head's AUC minus the baseline's on the same sessions (the same players, e.g. recorded
+    again at another telemetry rate), with an interval from resampling the pairs together: what the
+    players share drops out of the difference, which an interval per side would count twice."""
+    assert len(per_session) == len(baseline)
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict[str, float]] = {}
+    for head, get in (("p_fail", lambda p: p.fail), ("p_quit", lambda p: p.quit)):
+        sides = [([get(p)[0] for p in preds], [get(p)[1] for p in preds]) for preds in (per_session, baseline)]
+
+        def auc_of(side: tuple[list[np.ndarray], list[np.ndarray]], idx: Any) -> float:
+            return auc(np.concatenate([side[0][i] for i in idx]), np.concatenate([side[1][i] for i in idx]))
+
+        every = range(len(per_session))
+        draws = []
+        for _ in range(resamples):
+            idx = rng.integers(0, len(per_session), len(per_session))
+            draws.append(auc_of(sides[0], idx) - auc_of(sides[1], idx))
+        lo, hi = np.percentile(draws, [50 * (1 - AUC_INTERVAL), 50 * (1 + AUC_INTERVAL)])
+        diff = auc_of(sides[0], every) - auc_of(sides[1], every)
+        out[head] = {"auc_diff": float(diff), "diff_low": float(lo), "diff_high": float(hi)}
+    return out
+
+
 def evaluate(
     checkpoint: str | None,
     data: str,
@@ -141,18 +167,34 @@ def evaluate(
     split_seed: int = 0,
     png: str | None = None,
     bootstrap: int = 0,
+    paired_with: str | None = None,
 ) -> dict[str, Any]:
-    """bootstrap: resamples of sessions for the risk heads' AUC intervals (0: none)."""
+    """bootstrap: resamples of sessions for the risk heads' AUC intervals (0: none). paired_with: another
+    dataset of the same sessions by name (the same seeded players at another rate, say): the AUC
+    differences against it, with a paired interval over `bootstrap` resamples (200 if none given)."""
     ckpt = load_checkpoint(checkpoint)
     cfg = TrainConfig(data=data, out="", split_seed=split_seed)
     sessions = split_sessions(load_examples(data), cfg)[split] if split != "all" else load_examples(data)
     if not sessions:
         raise ValueError(f"no sessions in split {split!r} of {data}")
-    intervals = None
+    intervals = paired = None
+    if paired_with:
+        bootstrap = bootstrap or 200
+        others = {s.name: s for s in load_examples(paired_with)}
+        sessions = [s for s in sessions if s.name in others]
+        if not sessions:
+            raise ValueError(f"no session of {data} ({split} split) has a namesake in {paired_with}")
     if bootstrap > 0:  # predicted a session at a time, to resample them; the same figures otherwise
         per_session = [predict(ckpt.model, [s]) for s in sessions]
         intervals = session_intervals(per_session, bootstrap)
         preds = _joined(per_session)
+        if paired_with:
+            baseline = [predict(ckpt.model, [others[s.name]]) for s in sessions]
+            paired = {
+                "data": str(paired_with),
+                "resamples": bootstrap,
+                **paired_differences(per_session, baseline, bootstrap),
+            }
     else:
         preds = predict(ckpt.model, sessions)
     report: dict[str, Any] = {
@@ -177,6 +219,8 @@ def evaluate(
     if intervals is not None:
         for head, interval in intervals.items():
             report["heads"][head].update(interval)
+    if paired is not None:
+        report["paired"] = paired
     if png:
         reliability_png(report, png)
     return report
@@ -236,6 +280,17 @@ def markdown(report: dict[str, Any]) -> str:
         spans = ", ".join(f"{n} {m['auc_low']:.3f}-{m['auc_high']:.3f}" for n, m in bounded)
         share, resamples = f"{AUC_INTERVAL:.0%}", bounded[0][1]["resamples"]
         lines += ["", f"AUC, {share} interval over {resamples} resamples of the sessions: {spans}."]
+    if "paired" in report:
+        pair = report["paired"]
+        diffs = ", ".join(
+            f"{h} {pair[h]['auc_diff']:+.4f} ({pair[h]['diff_low']:+.4f} to {pair[h]['diff_high']:+.4f})"
+            for h in ("p_fail", "p_quit")
+        )
+        lines += [
+            "",
+            f"AUC minus the same {report['sessions']} sessions' in {pair['data']}, {AUC_INTERVAL:.0%} interval over "
+            f"{pair['resamples']} resamples of the pairs: {diffs}.",
+        ]
     lines += [
         "",
         f"Threshold {report['heads']['p_fail']['threshold']}.",
