@@ -432,39 +432,6 @@ def test_guarded_eases_further_for_a_player_who_disengages_under_pressure() -> N
     assert p.note is not None and p.note.managing == "frustration" and p.note.confidence > 0.9
 
 
-def _play_eased(params: dict[str, str], phases: list[tuple[float, float, float, float]]) -> PredictivePolicy:
-    """`predictive` through the engine's director path (tick.direct), (seconds, activity, recent damage,
-    seconds since a death) phases at 5 Hz."""
-    d = _director("predictive", {"band_low": "0.1", "band_high": "0.4", **params})
-    t = 0.0
-    for seconds, activity, damage, since in phases:
-        for _ in range(int(seconds * 5)):
-            t += 0.2
-            _step(d, _guarded_obs(t, activity, damage, since))
-    assert isinstance(d.policy, PredictivePolicy)
-    return d.policy
-
-
-EASED = {"eased_low": "0.05", "eased_high": "0.3"}
-
-
-def test_predictive_eases_its_band_for_a_player_who_disengages_under_pressure() -> None:
-    """A player whose play falls off after deaths and damage gets the eased band; one who plays on, or
-    falls off in calm (bored), keeps the band; without an eased band nothing is watched."""
-    frustrated = _play_eased(EASED, [(60.0, 0.8, 0.3, 20.0), (90.0, 0.4, 0.3, 20.0)])
-    assert frustrated.eased == 1.0 and frustrated.coefficients[:2] == pytest.approx((0.05, 0.3))
-    steady = _play_eased(EASED, [(150.0, 0.8, 0.3, 20.0)])
-    assert steady.eased == 0.0 and steady.coefficients[:2] == pytest.approx((0.1, 0.4))
-    bored = _play_eased(EASED, [(60.0, 0.8, 0.0, 120.0), (90.0, 0.4, 0.0, 120.0)])
-    assert bored.eased == 0.0 and bored.coefficients[:2] == pytest.approx((0.1, 0.4))
-    some = _play_eased({**EASED, "ease_evidence": "1"}, [(60.0, 0.8, 0.3, 20.0), (90.0, 0.4, 0.3, 20.0)])
-    assert 0.0 < some.eased < 1.0 and 0.05 < some.coefficients[0] < 0.1 and 0.3 < some.coefficients[1] < 0.4
-    plain = _play_eased({}, [(60.0, 0.8, 0.3, 20.0), (90.0, 0.4, 0.3, 20.0)])
-    assert plain.evidence is None and plain.coefficients[:2] == pytest.approx((0.1, 0.4))
-    harder = _play_eased({"eased_low": "0.2", "eased_high": "0.6"}, [(60.0, 0.8, 0.3, 20.0), (90.0, 0.4, 0.3, 20.0)])
-    assert harder.evidence is None  # an "eased" band harder than the band is the band
-
-
 def test_static_offset_moves_from_the_designer_level() -> None:
     assert StaticPolicy({"offset": -0.1}, 0.5).target(obs(0.0)) == pytest.approx(0.4)
     assert StaticPolicy({"offset": 0.7}, 0.5).target(obs(0.0)) == 1.0  # clipped to the level range

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sidecar.features import P
-from sidecar.policies.engagement import EngagementEvidence
 
 # The p_fail band `predictive` keeps each player in (a death within the fail horizon), where the hello names none.
 DEFAULT_BAND = (0.05, 0.30)
@@ -181,36 +180,12 @@ class PredictivePolicy(DifficultyPolicy):
         self.quit_weight = _param(params, "quit_weight", 3.0)
         self.smoothing_s = _param(params, "smoothing_s", 2.0)
         self.level = _param(params, "start", default_level)
-        # The band for a player who disengages under pressure (engagement.py), never harder than the band;
-        # the band moves toward it with that evidence (ease_evidence: all the way). Unset: no move.
-        eased = (_param(params, "eased_low", self.band[0]), _param(params, "eased_high", self.band[1]))
-        self.eased_band = (min(eased[0], self.band[0]), min(eased[1], self.band[1]))
-        self.ease_evidence = _param(params, "ease_evidence", 0.3)
-        self.evidence = EngagementEvidence() if self.eased_band != self.band else None
-        self.eased = 0.0  # how far the band has moved toward the eased one (0-1)
-        self._aim(self.band)
-
-    def _aim(self, band: tuple[float, float]) -> None:
-        lo, hi = band
+        lo, hi = self.band
         # (band low, band high, band middle, quit weight) as predictive_best takes them.
         self.coefficients = (lo, hi, 0.5 * (lo + hi), self.quit_weight)
         self._coef = np.array(self.coefficients, np.float32)[:, None, None]  # [4, 1, 1], for target()
 
-    def observe(self, players: np.ndarray, dt: float) -> None:
-        """How the session's players react to pressure, at a model step: a player who disengages under
-        it gets the eased band, in proportion to the evidence (a bored one keeps the band)."""
-        e = self.evidence
-        if e is None:
-            return
-        e.update(players, dt)
-        share = 0.0 if e.frustrated < e.bored else min(e.frustrated / self.ease_evidence, 1.0)
-        if share != self.eased:
-            self.eased = share
-            (lo, hi), (elo, ehi) = self.band, self.eased_band
-            self._aim((lo + share * (elo - lo), hi + share * (ehi - hi)))
-
     def target(self, obs: Observation) -> float:
-        self.observe(obs.players, obs.dt)
         return self.approach(self.best(obs), obs.dt)
 
     def best(self, obs: Observation) -> float:

@@ -94,9 +94,6 @@ POLICY_PARAMS: dict[str, tuple[Param, ...]] = {
         *_BAND_PARAMS,
         Param("smoothing_s", 0.0, 600.0, "seconds to approach the chosen level"),
         Param("start", doc=f"the level to start from, {_LEVEL}"),
-        Param("eased_low", doc="lower edge of the band for a player who disengages under pressure"),
-        Param("eased_high", doc="upper edge of the band for a player who disengages under pressure"),
-        Param("ease_evidence", 0.01, 1.0, "the engagement drop under pressure (0-1) that eases the band wholly"),
     ),
     "guarded": (
         Param("start", doc=f"the level to start from, {_LEVEL}; default: the designer's"),
@@ -127,7 +124,7 @@ POLICY_NAMES: tuple[str, ...] = tuple(POLICY_PARAMS)
 _ORDERED: dict[str, tuple[tuple[str, str], ...]] = {
     "rubber_band": (("min", "max"),),
     "intensity": (("low", "high"),),
-    "predictive": (("band_low", "band_high"), ("eased_low", "eased_high")),
+    "predictive": (("band_low", "band_high"),),
     "guarded": (("band_low", "band_high"),),
 }
 

@@ -100,12 +100,9 @@ def _predictive_targets(
         fail = np.add.reduceat(fail, starts, axis=0) / n
         quit_ = np.add.reduceat(quit_, starts, axis=0) / n
     first = np.array([entries[i].row for i in batched], np.int64)
-    dts = plan.players[first, P["dt"]].tolist()
-    for i, policy, dt in zip(batched, policies, dts, strict=True):
-        if policy.evidence is not None:  # the band eased for a player who disengages under pressure
-            policy.observe(entries[i].features.players, dt)
     coef = np.array([p.coefficients for p in policies], np.float32).T[:, :, None]  # [4, S, 1]
     best = predictive_best(fail, quit_, plan.levels[first, :-1], *coef).tolist()
+    dts = plan.players[first, P["dt"]].tolist()
     for i, policy, b, dt in zip(batched, policies, best, dts, strict=True):
         out[i] = policy.approach(b, dt)
 
