@@ -9,6 +9,7 @@ and correlation with their proxies.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,20 +117,48 @@ def predict(model: PlayerModel, sessions: list[SessionExamples], chunk: int = 64
 AUC_INTERVAL = 0.95
 
 
+# The risk heads an interval is given for, and where their (labels, probabilities) sit in Predictions.
+_RISK_HEADS: tuple[tuple[str, Callable[[Predictions], tuple[np.ndarray, np.ndarray]]], ...] = (
+    ("p_fail", lambda p: p.fail),
+    ("p_quit", lambda p: p.quit),
+)
+_Sessions = tuple[list[np.ndarray], list[np.ndarray]]  # one head's labels and probabilities, per session
+_Index = Sequence[int] | np.ndarray  # session indices, repeats allowed
+
+
+def _pooled_auc(side: _Sessions, idx: _Index) -> float:
+    """The AUC over the frames of the sessions `idx` (repeats counted again), pooled."""
+    return auc(np.concatenate([side[0][i] for i in idx]), np.concatenate([side[1][i] for i in idx]))
+
+
+def _auc_or_difference(sides: tuple[_Sessions, ...], idx: _Index) -> float:
+    """One side's pooled AUC over the sessions `idx`, or the first side's minus the second's."""
+    first = _pooled_auc(sides[0], idx)
+    return first - _pooled_auc(sides[1], idx) if len(sides) > 1 else first
+
+
+def _resampled(sides: tuple[_Sessions, ...], resamples: int, rng: np.random.Generator) -> tuple[float, float]:
+    """The AUC_INTERVAL percentiles of _auc_or_difference over `resamples` draws of the sessions with
+    replacement (a pair's sessions drawn together)."""
+    n = len(sides[0][0])
+    draws = [_auc_or_difference(sides, rng.integers(0, n, n)) for _ in range(resamples)]
+    lo, hi = np.percentile(draws, [50 * (1 - AUC_INTERVAL), 50 * (1 + AUC_INTERVAL)])
+    return float(lo), float(hi)
+
+
+def _sessions_of(preds: list[Predictions], get: Callable[[Predictions], tuple[np.ndarray, np.ndarray]]) -> _Sessions:
+    return [get(p)[0] for p in preds], [get(p)[1] for p in preds]
+
+
 def session_intervals(per_session: list[Predictions], resamples: int, seed: int = 0) -> dict[str, dict[str, float]]:
     """AUC of p_fail and p_quit with a session-bootstrap interval: sessions drawn with replacement, so
     the interval carries what frames of one session share (a frame bootstrap would be far too narrow).
     Two samples of other sessions differ by about this much though the model is the same."""
     rng = np.random.default_rng(seed)
     out: dict[str, dict[str, float]] = {}
-    for head, get in (("p_fail", lambda p: p.fail), ("p_quit", lambda p: p.quit)):
-        ys, ps = [get(p)[0] for p in per_session], [get(p)[1] for p in per_session]
-        draws = []
-        for _ in range(resamples):
-            idx = rng.integers(0, len(per_session), len(per_session))
-            draws.append(auc(np.concatenate([ys[i] for i in idx]), np.concatenate([ps[i] for i in idx])))
-        lo, hi = np.percentile(draws, [50 * (1 - AUC_INTERVAL), 50 * (1 + AUC_INTERVAL)])
-        out[head] = {"auc_low": float(lo), "auc_high": float(hi), "resamples": resamples}
+    for head, get in _RISK_HEADS:
+        lo, hi = _resampled((_sessions_of(per_session, get),), resamples, rng)
+        out[head] = {"auc_low": lo, "auc_high": hi, "resamples": resamples}
     return out
 
 
@@ -142,20 +171,10 @@ def paired_differences(
     assert len(per_session) == len(baseline)
     rng = np.random.default_rng(seed)
     out: dict[str, dict[str, float]] = {}
-    for head, get in (("p_fail", lambda p: p.fail), ("p_quit", lambda p: p.quit)):
-        sides = [([get(p)[0] for p in preds], [get(p)[1] for p in preds]) for preds in (per_session, baseline)]
-
-        def auc_of(side: tuple[list[np.ndarray], list[np.ndarray]], idx: Any) -> float:
-            return auc(np.concatenate([side[0][i] for i in idx]), np.concatenate([side[1][i] for i in idx]))
-
-        every = range(len(per_session))
-        draws = []
-        for _ in range(resamples):
-            idx = rng.integers(0, len(per_session), len(per_session))
-            draws.append(auc_of(sides[0], idx) - auc_of(sides[1], idx))
-        lo, hi = np.percentile(draws, [50 * (1 - AUC_INTERVAL), 50 * (1 + AUC_INTERVAL)])
-        diff = auc_of(sides[0], every) - auc_of(sides[1], every)
-        out[head] = {"auc_diff": float(diff), "diff_low": float(lo), "diff_high": float(hi)}
+    for head, get in _RISK_HEADS:
+        pair = (_sessions_of(per_session, get), _sessions_of(baseline, get))
+        lo, hi = _resampled(pair, resamples, rng)
+        out[head] = {"auc_diff": _auc_or_difference(pair, range(len(per_session))), "diff_low": lo, "diff_high": hi}
     return out
 
 
