@@ -22,8 +22,11 @@ from sidecar.policies.director import Director, Hint
 from sidecar.policies.guarded import GuardedPolicy
 from sidecar.policies.params import PolicyParamError, parse_params
 from sidecar.policies.portfolio import (
+    DEFAULT_ARMS,
     FIXED_ARMS,
+    LADDER_AFTER,
     LADDER_MAX,
+    PREDICTIVE_HARDER,
     ArmEvidence,
     Portfolio,
     PortfolioArm,
@@ -491,6 +494,33 @@ def test_portfolio_climbs_the_ladder_to_where_players_stay_and_no_further_than_i
     down = Portfolio(arms=FIXED_ARMS, seed=6)
     drawn = _play_portfolio(down, _hump(-0.2), 1500, seed=7)  # wants it easier than the designer's level
     assert drawn[-300:].count("easier-0.2") / 300 > 0.6
+
+
+def test_predictives_harder_band_joins_only_where_predictive_is_probably_the_best() -> None:
+    """Where `predictive` keeps players longest, its harder-band follower joins once it has led after
+    LADDER_AFTER sessions, and takes over where its players stay longer still; where another candidate
+    leads, it never joins (no exploration paid for it)."""
+
+    def led_by(best: str, follower_life: float) -> Callable[[PortfolioArm], float]:
+        def life(arm: PortfolioArm) -> float:
+            return follower_life if arm.label == PREDICTIVE_HARDER.label else 450.0 if arm.label == best else 150.0
+
+        return life
+
+    p = Portfolio(arms=DEFAULT_ARMS, seed=11)
+    drawn = _play_portfolio(p, led_by("predictive", 700.0), 600, seed=12)
+    joined = drawn.index(PREDICTIVE_HARDER.label)
+    assert drawn[:joined].count("predictive") >= LADDER_AFTER
+    assert drawn[-200:].count(PREDICTIVE_HARDER.label) / 200 > 0.6
+    assert dict(p.arms[-1].params) == {"band_low": "0.1", "band_high": "0.4"}
+    stays = Portfolio(arms=DEFAULT_ARMS, seed=13)
+    drawn = _play_portfolio(stays, led_by("predictive", 150.0), 600, seed=14)
+    assert drawn[-200:].count("predictive") / 200 > 0.7  # tried, and left behind where it is worse
+    for leader in ("designer", "adaptive"):
+        other = Portfolio(arms=DEFAULT_ARMS, seed=15)
+        assert PREDICTIVE_HARDER.label not in _play_portfolio(other, led_by(leader, 700.0), 600, seed=16)
+    fixed = Portfolio(arms=FIXED_ARMS, seed=17)  # a portfolio whose `predictive` names no follower
+    assert PREDICTIVE_HARDER.label not in _play_portfolio(fixed, led_by("predictive", 700.0), 600, seed=18)
 
 
 def test_a_portfolio_note_says_which_risk_and_what_the_evidence_expects() -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sidecar.model.checkpoint import Checkpoint
-from sidecar.policies.portfolio import ADAPTIVE_ARM, FIXED_ARMS, ArmEvidence, candidate_of, rung
+from sidecar.policies.portfolio import ADAPTIVE_ARM, FIXED_ARMS, PREDICTIVE_HARDER, ArmEvidence, candidate_of, rung
 from sidecar.training.offpolicy import LoggedSession, read_logged
 from sidecar.training.portfolio_replay import candidate_labels, estimate_portfolio, replay_once
 from sim.offline import OfflineConfig, run_offline
@@ -99,6 +99,7 @@ def test_candidates_are_found_under_their_own_label_or_the_director_they_are() -
     assert candidate_labels(harder, 0.4) == ("harder", "static:0.5")
     assert candidate_labels(predictive, 0.4) == ("predictive", "predictive")
     assert candidate_labels(rung(0.3), 0.8) == ("harder+0.3", "static:1")  # clamped to the knob range
+    assert candidate_labels(PREDICTIVE_HARDER, 0.4) == ("predictive_harder", "predictive:band_high=0.4;band_low=0.1")
     rng = random.Random(5)
     names = {rung(k / 10).label: f"static:{0.5 + k / 10:.2f}" for k in range(-3, 4)}  # "harder+0.2": "static:0.70"
     names["predictive"] = "predictive"
@@ -242,3 +243,18 @@ def test_a_log_without_the_adaptive_candidate_replays_the_fixed_candidates_and_s
     served = fixed + [_session(rng, ADAPTIVE_ARM.label, 300 + i, 1 / 3, 600.0) for i in range(100)]
     r = estimate_portfolio(served, sessions=200, runs=2, boot=2)
     assert "candidates" not in r and max(r["shares"], key=r["shares"].get) == ADAPTIVE_ARM.label
+
+
+def test_predictives_follower_is_replayed_from_a_mixture_that_logged_the_director_it_is() -> None:
+    """Where `predictive` leads, its harder-band follower joins the replayed portfolio as it would live;
+    a mixture's sessions of that director, however its parameters are spelled, stand for it; a log
+    without them says which candidate to log."""
+    rng = random.Random(12)
+    means = {"static:0.5": 300.0, "predictive": 420.0, ADAPTIVE_ARM.label: 250.0}
+    logged = [_session(rng, arm, i, 1 / 3, mean) for i, (arm, mean) in enumerate(list(means.items()) * 150)]
+    spelled = "predictive:band_low=0.10;band_high=.4"
+    harder = [_session(rng, spelled, 500 + i, 1.0, 600.0) for i in range(150)]
+    r = estimate_portfolio(logged + harder, sessions=600, runs=2, boot=2)
+    assert max(r["shares"], key=r["shares"].get) == PREDICTIVE_HARDER.label and "note" not in r
+    r = estimate_portfolio(logged, sessions=600, runs=2, boot=2)
+    assert r["missing"] == PREDICTIVE_HARDER.label and "predictive:band_high=0.4;band_low=0.1" in r["note"]

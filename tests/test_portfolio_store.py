@@ -15,6 +15,7 @@ import pytest
 from sidecar.model.checkpoint import Checkpoint
 from sidecar.operations.portfolio_store import PortfolioStore
 from sidecar.policies.portfolio import (
+    CONTEXT_ARMS,
     NO_MOVE,
     START_FULL_S,
     ArmEvidence,
@@ -265,6 +266,17 @@ def test_ladder_rungs_another_process_added_join_from_the_shared_totals(tmp_path
     assert dict(p.arms[-1].params) == {"offset": "0.2"}
 
 
+def test_a_follower_another_process_added_joins_only_a_portfolio_whose_candidate_it_follows() -> None:
+    seen = {"predictive_harder": ArmEvidence(quits=2, seconds=900.0, finished=3, assigned=3)}
+    p = Portfolio()
+    p.absorb(seen)
+    assert p.arms[-1].label == "predictive_harder" and p.state["predictive_harder"].finished == 3
+    share = Portfolio(arms=CONTEXT_ARMS)  # a contextual share: its `predictive` has no follower
+    share.absorb(seen)
+    share.adopt(["predictive_harder"])
+    assert "predictive_harder" not in share.state
+
+
 def test_evidence_of_the_adaptive_candidate_at_its_starts_is_shared_like_the_rest(tmp_path: Path) -> None:
     """A process's sessions of `adaptive` count for the candidate and for it at their start; both reach the
     other processes, which take in a start they have not drawn at yet (and nothing under another name).
@@ -407,6 +419,9 @@ def test_recordings_of_adaptive_sessions_teach_its_start(tiny_checkpoint: Checkp
         ("static:offset=0.2", 0.5, "harder+0.2"),
         ("static:offset=0.2;npc_hints=off", 0.5, None),  # the candidate has its NPC hints
         ("predictive:quit_weight=2", 0.5, None),  # the candidate is `predictive` with its defaults
+        ("predictive:band_high=0.40;band_low=.1", 0.5, "predictive_harder"),  # a follower's parameters
+        ("predictive_harder", 0.5, "predictive_harder"),
+        ("predictive:band_low=0.1", 0.5, None),
         ("static:0.50", 0.5, "designer"),
         ("static", 0.5, "designer"),  # the designer's level itself
         ("static:0.3", 0.6, "easier-0.3"),  # offsets start from this game's designer's level

@@ -11,7 +11,8 @@ sessions end; a session cut short by something other than the player leaving is 
 quit). An arm whose players leave sooner than at the designer's level gets fewer and fewer sessions;
 one whose players stay longer gets most of them. The cost is the exploration while the evidence is
 thin; the gain is that the game soon runs the best of its candidates for its own players. The
-fixed-level candidates form a ladder that grows at the end where the best one sits (LADDER_* below).
+fixed-level candidates form a ladder that grows at the end where the best one sits (LADDER_* below);
+`predictive`'s follower, the same director with a harder band, joins likewise where it leads (FOLLOWERS).
 
 The posterior per arm is Gamma(1 + quits, PRIOR_S + seconds played) on the hazard (a constant-hazard
 survival model: crude in time, robust for ranking arms); every arm starts from the same prior. The
@@ -33,7 +34,7 @@ import random
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sidecar.policies.experiments import parse_arm
 
@@ -43,9 +44,11 @@ __all__ = [
     "CONTEXT_MARK",
     "DEFAULT_ARMS",
     "FIXED_ARMS",
+    "FOLLOWERS",
     "LEARNING_POLICIES",
     "NO_MOVE",
     "PORTFOLIO_RETREAT",
+    "PREDICTIVE_HARDER",
     "PROPENSITY_DRAWS",
     "ArmEvidence",
     "Draws",
@@ -85,6 +88,8 @@ class PortfolioArm:
     manages: str = "none"  # the risk it answers, for the director note: "frustration", "boredom" or "none"
     # An adaptive director whose sessions start where this game's recent sessions of it ended (START_*).
     learns_start: bool = False
+    # The candidate that joins once this one is probably the best (FOLLOWERS), as a rung joins the ladder.
+    then: str = ""
 
     @property
     def offset(self) -> float:
@@ -210,7 +215,19 @@ ADAPTIVE_ARM = PortfolioArm("adaptive", "rubber_band", (("death_step", "0.05"),)
 _DESIGNER = PortfolioArm("designer", "static")
 _HARDER = PortfolioArm("harder", "static", (("offset", "0.1"),), manages="boredom")
 _PREDICTIVE = PortfolioArm("predictive", "predictive", manages="frustration")  # eases where the model sees the need
-DEFAULT_ARMS = (_DESIGNER, _PREDICTIVE, ADAPTIVE_ARM)
+# `predictive` with a harder band: no one band suits every population (docs/director-eval-2026-12-01.md,
+# 32nd session: (0.10, 0.40) against the shipped (0.05, 0.30) plays default players +6%, thrill-seekers
+# +16%, veterans +11%, but tilting players -12% and fragile ones -25%). As a fourth candidate from the
+# start it cost fragile players 2.5% and veterans 4.3% in exploration; it joins only where `predictive`
+# is probably the best (as a ladder rung joins), so games whose players want another candidate never pay.
+# So, 1,000 players from nothing (33rd session): default +1.0/+4.2/+8.8% (seeds 20261128/4242/1), holdout
+# +3.2%, tilt -0.7/-1.8%, fragile -1.0/-1.7% (both still far above any fixed level), thrill-seekers and
+# veterans unchanged to the session (it never joined).
+PREDICTIVE_HARDER = PortfolioArm(
+    "predictive_harder", "predictive", (("band_low", "0.1"), ("band_high", "0.4")), manages="frustration"
+)
+FOLLOWERS = {a.label: a for a in (PREDICTIVE_HARDER,)}
+DEFAULT_ARMS = (_DESIGNER, replace(_PREDICTIVE, then=PREDICTIVE_HARDER.label), ADAPTIVE_ARM)
 # The portfolio before the adaptive candidate (and the fixed part of a contextual share): what a replay
 # of a log of fixed directors can estimate (training/portfolio_replay.py).
 FIXED_ARMS = (_DESIGNER, _HARDER, _PREDICTIVE)
@@ -291,9 +308,10 @@ def _rung_named(label: str) -> PortfolioArm | None:
 def candidate_of(director: str, designer_level: float) -> str | None:
     """The candidate label a fixed director's sessions are evidence for: a served portfolio's own label
     ("harder"), a fixed level ("static:0.7", "static:level=0.7" or "static:offset=0.2" is "harder+0.2"
-    where the designer's level is 0.5; plain "static" is the designer's), or a director among the
-    candidates with its defaults ("predictive", "rubber_band"). None: no candidate (a level off the
-    ladder's 0.1 grid or beyond its reach, other parameters, another director)."""
+    where the designer's level is 0.5; plain "static" is the designer's), a director among the
+    candidates with its defaults ("predictive", "rubber_band") or a follower's parameters
+    ("predictive_harder"). None: no candidate (a level off the ladder's 0.1 grid or beyond its reach,
+    other parameters, another director)."""
     if director in _CANDIDATE_LABELS or _rung_named(director) is not None:
         return director
     try:
@@ -301,6 +319,9 @@ def candidate_of(director: str, designer_level: float) -> str | None:
     except ValueError:
         return None
     params = dict(arm.params)
+    for follower in FOLLOWERS.values():  # "predictive:band_low=0.1;band_high=0.4" is "predictive_harder"
+        if arm.policy == follower.policy and _same_params(params, dict(follower.params)):
+            return follower.label
     if arm.policy != "static" or not set(params) <= {"level", "offset"}:
         return None
     level = float(params.get("level", designer_level)) + float(params.get("offset", 0.0))
@@ -308,6 +329,18 @@ def candidate_of(director: str, designer_level: float) -> str | None:
     if abs(level - designer_level - steps * LADDER_STEP) > 1e-3 or abs(steps) * LADDER_STEP > LADDER_MAX + 1e-9:
         return None
     return rung(steps * LADDER_STEP).label
+
+
+def _same_params(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
+    """Whether two directors' parameters are the same (numbers compared as numbers: "0.10" is "0.1")."""
+
+    def value(text: str) -> float | str:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+    return a.keys() == b.keys() and all(value(a[k]) == value(b[k]) for k in a)
 
 
 @dataclass
@@ -385,7 +418,7 @@ class Portfolio:
         added joins here too; other arms it does not know are ignored."""
         with self._lock:
             for label in totals:
-                extra = _rung_named(label) if label not in self.state else None
+                extra = self._joiner_named(label) if label not in self.state else None
                 if extra is not None:
                     self._add(extra)
                 elif at_a_start(label) and candidate_label(label) in self._learning:
@@ -455,29 +488,39 @@ class Portfolio:
         return (1.0 + weight * elsewhere.quits, _PRIOR_S + weight * elsewhere.seconds)
 
     def _climb(self, best_share: list[float]) -> None:
-        """Add the next ladder rung beyond an end rung that is probably the best candidate (see LADDER_*)."""
+        """Add the next ladder rung beyond an end rung that is probably the best candidate (see LADDER_*),
+        and the follower of any other candidate that is (PortfolioArm.then)."""
+        joining: list[tuple[int, PortfolioArm]] = [
+            (i, FOLLOWERS[a.then]) for i, a in enumerate(self.arms) if a.then in FOLLOWERS
+        ]
         levels = [(o, i) for i, a in enumerate(self.arms) if (o := _offset(a)) is not None]
-        if not levels:
-            return
-        for (offset, i), direction in ((max(levels), 1), (min(levels), -1)):
-            label = self.arms[i].label
-            further = offset + direction * LADDER_STEP
-            if (
-                best_share[i] >= LADDER_SHARE
-                and self.state[label].finished >= LADDER_AFTER
-                and abs(further) <= LADDER_MAX + 1e-9
-            ):
-                new, n = rung(further), LADDER_PRIOR_SESSIONS
+        if levels:
+            for (offset, i), direction in ((max(levels), 1), (min(levels), -1)):
+                further = offset + direction * LADDER_STEP
+                if abs(further) <= LADDER_MAX + 1e-9:
+                    joining.append((i, rung(further)))
+        for i, new in joining:
+            leader = self.state[self.arms[i].label]
+            if new.label not in self.state and best_share[i] >= LADDER_SHARE and leader.finished >= LADDER_AFTER:
+                n = LADDER_PRIOR_SESSIONS
                 self._add(new)
-                self._priors.setdefault(new.label, (1.0 + n, _PRIOR_S + n * self.state[label].mean_life_s))
+                self._priors.setdefault(new.label, (1.0 + n, _PRIOR_S + n * leader.mean_life_s))
 
     def adopt(self, labels: list[str]) -> None:
         """Ladder rungs another portfolio added (a sibling skill share's) join this one too."""
         with self._lock:
             for label in labels:
-                arm = _rung_named(label) if label not in self.state else None
+                arm = self._joiner_named(label) if label not in self.state else None
                 if arm is not None:
                     self._add(arm)
+
+    def _joiner_named(self, label: str) -> PortfolioArm | None:
+        """The candidate with this label that may join this portfolio (a ladder rung, or one of its
+        candidates' followers), if it is one: another process or a sibling share added it."""
+        follower = FOLLOWERS.get(label)
+        if follower is not None:
+            return follower if any(a.then == label for a in self.arms) else None
+        return _rung_named(label)
 
     def _add(self, arm: PortfolioArm) -> None:
         if all(a.label != arm.label for a in self.arms):
@@ -594,7 +637,9 @@ CONTEXT_MARK = "#skill"
 # The contextual director's shares: the fixed candidates, `predictive` and the plain rubber band (a
 # share's choice is already per player; its start comes from the first minute's level).
 CONTEXT_ARMS = (*FIXED_ARMS, PortfolioArm("rubber_band", "rubber_band"))
-_CANDIDATE_LABELS = frozenset(a.label for a in (*DEFAULT_ARMS, *CONTEXT_ARMS) if a.policy != "static")
+_CANDIDATE_LABELS = frozenset(
+    a.label for a in (*DEFAULT_ARMS, *CONTEXT_ARMS, *FOLLOWERS.values()) if a.policy != "static"
+)
 
 
 def portfolio_for(game_id: str) -> Portfolio:

@@ -69,14 +69,23 @@ class MissingCandidate(Exception):
 
 
 def _normal(label: str) -> str:
-    """One spelling per director: 'static:0.50' and 'static:.5' are 'static:0.5'."""
+    """One spelling per director: 'static:0.50' and 'static:.5' are 'static:0.5'; a director's parameters
+    in one order, numbers alike ('predictive:band_high=.40;band_low=0.1' is 'predictive:band_high=0.4;band_low=0.1')."""
     name, sep, arg = label.partition(":")
-    if name == "static" and sep:
-        try:
-            return f"static:{round(float(arg), 3):g}"
-        except ValueError:
-            return label
-    return label
+    if not sep:
+        return label
+    if name == "static" and "=" not in arg:
+        return f"static:{_number(arg)}"
+    parts = sorted(part.partition("=") for part in arg.split(";") if part)
+    return f"{name}:" + ";".join(f"{key}{eq}{_number(value)}" for key, eq, value in parts)
+
+
+def _number(text: str) -> str:
+    """A number in one spelling (to 3 decimals); anything else as it is."""
+    try:
+        return f"{round(float(text), 3):g}"
+    except ValueError:
+        return text
 
 
 def candidate_labels(arm: PortfolioArm, designer_level: float) -> tuple[str, ...]:
@@ -85,8 +94,10 @@ def candidate_labels(arm: PortfolioArm, designer_level: float) -> tuple[str, ...
     if arm.policy == "static":
         level = min(max(designer_level + arm.offset, 0.0), 1.0)
         return (arm.label, _normal(f"static:{level}"))
-    if arm.learns_start or arm.params:  # no fixed director is it: only a served portfolio's own sessions
+    if arm.learns_start:  # no fixed director is it: only a served portfolio's own sessions
         return (arm.label,)
+    if arm.params:  # a director with its parameters ("predictive_harder": "predictive:band_high=0.4;band_low=0.1")
+        return (arm.label, _normal(f"{arm.policy}:" + ";".join(f"{k}={v}" for k, v in arm.params)))
     return (arm.label, arm.policy)
 
 
