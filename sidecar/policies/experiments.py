@@ -30,7 +30,16 @@ from typing import Any
 
 from sidecar.policies.params import POLICY_NAMES, PolicyParamError, parse_params
 
-__all__ = ["Arm", "Experiment", "ExperimentSet", "load_experiments", "parse_arm", "parse_experiment", "weighted_labels"]
+__all__ = [
+    "Arm",
+    "Experiment",
+    "ExperimentSet",
+    "load_experiments",
+    "normal_label",
+    "parse_arm",
+    "parse_experiment",
+    "weighted_labels",
+]
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,27 @@ def parse_arm(label: str, weight: float) -> Arm:
     if not weight > 0:
         raise ValueError(f"arm {label!r}: its weight must be > 0, got {weight:g}")
     return Arm(label, name, params, weight)
+
+
+def normal_label(label: str) -> str:
+    """One spelling per director (logs written by hand or by other tools spell an arm many ways):
+    'static:0.50' and 'static:.5' are 'static:0.5'; a director's parameters in one order, numbers alike
+    ('predictive:band_high=.40;band_low=0.1' is 'predictive:band_high=0.4;band_low=0.1')."""
+    name, sep, arg = label.partition(":")
+    if not sep:
+        return label
+    if name == "static" and "=" not in arg:
+        return f"static:{_number(arg)}"
+    parts = sorted(part.partition("=") for part in arg.split(";") if part)
+    return f"{name}:" + ";".join(f"{key}{eq}{_number(value)}" for key, eq, value in parts)
+
+
+def _number(text: str) -> str:
+    """A number in one spelling (to 3 decimals); anything else as it is."""
+    try:
+        return f"{round(float(text), 3):g}"
+    except ValueError:
+        return text
 
 
 def _experiment(name: str, arms: Sequence[tuple[str, float]], game_id: str = "") -> Experiment:

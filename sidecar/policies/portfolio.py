@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from sidecar.policies.experiments import parse_arm
+from sidecar.policies.experiments import normal_label, parse_arm
 
 __all__ = [
     "ADAPTIVE_ARM",
@@ -95,6 +95,16 @@ class PortfolioArm:
     def offset(self) -> float:
         """How far from the designer's level it holds the difficulty (0 for a director that adapts)."""
         return float(dict(self.params).get("offset", "0"))
+
+    @property
+    def director(self) -> str:
+        """The director it is, as an experiment's arm spells it (normal_label):
+        "predictive:band_high=0.4;band_low=0.1"."""
+        return (
+            normal_label(f"{self.policy}:" + ";".join(f"{k}={v}" for k, v in self.params))
+            if self.params
+            else self.policy
+        )
 
 
 # Per-player adaptation from a start the game's players taught it: the rubber band with a gentle
@@ -318,10 +328,11 @@ def candidate_of(director: str, designer_level: float) -> str | None:
         arm = parse_arm(director, 1.0)
     except ValueError:
         return None
-    params = dict(arm.params)
+    spelled = normal_label(director)
     for follower in FOLLOWERS.values():  # "predictive:band_low=0.1;band_high=0.4" is "predictive_harder"
-        if arm.policy == follower.policy and _same_params(params, dict(follower.params)):
+        if spelled == follower.director:
             return follower.label
+    params = dict(arm.params)
     if arm.policy != "static" or not set(params) <= {"level", "offset"}:
         return None
     level = float(params.get("level", designer_level)) + float(params.get("offset", 0.0))
@@ -329,18 +340,6 @@ def candidate_of(director: str, designer_level: float) -> str | None:
     if abs(level - designer_level - steps * LADDER_STEP) > 1e-3 or abs(steps) * LADDER_STEP > LADDER_MAX + 1e-9:
         return None
     return rung(steps * LADDER_STEP).label
-
-
-def _same_params(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
-    """Whether two directors' parameters are the same (numbers compared as numbers: "0.10" is "0.1")."""
-
-    def value(text: str) -> float | str:
-        try:
-            return float(text)
-        except ValueError:
-            return text
-
-    return a.keys() == b.keys() and all(value(a[k]) == value(b[k]) for k in a)
 
 
 @dataclass

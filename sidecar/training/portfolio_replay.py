@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from sidecar.policies.experiments import normal_label
 from sidecar.policies.portfolio import (
     ADAPTIVE_ARM,
     DEFAULT_ARMS,
@@ -68,36 +69,16 @@ class MissingCandidate(Exception):
         self.label = label
 
 
-def _normal(label: str) -> str:
-    """One spelling per director: 'static:0.50' and 'static:.5' are 'static:0.5'; a director's parameters
-    in one order, numbers alike ('predictive:band_high=.40;band_low=0.1' is 'predictive:band_high=0.4;band_low=0.1')."""
-    name, sep, arg = label.partition(":")
-    if not sep:
-        return label
-    if name == "static" and "=" not in arg:
-        return f"static:{_number(arg)}"
-    parts = sorted(part.partition("=") for part in arg.split(";") if part)
-    return f"{name}:" + ";".join(f"{key}{eq}{_number(value)}" for key, eq, value in parts)
-
-
-def _number(text: str) -> str:
-    """A number in one spelling (to 3 decimals); anything else as it is."""
-    try:
-        return f"{round(float(text), 3):g}"
-    except ValueError:
-        return text
-
-
 def candidate_labels(arm: PortfolioArm, designer_level: float) -> tuple[str, ...]:
     """The logged arm labels whose sessions are this candidate's: its own label (recordings of a served
     portfolio name the candidate) or the fixed director it is (a mixture's `static:0.6`, `predictive`)."""
     if arm.policy == "static":
         level = min(max(designer_level + arm.offset, 0.0), 1.0)
-        return (arm.label, _normal(f"static:{level}"))
+        return (arm.label, normal_label(f"static:{level}"))
     if arm.learns_start:  # no fixed director is it: only a served portfolio's own sessions
         return (arm.label,)
     if arm.params:  # a director with its parameters ("predictive_harder": "predictive:band_high=0.4;band_low=0.1")
-        return (arm.label, _normal(f"{arm.policy}:" + ";".join(f"{k}={v}" for k, v in arm.params)))
+        return (arm.label, arm.director)
     return (arm.label, arm.policy)
 
 
@@ -126,7 +107,7 @@ def _pools(outcomes: dict[str, list[LoggedSession]]) -> dict[str, tuple[list[Log
     running sum of their weights (1 / propensity), to draw from."""
     merged: dict[str, list[LoggedSession]] = {}
     for arm, rows in outcomes.items():
-        merged.setdefault(_normal(arm), []).extend(rows)
+        merged.setdefault(normal_label(arm), []).extend(rows)
     return {arm: (rows, np.cumsum([1.0 / s.propensity for s in rows])) for arm, rows in merged.items() if rows}
 
 
@@ -273,7 +254,7 @@ def _one_design(rows: list[LoggedSession]) -> list[LoggedSession]:
     if len({s.log for s in rows}) < 2:
         return rows
     out = list(rows)
-    labels = np.array([_normal(s.arm) for s in rows])
+    labels = np.array([normal_label(s.arm) for s in rows])
     for label in set(labels):
         mine = labels == label
         p = design_propensities(rows, mine)
@@ -291,5 +272,5 @@ def _capped(s: LoggedSession, cap_s: float | None) -> LoggedSession:
 def _by_arm(rows: Sequence[LoggedSession]) -> dict[str, list[LoggedSession]]:
     out: dict[str, list[LoggedSession]] = {}
     for s in rows:
-        out.setdefault(_normal(s.arm), []).append(s)
+        out.setdefault(normal_label(s.arm), []).append(s)
     return out
