@@ -77,9 +77,7 @@ def candidate_labels(arm: PortfolioArm, designer_level: float) -> tuple[str, ...
         return (arm.label, normal_label(f"static:{level}"))
     if arm.learns_start:  # no fixed director is it: only a served portfolio's own sessions
         return (arm.label,)
-    if arm.params:  # a director with its parameters ("predictive_harder": "predictive:band_high=0.4;band_low=0.1")
-        return (arm.label, arm.director)
-    return (arm.label, arm.policy)
+    return (arm.label, arm.director)  # "predictive", or with its parameters: "predictive:band_high=0.4;band_low=0.1"
 
 
 @dataclass
