@@ -16,7 +16,14 @@ import torch
 from sidecar.features import P
 from sidecar.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from sidecar.training.dataset import Horizons, examples_of, load_examples, save_examples, split_of
-from sidecar.training.evaluate import auc, calibration, evaluate, markdown
+from sidecar.training.evaluate import (
+    SessionWeightedAUC,
+    auc,
+    calibration,
+    evaluate,
+    markdown,
+    predict_sessions,
+)
 from sim.offline import OfflineConfig, run_offline
 from sim.populations import load_population
 
@@ -80,8 +87,8 @@ def test_metrics() -> None:
 
 
 def test_evaluate_bounds_the_risk_heads_auc_by_resampling_sessions(small_data: Path) -> None:
-    """With --bootstrap the sessions are predicted one at a time (the same figures as the batched
-    rollout) and resampled whole: an interval around each risk head's AUC, in the JSON and the markdown."""
+    """With --bootstrap the sessions' predictions are kept apart and resampled whole: an interval around
+    each risk head's AUC, in the JSON and the markdown."""
     plain = evaluate(None, str(small_data), split="all")
     boot = evaluate(None, str(small_data), split="all", bootstrap=50)
     for head in ("p_fail", "p_quit"):
@@ -93,6 +100,39 @@ def test_evaluate_bounds_the_risk_heads_auc_by_resampling_sessions(small_data: P
     assert boot["frames"] == plain["frames"] and "auc_low" not in boot["heads"]["npc_tactic_hit"]
     assert "95% interval over 50 resamples of the sessions: p_fail" in markdown(boot)
     assert "interval" not in markdown(plain)
+
+
+def test_a_resamples_auc_is_the_auc_of_the_sessions_repeated_as_drawn() -> None:
+    """The bootstrap counts a session drawn k times k times, without concatenating the copies: the same
+    rank statistic (ties included) as `auc` over the frames repeated so."""
+    rng = np.random.default_rng(3)
+    labels = [rng.random(n) < 0.3 for n in (40, 1, 75, 12, 60)]
+    probs = [np.round(rng.random(len(y)), 1) for y in labels]  # coarse: many ties, within and across sessions
+    weighted = SessionWeightedAUC((labels, probs))
+    for counts in ([1, 1, 1, 1, 1], [0, 2, 1, 0, 3], [5, 0, 0, 1, 0]):
+        idx = np.repeat(np.arange(5), counts)
+        pooled = auc(np.concatenate([labels[i] for i in idx]), np.concatenate([probs[i] for i in idx]))
+        assert weighted(np.array(counts)) == pytest.approx(pooled, abs=1e-12)
+    assert np.isnan(weighted(np.array([0, 1, 0, 0, 0])))  # one frame: one class only
+
+
+def test_sessions_predicted_together_get_what_each_gets_alone(small_data: Path) -> None:
+    """The batched rollout packs several sessions into a lane: split back by session, each session's
+    frames are the ones, in order, and with the figures, that a rollout of it alone gives."""
+    model = load_checkpoint(None).model
+    sessions = load_examples(small_data)
+    together = predict_sessions(model, sessions, chunk=16, lanes=3)  # more sessions than lanes
+    assert len(together) == len(sessions)
+    for s, got in zip(sessions, together, strict=True):
+        alone = predict_sessions(model, [s])[0]
+        assert len(got.fail[0]) == len(s)
+        for mine, its in ((got.fail, alone.fail), (got.quit, alone.quit), (got.npc, alone.npc)):
+            np.testing.assert_array_equal(mine[0], its[0])
+            np.testing.assert_allclose(mine[1], its[1], atol=1e-5)
+        np.testing.assert_array_equal(got.quit[0], s.quit)
+        for name, (y, p) in got.states.items():
+            np.testing.assert_allclose(p, alone.states[name][1], atol=1e-5)
+            np.testing.assert_array_equal(y, alone.states[name][0])
 
 
 def test_evaluate_paired_with_the_same_players_elsewhere(small_data: Path, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ and correlation with their proxies.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,33 +84,51 @@ class Predictions:
     states: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
-def predict(model: PlayerModel, sessions: list[SessionExamples], chunk: int = 64, lanes: int = 64) -> Predictions:
-    acc: dict[str, list[np.ndarray]] = {}
+_STATES = ("frustration", "engagement", "skill")  # the state heads, scored against their targets
 
-    def add(key: str, value: torch.Tensor) -> None:
-        acc.setdefault(key, []).append(value.float().numpy())
 
+def predict_sessions(
+    model: PlayerModel, sessions: list[SessionExamples], chunk: int = 64, lanes: int = 64
+) -> list[Predictions]:
+    """Each session's predictions (its frames in order), from one batched rollout over all of them:
+    a session's lane carries only its own state, so these are the figures it gets alone."""
+    acc: list[dict[str, list[np.ndarray]]] = [{} for _ in sessions]
     for b, out in rollout(model, sessions, chunk, lanes):
         v = b.valid
-        add("fail_y", b.targets["fail"][v])
-        add("fail_p", torch.sigmoid(out.fail_logits[..., 0])[v])
-        add("quit_y", b.targets["quit"][v])
-        add("quit_p", torch.sigmoid(out.quit_logits[..., 1])[v])
-        for name in ("frustration", "engagement", "skill"):
-            add(f"{name}_y", b.targets[name][v])
-            add(f"{name}_p", getattr(out, name)[v])
         tactic = b.targets["npc_tactic"]
         seen = (tactic >= 0) & v.unsqueeze(-1)
-        logit = out.npc_logits.gather(-1, tactic.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-        add("npc_y", b.targets["npc_hit"][seen])
-        add("npc_p", torch.sigmoid(logit)[seen])
-    cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in acc.items()}
-    return Predictions(
-        fail=(cat["fail_y"], cat["fail_p"]),
-        quit=(cat["quit_y"], cat["quit_p"]),
-        npc=(cat["npc_y"], cat["npc_p"]),
-        states={n: (cat[f"{n}_y"], cat[f"{n}_p"]) for n in ("frustration", "engagement", "skill")},
-    )
+        npc_logit = out.npc_logits.gather(-1, tactic.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+        parts: dict[str, tuple[torch.Tensor, torch.Tensor]] = {  # key: (value [B, T, ...], frames kept [B, T, ...])
+            "fail_y": (b.targets["fail"], v),
+            "fail_p": (torch.sigmoid(out.fail_logits[..., 0]), v),
+            "quit_y": (b.targets["quit"], v),
+            "quit_p": (torch.sigmoid(out.quit_logits[..., 1]), v),
+            "npc_y": (b.targets["npc_hit"], seen),
+            "npc_p": (torch.sigmoid(npc_logit), seen),
+        }
+        for name in _STATES:
+            parts[f"{name}_y"] = (b.targets[name], v)
+            parts[f"{name}_p"] = (getattr(out, name), v)
+        arrays = {k: (value.float().numpy(), keep.numpy()) for k, (value, keep) in parts.items()}
+        for lane, si in enumerate(b.session.tolist()):  # each lane's kept frames to the session it holds
+            if si >= 0:
+                for k, (value_np, keep_np) in arrays.items():
+                    acc[si].setdefault(k, []).append(value_np[lane][keep_np[lane]])
+    return [_gathered(a) for a in acc]
+
+
+def predict(model: PlayerModel, sessions: list[SessionExamples], chunk: int = 64, lanes: int = 64) -> Predictions:
+    """Every frame of `sessions`, pooled."""
+    return _joined(predict_sessions(model, sessions, chunk, lanes))
+
+
+def _gathered(acc: dict[str, list[np.ndarray]]) -> Predictions:
+    cat = {k: np.concatenate(v) for k, v in acc.items()}
+
+    def pair(name: str) -> tuple[np.ndarray, np.ndarray]:
+        return cat.get(f"{name}_y", np.zeros(0, np.float32)), cat.get(f"{name}_p", np.zeros(0, np.float32))
+
+    return Predictions(fail=pair("fail"), quit=pair("quit"), npc=pair("npc"), states={n: pair(n) for n in _STATES})
 
 
 # The share of resampled AUCs an interval holds (`evaluate --bootstrap`; the markdown names it).
@@ -123,31 +141,55 @@ _RISK_HEADS: tuple[tuple[str, Callable[[Predictions], tuple[np.ndarray, np.ndarr
     ("p_quit", lambda p: p.quit),
 )
 _Sessions = tuple[list[np.ndarray], list[np.ndarray]]  # one head's labels and probabilities, per session
-_Index = Sequence[int] | np.ndarray  # session indices, repeats allowed
 
 
-def _pooled_auc(side: _Sessions, idx: _Index) -> float:
-    """The AUC over the frames of the sessions `idx` (repeats counted again), pooled."""
-    return auc(np.concatenate([side[0][i] for i in idx]), np.concatenate([side[1][i] for i in idx]))
+class SessionWeightedAUC:
+    """One head's AUC over the frames of many sessions pooled, each session counted `counts[i]` times
+    (a bootstrap draw's multiplicities): the rank statistic of the frames so repeated, from one sort
+    made up front, so a resample costs a pass over the frames instead of a sort of them."""
+
+    def __init__(self, side: _Sessions) -> None:
+        labels, probs = side
+        p = np.concatenate(probs) if probs else np.zeros(0)
+        order = np.argsort(p, kind="mergesort")
+        _, group = np.unique(p[order], return_inverse=True)  # tie group of each sorted frame, ascending
+        session = np.repeat(np.arange(len(labels)), [len(y) for y in labels])
+        self.sessions = len(labels)
+        self._group = group.reshape(-1)
+        self._groups = int(self._group.max()) + 1 if len(p) else 0
+        self._positive = (np.concatenate(labels) if labels else np.zeros(0)).astype(bool)[order]
+        self._session = session[order]
+
+    def __call__(self, counts: np.ndarray) -> float:
+        w = counts[self._session].astype(np.float64)  # [frames]: each frame's session's count
+        pos = np.bincount(self._group, w * self._positive, self._groups)  # [groups]
+        neg = np.bincount(self._group, w * ~self._positive, self._groups)
+        n_pos, n_neg = pos.sum(), neg.sum()
+        if n_pos == 0 or n_neg == 0:
+            return float("nan")
+        below = np.cumsum(neg) - neg  # the negatives' weight scored below each tie group
+        return float((pos * (below + 0.5 * neg)).sum() / (n_pos * n_neg))
 
 
-def _auc_or_difference(sides: tuple[_Sessions, ...], idx: _Index) -> float:
-    """One side's pooled AUC over the sessions `idx`, or the first side's minus the second's."""
-    first = _pooled_auc(sides[0], idx)
-    return first - _pooled_auc(sides[1], idx) if len(sides) > 1 else first
+def _auc_or_difference(sides: tuple[SessionWeightedAUC, ...], counts: np.ndarray) -> float:
+    """One side's pooled AUC with the sessions counted so, or the first side's minus the second's."""
+    first = sides[0](counts)
+    return first - sides[1](counts) if len(sides) > 1 else first
 
 
-def _resampled(sides: tuple[_Sessions, ...], resamples: int, rng: np.random.Generator) -> tuple[float, float]:
+def _resampled(sides: tuple[SessionWeightedAUC, ...], resamples: int, rng: np.random.Generator) -> tuple[float, float]:
     """The AUC_INTERVAL percentiles of _auc_or_difference over `resamples` draws of the sessions with
     replacement (a pair's sessions drawn together)."""
-    n = len(sides[0][0])
-    draws = [_auc_or_difference(sides, rng.integers(0, n, n)) for _ in range(resamples)]
+    n = sides[0].sessions
+    draws = [_auc_or_difference(sides, np.bincount(rng.integers(0, n, n), minlength=n)) for _ in range(resamples)]
     lo, hi = np.percentile(draws, [50 * (1 - AUC_INTERVAL), 50 * (1 + AUC_INTERVAL)])
     return float(lo), float(hi)
 
 
-def _sessions_of(preds: list[Predictions], get: Callable[[Predictions], tuple[np.ndarray, np.ndarray]]) -> _Sessions:
-    return [get(p)[0] for p in preds], [get(p)[1] for p in preds]
+def _sessions_of(
+    preds: list[Predictions], get: Callable[[Predictions], tuple[np.ndarray, np.ndarray]]
+) -> SessionWeightedAUC:
+    return SessionWeightedAUC(([get(p)[0] for p in preds], [get(p)[1] for p in preds]))
 
 
 def session_intervals(per_session: list[Predictions], resamples: int, seed: int = 0) -> dict[str, dict[str, float]]:
@@ -174,7 +216,8 @@ def paired_differences(
     for head, get in _RISK_HEADS:
         pair = (_sessions_of(per_session, get), _sessions_of(baseline, get))
         lo, hi = _resampled(pair, resamples, rng)
-        out[head] = {"auc_diff": _auc_or_difference(pair, range(len(per_session))), "diff_low": lo, "diff_high": hi}
+        whole = np.ones(len(per_session), np.int64)
+        out[head] = {"auc_diff": _auc_or_difference(pair, whole), "diff_low": lo, "diff_high": hi}
     return out
 
 
@@ -203,12 +246,12 @@ def evaluate(
         sessions = [s for s in sessions if s.name in others]
         if not sessions:
             raise ValueError(f"no session of {data} ({split} split) has a namesake in {paired_with}")
-    if bootstrap > 0:  # predicted a session at a time, to resample them; the same figures otherwise
-        per_session = [predict(ckpt.model, [s]) for s in sessions]
+    if bootstrap > 0:  # kept per session, to resample them
+        per_session = predict_sessions(ckpt.model, sessions)
         intervals = session_intervals(per_session, bootstrap)
         preds = _joined(per_session)
         if paired_with:
-            baseline = [predict(ckpt.model, [others[s.name]]) for s in sessions]
+            baseline = predict_sessions(ckpt.model, [others[s.name] for s in sessions])
             paired = {
                 "data": str(paired_with),
                 "resamples": bootstrap,
@@ -253,7 +296,7 @@ def _joined(parts: list[Predictions]) -> Predictions:
         fail=cat(lambda p: p.fail),
         quit=cat(lambda p: p.quit),
         npc=cat(lambda p: p.npc),
-        states={n: cat(lambda p, n=n: p.states[n]) for n in ("frustration", "engagement", "skill")},
+        states={n: cat(lambda p, n=n: p.states[n]) for n in _STATES},
     )
 
 
