@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sidecar.policies.experiments import weighted_labels
+from sidecar.policies.experiments import split_label, weighted_labels
 
 __all__ = ["PolicyRun", "checked", "parse_mixture", "parse_policy"]
 
@@ -21,20 +21,13 @@ class PolicyRun:
 def parse_policy(label: str) -> PolicyRun:
     """'static:0.4', 'rubber_band', 'predictive:nohints', 'predictive:quit_weight=2;band_low=0.1' or
     'static:level=0.8;retreat=0.15'."""
-    name, _, arg = label.partition(":")
-    if name == "static" and "=" not in arg:
-        return PolicyRun(label, "static", {"level": arg or "0.5"}, True)
-    params: dict[str, str] = {}
-    hints = True
-    for part in filter(None, arg.split(";")):
-        if part == "nohints":
-            hints = False
-            continue
-        key, sep, value = part.partition("=")
-        if not sep:
-            raise ValueError(f"policy {label!r}: expected KEY=VALUE or 'nohints', got {part!r}")
-        params[key] = value
-    return PolicyRun(label, name, params, hints)
+    name, params, words = split_label(label)
+    if name == "static" and not params and not words:
+        params = {"level": "0.5"}
+    unknown = [w for w in words if w != "nohints"]
+    if unknown:
+        raise ValueError(f"policy {label!r}: expected KEY=VALUE or 'nohints', got {unknown[0]!r}")
+    return PolicyRun(label, name, params, "nohints" not in words)
 
 
 def checked(run: PolicyRun) -> PolicyRun:

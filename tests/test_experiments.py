@@ -14,7 +14,14 @@ from sidecar.limits import Limits
 from sidecar.model.checkpoint import Checkpoint
 from sidecar.operations.experiment_report import SessionOutcome, msprt, read_outcomes, report, write_report
 from sidecar.operations.recording import read_recording
-from sidecar.policies.experiments import ExperimentSet, load_experiments, parse_experiment
+from sidecar.policies.experiments import (
+    ExperimentSet,
+    load_experiments,
+    normal_label,
+    parse_arm,
+    parse_experiment,
+    split_label,
+)
 from sidecar.protocol import Connection, ServerInfo, Welcomed
 from sidecar.session import SessionRegistry
 from sidecar.wire.requests import from_message
@@ -74,6 +81,34 @@ def test_the_arm_reaches_the_welcome_and_only_allowed_overrides() -> None:
 def test_bad_experiments_are_refused_by_name(text: str, words: str) -> None:
     with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]")):
         parse_experiment(text)
+
+
+def test_one_label_grammar_for_the_sidecars_arms_the_simulators_runs_and_logs() -> None:
+    """An experiment's arm, the simulator's run and a log's director read a label alike: the level
+    shorthand, parameters (the last of a key given twice), and bare words only where a tool takes them."""
+    from sim.policy_labels import parse_policy
+
+    assert split_label("static:0.4") == ("static", {"level": "0.4"}, [])
+    assert split_label("predictive:band_low=0.1;nohints;band_low=0.2") == (
+        "predictive",
+        {"band_low": "0.2"},
+        ["nohints"],
+    )
+    for label in ("static:0.4", "static:level=0.8;retreat=0.3", "predictive:band_low=0.1;quit_weight=2", "rubber_band"):
+        arm, run = parse_arm(label, 1.0), parse_policy(label)
+        assert (arm.policy, arm.params) == (run.policy, run.params) and run.hints
+    assert parse_policy("predictive:nohints").hints is False
+    with pytest.raises(ValueError, match="expected KEY=VALUE parameters, got 'nohints'"):
+        parse_arm("predictive:nohints", 1.0)  # a served arm always sends its hints
+    with pytest.raises(ValueError, match="expected KEY=VALUE or 'nohints', got 'fast'"):
+        parse_policy("predictive:fast")
+    spellings = ("static:0.50", "static:.5", "static:level=0.5")
+    assert {normal_label(s) for s in spellings} == {"static:0.5"}
+    assert normal_label("predictive:band_high=.40;band_low=0.1") == normal_label(
+        "predictive:band_low=0.10;band_high=0.4"
+    )
+    assert normal_label("static:level=0.5;retreat=0.3") == "static:level=0.5;retreat=0.3"
+    assert normal_label("predictive") == "predictive"
 
 
 def test_experiments_from_toml_and_yaml(tmp_path: Path) -> None:

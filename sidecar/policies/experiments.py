@@ -38,6 +38,7 @@ __all__ = [
     "normal_label",
     "parse_arm",
     "parse_experiment",
+    "split_label",
     "weighted_labels",
 ]
 
@@ -86,18 +87,29 @@ class ExperimentSet:
         return self._by_game[game_id]
 
 
+def split_label(label: str) -> tuple[str, dict[str, str], list[str]]:
+    """A director label's name, KEY=VALUE parameters and bare words, in the one grammar every tool
+    writes: 'name', 'name:KEY=VALUE;KEY=VALUE' (a key given twice: the last), 'static:0.4' (a fixed level,
+    {'level': '0.4'}). Bare words ('nohints') come back apart, for the caller to accept or refuse."""
+    name, _, arg = label.partition(":")
+    if name == "static" and arg and "=" not in arg:
+        return name, {"level": arg}, []
+    params: dict[str, str] = {}
+    words: list[str] = []
+    for part in filter(None, arg.split(";")):
+        key, sep, value = part.partition("=")
+        if sep:
+            params[key] = value
+        else:
+            words.append(part)
+    return name, params, words
+
+
 def parse_arm(label: str, weight: float) -> Arm:
     """'static:0.4', 'learned', 'predictive:quit_weight=2;band_low=0.1' with its weight; checked."""
-    name, _, arg = label.partition(":")
-    params: dict[str, str] = {}
-    if name == "static" and arg and "=" not in arg:
-        params["level"] = arg
-    else:
-        for part in filter(None, arg.split(";")):
-            key, sep, value = part.partition("=")
-            if not sep:
-                raise ValueError(f"arm {label!r}: expected KEY=VALUE parameters, got {part!r}")
-            params[key] = value
+    name, params, words = split_label(label)
+    if words:
+        raise ValueError(f"arm {label!r}: expected KEY=VALUE parameters, got {words[0]!r}")
     if name not in POLICY_NAMES:
         raise ValueError(f"arm {label!r}: {name!r} is not a director ({', '.join(POLICY_NAMES)})")
     try:
@@ -111,15 +123,14 @@ def parse_arm(label: str, weight: float) -> Arm:
 
 def normal_label(label: str) -> str:
     """One spelling per director (logs written by hand or by other tools spell an arm many ways):
-    'static:0.50' and 'static:.5' are 'static:0.5'; a director's parameters in one order, numbers alike
-    ('predictive:band_high=.40;band_low=0.1' is 'predictive:band_high=0.4;band_low=0.1')."""
-    name, sep, arg = label.partition(":")
-    if not sep:
+    'static:0.50', 'static:.5' and 'static:level=0.5' are 'static:0.5'; a director's parameters in one
+    order, numbers alike ('predictive:band_high=.40;band_low=0.1' is 'predictive:band_high=0.4;band_low=0.1')."""
+    if ":" not in label:
         return label
-    if name == "static" and "=" not in arg:
-        return f"static:{_number(arg)}"
-    parts = sorted(part.partition("=") for part in arg.split(";") if part)
-    return f"{name}:" + ";".join(f"{key}{eq}{_number(value)}" for key, eq, value in parts)
+    name, params, words = split_label(label)
+    if name == "static" and list(params) == ["level"] and not words:
+        return f"static:{_number(params['level'])}"
+    return f"{name}:" + ";".join(sorted([f"{k}={_number(v)}" for k, v in params.items()] + words))
 
 
 def _number(text: str) -> str:
