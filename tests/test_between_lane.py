@@ -13,12 +13,15 @@ import asyncio
 import struct
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
 
+import sidecar.serving.service as service_module
 from sidecar.columns import EventType
 from sidecar.errors import MetabrainError
 from sidecar.limits import Limits
@@ -189,27 +192,64 @@ def _comparable(answer: bytes) -> bytes:
     return r.SerializeToString()
 
 
-def _run(messages: list[bytes], policy: str = "predictive") -> tuple[list[list[bytes]], list[dict[str, Any]], int]:
-    async def both() -> tuple[list[list[bytes]], list[dict[str, Any]], int]:
+class _Clock:
+    """The time both sidecars receive each message at (their streams' `time.monotonic`): whether a step
+    frame is answered at once depends on the wall time between a session's step frames (the engine's
+    real-time check), so two sidecars that read the real clock can decide it differently when the
+    machine stalls between their sends of one frame (a 150 ms stall there did so, every time). Kept far
+    behind the real clock, so times in the sidecar stay positive (and clip alike on both paths)."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic() - 10_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+# Messages the test's clock advances at real time (1/HZ each: a game in real time, whose step frames are
+# answered at once, as a game's are), then ten times faster (a replay: step frames wait for their steps).
+_REAL_TIME_MESSAGES = 600
+
+
+@dataclass
+class _Ran:
+    answers: list[list[bytes]]  # each message's answers, the lane sidecar's
+    states: list[dict[str, Any]]  # the session's state after each message
+    in_lane: int  # frames the lane answered
+    at_once: int  # step frames answered at once (the same on both)
+
+
+def _run(messages: list[bytes], policy: str = "predictive") -> _Ran:
+    clock = _Clock()
+
+    async def both() -> _Ran:
         lane, plain = _Stream(True), _Stream(False)
         await lane.open(policy)
         await plain.open(policy)
         assert lane.handler.lane is not None and plain.handler.lane is None
-        answers, states = [], []
-        for data in messages:
+        answers: list[list[bytes]] = []
+        states: list[dict[str, Any]] = []
+        for i, data in enumerate(messages):
+            clock.now += 1.0 / HZ if i < _REAL_TIME_MESSAGES else 0.1 / HZ
             a, b = await lane.send(data), await plain.send(data)
             assert [_comparable(x) for x in a] == [_comparable(x) for x in b], f"message {len(answers)}"
             assert lane.state() == plain.state(), f"message {len(answers)}"
             answers.append(a)
             states.append(lane.state())
-        return answers, states, lane.handler.lane.answered
+        at_once = lane.sidecar.engine.steps_answered_at_once
+        assert at_once == plain.sidecar.engine.steps_answered_at_once
+        return _Ran(answers, states, lane.handler.lane.answered, at_once)
 
-    return asyncio.run(both())
+    with mock.patch.object(service_module, "time", clock):
+        return asyncio.run(both())
 
 
 def test_the_lane_answers_and_changes_state_as_the_python_path_does() -> None:
     messages = _hostile(_frames(11, 1400))
-    answers, _, in_lane = _run(messages)
+    ran = _run(messages)
+    answers, in_lane = ran.answers, ran.in_lane
+    # Both ways of taking a step frame were compared: answered at once (a game in real time) and waiting.
+    assert ran.at_once > 10 and ran.at_once < len(messages) / 12 - 10
     # Most frames between steps went through the lane (the model steps at 5 Hz: 11 in 12 are between).
     assert in_lane > 0.7 * len(messages)
     for one in answers:
@@ -230,7 +270,8 @@ def test_hints_follow_the_npcs_and_a_pause_goes_through_the_protocol() -> None:
         f.sequence = i + 1
     frames[300] = _with_event(frames[300], EventType.PAUSE)
     frames[320] = _with_event(frames[320], EventType.RESUME)
-    answers, states, _ = _run([_request(f) for f in frames])
+    ran = _run([_request(f) for f in frames])
+    answers, states = ran.answers, ran.states
     assert states[300]["session"][3] is True and states[319]["session"][3] is True
     assert states[320]["session"][3] is False
     hinted = [pb.SessionResponse.FromString(a).guidance.npc_hints for one in answers for a in one]
@@ -242,7 +283,7 @@ def test_a_player_id_that_is_not_utf8_ends_the_stream_on_both_paths() -> None:
     good = [_request(f) for f in frames[:-1]]
     pid = frames[-1].player_table.player_ids[0].encode()
     bad = _request(frames[-1]).replace(pid, b"\xff" * len(pid))  # refused by the protobuf parser: the lane too
-    answers, _, _ = _run([*good, bad])
+    answers = _run([*good, bad]).answers
     assert answers[-1] == [b"fatal MALFORMED "]
 
 
