@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from sidecar.features import P
 from sidecar.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -103,16 +104,19 @@ def test_evaluate_bounds_the_risk_heads_auc_by_resampling_sessions(small_data: P
 
 
 def test_a_resamples_auc_is_the_auc_of_the_sessions_repeated_as_drawn() -> None:
-    """The bootstrap counts a session drawn k times k times, without concatenating the copies: the same
-    rank statistic (ties included) as `auc` over the frames repeated so."""
+    """The bootstrap counts a session drawn k times k times, without concatenating the copies: the
+    Mann-Whitney statistic (ties ranked by their average) of the frames repeated so."""
     rng = np.random.default_rng(3)
     labels = [rng.random(n) < 0.3 for n in (40, 1, 75, 12, 60)]
     probs = [np.round(rng.random(len(y)), 1) for y in labels]  # coarse: many ties, within and across sessions
     weighted = SessionWeightedAUC((labels, probs))
     for counts in ([1, 1, 1, 1, 1], [0, 2, 1, 0, 3], [5, 0, 0, 1, 0]):
         idx = np.repeat(np.arange(5), counts)
-        pooled = auc(np.concatenate([labels[i] for i in idx]), np.concatenate([probs[i] for i in idx]))
+        y, p = np.concatenate([labels[i] for i in idx]), np.concatenate([probs[i] for i in idx])
+        n_pos, n_neg = int(y.sum()), int((~y).sum())
+        pooled = (stats.rankdata(p)[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
         assert weighted(np.array(counts)) == pytest.approx(pooled, abs=1e-12)
+        assert auc(y, p) == pytest.approx(pooled, abs=1e-12)
     assert np.isnan(weighted(np.array([0, 1, 0, 0, 0])))  # one frame: one class only
 
 

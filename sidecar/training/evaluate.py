@@ -25,19 +25,8 @@ from sidecar.training.train import TrainConfig, split_sessions
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Area under the ROC curve by the rank statistic (ties averaged)."""
-    y = y.astype(bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(p, kind="mergesort")
-    ranks = np.empty(len(p), np.float64)
-    sorted_p = p[order]
-    # average ranks over ties
-    _, first, counts = np.unique(sorted_p, return_index=True, return_counts=True)
-    avg = first + (counts - 1) / 2.0 + 1.0
-    ranks[order] = np.repeat(avg, counts)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    """Area under the ROC curve by the rank statistic (ties averaged); NaN with one class only."""
+    return SessionWeightedAUC(([y], [p]))(np.ones(1, np.int64))
 
 
 def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> tuple[float, list[dict[str, float]]]:
@@ -145,8 +134,9 @@ _Sessions = tuple[list[np.ndarray], list[np.ndarray]]  # one head's labels and p
 
 class SessionWeightedAUC:
     """One head's AUC over the frames of many sessions pooled, each session counted `counts[i]` times
-    (a bootstrap draw's multiplicities): the rank statistic of the frames so repeated, from one sort
-    made up front, so a resample costs a pass over the frames instead of a sort of them."""
+    (a bootstrap draw's multiplicities): the rank statistic of the frames so repeated (ties count a
+    half), from one sort made up front, so a resample costs a pass over the frames instead of a sort of
+    them. `auc` is the one-session case."""
 
     def __init__(self, side: _Sessions) -> None:
         labels, probs = side
