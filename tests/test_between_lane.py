@@ -207,7 +207,8 @@ class _Clock:
 
 
 # Messages the test's clock advances at real time (1/HZ each: a game in real time, whose step frames are
-# answered at once, as a game's are), then ten times faster (a replay: step frames wait for their steps).
+# answered at once, as a game's are); after them a tenth of that each (a game ten times faster than real
+# time, a replay: step frames wait for their steps).
 _REAL_TIME_MESSAGES = 600
 
 
