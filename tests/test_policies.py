@@ -32,6 +32,7 @@ from sidecar.policies.portfolio import (
     PortfolioArm,
     portfolio_for,
     reset_portfolios,
+    rung,
 )
 from sidecar.policies.tick import Direction, direct
 from sidecar.session import Session
@@ -815,9 +816,18 @@ def test_an_easier_level_is_not_taken_back() -> None:
     assert _played("static", easier, _IN_CALM).note is None
 
 
-def test_the_portfolio_takes_back_its_candidates_moves_unless_the_hello_says_not_to() -> None:
-    assert _director("portfolio", {}).retreat is not None
+@pytest.mark.parametrize("arm", [*DEFAULT_ARMS, PREDICTIVE_HARDER, rung(0.1), rung(-0.1)], ids=lambda a: a.label)
+def test_the_portfolio_takes_back_a_candidates_harder_move_unless_it_steers_to_the_band_or_the_hello_says_not_to(
+    arm: PortfolioArm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fixed or adaptive candidate's move is taken back for a player it hurts; a predictive one already
+    eases for the player it pressures (its band), and the retreat took back what the skilled wanted."""
+    monkeypatch.setattr(Portfolio, "choose", lambda self, borrowed=None: (arm, 1.0))
+    director = _director("portfolio", {})
+    assert director.arm == arm
+    assert (director.retreat is not None) == (arm.policy != "predictive")
     assert _director("portfolio", {"retreat": "0"}).retreat is None
+    assert _director("portfolio", {"retreat": "0.3"}).retreat is not None  # the hello's word goes for any candidate
     assert _director("static", {}).retreat is None  # a director asked for by name plays as asked
 
 

@@ -90,9 +90,10 @@ class Director:
             self.arm, drawn_with = self.portfolio.choose()
             if not session.experiment:  # an experiment's own arm stays what its report groups by
                 session.experiment, session.arm, session.assignment_propensity = "portfolio", self.arm.label, drawn_with
-            # The hello's common parameters too; a candidate's move is taken back for a player it hurts
-            # unless the hello says otherwise (retreat.py).
-            name, params = self.arm.policy, {"retreat": PORTFOLIO_RETREAT, **params, **dict(self.arm.params)}
+            # The hello's common parameters too; a fixed or adaptive candidate's move is taken back for a
+            # player it hurts unless the hello says otherwise (retreat.py; PortfolioArm.retreats).
+            taken_back = {"retreat": PORTFOLIO_RETREAT} if self.arm.retreats else {}
+            name, params = self.arm.policy, {**taken_back, **params, **dict(self.arm.params)}
             # What its session counts for: the candidate, and a learns_start one at the start it has now.
             offset, self.evidence = self.arm.offset, self.arm.label
             if self.arm.learns_start:

@@ -90,6 +90,8 @@ class PortfolioArm:
     learns_start: bool = False
     # The candidate that joins once this one is probably the best (FOLLOWERS), as a rung joins the ladder.
     then: str = ""
+    # Whether a move harder than the designer's level is taken back for a player it hurts (PORTFOLIO_RETREAT).
+    retreats: bool = True
 
     @property
     def offset(self) -> float:
@@ -224,7 +226,8 @@ ADAPTIVE_ARM = PortfolioArm("adaptive", "rubber_band", (("death_step", "0.05"),)
 # the designer's level where it is probably the best candidate.
 _DESIGNER = PortfolioArm("designer", "static")
 _HARDER = PortfolioArm("harder", "static", (("offset", "0.1"),), manages="boredom")
-_PREDICTIVE = PortfolioArm("predictive", "predictive", manages="frustration")  # eases where the model sees the need
+# Eases where the model sees the need; no retreat (PORTFOLIO_RETREAT): its band already eases a player it presses.
+_PREDICTIVE = PortfolioArm("predictive", "predictive", manages="frustration", retreats=False)
 # `predictive` with a harder band: no one band suits every population (docs/director-eval-2026-12-01.md,
 # 32nd session: (0.10, 0.40) against the shipped (0.05, 0.30) plays default players +6%, thrill-seekers
 # +16%, veterans +11%, but tilting players -12% and fragile ones -25%). As a fourth candidate from the
@@ -232,22 +235,32 @@ _PREDICTIVE = PortfolioArm("predictive", "predictive", manages="frustration")  #
 # is probably the best (as a ladder rung joins), so games whose players want another candidate never pay.
 # So, 1,000 players from nothing (33rd session): default +1.0/+4.2/+8.8% (seeds 20261128/4242/1), holdout
 # +3.2%, tilt -0.7/-1.8%, fragile -1.0/-1.7% (both still far above any fixed level), thrill-seekers and
-# veterans unchanged to the session (it never joined).
+# veterans unchanged to the session (it never joined). Without the retreat on both predictive candidates
+# (35th session): default 518/496/506 s (1.12x/1.06x/1.10x the rubber band; before 489/499/507), holdout
+# +3.7%, fragile -3.8% on both seeds (the shipped band alone lost 2.4% there without it), tilt -0.5/-2%.
 PREDICTIVE_HARDER = PortfolioArm(
-    "predictive_harder", "predictive", (("band_low", "0.1"), ("band_high", "0.4")), manages="frustration"
+    "predictive_harder",
+    "predictive",
+    (("band_low", "0.1"), ("band_high", "0.4")),
+    manages="frustration",
+    retreats=False,
 )
 FOLLOWERS = {a.label: a for a in (PREDICTIVE_HARDER,)}
 DEFAULT_ARMS = (_DESIGNER, replace(_PREDICTIVE, then=PREDICTIVE_HARDER.label), ADAPTIVE_ARM)
 # The portfolio before the adaptive candidate (and the fixed part of a contextual share): what a replay
 # of a log of fixed directors can estimate (training/portfolio_replay.py).
 FIXED_ARMS = (_DESIGNER, _HARDER, _PREDICTIVE)
-# Every candidate's move harder than the designer's level is taken back for a player who disengages under
-# pressure (sidecar/policies/retreat.py), wholly at this engagement drop. Measured on 300 players (seed 4242), a
-# fixed 0.8 with it against without: thrill-seekers 391 s against 383 and their least skilled tenth 653 s
-# against 578 (693 at the designer's 0.5); veterans 153 against 152. At 0.15: 371 and 146. The portfolio
-# with it (1,000 players): thrill-seekers' least skilled tenth -14% / -3% against the designer's level
-# (seeds 4242 / 1; without it -29% / -23%; a rerun of 4242: -16.7%, still below beyond chance), means
-# within a trajectory's spread of before.
+# A fixed or adaptive candidate's move harder than the designer's level is taken back for a player who
+# disengages under pressure (sidecar/policies/retreat.py), wholly at this engagement drop. Not a predictive
+# candidate's: it keeps each player's predicted risk in its band, so it already eases for a player it
+# presses, and what the retreat took back were the harder levels its band gave the skilled players who
+# wanted them (35th session: `predictive_harder` alone on the card's 1,000 default players 533 s, with the
+# retreat 516; the portfolio without it on its predictive candidates, docs/director-eval-2026-12-01.md).
+# Measured on 300 players (seed 4242), a fixed 0.8 with it against without: thrill-seekers 391 s against
+# 383 and their least skilled tenth 653 s against 578 (693 at the designer's 0.5); veterans 153 against
+# 152. At 0.15: 371 and 146. The portfolio with it (1,000 players): thrill-seekers' least skilled tenth
+# -14% / -3% against the designer's level (seeds 4242 / 1; without it -29% / -23%; a rerun of 4242:
+# -16.7%, still below beyond chance), means within a trajectory's spread of before.
 PORTFOLIO_RETREAT = "0.3"
 _PRIOR_S = 300.0  # the prior: one quit in this many seconds of play, for every arm
 PROPENSITY_DRAWS = 200
