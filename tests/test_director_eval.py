@@ -260,7 +260,7 @@ def test_the_bundled_model_card_regenerates_from_its_reports(tmp_path: Path) -> 
     card = out.read_text()
     assert card == (ck / "MODEL_CARD.md").read_text(), "MODEL_CARD.md is stale: run `metabrain model-card` (README)"
     # The shipped director, on the card's own players, against the best fixed level and the designer's.
-    assert "Best static: static:0.4. portfolio vs best static: +17.3%; vs rubber_band: +5.5%; worst skill" in card
+    assert "Best static: static:0.4. portfolio vs best static: +24.5%; vs rubber_band: +11.9%; worst skill" in card
     assert card.count("below the designer's level beyond chance: none") == 2  # on default and on holdout
     assert "| predictive | 501 |" in card and "| static:0.5 | 410 |" in card
     assert "--value-members 20 --out model.pt  # the surface" not in card
