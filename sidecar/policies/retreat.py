@@ -13,7 +13,8 @@ than the candidate asked.
 A director that keeps each player's predicted risk in a band (`predictive`) is not given one in the
 portfolio: its band already eases for a player it presses, and a retreat on top took back the harder
 levels it gave the skilled players who wanted them (`predictive` with the (0.10, 0.40) band on 1,000
-default players: 533 s alone, 516 s with `retreat=0.3`).
+default players: 533 s alone, 516 s with `retreat=0.3`; the shipped band 501 and 496, though on fragile
+players 490 and 502: docs/director-eval-2026-12-01.md, thirty-fifth session).
 
 An easier level is not taken back. The first version took it back for a player who disengages in calm
 (boredom) and read lingering frustration as boredom: on players whose frustration outlasts the fight
